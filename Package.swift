@@ -1,0 +1,137 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let package = Package(
+    name: "klarna-gateway",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "klarna-gateway", targets: ["KlarnaGatewayCLI"]),
+        .executable(name: "klarna-simulator", targets: ["KlarnaSimulatorCLI"]),
+        .library(name: "GatewayCore", targets: ["GatewayCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Domain values and pure decisions: no I/O, no NIO, no database.
+        .target(name: "GatewayCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // Sealing secrets at rest (AES-256-GCM under HKDF-derived keys).
+        .target(
+            name: "GatewayVault",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The embedded SQLite store (GRDB on the system libsqlite3).
+        .target(
+            name: "GatewayStore",
+            dependencies: [
+                "GatewayCore",
+                "GatewayVault",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The NIO data plane: listeners, TLS, the stage pipeline, upstream pools.
+        .target(
+            name: "GatewayProxy",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Wiring: configuration and policy loading, snapshots, the running service.
+        .target(
+            name: "GatewayApp",
+            dependencies: [
+                "GatewayCore", "GatewayVault", "GatewayStore", "GatewayProxy",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .executableTarget(
+            name: "KlarnaGatewayCLI",
+            dependencies: [
+                "GatewayApp",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/klarna-gateway"
+        ),
+        // The offline Klarna stand-in; the gateway binary does not link it.
+        .target(
+            name: "KlarnaSimulator",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "KlarnaSimulatorCLI",
+            dependencies: [
+                "KlarnaSimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/klarna-simulator"
+        ),
+        // Throwaway PKI, free ports and child processes for tests; never linked into a product.
+        .target(
+            name: "GatewayTestSupport",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
+        .testTarget(name: "GatewayVaultTests", dependencies: ["GatewayVault", "GatewayCore"]),
+        .testTarget(
+            name: "GatewayStoreTests",
+            dependencies: ["GatewayStore", "GatewayVault", "GatewayCore", "GatewayTestSupport"]
+        ),
+        .testTarget(
+            name: "KlarnaSimulatorTests",
+            dependencies: ["KlarnaSimulator", "GatewayCore", "GatewayTestSupport"]
+        ),
+        .testTarget(
+            name: "GatewayProxyTests",
+            dependencies: [
+                "GatewayProxy", "GatewayApp", "GatewayCore", "GatewayTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+    ]
+)

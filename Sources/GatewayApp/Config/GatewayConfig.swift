@@ -1,0 +1,159 @@
+import GatewayCore
+
+/// `config/gateway.yaml`: how the gateway runs. Every key is documented in `docs/config.md`.
+public struct GatewayConfig: Sendable, Codable {
+    /// Identifies this instance in audit records and logs.
+    public var nodeID: String
+    /// A SQLite file path (relative to the config file), or later a `postgres://` URL.
+    public var storage: String
+    /// Where the master key ring comes from.
+    public var masterKey: MasterKeySource
+    /// The operation catalogue file.
+    public var catalogue: String
+    /// Policy files.
+    public var policies: Policies
+    /// Ingress listeners.
+    public var listeners: [Listener]
+    /// Toward Klarna.
+    public var upstream: Upstream
+    /// Size limits on ingress requests.
+    public var limits: Limits
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`); nil for none.
+    public var admin: Address?
+    /// How often the store is polled for changes, in milliseconds.
+    public var reloadIntervalMs: Int
+    /// `trace`, `debug`, `info`, `notice`, `warning`, `error`, `critical`.
+    public var logLevel: String
+    /// The directory relative paths are resolved against (the config file's); not read from YAML.
+    public var baseDirectory: String = "."
+
+    enum CodingKeys: String, CodingKey {
+        case nodeID = "node_id", storage, masterKey = "master_key", catalogue, policies, listeners, upstream, limits, admin
+        case reloadIntervalMs = "reload_interval_ms", logLevel = "log_level"
+    }
+
+    /// The master key ring's source: a file, or an environment variable.
+    public struct MasterKeySource: Sendable, Codable {
+        /// A key-ring file (mode 0600 or stricter); relative to the config file.
+        public var file: String?
+        /// The name of an environment variable holding the key ring.
+        public var environment: String?
+    }
+
+    /// Policy file locations.
+    public struct Policies: Sendable, Codable {
+        /// Grants: which caller may act for which merchants, partners and families.
+        public var access: String
+    }
+
+    /// One ingress listener.
+    public struct Listener: Sendable, Codable {
+        /// A name for logs.
+        public var name: String
+        /// Address to bind.
+        public var address: String
+        /// Port to bind (0 picks a free one; the chosen port is logged).
+        public var port: Int
+        /// TLS; nil serves plain HTTP, allowed only on loopback addresses.
+        public var tls: TLS?
+        /// Offer HTTP/2 through ALPN (TLS listeners only).
+        public var http2: Bool?
+    }
+
+    /// A listener's TLS settings.
+    public struct TLS: Sendable, Codable {
+        /// Server certificate chain, PEM.
+        public var certificate: String
+        /// Server private key, PEM.
+        public var privateKey: String
+        /// CA that signs callers' client certificates.
+        public var clientCA: String?
+        /// `none`, `optional` or `required`.
+        public var clientCertificates: ClientCertificates
+
+        enum CodingKeys: String, CodingKey {
+            case certificate, privateKey = "private_key", clientCA = "client_ca", clientCertificates = "client_certificates"
+        }
+    }
+
+    /// Whether a listener asks for client certificates.
+    public enum ClientCertificates: String, Sendable, Codable {
+        case none, optional, required
+    }
+
+    /// Settings toward Klarna.
+    public struct Upstream: Sendable, Codable {
+        /// A CA file to trust for upstream servers; nil uses the system roots.
+        public var caFile: String?
+        /// Hosts beyond Klarna's own the gateway may send to (a simulator, a candidate pool), with their environment.
+        public var egress: [EgressRule]
+        /// `Klarna-Integration-Metadata` integrator fields; nil sends no header.
+        public var integrator: Integrator?
+        /// Tracing headers to strip, added to the built-in list.
+        public var stripHeaders: [String]
+        /// Connect timeout, milliseconds.
+        public var connectTimeoutMs: Int
+        /// Time to the response head, milliseconds (just above Klarna's 59 s idle timeout by default).
+        public var responseTimeoutMs: Int
+        /// Idle keep-alive connections kept per (host, client certificate) and event loop.
+        public var maxIdlePerKey: Int
+
+        enum CodingKeys: String, CodingKey {
+            case caFile = "ca_file", egress, integrator, stripHeaders = "strip_headers"
+            case connectTimeoutMs = "connect_timeout_ms", responseTimeoutMs = "response_timeout_ms"
+            case maxIdlePerKey = "max_idle_per_key"
+        }
+    }
+
+    /// The integrator tag sent in `Klarna-Integration-Metadata`.
+    public struct Integrator: Sendable, Codable {
+        /// Integrator name.
+        public var name: String
+        /// Module name.
+        public var moduleName: String
+        /// Module version.
+        public var moduleVersion: String
+
+        enum CodingKeys: String, CodingKey { case name, moduleName = "module_name", moduleVersion = "module_version" }
+    }
+
+    /// Ingress size limits (Klarna's own by default).
+    public struct Limits: Sendable, Codable {
+        /// Largest request body, bytes.
+        public var maxBodyBytes: Int
+        /// Largest single header line, bytes.
+        public var maxHeaderBytes: Int
+        /// Largest header block, bytes.
+        public var maxHeadersTotalBytes: Int
+
+        enum CodingKeys: String, CodingKey {
+            case maxBodyBytes = "max_body_bytes", maxHeaderBytes = "max_header_bytes", maxHeadersTotalBytes = "max_headers_total_bytes"
+        }
+    }
+
+    /// A bind address.
+    public struct Address: Sendable, Codable {
+        /// Address.
+        public var address: String
+        /// Port.
+        public var port: Int
+    }
+
+    /// A config-relative path made absolute.
+    public func resolve(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return baseDirectory + "/" + path
+    }
+
+    /// The request-path settings the snapshot carries.
+    public var pipelineSettings: PipelineSettings {
+        PipelineSettings(
+            egress: upstream.egress,
+            stripHeaders: PipelineSettings.defaultStripHeaders.union(upstream.stripHeaders.map { $0.lowercased() }),
+            integrationMetadata: upstream.integrator.map {
+                "{\"integrator\":{\"name\":\(JSONText.quote($0.name)),\"module_name\":\(JSONText.quote($0.moduleName)),"
+                    + "\"module_version\":\(JSONText.quote($0.moduleVersion))}}"
+            }
+        )
+    }
+}

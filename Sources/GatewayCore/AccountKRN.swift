@@ -1,0 +1,59 @@
+/// A Klarna partner account id: `krn:partner:global:account:{test|live}:{ID}`.
+///
+/// Klarna puts it unescaped in the path (`/v2/accounts/krn:partner:...`), so the parser is strict: a KRN of the
+/// wrong shape is refused at the edge instead of being forwarded and answered with Klarna's 404.
+public struct AccountKRN: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The full KRN as Klarna writes it.
+    public let rawValue: String
+    /// The environment written into the KRN.
+    public let environment: KlarnaEnvironment
+    /// The account part after the environment.
+    public let accountID: Substring
+
+    /// The maximum length accepted; Klarna's ids are far shorter, and a bound keeps parsing cheap.
+    public static let maximumLength = 128
+
+    /// Parses a KRN; nil for anything that is not exactly a partner account KRN.
+    public init?(_ text: some StringProtocol) {
+        let text = String(text)
+        guard text.utf8.count <= AccountKRN.maximumLength else { return nil }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[0] == "krn", parts[1] == "partner", parts[2] == "global",
+            parts[3] == "account", let environment = KlarnaEnvironment(rawValue: String(parts[4]))
+        else { return nil }
+        let id = parts[5]
+        guard !id.isEmpty, id.utf8.allSatisfy(AccountKRN.isIDByte) else { return nil }
+        self.rawValue = text
+        self.environment = environment
+        self.accountID = id
+    }
+
+    /// Klarna's account ids are letters, digits, `-` and `_`; anything else (`%`, `/`, `\`, NUL) is an attack or a bug.
+    static func isIDByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+            true
+        default: false
+        }
+    }
+
+    /// Decodes from the KRN string, validating it.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let krn = AccountKRN(text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a partner account KRN: \(text)")
+        }
+        self = krn
+    }
+
+    /// Encodes as the KRN string.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
+    /// The KRN string.
+    public var description: String { rawValue }
+}

@@ -1,0 +1,132 @@
+import Crypto
+
+/// A caller's bearer token: `kgw_<token id>_<secret>`.
+///
+/// The id finds the caller's stored hash without scanning; the secret is compared in constant time against
+/// that hash. Tokens are 256-bit random, so a plain SHA-256 is enough (a slow KDF protects guessable passwords,
+/// not random keys) and keeps the check to about a microsecond on the hot path.
+public struct CallerToken: Sendable {
+    /// The public id half (16 lowercase hex characters).
+    public let id: String
+    /// The secret half.
+    public let secret: Secret
+
+    /// The token as the caller sends it.
+    public var rendered: Secret { Secret("kgw_\(id)_\(secret.exposedValue)") }
+
+    /// Lowercase hex SHA-256 of the secret half: what the store keeps.
+    public var secretHash: String { CallerToken.hash(secret.exposedValue) }
+
+    /// A new random token.
+    public static func generate() -> CallerToken {
+        var rng = SystemRandomNumberGenerator()
+        let idBytes = (0..<8).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let secretBytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        return CallerToken(id: Hex.encode(idBytes), secret: Secret(Base64URL.encode(secretBytes)))
+    }
+
+    private init(id: String, secret: Secret) {
+        self.id = id
+        self.secret = secret
+    }
+
+    /// Parses a presented token; nil for anything not of the exact shape (wrong prefix, length or alphabet).
+    public init?(parsing text: Substring) {
+        guard text.utf8.count == 4 + 16 + 1 + 43, text.hasPrefix("kgw_") else { return nil }
+        let body = text.dropFirst(4)
+        let id = body.prefix(16)
+        let rest = body.dropFirst(16)
+        guard rest.first == "_", id.utf8.allSatisfy(Hex.isLowerHexDigit) else { return nil }
+        let secret = rest.dropFirst()
+        guard secret.utf8.allSatisfy(Base64URL.isAlphabetByte) else { return nil }
+        self.id = String(id)
+        self.secret = Secret(String(secret))
+    }
+
+    /// Lowercase hex SHA-256 of a string's UTF-8 bytes.
+    public static func hash(_ text: String) -> String { Hex.encode(SHA256.hash(data: Array(text.utf8))) }
+
+    /// True when this token's secret hashes to `storedHash`; compares every byte whatever the first mismatch.
+    public func matches(storedHash: String) -> Bool {
+        ConstantTime.equal(Array(secretHash.utf8), Array(storedHash.utf8))
+    }
+}
+
+/// Comparisons whose time does not depend on where the inputs differ.
+public enum ConstantTime {
+    /// Byte-wise equality in time proportional to the length only.
+    public static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+}
+
+/// Lowercase hexadecimal.
+public enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    /// Encodes bytes as lowercase hex.
+    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes hex (either case); nil on odd length or a non-hex character.
+    public static func decode(_ text: String) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count / 2)
+        var index = 0
+        while index < utf8.count {
+            guard let high = value(utf8[index]), let low = value(utf8[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+            index += 2
+        }
+        return out
+    }
+
+    static func isLowerHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+    }
+
+    private static func value(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+/// Base64 with the URL-safe alphabet and no padding.
+public enum Base64URL {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// Encodes bytes.
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        var index = 0
+        while index < bytes.count {
+            let b0 = bytes[index]
+            let b1 = index + 1 < bytes.count ? bytes[index + 1] : 0
+            let b2 = index + 2 < bytes.count ? bytes[index + 2] : 0
+            out.append(alphabet[Int(b0 >> 2)])
+            out.append(alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)])
+            if index + 1 < bytes.count { out.append(alphabet[Int((b1 & 0x0F) << 2 | b2 >> 6)]) }
+            if index + 2 < bytes.count { out.append(alphabet[Int(b2 & 0x3F)]) }
+            index += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func isAlphabetByte(_ byte: UInt8) -> Bool { alphabet.contains(byte) }
+}

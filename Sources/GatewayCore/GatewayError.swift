@@ -1,0 +1,125 @@
+/// A refusal by the gateway itself, rendered in Klarna's error shape so callers parse one format.
+///
+/// The code says which rule refused; the message says what the caller can do about it and never contains a
+/// secret or reveals whether a merchant the caller may not see exists.
+public struct GatewayError: Error, Sendable, Hashable {
+    /// The gateway's error code (`GATEWAY_FORBIDDEN`).
+    public let code: Code
+    /// A human-readable reason, safe to show to the caller.
+    public let message: String
+    /// Extra response headers (rate-limit headers, `Retry-After`).
+    public var headers: [(String, String)] { extraHeaders.map { ($0.name, $0.value) } }
+    /// Extra response headers kept as a hashable list.
+    public let extraHeaders: [Header]
+
+    /// A header attached to a refusal.
+    public struct Header: Sendable, Hashable {
+        /// Header name.
+        public let name: String
+        /// Header value.
+        public let value: String
+        /// Makes a header.
+        public init(_ name: String, _ value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    /// Makes a refusal.
+    public init(_ code: Code, _ message: String, headers: [Header] = []) {
+        self.code = code
+        self.message = message
+        self.extraHeaders = headers
+    }
+
+    /// Every gateway error code with its HTTP status and Klarna error type.
+    public enum Code: String, Sendable, Hashable, CaseIterable {
+        case unauthenticated = "GATEWAY_UNAUTHENTICATED"
+        case forbidden = "GATEWAY_FORBIDDEN"
+        case merchantSuspended = "GATEWAY_MERCHANT_SUSPENDED"
+        case badRequest = "GATEWAY_BAD_REQUEST"
+        case methodNotAllowed = "GATEWAY_METHOD_NOT_ALLOWED"
+        case environmentMismatch = "GATEWAY_ENVIRONMENT_MISMATCH"
+        case payloadTooLarge = "GATEWAY_PAYLOAD_TOO_LARGE"
+        case headersTooLarge = "GATEWAY_HEADERS_TOO_LARGE"
+        case uriTooLong = "GATEWAY_URI_TOO_LONG"
+        case unknownOperation = "GATEWAY_UNKNOWN_OPERATION"
+        case operationNotInRelease = "GATEWAY_OPERATION_NOT_IN_RELEASE"
+        case operationNotAvailable = "GATEWAY_OPERATION_NOT_AVAILABLE"
+        case releaseNotAvailable = "GATEWAY_RELEASE_NOT_AVAILABLE"
+        case rateLimited = "GATEWAY_RATE_LIMITED"
+        case auditUnavailable = "GATEWAY_AUDIT_UNAVAILABLE"
+        case overloaded = "GATEWAY_OVERLOADED"
+        case upstreamUnavailable = "GATEWAY_UPSTREAM_UNAVAILABLE"
+        case upstreamTimeout = "GATEWAY_UPSTREAM_TIMEOUT"
+        case upstreamOutcomeUnknown = "GATEWAY_UPSTREAM_OUTCOME_UNKNOWN"
+        case requestTimeout = "GATEWAY_REQUEST_TIMEOUT"
+        case internalError = "GATEWAY_INTERNAL_ERROR"
+
+        /// The HTTP status this refusal is sent with.
+        public var status: Int {
+            switch self {
+            case .unauthenticated: 401
+            case .forbidden, .merchantSuspended, .operationNotAvailable: 403
+            case .badRequest: 400
+            case .methodNotAllowed: 405
+            case .requestTimeout: 408
+            case .environmentMismatch: 422
+            case .payloadTooLarge: 413
+            case .uriTooLong: 414
+            case .headersTooLarge: 431
+            case .unknownOperation, .operationNotInRelease: 404
+            case .releaseNotAvailable: 409
+            case .rateLimited: 429
+            case .internalError: 500
+            case .upstreamUnavailable: 502
+            case .auditUnavailable, .overloaded: 503
+            case .upstreamTimeout, .upstreamOutcomeUnknown: 504
+            }
+        }
+
+        /// Klarna's `error_type` for the status, so callers' existing error handling applies.
+        public var errorType: String {
+            switch status {
+            case 401, 429: "ACCESS_ERROR"
+            case 403, 404, 409: "RESOURCE_ERROR"
+            case 500..<600: "TECHNICAL_ERROR"
+            default: "INPUT_ERROR"
+            }
+        }
+    }
+
+    /// The HTTP status.
+    public var status: Int { code.status }
+
+    /// The body Klarna would send: `{"error_id","error_type","error_code","error_message"}`.
+    ///
+    /// `errorID` is the gateway request id, so an SRE can find the audit record and log lines from the body alone.
+    public func klarnaJSON(errorID: String) -> String {
+        "{\"error_id\":\(JSONText.quote(errorID)),\"error_type\":\(JSONText.quote(code.errorType)),"
+            + "\"error_code\":\(JSONText.quote(code.rawValue)),\"error_message\":\(JSONText.quote(message))}"
+    }
+}
+
+/// Minimal JSON string quoting for bodies the gateway writes itself (no Foundation encoder on the hot path).
+public enum JSONText {
+    /// Returns `text` as a quoted, escaped JSON string.
+    public static func quote(_ text: String) -> String {
+        var out = "\""
+        out.reserveCapacity(text.utf8.count + 2)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let s where s.value < 0x20:
+                let hex = String(s.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,62 @@
+/// A secret sealed at rest: AES-256-GCM under a key derived from the master key version for its owner.
+public struct SealedSecret: Sendable, Hashable, Codable {
+    /// The owner the secret is bound to (`partner:acq_test`, `merchant:m_1001`, `gateway`).
+    public var owner: String
+    /// Which credential of the owner, and which version of it.
+    public var credential: CredentialRef
+    /// The master key version it is sealed under.
+    public var keyVersion: Int
+    /// Nonce, ciphertext and tag (AES-GCM combined form).
+    public var combined: [UInt8]
+
+    /// Makes a sealed secret.
+    public init(owner: String, credential: CredentialRef, keyVersion: Int, combined: [UInt8]) {
+        self.owner = owner
+        self.credential = credential
+        self.keyVersion = keyVersion
+        self.combined = combined
+    }
+}
+
+/// Everything the gateway persists besides audit records, behind one protocol so that the SQLite store and a
+/// PostgreSQL store can be swapped with the same semantics.
+///
+/// Writes bump `generation()`, which running gateways poll to rebuild their snapshot; nothing on the request
+/// path calls the store.
+public protocol GatewayStore: Sendable {
+    /// Creates or upgrades the schema.
+    func migrate() async throws
+    /// A number that grows with every committed change (from any process).
+    func generation() async throws -> Int64
+
+    /// Every partner.
+    func partners() async throws -> [PartnerRecord]
+    /// Inserts or replaces a partner together with its sealed secrets, atomically.
+    func savePartner(_ partner: PartnerRecord, secrets: [SealedSecret]) async throws
+
+    /// Every merchant.
+    func merchants() async throws -> [MerchantRecord]
+    /// Inserts or replaces merchants (and any sealed secrets), in one transaction.
+    func saveMerchants(_ merchants: [MerchantRecord], secrets: [SealedSecret]) async throws
+    /// Deletes a merchant and its secrets; false when it did not exist.
+    func deleteMerchant(id: String) async throws -> Bool
+
+    /// Every caller.
+    func callers() async throws -> [CallerRecord]
+    /// Inserts or replaces a caller.
+    func saveCaller(_ caller: CallerRecord) async throws
+
+    /// Every sealed secret.
+    func sealedSecrets() async throws -> [SealedSecret]
+    /// Replaces sealed secrets (same owner, credential and version) in one transaction; used by re-sealing.
+    func replaceSealedSecrets(_ secrets: [SealedSecret]) async throws
+}
+
+extension GatewayStore {
+    /// The partner with this id.
+    public func partner(id: String) async throws -> PartnerRecord? { try await partners().first { $0.id == id } }
+    /// The merchant with this id.
+    public func merchant(id: String) async throws -> MerchantRecord? { try await merchants().first { $0.id == id } }
+    /// The caller with this id.
+    public func caller(id: String) async throws -> CallerRecord? { try await callers().first { $0.id == id } }
+}

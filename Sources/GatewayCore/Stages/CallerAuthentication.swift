@@ -1,0 +1,41 @@
+/// Stage 1: who is calling. A bearer token, a verified client certificate, or both bound together.
+public struct CallerAuthentication: Sendable {
+    /// The authenticated caller and how.
+    public struct Result: Sendable {
+        /// The caller.
+        public let caller: CallerRecord
+        /// How it proved itself.
+        public let method: AuthenticationMethod
+    }
+
+    /// One message for every failure, so a prober learns nothing about which part was wrong.
+    static let refusal = GatewayError(.unauthenticated, "Authenticate with a valid bearer token or client certificate.")
+
+    /// Makes the stage.
+    public init() {}
+
+    /// Authenticates the request against the snapshot's callers.
+    public func authenticate<H: HeaderLookup>(_ request: IngressRequest<H>, in snapshot: GatewaySnapshot) throws(GatewayError) -> Result {
+        let presented = request.clientCertificateFingerprint?.lowercased()
+        guard let authorization = try request.headers.single("authorization") else {
+            // Certificate-only callers: the fingerprint must be registered to an active caller.
+            guard let presented, let caller = snapshot.callersByFingerprint[presented] else { throw Self.refusal }
+            return Result(caller: caller, method: .certificate)
+        }
+        guard authorization.utf8.count > 7, authorization.prefix(7).lowercased() == "bearer " else { throw Self.refusal }
+        guard let token = CallerToken(parsing: authorization.dropFirst(7)),
+            let caller = snapshot.callersByTokenID[token.id], let storedHash = caller.tokenHash,
+            token.matches(storedHash: storedHash)
+        else { throw Self.refusal }
+        if let bound = caller.certificateFingerprint?.lowercased() {
+            // A certificate-bound caller must present exactly its certificate.
+            guard let presented, ConstantTime.equal(Array(bound.utf8), Array(presented.utf8)) else { throw Self.refusal }
+            return Result(caller: caller, method: .tokenAndCertificate)
+        }
+        if let presented, let owner = snapshot.callersByFingerprint[presented], owner.id != caller.id {
+            // Caller A's token with caller B's certificate: someone holds parts of two identities.
+            throw Self.refusal
+        }
+        return Result(caller: caller, method: presented == nil ? .token : .tokenAndCertificate)
+    }
+}

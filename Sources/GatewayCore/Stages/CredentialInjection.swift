@@ -1,0 +1,101 @@
+/// The request as it will be sent upstream.
+public struct UpstreamRequestHead: Sendable {
+    /// Method.
+    public let method: String
+    /// Origin-form target with the account segment rewritten to the KRN and the query kept.
+    public let target: String
+    /// Headers to send, in order; `Authorization` among them.
+    public let headers: [(String, String)]
+    /// Where to send it.
+    public let endpoint: UpstreamEndpoint
+    /// The mTLS identity to present.
+    public let identity: ClientIdentity
+    /// Which sealed credential produced `Authorization`.
+    public let credential: CredentialRef
+    /// The `Partner-Correlation-Id` sent (the caller's, or one the gateway made).
+    public let correlationID: String
+}
+
+/// Stage 5: strip what must not leave and add what Klarna needs: the credential, the account, the correlation id.
+public struct CredentialInjection: Sendable {
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) and ones the transport sets itself.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
+        "transfer-encoding", "upgrade", "host", "authorization", "content-length", "expect", "http2-settings",
+    ]
+
+    /// Makes the stage.
+    public init() {}
+
+    /// Builds the upstream head. `requestID` seeds a correlation id when the caller sent none.
+    public func inject<H: HeaderLookup>(
+        method: String, target: RequestTarget, segments: [Substring], operation: Operation?, callTarget: CallTarget,
+        headers: H, requestID: String, settings: PipelineSettings
+    ) -> UpstreamRequestHead {
+        let partner = callTarget.partner
+        var path = partner.endpoint.pathPrefix
+        if case .merchant(let merchant, _) = callTarget, let index = operation?.accountSegmentIndex {
+            for (position, segment) in segments.enumerated() {
+                path += "/"
+                path += position == index ? merchant.record.account.rawValue : String(segment)
+            }
+        } else {
+            path += target.path
+        }
+        if let query = target.query { path += "?" + query }
+
+        // Headers the request names in `Connection` are hop-by-hop too.
+        var dropped = Self.hopByHop
+        for value in headers.values(of: "connection") {
+            for token in value.split(separator: ",") {
+                dropped.insert(token.trimmingSpaces.lowercased())
+            }
+        }
+        var out: [(String, String)] = []
+        var correlationID: String?
+        var hasIntegrationMetadata = false
+        headers.forEachHeader { name, value in
+            let lowered = name.lowercased()
+            if dropped.contains(lowered) || lowered.hasPrefix("klarna-gateway-") || settings.stripHeaders.contains(lowered) {
+                return
+            }
+            if lowered == "partner-correlation-id" { correlationID = value }
+            if lowered == "klarna-integration-metadata" { hasIntegrationMetadata = true }
+            out.append((name, value))
+        }
+        let authorization: Secret
+        let credential: CredentialRef
+        switch callTarget {
+        case .direct(let merchant, _):
+            authorization = merchant.ownAuthorization ?? partner.authorization
+            credential = merchant.record.apiKey ?? partner.record.apiKey
+        case .merchant, .partner:
+            authorization = partner.authorization
+            credential = partner.record.apiKey
+        }
+        out.insert(("Host", partner.endpoint.authority), at: 0)
+        out.append(("Authorization", authorization.exposedValue))
+        if !hasIntegrationMetadata, let metadata = settings.integrationMetadata {
+            out.append(("Klarna-Integration-Metadata", metadata))
+        }
+        if correlationID == nil {
+            let generated = String(requestID.unicodeScalars.filter { $0.properties.isAlphabetic || ("0"..."9").contains($0) })
+            correlationID = generated
+            out.append(("Partner-Correlation-Id", generated))
+        }
+        return UpstreamRequestHead(
+            method: method, target: path, headers: out, endpoint: partner.endpoint, identity: partner.clientIdentity,
+            credential: credential, correlationID: correlationID ?? ""
+        )
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs.
+    var trimmingSpaces: Substring {
+        var result = self
+        while let first = result.first, first == " " || first == "\t" { result = result.dropFirst() }
+        while let last = result.last, last == " " || last == "\t" { result = result.dropLast() }
+        return result
+    }
+}

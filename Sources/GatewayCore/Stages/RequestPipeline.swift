@@ -1,0 +1,65 @@
+/// A call the pipeline decided to forward: everything the transport, the rate limiter and the audit trail need.
+public struct ForwardPlan: Sendable {
+    /// What the stages learned, for the audit record.
+    public let facts: CallFacts
+    /// Who the call acts for.
+    public let target: CallTarget
+    /// The head to send upstream.
+    public let upstream: UpstreamRequestHead
+}
+
+/// A refusal with what was known when it happened.
+public struct Refusal: Error, Sendable {
+    /// The error sent to the caller.
+    public let error: GatewayError
+    /// What the stages had learned, for the audit record.
+    public let facts: CallFacts
+}
+
+/// The pure part of a request's way through the gateway, stage by stage, in one direction.
+///
+/// Each stage either adds to `CallFacts` or ends the call with a `GatewayError`; nothing here does I/O, so the
+/// whole decision is tested without sockets. Rate limiting and audit, which hold state, run after it in the
+/// transport.
+public struct RequestPipeline: Sendable {
+    let authentication = CallerAuthentication()
+    let matching = OperationMatching()
+    let resolution = TargetResolution()
+    let environmentGuard = EnvironmentGuard()
+    let injection = CredentialInjection()
+
+    /// Makes the pipeline.
+    public init() {}
+
+    /// Runs every pure stage for a request head.
+    public func plan<H: HeaderLookup>(
+        _ request: IngressRequest<H>, requestID: String, snapshot: GatewaySnapshot
+    ) -> Result<ForwardPlan, Refusal> {
+        var facts = CallFacts()
+        do throws(GatewayError) {
+            let caller = try authentication.authenticate(request, in: snapshot)
+            facts.callerID = caller.caller.id
+            facts.authentication = caller.method
+            let target = try RequestTarget(parsing: request.target)
+            facts.target = target
+            let match = try matching.match(method: request.method, target: target, in: snapshot)
+            facts.operation = match.operation
+            let callTarget = try resolution.resolve(
+                operation: match.operation, segments: match.segments, headers: request.headers, caller: caller.caller,
+                in: snapshot
+            )
+            facts.partnerID = callTarget.partner.record.id
+            facts.merchantID = callTarget.merchant?.record.id
+            facts.account = callTarget.merchant?.record.account.rawValue
+            let environment = try environmentGuard.check(callTarget, settings: snapshot.settings)
+            facts.environment = environment
+            let upstream = injection.inject(
+                method: request.method, target: target, segments: match.segments, operation: match.operation,
+                callTarget: callTarget, headers: request.headers, requestID: requestID, settings: snapshot.settings
+            )
+            return .success(ForwardPlan(facts: facts, target: callTarget, upstream: upstream))
+        } catch {
+            return .failure(Refusal(error: error, facts: facts))
+        }
+    }
+}
