@@ -1,0 +1,114 @@
+import Foundation
+
+/// A product binary of this package run as a child process, with its output captured to files so tests can
+/// search everything it printed (for planted secrets, for example).
+public final class ChildProcess: @unchecked Sendable {
+    /// The running process.
+    public let process: Process
+    /// Where its standard output goes.
+    public let stdoutURL: URL
+    /// Where its standard error goes.
+    public let stderrURL: URL
+
+    /// The path of a product built beside the test bundle (`klarna-gateway`, `klarna-simulator`).
+    public static func productPath(_ name: String) -> String {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        // The xctest bundle may be a directory inside the build folder; walk up until the binary is found.
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
+            directory.deleteLastPathComponent()
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/\(name)").path
+    }
+
+    /// Starts `executable` with `arguments`; `stdin` is written to its standard input and closed.
+    public init(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: URL,
+        stdin: String? = nil
+    ) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let tag = UUID().uuidString.prefix(8)
+        let name = URL(fileURLWithPath: executable).lastPathComponent
+        stdoutURL = directory.appendingPathComponent("\(name)-\(tag).out")
+        stderrURL = directory.appendingPathComponent("\(name)-\(tag).err")
+        FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+        process.standardError = try FileHandle(forWritingTo: stderrURL)
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        self.process = process
+    }
+
+    /// Runs a command to completion and returns its exit status and output.
+    public static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: URL,
+        stdin: String? = nil, timeout: Duration = .seconds(120)
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let child = try ChildProcess(executable, arguments, environment: environment, directory: directory, stdin: stdin)
+        let status = try await child.wait(timeout: timeout)
+        return (status, child.stdout, child.stderr)
+    }
+
+    /// Everything written to standard output so far.
+    public var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+    /// Everything written to standard error so far.
+    public var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+    /// Waits for exit; kills the process and throws when it outlives `timeout`.
+    public func wait(timeout: Duration = .seconds(60)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                kill(SIGKILL)
+                throw ChildProcessError.timedOut(process.executableURL?.lastPathComponent ?? "?")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    /// Waits until standard output or error contains `text`.
+    public func waitForOutput(_ text: String, timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !(stdout.contains(text) || stderr.contains(text)) {
+            guard process.isRunning else {
+                throw ChildProcessError.exited(process.terminationStatus, stderr: stderr)
+            }
+            if ContinuousClock.now > deadline { throw ChildProcessError.timedOut("waiting for '\(text)'") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Sends a signal (SIGTERM, SIGKILL, …).
+    public func kill(_ signal: Int32) {
+        if process.isRunning { _ = Foundation.kill(process.processIdentifier, signal) }
+    }
+
+    deinit {
+        if process.isRunning { _ = Foundation.kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// Why a child process did not do what a test waited for.
+public enum ChildProcessError: Error, CustomStringConvertible {
+    /// It ran past its deadline and was killed.
+    case timedOut(String)
+    /// It exited before printing what was awaited.
+    case exited(Int32, stderr: String)
+
+    /// A readable reason.
+    public var description: String {
+        switch self {
+        case .timedOut(let what): "timed out: \(what)"
+        case .exited(let status, let stderr): "exited with status \(status): \(stderr.suffix(2000))"
+        }
+    }
+}
