@@ -18,10 +18,11 @@ public struct UpstreamRequestHead: Sendable {
 
 /// Stage 5: strip what must not leave and add what Klarna needs: the credential, the account, the correlation id.
 public struct CredentialInjection: Sendable {
-    /// Hop-by-hop headers (RFC 9110 §7.6.1) and ones the transport sets itself.
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) and ones the transport sets itself; `Content-Length` stays, since
+    /// the body is forwarded byte for byte and the transport frames chunked bodies itself.
     static let hopByHop: Set<String> = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
-        "transfer-encoding", "upgrade", "host", "authorization", "content-length", "expect", "http2-settings",
+        "transfer-encoding", "upgrade", "host", "authorization", "expect", "http2-settings",
     ]
 
     /// Makes the stage.

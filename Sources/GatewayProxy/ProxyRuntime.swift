@@ -1,0 +1,104 @@
+import GatewayCore
+import Logging
+import NIOCore
+
+/// Ingress limits, Klarna's own by default.
+public struct IngressLimits: Sendable {
+    /// Largest request body.
+    public var maxBodyBytes: Int
+    /// Largest single header (name + value).
+    public var maxHeaderBytes: Int
+    /// Largest header block.
+    public var maxHeadersTotalBytes: Int
+
+    /// Makes limits; the defaults are Klarna's (1 MB body, 6 KB header, 20 KB headers).
+    public init(maxBodyBytes: Int = 1_048_576, maxHeaderBytes: Int = 6144, maxHeadersTotalBytes: Int = 20480) {
+        self.maxBodyBytes = maxBodyBytes
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeadersTotalBytes = maxHeadersTotalBytes
+    }
+}
+
+/// What every request handler shares: the snapshot, the pools, limits, the journal, the logger.
+public final class ProxyRuntime: Sendable {
+    /// The configuration in force.
+    public let snapshots: SnapshotHolder
+    /// Upstream connection pools, one per event loop.
+    let pools: UpstreamPools
+    /// Ingress limits.
+    public let limits: IngressLimits
+    /// Time allowed from sending the request to the response head.
+    public let responseTimeout: TimeAmount
+    /// Where calls are reported.
+    public let journal: any CallJournal
+    /// The data plane's logger.
+    public let logger: Logger
+    let pipeline = RequestPipeline()
+
+    /// Makes the runtime over an event loop group.
+    public init(
+        snapshots: SnapshotHolder, group: any EventLoopGroup, upstreamCAPEM: String?, limits: IngressLimits,
+        connectTimeout: TimeAmount, responseTimeout: TimeAmount, maxIdlePerKey: Int, journal: any CallJournal,
+        logger: Logger
+    ) throws {
+        self.snapshots = snapshots
+        self.pools = UpstreamPools(
+            group: group, contexts: try UpstreamTLSContexts(caPEM: upstreamCAPEM),
+            settings: .init(connectTimeout: connectTimeout, maxIdlePerKey: maxIdlePerKey, idleTimeout: .seconds(55))
+        )
+        self.limits = limits
+        self.responseTimeout = responseTimeout
+        self.journal = journal
+        self.logger = logger
+    }
+
+    /// Closes upstream connections that are idle too long or present a certificate no partner uses any more.
+    public func pruneUpstreamConnections() {
+        let identities = Set(snapshots.current.partners.values.map(\.clientIdentity.fingerprint))
+        pools.contexts.retain(only: identities)
+        pools.forEach { $0.prune(keeping: identities) }
+    }
+
+    /// Closes every idle upstream connection.
+    public func closeUpstreamConnections() {
+        pools.forEach { $0.closeAll() }
+    }
+}
+
+/// The per-loop pools, found by the loop a channel runs on.
+final class UpstreamPools: @unchecked Sendable {
+    // Built once and never mutated, so lookups from any thread are safe; each pool is used only on its own loop.
+    private let pools: [ObjectIdentifier: UpstreamPool]
+    let contexts: UpstreamTLSContexts
+
+    init(group: any EventLoopGroup, contexts: UpstreamTLSContexts, settings: UpstreamPool.Settings) {
+        var pools: [ObjectIdentifier: UpstreamPool] = [:]
+        for loop in group.makeIterator() {
+            pools[ObjectIdentifier(loop)] = UpstreamPool(eventLoop: loop, contexts: contexts, settings: settings)
+        }
+        self.pools = pools
+        self.contexts = contexts
+    }
+
+    /// The pool of `loop`.
+    func pool(for loop: any EventLoop) -> UpstreamPool {
+        guard let pool = pools[ObjectIdentifier(loop)] else {
+            preconditionFailure("channel on an event loop outside the gateway's group")
+        }
+        return pool
+    }
+
+    /// Runs `body` for each pool on its own loop.
+    func forEach(_ body: @escaping @Sendable (UpstreamPool) -> Void) {
+        for pool in pools.values {
+            let box = UnsafeTransfer(pool)
+            pool.eventLoop.execute { body(box.value) }
+        }
+    }
+}
+
+/// Moves a loop-confined value to a closure that runs on that same loop.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,72 @@
+import NIOCore
+import NIOHTTP1
+
+/// Receives one exchange's response from an upstream connection.
+protocol UpstreamExchangeDelegate: AnyObject {
+    /// A response part arrived.
+    func upstreamReceived(_ part: HTTPClientResponsePart)
+    /// The connection failed or closed before the response ended.
+    func upstreamFailed(_ error: any Error)
+}
+
+/// The last handler of an upstream channel: hands response parts to whichever exchange holds the connection.
+final class UpstreamConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    /// The exchange using the connection; nil while it is idle in the pool.
+    weak var delegate: (any UpstreamExchangeDelegate)?
+    /// Called once when the channel goes inactive, so the pool forgets it.
+    var onClose: (() -> Void)?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if let delegate {
+            delegate.upstreamReceived(part)
+        } else {
+            // Bytes on an idle connection mean the peer is confused; it cannot be reused.
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let delegate = self.delegate
+        self.delegate = nil
+        onClose?()
+        onClose = nil
+        delegate?.upstreamFailed(UpstreamError.connectionClosed)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.upstreamFailed(error)
+        context.close(promise: nil)
+    }
+}
+
+/// An open upstream connection, owned by its event loop's pool or by one exchange at a time.
+///
+/// `@unchecked Sendable` only so futures can carry it between pool and handler on the same event loop.
+final class UpstreamConnection: @unchecked Sendable {
+    let channel: any Channel
+    let handler: UpstreamConnectionHandler
+    let key: UpstreamPool.Key
+    /// When it was last returned to the pool, for idle expiry.
+    var idleSince: NIODeadline = .now()
+
+    init(channel: any Channel, handler: UpstreamConnectionHandler, key: UpstreamPool.Key) {
+        self.channel = channel
+        self.handler = handler
+        self.key = key
+    }
+}
+
+/// Why an upstream exchange failed.
+enum UpstreamError: Error {
+    /// The connection closed before the response ended.
+    case connectionClosed
+    /// No response head within the configured time.
+    case responseTimeout
+}

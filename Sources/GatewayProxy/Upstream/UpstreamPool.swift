@@ -1,0 +1,117 @@
+import GatewayCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Keep-alive connections to Klarna for one event loop, keyed by (upstream authority, client certificate).
+///
+/// One pool per loop, used only on that loop: the ingress channel and its upstream channel share the loop, so
+/// relaying a part is a direct call with no locks or hops. Keying by certificate fingerprint keeps a rotated
+/// certificate's calls on new connections while calls in flight finish on the old ones.
+///
+/// `@unchecked Sendable` because it is confined to `eventLoop`: every method checks it runs there.
+final class UpstreamPool: @unchecked Sendable {
+    /// What makes two upstream connections interchangeable.
+    struct Key: Hashable {
+        let host: String
+        let port: Int
+        let identity: String
+    }
+
+    /// Pool settings.
+    struct Settings {
+        var connectTimeout: TimeAmount
+        var maxIdlePerKey: Int
+        var idleTimeout: TimeAmount
+    }
+
+    let eventLoop: any EventLoop
+    let contexts: UpstreamTLSContexts
+    let settings: Settings
+    private var idle: [Key: [UpstreamConnection]] = [:]
+
+    init(eventLoop: any EventLoop, contexts: UpstreamTLSContexts, settings: Settings) {
+        self.eventLoop = eventLoop
+        self.contexts = contexts
+        self.settings = settings
+    }
+
+    /// An idle connection for the key if one is alive, else a new one.
+    func acquire(endpoint: UpstreamEndpoint, identity: ClientIdentity) -> EventLoopFuture<UpstreamConnection> {
+        eventLoop.preconditionInEventLoop()
+        let key = Key(host: endpoint.host, port: endpoint.port, identity: identity.fingerprint)
+        while let connection = idle[key]?.popLast() {
+            if connection.channel.isActive { return eventLoop.makeSucceededFuture(connection) }
+        }
+        return connect(key: key, identity: identity)
+    }
+
+    /// Returns a connection after a complete exchange; a connection that cannot be reused is closed.
+    func release(_ connection: UpstreamConnection, reusable: Bool) {
+        eventLoop.preconditionInEventLoop()
+        connection.handler.delegate = nil
+        guard reusable, connection.channel.isActive, idle[connection.key, default: []].count < settings.maxIdlePerKey else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        connection.idleSince = .now()
+        idle[connection.key, default: []].append(connection)
+    }
+
+    /// Closes idle connections older than the idle timeout or presenting identities no longer configured.
+    func prune(keeping identities: Set<String>?) {
+        eventLoop.preconditionInEventLoop()
+        let oldest = NIODeadline.now() - settings.idleTimeout
+        for (key, connections) in idle {
+            let keep = identities.map { $0.contains(key.identity) } ?? true
+            let (stay, go) = connections.reduce(into: ([UpstreamConnection](), [UpstreamConnection]())) { result, connection in
+                if keep && connection.idleSince > oldest && connection.channel.isActive {
+                    result.0.append(connection)
+                } else {
+                    result.1.append(connection)
+                }
+            }
+            idle[key] = stay.isEmpty ? nil : stay
+            for connection in go { connection.channel.close(promise: nil) }
+        }
+    }
+
+    /// Closes every idle connection (shutdown).
+    func closeAll() {
+        for connection in idle.values.joined() { connection.channel.close(promise: nil) }
+        idle = [:]
+    }
+
+    private func connect(key: Key, identity: ClientIdentity) -> EventLoopFuture<UpstreamConnection> {
+        let context: NIOSSLContext
+        do {
+            context = try contexts.context(for: identity)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        let host = key.host
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(settings.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // SNI only for names: an IP literal must not be sent as a server name.
+                    let serverName = host.first.map { $0.isLetter } == true ? host : nil
+                    let tls = try NIOSSLClientHandler(context: context, serverHostname: serverName)
+                    try channel.pipeline.syncOperations.addHandler(tls)
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(UpstreamConnectionHandler())
+                }
+            }
+        return bootstrap.connect(host: host, port: key.port).flatMapThrowing { channel in
+            let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
+            let connection = UpstreamConnection(channel: channel, handler: handler, key: key)
+            handler.onClose = { [weak self, weak connection] in
+                guard let self, let connection else { return }
+                self.idle[key]?.removeAll { $0 === connection }
+            }
+            return connection
+        }
+    }
+}
