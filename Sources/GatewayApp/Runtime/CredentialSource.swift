@@ -1,0 +1,29 @@
+import GatewayCore
+
+/// What the running gateway loads from the store: partners and merchants with their secrets opened, callers.
+public struct LoadedCredentials: Sendable {
+    /// Partners ready for the hot path.
+    public var partners: [PartnerState]
+    /// Merchants ready for the hot path.
+    public var merchants: [MerchantState]
+    /// Every caller (revoked ones are filtered by the snapshot).
+    public var callers: [CallerRecord]
+    /// The store generation they were read at.
+    public var generation: Int64
+
+    /// Makes a bundle.
+    public init(partners: [PartnerState], merchants: [MerchantState], callers: [CallerRecord], generation: Int64) {
+        self.partners = partners
+        self.merchants = merchants
+        self.callers = callers
+        self.generation = generation
+    }
+}
+
+/// Where the gateway's credentials come from; the store-backed source opens sealed secrets with the vault.
+public protocol CredentialSource: Sendable {
+    /// The store's change counter, polled cheaply to decide whether to reload.
+    func generation() async throws -> Int64
+    /// Everything, with secrets opened.
+    func load() async throws -> LoadedCredentials
+}
