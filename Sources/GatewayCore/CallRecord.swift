@@ -43,6 +43,8 @@ public struct CallRecord: Sendable {
     public var status: Int?
     /// The gateway's refusal code, when the gateway refused.
     public var gatewayErrorCode: String?
+    /// The rate-limit rule that refused or delayed the call.
+    public var rateLimitRule: String?
     /// Klarna's `error_code`, when Klarna answered with an error.
     public var klarnaErrorCode: String?
     /// Klarna's `error_id`, when Klarna answered with an error.

@@ -81,13 +81,16 @@ public final class GatewaySnapshot: Sendable {
     public let catalogue: OperationCatalogue
     /// Request-path settings from config.
     public let settings: PipelineSettings
+    /// Rate limits from `policies/rate-limits.yaml`.
+    public let rateLimits: RateLimitPolicy
     /// Monotonic version, for logs and `/readyz`.
     public let version: Int64
 
     /// Builds a snapshot.
     public init(
         partners: [PartnerState], merchants: [MerchantState], callers: [CallerRecord], access: AccessPolicy,
-        catalogue: OperationCatalogue, settings: PipelineSettings, version: Int64
+        catalogue: OperationCatalogue, settings: PipelineSettings, rateLimits: RateLimitPolicy = .klarnaDefaults,
+        version: Int64
     ) {
         self.partners = Dictionary(partners.map { ($0.record.id, $0) }, uniquingKeysWith: { _, last in last })
         var byID: [String: MerchantState] = [:]
@@ -111,6 +114,7 @@ public final class GatewaySnapshot: Sendable {
         self.access = access
         self.catalogue = catalogue
         self.settings = settings
+        self.rateLimits = rateLimits
         self.version = version
     }
 }

@@ -31,6 +31,8 @@ public final class ProxyRuntime: Sendable {
     public let responseTimeout: TimeAmount
     /// Where calls are reported.
     public let journal: any CallJournal
+    /// Rate-limit state shared by every event loop.
+    public let rateLimiter = RateLimiter()
     /// The data plane's logger.
     public let logger: Logger
     let pipeline = RequestPipeline()
@@ -57,6 +59,11 @@ public final class ProxyRuntime: Sendable {
         let identities = Set(snapshots.current.partners.values.map(\.clientIdentity.fingerprint))
         pools.contexts.retain(only: identities)
         pools.forEach { $0.prune(keeping: identities) }
+    }
+
+    /// Forgets idle rate-limit keys.
+    public func sweepRateLimits() {
+        rateLimiter.sweep(now: Int64(NIODeadline.now().uptimeNanoseconds))
     }
 
     /// Closes every idle upstream connection.

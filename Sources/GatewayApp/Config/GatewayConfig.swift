@@ -44,6 +44,13 @@ public struct GatewayConfig: Sendable, Codable {
     public struct Policies: Sendable, Codable {
         /// Grants: which caller may act for which merchants, partners and families.
         public var access: String
+        /// Rate limits; nil uses Klarna's published per-merchant figures.
+        public var rateLimits: String?
+
+        enum CodingKeys: String, CodingKey { case access, rateLimits = "rate_limits" }
+
+        /// The files whose change triggers a reload.
+        var files: [String] { [access] + (rateLimits.map { [$0] } ?? []) }
     }
 
     /// One ingress listener.

@@ -12,6 +12,14 @@ public enum PolicyLoader {
         return policy
     }
 
+    /// Loads and validates `rate-limits.yaml`; categories must be ones the catalogue uses.
+    public static func loadRateLimits(path: String, catalogue: OperationCatalogue) throws -> RateLimitPolicy {
+        let policy = try ConfigLoader.load(RateLimitPolicy.self, path: path)
+        let problems = policy.problems(knownCategories: Set(catalogue.operations.map(\.category)))
+        guard problems.isEmpty else { throw ConfigError(source: path, reason: problems.joined(separator: "; ")) }
+        return policy
+    }
+
     /// Loads the operation catalogue.
     public static func loadCatalogue(path: String) throws -> OperationCatalogue {
         let text: String

@@ -80,7 +80,10 @@ public final class GatewayService: Service, Sendable {
                 try? await Task.sleep(for: interval)
                 await reloadIfChanged()
                 ticks += 1
-                if ticks % max(1, Int(10_000 / max(50, config.reloadIntervalMs))) == 0 { runtime.pruneUpstreamConnections() }
+                if ticks % max(1, Int(10_000 / max(50, config.reloadIntervalMs))) == 0 {
+                    runtime.pruneUpstreamConnections()
+                    runtime.sweepRateLimits()
+                }
             }
         } onGracefulShutdown: {
             self.logger.notice("graceful shutdown requested")
@@ -92,7 +95,7 @@ public final class GatewayService: Service, Sendable {
     public func reloadIfChanged() async {
         do {
             let generation = try await credentials.generation()
-            let policyStamp = ReloadState.stamp(of: config.resolve(config.policies.access))
+            let policyStamp = ReloadState.stamp(of: config.policies.files.map(config.resolve))
             guard state.isStale(generation: generation, policyStamp: policyStamp) else { return }
             try await reload()
         } catch {
@@ -116,14 +119,16 @@ public final class GatewayService: Service, Sendable {
     }
 
     static func buildSnapshot(config: GatewayConfig, credentials: any CredentialSource, state: ReloadState) async throws -> GatewaySnapshot {
-        let accessPath = config.resolve(config.policies.access)
-        let policyStamp = ReloadState.stamp(of: accessPath)
+        let policyStamp = ReloadState.stamp(of: config.policies.files.map(config.resolve))
         let catalogue = try PolicyLoader.loadCatalogue(path: config.resolve(config.catalogue))
-        let access = try PolicyLoader.loadAccess(path: accessPath, catalogue: catalogue)
+        let access = try PolicyLoader.loadAccess(path: config.resolve(config.policies.access), catalogue: catalogue)
+        let rateLimits = try config.policies.rateLimits.map {
+            try PolicyLoader.loadRateLimits(path: config.resolve($0), catalogue: catalogue)
+        } ?? .klarnaDefaults
         let loaded = try await credentials.load()
         let snapshot = GatewaySnapshot(
             partners: loaded.partners, merchants: loaded.merchants, callers: loaded.callers, access: access,
-            catalogue: catalogue, settings: config.pipelineSettings, version: state.nextVersion()
+            catalogue: catalogue, settings: config.pipelineSettings, rateLimits: rateLimits, version: state.nextVersion()
         )
         state.built(generation: loaded.generation, policyStamp: policyStamp)
         return snapshot
@@ -158,10 +163,12 @@ final class ReloadState: Sendable {
         }
     }
 
-    /// Modification time and size of a file: cheap to read every tick, changes on every edit that matters.
-    static func stamp(of path: String) -> String {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return "missing" }
-        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        return "\(modified):\(attributes[.size] as? Int ?? 0)"
+    /// Modification times and sizes of files: cheap to read every tick, changes on every edit that matters.
+    static func stamp(of paths: [String]) -> String {
+        paths.map { path in
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return "missing" }
+            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            return "\(modified):\(attributes[.size] as? Int ?? 0)"
+        }.joined(separator: "|")
     }
 }

@@ -60,6 +60,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         var upstreamSent: NIODeadline?
         var timeout: Scheduled<Void>?
         var errorProbe: [UInt8] = []
+        var rateLimitSubject: RateLimitSubject?
 
         init(requestID: String, head: HTTPRequestHead, clientAddress: String?) {
             self.requestID = requestID
@@ -134,10 +135,42 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             call.record.upstreamCertificateFingerprint = plan.upstream.identity.fingerprint
             call.record.correlationID = plan.upstream.correlationID
             call.record.idempotencyKey = head.headers.first(name: "klarna-idempotency-key")
-            if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            let chunked = head.headers[canonicalForm: "transfer-encoding"].contains("chunked")
+            let expectsContinue = head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
+            let proceed = {
+                if expectsContinue {
+                    context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+                }
+                self.forward(plan, call: call, chunked: chunked, context: context)
             }
-            forward(plan, call: call, chunked: head.headers[canonicalForm: "transfer-encoding"].contains("chunked"), context: context)
+            limitRate(plan, snapshot: snapshot, call: call, context: context, proceed: proceed)
+        }
+    }
+
+    /// The rate-limit stage: admit, shape (forward after a wait, room already reserved) or refuse.
+    private func limitRate(_ plan: ForwardPlan, snapshot: GatewaySnapshot, call: CallState, context: ChannelHandlerContext, proceed: @escaping () -> Void) {
+        guard let callerID = plan.facts.callerID, let environment = plan.facts.environment, let operation = plan.facts.operation else {
+            proceed()
+            return
+        }
+        let subject = RateLimitSubject(
+            callerID: callerID, merchantID: plan.facts.merchantID, merchantGroups: plan.target.merchant?.record.groups ?? [],
+            partnerID: plan.target.partner.record.id, environment: environment, category: operation.category
+        )
+        call.rateLimitSubject = subject
+        let limiter = runtime.rateLimiter
+        switch limiter.decide(subject, policy: snapshot.rateLimits, now: Int64(NIODeadline.now().uptimeNanoseconds)) {
+        case .admit:
+            proceed()
+        case .delay(let nanoseconds):
+            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
+                limiter.dequeued()
+                guard self.call === call, case .pending = self.phase else { return }
+                proceed()
+            }
+        case .refuse(let error, let rule):
+            call.record.rateLimitRule = rule.rawValue
+            refuse(error, context: context)
         }
     }
 
@@ -270,6 +303,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             call.responseStarted = true
             call.upstreamKeepAlive = head.isKeepAlive
             call.record.status = Int(head.status.code)
+            learnQuota(from: head)
             if let sent = call.upstreamSent { call.record.upstreamLatencyMicros = (NIODeadline.now() - sent).nanoseconds / 1000 }
             var headers = HTTPHeaders()
             headers.reserveCapacity(head.headers.count + 2)
@@ -316,6 +350,17 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         }
         runtime.logger.warning("upstream exchange failed", metadata: ["request_id": "\(call.requestID)", "error": "\(error)"])
         refuse(GatewayError(.upstreamUnavailable, "The connection to Klarna failed before an answer arrived."), context: context)
+    }
+
+    /// Klarna's own quota signals (a 429, or `X-Ratelimit-Remaining: 0`) hold the key locally until its reset,
+    /// so further calls are refused here instead of spending Klarna's patience.
+    private func learnQuota(from head: HTTPResponseHead) {
+        guard let call, let subject = call.rateLimitSubject else { return }
+        let exhausted = head.status == .tooManyRequests || head.headers.first(name: "x-ratelimit-remaining") == "0"
+        guard exhausted else { return }
+        let seconds = head.headers.first(name: "x-ratelimit-reset").flatMap(Double.init) ?? 1
+        let until = Int64(NIODeadline.now().uptimeNanoseconds) + Int64(min(max(seconds, 0), 3600) * 1_000_000_000)
+        runtime.rateLimiter.hold(subject, until: until)
     }
 
     private func abortUpstream(context: ChannelHandlerContext) {

@@ -1,0 +1,193 @@
+import Synchronization
+
+/// Who a call is for, as far as rate limits care.
+public struct RateLimitSubject: Sendable {
+    /// The authenticated caller.
+    public var callerID: String
+    /// The merchant, for merchant-scoped and direct calls.
+    public var merchantID: String?
+    /// The merchant's groups, for plan assignment.
+    public var merchantGroups: [String]
+    /// The partner whose quota the call uses.
+    public var partnerID: String
+    /// The environment, which picks Klarna's figures.
+    public var environment: KlarnaEnvironment
+    /// Klarna's rate-limit category of the operation.
+    public var category: String
+
+    /// Makes a subject.
+    public init(callerID: String, merchantID: String?, merchantGroups: [String], partnerID: String, environment: KlarnaEnvironment, category: String) {
+        self.callerID = callerID
+        self.merchantID = merchantID
+        self.merchantGroups = merchantGroups
+        self.partnerID = partnerID
+        self.environment = environment
+        self.category = category
+    }
+}
+
+/// What the limiter decided for one call.
+public enum RateLimitDecision: Sendable, Equatable {
+    /// Forward now.
+    case admit
+    /// Forward after waiting this many nanoseconds (shaping); room is already reserved. Call `dequeued()` then.
+    case delay(nanoseconds: Int64)
+    /// Refuse with this error (`GATEWAY_RATE_LIMITED` and the headers of the rule that refused).
+    case refuse(GatewayError, rule: RateLimitRule)
+}
+
+/// Counts per rule, for metrics and tests.
+public struct RateLimitCounts: Sendable, Equatable {
+    /// Calls the rule let through at once.
+    public var admitted = 0
+    /// Calls the rule made wait.
+    public var delayed = 0
+    /// Calls the rule refused.
+    public var refused = 0
+    /// Calls a rule in shadow mode would have delayed or refused.
+    public var shadowRefused = 0
+}
+
+/// The mutable side of rate limiting: one GCRA timestamp per key, holds learned from Klarna's 429s, counters.
+///
+/// One lock guards the whole map so that checking every applicable limit and committing them is atomic: a call
+/// refused by one rule never spends another rule's quota. The critical section is a handful of dictionary
+/// operations; `bench/` measures it.
+public final class RateLimiter: Sendable {
+    struct Key: Hashable {
+        let rule: RateLimitRule
+        let first: String
+        let second: String
+    }
+
+    struct State {
+        var tats: [Key: Int64] = [:]
+        var holds: [Key: Int64] = [:]
+        var queued = 0
+        var counts: [RateLimitRule: RateLimitCounts] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Makes an empty limiter.
+    public init() {}
+
+    private struct Applicable {
+        let rule: RateLimitRule
+        let key: Key
+        let gcra: GCRA?
+        let maxDelay: Int64
+        let shadow: Bool
+    }
+
+    private func applicable(_ subject: RateLimitSubject, _ policy: RateLimitPolicy) -> [Applicable] {
+        var out: [Applicable] = []
+        func add(_ rule: RateLimitRule, _ key: Key, _ spec: LimitSpec?) {
+            let options = policy.options[rule.rawValue]
+            out.append(Applicable(
+                rule: rule, key: key, gcra: spec?.gcra, maxDelay: Int64(options?.maxDelayMs ?? 0) * 1_000_000,
+                shadow: options?.shadow ?? false))
+        }
+        if let merchantID = subject.merchantID {
+            let plan = policy.merchantPlans[merchantID] ?? subject.merchantGroups.lazy.compactMap { policy.groupPlans[$0] }.first
+            let limits = plan.flatMap { policy.plans[$0]?.merchant } ?? policy.merchant[subject.environment]
+            // Added even without a limit, so that holds learned from Klarna's 429s apply to the key.
+            add(.merchant, Key(rule: .merchant, first: merchantID, second: subject.category), limits?.limit(for: subject.category))
+        }
+        add(.partner, Key(rule: .partner, first: subject.partnerID, second: subject.category),
+            policy.partner[subject.environment]?.limit(for: subject.category))
+        if let spec = policy.caller { add(.caller, Key(rule: .caller, first: subject.callerID, second: ""), spec) }
+        if let spec = policy.callerMerchant, let merchantID = subject.merchantID {
+            add(.callerMerchant, Key(rule: .callerMerchant, first: subject.callerID, second: merchantID), spec)
+        }
+        if let spec = policy.global { add(.global, Key(rule: .global, first: "", second: ""), spec) }
+        return out
+    }
+
+    /// Decides one call at `now` (nanoseconds on a monotonic clock) and commits its use of every limit.
+    public func decide(_ subject: RateLimitSubject, policy: RateLimitPolicy, now: Int64) -> RateLimitDecision {
+        let limits = applicable(subject, policy)
+        return state.withLock { state in
+            // How long each limit (or a hold learned from Klarna) makes this call wait.
+            var waits = [Int64](repeating: 0, count: limits.count)
+            for (index, limit) in limits.enumerated() {
+                var earliest = limit.gcra?.earliest(tat: state.tats[limit.key]) ?? Int64.min
+                if let hold = state.holds[limit.key], hold > earliest { earliest = hold }
+                waits[index] = earliest > now ? earliest - now : 0
+            }
+            var enforcedWait: Int64 = 0
+            var decider: Int?
+            for (index, limit) in limits.enumerated() where !limit.shadow && waits[index] > 0 {
+                enforcedWait = max(enforcedWait, waits[index])
+                if decider == nil { decider = index }
+            }
+            // Shaping only when every rule that has no room allows waiting that long.
+            let shapeable = limits.indices.allSatisfy { limits[$0].shadow || waits[$0] == 0 || limits[$0].maxDelay >= enforcedWait }
+            if let decider, !shapeable || state.queued >= policy.maxQueued {
+                state.counts[limits[decider].rule, default: RateLimitCounts()].refused += 1
+                return .refuse(refusal(limits[decider], wait: waits[decider], state: state, now: now), rule: limits[decider].rule)
+            }
+            // Admit now or after the wait: reserve room in every limit at the time the call will leave.
+            let at = now + enforcedWait
+            for (index, limit) in limits.enumerated() {
+                if limit.shadow && waits[index] > enforcedWait {
+                    state.counts[limit.rule, default: RateLimitCounts()].shadowRefused += 1
+                    continue
+                }
+                if let gcra = limit.gcra { state.tats[limit.key] = gcra.advance(tat: state.tats[limit.key], at: at) }
+                if enforcedWait > 0 && waits[index] > 0 {
+                    state.counts[limit.rule, default: RateLimitCounts()].delayed += 1
+                } else {
+                    state.counts[limit.rule, default: RateLimitCounts()].admitted += 1
+                }
+            }
+            if enforcedWait > 0 {
+                state.queued += 1
+                return .delay(nanoseconds: enforcedWait)
+            }
+            return .admit
+        }
+    }
+
+    private func refusal(_ limit: Applicable, wait: Int64, state: State, now: Int64) -> GatewayError {
+        let retryAfter = max(1, (wait + 999_999_999) / 1_000_000_000)
+        var headers = [GatewayError.Header("Retry-After", String(retryAfter)), GatewayError.Header("X-Ratelimit-Remaining", "0")]
+        if let gcra = limit.gcra {
+            let rate = gcra.rate == gcra.rate.rounded() ? String(Int(gcra.rate)) : String(gcra.rate)
+            headers.append(GatewayError.Header("X-Ratelimit-Limit", "\(rate), \(rate);w=1;name=\"\(limit.rule.rawValue)\""))
+            let reset = gcra.resetAfter(tat: state.tats[limit.key] ?? now, now: now)
+            headers.append(GatewayError.Header("X-Ratelimit-Reset", String(max(retryAfter, (reset + 999_999_999) / 1_000_000_000))))
+        } else {
+            headers.append(GatewayError.Header("X-Ratelimit-Reset", String(retryAfter)))
+        }
+        let what = limit.gcra == nil ? "Klarna asked the gateway to hold calls" : "the \(limit.rule.rawValue) rate limit is reached"
+        return GatewayError(.rateLimited, "Rate limited: \(what); retry after \(retryAfter) s.", headers: headers)
+    }
+
+    /// A delayed call left the queue (forwarded or abandoned).
+    public func dequeued() {
+        state.withLock { $0.queued = max(0, $0.queued - 1) }
+    }
+
+    /// Klarna said the key is exhausted (a 429, or `X-Ratelimit-Remaining: 0`): hold further calls for it
+    /// locally until `until` instead of letting them reach Klarna.
+    public func hold(_ subject: RateLimitSubject, until: Int64) {
+        let key = subject.merchantID.map { Key(rule: .merchant, first: $0, second: subject.category) }
+            ?? Key(rule: .partner, first: subject.partnerID, second: subject.category)
+        state.withLock { state in state.holds[key] = max(state.holds[key] ?? 0, until) }
+    }
+
+    /// Forgets keys that are back to a full burst and holds that expired, so memory follows active keys only.
+    public func sweep(now: Int64) {
+        state.withLock { state in
+            state.tats = state.tats.filter { $0.value > now }
+            state.holds = state.holds.filter { $0.value > now }
+        }
+    }
+
+    /// Counters per rule.
+    public var counts: [RateLimitRule: RateLimitCounts] { state.withLock { $0.counts } }
+
+    /// Keys currently remembered (for memory tests and metrics).
+    public var trackedKeys: Int { state.withLock { $0.tats.count + $0.holds.count } }
+}
