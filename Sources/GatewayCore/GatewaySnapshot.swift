@@ -83,6 +83,10 @@ public final class GatewaySnapshot: Sendable {
     public let settings: PipelineSettings
     /// Rate limits from `policies/rate-limits.yaml`.
     public let rateLimits: RateLimitPolicy
+    /// The release calendar, group pins and release upstreams from `policies/releases.yaml`.
+    public let releases: ReleasePolicy
+    /// Staged roll-outs in force (from the store).
+    public let rollouts: [Rollout]
     /// Monotonic version, for logs and `/readyz`.
     public let version: Int64
 
@@ -90,7 +94,7 @@ public final class GatewaySnapshot: Sendable {
     public init(
         partners: [PartnerState], merchants: [MerchantState], callers: [CallerRecord], access: AccessPolicy,
         catalogue: OperationCatalogue, settings: PipelineSettings, rateLimits: RateLimitPolicy = .klarnaDefaults,
-        version: Int64
+        releases: ReleasePolicy = .klarnaCalendar, rollouts: [Rollout] = [], version: Int64
     ) {
         self.partners = Dictionary(partners.map { ($0.record.id, $0) }, uniquingKeysWith: { _, last in last })
         var byID: [String: MerchantState] = [:]
@@ -115,6 +119,8 @@ public final class GatewaySnapshot: Sendable {
         self.catalogue = catalogue
         self.settings = settings
         self.rateLimits = rateLimits
+        self.releases = releases
+        self.rollouts = rollouts
         self.version = version
     }
 }

@@ -1,5 +1,7 @@
+import Foundation
 import GatewayCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Ingress limits, Klarna's own by default.
@@ -33,6 +35,8 @@ public final class ProxyRuntime: Sendable {
     public let journal: any CallJournal
     /// Rate-limit state shared by every event loop.
     public let rateLimiter = RateLimiter()
+    /// Today's date in UTC, for release availability.
+    let calendarDay = CalendarDay()
     /// The data plane's logger.
     public let logger: Logger
     let pipeline = RequestPipeline()
@@ -69,6 +73,26 @@ public final class ProxyRuntime: Sendable {
     /// Closes every idle upstream connection.
     public func closeUpstreamConnections() {
         pools.forEach { $0.closeAll() }
+    }
+}
+
+/// Today's date as `YYYY-MM-DD` (UTC), recomputed only when the day changes.
+final class CalendarDay: Sendable {
+    private let cache = NIOLockedValueBox<(day: Int, text: String)>((-1, ""))
+
+    /// The current day.
+    var today: String {
+        var now = time(nil)
+        let day = now / 86_400
+        return cache.withLockedValue { cache in
+            if cache.day != day {
+                var parts = tm()
+                gmtime_r(&now, &parts)
+                func pad(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+                cache = (day, "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))")
+            }
+            return cache.text
+        }
     }
 }
 

@@ -10,7 +10,7 @@ struct RequestPipelineTests {
     func plan(_ method: String = "GET", _ target: String, _ headers: [(String, String)], fingerprint: String? = nil, snapshot: GatewaySnapshot? = nil) -> Result<ForwardPlan, Refusal> {
         pipeline.plan(
             IngressRequest(method: method, target: target, headers: HeaderList(headers), clientCertificateFingerprint: fingerprint),
-            requestID: "3f2a6c1e-0000-4000-8000-000000000001", snapshot: snapshot ?? self.snapshot)
+            requestID: "3f2a6c1e-0000-4000-8000-000000000001", snapshot: snapshot ?? self.snapshot, today: "2026-11-28")
     }
 
     func refusalCode(_ result: Result<ForwardPlan, Refusal>) -> GatewayError.Code? {

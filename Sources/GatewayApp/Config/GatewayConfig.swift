@@ -46,11 +46,13 @@ public struct GatewayConfig: Sendable, Codable {
         public var access: String
         /// Rate limits; nil uses Klarna's published per-merchant figures.
         public var rateLimits: String?
+        /// Release calendar, group pins, release upstreams; nil uses the built-in calendar.
+        public var releases: String?
 
-        enum CodingKeys: String, CodingKey { case access, rateLimits = "rate_limits" }
+        enum CodingKeys: String, CodingKey { case access, rateLimits = "rate_limits", releases }
 
         /// The files whose change triggers a reload.
-        var files: [String] { [access] + (rateLimits.map { [$0] } ?? []) }
+        var files: [String] { [access] + [rateLimits, releases].compactMap { $0 } }
     }
 
     /// One ingress listener.

@@ -20,6 +20,14 @@ public enum PolicyLoader {
         return policy
     }
 
+    /// Loads and validates `releases.yaml` against the catalogue's release names.
+    public static func loadReleases(path: String, catalogue: OperationCatalogue) throws -> ReleasePolicy {
+        let policy = try ConfigLoader.load(ReleasePolicy.self, path: path)
+        let problems = policy.problems(knownIntroductions: Set(catalogue.operations.map(\.introducedIn)))
+        guard problems.isEmpty else { throw ConfigError(source: path, reason: problems.joined(separator: "; ")) }
+        return policy
+    }
+
     /// Loads the operation catalogue.
     public static func loadCatalogue(path: String) throws -> OperationCatalogue {
         let text: String

@@ -8,14 +8,17 @@ public struct LoadedCredentials: Sendable {
     public var merchants: [MerchantState]
     /// Every caller (revoked ones are filtered by the snapshot).
     public var callers: [CallerRecord]
+    /// Staged roll-outs in force.
+    public var rollouts: [Rollout]
     /// The store generation they were read at.
     public var generation: Int64
 
     /// Makes a bundle.
-    public init(partners: [PartnerState], merchants: [MerchantState], callers: [CallerRecord], generation: Int64) {
+    public init(partners: [PartnerState], merchants: [MerchantState], callers: [CallerRecord], rollouts: [Rollout] = [], generation: Int64) {
         self.partners = partners
         self.merchants = merchants
         self.callers = callers
+        self.rollouts = rollouts
         self.generation = generation
     }
 }

@@ -125,10 +125,14 @@ public final class GatewayService: Service, Sendable {
         let rateLimits = try config.policies.rateLimits.map {
             try PolicyLoader.loadRateLimits(path: config.resolve($0), catalogue: catalogue)
         } ?? .klarnaDefaults
+        let releases = try config.policies.releases.map {
+            try PolicyLoader.loadReleases(path: config.resolve($0), catalogue: catalogue)
+        } ?? .klarnaCalendar
         let loaded = try await credentials.load()
         let snapshot = GatewaySnapshot(
             partners: loaded.partners, merchants: loaded.merchants, callers: loaded.callers, access: access,
-            catalogue: catalogue, settings: config.pipelineSettings, rateLimits: rateLimits, version: state.nextVersion()
+            catalogue: catalogue, settings: config.pipelineSettings, rateLimits: rateLimits,
+            releases: releases, rollouts: loaded.rollouts, version: state.nextVersion()
         )
         state.built(generation: loaded.generation, policyStamp: policyStamp)
         return snapshot

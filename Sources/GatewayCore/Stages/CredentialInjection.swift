@@ -31,10 +31,10 @@ public struct CredentialInjection: Sendable {
     /// Builds the upstream head. `requestID` seeds a correlation id when the caller sent none.
     public func inject<H: HeaderLookup>(
         method: String, target: RequestTarget, segments: [Substring], operation: Operation?, callTarget: CallTarget,
-        headers: H, requestID: String, settings: PipelineSettings
+        endpoint: UpstreamEndpoint, headers: H, requestID: String, settings: PipelineSettings
     ) -> UpstreamRequestHead {
         let partner = callTarget.partner
-        var path = partner.endpoint.pathPrefix
+        var path = endpoint.pathPrefix
         if case .merchant(let merchant, _) = callTarget, let index = operation?.accountSegmentIndex {
             for (position, segment) in segments.enumerated() {
                 path += "/"
@@ -74,7 +74,7 @@ public struct CredentialInjection: Sendable {
             authorization = partner.authorization
             credential = partner.record.apiKey
         }
-        out.insert(("Host", partner.endpoint.authority), at: 0)
+        out.insert(("Host", endpoint.authority), at: 0)
         out.append(("Authorization", authorization.exposedValue))
         if !hasIntegrationMetadata, let metadata = settings.integrationMetadata {
             out.append(("Klarna-Integration-Metadata", metadata))
@@ -85,7 +85,7 @@ public struct CredentialInjection: Sendable {
             out.append(("Partner-Correlation-Id", generated))
         }
         return UpstreamRequestHead(
-            method: method, target: path, headers: out, endpoint: partner.endpoint, identity: partner.clientIdentity,
+            method: method, target: path, headers: out, endpoint: endpoint, identity: partner.clientIdentity,
             credential: credential, correlationID: correlationID ?? ""
         )
     }

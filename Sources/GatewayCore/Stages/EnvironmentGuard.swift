@@ -4,11 +4,10 @@ public struct EnvironmentGuard: Sendable {
     /// Makes the stage.
     public init() {}
 
-    /// Checks the call's target; returns the environment all parts agree on.
-    public func check(_ target: CallTarget, settings: PipelineSettings) throws(GatewayError) -> KlarnaEnvironment {
+    /// Checks the call's target and the upstream it will go to; returns the environment all parts agree on.
+    public func check(_ target: CallTarget, endpoint: UpstreamEndpoint, settings: PipelineSettings) throws(GatewayError) -> KlarnaEnvironment {
         let partner = target.partner
         let environment = partner.record.environment
-        let endpoint = partner.endpoint
         guard let hostEnvironment = settings.environment(ofAuthority: endpoint.authority, host: endpoint.host) else {
             throw GatewayError(.upstreamUnavailable, "The upstream configured for partner \(partner.record.id) is not an allowed egress host.")
         }

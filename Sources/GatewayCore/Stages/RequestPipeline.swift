@@ -25,15 +25,16 @@ public struct RequestPipeline: Sendable {
     let authentication = CallerAuthentication()
     let matching = OperationMatching()
     let resolution = TargetResolution()
+    let releaseSelection = ReleaseSelection()
     let environmentGuard = EnvironmentGuard()
     let injection = CredentialInjection()
 
     /// Makes the pipeline.
     public init() {}
 
-    /// Runs every pure stage for a request head.
+    /// Runs every pure stage for a request head; `today` (`YYYY-MM-DD`, UTC) decides release availability.
     public func plan<H: HeaderLookup>(
-        _ request: IngressRequest<H>, requestID: String, snapshot: GatewaySnapshot
+        _ request: IngressRequest<H>, requestID: String, snapshot: GatewaySnapshot, today: String
     ) -> Result<ForwardPlan, Refusal> {
         var facts = CallFacts()
         do throws(GatewayError) {
@@ -51,11 +52,21 @@ public struct RequestPipeline: Sendable {
             facts.partnerID = callTarget.partner.record.id
             facts.merchantID = callTarget.merchant?.record.id
             facts.account = callTarget.merchant?.record.account.rawValue
-            let environment = try environmentGuard.check(callTarget, settings: snapshot.settings)
+            let partnerEnvironment = callTarget.partner.record.environment
+            facts.environment = partnerEnvironment
+            let release = try releaseSelection.choose(
+                operation: match.operation, target: callTarget, environment: partnerEnvironment, headers: request.headers,
+                grant: snapshot.access.callers[caller.caller.id] ?? Grant(), policy: snapshot.releases,
+                rollouts: snapshot.rollouts, today: today
+            )
+            facts.release = release.release.id
+            let endpoint = release.endpoint ?? callTarget.partner.endpoint
+            let environment = try environmentGuard.check(callTarget, endpoint: endpoint, settings: snapshot.settings)
             facts.environment = environment
             let upstream = injection.inject(
                 method: request.method, target: target, segments: match.segments, operation: match.operation,
-                callTarget: callTarget, headers: request.headers, requestID: requestID, settings: snapshot.settings
+                callTarget: callTarget, endpoint: endpoint, headers: request.headers, requestID: requestID,
+                settings: snapshot.settings
             )
             return .success(ForwardPlan(facts: facts, target: callTarget, upstream: upstream))
         } catch {

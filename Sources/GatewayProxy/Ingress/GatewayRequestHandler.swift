@@ -122,7 +122,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             method: head.method.rawValue, target: head.uri, headers: head.headers,
             clientCertificateFingerprint: call.record.callerCertificateFingerprint
         )
-        switch runtime.pipeline.plan(request, requestID: call.requestID, snapshot: snapshot) {
+        switch runtime.pipeline.plan(request, requestID: call.requestID, snapshot: snapshot, today: runtime.calendarDay.today) {
         case .failure(let refusal):
             call.record.facts = refusal.facts
             call.record.path = CallRecord.recordedPath(rawTarget: head.uri, operation: refusal.facts.operation)
