@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 
 /// `config/gateway.yaml`: how the gateway runs. Every key is documented in `docs/config.md`.
@@ -32,6 +33,22 @@ public struct GatewayConfig: Sendable, Codable {
         case reloadIntervalMs = "reload_interval_ms", logLevel = "log_level"
     }
 
+    /// Decodes with defaults for everything but `storage`, `master_key` and `listeners`.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        nodeID = try c.decodeIfPresent(String.self, forKey: .nodeID) ?? (ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "gateway")
+        storage = try c.decode(String.self, forKey: .storage)
+        masterKey = try c.decode(MasterKeySource.self, forKey: .masterKey)
+        catalogue = try c.decodeIfPresent(String.self, forKey: .catalogue) ?? "catalogue/operations.tsv"
+        policies = try c.decodeIfPresent(Policies.self, forKey: .policies) ?? Policies(access: "../policies/access.yaml")
+        listeners = try c.decode([Listener].self, forKey: .listeners)
+        upstream = try c.decodeIfPresent(Upstream.self, forKey: .upstream) ?? Upstream()
+        limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
+        admin = try c.decodeIfPresent(Address.self, forKey: .admin)
+        reloadIntervalMs = try c.decodeIfPresent(Int.self, forKey: .reloadIntervalMs) ?? 500
+        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
+    }
+
     /// The master key ring's source: a file, or an environment variable.
     public struct MasterKeySource: Sendable, Codable {
         /// A key-ring file (mode 0600 or stricter); relative to the config file.
@@ -48,6 +65,13 @@ public struct GatewayConfig: Sendable, Codable {
         public var rateLimits: String?
         /// Release calendar, group pins, release upstreams; nil uses the built-in calendar.
         public var releases: String?
+
+        /// Makes policy locations.
+        public init(access: String, rateLimits: String? = nil, releases: String? = nil) {
+            self.access = access
+            self.rateLimits = rateLimits
+            self.releases = releases
+        }
 
         enum CodingKeys: String, CodingKey { case access, rateLimits = "rate_limits", releases }
 
@@ -112,6 +136,30 @@ public struct GatewayConfig: Sendable, Codable {
             case connectTimeoutMs = "connect_timeout_ms", responseTimeoutMs = "response_timeout_ms"
             case maxIdlePerKey = "max_idle_per_key"
         }
+
+        /// Defaults: system roots, Klarna's hosts only, no integrator tag, 5 s connect, 60 s to the response head.
+        public init() {
+            caFile = nil
+            egress = []
+            integrator = nil
+            stripHeaders = []
+            connectTimeoutMs = 5_000
+            responseTimeoutMs = 60_000
+            maxIdlePerKey = 64
+        }
+
+        /// Decodes with every key optional.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let defaults = Upstream()
+            caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
+            egress = try c.decodeIfPresent([EgressRule].self, forKey: .egress) ?? defaults.egress
+            integrator = try c.decodeIfPresent(Integrator.self, forKey: .integrator)
+            stripHeaders = try c.decodeIfPresent([String].self, forKey: .stripHeaders) ?? defaults.stripHeaders
+            connectTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .connectTimeoutMs) ?? defaults.connectTimeoutMs
+            responseTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .responseTimeoutMs) ?? defaults.responseTimeoutMs
+            maxIdlePerKey = try c.decodeIfPresent(Int.self, forKey: .maxIdlePerKey) ?? defaults.maxIdlePerKey
+        }
     }
 
     /// The integrator tag sent in `Klarna-Integration-Metadata`.
@@ -137,6 +185,22 @@ public struct GatewayConfig: Sendable, Codable {
 
         enum CodingKeys: String, CodingKey {
             case maxBodyBytes = "max_body_bytes", maxHeaderBytes = "max_header_bytes", maxHeadersTotalBytes = "max_headers_total_bytes"
+        }
+
+        /// Klarna's limits: 1 MB body, 6 KB per header, 20 KB of headers.
+        public init() {
+            maxBodyBytes = 1_048_576
+            maxHeaderBytes = 6_144
+            maxHeadersTotalBytes = 20_480
+        }
+
+        /// Decodes with every key optional.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let defaults = Limits()
+            maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? defaults.maxBodyBytes
+            maxHeaderBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeaderBytes) ?? defaults.maxHeaderBytes
+            maxHeadersTotalBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeadersTotalBytes) ?? defaults.maxHeadersTotalBytes
         }
     }
 
