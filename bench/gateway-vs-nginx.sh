@@ -46,7 +46,7 @@ printf 'klarna_test_api_%040d' 1 > "$G/api-key"
 gw partners add acq_bench --environment test --api-key-file "$G/api-key" --client-cert "$W/pki/client.pem" --client-key "$W/pki/client.key" --base-url https://localhost:9443 >/dev/null
 { echo "id,partner,account"; for m in $(seq 1 "$BIG"); do echo "m$m,acq_bench,krn:partner:global:account:test:M$m"; done; } > "$G/merchants.csv"
 start=$(date +%s.%N); gw merchants import "$G/merchants.csv" >/dev/null; end=$(date +%s.%N)
-import_s=$(echo "$end - $start" | bc)
+import_s=$(awk "BEGIN{printf \"%.2f\", $end - $start}")
 TOKENS=""
 for c in 1 2 3 4; do t=$(gw callers add caller$c); TOKENS="$TOKENS${TOKENS:+,}$t"; done
 export TOKENS
