@@ -117,6 +117,8 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // Hot-path decision costs (release build): `swift run -c release gateway-microbench`.
+        .executableTarget(name: "gateway-microbench", dependencies: ["GatewayCore"], path: "bench/micro"),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
         .testTarget(name: "GatewayVaultTests", dependencies: ["GatewayVault", "GatewayCore"]),
         .testTarget(
