@@ -15,18 +15,27 @@ public struct AccountKRN: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// Parses a KRN; nil for anything that is not exactly a partner account KRN.
     public init?(_ text: some StringProtocol) {
+        // Prefix checks on bytes instead of a split: this runs for every merchant-scoped request.
         let text = String(text)
-        guard text.utf8.count <= AccountKRN.maximumLength else { return nil }
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "krn", parts[1] == "partner", parts[2] == "global",
-            parts[3] == "account", let environment = KlarnaEnvironment(rawValue: String(parts[4]))
-        else { return nil }
-        let id = parts[5]
+        let utf8 = text.utf8
+        guard utf8.count <= AccountKRN.maximumLength, text.hasPrefix(AccountKRN.prefix) else { return nil }
+        let rest = text.dropFirst(AccountKRN.prefix.count)
+        let environment: KlarnaEnvironment
+        if rest.hasPrefix("test:") {
+            environment = .test
+        } else if rest.hasPrefix("live:") {
+            environment = .live
+        } else {
+            return nil
+        }
+        let id = rest.dropFirst(5)
         guard !id.isEmpty, id.utf8.allSatisfy(AccountKRN.isIDByte) else { return nil }
         self.rawValue = text
         self.environment = environment
         self.accountID = id
     }
+
+    static let prefix = "krn:partner:global:account:"
 
     /// Klarna's account ids are letters, digits, `-` and `_`; anything else (`%`, `/`, `\`, NUL) is an attack or a bug.
     static func isIDByte(_ byte: UInt8) -> Bool {

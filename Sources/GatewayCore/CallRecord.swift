@@ -77,7 +77,7 @@ public struct CallRecord: Sendable {
         var path = String(rawTarget[..<(queryStart ?? rawTarget.endIndex)])
         if let operation {
             let template = operation.templateSegments
-            var segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+            var segments = path.fastSplit(UInt8(ascii: "/")).dropFirst().map(String.init)
             if segments.count == template.count {
                 for (index, name) in template.enumerated() where name.hasPrefix("{") && name.lowercased().contains("token") {
                     segments[index] = String(name)

@@ -33,7 +33,7 @@ public enum KlarnaEnvironment: String, Sendable, Hashable, Codable, CaseIterable
     public static func of(klarnaHost host: String) -> KlarnaEnvironment? {
         let host = host.lowercased()
         guard host == "klarna.com" || host.hasSuffix(".klarna.com") else { return nil }
-        let labels = host.split(separator: ".")
+        let labels = host.fastSplit(UInt8(ascii: "."))
         if labels.contains("test") || labels.contains("playground") { return .test }
         return .live
     }

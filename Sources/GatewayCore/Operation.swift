@@ -26,6 +26,10 @@ public struct Operation: Sendable, Hashable {
     public let introducedIn: String
     /// True where Klarna offers it in the test environment only.
     public let testOnly: Bool
+    /// The template's segments (without the leading empty one), split once.
+    public let templateSegments: [Substring]
+    /// Index of the `{partner_account_id}` segment in the path's segments, for merchant-scoped operations.
+    public let accountSegmentIndex: Int?
 
     /// Makes an operation.
     public init(
@@ -40,13 +44,7 @@ public struct Operation: Sendable, Hashable {
         self.category = category
         self.introducedIn = introducedIn
         self.testOnly = testOnly
-    }
-
-    /// The template's segments (without the leading empty one).
-    public var templateSegments: [Substring] { template.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { $0 } }
-
-    /// Index of the `{partner_account_id}` segment in the path's segments, for merchant-scoped operations.
-    public var accountSegmentIndex: Int? {
-        templateSegments.firstIndex(of: "{partner_account_id}")
+        self.templateSegments = Array(template.fastSplit(UInt8(ascii: "/")).dropFirst())
+        self.accountSegmentIndex = templateSegments.firstIndex(of: "{partner_account_id}")
     }
 }

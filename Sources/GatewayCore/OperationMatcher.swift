@@ -70,7 +70,7 @@ public struct OperationMatcher: Sendable {
 
     /// Matches a path (no query string) that has already passed `RequestTarget` validation.
     public func match(method: String, path: Substring) -> Result<Match, Miss> {
-        let segments = Array(path.split(separator: "/", omittingEmptySubsequences: false).dropFirst())
+        let segments = Array(path.fastSplit(UInt8(ascii: "/")).dropFirst())
         guard let node = Self.walk(root, segments[...]) else { return .failure(.noSuchPath) }
         guard let operation = node.operations[method] else {
             return .failure(.methodNotAllowed(allowed: node.operations.keys.sorted()))

@@ -27,6 +27,8 @@ public struct RequestTarget: Sendable, Hashable {
 
         var bytes = path.utf8.makeIterator()
         var previous: UInt8 = 0
+        var segmentLength = 0
+        var segmentDots = 0
         while let byte = bytes.next() {
             if byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "#") {
                 throw GatewayError(.badRequest, "The path contains a byte that is not allowed in a Klarna path.")
@@ -41,14 +43,18 @@ public struct RequestTarget: Sendable, Hashable {
                     throw GatewayError(.badRequest, "The path contains a percent-encoded character that is not allowed.")
                 }
             }
-            if byte == UInt8(ascii: "/") && previous == UInt8(ascii: "/") {
-                throw GatewayError(.badRequest, "The path contains an empty segment.")
+            if byte == UInt8(ascii: "/") {
+                if previous == UInt8(ascii: "/") { throw GatewayError(.badRequest, "The path contains an empty segment.") }
+                if segmentLength > 0 && segmentLength == segmentDots { throw Self.dotSegment }
+                segmentLength = 0
+                segmentDots = 0
+            } else {
+                segmentLength += 1
+                if byte == UInt8(ascii: ".") { segmentDots += 1 }
             }
             previous = byte
         }
-        for segment in path.split(separator: "/", omittingEmptySubsequences: true) where segment == "." || segment == ".." {
-            throw GatewayError(.badRequest, "The path contains a '.' or '..' segment.")
-        }
+        if segmentLength > 0 && segmentLength == segmentDots { throw Self.dotSegment }
         if path.count > 1 && path.hasSuffix("/") {
             throw GatewayError(.badRequest, "The path ends with '/'.")
         }
@@ -63,6 +69,8 @@ public struct RequestTarget: Sendable, Hashable {
         self.path = path
         self.query = query
     }
+
+    static let dotSegment = GatewayError(.badRequest, "The path contains a '.' or '..' segment.")
 
     /// The query's parameter names in order, without values (what the audit trail records).
     public static func parameterNames(of query: Substring) -> [Substring] {

@@ -35,8 +35,8 @@ public final class ChildProcess: @unchecked Sendable {
         let name = URL(fileURLWithPath: executable).lastPathComponent
         stdoutURL = directory.appendingPathComponent("\(name)-\(tag).out")
         stderrURL = directory.appendingPathComponent("\(name)-\(tag).err")
-        FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
-        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
         let input = Pipe()

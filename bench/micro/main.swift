@@ -5,7 +5,11 @@ import GatewayCore
 // Each figure is the mean over many iterations after a warm-up; run it beside other work and compare ratios,
 // not absolutes (these machines are noisy).
 
+/// BENCH_SCALE shrinks every loop (e.g. 0.01 under valgrind, whose instruction counts ignore machine load).
+let scale = Double(ProcessInfo.processInfo.environment["BENCH_SCALE"] ?? "1") ?? 1
+
 func measure(_ name: String, iterations: Int = 1_000_000, _ body: (Int) -> Void) {
+    let iterations = max(1, Int(Double(iterations) * scale))
     for index in 0..<(iterations / 10) { body(index) }
     let start = DispatchTime.now().uptimeNanoseconds
     for index in 0..<iterations { body(index) }

@@ -80,7 +80,8 @@ public struct CredentialInjection: Sendable {
             out.append(("Klarna-Integration-Metadata", metadata))
         }
         if correlationID == nil {
-            let generated = String(requestID.unicodeScalars.filter { $0.properties.isAlphabetic || ("0"..."9").contains($0) })
+            // Klarna documents the correlation id as alphanumeric: the request id without its hyphens.
+            let generated = String(decoding: requestID.utf8.filter { $0 != UInt8(ascii: "-") }, as: UTF8.self)
             correlationID = generated
             out.append(("Partner-Correlation-Id", generated))
         }
