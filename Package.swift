@@ -66,6 +66,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         .executableTarget(
@@ -119,6 +121,8 @@ let package = Package(
             name: "GatewayStoreTests",
             dependencies: ["GatewayStore", "GatewayVault", "GatewayCore", "GatewayTestSupport"]
         ),
+        // Runs the built `klarna-gateway` binary end to end against a temporary config and store.
+        .testTarget(name: "GatewayCLITests", dependencies: ["GatewayCore", "GatewayTestSupport"]),
         .testTarget(
             name: "KlarnaSimulatorTests",
             dependencies: ["KlarnaSimulator", "GatewayCore", "GatewayTestSupport"]
