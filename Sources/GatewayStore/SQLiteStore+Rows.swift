@@ -76,20 +76,26 @@ extension SQLiteStore {
         )
     }
 
-    static func merchant(_ row: Row, decoder: JSONDecoder) throws -> MerchantRecord {
-        let id: String = row["id"]
-        let accountText: String = row["account"]
-        guard let account = AccountKRN(accountText), let status = MerchantStatus(rawValue: row["status"]) else {
-            throw StoreError("merchant \(id): invalid account KRN or status in the store")
+    /// Merchant columns in the order `merchant(_:)` reads them by index: tens of thousands of rows are read on
+    /// every reload, and index access skips the per-row column-name lookup.
+    static let merchantColumns = "id, partner_id, account, groups, status, api_key_id, api_key_version, release"
+
+    static func merchant(_ row: Row) throws -> MerchantRecord {
+        let id: String = row[0]
+        let accountText: String = row[2]
+        let groupsText: String = row[3]
+        let statusText: String = row[4]
+        guard let account = AccountKRN(accountText), let status = MerchantStatus(rawValue: statusText),
+            let groups = JSONStringArray.parse(groupsText)
+        else {
+            throw StoreError("merchant \(id): invalid account KRN, status or groups in the store")
         }
-        let groupsText: String = row["groups"]
-        let groups = groupsText == "[]" ? [] : try decoder.decode([String].self, from: Data(groupsText.utf8))
-        let keyID: String? = row["api_key_id"]
-        let keyVersion: Int? = row["api_key_version"]
+        let keyID: String? = row[5]
+        let keyVersion: Int? = row[6]
         return MerchantRecord(
-            id: id, partnerID: row["partner_id"], account: account, groups: groups, status: status,
+            id: id, partnerID: row[1], account: account, groups: groups, status: status,
             apiKey: keyID.flatMap { id in keyVersion.map { CredentialRef(id: id, version: $0) } },
-            release: row["release"]
+            release: row[7]
         )
     }
 
@@ -115,14 +121,15 @@ extension SQLiteStore {
     }
 
     static func fetchMerchants(_ db: Database, whereID id: String? = nil) throws -> [MerchantRecord] {
-        let decoder = JSONDecoder()
-        let rows: [Row]
+        let cursor: RowCursor
         if let id {
-            rows = try Row.fetchAll(db, sql: "SELECT * FROM merchants WHERE id = ?", arguments: [id])
+            cursor = try Row.fetchCursor(db, sql: "SELECT \(merchantColumns) FROM merchants WHERE id = ?", arguments: [id])
         } else {
-            rows = try Row.fetchAll(db, sql: "SELECT * FROM merchants ORDER BY id")
+            cursor = try Row.fetchCursor(db, sql: "SELECT \(merchantColumns) FROM merchants ORDER BY id")
         }
-        return try rows.map { try merchant($0, decoder: decoder) }
+        var merchants: [MerchantRecord] = []
+        while let row = try cursor.next() { merchants.append(try merchant(row)) }
+        return merchants
     }
 
     static func fetchCallers(_ db: Database) throws -> [CallerRecord] {

@@ -68,7 +68,7 @@ public struct MasterKeyRing: Sendable {
 
     /// The text form, wrapped so that it cannot be printed by mistake.
     public var rendered: Secret {
-        var text = "# klarna-gateway master key ring: keep this file mode 0600; never delete a version still in use\n"
+        var text = "# klarna-gateway master key ring: keep this file mode 0600, and never delete a version still in use\n"
         for version in versions {
             let bytes = keys[version]!.withUnsafeBytes { Array($0) }
             text += "v\(version) \(Base64.encode(bytes))\n"

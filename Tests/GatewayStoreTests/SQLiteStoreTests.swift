@@ -183,3 +183,15 @@ import Testing
         #expect(files.contains { $0.1.range(of: Data("krn:partner:global:account:test:ACC7".utf8)) != nil })
     }
 }
+
+@Suite struct GroupsEncodingTests {
+    @Test func oddGroupNamesRoundTrip() async throws {
+        let fixture = try await StoreFixture()
+        let (partner, secrets) = try fixture.partner()
+        try await fixture.store.savePartner(partner, secrets: secrets)
+        var merchant = StoreFixture.merchant(1)
+        merchant.groups = ["plain", "with \"quotes\"", "back\\slash", "tab\there", "ünïcødé ✓", "", "\u{1}"]
+        try await fixture.store.saveMerchants([merchant], secrets: [])
+        #expect(try await fixture.store.merchant(id: "m_1")?.groups == merchant.groups)
+    }
+}

@@ -54,8 +54,11 @@ extension AdminService {
                 problems.append("line \(number): no partner with id '\(partnerID)'")
                 continue
             }
-            if let problem = AdminService.merchantProblem(id: id, partner: partner, account: account, groups: groups) {
-                problems.append("line \(number): \(problem)")
+            let krn: AccountKRN
+            do {
+                krn = try AdminService.checkMerchant(id: id, partner: partner, account: account, groups: groups)
+            } catch {
+                problems.append("line \(number): \(error)")
                 continue
             }
             if let previous = seenIDs[id] {
@@ -68,10 +71,10 @@ extension AdminService {
                 continue
             }
             accountHolders[account] = id
-            var record = existing[id] ?? MerchantRecord(id: id, partnerID: partnerID, account: AccountKRN(account)!)
+            var record = existing[id] ?? MerchantRecord(id: id, partnerID: partnerID, account: krn)
             if existing[id] == nil { added += 1 }
             record.partnerID = partnerID
-            record.account = AccountKRN(account)!
+            record.account = krn
             record.groups = groups
             records.append(record)
         }
@@ -88,6 +91,8 @@ extension AdminService {
 extension Substring {
     /// The text without surrounding spaces and tabs.
     var trimmed: String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[start...end])
     }
 }

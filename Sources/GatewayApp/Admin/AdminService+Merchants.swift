@@ -10,14 +10,12 @@ extension AdminService {
         guard let partner = try await store.partner(id: partnerID) else {
             throw AdminError("no partner with id '\(partnerID)'; add it first with `partners add`")
         }
-        if let problem = AdminService.merchantProblem(id: id, partner: partner, account: account, groups: groups) {
-            throw AdminError(problem)
-        }
+        let krn = try AdminService.checkMerchant(id: id, partner: partner, account: account, groups: groups)
         if try await store.merchant(id: id) != nil { throw AdminError("merchant '\(id)' already exists") }
         if let holder = try await store.merchants().first(where: { $0.account.rawValue == account }) {
             throw AdminError("account \(account) already belongs to merchant '\(holder.id)'")
         }
-        var record = MerchantRecord(id: id, partnerID: partnerID, account: AccountKRN(account)!, groups: groups)
+        var record = MerchantRecord(id: id, partnerID: partnerID, account: krn, groups: groups)
         var secrets: [SealedSecret] = []
         if let apiKey {
             try AdminService.checkAPIKey(apiKey, environment: partner.environment, owner: "merchant '\(id)'")
@@ -52,20 +50,22 @@ extension AdminService {
         guard try await store.deleteMerchant(id: id) else { throw AdminError.notFound("merchant", id) }
     }
 
-    /// Why a merchant cannot be saved as given, or nil: id rules, KRN shape, environment, group names.
-    static func merchantProblem(id: String, partner: PartnerRecord, account: String, groups: [String]) -> String? {
-        if let problem = MerchantRecord.problem(withID: id) { return "merchant id '\(id)': \(problem)" }
+    /// The merchant's parsed account, or why it cannot be saved as given: id rules, KRN shape, environment,
+    /// group names.
+    static func checkMerchant(id: String, partner: PartnerRecord, account: String, groups: [String]) throws -> AccountKRN {
+        if let problem = MerchantRecord.problem(withID: id) { throw AdminError("merchant id '\(id)': \(problem)") }
         guard let krn = AccountKRN(account) else {
-            return "'\(account)' is not a partner account KRN (krn:partner:global:account:test|live:ID)"
+            throw AdminError("'\(account)' is not a partner account KRN (krn:partner:global:account:test|live:ID)")
         }
         if krn.environment != partner.environment {
-            return "account \(account) is a \(krn.environment) account but partner '\(partner.id)' is \(partner.environment)"
+            throw AdminError(
+                "account \(account) is a \(krn.environment) account but partner '\(partner.id)' is \(partner.environment)")
         }
         for group in groups {
             if let problem = MerchantRecord.problem(withID: group) {
-                return "group '\(group)': " + problem.replacingOccurrences(of: "a merchant id", with: "a group name")
+                throw AdminError("group '\(group)': " + problem.replacingOccurrences(of: "a merchant id", with: "a group name"))
             }
         }
-        return nil
+        return krn
     }
 }
