@@ -121,8 +121,12 @@ let package = Package(
             name: "GatewayStoreTests",
             dependencies: ["GatewayStore", "GatewayVault", "GatewayCore", "GatewayTestSupport"]
         ),
-        // Runs the built `klarna-gateway` binary end to end against a temporary config and store.
-        .testTarget(name: "GatewayCLITests", dependencies: ["GatewayCore", "GatewayTestSupport"]),
+        // The admin operations in process, and the built `klarna-gateway` binary end to end, against temporary
+        // configs, stores and key rings.
+        .testTarget(
+            name: "GatewayCLITests",
+            dependencies: ["GatewayApp", "GatewayStore", "GatewayVault", "GatewayCore", "GatewayTestSupport"]
+        ),
         .testTarget(
             name: "KlarnaSimulatorTests",
             dependencies: ["KlarnaSimulator", "GatewayCore", "GatewayTestSupport"]

@@ -45,7 +45,7 @@ public struct MasterKeyRing: Sendable {
     /// Parses the text form; `source` names the file or variable in errors.
     public init(parsing text: String, source: String) throws {
         var keys: [Int: SymmetricKey] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = rawLine.trimmingWhitespace()
             if line.isEmpty || line.hasPrefix("#") { continue }
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })

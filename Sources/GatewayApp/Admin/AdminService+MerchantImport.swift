@@ -24,9 +24,8 @@ extension AdminService {
         var accountHolders = Dictionary(
             contents.merchants.map { ($0.account.rawValue, $0.id) }, uniquingKeysWith: { first, _ in first })
 
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.hasSuffix("\r") ? line.dropLast() : line
-        }
+        // `\r\n` is one Character in Swift, so split on any newline rather than on "\n".
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
         if let first = lines.first, first.hasPrefix("\u{FEFF}") { lines[0] = first.dropFirst() }
         guard let header = lines.first.map({ $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmed } }),
             header == ["id", "partner", "account"] || header == ["id", "partner", "account", "group"]
