@@ -20,7 +20,7 @@ struct Partners: AsyncParsableCommand {
         @Option(name: .customLong("client-key"), help: "PEM private key of the client certificate, or -.") var clientKey: String
         @Option(name: .customLong("base-url"), help: "Upstream base URL (default: Klarna's host for the environment).")
         var baseURL: String?
-        @Option(name: .customLong("auth-form"), help: "raw (default) or empty-user.") var authForm = "raw"
+        @Option(name: .customLong("auth-form"), help: "raw or empty-user.") var authForm = "raw"
 
         func run() async throws {
             try await reportingErrors {
