@@ -51,6 +51,10 @@ public protocol GatewayStore: Sendable {
     /// Replaces sealed secrets (same owner, credential and version) in one transaction; used by re-sealing.
     func replaceSealedSecrets(_ secrets: [SealedSecret]) async throws
 
+    /// Rewrites every sealed secret with `transform` inside one write transaction (read and write together, so
+    /// a secret added concurrently cannot be missed); returns how many were rewritten. Used by master key rotation.
+    func resealAllSecrets(_ transform: @escaping @Sendable (SealedSecret) throws -> SealedSecret) async throws -> Int
+
     /// Everything at once, read in one transaction so the parts and the generation agree.
     func contents() async throws -> StoreContents
     /// The merchant with this id (a store can find one without reading them all).

@@ -89,6 +89,24 @@ extension SQLiteStore {
         }
     }
 
+    /// Rewrites every sealed secret with `transform` in one write transaction; a throwing transform changes nothing.
+    public func resealAllSecrets(_ transform: @escaping @Sendable (SealedSecret) throws -> SealedSecret) async throws -> Int {
+        try await pool.write { db in
+            let resealed = try SQLiteStore.fetchSecrets(db).map(transform)
+            let statement = try db.cachedStatement(sql: """
+                UPDATE secrets SET key_version = ?, combined = ?
+                WHERE owner = ? AND credential_id = ? AND credential_version = ?
+                """)
+            for secret in resealed {
+                try statement.execute(arguments: [
+                    secret.keyVersion, Data(secret.combined), secret.owner, secret.credential.id, secret.credential.version,
+                ])
+            }
+            try SQLiteStore.bumpGeneration(db)
+            return resealed.count
+        }
+    }
+
     /// Everything, read in one transaction.
     public func contents() async throws -> StoreContents {
         try await pool.read { db in

@@ -30,7 +30,7 @@ struct Partners: AsyncParsableCommand {
                 guard let form = BasicAuthForm(rawValue: authForm) else {
                     throw ValidationFailure("--auth-form must be raw or empty-user")
                 }
-                try SecretInput.checkOneStdin(apiKeyFile, clientKey)
+                try SecretInput.checkOneStdin(apiKeyFile, clientCert, clientKey)
                 let input = NewPartner(
                     id: id, environment: environment, apiKey: try SecretInput.read(apiKeyFile, what: "API key"),
                     certificatePEM: try SecretInput.text(clientCert, what: "client certificate"),
@@ -107,6 +107,7 @@ struct Partners: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
+                try SecretInput.checkOneStdin(clientCert, clientKey)
                 let certificate = try SecretInput.text(clientCert, what: "client certificate")
                 let key = try SecretInput.read(clientKey, what: "client key")
                 let credential = try await config.admin().rotatePartnerCertificate(

@@ -201,3 +201,71 @@ import Testing
         #expect(try await admin.revokeCaller(id: "checkout").status == .revoked)
     }
 }
+
+/// The key ring and store as `config/gateway.yaml` names them.
+@Suite struct ConfigKeyRingTests {
+    let directory: URL
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    func config(environmentName: String? = "KGW_TEST_RING") throws -> GatewayConfig {
+        var config = try ConfigLoader.decode(
+            GatewayConfig.self,
+            yaml: """
+                node_id: t
+                storage: data/gw.sqlite
+                master_key: {file: keys/master.keys\(environmentName.map { ", environment: \($0)" } ?? "")}
+                catalogue: c.tsv
+                policies: {access: a.yaml}
+                listeners: []
+                upstream: {egress: [], strip_headers: [], connect_timeout_ms: 1, response_timeout_ms: 1, max_idle_per_key: 1}
+                limits: {max_body_bytes: 1, max_header_bytes: 1, max_headers_total_bytes: 1}
+                reload_interval_ms: 1000
+                log_level: info
+                """, source: "test")
+        config.baseDirectory = directory.path
+        return config
+    }
+
+    @Test func theVariableWinsWhenSetAndTheFileOtherwise() throws {
+        let config = try config()
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("keys"), withIntermediateDirectories: true)
+        let path = try AdminService.initializeKeyRing(config: config)
+        #expect(path == directory.path + "/keys/master.keys")
+        #expect(throws: (any Error).self) { try AdminService.initializeKeyRing(config: config) }
+
+        #expect(try config.loadMasterKeyRing(environment: [:]).origin == .file(path))
+        let text = MasterKeyRing.generate().addingNewVersion().rendered.exposedValue
+        let fromVariable = try config.loadMasterKeyRing(environment: ["KGW_TEST_RING": text])
+        #expect(fromVariable.origin == .environment("KGW_TEST_RING"))
+        #expect(fromVariable.ring.currentVersion == 2)
+    }
+
+    @Test func rotationIsRefusedForARingFromTheEnvironment() async throws {
+        let config = try config()
+        let text = MasterKeyRing.generate().rendered.exposedValue
+        let admin = try await AdminService.open(config: config, environment: ["KGW_TEST_RING": text])
+        #expect(admin.keyOrigin == .environment("KGW_TEST_RING"))
+        await #expect(throws: AdminError.self) { try await admin.rotateMasterKey() }
+    }
+
+    @Test func theLoaderPicksUpARotationByAnotherProcess() async throws {
+        let config = try config(environmentName: nil)
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("keys"), withIntermediateDirectories: true)
+        try AdminService.initializeKeyRing(config: config)
+        let pki = try TestPKI()
+        let identity = try pki.issueClient(commonName: "p")
+        let admin = try await AdminService.open(config: config, environment: [:])
+        try await admin.addPartner(NewPartner(
+            id: "p", environment: .test, apiKey: Secret("klarna_test_api_k"), certificatePEM: identity.certificatePEM,
+            clientKeyPEM: Secret(identity.privateKeyPEM)))
+        let loader = try await CredentialLoader.open(config: config, environment: [:])
+        #expect(try await loader.loadCredentials().partners.count == 1)
+        // Another admin (a separate service, as a CLI process would be) rotates the ring.
+        _ = try await AdminService.open(config: config, environment: [:]).rotateMasterKey()
+        #expect(try await loader.loadCredentials().partners.count == 1)
+    }
+}

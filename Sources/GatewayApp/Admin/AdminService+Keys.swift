@@ -27,8 +27,7 @@ extension AdminService {
         let ring = try MasterKeyRing.load(file: path).addingNewVersion()
         try ring.write(to: path, overwrite: true)
         let rotated = SecretSealer(ring: ring)
-        let resealed = try await store.sealedSecrets().map { try rotated.reseal($0) }
-        try await store.replaceSealedSecrets(resealed)
-        return (ring.currentVersion, resealed.count)
+        let count = try await store.resealAllSecrets { try rotated.reseal($0) }
+        return (ring.currentVersion, count)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 import GatewayStore
 import GatewayVault
@@ -14,23 +15,38 @@ public typealias LoadedCredentials = (
 public struct CredentialLoader: Sendable {
     /// The store read from.
     public let store: any GatewayStore
-    /// Opens the sealed secrets.
+    /// Opens the sealed secrets when no key-ring source is given.
     public let sealer: SecretSealer
+    /// Reads the key ring afresh for each load, so a `keys rotate` by another process is picked up.
+    let ringSource: (@Sendable () throws -> MasterKeyRing)?
 
-    /// Makes a loader.
+    /// Makes a loader with a fixed key ring.
     public init(store: any GatewayStore, sealer: SecretSealer) {
         self.store = store
         self.sealer = sealer
+        self.ringSource = nil
     }
 
-    /// Opens the configured store and key ring (the running gateway's entry point).
-    public static func open(config: GatewayConfig) async throws -> CredentialLoader {
-        let service = try await AdminService.open(config: config)
-        return CredentialLoader(store: service.store, sealer: service.sealer)
+    /// Opens the configured store and key ring (the running gateway's entry point); every load re-reads the ring
+    /// from its configured source, refusing a key file that has become readable by others.
+    public static func open(
+        config: GatewayConfig, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> CredentialLoader {
+        let service = try await AdminService.open(config: config, environment: environment)
+        return CredentialLoader(
+            store: service.store, sealer: service.sealer,
+            ringSource: { try config.loadMasterKeyRing(environment: environment).ring })
+    }
+
+    init(store: any GatewayStore, sealer: SecretSealer, ringSource: (@Sendable () throws -> MasterKeyRing)?) {
+        self.store = store
+        self.sealer = sealer
+        self.ringSource = ringSource
     }
 
     /// Every partner, merchant and caller ready for `GatewaySnapshot`, and the generation they belong to.
     public func loadCredentials() async throws -> LoadedCredentials {
+        let sealer = try ringSource.map { SecretSealer(ring: try $0()) } ?? self.sealer
         let contents = try await store.contents()
         var sealed: [String: SealedSecret] = [:]
         for secret in contents.secrets { sealed[key(secret.owner, secret.credential)] = secret }
