@@ -70,6 +70,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         .executableTarget(
@@ -124,6 +126,12 @@ let package = Package(
         .testTarget(
             name: "GatewayStoreTests",
             dependencies: ["GatewayStore", "GatewayVault", "GatewayCore", "GatewayTestSupport"]
+        ),
+        // The admin operations in process, and the built `klarna-gateway` binary end to end, against temporary
+        // configs, stores and key rings.
+        .testTarget(
+            name: "GatewayCLITests",
+            dependencies: ["GatewayApp", "GatewayStore", "GatewayVault", "GatewayCore", "GatewayTestSupport"]
         ),
         .testTarget(
             name: "KlarnaSimulatorTests",

@@ -50,6 +50,41 @@ public protocol GatewayStore: Sendable {
     func sealedSecrets() async throws -> [SealedSecret]
     /// Replaces sealed secrets (same owner, credential and version) in one transaction; used by re-sealing.
     func replaceSealedSecrets(_ secrets: [SealedSecret]) async throws
+
+    /// Rewrites every sealed secret with `transform` inside one write transaction (read and write together, so
+    /// a secret added concurrently cannot be missed); returns how many were rewritten. Used by master key rotation.
+    func resealAllSecrets(_ transform: @escaping @Sendable (SealedSecret) throws -> SealedSecret) async throws -> Int
+
+    /// Everything at once, read in one transaction so the parts and the generation agree.
+    func contents() async throws -> StoreContents
+    /// The merchant with this id (a store can find one without reading them all).
+    func merchant(id: String) async throws -> MerchantRecord?
+}
+
+/// Every record of a store as of one generation.
+public struct StoreContents: Sendable {
+    /// The generation the records belong to.
+    public var generation: Int64
+    /// Every partner.
+    public var partners: [PartnerRecord]
+    /// Every merchant.
+    public var merchants: [MerchantRecord]
+    /// Every caller.
+    public var callers: [CallerRecord]
+    /// Every sealed secret.
+    public var secrets: [SealedSecret]
+
+    /// Makes contents.
+    public init(
+        generation: Int64, partners: [PartnerRecord], merchants: [MerchantRecord], callers: [CallerRecord],
+        secrets: [SealedSecret]
+    ) {
+        self.generation = generation
+        self.partners = partners
+        self.merchants = merchants
+        self.callers = callers
+        self.secrets = secrets
+    }
 }
 
 extension GatewayStore {

@@ -1,0 +1,156 @@
+import Foundation
+import GatewayCore
+
+/// A partner as listings show it: the record plus what can be said about its secrets without revealing them.
+public struct PartnerSummary: Sendable {
+    /// The stored record.
+    public let record: PartnerRecord
+    /// The API key's last four characters, or why it cannot be opened.
+    public let apiKeyHint: String
+    /// SHA-256 fingerprint of the client certificate's leaf.
+    public let certificateFingerprint: String
+    /// When the client certificate expires.
+    public let certificateNotValidAfter: Date?
+    /// How many merchants use this partner.
+    public let merchantCount: Int
+}
+
+/// What `partners add` needs; secrets arrive already read from files or stdin.
+public struct NewPartner: Sendable {
+    /// Partner id.
+    public var id: String
+    /// Its Klarna environment.
+    public var environment: KlarnaEnvironment
+    /// Its API key.
+    public var apiKey: Secret
+    /// Its mTLS client certificate chain, PEM.
+    public var certificatePEM: String
+    /// The certificate's private key, PEM.
+    public var clientKeyPEM: Secret
+    /// Upstream base URL; nil for Klarna's host of the environment.
+    public var baseURL: String?
+    /// How the key is written into `Authorization`.
+    public var authForm: BasicAuthForm
+
+    /// Makes the input of `partners add`.
+    public init(
+        id: String, environment: KlarnaEnvironment, apiKey: Secret, certificatePEM: String, clientKeyPEM: Secret,
+        baseURL: String? = nil, authForm: BasicAuthForm = .rawKey
+    ) {
+        self.id = id
+        self.environment = environment
+        self.apiKey = apiKey
+        self.certificatePEM = certificatePEM
+        self.clientKeyPEM = clientKeyPEM
+        self.baseURL = baseURL
+        self.authForm = authForm
+    }
+}
+
+extension AdminService {
+    /// Adds a partner after checking its id, key prefix, base URL, certificate and key; refuses an existing id.
+    @discardableResult
+    public func addPartner(_ input: NewPartner) async throws -> PartnerRecord {
+        if let problem = AdminService.idProblem(input.id, kind: "partner") { throw AdminError(problem) }
+        if try await store.partner(id: input.id) != nil {
+            throw AdminError("partner '\(input.id)' already exists; use `partners rotate-key` or `partners rotate-cert`")
+        }
+        try AdminService.checkAPIKey(input.apiKey, environment: input.environment, owner: "partner '\(input.id)'")
+        let baseURL = input.baseURL ?? input.environment.defaultBaseURL
+        try AdminService.checkBaseURL(baseURL, environment: input.environment)
+        let certificate = try ClientCertificate(pem: input.certificatePEM)
+        try certificate.checkPrivateKey(input.clientKeyPEM)
+
+        let owner = SecretOwner.partner(input.id)
+        let record = PartnerRecord(
+            id: input.id, environment: input.environment, baseURL: baseURL, authForm: input.authForm,
+            apiKey: SecretOwner.partnerAPIKey(input.id, version: 1), clientCertificatePEM: input.certificatePEM,
+            clientKey: SecretOwner.partnerClientKey(input.id, version: 1)
+        )
+        let secrets = [
+            try sealer.seal(input.apiKey, owner: owner, credential: record.apiKey),
+            try sealer.seal(input.clientKeyPEM, owner: owner, credential: record.clientKey),
+        ]
+        try await store.savePartner(record, secrets: secrets)
+        return record
+    }
+
+    /// Every partner, summarised.
+    public func listPartners() async throws -> [PartnerSummary] {
+        let contents = try await store.contents()
+        var counts: [String: Int] = [:]
+        for merchant in contents.merchants { counts[merchant.partnerID, default: 0] += 1 }
+        return contents.partners.map { summary(of: $0, secrets: contents.secrets, merchantCount: counts[$0.id] ?? 0) }
+    }
+
+    /// One partner, summarised.
+    public func showPartner(id: String) async throws -> PartnerSummary {
+        guard let summary = try await listPartners().first(where: { $0.record.id == id }) else {
+            throw AdminError.notFound("partner", id)
+        }
+        return summary
+    }
+
+    /// Seals a new API key as the next version of the partner's key credential.
+    @discardableResult
+    public func rotatePartnerKey(id: String, apiKey: Secret) async throws -> CredentialRef {
+        guard var record = try await store.partner(id: id) else { throw AdminError.notFound("partner", id) }
+        try AdminService.checkAPIKey(apiKey, environment: record.environment, owner: "partner '\(id)'")
+        record.apiKey = SecretOwner.partnerAPIKey(id, version: record.apiKey.version + 1)
+        let sealed = try sealer.seal(apiKey, owner: SecretOwner.partner(id), credential: record.apiKey)
+        try await store.savePartner(record, secrets: [sealed])
+        return record.apiKey
+    }
+
+    /// Replaces the partner's client certificate and seals its key as the next version of the key credential.
+    @discardableResult
+    public func rotatePartnerCertificate(id: String, certificatePEM: String, clientKeyPEM: Secret) async throws -> CredentialRef {
+        guard var record = try await store.partner(id: id) else { throw AdminError.notFound("partner", id) }
+        let certificate = try ClientCertificate(pem: certificatePEM)
+        try certificate.checkPrivateKey(clientKeyPEM)
+        record.clientCertificatePEM = certificatePEM
+        record.clientKey = SecretOwner.partnerClientKey(id, version: record.clientKey.version + 1)
+        let sealed = try sealer.seal(clientKeyPEM, owner: SecretOwner.partner(id), credential: record.clientKey)
+        try await store.savePartner(record, secrets: [sealed])
+        return record.clientKey
+    }
+
+    private func summary(of record: PartnerRecord, secrets: [SealedSecret], merchantCount: Int) -> PartnerSummary {
+        let owner = SecretOwner.partner(record.id)
+        let hint: String
+        if let sealed = secrets.first(where: { $0.owner == owner && $0.credential == record.apiKey }) {
+            hint = (try? sealer.open(sealed).hint) ?? "(does not open)"
+        } else {
+            hint = "(missing)"
+        }
+        let certificate = try? ClientCertificate(pem: record.clientCertificatePEM)
+        return PartnerSummary(
+            record: record, apiKeyHint: hint, certificateFingerprint: certificate?.fingerprint ?? "(unparsable)",
+            certificateNotValidAfter: certificate?.notValidAfter, merchantCount: merchantCount
+        )
+    }
+
+    /// A key must carry the prefix of its environment and be one printable token.
+    static func checkAPIKey(_ key: Secret, environment: KlarnaEnvironment, owner: String) throws {
+        let value = key.exposedValue
+        guard let keyEnvironment = KlarnaEnvironment.of(apiKey: value) else {
+            throw AdminError("the API key for \(owner) does not start with klarna_test_api_ or klarna_live_api_")
+        }
+        guard keyEnvironment == environment else {
+            throw AdminError("the API key for \(owner) is a \(keyEnvironment) key but the environment is \(environment)")
+        }
+        guard value.utf8.count <= 4096, value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw AdminError("the API key for \(owner) contains spaces or non-printable characters")
+        }
+    }
+
+    /// The base URL must parse, and a Klarna host must serve the partner's environment.
+    static func checkBaseURL(_ baseURL: String, environment: KlarnaEnvironment) throws {
+        guard let endpoint = UpstreamEndpoint(baseURL: baseURL) else {
+            throw AdminError("base URL '\(baseURL)' is not https://host[:port][/prefix]")
+        }
+        if let hostEnvironment = KlarnaEnvironment.of(klarnaHost: endpoint.host), hostEnvironment != environment {
+            throw AdminError("base URL host \(endpoint.host) serves \(hostEnvironment), but the partner is \(environment)")
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import GatewayCore
+import GRDB
+
+extension SQLiteStore {
+    /// A number that grows with every committed change, from this process or any other.
+    public func generation() async throws -> Int64 {
+        try await pool.read { db in try SQLiteStore.readGeneration(db) }
+    }
+
+    /// Every partner, by id.
+    public func partners() async throws -> [PartnerRecord] {
+        try await pool.read { db in try SQLiteStore.fetchPartners(db) }
+    }
+
+    /// Inserts or replaces a partner together with its sealed secrets, atomically.
+    public func savePartner(_ partner: PartnerRecord, secrets: [SealedSecret]) async throws {
+        try await pool.write { db in
+            try db.execute(sql: SQLiteStore.partnerUpsert, arguments: SQLiteStore.arguments(partner))
+            try SQLiteStore.upsert(secrets, db)
+            try SQLiteStore.bumpGeneration(db)
+        }
+    }
+
+    /// Every merchant, by id.
+    public func merchants() async throws -> [MerchantRecord] {
+        try await pool.read { db in try SQLiteStore.fetchMerchants(db) }
+    }
+
+    /// The merchant with this id.
+    public func merchant(id: String) async throws -> MerchantRecord? {
+        try await pool.read { db in try SQLiteStore.fetchMerchants(db, whereID: id).first }
+    }
+
+    /// Inserts or replaces merchants and their secrets in one transaction, with one prepared statement.
+    public func saveMerchants(_ merchants: [MerchantRecord], secrets: [SealedSecret]) async throws {
+        try await pool.write { db in
+            let statement = try db.cachedStatement(sql: SQLiteStore.merchantUpsert)
+            for merchant in merchants { try statement.execute(arguments: SQLiteStore.arguments(merchant)) }
+            try SQLiteStore.upsert(secrets, db)
+            try SQLiteStore.bumpGeneration(db)
+        }
+    }
+
+    /// Deletes a merchant and every version of its secrets; false when it did not exist.
+    public func deleteMerchant(id: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM merchants WHERE id = ?", arguments: [id])
+            guard db.changesCount > 0 else { return false }
+            try db.execute(sql: "DELETE FROM secrets WHERE owner = ?", arguments: [SecretOwner.merchant(id)])
+            try SQLiteStore.bumpGeneration(db)
+            return true
+        }
+    }
+
+    /// Every caller, by id.
+    public func callers() async throws -> [CallerRecord] {
+        try await pool.read { db in try SQLiteStore.fetchCallers(db) }
+    }
+
+    /// Inserts or replaces a caller.
+    public func saveCaller(_ caller: CallerRecord) async throws {
+        try await pool.write { db in
+            try db.execute(sql: SQLiteStore.callerUpsert, arguments: SQLiteStore.arguments(caller))
+            try SQLiteStore.bumpGeneration(db)
+        }
+    }
+
+    /// Every sealed secret.
+    public func sealedSecrets() async throws -> [SealedSecret] {
+        try await pool.read { db in try SQLiteStore.fetchSecrets(db) }
+    }
+
+    /// Replaces sealed secrets in one transaction; a secret with no existing row is refused, since re-sealing
+    /// must never invent a credential.
+    public func replaceSealedSecrets(_ secrets: [SealedSecret]) async throws {
+        try await pool.write { db in
+            let statement = try db.cachedStatement(sql: """
+                UPDATE secrets SET key_version = ?, combined = ?
+                WHERE owner = ? AND credential_id = ? AND credential_version = ?
+                """)
+            for secret in secrets {
+                try statement.execute(arguments: [
+                    secret.keyVersion, Data(secret.combined), secret.owner, secret.credential.id, secret.credential.version,
+                ])
+                if db.changesCount == 0 { throw StoreError("no stored secret \(secret.credential) of \(secret.owner) to replace") }
+            }
+            try SQLiteStore.bumpGeneration(db)
+        }
+    }
+
+    /// Rewrites every sealed secret with `transform` in one write transaction; a throwing transform changes nothing.
+    public func resealAllSecrets(_ transform: @escaping @Sendable (SealedSecret) throws -> SealedSecret) async throws -> Int {
+        try await pool.write { db in
+            let resealed = try SQLiteStore.fetchSecrets(db).map(transform)
+            let statement = try db.cachedStatement(sql: """
+                UPDATE secrets SET key_version = ?, combined = ?
+                WHERE owner = ? AND credential_id = ? AND credential_version = ?
+                """)
+            for secret in resealed {
+                try statement.execute(arguments: [
+                    secret.keyVersion, Data(secret.combined), secret.owner, secret.credential.id, secret.credential.version,
+                ])
+            }
+            try SQLiteStore.bumpGeneration(db)
+            return resealed.count
+        }
+    }
+
+    /// Everything, read in one transaction.
+    public func contents() async throws -> StoreContents {
+        try await pool.read { db in
+            StoreContents(
+                generation: try SQLiteStore.readGeneration(db), partners: try SQLiteStore.fetchPartners(db),
+                merchants: try SQLiteStore.fetchMerchants(db), callers: try SQLiteStore.fetchCallers(db),
+                secrets: try SQLiteStore.fetchSecrets(db)
+            )
+        }
+    }
+}
