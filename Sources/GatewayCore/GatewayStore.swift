@@ -59,6 +59,8 @@ public protocol GatewayStore: Sendable {
     func contents() async throws -> StoreContents
     /// The merchant with this id (a store can find one without reading them all).
     func merchant(id: String) async throws -> MerchantRecord?
+    /// The merchant holding this Klarna account, if any.
+    func merchant(account: AccountKRN) async throws -> MerchantRecord?
 }
 
 /// Every record of a store as of one generation.
@@ -92,6 +94,10 @@ extension GatewayStore {
     public func partner(id: String) async throws -> PartnerRecord? { try await partners().first { $0.id == id } }
     /// The merchant with this id.
     public func merchant(id: String) async throws -> MerchantRecord? { try await merchants().first { $0.id == id } }
+    /// The merchant holding this account.
+    public func merchant(account: AccountKRN) async throws -> MerchantRecord? {
+        try await merchants().first { $0.account == account }
+    }
     /// The caller with this id.
     public func caller(id: String) async throws -> CallerRecord? { try await callers().first { $0.id == id } }
 }

@@ -32,6 +32,11 @@ extension SQLiteStore {
         try await pool.read { db in try SQLiteStore.fetchMerchants(db, whereID: id).first }
     }
 
+    /// The merchant holding this account, through the unique account index.
+    public func merchant(account: AccountKRN) async throws -> MerchantRecord? {
+        try await pool.read { db in try SQLiteStore.fetchMerchants(db, account: account.rawValue).first }
+    }
+
     /// Inserts or replaces merchants and their secrets in one transaction, with one prepared statement.
     public func saveMerchants(_ merchants: [MerchantRecord], secrets: [SealedSecret]) async throws {
         try await pool.write { db in

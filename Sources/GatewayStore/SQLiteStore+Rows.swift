@@ -120,10 +120,13 @@ extension SQLiteStore {
         try Row.fetchAll(db, sql: "SELECT * FROM partners ORDER BY id").map(partner)
     }
 
-    static func fetchMerchants(_ db: Database, whereID id: String? = nil) throws -> [MerchantRecord] {
+    static func fetchMerchants(_ db: Database, whereID id: String? = nil, account: String? = nil) throws -> [MerchantRecord] {
         let cursor: RowCursor
         if let id {
             cursor = try Row.fetchCursor(db, sql: "SELECT \(merchantColumns) FROM merchants WHERE id = ?", arguments: [id])
+        } else if let account {
+            cursor = try Row.fetchCursor(
+                db, sql: "SELECT \(merchantColumns) FROM merchants WHERE account = ?", arguments: [account])
         } else {
             cursor = try Row.fetchCursor(db, sql: "SELECT \(merchantColumns) FROM merchants ORDER BY id")
         }

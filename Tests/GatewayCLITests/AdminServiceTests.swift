@@ -129,6 +129,10 @@ import Testing
         input = good
         input.id = "krn:x"
         await refused(input, "partner id")
+        let certificate = try ClientCertificate(pem: identity.certificatePEM)
+        try certificate.checkValidity()
+        #expect(throws: AdminError.self) { try certificate.checkValidity(at: Date() + 86_400 * 30) }
+        #expect(throws: AdminError.self) { try certificate.checkValidity(at: Date() - 86_400) }
         try await admin.addPartner(good)
         await refused(good, "already exists")
         await #expect(throws: AdminError.self) {

@@ -40,6 +40,8 @@ import Testing
         #expect(try await fixture.store.merchants() == [plain, own])
         #expect(try await fixture.store.merchant(id: "m_2") == own)
         #expect(try await fixture.store.merchant(id: "m_3") == nil)
+        #expect(try await fixture.store.merchant(account: own.account) == own)
+        #expect(try await fixture.store.merchant(account: AccountKRN("krn:partner:global:account:test:NONE")!) == nil)
 
         var suspended = plain
         suspended.status = .suspended

@@ -12,7 +12,7 @@ extension AdminService {
         }
         let krn = try AdminService.checkMerchant(id: id, partner: partner, account: account, groups: groups)
         if try await store.merchant(id: id) != nil { throw AdminError("merchant '\(id)' already exists") }
-        if let holder = try await store.merchants().first(where: { $0.account.rawValue == account }) {
+        if let holder = try await store.merchant(account: krn) {
             throw AdminError("account \(account) already belongs to merchant '\(holder.id)'")
         }
         var record = MerchantRecord(id: id, partnerID: partnerID, account: krn, groups: groups)

@@ -59,6 +59,7 @@ extension AdminService {
         let baseURL = input.baseURL ?? input.environment.defaultBaseURL
         try AdminService.checkBaseURL(baseURL, environment: input.environment)
         let certificate = try ClientCertificate(pem: input.certificatePEM)
+        try certificate.checkValidity()
         try certificate.checkPrivateKey(input.clientKeyPEM)
 
         let owner = SecretOwner.partner(input.id)
@@ -107,6 +108,7 @@ extension AdminService {
     public func rotatePartnerCertificate(id: String, certificatePEM: String, clientKeyPEM: Secret) async throws -> CredentialRef {
         guard var record = try await store.partner(id: id) else { throw AdminError.notFound("partner", id) }
         let certificate = try ClientCertificate(pem: certificatePEM)
+        try certificate.checkValidity()
         try certificate.checkPrivateKey(clientKeyPEM)
         record.clientCertificatePEM = certificatePEM
         record.clientKey = SecretOwner.partnerClientKey(id, version: record.clientKey.version + 1)

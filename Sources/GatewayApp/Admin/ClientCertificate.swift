@@ -46,6 +46,17 @@ public struct ClientCertificate: Sendable {
         }
     }
 
+    /// Refuses a leaf that is expired or not yet valid: Klarna would refuse it at the handshake, so an operator
+    /// learns it now rather than from failing calls.
+    public func checkValidity(at now: Date = Date()) throws {
+        if now > leaf.notValidAfter {
+            throw AdminError("the client certificate (fingerprint \(fingerprint)) expired on \(leaf.notValidAfter)")
+        }
+        if now < leaf.notValidBefore {
+            throw AdminError("the client certificate (fingerprint \(fingerprint)) is not valid before \(leaf.notValidBefore)")
+        }
+    }
+
     /// The last moment the leaf is valid.
     public var notValidAfter: Date { leaf.notValidAfter }
 }
