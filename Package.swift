@@ -79,6 +79,8 @@ let package = Package(
             dependencies: [
                 "GatewayApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/klarna-gateway"
         ),

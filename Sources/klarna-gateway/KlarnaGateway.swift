@@ -6,7 +6,6 @@ struct KlarnaGateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "klarna-gateway",
         abstract: "A reverse proxy in front of Klarna's APIs, and the commands that administer its store.",
-        // `Serve.self` is added here by the data-plane work.
-        subcommands: [Partners.self, Merchants.self, Callers.self, Keys.self]
+        subcommands: [Serve.self, Partners.self, Merchants.self, Callers.self, Keys.self]
     )
 }

@@ -3,16 +3,11 @@ import GatewayCore
 import GatewayStore
 import GatewayVault
 
-/// The opened credentials a snapshot is built from, as of one store generation.
-public typealias LoadedCredentials = (
-    partners: [PartnerState], merchants: [MerchantState], callers: [CallerRecord], generation: Int64
-)
-
 /// Reads the store in one transaction and opens every secret the hot path needs.
 ///
 /// Partners or merchants whose secrets do not open are collected and reported together, by id, so one reload
 /// tells the operator everything that is broken; a failing load leaves the running snapshot in place.
-public struct CredentialLoader: Sendable {
+public struct CredentialLoader: CredentialSource {
     /// The store read from.
     public let store: any GatewayStore
     /// Opens the sealed secrets when no key-ring source is given.
@@ -91,8 +86,14 @@ public struct CredentialLoader: Sendable {
         guard problems.isEmpty else {
             throw AdminError("cannot load credentials: " + problems.joined(separator: "; "))
         }
-        return (partners, merchants, contents.callers, contents.generation)
+        return LoadedCredentials(partners: partners, merchants: merchants, callers: contents.callers, generation: contents.generation)
     }
+
+    /// The store's change counter.
+    public func generation() async throws -> Int64 { try await store.generation() }
+
+    /// Everything the snapshot needs, secrets opened.
+    public func load() async throws -> LoadedCredentials { try await loadCredentials() }
 
     private func key(_ owner: String, _ credential: CredentialRef) -> String {
         "\(owner)\u{0}\(credential.id)\u{0}\(credential.version)"
