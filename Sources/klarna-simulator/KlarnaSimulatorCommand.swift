@@ -25,11 +25,11 @@ struct Run: AsyncParsableCommand {
         let configuration = try SimulatorConfiguration.load(from: config)
         let server = try await KlarnaSimulatorServer.start(configuration: configuration, group: nil)
         print("klarna-simulator listening on https://127.0.0.1:\(server.port) control http://127.0.0.1:\(server.controlPort)")
-        fflush(stdout)
+        fflush(nil)  // stdout may be a file or pipe; the waiting process needs the line now
         await Self.waitForTermination()
         try await server.shutdown()
         print("klarna-simulator stopped")
-        fflush(stdout)
+        fflush(nil)  // stdout may be a file or pipe; the waiting process needs the line now
     }
 
     /// Suspends until SIGTERM or SIGINT arrives.
