@@ -1,0 +1,118 @@
+/// A fault to inject: what kind, which requests it matches, and how often it fires.
+///
+/// A rule with `count` fires for the next N matching requests and is then spent; one with `rate` fires for that
+/// fraction of matching requests, decided by a generator seeded from the configuration so a run repeats exactly;
+/// one with neither fires for every match.
+public struct FaultRule: Codable, Sendable, Equatable {
+    /// The kinds of fault.
+    public enum Kind: String, Codable, Sendable {
+        /// Answer normally after `delay_ms`.
+        case latency
+        /// Answer with `status` (default 500) and `error_code` (default `TIMEOUT`) instead of handling the call.
+        case error
+        /// Write the head and part of the body, then drop the connection.
+        case reset
+        /// A 403 with an empty body, as Klarna's DDoS rules answer.
+        case forbiddenNoBody = "forbidden-no-body"
+        /// Answer normally, but dribble the body out over `delay_ms`.
+        case slowBody = "slow-body"
+    }
+
+    /// The fault.
+    public var kind: Kind
+    /// Only requests with this method.
+    public var method: String?
+    /// Only requests whose path starts with this.
+    public var pathPrefix: String?
+    /// Only requests for this catalogue operation.
+    public var operationID: String?
+    /// Status for `error` faults.
+    public var status: Int?
+    /// `error_code` for `error` faults.
+    public var errorCode: String?
+    /// Milliseconds for `latency` and `slow-body`.
+    public var delayMilliseconds: Int?
+    /// Fraction of matching requests, 0…1.
+    public var rate: Double?
+    /// Fire for the next N matching requests only.
+    public var count: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case kind, method, status, rate, count
+        case pathPrefix = "path_prefix", operationID = "operation_id", errorCode = "error_code", delayMilliseconds = "delay_ms"
+    }
+
+    /// Makes a rule.
+    public init(
+        kind: Kind, method: String? = nil, pathPrefix: String? = nil, operationID: String? = nil, status: Int? = nil,
+        errorCode: String? = nil, delayMilliseconds: Int? = nil, rate: Double? = nil, count: Int? = nil
+    ) {
+        self.kind = kind
+        self.method = method
+        self.pathPrefix = pathPrefix
+        self.operationID = operationID
+        self.status = status
+        self.errorCode = errorCode
+        self.delayMilliseconds = delayMilliseconds
+        self.rate = rate
+        self.count = count
+    }
+
+    func matches(method: String, path: Substring, operationID: String?) -> Bool {
+        if let wanted = self.method, wanted.uppercased() != method { return false }
+        if let prefix = pathPrefix, !path.hasPrefix(prefix) { return false }
+        if let wanted = self.operationID, wanted != operationID { return false }
+        return true
+    }
+}
+
+/// SplitMix64: tiny, fast and reproducible from a seed, which is all fault rates need.
+struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A double in [0, 1).
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
+
+/// The active fault rules and the seeded generator that decides rate-based ones: a value type, so the decision
+/// logic is tested without a server.
+struct FaultInjector: Sendable {
+    private(set) var rules: [FaultRule]
+    private var generator: SeededGenerator
+
+    init(rules: [FaultRule], seed: UInt64) {
+        self.rules = rules
+        self.generator = SeededGenerator(seed: seed)
+    }
+
+    mutating func add(_ rule: FaultRule) { rules.append(rule) }
+
+    mutating func clear() { rules.removeAll() }
+
+    /// The first rule that fires for this request, consuming a `count` or a random draw as it goes.
+    mutating func decide(method: String, path: Substring, operationID: String?) -> FaultRule? {
+        guard !rules.isEmpty else { return nil }
+        for index in rules.indices where rules[index].matches(method: method, path: path, operationID: operationID) {
+            if let rate = rules[index].rate {
+                // Draw for every match so the sequence depends only on the order of requests.
+                if generator.unit() >= rate { continue }
+            }
+            let rule = rules[index]
+            if let count = rule.count {
+                if count <= 1 { rules.remove(at: index) } else { rules[index].count = count - 1 }
+            }
+            return rule
+        }
+        return nil
+    }
+}
