@@ -142,7 +142,9 @@ let package = Package(
         .testTarget(
             name: "GatewayProxyTests",
             dependencies: [
-                "GatewayProxy", "GatewayApp", "GatewayCore", "GatewayTestSupport",
+                "GatewayProxy", "GatewayApp", "GatewayCore", "GatewayStore", "GatewayVault", "GatewayTestSupport",
+                "KlarnaSimulator",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

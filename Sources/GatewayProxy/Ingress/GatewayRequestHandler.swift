@@ -205,12 +205,16 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
 
     private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         guard let call else { return }
+        call.requestBytes += buffer.readableBytes
+        let tooLarge = call.requestBytes > runtime.limits.maxBodyBytes
         switch phase {
-        case .idle, .finishing:
+        case .idle:
             return
+        case .finishing:
+            // Discarding the rest of a refused request's body, but no more than the limit allows.
+            if tooLarge { context.close(promise: nil) }
         case .pending, .forwarding:
-            call.requestBytes += buffer.readableBytes
-            if call.requestBytes > runtime.limits.maxBodyBytes {
+            if tooLarge {
                 abortUpstream(context: context)
                 refuse(GatewayError(.payloadTooLarge, "The body is larger than \(runtime.limits.maxBodyBytes) bytes."), context: context)
                 return
@@ -397,8 +401,9 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "Klarna-Gateway-Request-Id", value: call.requestID)
         for header in error.extraHeaders { headers.add(name: header.name, value: header.value) }
-        // A request whose body is still arriving cannot be delimited safely after an early answer.
-        let close = !isHTTP2 && (!call.keepAlive || !call.requestEnded)
+        // A body still arriving is read and discarded (it is bounded by the body limit), so the connection stays
+        // usable; an oversize body or a caller that asked for it closes the connection.
+        let close = !isHTTP2 && (!call.keepAlive || (!call.requestEnded && error.code == .payloadTooLarge))
         if close { headers.add(name: "Connection", value: "close") }
         let record = call.record
         let status = HTTPResponseStatus(statusCode: error.status)
@@ -433,7 +438,9 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     /// The fingerprint of the verified client certificate, read once per connection.
     private func clientFingerprint(context: ChannelHandlerContext) -> String? {
         if let cached = cachedFingerprint { return cached }
-        let channel = context.channel.parent ?? context.channel
+        // An HTTP/2 stream's parent is its connection, which holds TLS; an HTTP/1 connection's parent is the
+        // listening socket (on another loop), so it must not be asked.
+        let channel = isHTTP2 ? (context.channel.parent ?? context.channel) : context.channel
         let certificate = try? channel.pipeline.syncOperations.nioSSL_peerCertificate()
         let fingerprint = (try? certificate?.toDERBytes()).map { Hex.encode(SHA256.hash(data: $0)) }
         cachedFingerprint = .some(fingerprint)
