@@ -61,6 +61,13 @@ public protocol GatewayStore: Sendable {
     func merchant(id: String) async throws -> MerchantRecord?
     /// The merchant holding this Klarna account, if any.
     func merchant(account: AccountKRN) async throws -> MerchantRecord?
+
+    /// Staged roll-outs in force.
+    func rollouts() async throws -> [Rollout]
+    /// Inserts or replaces the roll-out of a release (for its group, or for all merchants).
+    func saveRollout(_ rollout: Rollout) async throws
+    /// Removes every roll-out of a release; returns how many there were.
+    func deleteRollouts(release: String) async throws -> Int
 }
 
 /// Every record of a store as of one generation.
@@ -75,17 +82,20 @@ public struct StoreContents: Sendable {
     public var callers: [CallerRecord]
     /// Every sealed secret.
     public var secrets: [SealedSecret]
+    /// Staged roll-outs in force.
+    public var rollouts: [Rollout]
 
     /// Makes contents.
     public init(
         generation: Int64, partners: [PartnerRecord], merchants: [MerchantRecord], callers: [CallerRecord],
-        secrets: [SealedSecret]
+        secrets: [SealedSecret], rollouts: [Rollout] = []
     ) {
         self.generation = generation
         self.partners = partners
         self.merchants = merchants
         self.callers = callers
         self.secrets = secrets
+        self.rollouts = rollouts
     }
 }
 

@@ -118,8 +118,43 @@ extension SQLiteStore {
             StoreContents(
                 generation: try SQLiteStore.readGeneration(db), partners: try SQLiteStore.fetchPartners(db),
                 merchants: try SQLiteStore.fetchMerchants(db), callers: try SQLiteStore.fetchCallers(db),
-                secrets: try SQLiteStore.fetchSecrets(db)
+                secrets: try SQLiteStore.fetchSecrets(db), rollouts: try SQLiteStore.fetchRollouts(db)
             )
+        }
+    }
+
+    /// Staged roll-outs in force.
+    public func rollouts() async throws -> [Rollout] {
+        try await pool.read { db in try SQLiteStore.fetchRollouts(db) }
+    }
+
+    /// Inserts or replaces the roll-out of a release for its group (or all merchants).
+    public func saveRollout(_ rollout: Rollout) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO rollouts (release, group_name, percent) VALUES (?, ?, ?)
+                    ON CONFLICT (release, group_name) DO UPDATE SET percent = excluded.percent
+                    """,
+                arguments: [rollout.release, rollout.group ?? "", rollout.percent])
+            try SQLiteStore.bumpGeneration(db)
+        }
+    }
+
+    /// Removes every roll-out of a release.
+    public func deleteRollouts(release: String) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM rollouts WHERE release = ?", arguments: [release])
+            let removed = db.changesCount
+            try SQLiteStore.bumpGeneration(db)
+            return removed
+        }
+    }
+
+    static func fetchRollouts(_ db: Database) throws -> [Rollout] {
+        try Row.fetchAll(db, sql: "SELECT release, group_name, percent FROM rollouts ORDER BY release, group_name").map { row in
+            let group: String = row[1]
+            return Rollout(release: row[0], percent: row[2], group: group.isEmpty ? nil : group)
         }
     }
 }

@@ -57,6 +57,16 @@ extension SQLiteStore {
                 );
                 """)
         }
+        migrator.registerMigration("v2: staged release roll-outs") { db in
+            try db.execute(sql: """
+                CREATE TABLE rollouts (
+                    release TEXT NOT NULL,
+                    group_name TEXT NOT NULL DEFAULT '',
+                    percent REAL NOT NULL,
+                    PRIMARY KEY (release, group_name)
+                );
+                """)
+        }
         return migrator
     }
 

@@ -7,7 +7,7 @@ import GatewayCore
 struct Merchants: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Merchants the acquirer acts for, each bound to a partner and a Klarna account.",
-        subcommands: [Add.self, List.self, Show.self, Suspend.self, Resume.self, Remove.self, Import.self]
+        subcommands: [Add.self, Update.self, List.self, Show.self, Suspend.self, Resume.self, Remove.self, Import.self]
     )
 
     struct Add: AsyncParsableCommand {
@@ -19,13 +19,37 @@ struct Merchants: AsyncParsableCommand {
         @Option(name: .customLong("group"), help: "A group (repeatable).") var groups: [String] = []
         @Option(name: .customLong("api-key-file"), help: "The merchant's own API key (direct model), or - for stdin.")
         var apiKeyFile: String?
+        @Option(name: .customLong("release"), help: "Pin the merchant to a Klarna release (r7).") var release: String?
 
         func run() async throws {
             try await reportingErrors {
                 let key = try apiKeyFile.map { try SecretInput.read($0, what: "API key") }
-                let record = try await config.admin().addMerchant(
-                    id: id, partnerID: partner, account: account, groups: groups, apiKey: key)
-                print("added merchant \(record.id) (\(record.account), partner \(record.partnerID))")
+                let admin = try await config.admin()
+                let policy = try release.map { _ in try Releases.policies(try config.load()).0 }
+                if let release, let policy, let environment = AccountKRN(account)?.environment {
+                    // Checked before adding, so a refused pin adds nothing.
+                    try AdminService.checkPin(release, environment: environment, policy: policy)
+                }
+                let record = try await admin.addMerchant(id: id, partnerID: partner, account: account, groups: groups, apiKey: key)
+                if let release, let policy { try await admin.pinMerchant(id: id, release: release, policy: policy) }
+                print("added merchant \(record.id) (\(record.account), partner \(record.partnerID))\(release.map { ", release \($0)" } ?? "")")
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change a merchant's release pin.")
+        @OptionGroup var config: ConfigOptions
+        @Argument(help: "Merchant id.") var id: String
+        @Option(name: .customLong("release"), help: "Pin the merchant to a Klarna release (r7).") var release: String?
+        @Flag(name: .customLong("clear-release"), help: "Remove the merchant's release pin.") var clearRelease = false
+
+        func run() async throws {
+            try await reportingErrors {
+                guard (release != nil) != clearRelease else { throw ValidationFailure("give exactly one of --release R or --clear-release") }
+                let (policy, _) = try Releases.policies(try config.load())
+                let record = try await config.admin().pinMerchant(id: id, release: release, policy: policy)
+                print("merchant \(record.id): release \(record.release ?? "none (follows roll-outs, group, partner, latest)")")
             }
         }
     }

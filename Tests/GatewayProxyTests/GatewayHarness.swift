@@ -123,6 +123,12 @@ final class GatewayHarness: Sendable {
         try await admin.addMerchant(id: "m2", partnerID: "acq", account: accounts[1], groups: ["eu"], apiKey: Secret(merchantOwnKey))
         try await admin.addMerchant(id: "m3", partnerID: "acq", account: accounts[2])
         try await admin.addMerchant(id: "m4", partnerID: "acq", account: accounts[3], groups: ["eu"])
+        // A live partner and merchant, for the checks that must refuse before anything is sent.
+        let liveKey = "klarna_live_api_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        _ = try await admin.addPartner(NewPartner(
+            id: "acq_live", environment: .live, apiKey: Secret(liveKey), certificatePEM: acquirer.certificatePEM,
+            clientKeyPEM: Secret(acquirer.privateKeyPEM), baseURL: "https://localhost:\(simulator.port)", authForm: .rawKey))
+        try await admin.addMerchant(id: "m_live", partnerID: "acq_live", account: "krn:partner:global:account:live:L1")
         var tokens: [String: String] = [:]
         for caller in ["checkout", "orders", "tester"] {
             tokens[caller] = try await admin.addCaller(id: caller).token?.rendered.exposedValue

@@ -86,7 +86,9 @@ public struct CredentialLoader: CredentialSource {
         guard problems.isEmpty else {
             throw AdminError("cannot load credentials: " + problems.joined(separator: "; "))
         }
-        return LoadedCredentials(partners: partners, merchants: merchants, callers: contents.callers, generation: contents.generation)
+        return LoadedCredentials(
+            partners: partners, merchants: merchants, callers: contents.callers, rollouts: contents.rollouts,
+            generation: contents.generation)
     }
 
     /// The store's change counter.

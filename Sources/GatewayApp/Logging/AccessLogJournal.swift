@@ -23,6 +23,8 @@ public struct AccessLogJournal: CallJournal {
         if let merchant = record.facts.merchantID { metadata["merchant"] = "\(merchant)" }
         if let partner = record.facts.partnerID { metadata["partner"] = "\(partner)" }
         if let operation = record.facts.operation { metadata["operation"] = "\(operation.id)" }
+        if let release = record.facts.release { metadata["release"] = "\(release)" }
+        if let rule = record.rateLimitRule { metadata["rate_limit_rule"] = "\(rule)" }
         if let code = record.gatewayErrorCode { metadata["gateway_error"] = "\(code)" }
         if let code = record.klarnaErrorCode { metadata["klarna_error"] = "\(code)" }
         if let latency = record.upstreamLatencyMicros { metadata["upstream_us"] = "\(latency)" }

@@ -41,6 +41,13 @@ public struct ReleaseSelection: Sendable {
         policy: ReleasePolicy, rollouts: [Rollout], today: String
     ) throws(GatewayError) -> Choice {
         let (id, source) = try effectiveID(target: target, environment: environment, headers: headers, grant: grant, policy: policy, rollouts: rollouts, today: today)
+        return try check(id: id, source: source, operation: operation, environment: environment, policy: policy, today: today)
+    }
+
+    /// Checks an effective release: known, available in the environment, offering the operation.
+    public func check(
+        id: String, source: ReleaseSource, operation: Operation, environment: KlarnaEnvironment, policy: ReleasePolicy, today: String
+    ) throws(GatewayError) -> Choice {
         guard let release = policy.release(id), let ordinal = policy.ordinal(of: id) else {
             throw GatewayError(.releaseNotAvailable, "Release '\(id)' is not in the gateway's release calendar.")
         }
@@ -60,7 +67,8 @@ public struct ReleaseSelection: Sendable {
         return Choice(release: release, source: source, endpoint: endpoint)
     }
 
-    private func effectiveID<H: HeaderLookup>(
+    /// The effective release id and where it came from (override, pin, roll-out, group, partner, latest).
+    public func effectiveID<H: HeaderLookup>(
         target: CallTarget, environment: KlarnaEnvironment, headers: H, grant: Grant, policy: ReleasePolicy,
         rollouts: [Rollout], today: String
     ) throws(GatewayError) -> (String, ReleaseSource) {
@@ -70,16 +78,28 @@ public struct ReleaseSelection: Sendable {
             }
             return (requested, .override)
         }
-        if let merchant = target.merchant?.record {
+        guard let chosen = Self.configuredRelease(
+            merchant: target.merchant?.record, partner: target.partner.record, environment: environment, policy: policy,
+            rollouts: rollouts, today: today)
+        else {
+            throw GatewayError(.releaseNotAvailable, "No release is available in \(environment.rawValue) yet.")
+        }
+        return chosen
+    }
+
+    /// The release configuration gives a merchant (or a partner's acquirer-scoped calls), without any override:
+    /// merchant pin, roll-out, group pin, partner default, else the newest available today. Listings use it too.
+    public static func configuredRelease(
+        merchant: MerchantRecord?, partner: PartnerRecord, environment: KlarnaEnvironment, policy: ReleasePolicy,
+        rollouts: [Rollout], today: String
+    ) -> (String, ReleaseSource)? {
+        if let merchant {
             if let pin = merchant.release { return (pin, .merchant) }
             let chosen = rollouts.filter { $0.includes(merchant) }.compactMap { rollout in policy.ordinal(of: rollout.release).map { ($0, rollout.release) } }
             if let newest = chosen.max(by: { $0.0 < $1.0 }) { return (newest.1, .rollout) }
             if let pin = merchant.groups.lazy.compactMap({ policy.groups[$0] }).first { return (pin, .group) }
         }
-        if let pin = target.partner.record.defaultRelease { return (pin, .partner) }
-        guard let latest = policy.latest(in: environment, on: today) else {
-            throw GatewayError(.releaseNotAvailable, "No release is available in \(environment.rawValue) yet.")
-        }
-        return (latest.id, .latest)
+        if let pin = partner.defaultRelease { return (pin, .partner) }
+        return policy.latest(in: environment, on: today).map { ($0.id, .latest) }
     }
 }

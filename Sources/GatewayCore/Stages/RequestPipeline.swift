@@ -54,12 +54,16 @@ public struct RequestPipeline: Sendable {
             facts.account = callTarget.merchant?.record.account.rawValue
             let partnerEnvironment = callTarget.partner.record.environment
             facts.environment = partnerEnvironment
-            let release = try releaseSelection.choose(
-                operation: match.operation, target: callTarget, environment: partnerEnvironment, headers: request.headers,
+            let (releaseID, source) = try releaseSelection.effectiveID(
+                target: callTarget, environment: partnerEnvironment, headers: request.headers,
                 grant: snapshot.access.callers[caller.caller.id] ?? Grant(), policy: snapshot.releases,
                 rollouts: snapshot.rollouts, today: today
             )
-            facts.release = release.release.id
+            // Recorded before the checks, so a release refusal's record names the release.
+            facts.release = releaseID
+            let release = try releaseSelection.check(
+                id: releaseID, source: source, operation: match.operation, environment: partnerEnvironment,
+                policy: snapshot.releases, today: today)
             let endpoint = release.endpoint ?? callTarget.partner.endpoint
             let environment = try environmentGuard.check(callTarget, endpoint: endpoint, settings: snapshot.settings)
             facts.environment = environment
