@@ -12,12 +12,15 @@ public struct IngressLimits: Sendable {
     public var maxHeaderBytes: Int
     /// Largest header block.
     public var maxHeadersTotalBytes: Int
+    /// Largest response held back until its outcome record is written; larger answers stream.
+    public var maxHeldResponseBytes: Int
 
-    /// Makes limits; the defaults are Klarna's (1 MB body, 6 KB header, 20 KB headers).
-    public init(maxBodyBytes: Int = 1_048_576, maxHeaderBytes: Int = 6144, maxHeadersTotalBytes: Int = 20480) {
+    /// Makes limits; the defaults are Klarna's (1 MB body, 6 KB header, 20 KB headers) and a 4 MB hold.
+    public init(maxBodyBytes: Int = 1_048_576, maxHeaderBytes: Int = 6144, maxHeadersTotalBytes: Int = 20480, maxHeldResponseBytes: Int = 4_194_304) {
         self.maxBodyBytes = maxBodyBytes
         self.maxHeaderBytes = maxHeaderBytes
         self.maxHeadersTotalBytes = maxHeadersTotalBytes
+        self.maxHeldResponseBytes = maxHeldResponseBytes
     }
 }
 

@@ -54,8 +54,15 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         var requestHash = SHA256()
         var responseHash = SHA256()
         var responseBytes = 0
+        /// Klarna's response head has arrived.
         var responseStarted = false
         var responseEnded = false
+        /// Bytes of a response have gone to the caller; before this, the gateway can still answer with its own error.
+        var released = false
+        /// Klarna's answer, held until its outcome record is written (up to the hold limit).
+        var heldHead: HTTPResponseHead?
+        var heldBody: [ByteBuffer] = []
+        var heldBytes = 0
         var upstreamKeepAlive = true
         var upstreamSent: NIODeadline?
         var timeout: Scheduled<Void>?
@@ -316,14 +323,21 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             }
             headers.add(name: "Klarna-Gateway-Request-Id", value: call.requestID)
             if !isHTTP2 && !call.keepAlive { headers.add(name: "Connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))), promise: nil)
+            call.heldHead = HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
         case .body(let buffer):
             call.responseBytes += buffer.readableBytes
             buffer.withUnsafeReadableBytes { call.responseHash.update(bufferPointer: $0) }
             if call.record.status.map({ $0 >= 400 }) == true && call.errorProbe.count < 4096 {
                 call.errorProbe += buffer.readableBytesView.prefix(4096 - call.errorProbe.count)
             }
-            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            if call.released {
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            } else {
+                call.heldBody.append(buffer)
+                call.heldBytes += buffer.readableBytes
+                // Past the hold limit the answer streams, and its outcome record follows the last byte.
+                if call.heldBytes > runtime.limits.maxHeldResponseBytes { release(call, context: context) }
+            }
         case .end(let trailers):
             call.responseEnded = true
             call.record.responseBodyBytes = call.responseBytes
@@ -335,10 +349,41 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             var outcome = call.record
             outcome.phase = .outcome
             outcome.timeMicros = CallState.nowMicros()
-            _ = runtime.journal.record(outcome, on: context.eventLoop)
-            let written = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
-            finish(call: call, written: written, context: context)
+            // The outcome is recorded before the answer is released: a caller never holds a response the audit
+            // trail lacks.
+            runtime.journal.record(outcome, on: context.eventLoop).assumeIsolated().whenComplete { result in
+                guard self.context != nil, self.call === call else { return }
+                switch result {
+                case .success:
+                    self.release(call, context: context)
+                    let written = context.writeAndFlush(self.wrapOutboundOut(.end(trailers)))
+                    self.finish(call: call, written: written, context: context)
+                case .failure:
+                    if call.released {
+                        // Part of the answer already streamed (over the hold limit): cut it short.
+                        context.close(promise: nil)
+                    } else {
+                        call.heldHead = nil
+                        call.heldBody = []
+                        self.refuse(GatewayError(
+                            .auditUnavailable,
+                            "Klarna answered, but the audit trail could not record the outcome; retry with the same Klarna-Idempotency-Key."
+                        ), context: context)
+                    }
+                }
+            }
         }
+    }
+
+    /// Sends the held head and body to the caller; from here on the answer streams.
+    private func release(_ call: CallState, context: ChannelHandlerContext) {
+        guard !call.released, let head = call.heldHead else { return }
+        call.released = true
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        for buffer in call.heldBody { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
+        call.heldHead = nil
+        call.heldBody = []
+        context.flush()
     }
 
     func upstreamFailed(_ error: any Error) {
@@ -346,7 +391,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         call.timeout?.cancel()
         runtime.pools.pool(for: context.eventLoop).release(connection, reusable: false)
         phase = .pending
-        if call.responseStarted {
+        if call.released {
             // Part of Klarna's answer already went out; the only honest signal left is to cut the connection.
             phase = .finishing
             context.close(promise: nil)
@@ -384,10 +429,11 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     private func refuse(_ error: GatewayError, context: ChannelHandlerContext) {
         guard let call else { return }
         call.timeout?.cancel()
-        guard !call.responseStarted else {
+        guard !call.released else {
             context.close(promise: nil)
             return
         }
+        call.released = true
         call.responseStarted = true
         call.responseEnded = true
         phase = .finishing
