@@ -51,16 +51,17 @@ TOKENS=""
 for c in 1 2 3 4; do t=$(gw callers add caller$c); TOKENS="$TOKENS${TOKENS:+,}$t"; done
 export TOKENS
 
-gw serve > "$G/serve.log" 2>&1 & pid=$!
+"$BIN" serve --config "$G/gateway.yaml" > "$G/serve.log" 2>&1 & pid=$!
 trap 'kill $pid 2>/dev/null; "$peer/peer.sh" stop >/dev/null 2>&1' EXIT
-for _ in $(seq 1 100); do grep -q "gateway started" "$G/serve.log" && break; sleep 0.2; done
-grep -q "gateway started" "$G/serve.log" || { cat "$G/serve.log"; exit 1; }
+for _ in $(seq 1 100); do grep -q "klarna-gateway serving" "$G/serve.log" && break; sleep 0.2; done
+grep -q "klarna-gateway serving" "$G/serve.log" || { cat "$G/serve.log"; exit 1; }
 rss() { awk '/VmRSS/{printf "%.1f", $2/1024}' /proc/$pid/status; }
 idle=$(rss)
 
-results=$("$peer/peer.sh" measure nginx-http http://127.0.0.1:8080
+# The peer knows its own four tokens (load.lua's default); the gateway is sent the tokens it issued above.
+results=$(env -u TOKENS "$peer/peer.sh" measure nginx-http http://127.0.0.1:8080
           "$peer/peer.sh" measure gateway-http http://127.0.0.1:18080
-          "$peer/peer.sh" measure nginx-https https://127.0.0.1:8443
+          env -u TOKENS "$peer/peer.sh" measure nginx-https https://127.0.0.1:8443
           "$peer/peer.sh" measure gateway-https https://127.0.0.1:18443)
 loaded=$(rss)
 echo "$results"

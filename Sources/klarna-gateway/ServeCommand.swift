@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import GatewayApp
 import Logging
 import ServiceLifecycle
@@ -20,6 +21,9 @@ struct Serve: AsyncParsableCommand {
             let credentials = try await CredentialLoader.open(config: configuration)
             let service = try await GatewayService.start(
                 config: configuration, credentials: credentials, journal: AccessLogJournal(logger: logger), logger: logger)
+            // One line on stdout whatever the log level, for scripts and supervisors waiting for readiness.
+            let ports = service.ports.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            FileHandle.standardOutput.write(Data("klarna-gateway serving \(ports)\n".utf8))
             let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
         }
