@@ -1,0 +1,48 @@
+import Crypto
+import GatewayCore
+
+/// The `v1` canonical encodings the chain and the checkpoint signatures are computed over (see docs/audit.md).
+///
+/// JSON without whitespace, keys in a fixed order, every key present (`null` when absent), integers in decimal,
+/// strings escaped by `JSONText.quote`; so anyone can recompute it from an export with a few lines of code.
+public enum AuditCanonical {
+    /// The encoding version, the first key of every canonical record.
+    public static let version = 1
+
+    /// The hash the first entry of a fresh trail chains from.
+    public static let genesisHash = String(repeating: "0", count: 64)
+
+    /// The canonical encoding of an entry's chained fields (not its `prev_hash`/`hash`).
+    public static func encode(_ entry: AuditEntry) -> String {
+        var out = "{\"v\":\(version)"
+        out.reserveCapacity(768)
+        for (name, value) in zip(AuditEntry.fieldNames, entry.fieldValues) {
+            out += ",\""
+            out += name
+            out += "\":"
+            append(value, to: &out)
+        }
+        out += "}"
+        return out
+    }
+
+    /// `SHA-256(prev hash bytes || canonical encoding)`, hex; a malformed previous hash is hashed as its text.
+    public static func chainHash(previous: String, entry: AuditEntry) -> String {
+        var hasher = SHA256()
+        if let bytes = Hex.decode(previous), bytes.count == 32 {
+            hasher.update(data: bytes)
+        } else {
+            hasher.update(data: Array(previous.utf8))
+        }
+        hasher.update(data: Array(encode(entry).utf8))
+        return Hex.encode(hasher.finalize())
+    }
+
+    static func append(_ value: AuditFieldValue, to out: inout String) {
+        switch value {
+        case .text(nil), .integer(nil): out += "null"
+        case .text(let text?): out += JSONText.quote(text)
+        case .integer(let number?): out += String(number)
+        }
+    }
+}
