@@ -22,7 +22,7 @@ public struct AuditFilter: Sendable {
 
     var whereClause: (sql: String, arguments: StatementArguments) {
         var conditions: [String] = []
-        var arguments: [any DatabaseValueConvertible] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
         if let sinceMicros { conditions.append("time_us >= ?"); arguments.append(sinceMicros) }
         if let untilMicros { conditions.append("time_us < ?"); arguments.append(untilMicros) }
         if let merchantID { conditions.append("merchant_id = ?"); arguments.append(merchantID) }
@@ -76,28 +76,31 @@ public enum AuditReader {
         let database = try AuditDatabase.openForReading(path: path)
         defer { try? database.close() }
         if let header = format.header { try output.write(header) }
-        var lastSeq: Int64 = try database.read { db in
-            let newest = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_records") ?? 0
-            let rows = try Row.fetchCursor(
-                db, sql: "SELECT * FROM audit_records WHERE seq > ? ORDER BY seq", arguments: [newest - Int64(max(0, count))])
-            while let row = try rows.next() { try output.write(format.line(for: AuditEntry(row: row))) }
-            return newest
-        }
-        try output.flush()
+        let newest = try newestSeq(database)
+        var lastSeq = try write(database, after: newest - Int64(max(0, count)), format: format, to: output) ?? newest
         while follow, !Task.isCancelled {
             try await Task.sleep(for: .milliseconds(500))
-            lastSeq = try database.read { db in
-                var newest = lastSeq
-                let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit_records WHERE seq > ? ORDER BY seq", arguments: [lastSeq])
-                while let row = try rows.next() {
-                    let entry = AuditEntry(row: row)
-                    try output.write(format.line(for: entry))
-                    newest = entry.seq
-                }
-                return newest
-            }
-            try output.flush()
+            lastSeq = try write(database, after: lastSeq, format: format, to: output) ?? lastSeq
         }
+    }
+
+    private static func newestSeq(_ database: DatabaseQueue) throws -> Int64 {
+        try database.read { try Int64.fetchOne($0, sql: "SELECT MAX(seq) FROM audit_records") ?? 0 }
+    }
+
+    /// Writes the records after `seq`; returns the last one written.
+    private static func write(_ database: DatabaseQueue, after seq: Int64, format: AuditExportFormat, to output: AuditOutput) throws -> Int64? {
+        var last: Int64?
+        try database.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit_records WHERE seq > ? ORDER BY seq", arguments: [seq])
+            while let row = try rows.next() {
+                let entry = AuditEntry(row: row)
+                try output.write(format.line(for: entry))
+                last = entry.seq
+            }
+        }
+        try output.flush()
+        return last
     }
 
     /// Counts calls per merchant, caller and status in the window (SQLite aggregates; nothing is loaded row by row).

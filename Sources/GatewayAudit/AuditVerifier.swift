@@ -64,6 +64,19 @@ public enum AuditVerifier {
     /// How many problems a report lists.
     public static let problemLimit = 100
 
+    /// Parses `KEY_ID=HEX` specifications (32-byte raw Ed25519 public keys) into trusted keys.
+    public static func trustedKeys(parsing specs: [String]) throws -> [String: Curve25519.Signing.PublicKey] {
+        var keys: [String: Curve25519.Signing.PublicKey] = [:]
+        for spec in specs {
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let raw = Hex.decode(parts[1]),
+                let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+            else { throw AuditError.io("a trusted key is KEY_ID=HEX (32-byte Ed25519 public key), not \(spec)") }
+            keys[parts[0]] = key
+        }
+        return keys
+    }
+
     /// Verifies the store at `path`.
     ///
     /// `publicKeys` (key id → key) are the trusted keys; when empty, each checkpoint's own public key is used,
@@ -118,6 +131,7 @@ public enum AuditVerifier {
                 report.notes.append("records up to seq \(anchor.seq) were pruned; the chain starts at the anchor checkpoint")
             }
             report.lastSeq = report.anchorSeq
+            report.newestCheckpointSeq = report.anchorSeq
             let nodeID = try String.fetchOne(db, sql: "SELECT node_id FROM audit_records ORDER BY seq LIMIT 1")
             var checkpoints: [Int64: [AuditCheckpoint]] = [:]
             let stored = try Row.fetchCursor(db, sql: "SELECT * FROM audit_checkpoints ORDER BY seq")
@@ -265,7 +279,7 @@ extension AuditEntry {
             switch value {
             case let text as String: values[key] = text
             case let number as NSNumber: values[key] = number.int64Value
-            default: values[key] = nil as String?
+            default: break  // JSON null: a missing column reads as nil
             }
         }
         self.init(row: Row(values))

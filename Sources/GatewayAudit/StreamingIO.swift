@@ -54,7 +54,7 @@ public final class AuditOutput {
     public func flush() throws {
         var offset = 0
         while offset < buffer.count {
-            let written = buffer[offset...].withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, $0.count) }
+            let written = buffer[offset...].withUnsafeBytes { systemWrite(descriptor, $0.baseAddress, $0.count) }
             if written < 0 {
                 if errno == EINTR { continue }
                 throw AuditError.io("write failed: \(String(cString: strerror(errno)))")
@@ -73,6 +73,10 @@ public final class AuditOutput {
     /// Flushes and closes the file (not standard output).
     public func close() throws {
         try flush()
-        if ownsDescriptor { _ = Foundation.close(descriptor) }
+        if ownsDescriptor { _ = systemClose(descriptor) }
     }
 }
+
+// File-scope wrappers: inside `AuditOutput` the names `write` and `close` resolve to its own methods.
+private func systemWrite(_ descriptor: Int32, _ bytes: UnsafeRawPointer?, _ count: Int) -> Int { write(descriptor, bytes, count) }
+private func systemClose(_ descriptor: Int32) -> Int32 { close(descriptor) }

@@ -1,9 +1,7 @@
 import ArgumentParser
-import Crypto
 import Foundation
 import GatewayApp
 import GatewayAudit
-import GatewayCore
 
 /// `klarna-gateway audit …`: verify, read and prune the audit trail.
 struct AuditCommand: AsyncParsableCommand {
@@ -57,14 +55,7 @@ struct AuditCommand: AsyncParsableCommand {
         var archive: String?
 
         func run() async throws {
-            var keys: [String: Curve25519.Signing.PublicKey] = [:]
-            for text in publicKeys {
-                let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2, let raw = Hex.decode(parts[1]),
-                    let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
-                else { throw ValidationError("--public-key wants KEY_ID=HEX (32-byte Ed25519 key): \(text)") }
-                keys[parts[0]] = key
-            }
+            let keys = try AuditVerifier.trustedKeys(parsing: publicKeys)
             if let archive {
                 try report(AuditVerifier.verifyArchive(URL(fileURLWithPath: archive), publicKeys: keys))
                 return

@@ -26,9 +26,9 @@ import Testing
         let dir = try TempDir()
         let path = try await Fixtures.store(dir, count: 2)
         let queue = try DatabaseQueue(path: path)
-        let rows = try queue.read { try Row.fetchAll($0, sql: "SELECT * FROM audit_records ORDER BY seq") }
-        let first = AuditEntry(row: rows[0])
-        let second = AuditEntry(row: rows[1])
+        let entries = try await queue.read { try Row.fetchAll($0, sql: "SELECT * FROM audit_records ORDER BY seq").map(AuditEntry.init(row:)) }
+        let first = entries[0]
+        let second = entries[1]
         #expect(first.prevHash == AuditCanonical.genesisHash)
         #expect(second.prevHash == first.hash)
         let canonical = AuditCanonical.encode(first)

@@ -16,7 +16,7 @@ import Testing
         _ = try await child.wait()
         let acknowledged = child.stdout.split(separator: "\n").compactMap { Int($0) }
         #expect(acknowledged.count >= 300)
-        let stored = try DatabaseQueue(path: path).read { db in
+        let stored = try await DatabaseQueue(path: path).read { db in
             try Set(String.fetchAll(db, sql: "SELECT request_id FROM audit_records"))
         }
         let missing = acknowledged.filter { !stored.contains("req-\($0)") }

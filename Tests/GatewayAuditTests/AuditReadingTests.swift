@@ -38,7 +38,7 @@ import Testing
         let everything = try allBytes(dir)
         #expect(!everything.contains(planted))
         #expect(everything.contains("/v2/payment/tokens/{payment_token}?token"))
-        let columns = try DatabaseQueue(path: dir.path("audit.sqlite")).read { db in
+        let columns = try await DatabaseQueue(path: dir.path("audit.sqlite")).read { db in
             try db.columns(in: "audit_records").map(\.name)
         }
         #expect(columns == AuditEntry.fieldNames + ["prev_hash", "hash"])
@@ -87,7 +87,7 @@ import Testing
         await writer.shutdown()
         let stats = try AuditReader.stats(path: dir.path("audit.sqlite"), filter: AuditFilter())
         #expect(stats.calls == 30)
-        #expect(stats.byMerchant.map(\.1) == [15, 15])
+        #expect(stats.byMerchant.map { $0.1 } == [15, 15])
         #expect(stats.byStatus.first { $0.0 == "400" }?.1 == 6)
         #expect(stats.byCaller.count == 3)
     }
