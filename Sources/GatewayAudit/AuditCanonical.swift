@@ -41,7 +41,15 @@ public enum AuditCanonical {
     static func append(_ value: AuditFieldValue, to out: inout String) {
         switch value {
         case .text(nil), .integer(nil): out += "null"
-        case .text(let text?): out += JSONText.quote(text)
+        case .text(let text?):
+            // Most values need no escaping; the byte scan is far cheaper than quoting scalar by scalar.
+            if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+                out += "\""
+                out += text
+                out += "\""
+            } else {
+                out += JSONText.quote(text)
+            }
         case .integer(let number?): out += String(number)
         }
     }

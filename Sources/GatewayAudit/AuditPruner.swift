@@ -40,7 +40,7 @@ public enum AuditPruner {
         var count = 0
         try database.read { db in
             let rows = try Row.fetchCursor(
-                db, sql: "SELECT * FROM audit_records WHERE seq > ? AND seq <= ? ORDER BY seq", arguments: [plan.anchorSeq, plan.cut.seq])
+                db, sql: "SELECT \(AuditEntry.selectColumns) FROM audit_records WHERE seq > ? AND seq <= ? ORDER BY seq", arguments: [plan.anchorSeq, plan.cut.seq])
             while let row = try rows.next() {
                 try output.write(AuditExportFormat.jsonl.line(for: AuditEntry(row: row)))
                 count += 1

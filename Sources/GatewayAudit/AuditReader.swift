@@ -61,7 +61,7 @@ public enum AuditReader {
         if let header = format.header { try output.write(header) }
         try database.read { db in
             let (clause, arguments) = filter.whereClause
-            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit_records\(clause) ORDER BY seq", arguments: arguments)
+            let rows = try Row.fetchCursor(db, sql: "SELECT \(AuditEntry.selectColumns) FROM audit_records\(clause) ORDER BY seq", arguments: arguments)
             while let row = try rows.next() {
                 try output.write(format.line(for: AuditEntry(row: row)))
                 count += 1
@@ -92,7 +92,7 @@ public enum AuditReader {
     private static func write(_ database: DatabaseQueue, after seq: Int64, format: AuditExportFormat, to output: AuditOutput) throws -> Int64? {
         var last: Int64?
         try database.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit_records WHERE seq > ? ORDER BY seq", arguments: [seq])
+            let rows = try Row.fetchCursor(db, sql: "SELECT \(AuditEntry.selectColumns) FROM audit_records WHERE seq > ? ORDER BY seq", arguments: [seq])
             while let row = try rows.next() {
                 let entry = AuditEntry(row: row)
                 try output.write(format.line(for: entry))

@@ -148,7 +148,7 @@ public enum AuditVerifier {
             }
 
             var previousPrev: String?
-            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit_records ORDER BY seq")
+            let rows = try Row.fetchCursor(db, sql: "SELECT \(AuditEntry.selectColumns) FROM audit_records ORDER BY seq")
             while let row = try rows.next() {
                 let entry = AuditEntry(row: row)
                 report.recordsChecked += 1
@@ -282,6 +282,6 @@ extension AuditEntry {
             default: break  // JSON null: a missing column reads as nil
             }
         }
-        self.init(row: Row(values))
+        self.init(namedRow: Row(values))
     }
 }

@@ -26,7 +26,7 @@ import Testing
         let dir = try TempDir()
         let path = try await Fixtures.store(dir, count: 2)
         let queue = try DatabaseQueue(path: path)
-        let entries = try await queue.read { try Row.fetchAll($0, sql: "SELECT * FROM audit_records ORDER BY seq").map(AuditEntry.init(row:)) }
+        let entries = try await queue.read { try Row.fetchAll($0, sql: "SELECT \(AuditEntry.selectColumns) FROM audit_records ORDER BY seq").map(AuditEntry.init(row:)) }
         let first = entries[0]
         let second = entries[1]
         #expect(first.prevHash == AuditCanonical.genesisHash)

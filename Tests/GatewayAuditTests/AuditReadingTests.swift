@@ -21,12 +21,12 @@ import Testing
         let planted = "PLANTED-SECRET-\(UUID().uuidString)"
         let secret = Secret(planted)
         var record = Fixtures.record(1)
-        // A token in the query and a token path segment: the data plane reduces them before recording.
+        // A token path segment and a value in the query: the data plane reduces them before recording.
         let operation = Operation(
             id: "readToken", method: "GET", template: "/v2/payment/tokens/{payment_token}", scope: .merchant,
             family: "payment-token", category: "payment-token-read", introducedIn: "stable-v1", testOnly: false)
-        record.path = CallRecord.recordedPath(rawTarget: "/v2/payment/tokens/\(planted)?token=\(planted)", operation: operation)
-        record.facts.target = try RequestTarget(parsing: "/v2/payment/tokens/\(planted)?token=\(secret.exposedValue)")
+        record.path = CallRecord.recordedPath(rawTarget: "/v2/payment/tokens/\(planted)?locale=\(planted)", operation: operation)
+        record.facts.target = try RequestTarget(parsing: "/v2/payment/tokens/\(planted)?locale=\(secret.exposedValue)")
         record.facts.operation = operation
         try await writer.record(record, on: Fixtures.loop).get()
         await writer.shutdown()
@@ -37,7 +37,7 @@ import Testing
         }
         let everything = try allBytes(dir)
         #expect(!everything.contains(planted))
-        #expect(everything.contains("/v2/payment/tokens/{payment_token}?token"))
+        #expect(everything.contains("/v2/payment/tokens/{payment_token}?locale"))
         let columns = try await DatabaseQueue(path: dir.path("audit.sqlite")).read { db in
             try db.columns(in: "audit_records").map(\.name)
         }

@@ -16,7 +16,7 @@ import Testing
     @Test func editedRecordIsNamed() async throws {
         let dir = try TempDir()
         let path = try await Fixtures.store(dir, count: 30)
-        try Fixtures.tamper(path) { try $0.execute(sql: "UPDATE audit_records SET status = 200 WHERE seq = 7") }
+        try Fixtures.tamper(path) { try $0.execute(sql: "UPDATE audit_records SET status = 500 WHERE seq = 7") }
         let report = try verify(dir)
         #expect(!report.isIntact)
         #expect(report.firstProblem?.kind == .edited)
@@ -86,7 +86,7 @@ import Testing
         try Fixtures.tamper(path) { db in
             try db.execute(sql: "UPDATE audit_records SET merchant_id = 'someone-else' WHERE seq = 5")
             var previous = try String.fetchOne(db, sql: "SELECT hash FROM audit_records WHERE seq = 4")!
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM audit_records WHERE seq >= 5 ORDER BY seq")
+            let rows = try Row.fetchAll(db, sql: "SELECT \(AuditEntry.selectColumns) FROM audit_records WHERE seq >= 5 ORDER BY seq")
             for row in rows {
                 var entry = AuditEntry(row: row)
                 entry.prevHash = previous
