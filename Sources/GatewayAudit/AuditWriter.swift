@@ -242,8 +242,9 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
                     return entry
                 }
             }
-            for pending in batch { pending.promise?.fail(AuditError.unavailable(reason)) }
+            // Health first, so whoever sees the failed future also sees why.
             recordFailure(reason)
+            for pending in batch { pending.promise?.fail(AuditError.unavailable(reason)) }
             return
         }
         lastSeq = seq

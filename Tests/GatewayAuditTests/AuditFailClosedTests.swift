@@ -124,6 +124,28 @@ import Testing
         await writer.shutdown()
     }
 
+    @Test func asyncModeKeepsAFailedBatchRefusesMeanwhileAndWritesItLater() async throws {
+        let dir = try TempDir()
+        let writer = Fixtures.writer(dir, mode: .async)
+        try await Fixtures.write(writer, count: 2)
+        await writer.flush()
+        try await writer.withWriterConnection { try $0.execute(sql: "PRAGMA query_only = 1") }
+        // Acknowledged at once, then the batch fails: it is kept, and new calls are refused until it is written.
+        try await writer.record(Fixtures.record(3), on: Fixtures.loop).get()
+        await writer.flush()
+        #expect(!writer.health.isHealthy)
+        await expectFailure(writer, index: 4)
+        try await writer.withWriterConnection { try $0.execute(sql: "PRAGMA query_only = 0") }
+        await writer.flush()
+        #expect(writer.health.isHealthy)
+        #expect(writer.health.lastSeq == 3)
+        try await writer.record(Fixtures.record(5), on: Fixtures.loop).get()
+        await writer.shutdown()
+        let report = try AuditVerifier.verify(path: dir.path("audit.sqlite"), publicKeys: Fixtures.trustedKeys)
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(report.lastSeq == 4)
+    }
+
     @Test func shutDownWriterRefuses() async throws {
         let dir = try TempDir()
         let writer = Fixtures.writer(dir)
