@@ -14,9 +14,22 @@ public enum AuditCanonical {
 
     /// The canonical encoding of an entry's chained fields (not its `prev_hash`/`hash`).
     public static func encode(_ entry: AuditEntry) -> String {
-        var out = "{\"v\":\(version)"
+        head(seq: entry.seq) + tail(entry)
+    }
+
+    /// `SHA-256(prev hash bytes || canonical encoding)`, hex; a malformed previous hash is hashed as its text.
+    public static func chainHash(previous: String, entry: AuditEntry) -> String {
+        chainHash(previous: previous, seq: entry.seq, tail: tail(entry))
+    }
+
+    /// The encoding up to and including `seq`, the only field the writer learns late.
+    static func head(seq: Int64) -> String { "{\"v\":\(version),\"seq\":\(seq)" }
+
+    /// The encoding after `seq`: computed by the caller's thread, so the single writer only hashes.
+    static func tail(_ entry: AuditEntry) -> String {
+        var out = ""
         out.reserveCapacity(768)
-        for (name, value) in zip(AuditEntry.fieldNames, entry.fieldValues) {
+        for (name, value) in zip(AuditEntry.fieldNames, entry.fieldValues).dropFirst() {
             out += ",\""
             out += name
             out += "\":"
@@ -26,15 +39,15 @@ public enum AuditCanonical {
         return out
     }
 
-    /// `SHA-256(prev hash bytes || canonical encoding)`, hex; a malformed previous hash is hashed as its text.
-    public static func chainHash(previous: String, entry: AuditEntry) -> String {
+    static func chainHash(previous: String, seq: Int64, tail: String) -> String {
         var hasher = SHA256()
         if let bytes = Hex.decode(previous), bytes.count == 32 {
             hasher.update(data: bytes)
         } else {
             hasher.update(data: Array(previous.utf8))
         }
-        hasher.update(data: Array(encode(entry).utf8))
+        hasher.update(data: Array(head(seq: seq).utf8))
+        hasher.update(data: Array(tail.utf8))
         return Hex.encode(hasher.finalize())
     }
 

@@ -142,6 +142,9 @@ extension AuditEntry {
         return "INSERT INTO audit_records (\(columns.joined(separator: ","))) VALUES (\(marks))"
     }()
 
+    /// Values of every chained column but `seq`, bound after it: prepared by the caller, not the writer.
+    var valuesAfterSeq: [DatabaseValue] { fieldValues.dropFirst().map(\.databaseValue) }
+
     var insertArguments: StatementArguments {
         StatementArguments(fieldValues.map(\.databaseValue) + [prevHash.databaseValue, hash.databaseValue])
     }

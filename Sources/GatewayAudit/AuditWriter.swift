@@ -16,8 +16,19 @@ import NIOCore
 public final class AuditWriter: CallJournal, @unchecked Sendable {
     // @unchecked: `shared` is behind a lock and everything else mutable is confined to `worker`.
 
+    /// A record encoded on the caller's thread; the writer adds seq, prev_hash and hash.
+    private struct Prepared {
+        let tail: String
+        let values: [DatabaseValue]
+
+        init(_ entry: AuditEntry) {
+            tail = AuditCanonical.tail(entry)
+            values = entry.valuesAfterSeq
+        }
+    }
+
     private struct Pending {
-        var entry: AuditEntry
+        var prepared: Prepared
         var promise: EventLoopPromise<Void>?
     }
 
@@ -49,7 +60,7 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
     private var lastHash = AuditCanonical.genesisHash
     private var lastCheckpointSeq: Int64 = 0
     private var lastCheckpointTime = Date()
-    private var backlog: [AuditEntry] = []
+    private var backlog: [Prepared] = []
     private var timer: DispatchSourceTimer?
 
     /// Starts a writer; the store is opened by the worker (and reopened after failures), so a missing or
@@ -93,7 +104,7 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
     /// in `async` mode once it is queued. It fails at once when the queue is full or the writer is shut down,
     /// and in `async` mode while the store is failing.
     public func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        let entry = AuditEntry(record, nodeID: nodeID)
+        let prepared = Prepared(AuditEntry(record, nodeID: nodeID))
         let promise = eventLoop.makePromise(of: Void.self)
         let waits = mode != .async
         let decision: Result<Bool, AuditError> = shared.withLockedValue { state in
@@ -105,7 +116,7 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
                 state.health.queueFullRefusals += 1
                 return .failure(.queueFull(limit: queueLimit))
             }
-            state.pending.append(Pending(entry: entry, promise: waits ? promise : nil))
+            state.pending.append(Pending(prepared: prepared, promise: waits ? promise : nil))
             state.health.queueDepth = state.pending.count
             if state.scheduled { return .success(false) }
             state.scheduled = true
@@ -206,7 +217,7 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
     private func write(_ batch: [Pending]) {
         var entries = backlog
         entries.reserveCapacity(backlog.count + batch.count)
-        for pending in batch { entries.append(pending.entry) }
+        for pending in batch { entries.append(pending.prepared) }
         var seq = lastSeq
         var hash = lastHash
         var checkpoint: AuditCheckpoint?
@@ -217,13 +228,16 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
                     seq = lastSeq
                     hash = lastHash
                     let insert = try db.cachedStatement(sql: AuditEntry.insertSQL)
-                    for index in entries.indices {
+                    for entry in entries {
                         seq += 1
-                        entries[index].seq = seq
-                        entries[index].prevHash = hash
-                        hash = AuditCanonical.chainHash(previous: hash, entry: entries[index])
-                        entries[index].hash = hash
-                        try insert.execute(arguments: entries[index].insertArguments)
+                        let previous = hash
+                        hash = AuditCanonical.chainHash(previous: previous, seq: seq, tail: entry.tail)
+                        var values = [seq.databaseValue]
+                        values.reserveCapacity(entry.values.count + 3)
+                        values += entry.values
+                        values.append(previous.databaseValue)
+                        values.append(hash.databaseValue)
+                        try insert.execute(arguments: StatementArguments(values))
                     }
                     if checkpointDue(at: seq) {
                         let made = try signer.checkpoint(nodeID: nodeID, seq: seq, timeMicros: Self.nowMicros(), hash: hash)
@@ -235,13 +249,7 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
             }
         } catch {
             let reason = String(describing: error)
-            if mode == .async {
-                backlog = entries.map { entry in
-                    var entry = entry
-                    entry.seq = 0
-                    return entry
-                }
-            }
+            if mode == .async { backlog = entries }
             // Health first, so whoever sees the failed future also sees why.
             recordFailure(reason)
             for pending in batch { pending.promise?.fail(AuditError.unavailable(reason)) }
