@@ -78,6 +78,28 @@ import Testing
         #expect(report.recordsChecked == 800)
     }
 
+    @Test func idleTailIsCheckpointedAfterTheConfiguredSeconds() async throws {
+        let dir = try TempDir()
+        let writer = AuditWriter(
+            path: dir.path("audit.sqlite"), nodeID: "node-1", signer: Fixtures.signer, checkpointEveryRecords: 1000,
+            checkpointEverySeconds: 0.2, checkpointFile: dir.path("checkpoints.jsonl"))
+        try await Fixtures.write(writer, count: 3)
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(writer.health.lastCheckpointSeq == 3)
+        let shipped = try AuditCheckpoint.readFile(dir.url.appendingPathComponent("checkpoints.jsonl"))
+        #expect(shipped.last?.seq == 3)
+        await writer.shutdown()
+    }
+
+    @Test func settingsDecodeWithDefaults() throws {
+        let json = #"{"path": "/var/lib/kgw/audit.sqlite", "mode": "fsync", "queue_limit": 5}"#
+        let settings = try JSONDecoder().decode(AuditSettings.self, from: Data(json.utf8))
+        #expect(settings.path == "/var/lib/kgw/audit.sqlite")
+        #expect(settings.mode == .fsync)
+        #expect(settings.queueLimit == 5)
+        #expect(settings.checkpointEveryRecords == AuditSettings().checkpointEveryRecords)
+    }
+
     @Test func asyncModeAcknowledgesOnEnqueueAndWritesOnFlush() async throws {
         let dir = try TempDir()
         let writer = Fixtures.writer(dir, mode: .async)
