@@ -57,11 +57,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The tamper-evident audit trail: hash-chained, signed, group-committed records in their own SQLite file.
+        .target(
+            name: "GatewayAudit",
+            dependencies: [
+                "GatewayCore", "GatewayProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Wiring: configuration and policy loading, snapshots, the running service.
         .target(
             name: "GatewayApp",
             dependencies: [
-                "GatewayCore", "GatewayVault", "GatewayStore", "GatewayProxy",
+                "GatewayCore", "GatewayVault", "GatewayStore", "GatewayProxy", "GatewayAudit",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -77,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "KlarnaGatewayCLI",
             dependencies: [
-                "GatewayApp",
+                "GatewayApp", "GatewayAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -134,6 +146,27 @@ let package = Package(
         .testTarget(
             name: "GatewayCLITests",
             dependencies: ["GatewayApp", "GatewayStore", "GatewayVault", "GatewayCore", "GatewayTestSupport"]
+        ),
+        .testTarget(
+            name: "GatewayAuditTests",
+            dependencies: [
+                "GatewayAudit", "GatewayCore", "GatewayTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // Writer-only throughput per durability mode; `swift run -c release audit-writer-bench`.
+        .executableTarget(
+            name: "audit-writer-bench",
+            dependencies: [
+                "GatewayAudit", "GatewayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "bench/audit-writer"
         ),
         .testTarget(
             name: "KlarnaSimulatorTests",

@@ -1,0 +1,116 @@
+import Crypto
+import Foundation
+import GRDB
+import GatewayCore
+import Testing
+
+@testable import GatewayAudit
+
+@Suite struct AuditChainTests {
+    @Test func chainIsIntactAndCheckpointsAreSignedAndShipped() async throws {
+        let dir = try TempDir()
+        let path = try await Fixtures.store(dir, count: 25)
+        let report = try AuditVerifier.verify(
+            path: path, trustedCheckpointFile: dir.url.appendingPathComponent("checkpoints.jsonl"), publicKeys: Fixtures.trustedKeys)
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(report.recordsChecked == 25)
+        #expect(report.newestCheckpointSeq == 25)
+        let shipped = try AuditCheckpoint.readFile(dir.url.appendingPathComponent("checkpoints.jsonl"))
+        #expect(shipped.map(\.seq) == [10, 20, 25])
+        #expect(shipped.allSatisfy { $0.isSigned(by: Fixtures.signingKey.publicKey) })
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+    }
+
+    @Test func hashIsSHA256OfPreviousHashAndCanonicalEncoding() async throws {
+        let dir = try TempDir()
+        let path = try await Fixtures.store(dir, count: 2)
+        let queue = try DatabaseQueue(path: path)
+        let entries = try await queue.read { try Row.fetchAll($0, sql: "SELECT \(AuditEntry.selectColumns) FROM audit_records ORDER BY seq").map(AuditEntry.init(row:)) }
+        let first = entries[0]
+        let second = entries[1]
+        #expect(first.prevHash == AuditCanonical.genesisHash)
+        #expect(second.prevHash == first.hash)
+        let canonical = AuditCanonical.encode(first)
+        #expect(canonical.hasPrefix("{\"v\":1,\"seq\":1,\"node_id\":\"node-1\",\"time_us\":"))
+        var bytes = [UInt8](repeating: 0, count: 32)
+        bytes += Array(canonical.utf8)
+        #expect(Hex.encode(SHA256Digest.of(bytes)) == first.hash)
+        try queue.close()
+    }
+
+    @Test func aKeyTheVerifierDoesNotTrustIsReported() async throws {
+        let dir = try TempDir()
+        let path = try await Fixtures.store(dir, count: 12)
+        let other = Curve25519.Signing.PrivateKey().publicKey
+        let report = try AuditVerifier.verify(path: path, publicKeys: ["audit-test-1": other])
+        #expect(!report.isIntact)
+        #expect(report.firstProblem?.kind == .badSignature)
+        #expect(report.firstProblem?.seq == 10)
+    }
+
+    @Test func writerResumesTheChainAfterRestart() async throws {
+        let dir = try TempDir()
+        _ = try await Fixtures.store(dir, count: 7)
+        let writer = Fixtures.writer(dir)
+        #expect(writer.health.lastSeq == 7)
+        try await Fixtures.write(writer, count: 5, start: 8)
+        await writer.shutdown()
+        let report = try AuditVerifier.verify(path: dir.path("audit.sqlite"), publicKeys: Fixtures.trustedKeys)
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(report.lastSeq == 12)
+    }
+
+    @Test func concurrentCallersAreGroupCommittedInOneChain() async throws {
+        let dir = try TempDir()
+        let writer = Fixtures.writer(dir, checkpointEvery: 100)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<16 {
+                group.addTask {
+                    for index in 0..<50 { try await writer.record(Fixtures.record(worker * 1000 + index), on: Fixtures.loop).get() }
+                }
+            }
+            try await group.waitForAll()
+        }
+        await writer.shutdown()
+        let report = try AuditVerifier.verify(path: dir.path("audit.sqlite"), publicKeys: Fixtures.trustedKeys)
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(report.recordsChecked == 800)
+    }
+
+    @Test func idleTailIsCheckpointedAfterTheConfiguredSeconds() async throws {
+        let dir = try TempDir()
+        let writer = AuditWriter(
+            path: dir.path("audit.sqlite"), nodeID: "node-1", signer: Fixtures.signer, checkpointEveryRecords: 1000,
+            checkpointEverySeconds: 0.2, checkpointFile: dir.path("checkpoints.jsonl"))
+        try await Fixtures.write(writer, count: 3)
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(writer.health.lastCheckpointSeq == 3)
+        let shipped = try AuditCheckpoint.readFile(dir.url.appendingPathComponent("checkpoints.jsonl"))
+        #expect(shipped.last?.seq == 3)
+        await writer.shutdown()
+    }
+
+    @Test func settingsDecodeWithDefaults() throws {
+        let json = #"{"path": "/var/lib/kgw/audit.sqlite", "mode": "fsync", "queue_limit": 5}"#
+        let settings = try JSONDecoder().decode(AuditSettings.self, from: Data(json.utf8))
+        #expect(settings.path == "/var/lib/kgw/audit.sqlite")
+        #expect(settings.mode == .fsync)
+        #expect(settings.queueLimit == 5)
+        #expect(settings.checkpointEveryRecords == AuditSettings().checkpointEveryRecords)
+    }
+
+    @Test func asyncModeAcknowledgesOnEnqueueAndWritesOnFlush() async throws {
+        let dir = try TempDir()
+        let writer = Fixtures.writer(dir, mode: .async)
+        for index in 1...300 { try await writer.record(Fixtures.record(index), on: Fixtures.loop).get() }
+        await writer.flush()
+        #expect(writer.health.lastSeq == 300)
+        await writer.shutdown()
+        #expect(try AuditVerifier.verify(path: dir.path("audit.sqlite")).isIntact)
+    }
+}
+
+extension SHA256Digest {
+    static func of(_ bytes: [UInt8]) -> SHA256Digest { SHA256.hash(data: bytes) }
+}
