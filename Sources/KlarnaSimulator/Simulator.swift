@@ -50,6 +50,8 @@ final class Simulator: Sendable {
     let faults: Mutex<FaultInjector>
     let limiter: Mutex<RateLimiter>
     let webhooks: WebhookDispatcher
+    /// Per operation, the path segments that are parameters and their names: worked out once, not per request.
+    let parameterPositions: [String: [(Int, String)]]
 
     static let emptyBodySHA256 = Hex.encode(SHA256.hash(data: [UInt8]()))
 
@@ -59,6 +61,13 @@ final class Simulator: Sendable {
         self.directory = AccountDirectory(configuration: configuration)
         self.pki = pki
         self.webhooks = webhooks
+        var positions: [String: [(Int, String)]] = [:]
+        for operation in catalogue.operations {
+            positions[operation.id] = operation.templateSegments.enumerated().compactMap { index, segment in
+                segment.hasPrefix("{") ? (index, String(segment.dropFirst().dropLast())) : nil
+            }
+        }
+        self.parameterPositions = positions
         self.recordedHeaderNames = ["Partner-Correlation-Id", "Klarna-Idempotency-Key", "Klarna-Integration-Metadata", "Content-Type", "User-Agent"]
             + (configuration.recordedHeaders ?? [])
         self.record = Mutex(RequestRecord(capacity: configuration.recordCapacity ?? 100_000))
@@ -136,8 +145,8 @@ final class Simulator: Sendable {
         let operation = match.operation
         operationID = operation.id
         var parameters: [String: String] = [:]
-        for (index, segment) in operation.templateSegments.enumerated() where segment.hasPrefix("{") && index < match.segments.count {
-            parameters[String(segment.dropFirst().dropLast())] = String(match.segments[index])
+        for (index, name) in parameterPositions[operation.id] ?? [] where index < match.segments.count {
+            parameters[name] = String(match.segments[index])
         }
         if operation.scope == .merchant { account = parameters["partner_account_id"] }
 
