@@ -44,7 +44,8 @@ final class Simulator: Sendable {
     let directory: AccountDirectory
     let configuration: SimulatorConfiguration
     let pki: SimulatorPKI?
-    let recordedHeaderNames: [String]
+    /// Request headers copied into the record; tests may add names at run time through the control port.
+    let recordedHeaderNames: Mutex<[String]>
     let state: Mutex<SimulatorState>
     let record: Mutex<RequestRecord>
     let faults: Mutex<FaultInjector>
@@ -68,8 +69,8 @@ final class Simulator: Sendable {
             }
         }
         self.parameterPositions = positions
-        self.recordedHeaderNames = ["Partner-Correlation-Id", "Klarna-Idempotency-Key", "Klarna-Integration-Metadata", "Content-Type", "User-Agent"]
-            + (configuration.recordedHeaders ?? [])
+        self.recordedHeaderNames = Mutex(["Partner-Correlation-Id", "Klarna-Idempotency-Key", "Klarna-Integration-Metadata", "Content-Type", "User-Agent"]
+            + (configuration.recordedHeaders ?? []))
         self.record = Mutex(RequestRecord(capacity: configuration.recordCapacity ?? 100_000))
         self.faults = Mutex(FaultInjector(rules: configuration.faults ?? [], seed: configuration.seed ?? 0x5EED))
         self.limiter = Mutex(RateLimiter(
@@ -115,7 +116,7 @@ final class Simulator: Sendable {
 
     private func remember(_ request: SimulatorRequest, account: String?, operationID: String?, status: Int, now: Int64) {
         var headers: [(String, String)] = []
-        for name in recordedHeaderNames {
+        for name in recordedHeaderNames.withLock({ $0 }) {
             if let value = request.headers.first(name: name) { headers.append((name, value)) }
         }
         let bodyHash = request.body.isEmpty ? Simulator.emptyBodySHA256 : Hex.encode(SHA256.hash(data: request.body))

@@ -36,6 +36,7 @@ import Testing
             let big = [UInt8](repeating: UInt8(ascii: "a"), count: (1 << 20) + 1)
             let response = try await sim.api.send("POST", "\(m1)/payment/requests", headers: [("Authorization", "Basic \(SimulatorHarness.acquirerKey)")], body: big)
             #expect(response.status == 413)
+            #expect(response.header("Klarna-Mtls-Verification-Status") == "VALID")
         }
     }
 
