@@ -83,3 +83,20 @@ import Testing
         #expect(!child.stdout.contains(apiKey) && !child.stderr.contains(apiKey))
     }
 }
+
+@Suite struct LoadGeneratorTests {
+    @Test func benchDrivesTheSeededTransaction() async throws {
+        try await withSimulator { sim in
+            let plan = SimulatorLoadGenerator.Plan(
+                host: "127.0.0.1", port: sim.server.port,
+                path: "\(m1)/payment/transactions/krn:payment:eu1:transaction:seed-M1",
+                headers: [("Authorization", "Basic \(SimulatorHarness.acquirerKey)")], connections: 2, seconds: 1,
+                trustRootsPEM: sim.ca.certificatePEM, certificatePEM: sim.client.certificatePEM, keyPEM: sim.client.privateKeyPEM
+            )
+            let result = try await SimulatorLoadGenerator.run(plan, threads: 1)
+            #expect(result.completed > 10)
+            #expect(result.non2xx == 0)
+            #expect(result.failedConnections == 0)
+        }
+    }
+}
