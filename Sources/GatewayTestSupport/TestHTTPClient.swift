@@ -139,7 +139,11 @@ public final class TestHTTPClient: Sendable {
                 promise.fail(TestHTTPClientError.timedOut)
                 channel.close(promise: nil)
             }
-            channel.writeAndFlush(ResponseCollector.Request(head: head, body: body, promise: promise), promise: nil)
+            // A connection the server refused after the handshake (TLS 1.3 rejects client certificates late) may
+            // already be closed: then the write fails and nothing else would ever complete the promise.
+            let written = channel.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenFailure { _ in promise.fail(ResponseCollector.NoResponse(sawBytes: false)) }
+            channel.writeAndFlush(ResponseCollector.Request(head: head, body: body, promise: promise), promise: written)
             do {
                 let response = try await promise.futureResult.get()
                 timeout.cancel()

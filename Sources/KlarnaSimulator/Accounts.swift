@@ -82,9 +82,14 @@ struct KeyRing: Sendable {
 
     /// The key in an `Authorization` header: `Basic klarna_test_api_…` as issued, or standard Basic of `:key`.
     static func apiKey(fromAuthorization header: String) -> String? {
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "basic" else { return nil }
-        let credential = parts[1].trimmingCharacters(in: .whitespaces)
+        // Runs on every request: plain UTF-8 checks, no Foundation.
+        guard header.utf8.count > 6 else { return nil }
+        let scheme = header.utf8.prefix(6).map { $0 | 0x20 }
+        guard scheme == Array("basic ".utf8) else { return nil }
+        var trimmed = Substring(header.utf8.dropFirst(6))
+        while trimmed.first == " " { trimmed = trimmed.dropFirst() }
+        while trimmed.last == " " { trimmed = trimmed.dropLast() }
+        let credential = String(trimmed)
         if credential.hasPrefix(KlarnaEnvironment.test.apiKeyPrefix) || credential.hasPrefix(KlarnaEnvironment.live.apiKeyPrefix) {
             return credential
         }

@@ -4,12 +4,19 @@
 /// The simulator parses and writes JSON itself: Foundation's serialisation is slow on Linux and blurs booleans and
 /// numbers, and the hot read path should not pay for it.
 public enum JSONValue: Sendable, Equatable {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
+    /// A number without fraction or exponent (amounts are integers in minor units).
     case int(Int)
+    /// Any other number.
     case double(Double)
+    /// A string.
     case string(String)
+    /// An array.
     case array([JSONValue])
+    /// An object, keys in order.
     case object([(String, JSONValue)])
 
     /// Equality with object keys compared in order.

@@ -55,7 +55,8 @@ public final class KlarnaSimulatorServer: Sendable {
         let ownedGroup = group == nil ? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount) : nil
         let eventLoopGroup: any EventLoopGroup = group ?? ownedGroup!
         do {
-            let dispatcher = WebhookDispatcher(group: eventLoopGroup, scale: configuration.webhookRetryScale ?? 1)
+            let webhookRoots = try configuration.pem(inline: nil, file: configuration.webhookCAFile, name: "webhook_ca")
+            let dispatcher = try WebhookDispatcher(group: eventLoopGroup, scale: configuration.webhookRetryScale ?? 1, trustRootsPEM: webhookRoots)
             let simulator = Simulator(configuration: configuration, catalogue: catalogue, pki: pki, webhooks: dispatcher)
             let apiChannel = try await ServerBootstrap(group: eventLoopGroup)
                 .serverChannelOption(.backlog, value: 1024)

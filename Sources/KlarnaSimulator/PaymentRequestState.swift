@@ -5,11 +5,17 @@ import Foundation
 /// `SUBMITTED → IN_PROGRESS → COMPLETED | DECLINED`, with `CANCELED` (the partner) and `EXPIRED` (the clock)
 /// reachable from either open state; the four end states are final. A value type so the rules are tested alone.
 public enum PaymentRequestState: String, Sendable, CaseIterable {
+    /// Created; the customer has not started.
     case submitted = "SUBMITTED"
+    /// The customer is interacting with Klarna.
     case inProgress = "IN_PROGRESS"
+    /// The customer approved; a payment token is issued.
     case completed = "COMPLETED"
+    /// The partner canceled it.
     case canceled = "CANCELED"
+    /// Its time ran out.
     case expired = "EXPIRED"
+    /// Klarna or the customer declined.
     case declined = "DECLINED"
 
     /// True once nothing can change the request any more.

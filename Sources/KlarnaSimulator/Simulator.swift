@@ -44,12 +44,15 @@ final class Simulator: Sendable {
     let directory: AccountDirectory
     let configuration: SimulatorConfiguration
     let pki: SimulatorPKI?
-    let recordedHeaderNames: [String]
+    /// Request headers copied into the record; tests may add names at run time through the control port.
+    let recordedHeaderNames: Mutex<[String]>
     let state: Mutex<SimulatorState>
     let record: Mutex<RequestRecord>
     let faults: Mutex<FaultInjector>
     let limiter: Mutex<RateLimiter>
     let webhooks: WebhookDispatcher
+    /// Per operation, the path segments that are parameters and their names: worked out once, not per request.
+    let parameterPositions: [String: [(Int, String)]]
 
     static let emptyBodySHA256 = Hex.encode(SHA256.hash(data: [UInt8]()))
 
@@ -59,8 +62,15 @@ final class Simulator: Sendable {
         self.directory = AccountDirectory(configuration: configuration)
         self.pki = pki
         self.webhooks = webhooks
-        self.recordedHeaderNames = ["Partner-Correlation-Id", "Klarna-Idempotency-Key", "Klarna-Integration-Metadata", "Content-Type", "User-Agent"]
-            + (configuration.recordedHeaders ?? [])
+        var positions: [String: [(Int, String)]] = [:]
+        for operation in catalogue.operations {
+            positions[operation.id] = operation.templateSegments.enumerated().compactMap { index, segment in
+                segment.hasPrefix("{") ? (index, String(segment.dropFirst().dropLast())) : nil
+            }
+        }
+        self.parameterPositions = positions
+        self.recordedHeaderNames = Mutex(["Partner-Correlation-Id", "Klarna-Idempotency-Key", "Klarna-Integration-Metadata", "Content-Type", "User-Agent"]
+            + (configuration.recordedHeaders ?? []))
         self.record = Mutex(RequestRecord(capacity: configuration.recordCapacity ?? 100_000))
         self.faults = Mutex(FaultInjector(rules: configuration.faults ?? [], seed: configuration.seed ?? 0x5EED))
         self.limiter = Mutex(RateLimiter(
@@ -106,7 +116,7 @@ final class Simulator: Sendable {
 
     private func remember(_ request: SimulatorRequest, account: String?, operationID: String?, status: Int, now: Int64) {
         var headers: [(String, String)] = []
-        for name in recordedHeaderNames {
+        for name in recordedHeaderNames.withLock({ $0 }) {
             if let value = request.headers.first(name: name) { headers.append((name, value)) }
         }
         let bodyHash = request.body.isEmpty ? Simulator.emptyBodySHA256 : Hex.encode(SHA256.hash(data: request.body))
@@ -136,8 +146,8 @@ final class Simulator: Sendable {
         let operation = match.operation
         operationID = operation.id
         var parameters: [String: String] = [:]
-        for (index, segment) in operation.templateSegments.enumerated() where segment.hasPrefix("{") && index < match.segments.count {
-            parameters[String(segment.dropFirst().dropLast())] = String(match.segments[index])
+        for (index, name) in parameterPositions[operation.id] ?? [] where index < match.segments.count {
+            parameters[name] = String(match.segments[index])
         }
         if operation.scope == .merchant { account = parameters["partner_account_id"] }
 

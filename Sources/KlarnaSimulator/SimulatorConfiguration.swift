@@ -27,6 +27,7 @@ import Yams
 /// seed: 42                                     # makes rate-based faults and generated ids repeatable
 /// record_capacity: 100000                      # requests kept for GET /control/requests
 /// recorded_headers: [X-Test-Run]               # extra request headers to record
+/// webhook_ca_file: receiver-ca.pem             # roots for https webhook URLs (default: system roots)
 /// catalogue_file: ../config/catalogue/operations.tsv   # default: found from the working directory
 /// disputes: []                                 # seeded disputes; generated when absent
 /// settlements: []                              # seeded settlements; generated when absent
@@ -203,6 +204,8 @@ public struct SimulatorConfiguration: Codable, Sendable {
     public var recordCapacity: Int?
     /// Extra header names to record.
     public var recordedHeaders: [String]?
+    /// PEM roots trusted for https webhook URLs (default: the system's roots).
+    public var webhookCAFile: String?
     /// Path of the operation catalogue TSV.
     public var catalogueFile: String?
     /// Seeded disputes (generated when nil).
@@ -215,7 +218,7 @@ public struct SimulatorConfiguration: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case listen, control, tls, acquirers, merchants, seed, faults, disputes, settlements
         case rateLimits = "rate_limits", webhookRetryScale = "webhook_retry_scale", recordCapacity = "record_capacity"
-        case recordedHeaders = "recorded_headers", catalogueFile = "catalogue_file"
+        case recordedHeaders = "recorded_headers", catalogueFile = "catalogue_file", webhookCAFile = "webhook_ca_file"
     }
 
     /// Builds a configuration in code (tests).
@@ -252,6 +255,7 @@ public struct SimulatorConfiguration: Codable, Sendable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
         recordCapacity = try c.decodeIfPresent(Int.self, forKey: .recordCapacity)
         recordedHeaders = try c.decodeIfPresent([String].self, forKey: .recordedHeaders)
+        webhookCAFile = try c.decodeIfPresent(String.self, forKey: .webhookCAFile)
         catalogueFile = try c.decodeIfPresent(String.self, forKey: .catalogueFile)
         disputes = try c.decodeIfPresent([SeedDispute].self, forKey: .disputes)
         settlements = try c.decodeIfPresent([SeedSettlement].self, forKey: .settlements)

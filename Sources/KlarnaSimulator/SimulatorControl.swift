@@ -4,6 +4,7 @@ import Foundation
 ///
 /// - `GET /control/health`
 /// - `GET /control/requests[?since=SEQ]`, `DELETE /control/requests`: the record of API requests, oldest first
+/// - `GET|POST /control/recorded-headers`: list, or add (`{"headers": ["X-Name"]}`), the headers copied into the record
 /// - `GET|POST|DELETE /control/faults`: list, add (a `FaultRule` as JSON) or clear fault rules
 /// - `POST /control/payment-requests/{id}/advance` with `{"state": "IN_PROGRESS|COMPLETED|DECLINED|EXPIRED|CANCELED"}`
 /// - `GET|DELETE /control/webhook-deliveries`: webhook deliveries with every attempt
@@ -27,6 +28,18 @@ struct SimulatorControl: Sendable {
         case ("DELETE", ["requests"]):
             simulator.record.withLock { $0.clear() }
             return .noContent
+        case ("GET", ["recorded-headers"]):
+            return SimulatorResponse(status: 200, json: ["headers": .array(simulator.recordedHeaderNames.withLock { $0 }.map { .string($0) })])
+        case ("POST", ["recorded-headers"]):
+            let body = (try? JSONValue.parse(request.body)) ?? .null
+            guard let names = body["headers"]?.arrayValue?.compactMap(\.stringValue), !names.isEmpty else {
+                return KlarnaError.validation("headers", "must be a non-empty list of header names").response
+            }
+            let all = simulator.recordedHeaderNames.withLock { current -> [String] in
+                for name in names where !current.contains(where: { $0.lowercased() == name.lowercased() }) { current.append(name) }
+                return current
+            }
+            return SimulatorResponse(status: 200, json: ["headers": .array(all.map { .string($0) })])
         case ("GET", ["faults"]):
             return faultsResponse(status: 200)
         case ("POST", ["faults"]):

@@ -48,7 +48,10 @@ final class SimulatorHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
             head = nil
             let keepAlive = requestHead.isKeepAlive && !tooLarge
             if tooLarge {
-                write(SimulatorOutcome(response: SimulatorResponse(status: 413)), keepAlive: false, context: context)
+                // Refused before routing, so the simulator never sees it; still say what Klarna says about mTLS.
+                let status = readsPeerCertificate ? (loadPeer(context: context) == nil ? "NOT_PRESENT" : "VALID") : nil
+                let headers = status.map { [("Klarna-Mtls-Verification-Status", $0)] } ?? []
+                write(SimulatorOutcome(response: SimulatorResponse(status: 413, headers: headers)), keepAlive: false, context: context)
                 return
             }
             let request = SimulatorRequest(method: requestHead.method.rawValue, uri: requestHead.uri, headers: requestHead.headers, body: body, peer: loadPeer(context: context))

@@ -12,9 +12,13 @@ public struct TransactionLedger: Sendable, Equatable {
 
     /// The transaction's states.
     public enum State: String, Sendable {
+        /// Something can still be captured.
         case authorized = "AUTHORIZED"
+        /// Captured in full, or the rest voided after a capture.
         case completed = "COMPLETED"
+        /// Voided without any capture.
         case closed = "CLOSED"
+        /// The authorisation lapsed before any capture.
         case expired = "EXPIRED"
     }
 

@@ -54,13 +54,18 @@ final class WebhookDispatcher: Sendable {
 
     private let group: any EventLoopGroup
     private let scale: Double
+    /// Client TLS for https webhook URLs, made once.
+    private let tlsContext: NIOSSLContext
     private let logs = Mutex<[Log]>([])
     private let tasks = Mutex<[String: Task<Void, Never>]>([:])
     private static let maximumLogs = 10_000
 
-    init(group: any EventLoopGroup, scale: Double) {
+    init(group: any EventLoopGroup, scale: Double, trustRootsPEM: String?) throws {
         self.group = group
         self.scale = scale
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let trustRootsPEM { configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(trustRootsPEM.utf8))) }
+        self.tlsContext = try NIOSSLContext(configuration: configuration)
     }
 
     /// The signature Klarna sends: lowercase hex HMAC-SHA256 of the raw body under the signing key's secret.
@@ -149,7 +154,7 @@ final class WebhookDispatcher: Sendable {
         let secure = scheme == "https"
         let port = components.port ?? (secure ? 443 : 80)
         let path = (components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath) + (components.percentEncodedQuery.map { "?\($0)" } ?? "")
-        let context = secure ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        let context = secure ? tlsContext : nil
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in

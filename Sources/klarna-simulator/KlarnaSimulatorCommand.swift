@@ -9,7 +9,7 @@ struct KlarnaSimulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "klarna-simulator",
         abstract: "An offline stand-in for Klarna's test environment (HTTPS + mTLS, stateful payment flows, webhooks).",
-        subcommands: [Run.self, Init.self],
+        subcommands: [Run.self, Init.self, Bench.self],
         defaultSubcommand: Run.self
     )
 }
@@ -78,5 +78,40 @@ struct Init: ParsableCommand {
         print("klarna-simulator init wrote into \(dir):")
         for file in result.files { print("  \(file)") }
         print("run: klarna-simulator --config \(result.configurationPath)")
+    }
+}
+
+/// Measures the simulator's throughput with mTLS keep-alive connections (wrk cannot send a client certificate).
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Load-test a running simulator: GET one path over N mTLS keep-alive connections.")
+
+    @Option(name: .long, help: "Directory written by `init` (ca.pem, acquirer.pem, acquirer.key, acquirer-api-key).")
+    var dir: String
+
+    @Option(name: .long, help: "Simulator HTTPS port.")
+    var port: Int
+
+    @Option(name: .long, help: "Path to GET (default: the seeded transaction of M1).")
+    var path = "/v2/accounts/krn:partner:global:account:test:M1/payment/transactions/krn:payment:eu1:transaction:seed-M1"
+
+    @Option(name: .long, help: "Concurrent connections.")
+    var connections = 32
+
+    @Option(name: .long, help: "Seconds to run.")
+    var duration = 10
+
+    @Option(name: .long, help: "Client event loops.")
+    var threads = 1
+
+    func run() async throws {
+        let base = URL(fileURLWithPath: dir)
+        func read(_ name: String) throws -> String { try String(contentsOf: base.appendingPathComponent(name), encoding: .utf8) }
+        let key = try read("acquirer-api-key").trimmingCharacters(in: .whitespacesAndNewlines)
+        let plan = SimulatorLoadGenerator.Plan(
+            host: "127.0.0.1", port: port, path: path, headers: [("Authorization", "Basic \(key)")], connections: connections,
+            seconds: duration, trustRootsPEM: try read("ca.pem"), certificatePEM: try read("acquirer.pem"), keyPEM: try read("acquirer.key")
+        )
+        let result = try await SimulatorLoadGenerator.run(plan, threads: threads)
+        print(result)
     }
 }

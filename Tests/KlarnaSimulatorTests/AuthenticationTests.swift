@@ -103,6 +103,12 @@ import Testing
             #expect(entry["body_size"]?.intValue == JSONValue.object([("currency", "EUR"), ("amount", 500)]).bytes.count)
             #expect(entry["body_sha256"]?.stringValue?.count == 64)
             #expect(entry["status"]?.intValue == 201)
+            let added = try await sim.controlCall("POST", "/control/recorded-headers", json: ["headers": ["X-Late"]])
+            #expect(added.json["headers"]?.arrayValue?.contains("X-Late") == true)
+            _ = try await sim.call("GET", "\(m1)/payment/disputes", headers: [("X-Late", "yes")])
+            let late = try #require(try await sim.controlCall("GET", "/control/requests?since=1").json["requests"]?.arrayValue?.last)
+            #expect(late["headers"]?["X-Late"]?.stringValue == "yes")
+            #expect(late["sequence"]?.intValue == 2)
             #expect(try await sim.controlCall("DELETE", "/control/requests").status == 204)
             #expect(try await sim.controlCall("GET", "/control/requests").json["requests"]?.arrayValue?.isEmpty == true)
         }

@@ -36,6 +36,7 @@ import Testing
             let big = [UInt8](repeating: UInt8(ascii: "a"), count: (1 << 20) + 1)
             let response = try await sim.api.send("POST", "\(m1)/payment/requests", headers: [("Authorization", "Basic \(SimulatorHarness.acquirerKey)")], body: big)
             #expect(response.status == 413)
+            #expect(response.header("Klarna-Mtls-Verification-Status") == "VALID")
         }
     }
 
@@ -80,5 +81,22 @@ import Testing
         #expect(try await child.wait(timeout: .seconds(20)) == 0)
         #expect(child.stdout.contains("klarna-simulator stopped"))
         #expect(!child.stdout.contains(apiKey) && !child.stderr.contains(apiKey))
+    }
+}
+
+@Suite struct LoadGeneratorTests {
+    @Test func benchDrivesTheSeededTransaction() async throws {
+        try await withSimulator { sim in
+            let plan = SimulatorLoadGenerator.Plan(
+                host: "127.0.0.1", port: sim.server.port,
+                path: "\(m1)/payment/transactions/krn:payment:eu1:transaction:seed-M1",
+                headers: [("Authorization", "Basic \(SimulatorHarness.acquirerKey)")], connections: 2, seconds: 1,
+                trustRootsPEM: sim.ca.certificatePEM, certificatePEM: sim.client.certificatePEM, keyPEM: sim.client.privateKeyPEM
+            )
+            let result = try await SimulatorLoadGenerator.run(plan, threads: 1)
+            #expect(result.completed > 10)
+            #expect(result.non2xx == 0)
+            #expect(result.failedConnections == 0)
+        }
     }
 }
