@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "KlarnaGatewayCLI",
             dependencies: [
-                "GatewayApp", "GatewayAudit",
+                "GatewayApp", "GatewayAudit", "GatewayProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -176,7 +176,8 @@ let package = Package(
             name: "GatewayProxyTests",
             dependencies: [
                 "GatewayProxy", "GatewayApp", "GatewayCore", "GatewayStore", "GatewayVault", "GatewayTestSupport",
-                "KlarnaSimulator",
+                "KlarnaSimulator", "GatewayAudit",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

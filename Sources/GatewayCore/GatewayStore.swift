@@ -62,6 +62,9 @@ public protocol GatewayStore: Sendable {
     /// The merchant holding this Klarna account, if any.
     func merchant(account: AccountKRN) async throws -> MerchantRecord?
 
+    /// Inserts or replaces sealed secrets that belong to no partner or merchant (the gateway's own keys).
+    func saveSecrets(_ secrets: [SealedSecret]) async throws
+
     /// Staged roll-outs in force.
     func rollouts() async throws -> [Rollout]
     /// Inserts or replaces the roll-out of a release (for its group, or for all merchants).

@@ -123,6 +123,22 @@ extension SQLiteStore {
         }
     }
 
+    /// Inserts or replaces the gateway's own sealed secrets.
+    public func saveSecrets(_ secrets: [SealedSecret]) async throws {
+        try await pool.write { db in
+            for secret in secrets {
+                try db.execute(
+                    sql: """
+                        INSERT INTO secrets (owner, credential_id, credential_version, key_version, combined) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (owner, credential_id, credential_version)
+                        DO UPDATE SET key_version = excluded.key_version, combined = excluded.combined
+                        """,
+                    arguments: [secret.owner, secret.credential.id, secret.credential.version, secret.keyVersion, Data(secret.combined)])
+            }
+            try SQLiteStore.bumpGeneration(db)
+        }
+    }
+
     /// Staged roll-outs in force.
     public func rollouts() async throws -> [Rollout] {
         try await pool.read { db in try SQLiteStore.fetchRollouts(db) }

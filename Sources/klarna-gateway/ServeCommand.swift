@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import GatewayApp
+import GatewayAudit
+import GatewayProxy
 import Logging
 import ServiceLifecycle
 
@@ -19,13 +21,25 @@ struct Serve: AsyncParsableCommand {
             var logger = Logger(label: "klarna-gateway")
             logger[metadataKey: "node"] = "\(configuration.nodeID)"
             let credentials = try await CredentialLoader.open(config: configuration)
-            let service = try await GatewayService.start(
-                config: configuration, credentials: credentials, journal: AccessLogJournal(logger: logger), logger: logger)
+            var writer: AuditWriter?
+            var journal: any CallJournal = AccessLogJournal(logger: logger)
+            if configuration.auditEnabled {
+                let admin = try await config.admin()
+                let signer = try await AuditSigningKey.loadOrCreate(store: admin.store, sealer: admin.sealer)
+                let audit = AuditWriter(settings: configuration.audit, nodeID: configuration.nodeID, signer: signer, resolve: configuration.resolve, logger: logger)
+                writer = audit
+                journal = JournalChain([audit, journal])
+            } else {
+                logger.warning("audit trail disabled (audit.enabled: false): calls are not recorded")
+            }
+            let service = try await GatewayService.start(config: configuration, credentials: credentials, journal: journal, logger: logger)
             // One line on stdout whatever the log level, for scripts and supervisors waiting for readiness.
             let ports = service.ports.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             FileHandle.standardOutput.write(Data("klarna-gateway serving \(ports)\n".utf8))
             let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
+            // Every record of every answered call is written before the process exits.
+            await writer?.shutdown()
         }
     }
 }

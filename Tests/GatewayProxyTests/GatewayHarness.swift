@@ -1,5 +1,6 @@
 import Foundation
 import GatewayApp
+import GatewayAudit
 import GatewayCore
 import GatewayProxy
 import GatewayTestSupport
@@ -14,6 +15,9 @@ final class GatewayHarness: Sendable {
     static let accounts = (1...4).map { "krn:partner:global:account:test:M\($0)" }
 
     let directory: URL
+    /// The audit trail the gateway journals to (in `directory` unless a test placed it elsewhere).
+    let audit: AuditWriter
+    let auditPath: String
     let simulator: KlarnaSimulatorServer
     let klarnaCA: SimulatorPKI
     let acquirer: SimulatorPKI.Identity
@@ -54,7 +58,8 @@ final class GatewayHarness: Sendable {
 
     static func start(
         access: String = defaultAccess, rateLimits: String? = nil, releases: String? = nil,
-        simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil
+        simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil,
+        auditPath: String? = nil
     ) async throws -> GatewayHarness {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -109,6 +114,7 @@ final class GatewayHarness: Sendable {
               integrator: {name: harness, module_name: klarna-gateway, module_version: "0.0.0"}
               response_timeout_ms: 5000
             reload_interval_ms: 100
+            audit: {path: "\(auditPath ?? "audit.sqlite")", checkpoint_every_records: 50}
             """
         try write("gateway.yaml", config)
         let gatewayConfig = try ConfigLoader.loadGateway(path: directory.appendingPathComponent("gateway.yaml").path, environment: [:])
@@ -137,22 +143,26 @@ final class GatewayHarness: Sendable {
         _ = try await admin.addCaller(id: "robot", certificateFingerprint: certificates["robot"]!.fingerprint, issueToken: false)
 
         let logs = LogCapture()
+        let signer = try await AuditSigningKey.loadOrCreate(store: admin.store, sealer: admin.sealer)
+        let audit = AuditWriter(settings: gatewayConfig.audit, nodeID: gatewayConfig.nodeID, signer: signer, resolve: gatewayConfig.resolve, logger: logs.logger())
         let service = try await GatewayService.start(
             config: gatewayConfig, credentials: try await CredentialLoader.open(config: gatewayConfig, environment: [:]),
-            journal: AccessLogJournal(logger: logs.logger()), logger: logs.logger(), threads: 2)
+            journal: JournalChain([audit, AccessLogJournal(logger: logs.logger())]), logger: logs.logger(), threads: 2)
         let runner = Task { _ = try? await service.run() }
         return GatewayHarness(
-            directory: directory, simulator: simulator, klarnaCA: klarnaCA, acquirer: acquirer, callerCA: callerCA,
+            directory: directory, audit: audit, auditPath: gatewayConfig.resolve(gatewayConfig.audit.path), simulator: simulator, klarnaCA: klarnaCA, acquirer: acquirer, callerCA: callerCA,
             service: service, admin: admin, logs: logs, control: TestHTTPClient(port: simulator.controlPort, tls: nil),
             tokens: tokens, callerCertificates: certificates, runner: runner)
     }
 
     private init(
-        directory: URL, simulator: KlarnaSimulatorServer, klarnaCA: SimulatorPKI, acquirer: SimulatorPKI.Identity, callerCA: TestPKI,
+        directory: URL, audit: AuditWriter, auditPath: String, simulator: KlarnaSimulatorServer, klarnaCA: SimulatorPKI, acquirer: SimulatorPKI.Identity, callerCA: TestPKI,
         service: GatewayService, admin: AdminService, logs: LogCapture, control: TestHTTPClient, tokens: [String: String],
         callerCertificates: [String: TestPKI.Identity], runner: Task<Void, Never>
     ) {
         self.directory = directory
+        self.audit = audit
+        self.auditPath = auditPath
         self.simulator = simulator
         self.klarnaCA = klarnaCA
         self.acquirer = acquirer
@@ -204,6 +214,7 @@ final class GatewayHarness: Sendable {
     func stop() async {
         runner.cancel()
         _ = await runner.value
+        await audit.shutdown()
         try? await control.close()
         try? await simulator.shutdown()
         try? FileManager.default.removeItem(at: directory)
@@ -213,11 +224,12 @@ final class GatewayHarness: Sendable {
 /// Runs `body` against a fresh harness and always stops it.
 func withGateway(
     access: String = GatewayHarness.defaultAccess, rateLimits: String? = nil, releases: String? = nil,
-    simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil,
+    simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil, auditPath: String? = nil,
     _ body: (GatewayHarness) async throws -> Void
 ) async throws {
     let harness = try await GatewayHarness.start(
-        access: access, rateLimits: rateLimits, releases: releases, simulatorRateLimits: simulatorRateLimits, partnerBaseURL: partnerBaseURL)
+        access: access, rateLimits: rateLimits, releases: releases, simulatorRateLimits: simulatorRateLimits, partnerBaseURL: partnerBaseURL,
+        auditPath: auditPath)
     do {
         try await body(harness)
     } catch {

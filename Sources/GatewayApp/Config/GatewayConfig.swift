@@ -1,4 +1,5 @@
 import Foundation
+import GatewayAudit
 import GatewayCore
 
 /// `config/gateway.yaml`: how the gateway runs. Every key is documented in `docs/config.md`.
@@ -21,6 +22,10 @@ public struct GatewayConfig: Sendable, Codable {
     public var limits: Limits
     /// The admin listener (`/healthz`, `/readyz`, `/metrics`); nil for none.
     public var admin: Address?
+    /// The audit trail: file, durability mode, checkpoints, queue bound.
+    public var audit: AuditSettings
+    /// False runs without an audit trail (benchmarks only: every call then goes unrecorded).
+    public var auditEnabled: Bool
     /// How often the store is polled for changes, in milliseconds.
     public var reloadIntervalMs: Int
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error`, `critical`.
@@ -29,7 +34,7 @@ public struct GatewayConfig: Sendable, Codable {
     public var baseDirectory: String = "."
 
     enum CodingKeys: String, CodingKey {
-        case nodeID = "node_id", storage, masterKey = "master_key", catalogue, policies, listeners, upstream, limits, admin
+        case nodeID = "node_id", storage, masterKey = "master_key", catalogue, policies, listeners, upstream, limits, admin, audit
         case reloadIntervalMs = "reload_interval_ms", logLevel = "log_level"
     }
 
@@ -45,8 +50,15 @@ public struct GatewayConfig: Sendable, Codable {
         upstream = try c.decodeIfPresent(Upstream.self, forKey: .upstream) ?? Upstream()
         limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
         admin = try c.decodeIfPresent(Address.self, forKey: .admin)
+        audit = try c.decodeIfPresent(AuditSettings.self, forKey: .audit) ?? AuditSettings()
+        auditEnabled = try c.decodeIfPresent(AuditToggle.self, forKey: .audit)?.enabled ?? true
         reloadIntervalMs = try c.decodeIfPresent(Int.self, forKey: .reloadIntervalMs) ?? 500
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
+    }
+
+    /// The `enabled` key of the `audit` section, read beside the writer's own settings.
+    struct AuditToggle: Decodable {
+        var enabled: Bool?
     }
 
     /// The master key ring's source: a file, or an environment variable.

@@ -1,0 +1,73 @@
+import Foundation
+import GatewayAudit
+import GatewayTestSupport
+import GRDB
+import NIOConcurrencyHelpers
+import Testing
+
+/// kill -9 under load: every call whose response a client received has both audit records, and the chain
+/// verifies; the restarted gateway continues the same chain. The gateway runs as its own process (the built
+/// `klarna-gateway serve`), on the harness's store, against the harness's simulator.
+@Suite("Crash safety")
+struct CrashTests {
+    @Test("kill -9 under concurrent load loses no record of an answered call", .timeLimit(.minutes(3)))
+    func killUnderLoad() async throws {
+        try await withGateway { gw in
+            let auditPath = gw.directory.appendingPathComponent("crash-audit.sqlite").path
+            let environment = ["KGW_AUDIT__PATH": auditPath, "KGW_NODE_ID": "crash-node"]
+            var answered: [String] = []
+            for round in 0..<3 {
+                let child = try ChildProcess(ChildProcess.productPath("klarna-gateway"), ["serve", "--config", gw.configPath], environment: environment, directory: gw.directory)
+                try await child.waitForOutput("klarna-gateway serving")
+                let port = try #require(child.stdout.split(separator: " ").first { $0.hasPrefix("loopback=") }.flatMap { Int($0.dropFirst(9).trimmingCharacters(in: .whitespacesAndNewlines)) })
+                let acked = NIOLockedValueBox<[String]>([])
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<6 {
+                        group.addTask {
+                            let client = TestHTTPClient(port: port, tls: nil)
+                            while true {
+                                guard let response = try? await client.send(
+                                    "GET", "/v2/accounts/m1/payment/transactions/krn:payment:eu1:transaction:seed-M1",
+                                    headers: [gw.bearer("checkout")]) else { break }
+                                if response.status == 200, let id = response.header("Klarna-Gateway-Request-Id") {
+                                    acked.withLockedValue { $0.append(id) }
+                                }
+                            }
+                            try? await client.close()
+                        }
+                    }
+                    try await Task.sleep(for: .milliseconds(600 + 250 * round))
+                    child.kill(SIGKILL)
+                    try await group.waitForAll()
+                }
+                _ = try await child.wait()
+                let ids = acked.withLockedValue { $0 }
+                #expect(ids.count > 5, "round \(round): only \(ids.count) calls were answered before the kill")
+                answered += ids
+            }
+            // Every answered call of every round has its intent and its outcome.
+            let phases = try CrashTests.phases(auditPath)
+            for id in answered {
+                #expect(phases[id] == ["intent", "outcome"], "request \(id) was answered but its records are \(phases[id] ?? [])")
+            }
+            // A clean restart continues the same chain, and the whole chain verifies.
+            let child = try ChildProcess(ChildProcess.productPath("klarna-gateway"), ["serve", "--config", gw.configPath], environment: environment, directory: gw.directory)
+            try await child.waitForOutput("klarna-gateway serving")
+            child.kill(SIGTERM)
+            #expect(try await child.wait() == 0)
+            let report = try AuditVerifier.verify(path: auditPath)
+            #expect(report.isIntact, "audit verify after three kills: \(report)")
+            for secret in gw.plantedSecrets { #expect(!child.stdout.contains(secret) && !child.stderr.contains(secret)) }
+        }
+    }
+
+    static func phases(_ path: String) throws -> [String: [String]] {
+        try DatabaseQueue(path: path).read { db in
+            var phases: [String: [String]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT request_id, phase FROM audit_records ORDER BY seq") {
+                phases[row[0], default: []].append(row[1])
+            }
+            return phases
+        }
+    }
+}
