@@ -124,6 +124,7 @@ let package = Package(
         .target(
             name: "GatewayTestSupport",
             dependencies: [
+                "KlarnaSimulator",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

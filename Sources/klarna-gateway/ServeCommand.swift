@@ -35,7 +35,7 @@ struct Serve: AsyncParsableCommand {
             let service = try await GatewayService.start(config: configuration, credentials: credentials, journal: journal, logger: logger)
             // One line on stdout whatever the log level, for scripts and supervisors waiting for readiness.
             let ports = service.ports.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            FileHandle.standardOutput.write(Data("klarna-gateway serving \(ports)\n".utf8))
+            service.onRunning.withLockedValue { $0 = { FileHandle.standardOutput.write(Data("klarna-gateway serving \(ports)\n".utf8)) } }
             let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
             // Every record of every answered call is written before the process exits.

@@ -194,9 +194,12 @@ public struct GatewayConfig: Sendable, Codable {
         public var maxHeaderBytes: Int
         /// Largest header block, bytes.
         public var maxHeadersTotalBytes: Int
+        /// Largest answer held until its outcome record is written; larger answers stream.
+        public var maxHeldResponseBytes: Int
 
         enum CodingKeys: String, CodingKey {
             case maxBodyBytes = "max_body_bytes", maxHeaderBytes = "max_header_bytes", maxHeadersTotalBytes = "max_headers_total_bytes"
+            case maxHeldResponseBytes = "max_held_response_bytes"
         }
 
         /// Klarna's limits: 1 MB body, 6 KB per header, 20 KB of headers.
@@ -204,6 +207,7 @@ public struct GatewayConfig: Sendable, Codable {
             maxBodyBytes = 1_048_576
             maxHeaderBytes = 6_144
             maxHeadersTotalBytes = 20_480
+            maxHeldResponseBytes = 4_194_304
         }
 
         /// Decodes with every key optional.
@@ -213,6 +217,7 @@ public struct GatewayConfig: Sendable, Codable {
             maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? defaults.maxBodyBytes
             maxHeaderBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeaderBytes) ?? defaults.maxHeaderBytes
             maxHeadersTotalBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeadersTotalBytes) ?? defaults.maxHeadersTotalBytes
+            maxHeldResponseBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeldResponseBytes) ?? defaults.maxHeldResponseBytes
         }
     }
 

@@ -40,7 +40,7 @@ public final class GatewayService: Service, Sendable {
                 snapshots: SnapshotHolder(snapshot), group: group, upstreamCAPEM: upstreamCA,
                 limits: IngressLimits(
                     maxBodyBytes: config.limits.maxBodyBytes, maxHeaderBytes: config.limits.maxHeaderBytes,
-                    maxHeadersTotalBytes: config.limits.maxHeadersTotalBytes),
+                    maxHeadersTotalBytes: config.limits.maxHeadersTotalBytes, maxHeldResponseBytes: config.limits.maxHeldResponseBytes),
                 connectTimeout: .milliseconds(Int64(config.upstream.connectTimeoutMs)),
                 responseTimeout: .milliseconds(Int64(config.upstream.responseTimeoutMs)),
                 maxIdlePerKey: config.upstream.maxIdlePerKey, journal: journal, logger: logger
@@ -71,8 +71,13 @@ public final class GatewayService: Service, Sendable {
         self.state = state
     }
 
+    /// Called once when `run()` starts, that is once a service group has installed its signal handlers, so a
+    /// supervisor told "ready" can already stop the gateway gracefully.
+    public let onRunning = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+
     /// Polls for changes until graceful shutdown, then stops.
     public func run() async throws {
+        onRunning.withLockedValue { $0 }?()
         let interval = Duration.milliseconds(max(50, config.reloadIntervalMs))
         await withGracefulShutdownHandler {
             var ticks = 0
