@@ -208,8 +208,17 @@ final class GatewayHarness: Sendable {
         return [Self.acquirerKey, Self.merchantOwnKey, String(keyBody.prefix(40))] + tokens.values.map { String($0.suffix(43)) }
     }
 
-    /// Waits until the gateway has picked up a store change.
-    func waitForReload() async throws { try await Task.sleep(for: .milliseconds(400)) }
+    /// Waits until the gateway serves a snapshot built from the store as it is now.
+    func waitForReload() async throws {
+        let target = try await admin.store.generation()
+        let deadline = ContinuousClock.now + .seconds(15)
+        while service.snapshotGeneration < target {
+            guard ContinuousClock.now < deadline else { throw ReloadTimeout() }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    struct ReloadTimeout: Error {}
 
     func stop() async {
         runner.cancel()

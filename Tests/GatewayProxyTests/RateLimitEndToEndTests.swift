@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import GatewayTestSupport
 import KlarnaSimulator
 import NIOConcurrencyHelpers
@@ -9,11 +10,12 @@ import Testing
 @Suite("Rate limits end to end")
 struct RateLimitEndToEndTests {
     static let rate = 20.0
-    static let burst = 10.0
+    static let burst = 5
+    // rate + burst stays within Klarna's 25/s per one-second window, so the gateway's admissions never trip it.
     static let limits = """
         merchant:
           test:
-            default: {rate: 20, burst: 10}
+            default: {rate: 20, burst: 5}
         """
     static let access = "callers:\n  orders: {merchants: [\"partner:acq\"], families: [payment-transaction]}\n"
 
@@ -23,6 +25,8 @@ struct RateLimitEndToEndTests {
         var other: [Int] = []
         var first: ContinuousClock.Instant?
         var last: ContinuousClock.Instant?
+        /// When each call was sent, to replay the offered load through an exact GCRA.
+        var sent: [ContinuousClock.Instant] = []
     }
 
     /// Sends `perSecond` reads of `merchant`'s seeded transaction for `duration` from `lanes` connections.
@@ -45,6 +49,7 @@ struct RateLimitEndToEndTests {
                         tally.withLockedValue { tally in
                             if tally.first == nil || sent < tally.first! { tally.first = sent }
                             if tally.last == nil || sent > tally.last! { tally.last = sent }
+                            tally.sent.append(sent)
                             switch (response.status, response.errorCode) {
                             case (200, _): tally.ok += 1
                             case (429, "GATEWAY_RATE_LIMITED"): tally.limited += 1
@@ -71,10 +76,25 @@ struct RateLimitEndToEndTests {
             let (busy, quiet) = try await (hot, calm)
             let span = try #require(busy.last.flatMap { last in busy.first.map { last - $0 } })
             let seconds = Double(span.components.seconds) + Double(span.components.attoseconds) / 1e18
-            // GCRA admits the burst plus one call per interval over the span of the offered load.
-            let expected = Self.rate * seconds + Self.burst
+            // Never more than the limit allows over the span of the offered load.
+            let ceiling = Self.rate * seconds + Double(Self.burst)
+            #expect(Double(busy.ok) <= ceiling + 1, "admitted \(busy.ok), ceiling \(ceiling) over \(seconds) s")
+            // And within 2% of what an exact GCRA admits of the load as it was actually offered (the clients stall
+            // on a loaded machine; the gateway must not be blamed for load that never arrived).
+            let gcra = GCRA(rate: Self.rate, burst: Self.burst)
+            let origin = try #require(busy.first)
+            var tat: Int64?
+            var ideal = 0
+            for instant in busy.sent.sorted() {
+                let offset = instant - origin
+                let now = offset.components.seconds * 1_000_000_000 + offset.components.attoseconds / 1_000_000_000
+                if gcra.earliest(tat: tat) <= now {
+                    tat = gcra.advance(tat: tat, at: now)
+                    ideal += 1
+                }
+            }
             #expect(busy.other.isEmpty, "unexpected statuses \(busy.other)")
-            #expect(abs(Double(busy.ok) - expected) <= expected * 0.02, "admitted \(busy.ok), expected \(expected) over \(seconds) s")
+            #expect(abs(busy.ok - ideal) <= max(2, Int((Double(ideal) * 0.02).rounded(.up))), "admitted \(busy.ok), an exact GCRA admits \(ideal)")
             #expect(busy.ok + busy.limited == 500)
             #expect(quiet.ok == 50 && quiet.limited == 0 && quiet.other.isEmpty, "neighbour: \(quiet)")
             let klarnaStatuses = try await gw.received().compactMap { $0["status"]?.intValue }

@@ -23,6 +23,9 @@ public final class GatewayService: Service, Sendable {
     private let logger: Logger
     private let state: ReloadState
 
+    /// The store generation the snapshot in force was built from.
+    public var snapshotGeneration: Int64 { state.generation }
+
     /// Bound ports by listener name.
     public var ports: [String: Int] { server.boundPorts }
 
@@ -164,6 +167,8 @@ final class ReloadState: Sendable {
             $0.policyStamp = policyStamp
         }
     }
+
+    var generation: Int64 { inputs.withLockedValue { $0.generation } }
 
     func nextVersion() -> Int64 {
         inputs.withLockedValue {
