@@ -85,15 +85,10 @@ final class CalendarDay: Sendable {
 
     /// The current day.
     var today: String {
-        var now = time(nil)
+        let now = Int(time(nil))
         let day = now / 86_400
         return cache.withLockedValue { cache in
-            if cache.day != day {
-                var parts = tm()
-                gmtime_r(&now, &parts)
-                func pad(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-                cache = (day, "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))")
-            }
+            if cache.day != day { cache = (day, UTCTime.day(epochSeconds: now)) }
             return cache.text
         }
     }

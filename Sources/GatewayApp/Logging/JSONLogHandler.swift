@@ -48,18 +48,9 @@ public struct JSONLogHandler: LogHandler {
         JSONLogHandler.output.withLockedValue { _ in FileHandle.standardError.write(Data(line.utf8)) }
     }
 
-    /// RFC 3339 UTC with microseconds, formatted by hand: a `DateFormatter` per line costs more than the request.
+    /// RFC 3339 UTC with microseconds.
     static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = time_t(now.tv_sec)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1000), 6))Z"
+        let now = UTCTime.now()
+        return UTCTime.timestamp(epochSeconds: now.seconds, fraction: now.nanoseconds / 1000, digits: 6)
     }
 }
