@@ -41,8 +41,10 @@ public struct Grant: Sendable, Hashable, Codable {
     /// True when the grant covers acquirer-scoped calls for this partner.
     public func covers(partnerID: String) -> Bool { partners.contains("*") || partners.contains(partnerID) }
 
-    /// True when the grant covers this operation family.
-    public func covers(family: String) -> Bool { families.contains("*") || families.contains(family) }
+    /// True when the grant covers this operation family; operations outside the catalogue need `*`.
+    public func covers(family: String) -> Bool {
+        families.contains("*") || (family != OperationMatching.unknownFamily && families.contains(family))
+    }
 
     /// True when the caller may choose a release with `Klarna-Gateway-Release`.
     public var mayOverrideRelease: Bool { permissions.contains("release-override") }

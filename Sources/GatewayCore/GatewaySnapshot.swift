@@ -133,15 +133,19 @@ public struct PipelineSettings: Sendable {
     public var stripHeaders: Set<String>
     /// `Klarna-Integration-Metadata` value, one line of JSON; nil to send none.
     public var integrationMetadata: String?
+    /// Forward requests no catalogue operation matches (for operations Klarna added before the catalogue was
+    /// updated), recorded as operation `unknown`; only callers granted every family (`*`) may send them.
+    public var forwardUnknownOperations: Bool
 
     /// Makes settings.
     public init(
         egress: [EgressRule] = [], stripHeaders: Set<String> = PipelineSettings.defaultStripHeaders,
-        integrationMetadata: String? = nil
+        integrationMetadata: String? = nil, forwardUnknownOperations: Bool = false
     ) {
         self.egress = egress
         self.stripHeaders = Set(stripHeaders.map { $0.lowercased() })
         self.integrationMetadata = integrationMetadata
+        self.forwardUnknownOperations = forwardUnknownOperations
     }
 
     /// Tracing headers stripped by default: they describe the acquirer's internals, not the Klarna call.

@@ -65,12 +65,38 @@ public protocol GatewayStore: Sendable {
     /// Inserts or replaces sealed secrets that belong to no partner or merchant (the gateway's own keys).
     func saveSecrets(_ secrets: [SealedSecret]) async throws
 
+    /// Appends an entry to the store's change log (release roll-outs, pins), for the people who must answer
+    /// "who moved these merchants, and when".
+    func appendAdminEvent(_ event: AdminEvent) async throws
+    /// The change log, oldest first.
+    func adminEvents() async throws -> [AdminEvent]
+
     /// Staged roll-outs in force.
     func rollouts() async throws -> [Rollout]
     /// Inserts or replaces the roll-out of a release (for its group, or for all merchants).
     func saveRollout(_ rollout: Rollout) async throws
     /// Removes every roll-out of a release; returns how many there were.
     func deleteRollouts(release: String) async throws -> Int
+}
+
+/// One entry of the store's change log.
+public struct AdminEvent: Sendable, Hashable, Codable {
+    /// Microseconds since the Unix epoch, UTC.
+    public var timeMicros: Int64
+    /// Who made the change (the operating-system user of the CLI).
+    public var actor: String
+    /// What was done (`releases.rollout`).
+    public var action: String
+    /// The change's parameters, human-readable, never a secret.
+    public var detail: String
+
+    /// Makes an event.
+    public init(timeMicros: Int64, actor: String, action: String, detail: String) {
+        self.timeMicros = timeMicros
+        self.actor = actor
+        self.action = action
+        self.detail = detail
+    }
 }
 
 /// Every record of a store as of one generation.

@@ -9,6 +9,11 @@ public struct OperationMatcher: Sendable {
         public let operation: Operation
         /// The path's segments (without the leading empty one), as sent.
         public let segments: [Substring]
+
+        init(operation: Operation, segments: [Substring]) {
+            self.operation = operation
+            self.segments = segments
+        }
     }
 
     /// Why nothing matched.

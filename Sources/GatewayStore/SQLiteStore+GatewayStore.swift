@@ -139,6 +139,24 @@ extension SQLiteStore {
         }
     }
 
+    /// Appends to the change log (no generation bump: nothing the gateway serves changed).
+    public func appendAdminEvent(_ event: AdminEvent) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO admin_events (time_us, actor, action, detail) VALUES (?, ?, ?, ?)",
+                arguments: [event.timeMicros, event.actor, event.action, event.detail])
+        }
+    }
+
+    /// The change log, oldest first.
+    public func adminEvents() async throws -> [AdminEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT time_us, actor, action, detail FROM admin_events ORDER BY id").map {
+                AdminEvent(timeMicros: $0[0], actor: $0[1], action: $0[2], detail: $0[3])
+            }
+        }
+    }
+
     /// Staged roll-outs in force.
     public func rollouts() async throws -> [Rollout] {
         try await pool.read { db in try SQLiteStore.fetchRollouts(db) }

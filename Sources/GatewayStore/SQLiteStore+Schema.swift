@@ -67,6 +67,17 @@ extension SQLiteStore {
                 );
                 """)
         }
+        migrator.registerMigration("v3: change log") { db in
+            try db.execute(sql: """
+                CREATE TABLE admin_events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    time_us INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 

@@ -7,7 +7,7 @@ import GatewayCore
 struct Releases: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Klarna releases: availability, merchants on each, staged roll-outs.",
-        subcommands: [List.self, Show.self, Rollout.self, Rollback.self]
+        subcommands: [List.self, Show.self, Rollout.self, Rollback.self, History.self]
     )
 
     /// The release calendar and catalogue the configuration names.
@@ -65,6 +65,20 @@ struct Releases: AsyncParsableCommand {
                 let (policy, _) = try Releases.policies(try config.load())
                 let covered = try await config.admin().rollOut(release: release, percent: percent, group: group, policy: policy)
                 print("roll-out of \(release) at \(percent)%\(group.map { " of group \($0)" } ?? ""): \(covered) merchant(s); pinned merchants keep their pin")
+            }
+        }
+    }
+
+    struct History: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every roll-out, rollback and release pin, oldest first, with who made it.")
+        @OptionGroup var config: ConfigOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                for event in try await config.admin().store.adminEvents() {
+                    let time = UTCTime.timestamp(epochSeconds: Int(event.timeMicros / 1_000_000), fraction: Int(event.timeMicros % 1_000_000), digits: 6)
+                    print("\(time)\t\(event.actor)\t\(event.action)\t\(event.detail)")
+                }
             }
         }
     }

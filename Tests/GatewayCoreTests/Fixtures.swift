@@ -38,17 +38,18 @@ enum Fixtures {
     }
 
     /// Caller tokens by caller id, generated fresh.
-    static let tokens: [String: CallerToken] = ["checkout": .generate(), "orders": .generate(), "ops": .generate(), "bound": .generate()]
+    static let tokens: [String: CallerToken] = ["checkout": .generate(), "orders": .generate(), "ops": .generate(), "bound": .generate(), "everything": .generate()]
     static let boundFingerprint = String(repeating: "cd", count: 32)
     static let certOnlyFingerprint = String(repeating: "ef", count: 32)
 
-    static func snapshot(partners: [PartnerState]? = nil, merchants: [MerchantState]? = nil, egress: [EgressRule] = []) -> GatewaySnapshot {
+    static func snapshot(partners: [PartnerState]? = nil, merchants: [MerchantState]? = nil, egress: [EgressRule] = [], forwardUnknown: Bool = false) -> GatewaySnapshot {
         let callers = [
             CallerRecord(id: "checkout", tokenID: tokens["checkout"]!.id, tokenHash: tokens["checkout"]!.secretHash, certificateFingerprint: nil),
             CallerRecord(id: "orders", tokenID: tokens["orders"]!.id, tokenHash: tokens["orders"]!.secretHash, certificateFingerprint: nil),
             CallerRecord(id: "ops", tokenID: tokens["ops"]!.id, tokenHash: tokens["ops"]!.secretHash, certificateFingerprint: nil, status: .revoked),
             CallerRecord(id: "bound", tokenID: tokens["bound"]!.id, tokenHash: tokens["bound"]!.secretHash, certificateFingerprint: boundFingerprint),
             CallerRecord(id: "robot", tokenID: nil, tokenHash: nil, certificateFingerprint: certOnlyFingerprint),
+            CallerRecord(id: "everything", tokenID: tokens["everything"]!.id, tokenHash: tokens["everything"]!.secretHash, certificateFingerprint: nil),
         ]
         let access = AccessPolicy(callers: [
             "checkout": Grant(merchants: ["m1", "group:eu"], partners: ["acq"], families: ["payment-request", "payment-transaction", "webhooks"]),
@@ -56,6 +57,7 @@ enum Fixtures {
             "ops": Grant(merchants: ["*"], partners: ["*"], families: ["*"]),
             "bound": Grant(merchants: ["*"], families: ["*"]),
             "robot": Grant(merchants: ["m1"], families: ["payment-transaction"]),
+            "everything": Grant(merchants: ["*"], partners: ["*"], families: ["*"]),
         ])
         return GatewaySnapshot(
             partners: partners ?? [partner("acq"), partner("acq_live", environment: .live, baseURL: "https://api-global.klarna.com", key: liveKey)],
@@ -67,7 +69,8 @@ enum Fixtures {
                 merchant("m_live", partner: "acq_live", account: "krn:partner:global:account:live:L1"),
             ],
             callers: callers, access: access, catalogue: catalogue,
-            settings: PipelineSettings(egress: egress, integrationMetadata: "{\"integrator\":{\"name\":\"acq\"}}"), version: 1
+            settings: PipelineSettings(egress: egress, integrationMetadata: "{\"integrator\":{\"name\":\"acq\"}}", forwardUnknownOperations: forwardUnknown),
+            version: 1
         )
     }
 

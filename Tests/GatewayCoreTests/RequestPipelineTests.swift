@@ -149,6 +149,18 @@ struct RequestPipelineTests {
         #expect(refusalCode(plan("BREW", "/v2/accounts/m1/payment/requests", [Fixtures.bearer("checkout")])) == .unknownOperation)
     }
 
+    @Test("with forwarding of unknown operations on, they go through for callers granted every family, as 'unknown'")
+    func unknownOperationsForwarded() throws {
+        let forwarding = Fixtures.snapshot(forwardUnknown: true)
+        let plan = try plan("POST", "/v2/accounts/m1/payment/brand-new-thing", [Fixtures.bearer("everything")], snapshot: forwarding).get()
+        #expect(plan.facts.operation?.id == "unknown")
+        #expect(plan.upstream.target == "/v2/accounts/krn:partner:global:account:test:M1/payment/brand-new-thing")
+        #expect(refusalCode(self.plan("POST", "/v2/accounts/m1/payment/brand-new-thing", [Fixtures.bearer("checkout")], snapshot: forwarding)) == .forbidden)
+        let acquirer = try self.plan("GET", "/v2/notification/new-thing", [Fixtures.bearer("everything"), ("Klarna-Gateway-Partner", "acq")], snapshot: forwarding).get()
+        #expect(acquirer.target.partner.record.id == "acq")
+        #expect(refusalCode(self.plan("POST", "/v2/accounts/m1/payment/brand-new-thing", [Fixtures.bearer("everything")])) == .unknownOperation)
+    }
+
     @Test("a caller's correlation id is kept, Connection-named headers are dropped")
     func headerHandling() throws {
         let plan = try plan("GET", "/v2/accounts/m1" + Self.readTransaction, [Fixtures.bearer("checkout"), ("Partner-Correlation-Id", "abc123"), ("Connection", "X-Hop"), ("X-Hop", "1")]).get()

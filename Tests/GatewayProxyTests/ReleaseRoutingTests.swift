@@ -81,6 +81,10 @@ struct ReleaseRoutingTests {
             try await gw.waitForReload()
             #expect(try await disputes("m1") == 200)
             #expect(try await disputes("m2") == 404)
+            // Every change is in the change log, in order.
+            #expect(try await gw.admin.store.adminEvents().map(\.action) == [
+                "merchants.release", "releases.rollout", "releases.rollout", "releases.rollback", "releases.rollback",
+            ])
             let summaries = try await gw.admin.releaseSummaries(policy: policy)
             #expect(summaries.first { $0.release.id == "r4" }?.merchants == 2)
             try await client.close()

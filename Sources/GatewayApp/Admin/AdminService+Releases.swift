@@ -45,6 +45,7 @@ extension AdminService {
         guard (0...100).contains(percent) else { throw AdminError("--percent must be between 0 and 100") }
         let rollout = Rollout(release: release, percent: percent, group: group)
         try await store.saveRollout(rollout)
+        try await logChange("releases.rollout", "\(release) at \(percent)%\(group.map { " of group \($0)" } ?? "")")
         return try await store.merchants().filter { rollout.includes($0) }.count
     }
 
@@ -53,6 +54,7 @@ extension AdminService {
     public func rollBack(release: String) async throws -> Int {
         let removed = try await store.deleteRollouts(release: release)
         guard removed > 0 else { throw AdminError("no roll-out of '\(release)' is in force") }
+        try await logChange("releases.rollback", release)
         return removed
     }
 
@@ -75,6 +77,15 @@ extension AdminService {
         if let release { try AdminService.checkPin(release, environment: record.account.environment, policy: policy, today: today) }
         record.release = release
         try await store.saveMerchants([record], secrets: [])
+        try await logChange("merchants.release", "\(id) pinned to \(release ?? "none")")
         return record
+    }
+
+    /// Appends a change to the store's change log, naming the operating-system user.
+    func logChange(_ action: String, _ detail: String) async throws {
+        let actor = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown"
+        let now = UTCTime.now()
+        try await store.appendAdminEvent(AdminEvent(
+            timeMicros: Int64(now.seconds) * 1_000_000 + Int64(now.nanoseconds / 1000), actor: actor, action: action, detail: detail))
     }
 }

@@ -127,6 +127,9 @@ public enum ConfigLoader {
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logLevel) {
             throw ConfigError(source: source, reason: "log_level '\(config.logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
+        if !["refuse", "forward"].contains(config.upstream.unknownOperations) {
+            throw ConfigError(source: source, reason: "upstream.unknown_operations must be refuse or forward, not '\(config.upstream.unknownOperations)'")
+        }
         if config.masterKey.file == nil && config.masterKey.environment == nil {
             throw ConfigError(source: source, reason: "master_key needs a file or an environment variable name")
         }

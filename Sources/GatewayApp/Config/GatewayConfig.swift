@@ -142,11 +142,13 @@ public struct GatewayConfig: Sendable, Codable {
         public var responseTimeoutMs: Int
         /// Idle keep-alive connections kept per (host, client certificate) and event loop.
         public var maxIdlePerKey: Int
+        /// `refuse` (default) or `forward` requests no catalogue operation matches.
+        public var unknownOperations: String
 
         enum CodingKeys: String, CodingKey {
             case caFile = "ca_file", egress, integrator, stripHeaders = "strip_headers"
             case connectTimeoutMs = "connect_timeout_ms", responseTimeoutMs = "response_timeout_ms"
-            case maxIdlePerKey = "max_idle_per_key"
+            case maxIdlePerKey = "max_idle_per_key", unknownOperations = "unknown_operations"
         }
 
         /// Defaults: system roots, Klarna's hosts only, no integrator tag, 5 s connect, 60 s to the response head.
@@ -158,6 +160,7 @@ public struct GatewayConfig: Sendable, Codable {
             connectTimeoutMs = 5_000
             responseTimeoutMs = 60_000
             maxIdlePerKey = 64
+            unknownOperations = "refuse"
         }
 
         /// Decodes with every key optional.
@@ -171,6 +174,7 @@ public struct GatewayConfig: Sendable, Codable {
             connectTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .connectTimeoutMs) ?? defaults.connectTimeoutMs
             responseTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .responseTimeoutMs) ?? defaults.responseTimeoutMs
             maxIdlePerKey = try c.decodeIfPresent(Int.self, forKey: .maxIdlePerKey) ?? defaults.maxIdlePerKey
+            unknownOperations = try c.decodeIfPresent(String.self, forKey: .unknownOperations) ?? defaults.unknownOperations
         }
     }
 
@@ -243,7 +247,8 @@ public struct GatewayConfig: Sendable, Codable {
             integrationMetadata: upstream.integrator.map {
                 "{\"integrator\":{\"name\":\(JSONText.quote($0.name)),\"module_name\":\(JSONText.quote($0.moduleName)),"
                     + "\"module_version\":\(JSONText.quote($0.moduleVersion))}}"
-            }
+            },
+            forwardUnknownOperations: upstream.unknownOperations == "forward"
         )
     }
 }
