@@ -120,14 +120,7 @@ final class UpstreamPools: @unchecked Sendable {
     /// Runs `body` for each pool on its own loop.
     func forEach(_ body: @escaping @Sendable (UpstreamPool) -> Void) {
         for pool in pools.values {
-            let box = UnsafeTransfer(pool)
-            pool.eventLoop.execute { body(box.value) }
+            pool.eventLoop.execute { body(pool) }
         }
     }
-}
-
-/// Moves a loop-confined value to a closure that runs on that same loop.
-struct UnsafeTransfer<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }
