@@ -3,6 +3,7 @@ import Foundation
 import GatewayApp
 import GatewayAudit
 import GatewayProxy
+import NIOPosix
 import Logging
 import ServiceLifecycle
 
@@ -36,8 +37,16 @@ struct Serve: AsyncParsableCommand {
             // One line on stdout whatever the log level, for scripts and supervisors waiting for readiness.
             let ports = service.ports.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             service.onRunning.withLockedValue { $0 = { FileHandle.standardOutput.write(Data("klarna-gateway serving \(ports)\n".utf8)) } }
+            var admin: AdminServer?
+            if let address = configuration.admin {
+                let audit = writer
+                admin = try await AdminServer.start(host: address.address, port: address.port, group: MultiThreadedEventLoopGroup.singleton) {
+                    AdminServer.readiness(audit: audit, service: service)
+                }
+            }
             let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
+            await admin?.stop()
             // Every record of every answered call is written before the process exits.
             await writer?.shutdown()
         }

@@ -72,6 +72,12 @@ struct AuditTrailTests {
                 }
             }
             #expect(refusedWith503, "the gateway kept forwarding with a full audit disk")
+            // The admin listener says why.
+            let admin = TestHTTPClient(port: gw.adminServer.port, tls: nil)
+            let unready = try await admin.send("GET", "/readyz")
+            #expect(unready.status == 503)
+            #expect(unready.text.contains("\"healthy\":false"))
+            #expect(try await admin.send("GET", "/healthz").status == 200)
             // Everything Klarna received was answered with 200 and recorded; the refused call reached nobody.
             #expect(try await gw.received().count == forwardedWhileFull)
             try FileManager.default.removeItem(at: filler)
@@ -81,6 +87,8 @@ struct AuditTrailTests {
                 if !recovered { try await Task.sleep(for: .milliseconds(100)) }
             }
             #expect(recovered, "the gateway did not resume after the disk had room again")
+            #expect(try await admin.send("GET", "/readyz").status == 200)
+            try await admin.close()
             try await client.close()
         }
     }

@@ -15,6 +15,8 @@ final class GatewayHarness: Sendable {
     static let accounts = (1...4).map { "krn:partner:global:account:test:M\($0)" }
 
     let directory: URL
+    /// `/healthz` and `/readyz`.
+    let adminServer: AdminServer
     /// The audit trail the gateway journals to (in `directory` unless a test placed it elsewhere).
     let audit: AuditWriter
     let auditPath: String
@@ -149,18 +151,22 @@ final class GatewayHarness: Sendable {
             config: gatewayConfig, credentials: try await CredentialLoader.open(config: gatewayConfig, environment: [:]),
             journal: JournalChain([audit, AccessLogJournal(logger: logs.logger())]), logger: logs.logger(), threads: 2)
         let runner = Task { _ = try? await service.run() }
+        let adminServer = try await AdminServer.start(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton) {
+            AdminServer.readiness(audit: audit, service: service)
+        }
         return GatewayHarness(
-            directory: directory, audit: audit, auditPath: gatewayConfig.resolve(gatewayConfig.audit.path), simulator: simulator, klarnaCA: klarnaCA, acquirer: acquirer, callerCA: callerCA,
+            directory: directory, adminServer: adminServer, audit: audit, auditPath: gatewayConfig.resolve(gatewayConfig.audit.path), simulator: simulator, klarnaCA: klarnaCA, acquirer: acquirer, callerCA: callerCA,
             service: service, admin: admin, logs: logs, control: TestHTTPClient(port: simulator.controlPort, tls: nil),
             tokens: tokens, callerCertificates: certificates, runner: runner)
     }
 
     private init(
-        directory: URL, audit: AuditWriter, auditPath: String, simulator: KlarnaSimulatorServer, klarnaCA: SimulatorPKI, acquirer: SimulatorPKI.Identity, callerCA: TestPKI,
+        directory: URL, adminServer: AdminServer, audit: AuditWriter, auditPath: String, simulator: KlarnaSimulatorServer, klarnaCA: SimulatorPKI, acquirer: SimulatorPKI.Identity, callerCA: TestPKI,
         service: GatewayService, admin: AdminService, logs: LogCapture, control: TestHTTPClient, tokens: [String: String],
         callerCertificates: [String: TestPKI.Identity], runner: Task<Void, Never>
     ) {
         self.directory = directory
+        self.adminServer = adminServer
         self.audit = audit
         self.auditPath = auditPath
         self.simulator = simulator
@@ -223,6 +229,7 @@ final class GatewayHarness: Sendable {
     func stop() async {
         runner.cancel()
         _ = await runner.value
+        await adminServer.stop()
         await audit.shutdown()
         try? await control.close()
         try? await simulator.shutdown()
