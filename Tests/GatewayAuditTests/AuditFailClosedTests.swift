@@ -103,11 +103,12 @@ import Testing
         let dir = try TempDir()
         let writer = Fixtures.writer(dir, queueLimit: 3)
         let busy = DispatchSemaphore(value: 0)
-        // Hold the worker so nothing drains while the queue fills.
+        let release = DispatchSemaphore(value: 0)
+        // Hold the worker until the test has filled the queue, so nothing drains however slow the machine is.
         let blocker = Task {
             try await writer.withWriterConnection { _ in
                 busy.signal()
-                Thread.sleep(forTimeInterval: 0.5)
+                release.wait()
             }
         }
         await withCheckedContinuation { continuation in
@@ -119,6 +120,7 @@ import Testing
         let accepted = (1...3).map { writer.record(Fixtures.record($0), on: Fixtures.loop) }
         await #expect(throws: AuditError.self) { try await writer.record(Fixtures.record(4), on: Fixtures.loop).get() }
         #expect(writer.health.queueFullRefusals == 1)
+        release.signal()
         try await blocker.value
         for future in accepted { try await future.get() }
         await writer.shutdown()
