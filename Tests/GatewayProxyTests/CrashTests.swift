@@ -36,7 +36,11 @@ struct CrashTests {
                             try? await client.close()
                         }
                     }
-                    try await Task.sleep(for: .milliseconds(600 + 250 * round))
+                    // Kill only once calls are flowing (however slow the machine), at a different point each round.
+                    let deadline = ContinuousClock.now + .seconds(60)
+                    while acked.withLockedValue({ $0.count }) < 20 * (round + 1) && ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
                     child.kill(SIGKILL)
                     try await group.waitForAll()
                 }
