@@ -94,7 +94,9 @@ import Testing
                 trustRootsPEM: sim.ca.certificatePEM, certificatePEM: sim.client.certificatePEM, keyPEM: sim.client.privateKeyPEM
             )
             let result = try await SimulatorLoadGenerator.run(plan, threads: 1)
-            #expect(result.completed > 10)
+            // Correctness only: how many complete in a second depends on the machine's load (a count threshold here
+            // failed on a busy 2-core machine); the rate is measured by bench/simulator-headroom.sh.
+            #expect(result.completed > 0)
             #expect(result.non2xx == 0)
             #expect(result.failedConnections == 0)
         }

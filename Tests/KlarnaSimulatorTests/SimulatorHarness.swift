@@ -24,7 +24,8 @@ final class SimulatorHarness: Sendable {
 
     init(
         rateLimits: SimulatorConfiguration.RateLimits = .unlimited, faults: [FaultRule] = [], seed: UInt64 = 7,
-        webhookRetryScale: Double = 0.001, requireClientCertificate: Bool = true, recordedHeaders: [String]? = nil
+        webhookRetryScale: Double = 0.001, requireClientCertificate: Bool = true, recordedHeaders: [String]? = nil,
+        webhookCAFile: String? = nil
     ) async throws {
         let (ca, caKey) = try SimulatorPKI.makeCA(name: "simulator test CA")
         let serverIdentity = try ca.issueServer()
@@ -45,6 +46,7 @@ final class SimulatorHarness: Sendable {
             rateLimits: rateLimits, webhookRetryScale: webhookRetryScale, faults: faults, seed: seed, recordedHeaders: recordedHeaders
         )
         configuration.catalogueFile = SimulatorConfiguration.sourceTreeCatalogue
+        configuration.webhookCAFile = webhookCAFile
         server = try await KlarnaSimulatorServer.start(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
         api = TestHTTPClient(port: server.port, tls: TestTLS(trustRootsPEM: ca.certificatePEM, clientCertificatePEM: client.certificatePEM, clientKeyPEM: client.privateKeyPEM))
         control = TestHTTPClient(port: server.controlPort, tls: nil)
@@ -78,11 +80,11 @@ extension TestHTTPResponse {
 func withSimulator(
     rateLimits: SimulatorConfiguration.RateLimits = .unlimited, faults: [FaultRule] = [], seed: UInt64 = 7,
     webhookRetryScale: Double = 0.001, requireClientCertificate: Bool = true, recordedHeaders: [String]? = nil,
-    _ body: (SimulatorHarness) async throws -> Void
+    webhookCAFile: String? = nil, _ body: (SimulatorHarness) async throws -> Void
 ) async throws {
     let harness = try await SimulatorHarness(
         rateLimits: rateLimits, faults: faults, seed: seed, webhookRetryScale: webhookRetryScale,
-        requireClientCertificate: requireClientCertificate, recordedHeaders: recordedHeaders
+        requireClientCertificate: requireClientCertificate, recordedHeaders: recordedHeaders, webhookCAFile: webhookCAFile
     )
     do {
         try await body(harness)

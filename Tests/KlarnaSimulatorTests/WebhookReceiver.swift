@@ -1,9 +1,12 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
+@testable import KlarnaSimulator
 
-/// A plain-HTTP loopback server that records webhook deliveries and answers with scripted statuses.
+/// A loopback server (plain HTTP, or HTTPS with `tls`) that records webhook deliveries and answers with scripted
+/// statuses.
 final class WebhookReceiver: Sendable {
     struct Received: Sendable {
         let path: String
@@ -24,13 +27,20 @@ final class WebhookReceiver: Sendable {
     private let channel: any Channel
     var port: Int { channel.localAddress?.port ?? 0 }
 
-    /// `statuses` are answered in order, then 200 for everything after.
-    init(statuses: [Int] = []) async throws {
+    /// `statuses` are answered in order, then 200 for everything after; `tls` makes it an HTTPS receiver.
+    init(statuses: [Int] = [], tls: SimulatorPKI.Identity? = nil) async throws {
         let box = Box(statuses: statuses)
         self.box = box
+        let sslContext = try tls.map { identity in
+            try NIOSSLContext(configuration: .makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.privateKeyPEM.utf8), format: .pem))
+            ))
+        }
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let sslContext { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(box: box))
                 }
@@ -53,6 +63,11 @@ final class WebhookReceiver: Sendable {
     func stop() async throws { try await channel.close() }
 
     private final class Handler: ChannelInboundHandler, @unchecked Sendable {
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            // A sender that refuses our certificate aborts the handshake: expected in the untrusted-receiver test.
+            context.close(promise: nil)
+        }
+
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
         let box: Box

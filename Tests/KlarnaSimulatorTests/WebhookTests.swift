@@ -1,16 +1,19 @@
+import Foundation
 import GatewayTestSupport
 import Testing
 @testable import KlarnaSimulator
 
 @Suite struct WebhookTests {
     /// Registers a signing key and a webhook pointing at `receiver`; returns the key's secret.
-    func register(_ sim: SimulatorHarness, receiver: WebhookReceiver, eventTypes: [JSONValue] = ["payment.*"]) async throws -> (secret: String, keyID: String, webhookID: String) {
+    func register(
+        _ sim: SimulatorHarness, receiver: WebhookReceiver, eventTypes: [JSONValue] = ["payment.*"], base: String = "http://127.0.0.1"
+    ) async throws -> (secret: String, keyID: String, webhookID: String) {
         let key = try await sim.call("POST", "/v2/notification/signing-keys", json: [:])
         #expect(key.status == 201)
         let secret = try #require(key.json["signing_key"]?.stringValue)
         let keyID = try #require(key.json["signing_key_id"]?.stringValue)
         let hook = try await sim.call("POST", "/v2/notification/webhooks", json: [
-            "url": .string("http://127.0.0.1:\(receiver.port)/hooks/klarna"), "event_types": .array(eventTypes), "signing_key_id": .string(keyID),
+            "url": .string("\(base):\(receiver.port)/hooks/klarna"), "event_types": .array(eventTypes), "signing_key_id": .string(keyID),
         ])
         #expect(hook.status == 201)
         return (secret, keyID, try #require(hook.json["webhook_id"]?.stringValue))
@@ -64,6 +67,40 @@ import Testing
             #expect(log["attempts"]?.arrayValue?.compactMap { $0["status"]?.intValue } == [500, 503, 200])
         }
         try await receiver.stop()
+    }
+
+    @Test func httpsWebhooksReachTrustedReceiversOnly() async throws {
+        let (receiverCA, _) = try SimulatorPKI.makeCA(name: "webhook receiver CA")
+        let (strangerCA, _) = try SimulatorPKI.makeCA(name: "stranger CA")
+        let trusted = try await WebhookReceiver(tls: try receiverCA.issueServer())
+        let untrusted = try await WebhookReceiver(tls: try strangerCA.issueServer())
+        let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("webhook-ca-\(UUID().uuidString).pem").path
+        try receiverCA.certificatePEM.write(toFile: caFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: caFile) }
+        try await withSimulator(webhookCAFile: caFile) { sim in
+            let (secret, _, goodHook) = try await register(sim, receiver: trusted, eventTypes: ["settlement.*"], base: "https://localhost")
+            let (_, _, badHook) = try await register(sim, receiver: untrusted, eventTypes: ["settlement.*"], base: "https://localhost")
+            for hook in [goodHook, badHook] {
+                let simulated = try await sim.call("POST", "/v2/notification/webhooks/\(hook)/simulate", json: ["event_type": "settlement.report.created"])
+                #expect(simulated.status == 202)
+            }
+            let received = try await trusted.waitFor(count: 1)
+            #expect(received.count == 1)
+            let delivery = try #require(received.first)
+            #expect(delivery.header("Klarna-Signature") == WebhookDispatcher.signature(body: delivery.body, secret: secret))
+            // The stranger's certificate fails verification: attempts are logged as errors and retried, none arrive.
+            var failedAttempts: [JSONValue] = []
+            for _ in 0..<500 where failedAttempts.count < 2 {
+                let deliveries = try await sim.controlCall("GET", "/control/webhook-deliveries").json["deliveries"]?.arrayValue ?? []
+                failedAttempts = deliveries.first { $0["webhook_id"]?.stringValue == badHook }?["attempts"]?.arrayValue ?? []
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(failedAttempts.count >= 2)
+            #expect(failedAttempts.allSatisfy { $0["status"] == .null && $0["error"]?.stringValue?.isEmpty == false })
+            #expect(untrusted.received.isEmpty)
+        }
+        try await trusted.stop()
+        try await untrusted.stop()
     }
 
     @Test func transactionEventsAndWebhookCRUD() async throws {
