@@ -37,7 +37,10 @@ public struct GCRA: Sendable, Hashable {
 
     /// Requests still admissible at `now` after the key reached `tat`.
     public func remaining(tat: Int64, now: Int64) -> Int {
-        max(0, Int((now + tolerance - tat) / interval) + 1)
+        // Checked before dividing: division truncates toward zero, which would count a call not yet due.
+        let slack = now + tolerance - tat
+        guard slack >= 0 else { return 0 }
+        return Int(slack / interval) + 1
     }
 
     /// Nanoseconds until the key is back to a full burst.
