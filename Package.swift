@@ -188,5 +188,16 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // deploy/ (container build, systemd unit, Kubernetes manifests, probe script): the files parse, carry the
+        // settings production needs, and agree with the code (their configs load through ConfigLoader).
+        .testTarget(
+            name: "DeployTests",
+            dependencies: [
+                "GatewayApp", "GatewayCore", "GatewayVault", "GatewayTestSupport",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
     ]
 )
