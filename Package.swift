@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Domain values and pure decisions: no I/O, no NIO, no database.
@@ -40,6 +41,20 @@ let package = Package(
                 "GatewayCore",
                 "GatewayVault",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The PostgreSQL store for several instances (postgres-nio, pooled), with the same semantics as SQLite.
+        .target(
+            name: "GatewayPostgres",
+            dependencies: [
+                "GatewayCore",
+                "GatewayStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The NIO data plane: listeners, TLS, the stage pipeline, upstream pools.
@@ -73,7 +88,7 @@ let package = Package(
         .target(
             name: "GatewayApp",
             dependencies: [
-                "GatewayCore", "GatewayVault", "GatewayStore", "GatewayProxy", "GatewayAudit",
+                "GatewayCore", "GatewayVault", "GatewayStore", "GatewayPostgres", "GatewayProxy", "GatewayAudit",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -142,13 +157,19 @@ let package = Package(
         .testTarget(name: "GatewayVaultTests", dependencies: ["GatewayVault", "GatewayCore"]),
         .testTarget(
             name: "GatewayStoreTests",
-            dependencies: ["GatewayStore", "GatewayVault", "GatewayCore", "GatewayTestSupport"]
+            dependencies: [
+                "GatewayStore", "GatewayPostgres", "GatewayVault", "GatewayCore", "GatewayTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
         ),
         // The admin operations in process, and the built `klarna-gateway` binary end to end, against temporary
         // configs, stores and key rings.
         .testTarget(
             name: "GatewayCLITests",
-            dependencies: ["GatewayApp", "GatewayStore", "GatewayVault", "GatewayCore", "GatewayTestSupport"]
+            dependencies: ["GatewayApp", "GatewayStore", "GatewayPostgres", "GatewayVault", "GatewayCore", "GatewayTestSupport"]
         ),
         .testTarget(
             name: "GatewayAuditTests",
@@ -178,8 +199,8 @@ let package = Package(
         .testTarget(
             name: "GatewayProxyTests",
             dependencies: [
-                "GatewayProxy", "GatewayApp", "GatewayCore", "GatewayStore", "GatewayVault", "GatewayTestSupport",
-                "KlarnaSimulator", "GatewayAudit",
+                "GatewayProxy", "GatewayApp", "GatewayCore", "GatewayStore", "GatewayPostgres", "GatewayVault",
+                "GatewayTestSupport", "KlarnaSimulator", "GatewayAudit",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

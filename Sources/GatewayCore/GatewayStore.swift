@@ -24,8 +24,9 @@ public struct SealedSecret: Sendable, Hashable, Codable {
 /// Writes bump `generation()`, which running gateways poll to rebuild their snapshot; nothing on the request
 /// path calls the store.
 public protocol GatewayStore: Sendable {
-    /// Creates or upgrades the schema.
-    func migrate() async throws
+    /// Creates or upgrades the schema (versioned steps in a `schema_migrations` table); safe to call from several
+    /// processes at once, and refuses a schema newer than this binary knows.
+    @discardableResult func migrate() async throws -> SchemaStatus
     /// A number that grows with every committed change (from any process).
     func generation() async throws -> Int64
 
@@ -77,6 +78,24 @@ public protocol GatewayStore: Sendable {
     func saveRollout(_ rollout: Rollout) async throws
     /// Removes every roll-out of a release; returns how many there were.
     func deleteRollouts(release: String) async throws -> Int
+
+    /// Calls `onChange` soon after any process commits a change, until the calling task is cancelled; returns
+    /// false at once when the store cannot push changes (then polling `generation()` is the only way).
+    func watchChanges(_ onChange: @escaping @Sendable () -> Void) async throws -> Bool
+}
+
+/// Where a store's schema stands after `migrate()`.
+public struct SchemaStatus: Sendable, Equatable {
+    /// The highest version applied.
+    public var version: Int
+    /// The versions this call applied, oldest first (empty when the store was current).
+    public var appliedNow: [Int]
+
+    /// Makes a status.
+    public init(version: Int, appliedNow: [Int]) {
+        self.version = version
+        self.appliedNow = appliedNow
+    }
 }
 
 /// One entry of the store's change log.
@@ -129,6 +148,9 @@ public struct StoreContents: Sendable {
 }
 
 extension GatewayStore {
+    /// No push by default: SQLite has no cross-process notification, so gateways poll its generation.
+    public func watchChanges(_ onChange: @escaping @Sendable () -> Void) async throws -> Bool { false }
+
     /// The partner with this id.
     public func partner(id: String) async throws -> PartnerRecord? { try await partners().first { $0.id == id } }
     /// The merchant with this id.

@@ -2,9 +2,9 @@
 ///
 /// A dedicated parser instead of `JSONDecoder`: it runs once per merchant on every reload, and a general
 /// decoder costs more than the rest of the row.
-enum JSONStringArray {
+package enum JSONStringArray {
     /// The strings, or nil when the text is not a JSON array of strings.
-    static func parse(_ text: String) -> [String]? {
+    package static func parse(_ text: String) -> [String]? {
         if text == "[]" { return [] }
         var bytes = Array(text.utf8)[...]
         func skipSpace() { while let byte = bytes.first, byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 { bytes.removeFirst() } }

@@ -58,7 +58,7 @@ extension SQLiteStore {
         [secret.owner, secret.credential.id, secret.credential.version, secret.keyVersion, Data(secret.combined)]
     }
 
-    static func groupsJSON(_ groups: [String]) -> String {
+    package static func groupsJSON(_ groups: [String]) -> String {
         "[" + groups.map(JSONText.quote).joined(separator: ",") + "]"
     }
 

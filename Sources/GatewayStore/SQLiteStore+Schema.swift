@@ -1,89 +1,138 @@
+import Foundation
+import GatewayCore
 import GRDB
 
 extension SQLiteStore {
-    /// The schema's history; a migration, once released, is never edited, only followed by a new one.
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1: partners, merchants, callers, secrets, generation") { db in
+    /// The schema's history; a step, once released, is never edited, only followed by a new one. Versions match
+    /// `PostgresStore.migrations` step for step.
+    public static let migrations: [SchemaMigration] = [
+        SchemaMigration(version: 1, name: "partners, merchants, callers, secrets, generation", statements: [
+            """
+            CREATE TABLE meta (
+                key TEXT PRIMARY KEY NOT NULL,
+                value INTEGER NOT NULL
+            )
+            """,
+            "INSERT INTO meta (key, value) VALUES ('generation', 0)",
+            """
+            CREATE TABLE partners (
+                id TEXT PRIMARY KEY NOT NULL,
+                environment TEXT NOT NULL,
+                base_url TEXT NOT NULL,
+                auth_form TEXT NOT NULL,
+                api_key_id TEXT NOT NULL,
+                api_key_version INTEGER NOT NULL,
+                client_certificate_pem TEXT NOT NULL,
+                client_key_id TEXT NOT NULL,
+                client_key_version INTEGER NOT NULL,
+                default_release TEXT
+            )
+            """,
+            """
+            CREATE TABLE merchants (
+                id TEXT PRIMARY KEY NOT NULL,
+                partner_id TEXT NOT NULL REFERENCES partners(id),
+                account TEXT NOT NULL,
+                groups TEXT NOT NULL DEFAULT '[]',
+                status TEXT NOT NULL,
+                api_key_id TEXT,
+                api_key_version INTEGER,
+                release TEXT
+            )
+            """,
+            // One merchant per Klarna account: routing by KRN must be unambiguous.
+            "CREATE UNIQUE INDEX merchants_account ON merchants(account)",
+            "CREATE INDEX merchants_partner ON merchants(partner_id)",
+            """
+            CREATE TABLE callers (
+                id TEXT PRIMARY KEY NOT NULL,
+                token_id TEXT UNIQUE,
+                token_hash TEXT,
+                certificate_fingerprint TEXT,
+                status TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE secrets (
+                owner TEXT NOT NULL,
+                credential_id TEXT NOT NULL,
+                credential_version INTEGER NOT NULL,
+                key_version INTEGER NOT NULL,
+                combined BLOB NOT NULL,
+                PRIMARY KEY (owner, credential_id, credential_version)
+            )
+            """,
+        ]),
+        SchemaMigration(version: 2, name: "staged release roll-outs", statements: [
+            """
+            CREATE TABLE rollouts (
+                release TEXT NOT NULL,
+                group_name TEXT NOT NULL DEFAULT '',
+                percent REAL NOT NULL,
+                PRIMARY KEY (release, group_name)
+            )
+            """
+        ]),
+        SchemaMigration(version: 3, name: "change log", statements: [
+            """
+            CREATE TABLE admin_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                time_us INTEGER NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                detail TEXT NOT NULL
+            )
+            """
+        ]),
+    ]
+
+    /// The identifiers GRDB's migrator recorded before `schema_migrations` existed, by the version they became.
+    package static let grdbIdentifiers: [String: Int] = [
+        "v1: partners, merchants, callers, secrets, generation": 1,
+        "v2: staged release roll-outs": 2,
+        "v3: change log": 3,
+    ]
+
+    /// Applies the pending steps in one write transaction: SQLite's single writer makes concurrent callers (a
+    /// gateway starting while the CLI migrates) take turns, and the second one finds nothing left to do.
+    @discardableResult
+    public func migrate() async throws -> SchemaStatus {
+        try await pool.write { db in
             try db.execute(sql: """
-                CREATE TABLE meta (
-                    key TEXT PRIMARY KEY NOT NULL,
-                    value INTEGER NOT NULL
-                );
-                INSERT INTO meta (key, value) VALUES ('generation', 0);
-
-                CREATE TABLE partners (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    environment TEXT NOT NULL,
-                    base_url TEXT NOT NULL,
-                    auth_form TEXT NOT NULL,
-                    api_key_id TEXT NOT NULL,
-                    api_key_version INTEGER NOT NULL,
-                    client_certificate_pem TEXT NOT NULL,
-                    client_key_id TEXT NOT NULL,
-                    client_key_version INTEGER NOT NULL,
-                    default_release TEXT
-                );
-
-                CREATE TABLE merchants (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    partner_id TEXT NOT NULL REFERENCES partners(id),
-                    account TEXT NOT NULL,
-                    groups TEXT NOT NULL DEFAULT '[]',
-                    status TEXT NOT NULL,
-                    api_key_id TEXT,
-                    api_key_version INTEGER,
-                    release TEXT
-                );
-                -- One merchant per Klarna account: routing by KRN must be unambiguous.
-                CREATE UNIQUE INDEX merchants_account ON merchants(account);
-                CREATE INDEX merchants_partner ON merchants(partner_id);
-
-                CREATE TABLE callers (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    token_id TEXT UNIQUE,
-                    token_hash TEXT,
-                    certificate_fingerprint TEXT,
-                    status TEXT NOT NULL
-                );
-
-                CREATE TABLE secrets (
-                    owner TEXT NOT NULL,
-                    credential_id TEXT NOT NULL,
-                    credential_version INTEGER NOT NULL,
-                    key_version INTEGER NOT NULL,
-                    combined BLOB NOT NULL,
-                    PRIMARY KEY (owner, credential_id, credential_version)
-                );
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version INTEGER PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL,
+                    applied_at_us INTEGER NOT NULL
+                )
                 """)
+            try SQLiteStore.adoptGRDBHistory(db)
+            let applied = Set(try Int.fetchAll(db, sql: "SELECT version FROM schema_migrations"))
+            let pending = try SchemaMigration.pending(SQLiteStore.migrations, applied: applied)
+            for step in pending {
+                for statement in step.statements { try db.execute(sql: statement) }
+                try db.execute(
+                    sql: "INSERT INTO schema_migrations (version, name, applied_at_us) VALUES (?, ?, ?)",
+                    arguments: [step.version, step.name, Int64(Date().timeIntervalSince1970 * 1_000_000)])
+            }
+            return SchemaStatus(version: applied.union(pending.map(\.version)).max() ?? 0, appliedNow: pending.map(\.version))
         }
-        migrator.registerMigration("v2: staged release roll-outs") { db in
-            try db.execute(sql: """
-                CREATE TABLE rollouts (
-                    release TEXT NOT NULL,
-                    group_name TEXT NOT NULL DEFAULT '',
-                    percent REAL NOT NULL,
-                    PRIMARY KEY (release, group_name)
-                );
-                """)
-        }
-        migrator.registerMigration("v3: change log") { db in
-            try db.execute(sql: """
-                CREATE TABLE admin_events (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    time_us INTEGER NOT NULL,
-                    actor TEXT NOT NULL,
-                    action TEXT NOT NULL,
-                    detail TEXT NOT NULL
-                );
-                """)
-        }
-        return migrator
     }
 
-    /// Creates or upgrades the schema.
-    public func migrate() async throws {
-        try SQLiteStore.migrator.migrate(pool)
+    /// Records, once, the steps an older binary applied through GRDB's migrator, so a store made before
+    /// `schema_migrations` is upgraded in place instead of being migrated twice.
+    static func adoptGRDBHistory(_ db: Database) throws {
+        guard try db.tableExists("grdb_migrations"),
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schema_migrations") == 0
+        else { return }
+        let identifiers = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+        for identifier in identifiers {
+            guard let version = grdbIdentifiers[identifier],
+                let step = migrations.first(where: { $0.version == version })
+            else { throw StoreError("the store has an unknown migration \(identifier); it was written by a newer binary") }
+            try db.execute(
+                sql: "INSERT INTO schema_migrations (version, name, applied_at_us) VALUES (?, ?, 0)",
+                arguments: [version, step.name])
+        }
     }
 
     /// Bumps the generation; called inside every write transaction so readers never see a change without it.

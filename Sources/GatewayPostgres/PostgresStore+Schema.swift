@@ -1,0 +1,118 @@
+import Foundation
+import GatewayCore
+import GatewayStore
+import PostgresNIO
+
+extension PostgresStore {
+    /// The schema's history, step for step the same versions as `SQLiteStore.migrations`; a step, once released,
+    /// is never edited, only followed by a new one. Groups are the same JSON text as in SQLite so that both
+    /// stores hold byte-identical records and `store copy` needs no conversion.
+    public static let migrations: [SchemaMigration] = [
+        SchemaMigration(version: 1, name: "partners, merchants, callers, secrets, generation", statements: [
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+            "INSERT INTO meta (key, value) VALUES ('generation', 0)",
+            """
+            CREATE TABLE partners (
+                id TEXT PRIMARY KEY,
+                environment TEXT NOT NULL,
+                base_url TEXT NOT NULL,
+                auth_form TEXT NOT NULL,
+                api_key_id TEXT NOT NULL,
+                api_key_version INTEGER NOT NULL,
+                client_certificate_pem TEXT NOT NULL,
+                client_key_id TEXT NOT NULL,
+                client_key_version INTEGER NOT NULL,
+                default_release TEXT
+            )
+            """,
+            """
+            CREATE TABLE merchants (
+                id TEXT PRIMARY KEY,
+                partner_id TEXT NOT NULL REFERENCES partners(id),
+                account TEXT NOT NULL,
+                groups TEXT NOT NULL DEFAULT '[]',
+                status TEXT NOT NULL,
+                api_key_id TEXT,
+                api_key_version INTEGER,
+                release TEXT
+            )
+            """,
+            // One merchant per Klarna account: routing by KRN must be unambiguous.
+            "CREATE UNIQUE INDEX merchants_account ON merchants(account)",
+            "CREATE INDEX merchants_partner ON merchants(partner_id)",
+            """
+            CREATE TABLE callers (
+                id TEXT PRIMARY KEY,
+                token_id TEXT UNIQUE,
+                token_hash TEXT,
+                certificate_fingerprint TEXT,
+                status TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE secrets (
+                owner TEXT NOT NULL,
+                credential_id TEXT NOT NULL,
+                credential_version INTEGER NOT NULL,
+                key_version INTEGER NOT NULL,
+                combined BYTEA NOT NULL,
+                PRIMARY KEY (owner, credential_id, credential_version)
+            )
+            """,
+        ]),
+        SchemaMigration(version: 2, name: "staged release roll-outs", statements: [
+            """
+            CREATE TABLE rollouts (
+                release TEXT NOT NULL,
+                group_name TEXT NOT NULL DEFAULT '',
+                percent DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (release, group_name)
+            )
+            """
+        ]),
+        SchemaMigration(version: 3, name: "change log", statements: [
+            """
+            CREATE TABLE admin_events (
+                id BIGSERIAL PRIMARY KEY,
+                time_us BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                detail TEXT NOT NULL
+            )
+            """
+        ]),
+    ]
+
+    /// A constant key for `pg_advisory_xact_lock`, so that instances starting together migrate one at a time.
+    static let migrationLockKey: Int64 = 0x6B67_775F_6D69_6772  // "kgw_migr"
+
+    /// Applies the pending steps in one transaction under an advisory lock: PostgreSQL's DDL is transactional,
+    /// so a failed step leaves the schema as it was, and a second instance waits and then finds nothing to do.
+    @discardableResult
+    public func migrate() async throws -> SchemaStatus {
+        try await write { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresStore.migrationLockKey))", logger: logger)
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                )
+                """, logger: logger)
+            var applied = Set<Int>()
+            for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
+                applied.insert(version)
+            }
+            let pending = try SchemaMigration.pending(PostgresStore.migrations, applied: applied)
+            for step in pending {
+                for statement in step.statements {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO schema_migrations (version, name) VALUES (\(step.version), \(step.name))", logger: logger)
+            }
+            return SchemaStatus(version: applied.union(pending.map(\.version)).max() ?? 0, appliedNow: pending.map(\.version))
+        }
+    }
+}
