@@ -1,4 +1,6 @@
 import Foundation
+import GatewayCore
+import GatewayPostgres
 import GatewayStore
 import GatewayVault
 
@@ -19,8 +21,19 @@ public enum MasterKeyOrigin: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension GatewayConfig {
-    /// The SQLite file, resolved against the config file's directory.
+    /// The SQLite file, resolved against the config file's directory (meaningless for a `postgres://` URL).
     public var storagePath: String { resolve(storage) }
+
+    /// True when `storage` names a PostgreSQL database rather than a SQLite file.
+    public var storageIsPostgres: Bool { PostgresURL.isPostgresURL(storage) }
+
+    /// The storage location for messages: the SQLite path, or the URL without its password.
+    public var storageDescription: String { GatewayConfig.describeStorage(storage, resolve: resolve) }
+
+    /// A storage string for messages: a SQLite path resolved by `resolve`, or a URL without its password.
+    public static func describeStorage(_ storage: String, resolve: (String) -> String = { $0 }) -> String {
+        PostgresURL.isPostgresURL(storage) ? PostgresURL.redacted(storage) : resolve(storage)
+    }
 
     /// The key-ring file, resolved against the config file's directory; nil when only a variable is configured.
     public var masterKeyFilePath: String? { masterKey.file.map(resolve) }
@@ -41,11 +54,29 @@ extension GatewayConfig {
         throw VaultError.environmentVariableMissing(name: masterKey.environment ?? "(none configured)")
     }
 
-    /// Opens and migrates the configured store.
-    public func openStore() async throws -> SQLiteStore {
-        guard !storage.contains("://") else {
-            throw ConfigError(source: "storage", reason: "only a SQLite file path is supported, not \(storage)")
+    /// Opens the configured store, PostgreSQL for a `postgres://` URL, else the SQLite file, and brings its schema
+    /// up to date (refusing one newer than this binary); `migrate: false` opens without touching the schema.
+    public func openStore(
+        migrate: Bool = true, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> any GatewayStore {
+        try await GatewayConfig.openStore(storage, resolve: resolve, migrate: migrate, environment: environment)
+    }
+
+    /// Opens a store named as in `storage` (used by `store copy` for its two ends).
+    public static func openStore(
+        _ storage: String, resolve: (String) -> String = { $0 }, migrate: Bool = true,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> any GatewayStore {
+        let store: any GatewayStore
+        if PostgresURL.isPostgresURL(storage) {
+            store = try PostgresStore(url: try PostgresURL(storage, environment: environment))
+        } else if storage.contains("://") {
+            throw ConfigError(
+                source: "storage", reason: "a SQLite file path or a postgres:// URL is supported, not \(PostgresURL.redacted(storage))")
+        } else {
+            store = try SQLiteStore(path: resolve(storage))
         }
-        return try await SQLiteStore.open(path: storagePath)
+        if migrate { try await store.migrate() }
+        return store
     }
 }

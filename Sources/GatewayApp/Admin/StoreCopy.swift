@@ -1,0 +1,105 @@
+import GatewayCore
+import GatewayStore
+
+/// `klarna-gateway store copy`: every record of one store into another (SQLite → PostgreSQL to move an embedded
+/// deployment onto a shared database, or back), then a read-back that must match record for record.
+///
+/// Sealed secrets are copied as bytes: both stores hold what the vault sealed, under the same master key ring,
+/// so the copy needs no key and never opens a secret. The audit trail is not part of the store (each node
+/// keeps its own chain in its audit file) and is not copied.
+public enum StoreCopy {
+    /// What was copied, by kind.
+    public struct Report: Sendable, Equatable, CustomStringConvertible {
+        /// Partners copied.
+        public var partners: Int
+        /// Merchants copied.
+        public var merchants: Int
+        /// Callers copied.
+        public var callers: Int
+        /// Sealed secrets copied.
+        public var secrets: Int
+        /// Roll-outs copied.
+        public var rollouts: Int
+        /// Change-log entries copied.
+        public var adminEvents: Int
+
+        /// Makes a report.
+        public init(partners: Int, merchants: Int, callers: Int, secrets: Int, rollouts: Int, adminEvents: Int) {
+            self.partners = partners
+            self.merchants = merchants
+            self.callers = callers
+            self.secrets = secrets
+            self.rollouts = rollouts
+            self.adminEvents = adminEvents
+        }
+
+        /// One line per kind.
+        public var description: String {
+            """
+            partners      \(partners)
+            merchants     \(merchants)
+            callers       \(callers)
+            secrets       \(secrets) (sealed bytes, copied as they are)
+            rollouts      \(rollouts)
+            admin events  \(adminEvents)
+            """
+        }
+    }
+
+    /// Copies everything from `source` into `destination`, which must be empty, and verifies the copy.
+    ///
+    /// Several write transactions (one per kind) rather than one: the stores are separate databases. A copy
+    /// that fails part-way leaves a destination that a second attempt refuses as not empty; drop it and retry.
+    public static func copy(from source: any GatewayStore, to destination: any GatewayStore) async throws -> Report {
+        let existing = try await destination.contents()
+        let existingEvents = try await destination.adminEvents()
+        guard existing.partners.isEmpty, existing.merchants.isEmpty, existing.callers.isEmpty, existing.secrets.isEmpty,
+            existing.rollouts.isEmpty, existingEvents.isEmpty
+        else {
+            throw AdminError(
+                "the destination store is not empty (\(existing.partners.count) partners, \(existing.merchants.count) merchants, "
+                    + "\(existing.callers.count) callers, \(existing.secrets.count) secrets); copy only into a new, migrated store")
+        }
+        let contents = try await source.contents()
+        let events = try await source.adminEvents()
+
+        for partner in contents.partners { try await destination.savePartner(partner, secrets: []) }
+        // Merchants in batches: one transaction each, bounded in size whatever the deployment's.
+        for start in stride(from: 0, to: contents.merchants.count, by: 5_000) {
+            let batch = Array(contents.merchants[start..<min(start + 5_000, contents.merchants.count)])
+            try await destination.saveMerchants(batch, secrets: [])
+        }
+        for caller in contents.callers { try await destination.saveCaller(caller) }
+        if !contents.secrets.isEmpty { try await destination.saveSecrets(contents.secrets) }
+        for rollout in contents.rollouts { try await destination.saveRollout(rollout) }
+        for event in events { try await destination.appendAdminEvent(event) }
+
+        try await verify(source: contents, sourceEvents: events, destination: destination)
+        return Report(
+            partners: contents.partners.count, merchants: contents.merchants.count, callers: contents.callers.count,
+            secrets: contents.secrets.count, rollouts: contents.rollouts.count, adminEvents: events.count)
+    }
+
+    /// Reads the destination back and compares it with the source, kind by kind: counts, then the records.
+    public static func verify(source: StoreContents, sourceEvents: [AdminEvent], destination: any GatewayStore) async throws {
+        let copied = try await destination.contents()
+        let copiedEvents = try await destination.adminEvents()
+        var problems: [String] = []
+        func check<T: Hashable>(_ kind: String, _ expected: [T], _ actual: [T]) {
+            if expected.count != actual.count {
+                problems.append("\(kind): \(expected.count) in the source, \(actual.count) in the destination")
+            } else if Set(expected) != Set(actual) {
+                problems.append("\(kind): same count (\(expected.count)) but different records")
+            }
+        }
+        check("partners", source.partners, copied.partners)
+        check("merchants", source.merchants, copied.merchants)
+        check("callers", source.callers, copied.callers)
+        check("secrets", source.secrets, copied.secrets)
+        check("rollouts", source.rollouts, copied.rollouts)
+        if sourceEvents != copiedEvents {
+            problems.append("admin events: \(sourceEvents.count) in the source, \(copiedEvents.count) in the destination, or out of order")
+        }
+        guard problems.isEmpty else { throw AdminError("the copy does not match its source: " + problems.joined(separator: "; ")) }
+    }
+}
