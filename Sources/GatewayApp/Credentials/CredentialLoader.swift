@@ -97,6 +97,11 @@ public struct CredentialLoader: CredentialSource {
     /// Everything the snapshot needs, secrets opened.
     public func load() async throws -> LoadedCredentials { try await loadCredentials() }
 
+    /// The store's change notifications (PostgreSQL's LISTEN/NOTIFY); false for a store that has none.
+    public func watchChanges(_ onChange: @escaping @Sendable () -> Void) async throws -> Bool {
+        try await store.watchChanges(onChange)
+    }
+
     private func key(_ owner: String, _ credential: CredentialRef) -> String {
         "\(owner)\u{0}\(credential.id)\u{0}\(credential.version)"
     }

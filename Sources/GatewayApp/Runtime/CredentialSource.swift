@@ -29,4 +29,11 @@ public protocol CredentialSource: Sendable {
     func generation() async throws -> Int64
     /// Everything, with secrets opened.
     func load() async throws -> LoadedCredentials
+    /// Calls `onChange` soon after the source changes, until cancelled; false at once when it cannot push.
+    func watchChanges(_ onChange: @escaping @Sendable () -> Void) async throws -> Bool
+}
+
+extension CredentialSource {
+    /// No push by default: the gateway polls `generation()`.
+    public func watchChanges(_ onChange: @escaping @Sendable () -> Void) async throws -> Bool { false }
 }

@@ -78,23 +78,47 @@ public final class GatewayService: Service, Sendable {
     /// supervisor told "ready" can already stop the gateway gracefully.
     public let onRunning = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 
-    /// Polls for changes until graceful shutdown, then stops.
+    /// Reloads on every change until graceful shutdown, then stops.
+    ///
+    /// Two things wake the reload: a store that pushes changes (PostgreSQL's LISTEN/NOTIFY, so every instance
+    /// reloads within milliseconds of a commit), and the poll interval, which also catches policy-file edits
+    /// and covers a lost notification connection. Reloads run one at a time, in this loop only, so an older
+    /// snapshot can never replace a newer one.
     public func run() async throws {
         onRunning.withLockedValue { $0 }?()
         let interval = Duration.milliseconds(max(50, config.reloadIntervalMs))
+        let (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         await withGracefulShutdownHandler {
-            var ticks = 0
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                try? await Task.sleep(for: interval)
-                await reloadIfChanged()
-                ticks += 1
-                if ticks % max(1, Int(10_000 / max(50, config.reloadIntervalMs))) == 0 {
-                    runtime.pruneUpstreamConnections()
-                    runtime.sweepRateLimits()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: interval)
+                        wake.yield()
+                    }
                 }
+                group.addTask { [credentials, logger] in
+                    do {
+                        if try await credentials.watchChanges({ wake.yield() }) == false { return }
+                    } catch {
+                        logger.warning("store change notifications stopped; polling only", metadata: ["error": "\(error)"])
+                    }
+                }
+                let clock = ContinuousClock()
+                var lastUpkeep = clock.now
+                for await _ in wakes {
+                    if Task.isCancelled || Task.isShuttingDownGracefully { break }
+                    await reloadIfChanged()
+                    if clock.now - lastUpkeep >= .seconds(10) {
+                        lastUpkeep = clock.now
+                        runtime.pruneUpstreamConnections()
+                        runtime.sweepRateLimits()
+                    }
+                }
+                group.cancelAll()
             }
         } onGracefulShutdown: {
             self.logger.notice("graceful shutdown requested")
+            wake.finish()
         }
         await shutdown()
     }
