@@ -34,12 +34,27 @@ public final class PostgresStore: GatewayStore {
     public static func open(url text: String, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> PostgresStore {
         let store = try PostgresStore(url: try PostgresURL(text, environment: environment))
         do {
+            try await store.probe()
             try await store.migrate()
         } catch {
             store.close()
             throw error
         }
         return store
+    }
+
+    /// Opens one unpooled connection and closes it again: an unreachable server, a wrong password or a refused
+    /// `sslmode` then fails at once with the server's reason, where the pool would retry until it times out.
+    public func probe() async throws {
+        do {
+            let connection = try await PostgresConnection.connect(
+                on: PostgresClient.defaultEventLoopGroup.next(), configuration: try url.connectionConfiguration(), id: 0,
+                logger: logger
+            ).get()
+            try await connection.close()
+        } catch {
+            throw PostgresStore.storeError(error, url: url)
+        }
     }
 
     /// Closes every pooled connection; the store cannot be used afterwards.

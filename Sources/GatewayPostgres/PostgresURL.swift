@@ -127,6 +127,35 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
     }
 
     func tls() throws -> PostgresClient.Configuration.TLS {
+        guard let settings = try tlsSettings() else { return .disable }
+        return sslMode == .prefer ? .prefer(settings) : .require(settings)
+    }
+
+    /// The same TLS choice for a single, unpooled connection (the start-up probe).
+    func connectionTLS() throws -> PostgresConnection.Configuration.TLS {
+        guard let settings = try tlsSettings() else { return .disable }
+        let context = try NIOSSLContext(configuration: settings)
+        return sslMode == .prefer ? .prefer(context) : .require(context)
+    }
+
+    /// The connection configuration for one unpooled connection.
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var configuration: PostgresConnection.Configuration
+        if let unixSocketPath {
+            configuration = PostgresConnection.Configuration(
+                unixSocketPath: unixSocketPath, username: username, password: password, database: database)
+        } else {
+            configuration = PostgresConnection.Configuration(
+                host: host ?? "localhost", port: port, username: username, password: password, database: database,
+                tls: try connectionTLS())
+        }
+        configuration.options.connectTimeout = .seconds(Int64(connectTimeoutSeconds))
+        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
+        return configuration
+    }
+
+    /// TLS settings by `sslmode`; nil for `disable`.
+    func tlsSettings() throws -> TLSConfiguration? {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let sslRootCert {
             guard FileManager.default.isReadableFile(atPath: sslRootCert) else {
@@ -136,19 +165,16 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
         }
         switch sslMode {
         case .disable:
-            return .disable
+            return nil
         case .prefer:
             tls.certificateVerification = .none
-            return .prefer(tls)
         case .require:
             tls.certificateVerification = sslRootCert == nil ? .none : .noHostnameVerification
-            return .require(tls)
         case .verifyCA:
             tls.certificateVerification = .noHostnameVerification
-            return .require(tls)
         case .verifyFull:
             tls.certificateVerification = .fullVerification
-            return .require(tls)
         }
+        return tls
     }
 }

@@ -25,8 +25,8 @@ struct Serve: AsyncParsableCommand {
             var writer: AuditWriter?
             var journal: any CallJournal = AccessLogJournal(logger: logger)
             if configuration.auditEnabled {
-                let admin = try await config.admin()
-                let signer = try await AuditSigningKey.loadOrCreate(store: admin.store, sealer: admin.sealer)
+                // The credentials' store and sealer: one store (one PostgreSQL pool) per process, not two.
+                let signer = try await AuditSigningKey.loadOrCreate(store: credentials.store, sealer: credentials.sealer)
                 let audit = AuditWriter(settings: configuration.audit, nodeID: configuration.nodeID, signer: signer, resolve: configuration.resolve, logger: logger)
                 writer = audit
                 journal = JournalChain([audit, journal])

@@ -69,7 +69,10 @@ extension GatewayConfig {
     ) async throws -> any GatewayStore {
         let store: any GatewayStore
         if PostgresURL.isPostgresURL(storage) {
-            store = try PostgresStore(url: try PostgresURL(storage, environment: environment))
+            let postgres = try PostgresStore(url: try PostgresURL(storage, environment: environment))
+            // Fails at once with the server's reason (unreachable, wrong password, TLS refused), not a pool timeout.
+            try await postgres.probe()
+            store = postgres
         } else if storage.contains("://") {
             throw ConfigError(
                 source: "storage", reason: "a SQLite file path or a postgres:// URL is supported, not \(PostgresURL.redacted(storage))")
