@@ -6,6 +6,6 @@ struct KlarnaGateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "klarna-gateway",
         abstract: "A reverse proxy in front of Klarna's APIs, and the commands that administer its store.",
-        subcommands: [Serve.self, Partners.self, Merchants.self, Callers.self, Keys.self, Releases.self, AuditCommand.self]
+        subcommands: [Serve.self, Check.self, Partners.self, Merchants.self, Callers.self, Keys.self, Releases.self, AuditCommand.self]
     )
 }
