@@ -111,6 +111,8 @@ public struct MetricsSample: Sendable {
     public var reloads: (applied: Int, rejected: Int) = (0, 0)
     /// Ingress connections open.
     public var ingressConnections: Int = 0
+    /// Upstream connections closed by certificate-rotation drains since start, by when.
+    public var drainedConnections: [String: Int] = [:]
 
     /// An empty sample.
     public init() {}
@@ -186,6 +188,9 @@ private final class SampledSeries: Sendable {
                 for (decision, total) in decisions {
                     advance("kgw_rate_limit_decisions_total", [("level", rule.rawValue), ("decision", decision)], to: total)
                 }
+            }
+            for (when, total) in sample.drainedConnections {
+                advance("kgw_upstream_drained_connections_total", [("when", when)], to: total)
             }
             advance("kgw_config_reloads_total", [("result", "applied")], to: sample.reloads.applied)
             advance("kgw_config_reloads_total", [("result", "rejected")], to: sample.reloads.rejected)

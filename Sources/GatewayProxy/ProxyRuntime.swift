@@ -95,6 +95,11 @@ public final class ProxyRuntime: Sendable {
         pools.gather(on: eventLoop) { $0.counts() }.map { $0.flatMap { $0 } }
     }
 
+    /// Connections closed by drains since start, by when (`idle`, `after_call`, `deadline`).
+    public func upstreamDrained(on eventLoop: any EventLoop) -> EventLoopFuture<[String: Int]> {
+        pools.gather(on: eventLoop) { $0.drained }.map { $0.reduce(into: [:]) { $0.merge($1, uniquingKeysWith: +) } }
+    }
+
     /// Open upstream connections by the fingerprint of the client certificate they present.
     public func upstreamIdentities(on eventLoop: any EventLoop) -> EventLoopFuture<[String: Int]> {
         pools.gather(on: eventLoop) { $0.identities() }.map { $0.reduce(into: [:]) { $0.merge($1, uniquingKeysWith: +) } }

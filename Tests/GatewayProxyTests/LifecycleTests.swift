@@ -218,10 +218,13 @@ struct LifecycleTests {
                 _ = try await gw.admin.rotatePartnerCertificate(id: partner, certificatePEM: rotated.certificatePEM, clientKeyPEM: Secret(rotated.privateKeyPEM))
             }
             try await served.waitForLog("client certificate changed")
-            // Drained: no connection presents the old certificate any more.
-            try await waitUntil("no draining upstream connection") {
-                let text = try await served.metrics()
-                return !text.split(separator: "\n").contains { $0.hasPrefix("kgw_upstream_connections{") && $0.contains("draining") && !($0.hasSuffix(" 0") || $0.hasSuffix(" 0.0")) }
+            // Drained: connections with the old certificate were closed (at least the ones the load had open),
+            // and none presents it any more.
+            try await waitUntil("old connections drained and none left") {
+                let lines = try await served.metrics().split(separator: "\n")
+                let drained = lines.filter { $0.hasPrefix("kgw_upstream_drained_connections_total{") }.compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
+                let draining = lines.contains { $0.hasPrefix("kgw_upstream_connections{") && $0.contains("draining") && !$0.hasSuffix(" 0.0") }
+                return drained > 0 && !draining
             }
             try await gw.clearReceived()
             let answered = load.answeredCount

@@ -12,9 +12,11 @@ public enum MetricsExposition {
         registry: PrometheusCollectorRegistry, service: GatewayService, audit: AuditWriter?
     ) -> @Sendable (any EventLoop) -> EventLoopFuture<String> {
         { eventLoop in
-            service.runtime.upstreamConnectionCounts(on: eventLoop).map { connections in
+            let drained = service.runtime.upstreamDrained(on: eventLoop)
+            return service.runtime.upstreamConnectionCounts(on: eventLoop).and(drained).map { connections, drained in
                 var sample = MetricsSample()
                 sample.upstreamConnections = connections
+                sample.drainedConnections = drained
                 if let health = audit?.health {
                     sample.auditQueueDepth = health.queueDepth
                     sample.auditHealthy = health.isHealthy

@@ -35,6 +35,9 @@ final class UpstreamPool: @unchecked Sendable {
     /// Client identities in force; connections presenting any other are draining. Nil before the first drain.
     private var current: Set<String>?
     private var drainDeadline: Scheduled<Void>?
+    /// Connections closed because they presented a retired identity, by when: `idle` (at the rotation),
+    /// `after_call` (when their exchange ended), `deadline` (still open when the drain time ran out).
+    private(set) var drained: [String: Int] = [:]
 
     init(eventLoop: any EventLoop, contexts: UpstreamTLSContexts, settings: Settings) {
         self.eventLoop = eventLoop
@@ -57,6 +60,7 @@ final class UpstreamPool: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         connection.handler.delegate = nil
         let draining = current.map { !$0.contains(connection.key.identity) } ?? false
+        if draining && connection.channel.isActive { drained["after_call", default: 0] += 1 }
         guard reusable, !draining, connection.channel.isActive, idle[connection.key, default: []].count < settings.maxIdlePerKey else {
             connection.channel.close(promise: nil)
             return
@@ -89,12 +93,14 @@ final class UpstreamPool: @unchecked Sendable {
     func retire(keeping identities: Set<String>, drain: TimeAmount) {
         eventLoop.preconditionInEventLoop()
         current = identities
+        drained["idle", default: 0] += idle.filter { !identities.contains($0.key.identity) }.values.joined().filter(\.channel.isActive).count
         prune(keeping: identities)
         drainDeadline?.cancel()
         drainDeadline = eventLoop.assumeIsolated().scheduleTask(in: drain) {
             self.drainDeadline = nil
             guard let current = self.current else { return }
             for connection in self.open.values where !current.contains(connection.key.identity) {
+                self.drained["deadline", default: 0] += 1
                 connection.channel.close(promise: nil)
             }
         }
