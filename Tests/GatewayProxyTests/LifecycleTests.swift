@@ -121,6 +121,26 @@ struct LifecycleTests {
         }
     }
 
+    @Test("SIGTERM with an HTTP/2 call in flight: the stream is answered (GOAWAY, then close), exit 0", .timeLimit(.minutes(2)))
+    func sigtermHTTP2() async throws {
+        try await withGateway { gw in
+            _ = try await gw.control.send("POST", "/control/faults", headers: [("Content-Type", "application/json")], body: Array(#"{"kind":"latency","delay_ms":1500}"#.utf8))
+            let served = try await ServedGateway.start(gw)
+            let curl = try ChildProcess("/usr/bin/curl", [
+                "-sS", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "--cacert", gw.directory.appendingPathComponent("callers-ca.pem").path,
+                "-H", "Authorization: Bearer \(gw.tokens["checkout"]!)", "https://localhost:\(served.ports["https"] ?? 0)" + Self.transaction,
+            ], directory: gw.directory)
+            try await waitUntil("the HTTP/2 call waiting on Klarna") {
+                try await served.metrics().split(separator: "\n").contains { $0.hasPrefix("kgw_upstream_connections{") && $0.contains("busy") && !$0.hasSuffix(" 0.0") }
+            }
+            served.child.kill(SIGTERM)
+            let curlStatus = try await curl.wait(timeout: .seconds(60))
+            #expect(curlStatus == 0, "curl: \(curl.stderr) gateway: \(served.child.stderr.suffix(1500))")
+            #expect(curl.stdout == "2 200", "curl said: \(curl.stdout) \(curl.stderr)")
+            #expect(try await served.child.wait(timeout: .seconds(60)) == 0)
+        }
+    }
+
     @Test("SIGHUP applies a policy change, rejects a broken file keeping the running policy, and names restart-only settings", .timeLimit(.minutes(3)))
     func sighupReload() async throws {
         try await withGateway { gw in
