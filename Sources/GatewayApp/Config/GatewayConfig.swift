@@ -59,7 +59,7 @@ public struct GatewayConfig: Sendable, Codable {
         auditEnabled = try c.decodeIfPresent(AuditToggle.self, forKey: .audit)?.enabled ?? true
         reloadIntervalMs = try c.decodeIfPresent(Int.self, forKey: .reloadIntervalMs) ?? 500
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
-        shutdownGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .shutdownGraceSeconds) ?? 30
+        shutdownGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .shutdownGraceSeconds) ?? 65
         metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? Metrics()
     }
 
