@@ -42,14 +42,19 @@ public final class ProxyRuntime: Sendable {
     let calendarDay = CalendarDay()
     /// The data plane's logger.
     public let logger: Logger
+    /// Request counts and latencies (no-op unless a metrics factory was given).
+    public let metrics: GatewayMetrics
     let pipeline = RequestPipeline()
+    /// The client identities the last drain kept, so a reload that changes none starts no drain.
+    private let retainedIdentities = NIOLockedValueBox<Set<String>?>(nil)
 
     /// Makes the runtime over an event loop group.
     public init(
         snapshots: SnapshotHolder, group: any EventLoopGroup, upstreamCAPEM: String?, limits: IngressLimits,
         connectTimeout: TimeAmount, responseTimeout: TimeAmount, maxIdlePerKey: Int, journal: any CallJournal,
-        logger: Logger
+        logger: Logger, metrics: GatewayMetrics = .disabled
     ) throws {
+        self.metrics = metrics
         self.snapshots = snapshots
         self.pools = UpstreamPools(
             group: group, contexts: try UpstreamTLSContexts(caPEM: upstreamCAPEM),
@@ -66,6 +71,38 @@ public final class ProxyRuntime: Sendable {
         let identities = Set(snapshots.current.partners.values.map(\.clientIdentity.fingerprint))
         pools.contexts.retain(only: identities)
         pools.forEach { $0.prune(keeping: identities) }
+    }
+
+    /// After a snapshot change: when the set of partner client certificates changed (a rotation), new
+    /// connections already use the new certificate (pools are keyed by its fingerprint); this drains the
+    /// connections still presenting an old one within `drain`.
+    public func drainRetiredIdentities(drain: TimeAmount) {
+        let identities = Set(snapshots.current.partners.values.map(\.clientIdentity.fingerprint))
+        let changed = retainedIdentities.withLockedValue { retained in
+            defer { retained = identities }
+            return retained != nil && retained != identities
+        }
+        guard changed else { return }
+        logger.notice(
+            "client certificate changed: new upstream connections use the new one; draining the old ones",
+            metadata: ["drain_seconds": "\(drain.nanoseconds / 1_000_000_000)"])
+        pools.contexts.retain(only: identities)
+        pools.forEach { $0.retire(keeping: identities, drain: drain) }
+    }
+
+    /// Open upstream connections by upstream and state, gathered from every event loop.
+    public func upstreamConnectionCounts(on eventLoop: any EventLoop) -> EventLoopFuture<[UpstreamConnectionCount]> {
+        pools.gather(on: eventLoop) { $0.counts() }.map { $0.flatMap { $0 } }
+    }
+
+    /// Connections closed by drains since start, by when (`idle`, `after_call`, `deadline`).
+    public func upstreamDrained(on eventLoop: any EventLoop) -> EventLoopFuture<[String: Int]> {
+        pools.gather(on: eventLoop) { $0.drained }.map { $0.reduce(into: [:]) { $0.merge($1, uniquingKeysWith: +) } }
+    }
+
+    /// Open upstream connections by the fingerprint of the client certificate they present.
+    public func upstreamIdentities(on eventLoop: any EventLoop) -> EventLoopFuture<[String: Int]> {
+        pools.gather(on: eventLoop) { $0.identities() }.map { $0.reduce(into: [:]) { $0.merge($1, uniquingKeysWith: +) } }
     }
 
     /// Forgets idle rate-limit keys.
@@ -115,6 +152,12 @@ final class UpstreamPools: @unchecked Sendable {
             preconditionFailure("channel on an event loop outside the gateway's group")
         }
         return pool
+    }
+
+    /// Runs `body` on each pool's loop and collects the results.
+    func gather<T: Sendable>(on eventLoop: any EventLoop, _ body: @escaping @Sendable (UpstreamPool) -> T) -> EventLoopFuture<[T]> {
+        let futures = pools.values.map { pool in pool.eventLoop.submit { body(pool) } }
+        return EventLoopFuture.whenAllSucceed(futures, on: eventLoop)
     }
 
     /// Runs `body` for each pool on its own loop.

@@ -5,6 +5,8 @@ import GatewayAudit
 import GatewayProxy
 import NIOPosix
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 /// `klarna-gateway serve`: run the gateway until SIGTERM or SIGINT.
@@ -33,17 +35,40 @@ struct Serve: AsyncParsableCommand {
             } else {
                 logger.warning("audit trail disabled (audit.enabled: false): calls are not recorded")
             }
-            let service = try await GatewayService.start(config: configuration, credentials: credentials, journal: journal, logger: logger)
-            // One line on stdout whatever the log level, for scripts and supervisors waiting for readiness.
-            let ports = service.ports.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            service.onRunning.withLockedValue { $0 = { FileHandle.standardOutput.write(Data("klarna-gateway serving \(ports)\n".utf8)) } }
+            // One registry for the process: the gateway's own metrics and anything else made through swift-metrics
+            // (the global factory, bootstrapped once, here) are exported together on /metrics.
+            let registry = PrometheusCollectorRegistry()
+            let factory = PrometheusMetricsFactory(registry: registry)
+            MetricsSystem.bootstrap(factory)
+            let metrics = GatewayMetrics(factory: factory, merchantLabels: configuration.metrics.merchantLabels)
+            let service = try await GatewayService.start(
+                config: configuration, credentials: credentials, journal: journal, logger: logger,
+                configSource: .init(path: config.path), metrics: metrics)
+            // SIGHUP reloads everything now; SIGTERM and SIGINT stay with the service group (graceful stop).
+            signal(SIGHUP, SIG_IGN)
+            let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+            let signalLogger = logger
+            hangup.setEventHandler {
+                signalLogger.notice("SIGHUP: reloading configuration, policies and certificates")
+                service.requestReload()
+            }
+            hangup.resume()
+            defer { hangup.cancel() }
             var admin: AdminServer?
             if let address = configuration.admin {
                 let audit = writer
-                admin = try await AdminServer.start(host: address.address, port: address.port, group: MultiThreadedEventLoopGroup.singleton) {
+                let routes = AdminRoutes(metrics: MetricsExposition.route(registry: registry, service: service, audit: audit))
+                admin = try await AdminServer.start(
+                    host: address.address, port: address.port, group: MultiThreadedEventLoopGroup.singleton, routes: routes
+                ) {
                     AdminServer.readiness(audit: audit, service: service)
                 }
             }
+            // One line on stdout whatever the log level, for scripts and supervisors waiting for readiness.
+            var ports = service.ports.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            if let admin { ports.append("admin=\(admin.port)") }
+            let line = "klarna-gateway serving \(ports.joined(separator: " "))\n"
+            service.onRunning.withLockedValue { $0 = { FileHandle.standardOutput.write(Data(line.utf8)) } }
             let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
             await admin?.stop()

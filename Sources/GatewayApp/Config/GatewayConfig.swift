@@ -30,12 +30,17 @@ public struct GatewayConfig: Sendable, Codable {
     public var reloadIntervalMs: Int
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error`, `critical`.
     public var logLevel: String
+    /// How long a graceful stop (SIGTERM, SIGINT) waits for calls in flight before closing what is left, seconds.
+    public var shutdownGraceSeconds: Int
+    /// Metrics settings.
+    public var metrics: Metrics
     /// The directory relative paths are resolved against (the config file's); not read from YAML.
     public var baseDirectory: String = "."
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id", storage, masterKey = "master_key", catalogue, policies, listeners, upstream, limits, admin, audit
         case reloadIntervalMs = "reload_interval_ms", logLevel = "log_level"
+        case shutdownGraceSeconds = "shutdown_grace_seconds", metrics
     }
 
     /// Decodes with defaults for everything but `storage`, `master_key` and `listeners`.
@@ -54,6 +59,26 @@ public struct GatewayConfig: Sendable, Codable {
         auditEnabled = try c.decodeIfPresent(AuditToggle.self, forKey: .audit)?.enabled ?? true
         reloadIntervalMs = try c.decodeIfPresent(Int.self, forKey: .reloadIntervalMs) ?? 500
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
+        shutdownGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .shutdownGraceSeconds) ?? 65
+        metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? Metrics()
+    }
+
+    /// What `/metrics` exports.
+    public struct Metrics: Sendable, Codable, Equatable {
+        /// Adds a `merchant` label to the per-call series; off by default because thousands of merchants multiply
+        /// every series by that many.
+        public var merchantLabels: Bool
+
+        enum CodingKeys: String, CodingKey { case merchantLabels = "merchant_labels" }
+
+        /// No merchant labels.
+        public init() { merchantLabels = false }
+
+        /// Decodes with every key optional.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            merchantLabels = try c.decodeIfPresent(Bool.self, forKey: .merchantLabels) ?? false
+        }
     }
 
     /// The `enabled` key of the `audit` section, read beside the writer's own settings.
@@ -144,11 +169,14 @@ public struct GatewayConfig: Sendable, Codable {
         public var maxIdlePerKey: Int
         /// `refuse` (default) or `forward` requests no catalogue operation matches.
         public var unknownOperations: String
+        /// After a client certificate rotation, how long connections still presenting the old certificate may
+        /// finish their calls before they are closed, seconds.
+        public var drainSeconds: Int
 
         enum CodingKeys: String, CodingKey {
             case caFile = "ca_file", egress, integrator, stripHeaders = "strip_headers"
             case connectTimeoutMs = "connect_timeout_ms", responseTimeoutMs = "response_timeout_ms"
-            case maxIdlePerKey = "max_idle_per_key", unknownOperations = "unknown_operations"
+            case maxIdlePerKey = "max_idle_per_key", unknownOperations = "unknown_operations", drainSeconds = "drain_seconds"
         }
 
         /// Defaults: system roots, Klarna's hosts only, no integrator tag, 5 s connect, 60 s to the response head.
@@ -161,6 +189,7 @@ public struct GatewayConfig: Sendable, Codable {
             responseTimeoutMs = 60_000
             maxIdlePerKey = 64
             unknownOperations = "refuse"
+            drainSeconds = 30
         }
 
         /// Decodes with every key optional.
@@ -175,6 +204,7 @@ public struct GatewayConfig: Sendable, Codable {
             responseTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .responseTimeoutMs) ?? defaults.responseTimeoutMs
             maxIdlePerKey = try c.decodeIfPresent(Int.self, forKey: .maxIdlePerKey) ?? defaults.maxIdlePerKey
             unknownOperations = try c.decodeIfPresent(String.self, forKey: .unknownOperations) ?? defaults.unknownOperations
+            drainSeconds = try c.decodeIfPresent(Int.self, forKey: .drainSeconds) ?? defaults.drainSeconds
         }
     }
 

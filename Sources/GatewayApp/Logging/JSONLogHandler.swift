@@ -22,6 +22,9 @@ public struct JSONLogHandler: LogHandler {
     /// Makes a handler for a logger label.
     public init(label: String) { self.label = label }
 
+    /// The level in force for every logger in the process.
+    public static var level: Logger.Level { sharedLevel.withLockedValue { $0 } }
+
     /// Changes the level of every logger in the process.
     public static func setLevel(_ level: Logger.Level) { sharedLevel.withLockedValue { $0 = level } }
 

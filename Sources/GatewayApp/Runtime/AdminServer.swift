@@ -1,5 +1,7 @@
+import Foundation
 import GatewayAudit
 import GatewayCore
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -12,8 +14,35 @@ public struct Readiness: Sendable {
     public var json: String
 }
 
-/// The admin listener (loopback by default): `/healthz` says the process is alive, `/readyz` whether it can
-/// serve calls (the audit writer can record, a snapshot is loaded). It carries no secret and no merchant id.
+/// What the admin listener serves beyond health: metrics and the run-time log level.
+public struct AdminRoutes: Sendable {
+    /// The Prometheus text exposition, gathered on the given loop; nil serves no `/metrics`.
+    public var metrics: (@Sendable (any EventLoop) -> EventLoopFuture<String>)?
+    /// The log level in force.
+    public var logLevel: @Sendable () -> String
+    /// Sets the log level; false for a name that is not a level.
+    public var setLogLevel: @Sendable (String) -> Bool
+
+    /// Routes over the process-wide JSON log level, and `metrics` if given.
+    public init(
+        metrics: (@Sendable (any EventLoop) -> EventLoopFuture<String>)? = nil,
+        logLevel: @escaping @Sendable () -> String = { JSONLogHandler.level.rawValue },
+        setLogLevel: @escaping @Sendable (String) -> Bool = { name in
+            guard let level = Logger.Level(rawValue: name) else { return false }
+            JSONLogHandler.setLevel(level)
+            return true
+        }
+    ) {
+        self.metrics = metrics
+        self.logLevel = logLevel
+        self.setLogLevel = setLogLevel
+    }
+}
+
+/// The admin listener (loopback only): `/healthz` says the process is alive, `/readyz` whether it can serve
+/// calls (the audit writer can record, a snapshot is loaded), `/metrics` the Prometheus exposition,
+/// `GET`/`PUT /log-level` the log level. It carries no secret, and no merchant id unless metrics are configured
+/// with merchant labels.
 public final class AdminServer: Sendable {
     private let channel: any Channel
 
@@ -23,13 +52,16 @@ public final class AdminServer: Sendable {
     private init(channel: any Channel) { self.channel = channel }
 
     /// Binds the admin listener; `readiness` is asked on every `/readyz`.
-    public static func start(host: String, port: Int, group: any EventLoopGroup, readiness: @escaping @Sendable () -> Readiness) async throws -> AdminServer {
+    public static func start(
+        host: String, port: Int, group: any EventLoopGroup, routes: AdminRoutes = AdminRoutes(),
+        readiness: @escaping @Sendable () -> Readiness
+    ) async throws -> AdminServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(readiness: readiness))
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(readiness: readiness, routes: routes))
                 }
             }
             .bind(host: host, port: port).get()
@@ -55,35 +87,81 @@ public final class AdminServer: Sendable {
     public func stop() async { try? await channel.close() }
 }
 
-/// Answers `/healthz` and `/readyz`; everything else is 404.
+/// Answers `/healthz`, `/readyz`, `/metrics` and `/log-level`; everything else is 404.
 final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let readiness: @Sendable () -> Readiness
-    private var path: String?
+    private let routes: AdminRoutes
+    private var head: HTTPRequestHead?
+    private var body = ""
 
-    init(readiness: @escaping @Sendable () -> Readiness) { self.readiness = readiness }
+    init(readiness: @escaping @Sendable () -> Readiness, routes: AdminRoutes) {
+        self.readiness = readiness
+        self.routes = routes
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head): path = head.uri
-        case .body: break
+        case .head(let head):
+            self.head = head
+            body = ""
+        case .body(var buffer):
+            // A log level is a word; anything longer is not one.
+            if body.utf8.count < 256 { body += buffer.readString(length: min(buffer.readableBytes, 256)) ?? "" }
         case .end:
-            let (status, body): (HTTPResponseStatus, String)
-            switch path {
-            case "/healthz": (status, body) = (.ok, "{\"alive\":true}")
-            case "/readyz":
+            guard let head else { return }
+            self.head = nil
+            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            switch (head.method, path) {
+            case (_, "/healthz"): respond(context: context, .ok, "{\"alive\":true}")
+            case (_, "/readyz"):
                 let report = readiness()
-                (status, body) = (report.ready ? .ok : .serviceUnavailable, report.json)
-            default: (status, body) = (.notFound, "{\"error\":\"not found\"}")
+                respond(context: context, report.ready ? .ok : .serviceUnavailable, report.json)
+            case (.GET, "/metrics"):
+                guard let metrics = routes.metrics else {
+                    respond(context: context, .notFound, "{\"error\":\"metrics are not enabled\"}")
+                    return
+                }
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                metrics(context.eventLoop).hop(to: context.eventLoop).whenComplete { result in
+                    let (handler, context) = loopBound.value
+                    switch result {
+                    case .success(let text): handler.respond(context: context, .ok, text, contentType: "text/plain; version=0.0.4; charset=utf-8")
+                    case .failure(let error): handler.respond(context: context, .internalServerError, "{\"error\":\(JSONText.quote("\(error)"))}")
+                    }
+                }
+            case (.GET, "/log-level"): respond(context: context, .ok, "{\"level\":\(JSONText.quote(routes.logLevel()))}")
+            case (.PUT, "/log-level"):
+                let name = Self.levelName(in: body)
+                if routes.setLogLevel(name) {
+                    respond(context: context, .ok, "{\"level\":\(JSONText.quote(routes.logLevel()))}")
+                } else {
+                    respond(
+                        context: context, .badRequest,
+                        "{\"error\":\"not a log level; use one of trace, debug, info, notice, warning, error, critical\"}")
+                }
+            default: respond(context: context, .notFound, "{\"error\":\"not found\"}")
             }
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: "application/json")
-            headers.add(name: "Content-Length", value: String(body.utf8.count))
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
+    }
+
+    /// `debug`, or `{"level":"debug"}`.
+    static func levelName(in body: String) -> String {
+        let text = body.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.hasPrefix("{"), let data = text.data(using: .utf8),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let level = object["level"] as? String
+        else { return text }
+        return level
+    }
+
+    private func respond(context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ body: String, contentType: String = "application/json") {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 }

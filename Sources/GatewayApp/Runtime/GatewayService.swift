@@ -9,12 +9,14 @@ import ServiceLifecycle
 
 /// The running gateway: listeners, the snapshot and its reload loop, upstream pool upkeep.
 ///
-/// Reload rebuilds the whole snapshot off the event loops when the store generation or a policy file changes,
-/// and swaps it in; a snapshot that fails to build (a bad policy file, a secret that will not open) is logged and
-/// the running one stays.
+/// A reload (a changed store generation, a changed config/policy/catalogue/certificate file, or `requestReload()`
+/// on SIGHUP) re-reads the config file and every file the snapshot is built from, off the event loops, and swaps
+/// the result in only when all of it is valid; otherwise it logs what is wrong and the running configuration
+/// stays. Settings that cannot change without a restart (listeners, storage, audit…) keep their running values,
+/// and a changed one is logged as such.
 public final class GatewayService: Service, Sendable {
-    /// The loaded configuration.
-    public let config: GatewayConfig
+    /// The configuration in force (the reloadable parts of the file as last reloaded).
+    public var config: GatewayConfig { running.withLockedValue { $0 } }
     /// The data plane's shared state.
     public let runtime: ProxyRuntime
     private let server: IngressServer
@@ -22,39 +24,69 @@ public final class GatewayService: Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     private let state: ReloadState
+    private let source: ConfigSource?
+    private let running: NIOLockedValueBox<GatewayConfig>
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    /// Where the config file is re-read from on reload, and the environment its overrides come from.
+    public struct ConfigSource: Sendable {
+        /// The config file.
+        public var path: String
+        /// `KGW_` overrides.
+        public var environment: [String: String]
+
+        /// Makes a source.
+        public init(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
+            self.path = path
+            self.environment = environment
+        }
+    }
 
     /// The store generation the snapshot in force was built from.
     public var snapshotGeneration: Int64 { state.generation }
 
+    /// Reloads applied and rejected since start.
+    public var reloadCounts: (applied: Int, rejected: Int) { state.counts }
+
     /// Bound ports by listener name.
     public var ports: [String: Int] { server.boundPorts }
 
-    /// Builds the first snapshot and binds every listener.
+    /// Ingress connections currently open.
+    public var openConnections: Int { server.openConnections }
+
+    /// Builds the first snapshot and binds every listener. With `configSource`, reloads re-read that file.
     public static func start(
         config: GatewayConfig, credentials: any CredentialSource, journal: any CallJournal, logger: Logger,
-        threads: Int = System.coreCount
+        threads: Int = System.coreCount, configSource: ConfigSource? = nil, metrics: GatewayMetrics = .disabled
     ) async throws -> GatewayService {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         do {
             let state = ReloadState()
-            let snapshot = try await Self.buildSnapshot(config: config, credentials: credentials, state: state)
+            let files = ReloadState.stamp(of: Self.watchedFiles(config: config, configPath: configSource?.path))
+            let tls = ReloadState.stamp(of: Self.tlsFiles(config: config))
+            let snapshot = try await Self.buildSnapshot(config: config, credentials: credentials, version: state.nextVersion())
+            state.built(ReloadState.Stamps(generation: snapshot.generation, files: files, tls: tls), counted: false)
             let upstreamCA = try config.upstream.caFile.map { try String(contentsOfFile: config.resolve($0), encoding: .utf8) }
             let runtime = try ProxyRuntime(
-                snapshots: SnapshotHolder(snapshot), group: group, upstreamCAPEM: upstreamCA,
+                snapshots: SnapshotHolder(snapshot.snapshot), group: group, upstreamCAPEM: upstreamCA,
                 limits: IngressLimits(
                     maxBodyBytes: config.limits.maxBodyBytes, maxHeaderBytes: config.limits.maxHeaderBytes,
                     maxHeadersTotalBytes: config.limits.maxHeadersTotalBytes, maxHeldResponseBytes: config.limits.maxHeldResponseBytes),
                 connectTimeout: .milliseconds(Int64(config.upstream.connectTimeoutMs)),
                 responseTimeout: .milliseconds(Int64(config.upstream.responseTimeoutMs)),
-                maxIdlePerKey: config.upstream.maxIdlePerKey, journal: journal, logger: logger
+                maxIdlePerKey: config.upstream.maxIdlePerKey, journal: journal, logger: logger, metrics: metrics
             )
+            runtime.drainRetiredIdentities(drain: .seconds(Int64(config.upstream.drainSeconds)))
             let listeners = try config.listeners.map { try ListenerFactory.spec(for: $0, config: config) }
             let server = try await IngressServer.start(listeners: listeners, runtime: runtime, group: group)
             logger.notice(
                 "gateway started",
-                metadata: ["node": "\(config.nodeID)", "snapshot": "\(snapshot.version)", "merchants": "\(snapshot.merchants.count)",
-                           "partners": "\(snapshot.partners.count)", "callers": "\(snapshot.callersByTokenID.count)"])
-            return GatewayService(config: config, runtime: runtime, server: server, credentials: credentials, group: group, logger: logger, state: state)
+                metadata: ["node": "\(config.nodeID)", "snapshot": "\(snapshot.snapshot.version)", "merchants": "\(snapshot.snapshot.merchants.count)",
+                           "partners": "\(snapshot.snapshot.partners.count)", "callers": "\(snapshot.snapshot.callersByTokenID.count)"])
+            return GatewayService(
+                config: config, runtime: runtime, server: server, credentials: credentials, group: group, logger: logger, state: state,
+                source: configSource)
         } catch {
             try? await group.shutdownGracefully()
             throw error
@@ -63,95 +95,166 @@ public final class GatewayService: Service, Sendable {
 
     private init(
         config: GatewayConfig, runtime: ProxyRuntime, server: IngressServer, credentials: any CredentialSource,
-        group: MultiThreadedEventLoopGroup, logger: Logger, state: ReloadState
+        group: MultiThreadedEventLoopGroup, logger: Logger, state: ReloadState, source: ConfigSource?
     ) {
-        self.config = config
+        self.running = NIOLockedValueBox(config)
         self.runtime = runtime
         self.server = server
         self.credentials = credentials
         self.group = group
         self.logger = logger
         self.state = state
+        self.source = source
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Called once when `run()` starts, that is once a service group has installed its signal handlers, so a
     /// supervisor told "ready" can already stop the gateway gracefully.
     public let onRunning = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 
-    /// Reloads on every change until graceful shutdown, then stops.
+    /// Asks for a reload of everything now, changed or not (SIGHUP); it runs on the reload loop, after any
+    /// reload already under way.
+    public func requestReload() {
+        wake.yield()
+    }
+
+    /// Reloads on every change and serves reload requests until graceful shutdown, then stops.
     ///
-    /// Two things wake the reload: a store that pushes changes (PostgreSQL's LISTEN/NOTIFY, so every instance
-    /// reloads within milliseconds of a commit), and the poll interval, which also catches policy-file edits
-    /// and covers a lost notification connection. Reloads run one at a time, in this loop only, so an older
-    /// snapshot can never replace a newer one.
+    /// Three things wake the one reload loop: a store that pushes changes (PostgreSQL's LISTEN/NOTIFY, so every
+    /// instance reloads within milliseconds of a commit), SIGHUP, and the poll interval, which also catches
+    /// policy-file edits and covers a lost notification connection. Reloads run one at a time, in this loop only,
+    /// so an older snapshot can never replace a newer one.
     public func run() async throws {
         onRunning.withLockedValue { $0 }?()
-        let interval = Duration.milliseconds(max(50, config.reloadIntervalMs))
-        let (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        // The ticker turns the poll interval into wake-ups of the same loop SIGHUP wakes, so reloads never overlap.
+        let ticks = AsyncStream.makeStream(of: Bool.self, bufferingPolicy: .bufferingNewest(2))
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
+            await withTaskGroup(of: Void.self) { tasks in
+                tasks.addTask {
                     while !Task.isCancelled {
-                        try? await Task.sleep(for: interval)
-                        wake.yield()
+                        try? await Task.sleep(for: .milliseconds(max(50, self.config.reloadIntervalMs)))
+                        ticks.continuation.yield(false)
                     }
                 }
-                group.addTask { [credentials, logger] in
+                tasks.addTask {
+                    for await _ in self.wakeups { ticks.continuation.yield(true) }
+                }
+                tasks.addTask { [credentials, logger] in
                     do {
-                        if try await credentials.watchChanges({ wake.yield() }) == false { return }
+                        if try await credentials.watchChanges({ ticks.continuation.yield(false) }) == false { return }
                     } catch {
                         logger.warning("store change notifications stopped; polling only", metadata: ["error": "\(error)"])
                     }
                 }
-                let clock = ContinuousClock()
-                var lastUpkeep = clock.now
-                for await _ in wakes {
+                var lastUpkeep = ContinuousClock.now
+                for await forced in ticks.stream {
                     if Task.isCancelled || Task.isShuttingDownGracefully { break }
-                    await reloadIfChanged()
-                    if clock.now - lastUpkeep >= .seconds(10) {
-                        lastUpkeep = clock.now
+                    await reloadIfChanged(force: forced)
+                    if ContinuousClock.now - lastUpkeep > .seconds(10) {
+                        lastUpkeep = ContinuousClock.now
                         runtime.pruneUpstreamConnections()
                         runtime.sweepRateLimits()
                     }
                 }
-                group.cancelAll()
+                tasks.cancelAll()
             }
         } onGracefulShutdown: {
-            self.logger.notice("graceful shutdown requested")
-            wake.finish()
+            self.logger.notice("graceful shutdown requested: no new connections; calls in flight finish")
+            ticks.continuation.finish()
+            self.wake.finish()
         }
         await shutdown()
     }
 
-    /// Rebuilds the snapshot when the store or a policy file changed since the last build.
-    public func reloadIfChanged() async {
+    /// Rebuilds the snapshot when the store or a watched file changed since the last build (or always, when
+    /// `force`); a failure is logged and the running configuration stays.
+    public func reloadIfChanged(force: Bool = false) async {
         do {
-            let generation = try await credentials.generation()
-            let policyStamp = ReloadState.stamp(of: config.policies.files.map(config.resolve))
-            guard state.isStale(generation: generation, policyStamp: policyStamp) else { return }
-            try await reload()
+            try await reload(force: force)
         } catch {
-            logger.error("reload failed; the running configuration stays", metadata: ["error": "\(error)"])
+            logger.error("reload rejected; the running configuration stays", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Rebuilds the snapshot now.
-    public func reload() async throws {
-        let snapshot = try await Self.buildSnapshot(config: config, credentials: credentials, state: state)
-        runtime.snapshots.replace(with: snapshot)
-        logger.notice("configuration reloaded", metadata: ["snapshot": "\(snapshot.version)", "merchants": "\(snapshot.merchants.count)"])
+    /// Reloads now: re-reads the config file (when it has one), policies, catalogue, certificates and the store,
+    /// and installs all of it or none. Throws what was wrong.
+    public func reload(force: Bool = true) async throws {
+        let running = config
+        let inputs = ReloadState.Stamps(
+            generation: try await credentials.generation(),
+            files: ReloadState.stamp(of: Self.watchedFiles(config: running, configPath: source?.path)),
+            tls: ReloadState.stamp(of: Self.tlsFiles(config: running)))
+        // A file rejected once is not re-read every tick: only a further change (or SIGHUP) retries it.
+        guard force || state.isDue(inputs) else { return }
+        do {
+            try await apply(running: running, inputs: inputs, force: force)
+        } catch {
+            state.failed(inputs)
+            throw error
+        }
     }
 
-    /// Stops accepting, closes pooled connections and the event loops.
+    private func apply(running: GatewayConfig, inputs: ReloadState.Stamps, force: Bool) async throws {
+        var loaded = running
+        if let source {
+            loaded = try ConfigLoader.loadGateway(path: source.path, environment: source.environment)
+        }
+        let restartOnly = RestartOnlySettings.changed(from: running, to: loaded)
+        let next = RestartOnlySettings.keeping(restartOnly: running, rest: loaded)
+        if state.restartWarning(restartOnly) {
+            logger.warning(
+                "configuration changes that need a restart were not applied; the running values stay",
+                metadata: ["settings": "\(restartOnly.joined(separator: ", "))", "file": "\(source?.path ?? "-")"])
+        }
+        let built = try await Self.buildSnapshot(config: next, credentials: credentials, version: state.nextVersion())
+        // Certificates last among the checks: new contexts are installed only if all of them build, and only
+        // once nothing else can fail.
+        if force || state.tlsChanged(inputs.tls) {
+            let listeners = try next.listeners.map { try ListenerFactory.spec(for: $0, config: next) }
+            try server.reloadTLS(listeners)
+            logger.notice("listener certificates reloaded: new connections use them")
+        }
+        self.running.withLockedValue { $0 = next }
+        runtime.snapshots.replace(with: built.snapshot)
+        // The store generation the snapshot was read at, which may be newer than the one polled.
+        state.built(ReloadState.Stamps(generation: built.generation, files: inputs.files, tls: inputs.tls))
+        runtime.drainRetiredIdentities(drain: .seconds(Int64(next.upstream.drainSeconds)))
+        logger.notice(
+            "configuration reloaded",
+            metadata: ["snapshot": "\(built.snapshot.version)", "merchants": "\(built.snapshot.merchants.count)", "forced": "\(force)"])
+        // Only a changed `log_level` applies, so a level set through the admin listener survives unrelated reloads;
+        // logged before it takes effect so that the line is not filtered out by a stricter level.
+        if next.logLevel != running.logLevel, let level = Logger.Level(rawValue: next.logLevel) {
+            logger.notice("log level changed by configuration", metadata: ["level": "\(level)"])
+            JSONLogHandler.setLevel(level)
+        }
+    }
+
+    /// Graceful stop: stops accepting, lets calls in flight finish (up to `shutdown_grace_seconds`), then closes
+    /// upstream connections and the event loops.
     public func shutdown() async {
-        await server.stopAccepting()
+        let cut = await server.quiesce(grace: .seconds(config.shutdownGraceSeconds))
+        if cut > 0 {
+            logger.warning("grace period over: closed connections still busy", metadata: ["connections": "\(cut)"])
+        }
         runtime.closeUpstreamConnections()
         try? await group.shutdownGracefully()
         logger.notice("gateway stopped")
     }
 
-    static func buildSnapshot(config: GatewayConfig, credentials: any CredentialSource, state: ReloadState) async throws -> GatewaySnapshot {
-        let policyStamp = ReloadState.stamp(of: config.policies.files.map(config.resolve))
+    /// Every file whose change triggers a reload: the config file, the catalogue and the policies.
+    static func watchedFiles(config: GatewayConfig, configPath: String?) -> [String] {
+        [configPath].compactMap { $0 } + [config.resolve(config.catalogue)] + config.policies.files.map(config.resolve)
+    }
+
+    /// The listeners' certificate, key and client-CA files.
+    static func tlsFiles(config: GatewayConfig) -> [String] {
+        config.listeners.compactMap(\.tls).flatMap { [$0.certificate, $0.privateKey] + [$0.clientCA].compactMap { $0 } }.map(config.resolve)
+    }
+
+    static func buildSnapshot(
+        config: GatewayConfig, credentials: any CredentialSource, version: Int64
+    ) async throws -> (snapshot: GatewaySnapshot, generation: Int64) {
         let catalogue = try PolicyLoader.loadCatalogue(path: config.resolve(config.catalogue))
         let access = try PolicyLoader.loadAccess(path: config.resolve(config.policies.access), catalogue: catalogue)
         let rateLimits = try config.policies.rateLimits.map {
@@ -164,35 +267,65 @@ public final class GatewayService: Service, Sendable {
         let snapshot = GatewaySnapshot(
             partners: loaded.partners, merchants: loaded.merchants, callers: loaded.callers, access: access,
             catalogue: catalogue, settings: config.pipelineSettings, rateLimits: rateLimits,
-            releases: releases, rollouts: loaded.rollouts, version: state.nextVersion()
+            releases: releases, rollouts: loaded.rollouts, version: version
         )
-        state.built(generation: loaded.generation, policyStamp: policyStamp)
-        return snapshot
+        return (snapshot, loaded.generation)
     }
 }
 
 /// What the last snapshot was built from, to tell whether a reload is due.
 final class ReloadState: Sendable {
-    private struct Inputs: Equatable {
-        var generation: Int64 = -1
-        var policyStamp: String = ""
+    /// What a snapshot is built from: the store generation and the files' stamps.
+    struct Stamps: Equatable {
+        var generation: Int64
+        var files: String
+        var tls: String
+    }
+
+    private struct Inputs {
+        var built = Stamps(generation: -1, files: "", tls: "")
+        var failed: Stamps?
         var version: Int64 = 0
+        var applied = 0
+        var rejected = 0
+        var warnedRestartOnly: [String] = []
     }
 
     private let inputs = NIOLockedValueBox<Inputs>(Inputs())
 
-    func isStale(generation: Int64, policyStamp: String) -> Bool {
-        inputs.withLockedValue { $0.generation != generation || $0.policyStamp != policyStamp }
+    /// True when the inputs differ from both the last build and the last rejected attempt.
+    func isDue(_ stamps: Stamps) -> Bool {
+        inputs.withLockedValue { $0.built != stamps && $0.failed != stamps }
     }
 
-    func built(generation: Int64, policyStamp: String) {
+    func tlsChanged(_ stamp: String) -> Bool { inputs.withLockedValue { $0.built.tls != stamp } }
+
+    func built(_ stamps: Stamps, counted: Bool = true) {
         inputs.withLockedValue {
-            $0.generation = generation
-            $0.policyStamp = policyStamp
+            $0.built = stamps
+            $0.failed = nil
+            if counted { $0.applied += 1 }
         }
     }
 
-    var generation: Int64 { inputs.withLockedValue { $0.generation } }
+    func failed(_ stamps: Stamps) {
+        inputs.withLockedValue {
+            $0.failed = stamps
+            $0.rejected += 1
+        }
+    }
+
+    /// True when `settings` is a new list of restart-only changes, so the warning is logged once per change.
+    func restartWarning(_ settings: [String]) -> Bool {
+        inputs.withLockedValue { inputs in
+            defer { inputs.warnedRestartOnly = settings }
+            return !settings.isEmpty && settings != inputs.warnedRestartOnly
+        }
+    }
+
+    var counts: (applied: Int, rejected: Int) { inputs.withLockedValue { ($0.applied, $0.rejected) } }
+
+    var generation: Int64 { inputs.withLockedValue { $0.built.generation } }
 
     func nextVersion() -> Int64 {
         inputs.withLockedValue {

@@ -355,6 +355,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
                 guard self.context != nil, self.call === call else { return }
                 switch result {
                 case .success:
+                    self.runtime.metrics.observe(outcome, started: call.started)
                     self.release(call, context: context)
                     let written = context.writeAndFlush(self.wrapOutboundOut(.end(trailers)))
                     self.finish(call: call, written: written, context: context)
@@ -455,6 +456,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         let status = HTTPResponseStatus(statusCode: error.status)
         runtime.journal.record(record, on: context.eventLoop).assumeIsolated().whenComplete { _ in
             // A refusal is sent whether or not its record could be written: refusing forwards nothing.
+            self.runtime.metrics.observe(record, started: call.started)
             guard self.context != nil else { return }
             context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)

@@ -1,4 +1,5 @@
 import GatewayCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOHTTP2
@@ -57,7 +58,8 @@ public struct ServerTLS: Sendable {
         self.clientAuthentication = clientAuthentication
     }
 
-    func makeContext(http2: Bool) throws -> NIOSSLContext {
+    /// Builds the server context (parses the certificate chain and key): what `check` and reloads validate with.
+    public func makeContext(http2: Bool) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8)).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKey.exposedValue.utf8), format: .pem))
@@ -77,33 +79,51 @@ public struct ServerTLS: Sendable {
 }
 
 /// The ingress side: binds every listener and gives each connection the gateway's HTTP pipeline.
+///
+/// Each TLS listener reads its server context from a holder when a connection arrives, so `reloadTLS` makes
+/// new handshakes use a new certificate while established connections keep theirs. Accepted connections are
+/// tracked so that `quiesce` can let in-flight calls finish before the process exits.
 public final class IngressServer: Sendable {
     /// The bound channels by listener name.
     private let channels: [(name: String, channel: any Channel)]
+    /// The TLS context each TLS listener gives new connections, by listener name.
+    private let contexts: [String: TLSContextHolder]
+    private let connections: ConnectionTracker
 
     /// The port each listener is bound to, by name.
     public var boundPorts: [String: Int] {
         Dictionary(channels.map { ($0.name, $0.channel.localAddress?.port ?? 0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    private init(channels: [(name: String, channel: any Channel)]) { self.channels = channels }
+    /// Connections accepted and not yet closed.
+    public var openConnections: Int { connections.count }
+
+    private init(channels: [(name: String, channel: any Channel)], contexts: [String: TLSContextHolder], connections: ConnectionTracker) {
+        self.channels = channels
+        self.contexts = contexts
+        self.connections = connections
+    }
 
     /// Binds every listener; throws (and closes what was bound) if any fails.
     public static func start(listeners: [ListenerSpec], runtime: ProxyRuntime, group: any EventLoopGroup) async throws -> IngressServer {
         var bound: [(name: String, channel: any Channel)] = []
+        var contexts: [String: TLSContextHolder] = [:]
+        let connections = ConnectionTracker()
         do {
             for listener in listeners {
-                let context = try listener.tls?.makeContext(http2: listener.http2)
-                let http2 = listener.http2 && context != nil
+                let holder = try listener.tls.map { TLSContextHolder(try $0.makeContext(http2: listener.http2)) }
+                if let holder { contexts[listener.name] = holder }
+                let http2 = listener.http2 && holder != nil
                 let channel = try await ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 1024)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .childChannelOption(.maxMessagesPerRead, value: 16)
                     .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            if let context {
-                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                        connections.add(channel)
+                        return channel.eventLoop.makeCompletedFuture {
+                            if let holder {
+                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: holder.current))
                             }
                         }.flatMap {
                             if http2 {
@@ -124,13 +144,69 @@ public final class IngressServer: Sendable {
             for (_, channel) in bound { try? await channel.close() }
             throw error
         }
-        return IngressServer(channels: bound)
+        return IngressServer(channels: bound, contexts: contexts, connections: connections)
+    }
+
+    /// Builds new server TLS contexts for the listeners in `listeners` and installs them only if every one
+    /// builds: new handshakes use them, established connections keep their old ones. Listeners not bound with
+    /// TLS (or not bound at all) are ignored; adding or removing TLS needs a restart.
+    public func reloadTLS(_ listeners: [ListenerSpec]) throws {
+        var built: [(TLSContextHolder, NIOSSLContext)] = []
+        for listener in listeners {
+            guard let holder = contexts[listener.name], let tls = listener.tls else { continue }
+            built.append((holder, try tls.makeContext(http2: listener.http2)))
+        }
+        for (holder, context) in built { holder.replace(with: context) }
     }
 
     /// Stops accepting connections.
     public func stopAccepting() async {
         for (_, channel) in channels { try? await channel.close() }
     }
+
+    /// Graceful stop: stops accepting, asks every connection to finish (HTTP/1 closes after the response in
+    /// flight, or at once when idle; HTTP/2 sends GOAWAY and closes when its streams are done), waits up to
+    /// `grace`, then closes what is left. Returns how many connections had to be cut.
+    public func quiesce(grace: Duration) async -> Int {
+        await stopAccepting()
+        for channel in connections.all {
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+        let deadline = ContinuousClock.now + grace
+        // A cancelled caller (a test tearing down) does not wait: what is left is closed at once.
+        while connections.count > 0 && ContinuousClock.now < deadline && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let left = connections.all
+        for channel in left { try? await channel.close() }
+        return left.count
+    }
+}
+
+/// The server TLS context new connections of one listener get.
+final class TLSContextHolder: Sendable {
+    private let box: NIOLockedValueBox<NIOSSLContext>
+
+    init(_ context: NIOSSLContext) { box = NIOLockedValueBox(context) }
+
+    var current: NIOSSLContext { box.withLockedValue { $0 } }
+
+    func replace(with context: NIOSSLContext) { box.withLockedValue { $0 = context } }
+}
+
+/// Accepted connections that are still open.
+final class ConnectionTracker: Sendable {
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        channels.withLockedValue { $0[id] = channel }
+        channel.closeFuture.whenComplete { _ in self.channels.withLockedValue { $0[id] = nil } }
+    }
+
+    var count: Int { channels.withLockedValue { $0.count } }
+
+    var all: [any Channel] { channels.withLockedValue { Array($0.values) } }
 }
 
 /// HTTP/1.1: pipelining is serialised by NIO's pipeline handler, so the gateway handler sees one request at a time.
@@ -147,12 +223,63 @@ func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
 /// HTTP/2: each stream gets its own handler, translated to HTTP/1-style parts.
 @Sendable
 func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
-    channel.configureHTTP2Pipeline(
+    let quiesce = NIOLoopBound(HTTP2QuiesceHandler(), eventLoop: channel.eventLoop)
+    return channel.configureHTTP2Pipeline(
         mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
     ) { stream in
         stream.eventLoop.makeCompletedFuture {
+            quiesce.value.streamOpened(stream)
             try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
             try stream.pipeline.syncOperations.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: true))
         }
-    }.map { _ in () }
+    }.flatMapThrowing { _ in
+        try channel.pipeline.syncOperations.addHandler(quiesce.value)
+    }
+}
+
+/// Graceful stop of one HTTP/2 connection: on the quiesce event it sends GOAWAY and closes the connection once
+/// its open streams are done (at once when there are none).
+///
+/// Streams are counted from the stream initializer and each stream channel's close, which needs no cooperation
+/// from the HTTP/2 handler's events.
+final class HTTP2QuiesceHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private var openStreams = 0
+    private var quiescing = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// A stream opened; its close is watched. Runs on the connection's loop (streams share it).
+    func streamOpened(_ stream: any Channel) {
+        openStreams += 1
+        let bound = NIOLoopBound(self, eventLoop: stream.eventLoop)
+        stream.closeFuture.whenComplete { _ in bound.value.streamClosed() }
+    }
+
+    private func streamClosed() {
+        openStreams -= 1
+        closeIfDone()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent && !quiescing {
+            quiescing = true
+            let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+            context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
+            closeIfDone()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func closeIfDone() {
+        guard quiescing, openStreams <= 0, let context else { return }
+        // A tick later, so the last stream's final frames are flushed before the connection closes.
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.execute { bound.value.close(promise: nil) }
+    }
 }

@@ -30,6 +30,14 @@ final class UpstreamPool: @unchecked Sendable {
     let contexts: UpstreamTLSContexts
     let settings: Settings
     private var idle: [Key: [UpstreamConnection]] = [:]
+    /// Every open connection, idle or busy, so that a drain can find the busy ones too.
+    private var open: [ObjectIdentifier: UpstreamConnection] = [:]
+    /// Client identities in force; connections presenting any other are draining. Nil before the first drain.
+    private var current: Set<String>?
+    private var drainDeadline: Scheduled<Void>?
+    /// Connections closed because they presented a retired identity, by when: `idle` (at the rotation),
+    /// `after_call` (when their exchange ended), `deadline` (still open when the drain time ran out).
+    private(set) var drained: [String: Int] = [:]
 
     init(eventLoop: any EventLoop, contexts: UpstreamTLSContexts, settings: Settings) {
         self.eventLoop = eventLoop
@@ -51,7 +59,9 @@ final class UpstreamPool: @unchecked Sendable {
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         eventLoop.preconditionInEventLoop()
         connection.handler.delegate = nil
-        guard reusable, connection.channel.isActive, idle[connection.key, default: []].count < settings.maxIdlePerKey else {
+        let draining = current.map { !$0.contains(connection.key.identity) } ?? false
+        if draining && connection.channel.isActive { drained["after_call", default: 0] += 1 }
+        guard reusable, !draining, connection.channel.isActive, idle[connection.key, default: []].count < settings.maxIdlePerKey else {
             connection.channel.close(promise: nil)
             return
         }
@@ -75,6 +85,48 @@ final class UpstreamPool: @unchecked Sendable {
             idle[key] = stay.isEmpty ? nil : stay
             for connection in go { connection.channel.close(promise: nil) }
         }
+    }
+
+    /// Starts draining connections that present an identity not in `identities` (a rotated client certificate):
+    /// idle ones close now, busy ones when their exchange ends (`release`), and whatever is left at `drain`'s
+    /// end is closed then, so no connection keeps the old certificate beyond that bound.
+    func retire(keeping identities: Set<String>, drain: TimeAmount) {
+        eventLoop.preconditionInEventLoop()
+        current = identities
+        drained["idle", default: 0] += idle.filter { !identities.contains($0.key.identity) }.values.joined().filter(\.channel.isActive).count
+        prune(keeping: identities)
+        drainDeadline?.cancel()
+        drainDeadline = eventLoop.assumeIsolated().scheduleTask(in: drain) {
+            self.drainDeadline = nil
+            guard let current = self.current else { return }
+            for connection in self.open.values where !current.contains(connection.key.identity) {
+                self.drained["deadline", default: 0] += 1
+                connection.channel.close(promise: nil)
+            }
+        }
+    }
+
+    /// Open connections by upstream and state, for metrics.
+    func counts() -> [UpstreamConnectionCount] {
+        eventLoop.preconditionInEventLoop()
+        let idleIDs = Set(idle.values.joined().map { ObjectIdentifier($0) })
+        var counts: [UpstreamConnectionCount: Int] = [:]
+        for (id, connection) in open {
+            let draining = current.map { !$0.contains(connection.key.identity) } ?? false
+            let state = draining ? "draining" : idleIDs.contains(id) ? "idle" : "busy"
+            counts[UpstreamConnectionCount(upstream: "\(connection.key.host):\(connection.key.port)", state: state, count: 0), default: 0] += 1
+        }
+        return counts.map { entry, count in
+            var entry = entry
+            entry.count = count
+            return entry
+        }
+    }
+
+    /// Open connections by the fingerprint of the client certificate they present.
+    func identities() -> [String: Int] {
+        eventLoop.preconditionInEventLoop()
+        return open.values.reduce(into: [:]) { $0[$1.key.identity, default: 0] += 1 }
     }
 
     /// Closes every idle connection (shutdown).
@@ -107,6 +159,10 @@ final class UpstreamPool: @unchecked Sendable {
         return bootstrap.connect(host: host, port: key.port).flatMapThrowing { channel in
             let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
             let connection = UpstreamConnection(channel: channel, handler: handler, key: key)
+            let id = ObjectIdentifier(connection)
+            self.open[id] = connection
+            // The close future fires even for a channel that closed before this point, unlike channelInactive.
+            channel.closeFuture.assumeIsolated().whenComplete { _ in self.open[id] = nil }
             handler.onClose = { [weak self, weak connection] in
                 guard let self, let connection else { return }
                 self.idle[key]?.removeAll { $0 === connection }

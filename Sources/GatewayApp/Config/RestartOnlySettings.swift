@@ -1,0 +1,58 @@
+import Foundation
+
+/// The parts of `gateway.yaml` a running gateway cannot change without a restart, and how a reload keeps them.
+///
+/// These are bound once at start: sockets (listeners, admin), the store, the key ring, the audit writer, the
+/// upstream trust store and timeouts the pools were built with, ingress limits and the metrics label set.
+/// Everything else (policy and catalogue paths, egress rules, header stripping, the integrator tag, unknown
+/// operations, drain time, reload interval, log level, shutdown grace) applies on reload. Listener certificate
+/// and key *files* reload too: only their paths and the listener's shape need a restart.
+enum RestartOnlySettings {
+    /// The names of restart-only settings that differ between `running` and `loaded`.
+    static func changed(from running: GatewayConfig, to loaded: GatewayConfig) -> [String] {
+        var names: [String] = []
+        func check<T: Encodable>(_ name: String, _ value: (GatewayConfig) -> T) {
+            if encoded(value(running)) != encoded(value(loaded)) { names.append(name) }
+        }
+        check("node_id") { $0.nodeID }
+        check("storage") { $0.storage }
+        check("master_key") { $0.masterKey }
+        check("listeners") { $0.listeners }
+        check("admin") { $0.admin }
+        check("audit") { $0.audit }
+        check("audit.enabled") { $0.auditEnabled }
+        check("limits") { $0.limits }
+        check("metrics") { $0.metrics }
+        check("upstream.ca_file") { $0.upstream.caFile }
+        check("upstream.connect_timeout_ms") { $0.upstream.connectTimeoutMs }
+        check("upstream.response_timeout_ms") { $0.upstream.responseTimeoutMs }
+        check("upstream.max_idle_per_key") { $0.upstream.maxIdlePerKey }
+        return names
+    }
+
+    /// `rest` with every restart-only setting taken from `restartOnly`: what a reload installs.
+    static func keeping(restartOnly running: GatewayConfig, rest loaded: GatewayConfig) -> GatewayConfig {
+        var next = loaded
+        next.nodeID = running.nodeID
+        next.storage = running.storage
+        next.masterKey = running.masterKey
+        next.listeners = running.listeners
+        next.admin = running.admin
+        next.audit = running.audit
+        next.auditEnabled = running.auditEnabled
+        next.limits = running.limits
+        next.metrics = running.metrics
+        next.upstream.caFile = running.upstream.caFile
+        next.upstream.connectTimeoutMs = running.upstream.connectTimeoutMs
+        next.upstream.responseTimeoutMs = running.upstream.responseTimeoutMs
+        next.upstream.maxIdlePerKey = running.upstream.maxIdlePerKey
+        next.baseDirectory = running.baseDirectory
+        return next
+    }
+
+    private static func encoded<T: Encodable>(_ value: T) -> Data? {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return try? encoder.encode(value)
+    }
+}

@@ -1,0 +1,33 @@
+import GatewayAudit
+import GatewayCore
+import GatewayProxy
+import NIOCore
+import Prometheus
+
+/// `/metrics`: samples what is read rather than counted (pools, audit queue, rate-limit totals, reloads) into
+/// the gateway's metrics, then renders the registry in Prometheus text format.
+public enum MetricsExposition {
+    /// The admin route for a gateway whose metrics were made with a factory over `registry`.
+    public static func route(
+        registry: PrometheusCollectorRegistry, service: GatewayService, audit: AuditWriter?
+    ) -> @Sendable (any EventLoop) -> EventLoopFuture<String> {
+        { eventLoop in
+            let drained = service.runtime.upstreamDrained(on: eventLoop)
+            return service.runtime.upstreamConnectionCounts(on: eventLoop).and(drained).map { connections, drained in
+                var sample = MetricsSample()
+                sample.upstreamConnections = connections
+                sample.drainedConnections = drained
+                if let health = audit?.health {
+                    sample.auditQueueDepth = health.queueDepth
+                    sample.auditHealthy = health.isHealthy
+                }
+                sample.rateLimits = service.runtime.rateLimiter.counts
+                sample.snapshotVersion = service.runtime.snapshots.current.version
+                sample.reloads = service.reloadCounts
+                sample.ingressConnections = service.openConnections
+                service.runtime.metrics.record(sample)
+                return registry.emitToString()
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import CoreMetrics
+import GatewayCore
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The gateway's metrics, made through one swift-metrics factory (Prometheus in `serve`, a private registry in
+/// tests, no-op when nothing is configured).
+///
+/// Metric objects are made once per label combination and cached, so a call costs one short lock, a dictionary
+/// lookup and the counters' own atomics. Merchant ids become a label only when `merchantLabels` is set: with
+/// thousands of merchants every other series would be multiplied by that many.
+public final class GatewayMetrics: Sendable {
+    /// The factory every metric here is made with; other parts of the gateway use it too so that one registry
+    /// holds everything (the process-wide `MetricsSystem` is bootstrapped with the same factory in `serve`).
+    public let factory: any MetricsFactory
+    /// Whether `merchant` is a label of the per-call series.
+    public let merchantLabels: Bool
+
+    private let calls = NIOLockedValueBox<[CallKey: CallSeries]>([:])
+    private let errors = NIOLockedValueBox<[String: Counter]>([:])
+    private let sampled: SampledSeries
+
+    /// A factory whose metrics go nowhere: the default where no metrics are wanted.
+    public static let disabled = GatewayMetrics(factory: NOOPMetricsHandler.instance)
+
+    /// Makes the metrics over `factory`.
+    public init(factory: any MetricsFactory, merchantLabels: Bool = false) {
+        self.factory = factory
+        self.merchantLabels = merchantLabels
+        self.sampled = SampledSeries(factory: factory)
+    }
+
+    private struct CallKey: Hashable {
+        let family: String
+        let status: Int
+        let outcome: String
+        let merchant: String?
+    }
+
+    /// The series one (family, status, outcome[, merchant]) combination writes to.
+    private final class CallSeries: Sendable {
+        let requests: Counter
+        let duration: CoreMetrics.Timer
+        let upstreamDuration: CoreMetrics.Timer
+
+        init(_ key: CallKey, factory: any MetricsFactory) {
+            var labels = [("family", key.family), ("status", String(key.status)), ("outcome", key.outcome)]
+            var latencyLabels = [("family", key.family), ("outcome", key.outcome)]
+            if let merchant = key.merchant {
+                labels.append(("merchant", merchant))
+                latencyLabels.append(("merchant", merchant))
+            }
+            requests = Counter(label: "kgw_requests_total", dimensions: labels, factory: factory)
+            duration = CoreMetrics.Timer(label: "kgw_request_duration_seconds", dimensions: latencyLabels, factory: factory)
+            upstreamDuration = CoreMetrics.Timer(label: "kgw_upstream_duration_seconds", dimensions: latencyLabels, factory: factory)
+        }
+    }
+
+    /// Counts a finished call (its outcome or refusal record) and its latency since `started`.
+    public func observe(_ record: CallRecord, started: NIODeadline) {
+        let outcome = Self.outcome(of: record)
+        let key = CallKey(
+            family: record.facts.operation?.family ?? "unmatched", status: record.status ?? 0, outcome: outcome,
+            merchant: merchantLabels ? record.facts.merchantID : nil)
+        let series = calls.withLockedValue { calls in
+            if let existing = calls[key] { return existing }
+            let made = CallSeries(key, factory: factory)
+            calls[key] = made
+            return made
+        }
+        series.requests.increment()
+        series.duration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+        if let micros = record.upstreamLatencyMicros { series.upstreamDuration.recordNanoseconds(micros * 1000) }
+        if let code = record.gatewayErrorCode {
+            let counter = errors.withLockedValue { errors in
+                if let existing = errors[code] { return existing }
+                let made = Counter(label: "kgw_gateway_errors_total", dimensions: [("code", code)], factory: factory)
+                errors[code] = made
+                return made
+            }
+            counter.increment()
+        }
+    }
+
+    /// `answered` (Klarna's answer relayed, whatever its status), `failed` (a permitted call the gateway could not
+    /// complete: upstream or audit trouble) or `refused` (a gateway decision: authentication, grants, limits…).
+    static func outcome(of record: CallRecord) -> String {
+        guard let code = record.gatewayErrorCode else { return "answered" }
+        return code.contains("UPSTREAM") || code.contains("AUDIT") ? "failed" : "refused"
+    }
+
+    /// Sets the gauges and counters that are read at scrape time rather than pushed from the hot path.
+    public func record(_ sample: MetricsSample) {
+        sampled.record(sample)
+    }
+}
+
+/// Values read when metrics are scraped: state that is cheaper to look at than to track call by call.
+public struct MetricsSample: Sendable {
+    /// Open upstream connections by upstream authority and state (`idle`, `busy`, `draining`).
+    public var upstreamConnections: [UpstreamConnectionCount] = []
+    /// Records waiting in the audit writer's queue (nil when audit is off).
+    public var auditQueueDepth: Int?
+    /// Whether the audit writer can record (nil when audit is off).
+    public var auditHealthy: Bool?
+    /// Cumulative rate-limit decisions per rule.
+    public var rateLimits: [RateLimitRule: RateLimitCounts] = [:]
+    /// The version of the snapshot in force.
+    public var snapshotVersion: Int64 = 0
+    /// Reloads applied and rejected since start.
+    public var reloads: (applied: Int, rejected: Int) = (0, 0)
+    /// Ingress connections open.
+    public var ingressConnections: Int = 0
+    /// Upstream connections closed by certificate-rotation drains since start, by when.
+    public var drainedConnections: [String: Int] = [:]
+
+    /// An empty sample.
+    public init() {}
+}
+
+/// How many upstream connections of one kind are open.
+public struct UpstreamConnectionCount: Sendable, Hashable {
+    /// `host:port`.
+    public var upstream: String
+    /// `idle`, `busy` or `draining` (presenting a certificate that was rotated away).
+    public var state: String
+    /// How many.
+    public var count: Int
+}
+
+/// Series set from samples; counters advance by the difference to the last sample.
+private final class SampledSeries: Sendable {
+    private struct State {
+        var connectionGauges: [String: Gauge] = [:]
+        var counters: [String: Counter] = [:]
+        var lastTotals: [String: Int] = [:]
+    }
+
+    private let factory: any MetricsFactory
+    private let state = NIOLockedValueBox(State())
+    private let auditDepth: Gauge
+    private let auditHealthy: Gauge
+    private let snapshotVersion: Gauge
+    private let ingressConnections: Gauge
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+        auditDepth = Gauge(label: "kgw_audit_queue_depth", factory: factory)
+        auditHealthy = Gauge(label: "kgw_audit_healthy", factory: factory)
+        snapshotVersion = Gauge(label: "kgw_snapshot_version", factory: factory)
+        ingressConnections = Gauge(label: "kgw_ingress_connections", factory: factory)
+    }
+
+    func record(_ sample: MetricsSample) {
+        if let depth = sample.auditQueueDepth { auditDepth.record(depth) }
+        if let healthy = sample.auditHealthy { auditHealthy.record(healthy ? 1 : 0) }
+        snapshotVersion.record(sample.snapshotVersion)
+        ingressConnections.record(sample.ingressConnections)
+        state.withLockedValue { state in
+            // Every series seen once stays, at zero when its connections are gone, so graphs do not break.
+            var current: [String: Int] = state.connectionGauges.mapValues { _ in 0 }
+            var labels: [String: (String, String)] = [:]
+            for entry in sample.upstreamConnections {
+                let key = entry.upstream + "|" + entry.state
+                current[key, default: 0] += entry.count
+                labels[key] = (entry.upstream, entry.state)
+            }
+            for (key, value) in current {
+                if state.connectionGauges[key] == nil {
+                    let (upstream, kind) = labels[key] ?? ("", "")
+                    state.connectionGauges[key] = Gauge(
+                        label: "kgw_upstream_connections", dimensions: [("upstream", upstream), ("state", kind)], factory: factory)
+                }
+                state.connectionGauges[key]?.record(value)
+            }
+            // Counters kept elsewhere as running totals advance here by the difference to the last sample.
+            func advance(_ label: String, _ dimensions: [(String, String)], to total: Int) {
+                let key = label + dimensions.map { "|" + $0.1 }.joined()
+                if state.counters[key] == nil {
+                    state.counters[key] = Counter(label: label, dimensions: dimensions, factory: factory)
+                }
+                let delta = total - state.lastTotals[key, default: 0]
+                if delta > 0 { state.counters[key]?.increment(by: delta) }
+                state.lastTotals[key] = total
+            }
+            for (rule, counts) in sample.rateLimits {
+                let decisions = [("admitted", counts.admitted), ("delayed", counts.delayed), ("refused", counts.refused), ("shadow", counts.shadowRefused)]
+                for (decision, total) in decisions {
+                    advance("kgw_rate_limit_decisions_total", [("level", rule.rawValue), ("decision", decision)], to: total)
+                }
+            }
+            for (when, total) in sample.drainedConnections {
+                advance("kgw_upstream_drained_connections_total", [("when", when)], to: total)
+            }
+            advance("kgw_config_reloads_total", [("result", "applied")], to: sample.reloads.applied)
+            advance("kgw_config_reloads_total", [("result", "rejected")], to: sample.reloads.rejected)
+        }
+    }
+}
