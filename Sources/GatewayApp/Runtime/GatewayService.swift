@@ -29,6 +29,9 @@ public final class GatewayService: Service, Sendable {
     /// Bound ports by listener name.
     public var ports: [String: Int] { server.boundPorts }
 
+    /// Open and refused ingress connections.
+    public var ingressConnections: IngressConnectionLimit { server.connectionLimit }
+
     /// Builds the first snapshot and binds every listener.
     public static func start(
         config: GatewayConfig, credentials: any CredentialSource, journal: any CallJournal, logger: Logger,
@@ -43,7 +46,9 @@ public final class GatewayService: Service, Sendable {
                 snapshots: SnapshotHolder(snapshot), group: group, upstreamCAPEM: upstreamCA,
                 limits: IngressLimits(
                     maxBodyBytes: config.limits.maxBodyBytes, maxHeaderBytes: config.limits.maxHeaderBytes,
-                    maxHeadersTotalBytes: config.limits.maxHeadersTotalBytes, maxHeldResponseBytes: config.limits.maxHeldResponseBytes),
+                    maxHeadersTotalBytes: config.limits.maxHeadersTotalBytes, maxHeldResponseBytes: config.limits.maxHeldResponseBytes,
+                    headerReadTimeout: .milliseconds(Int64(config.limits.headerReadTimeoutMs)),
+                    idleTimeout: .milliseconds(Int64(config.limits.idleTimeoutMs)), maxConnections: config.limits.maxConnections),
                 connectTimeout: .milliseconds(Int64(config.upstream.connectTimeoutMs)),
                 responseTimeout: .milliseconds(Int64(config.upstream.responseTimeoutMs)),
                 maxIdlePerKey: config.upstream.maxIdlePerKey, journal: journal, logger: logger

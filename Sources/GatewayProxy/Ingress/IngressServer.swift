@@ -80,17 +80,25 @@ public struct ServerTLS: Sendable {
 public final class IngressServer: Sendable {
     /// The bound channels by listener name.
     private let channels: [(name: String, channel: any Channel)]
+    /// Open and refused connections across every listener.
+    public let connectionLimit: IngressConnectionLimit
 
     /// The port each listener is bound to, by name.
     public var boundPorts: [String: Int] {
         Dictionary(channels.map { ($0.name, $0.channel.localAddress?.port ?? 0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    private init(channels: [(name: String, channel: any Channel)]) { self.channels = channels }
+    private init(channels: [(name: String, channel: any Channel)], connectionLimit: IngressConnectionLimit) {
+        self.channels = channels
+        self.connectionLimit = connectionLimit
+    }
 
     /// Binds every listener; throws (and closes what was bound) if any fails.
     public static func start(listeners: [ListenerSpec], runtime: ProxyRuntime, group: any EventLoopGroup) async throws -> IngressServer {
         var bound: [(name: String, channel: any Channel)] = []
+        let connectionLimit = IngressConnectionLimit(maximum: runtime.limits.maxConnections)
+        let stallTimeout = runtime.limits.idleTimeout
+        let headerReadTimeout = runtime.limits.headerReadTimeout
         do {
             for listener in listeners {
                 let context = try listener.tls?.makeContext(http2: listener.http2)
@@ -101,9 +109,14 @@ public final class IngressServer: Sendable {
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .childChannelOption(.maxMessagesPerRead, value: 16)
                     .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
+                        guard connectionLimit.admit(channel) else {
+                            return channel.eventLoop.makeFailedFuture(IngressConnectionLimitReached())
+                        }
+                        return channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(IngressBackpressureHandler(stallTimeout: stallTimeout))
                             if let context {
                                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                                try channel.pipeline.syncOperations.addHandler(IngressHandshakeDeadlineHandler(timeout: headerReadTimeout))
                             }
                         }.flatMap {
                             if http2 {
@@ -124,7 +137,7 @@ public final class IngressServer: Sendable {
             for (_, channel) in bound { try? await channel.close() }
             throw error
         }
-        return IngressServer(channels: bound)
+        return IngressServer(channels: bound, connectionLimit: connectionLimit)
     }
 
     /// Stops accepting connections.
@@ -139,6 +152,8 @@ func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
     channel.eventLoop.makeCompletedFuture {
         let sync = channel.pipeline.syncOperations
         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+        let pipelining = try sync.handler(type: HTTPServerPipelineHandler.self)
+        try sync.addHandler(IngressHeadTimeoutHandler(runtime: runtime), position: .before(pipelining))
         try sync.addHandler(IngressProtocolErrorHandler(runtime: runtime))
         try sync.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: false))
     }
@@ -147,12 +162,40 @@ func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
 /// HTTP/2: each stream gets its own handler, translated to HTTP/1-style parts.
 @Sendable
 func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
-    channel.configureHTTP2Pipeline(
-        mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+    let limits = HTTP2IngressLimits(headersTotalBytes: runtime.limits.maxHeadersTotalBytes)
+    return channel.configureHTTP2Pipeline(
+        mode: .server, connectionConfiguration: limits.connection, streamConfiguration: limits.stream
     ) { stream in
         stream.eventLoop.makeCompletedFuture {
             try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
             try stream.pipeline.syncOperations.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: true))
         }
     }.map { _ in () }
+}
+
+/// The HTTP/2 abuse limits, spelled out rather than left to NIOHTTP2's defaults so a reader sees what a flood
+/// meets: a peer exceeding any of them gets GOAWAY `ENHANCE_YOUR_CALM` and the connection is closed.
+struct HTTP2IngressLimits {
+    /// Connection-level settings.
+    var connection = NIOHTTP2Handler.ConnectionConfiguration()
+    /// Stream-level settings.
+    var stream = NIOHTTP2Handler.StreamConfiguration()
+
+    init(headersTotalBytes: Int) {
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: headersTotalBytes),
+        ]
+        // SETTINGS, PING and PRIORITY floods: 200 in any 30 s, and at most 10,000 unsent control answers queued.
+        connection.controlFrameRateLimit.maximumCount = 200
+        connection.controlFrameRateLimit.windowLength = .seconds(30)
+        connection.maximumBufferedControlFrames = 10_000
+        // Rapid reset (CVE-2023-44487): streams reset by the client count against 200 in any 30 s.
+        stream.streamResetFrameRateLimit.maximumCount = 200
+        stream.streamResetFrameRateLimit.windowLength = .seconds(30)
+        stream.streamErrorRateLimit.maximumCount = 200
+        stream.streamErrorRateLimit.windowLength = .seconds(30)
+        connection.maximumRecentlyResetStreams = 32
+        connection.maximumSequentialContinuationFrames = 5
+    }
 }
