@@ -18,7 +18,12 @@ public struct IngressHeadCheck: Sendable {
     }
 
     /// The refusal for this head, or nil when it may go on to the stages.
-    public func refusal<H: HeaderLookup>(versionMajor: Int, versionMinor: Int, isHTTP2: Bool, headers: H) -> GatewayError? {
+    public func refusal<H: HeaderLookup>(
+        method: String, versionMajor: Int, versionMinor: Int, isHTTP2: Bool, headers: H
+    ) -> GatewayError? {
+        if method == "CONNECT" {
+            return GatewayError(.badRequest, "CONNECT is not accepted: the gateway is not a forward proxy.")
+        }
         if versionMajor == 1 && versionMinor == 0 {
             return GatewayError(.badRequest, "HTTP/1.0 is not accepted; use HTTP/1.1 or HTTP/2.")
         }

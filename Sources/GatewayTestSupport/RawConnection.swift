@@ -81,9 +81,9 @@ public final class RawConnection: Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let (parsed, closed) = sink.state.withLock { state -> (RawHTTPResponse?, Bool) in
-                guard let (response, length) = Self.parse(state.bytes[state.consumed...]) else { return (nil, state.closed) }
-                state.consumed += length
-                return (response, false)
+                guard let parsed = Self.parse(state.bytes[state.consumed...]) else { return (nil, state.closed) }
+                state.consumed += parsed.1
+                return (parsed.0, false)
             }
             if let parsed { return parsed }
             if closed { return nil }

@@ -8,7 +8,7 @@ struct IngressHeadCheckTests {
     let check = IngressHeadCheck(maxHeaderBytes: 6144, maxHeadersTotalBytes: 20480, maxBodyBytes: 1_048_576)
 
     func code(_ headers: [(String, String)], major: Int = 1, minor: Int = 1, http2: Bool = false) -> GatewayError.Code? {
-        check.refusal(versionMajor: major, versionMinor: minor, isHTTP2: http2, headers: HeaderList(headers))?.code
+        check.refusal(method: "GET", versionMajor: major, versionMinor: minor, isHTTP2: http2, headers: HeaderList(headers))?.code
     }
 
     @Test("a plain HTTP/1.1 head passes; HTTP/2 needs no Host")

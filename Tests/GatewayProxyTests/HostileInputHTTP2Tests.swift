@@ -24,7 +24,7 @@ struct HostileInputHTTP2Tests {
 
     /// Every (type, payload) frame the server sent, parsed off the raw bytes.
     static func frames(in bytes: [UInt8]) -> [(type: UInt8, payload: [UInt8])] {
-        var frames: [(UInt8, [UInt8])] = []
+        var frames: [(type: UInt8, payload: [UInt8])] = []
         var index = 0
         while index + 9 <= bytes.count {
             let length = Int(bytes[index]) << 16 | Int(bytes[index + 1]) << 8 | Int(bytes[index + 2])
@@ -58,7 +58,7 @@ struct HostileInputHTTP2Tests {
                 flood += Self.frame(type: 0x03, stream: stream, payload: [0, 0, 0, 0x08])
             }
             await connection.send(flood)
-            #expect(await connection.waitForClose(timeout: .seconds(60)), "the flooding connection was left open")
+            #expect(await connection.waitForClose(timeout: .seconds(30)), "the flooding connection was left open; frames \(Self.frames(in: connection.received).map(\.type).prefix(40)) of \(Self.frames(in: connection.received).count), \(connection.received.count) bytes")
             #expect(Self.goAwayCode(in: connection.received) == Self.enhanceYourCalm)
             #expect(try await gw.received().count == before)
             try await gw.expectServes()
@@ -72,7 +72,7 @@ struct HostileInputHTTP2Tests {
             var flood = Self.preface + Self.frame(type: 0x04)
             for _ in 0..<5000 { flood += Self.frame(type: 0x04, payload: [0x00, 0x03, 0x00, 0x00, 0x00, 0x64]) }
             await connection.send(flood)
-            #expect(await connection.waitForClose(timeout: .seconds(60)), "the flooding connection was left open")
+            #expect(await connection.waitForClose(timeout: .seconds(30)), "the flooding connection was left open; frames \(Self.frames(in: connection.received).map(\.type).prefix(40)) of \(Self.frames(in: connection.received).count), \(connection.received.count) bytes")
             #expect(Self.goAwayCode(in: connection.received) == Self.enhanceYourCalm)
             try await gw.expectServes()
         }
@@ -85,7 +85,7 @@ struct HostileInputHTTP2Tests {
             var flood = Self.preface + Self.frame(type: 0x04)
             for index in 0..<5000 { flood += Self.frame(type: 0x06, payload: (0..<8).map { UInt8(truncatingIfNeeded: index >> ($0 % 4)) }) }
             await connection.send(flood)
-            #expect(await connection.waitForClose(timeout: .seconds(60)), "the flooding connection was left open")
+            #expect(await connection.waitForClose(timeout: .seconds(30)), "the flooding connection was left open; frames \(Self.frames(in: connection.received).map(\.type).prefix(40)) of \(Self.frames(in: connection.received).count), \(connection.received.count) bytes")
             #expect(Self.goAwayCode(in: connection.received) == Self.enhanceYourCalm)
             try await gw.expectServes()
         }

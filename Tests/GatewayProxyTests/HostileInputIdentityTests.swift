@@ -29,7 +29,8 @@ struct HostileInputIdentityTests {
         (HostileCase("Basic credentials instead of a bearer token", .refusal(401, "GATEWAY_UNAUTHENTICATED"), get { _ in "Basic a2xhcm5hOnNlY3JldA==" }), nil),
         (HostileCase("a Klarna API key as the bearer token", .refusal(401, "GATEWAY_UNAUTHENTICATED"), get { _ in "Bearer \(GatewayHarness.acquirerKey)" }), nil),
         (HostileCase("merchant m2 in the header, m1 in the path", .refusal(400, "GATEWAY_BAD_REQUEST"), get({ $0.token("checkout") }, [("Klarna-Gateway-Merchant", "m2")])), nil),
-        (HostileCase("merchant not granted in the header, granted one in the path", .refusal(403, "GATEWAY_FORBIDDEN"), get({ $0.token("checkout") }, [("Klarna-Gateway-Merchant", "m3")])), nil),
+        (HostileCase("merchant not granted in the header, granted one in the path", .refusal(400, "GATEWAY_BAD_REQUEST"), get({ $0.token("checkout") }, [("Klarna-Gateway-Merchant", "m3")])), nil),
+        (HostileCase("unknown merchant in the header", .refusal(403, "GATEWAY_FORBIDDEN"), get({ $0.token("checkout") }, [("Klarna-Gateway-Merchant", "m1:evil")])), nil),
     ]
 
     @Test("identity abuse is refused, audited, and forwards nothing", arguments: cases)

@@ -17,7 +17,7 @@ struct HostileInputPathTests {
         HostileCase("'.' segment", .refusal(400, "GATEWAY_BAD_REQUEST"), get("/v2/accounts/m1/." + tail)),
         HostileCase("percent-encoded '..'", .refusal(400, "GATEWAY_BAD_REQUEST"), get("/v2/accounts/m3/%2e%2e/m1" + tail)),
         HostileCase("percent-encoded '/'", .refusal(400, "GATEWAY_BAD_REQUEST"), get("/v2/accounts/m1%2Fpayment" + tail)),
-        HostileCase("backslash", .refusal(400, "GATEWAY_BAD_REQUEST", closes: true), get("/v2/accounts/m1\\..\\m3" + tail)),
+        HostileCase("backslash", .refusal(400, "GATEWAY_BAD_REQUEST"), get("/v2/accounts/m1\\..\\m3" + tail)),
         HostileCase("encoded backslash", .refusal(400, "GATEWAY_BAD_REQUEST"), get("/v2/accounts/m1%5C..%5Cm3" + tail)),
         HostileCase("%00 in the account segment", .refusal(400, "GATEWAY_BAD_REQUEST"), get("/v2/accounts/m1%00" + tail)),
         HostileCase("':' in the account segment", .refusal(400, "GATEWAY_BAD_REQUEST"), get("/v2/accounts/m1:m3" + tail)),
@@ -30,14 +30,14 @@ struct HostileInputPathTests {
         HostileCase("KRN naming the live twin of a test account", .refusal(403, "GATEWAY_FORBIDDEN"),
                     get("/v2/accounts/krn:partner:global:account:live:M1" + tail, caller: "tester")),
         HostileCase("absolute-form target", .refusal(400, "GATEWAY_BAD_REQUEST"), get("https://api-global.test.klarna.com/v2/accounts/m1" + tail)),
-        HostileCase("authority-form target", .refusal(400, "GATEWAY_BAD_REQUEST", closes: true)) { gw in
+        HostileCase("authority-form target (CONNECT: HTTP allows no body in the answer)", .bodilessRefusal(400, "GATEWAY_BAD_REQUEST")) { gw in
             http1("CONNECT", "api-global.test.klarna.com:443", [("Authorization", gw.token("checkout"))])
         },
         HostileCase("asterisk-form target", .refusal(400, "GATEWAY_BAD_REQUEST")) { gw in
             http1("OPTIONS", "*", [("Authorization", gw.token("checkout"))])
         },
         HostileCase("overlong URL", .refusal(414, "GATEWAY_URI_TOO_LONG"), get(seedTransaction + "?pad=" + String(repeating: "a", count: 5000))),
-        HostileCase("fragment in the target", .refusal(400, "GATEWAY_BAD_REQUEST", closes: true), get(seedTransaction + "#x")),
+        HostileCase("fragment in the target", .refusal(400, "GATEWAY_BAD_REQUEST"), get(seedTransaction + "#x")),
         HostileCase("api_key in the query string", .refusal(400, "GATEWAY_BAD_REQUEST"), get(seedTransaction + "?api_key=klarna_test_api_abc")),
         HostileCase("token in the query string", .refusal(400, "GATEWAY_BAD_REQUEST"), get(seedTransaction + "?expand=x&Token=kgw_abc")),
         HostileCase("empty segment", .refusal(400, "GATEWAY_BAD_REQUEST"), get("/v2/accounts//m1" + tail)),

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GatewayTestSupport
 import GRDB
 import KlarnaSimulator
@@ -8,6 +9,8 @@ import Testing
 enum HostileExpectation: Sendable {
     /// A Klarna-shaped refusal with this status and gateway code; `closes` says whether the connection must close.
     case refusal(Int, String, closes: Bool = false)
+    /// A refusal whose body HTTP forbids (the answer to `CONNECT` or `HEAD`): status, audited code, and a close.
+    case bodilessRefusal(Int, String)
     /// No HTTP answer is possible (garbage below HTTP): the gateway must close the connection.
     case closed
 }
@@ -31,7 +34,7 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
 /// nothing" is exact. A case that broke the gateway would fail every case after it, which is the point.
 enum HostileGateway {
     private static let harness = Task { try await GatewayHarness.start() }
-    private static let turns = TurnQueue()
+    private static let turns = Turns()
 
     /// Runs `body` alone against the shared gateway.
     static func exclusive(_ body: (GatewayHarness) async throws -> Void) async throws {
@@ -39,6 +42,36 @@ enum HostileGateway {
         await turns.acquire()
         defer { turns.release() }
         try await body(gw)
+    }
+}
+
+/// A FIFO async lock: one hostile case at a time.
+final class Turns: Sendable {
+    private let state = Mutex<(busy: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                if state.busy {
+                    state.waiters.append(continuation)
+                    return false
+                }
+                state.busy = true
+                return true
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty {
+                state.busy = false
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
     }
 }
 
@@ -77,18 +110,26 @@ extension GatewayHarness {
     /// (phase, status, gateway error code) of each audit record of a request, after flushing the writer.
     func auditRecords(requestID: String) async throws -> [(phase: String, status: Int?, code: String?)] {
         await audit.flush()
-        let queue = try DatabaseQueue(path: auditPath)
-        return try await queue.read { db in
+        return try Self.auditRows(auditPath, requestID: requestID)
+    }
+
+    private static func auditRows(_ path: String, requestID: String) throws -> [(phase: String, status: Int?, code: String?)] {
+        let queue = try DatabaseQueue(path: path)
+        return try queue.read { db in
             try Row.fetchAll(db, sql: "SELECT phase, status, gateway_error_code FROM audit_records WHERE request_id = ? ORDER BY seq", arguments: [requestID])
-                .map { (phase: $0[0], status: $0[1], code: $0[2]) }
+                .map { row -> (phase: String, status: Int?, code: String?) in (row[0], row[1], row[2]) }
         }
     }
 
     /// Audit refusal records carrying `code`.
     func refusalCount(code: String) async throws -> Int {
         await audit.flush()
-        let queue = try DatabaseQueue(path: auditPath)
-        return try await queue.read { db in
+        return try Self.refusalRows(auditPath, code: code)
+    }
+
+    private static func refusalRows(_ path: String, code: String) throws -> Int {
+        let queue = try DatabaseQueue(path: path)
+        return try queue.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_records WHERE phase = 'refusal' AND gateway_error_code = ?", arguments: [code]) ?? 0
         }
     }
@@ -115,12 +156,20 @@ extension GatewayHarness {
             #expect(json["error_code"]?.stringValue == code, "\(hostile.name): \(String(decoding: response.body, as: UTF8.self))", sourceLocation: sourceLocation)
             #expect(json["error_id"]?.stringValue == response.header("klarna-gateway-request-id"), sourceLocation: sourceLocation)
             let requestID = try #require(response.header("klarna-gateway-request-id"), sourceLocation: sourceLocation)
+            // A request whose framing broke after its head had started on its way has an intent, then the refusal.
             let records = try await auditRecords(requestID: requestID)
-            #expect(records.map(\.phase) == ["refusal"], "\(hostile.name): audit records \(records)", sourceLocation: sourceLocation)
-            #expect(records.first?.code == code, sourceLocation: sourceLocation)
+            #expect(records.last?.phase == "refusal", "\(hostile.name): audit records \(records)", sourceLocation: sourceLocation)
+            #expect(!records.contains { $0.phase == "outcome" }, sourceLocation: sourceLocation)
+            #expect(records.last?.code == code, sourceLocation: sourceLocation)
             if closes {
                 #expect(await connection.waitForClose(), "\(hostile.name): connection left open", sourceLocation: sourceLocation)
             }
+        case .bodilessRefusal(let status, let code):
+            let response = try #require(await connection.response(), "no response to \(hostile.name)", sourceLocation: sourceLocation)
+            #expect(response.status == status, "\(hostile.name): status", sourceLocation: sourceLocation)
+            let requestID = try #require(response.header("klarna-gateway-request-id"), sourceLocation: sourceLocation)
+            #expect(try await auditRecords(requestID: requestID).map(\.code) == [code], sourceLocation: sourceLocation)
+            #expect(await connection.waitForClose(), "\(hostile.name): connection left open", sourceLocation: sourceLocation)
         case .closed:
             #expect(await connection.waitForClose(), "\(hostile.name): connection left open", sourceLocation: sourceLocation)
             let text = String(decoding: connection.received, as: UTF8.self)

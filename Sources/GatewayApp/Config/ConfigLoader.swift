@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayPolicy
 
 /// Loads YAML files into Codable settings, applying environment overrides first.
 ///

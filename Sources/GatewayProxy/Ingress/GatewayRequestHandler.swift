@@ -127,6 +127,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     // MARK: - Request
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        // A pipelined request arrives from inside the previous answer's `.end` write, before `finish` resets.
+        if case .finishing = phase, let call, call.requestEnded, call.responseEnded { reset() }
         guard case .idle = phase else {
             context.close(promise: nil)
             return
@@ -138,6 +140,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         self.call = call
         phase = .pending
         if let refusal = checkHead(head) {
+            // After a refused CONNECT the caller may already be sending tunnel bytes: close rather than parse them.
+            call.closeAfterRefusal = head.method == .CONNECT
             refuse(refusal, context: context)
             return
         }
@@ -203,7 +207,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         IngressHeadCheck(
             maxHeaderBytes: runtime.limits.maxHeaderBytes, maxHeadersTotalBytes: runtime.limits.maxHeadersTotalBytes,
             maxBodyBytes: runtime.limits.maxBodyBytes
-        ).refusal(versionMajor: head.version.major, versionMinor: head.version.minor, isHTTP2: isHTTP2, headers: head.headers)
+        ).refusal(method: head.method.rawValue, versionMajor: head.version.major, versionMinor: head.version.minor, isHTTP2: isHTTP2, headers: head.headers)
     }
 
     private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
@@ -469,7 +473,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
-        if call.requestEnded { reset() }
+        if call.requestEnded && self.call === call { reset() }
     }
 
     private func reset() {

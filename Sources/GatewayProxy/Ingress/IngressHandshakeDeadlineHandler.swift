@@ -1,5 +1,5 @@
 import NIOCore
-import NIOSSL
+import NIOTLS
 
 /// Closes a TLS connection whose handshake has not completed within the header-read timeout: a client that
 /// connects and says nothing (or trickles a ClientHello) must not hold a connection slot forever.

@@ -29,7 +29,7 @@ private let headCheck = IngressHeadCheck(maxHeaderBytes: 6144, maxHeadersTotalBy
 
 private func check(_ head: HTTPRequestHead, input: [UInt8]) {
     let headers = HeaderList(head.headers.map { ($0.name, $0.value) })
-    let refusal = headCheck.refusal(versionMajor: head.version.major, versionMinor: head.version.minor, isHTTP2: false, headers: headers)
+    let refusal = headCheck.refusal(method: head.method.rawValue, versionMajor: head.version.major, versionMinor: head.version.minor, isHTTP2: false, headers: headers)
     if refusal == nil {
         FuzzSupport.require(headers.values(of: "host").count == 1, "a head without exactly one Host passed", input: input)
         let lengths = headers.values(of: "content-length")
