@@ -170,7 +170,19 @@ func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
             try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
             try stream.pipeline.syncOperations.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: true))
         }
-    }.map { _ in () }
+    }.flatMapThrowing { _ in
+        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorCloser())
+    }
+}
+
+/// NIOHTTP2 answers a connection error (a flood, a protocol violation) with GOAWAY and reports it, but leaves the
+/// connection open; this closes it, so an abusive peer does not keep its slot.
+final class HTTP2ConnectionErrorCloser: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
 }
 
 /// The HTTP/2 abuse limits, spelled out rather than left to NIOHTTP2's defaults so a reader sees what a flood
