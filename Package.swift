@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "klarna-gateway", targets: ["KlarnaGatewayCLI"]),
         .executable(name: "klarna-simulator", targets: ["KlarnaSimulatorCLI"]),
         .library(name: "GatewayCore", targets: ["GatewayCore"]),
+        // For the fuzz package in fuzz/, which builds with -sanitize=fuzzer outside the main build.
+        .library(name: "GatewayPolicy", targets: ["GatewayPolicy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -68,6 +70,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -87,11 +90,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Policy files (YAML) parsed and checked against the catalogue; small so it can be fuzzed on its own.
+        .target(
+            name: "GatewayPolicy",
+            dependencies: ["GatewayCore", .product(name: "Yams", package: "Yams")]
+        ),
         // Wiring: configuration and policy loading, snapshots, the running service.
         .target(
             name: "GatewayApp",
             dependencies: [
-                "GatewayCore", "GatewayVault", "GatewayStore", "GatewayPostgres", "GatewayProxy", "GatewayAudit",
+                "GatewayCore", "GatewayVault", "GatewayStore", "GatewayPostgres", "GatewayProxy", "GatewayAudit", "GatewayPolicy",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

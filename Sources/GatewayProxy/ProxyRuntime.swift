@@ -14,13 +14,27 @@ public struct IngressLimits: Sendable {
     public var maxHeadersTotalBytes: Int
     /// Largest response held back until its outcome record is written; larger answers stream.
     public var maxHeldResponseBytes: Int
+    /// Time a new connection has to finish TLS and send its first complete request head.
+    public var headerReadTimeout: TimeAmount
+    /// Time a keep-alive connection may sit between requests (and a stalled writer may refuse to read its answer).
+    public var idleTimeout: TimeAmount
+    /// Open ingress connections across every listener; further ones are closed as soon as they are accepted.
+    public var maxConnections: Int
 
-    /// Makes limits; the defaults are Klarna's (1 MB body, 6 KB header, 20 KB headers) and a 4 MB hold.
-    public init(maxBodyBytes: Int = 1_048_576, maxHeaderBytes: Int = 6144, maxHeadersTotalBytes: Int = 20480, maxHeldResponseBytes: Int = 4_194_304) {
+    /// Makes limits; the defaults are Klarna's (1 MB body, 6 KB header, 20 KB headers) and a 4 MB hold, a 10 s
+    /// head deadline, a 75 s idle timeout (above Klarna's 59 s, so a caller's keep-alive outlives a slow answer)
+    /// and 10,000 connections.
+    public init(
+        maxBodyBytes: Int = 1_048_576, maxHeaderBytes: Int = 6144, maxHeadersTotalBytes: Int = 20480, maxHeldResponseBytes: Int = 4_194_304,
+        headerReadTimeout: TimeAmount = .seconds(10), idleTimeout: TimeAmount = .seconds(75), maxConnections: Int = 10_000
+    ) {
         self.maxBodyBytes = maxBodyBytes
         self.maxHeaderBytes = maxHeaderBytes
         self.maxHeadersTotalBytes = maxHeadersTotalBytes
         self.maxHeldResponseBytes = maxHeldResponseBytes
+        self.headerReadTimeout = headerReadTimeout
+        self.idleTimeout = idleTimeout
+        self.maxConnections = maxConnections
     }
 }
 

@@ -40,6 +40,8 @@ public struct TestTLS: Sendable {
     public let clientKeyPEM: String?
     /// SNI and the name the server certificate is checked against; nil skips hostname checks (chain still checked).
     public let serverName: String?
+    /// ALPN protocols offered (`["h2"]` for a raw HTTP/2 client); none by default.
+    public var applicationProtocols: [String] = []
 
     /// Makes a TLS setting; the defaults suit a server certificate issued by `TestPKI.issueServer()`.
     public init(trustRootsPEM: String, clientCertificatePEM: String? = nil, clientKeyPEM: String? = nil, serverName: String? = "localhost") {
@@ -60,6 +62,7 @@ public struct TestTLS: Sendable {
             configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(clientKeyPEM.utf8), format: .pem))
         }
         if serverName == nil { configuration.certificateVerification = .noHostnameVerification }
+        configuration.applicationProtocols = applicationProtocols
         return try NIOSSLContext(configuration: configuration)
     }
 

@@ -54,6 +54,12 @@ struct RequestPipelineTests {
         #expect(a.error.code == .forbidden)
     }
 
+    @Test("an account segment that is neither a KRN nor a possible merchant id is a bad request, not an unknown merchant",
+          arguments: ["m1:m3", "m1%41", "KRN:partner:global:account:test:M1", "m..1x" + String(repeating: "x", count: 64)])
+    func malformedAccountSegment(_ segment: String) {
+        #expect(refusalCode(plan("GET", "/v2/accounts/\(segment)" + Self.readTransaction, [Fixtures.bearer("checkout")])) == .badRequest)
+    }
+
     @Test("a family the caller was not granted is refused")
     func familyGrant() {
         #expect(refusalCode(plan("GET", "/v2/accounts/m1/payment/disputes", [Fixtures.bearer("checkout")])) == .forbidden)

@@ -61,7 +61,7 @@ final class GatewayHarness: Sendable {
     static func start(
         access: String = defaultAccess, rateLimits: String? = nil, releases: String? = nil,
         simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil,
-        auditPath: String? = nil
+        auditPath: String? = nil, limits: String? = nil
     ) async throws -> GatewayHarness {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -117,6 +117,7 @@ final class GatewayHarness: Sendable {
               response_timeout_ms: 5000
             reload_interval_ms: 100
             audit: {path: "\(auditPath ?? "audit.sqlite")", checkpoint_every_records: 50}
+            \(limits.map { "limits: {\($0)}" } ?? "")
             """
         try write("gateway.yaml", config)
         let gatewayConfig = try ConfigLoader.loadGateway(path: directory.appendingPathComponent("gateway.yaml").path, environment: [:])
@@ -241,11 +242,11 @@ final class GatewayHarness: Sendable {
 func withGateway(
     access: String = GatewayHarness.defaultAccess, rateLimits: String? = nil, releases: String? = nil,
     simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil, auditPath: String? = nil,
-    _ body: (GatewayHarness) async throws -> Void
+    limits: String? = nil, _ body: (GatewayHarness) async throws -> Void
 ) async throws {
     let harness = try await GatewayHarness.start(
         access: access, rateLimits: rateLimits, releases: releases, simulatorRateLimits: simulatorRateLimits, partnerBaseURL: partnerBaseURL,
-        auditPath: auditPath)
+        auditPath: auditPath, limits: limits)
     do {
         try await body(harness)
     } catch {

@@ -1,23 +1,6 @@
 import Foundation
 import GatewayCore
-import Yams
-
-/// A configuration problem, with the file it is in and what to do about it.
-public struct ConfigError: Error, CustomStringConvertible, Sendable {
-    /// The file (or environment variable) at fault.
-    public let source: String
-    /// What is wrong.
-    public let reason: String
-
-    /// Makes an error.
-    public init(source: String, reason: String) {
-        self.source = source
-        self.reason = reason
-    }
-
-    /// `source: reason`.
-    public var description: String { "\(source): \(reason)" }
-}
+import GatewayPolicy
 
 /// Loads YAML files into Codable settings, applying environment overrides first.
 ///
@@ -55,58 +38,7 @@ public enum ConfigLoader {
     public static func decode<T: Decodable>(
         _ type: T.Type, yaml text: String, source: String, environment: [String: String] = [:], overridePrefix: String? = nil
     ) throws -> T {
-        var node: Node
-        do {
-            node = try Yams.compose(yaml: text) ?? Node.mapping(Node.Mapping([]))
-        } catch {
-            throw ConfigError(source: source, reason: "not valid YAML: \(error)")
-        }
-        if let overridePrefix {
-            for (name, value) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix(overridePrefix) {
-                let path = name.dropFirst(overridePrefix.count).components(separatedBy: "__").map { $0.lowercased() }
-                guard !path.contains(where: \.isEmpty) else { continue }
-                let scalar = (try? Yams.compose(yaml: value)) ?? Node(value)
-                node = set(node, path: path[...], to: scalar, source: name)
-            }
-        }
-        do {
-            return try YAMLDecoder().decode(type, from: node)
-        } catch let error as DecodingError {
-            throw ConfigError(source: source, reason: describe(error))
-        } catch {
-            throw ConfigError(source: source, reason: "\(error)")
-        }
-    }
-
-    private static func set(_ node: Node, path: ArraySlice<String>, to value: Node, source: String) -> Node {
-        guard let key = path.first else { return value }
-        var node = node
-        if case .sequence(let sequence) = node, let index = Int(key), sequence.indices.contains(index) {
-            node[Node(String(index), Tag(.int))] = set(sequence[index], path: path.dropFirst(), to: value, source: source)
-            return node
-        }
-        if node.mapping == nil { node = .mapping(Node.Mapping([])) }
-        let child = node[key] ?? Node.mapping(Node.Mapping([]))
-        node[Node(key)] = set(child, path: path.dropFirst(), to: value, source: source)
-        return node
-    }
-
-    /// A decoding error as `key.path: what is wrong`.
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ keys: [any CodingKey]) -> String {
-            keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
-        }
-        switch error {
-        case .keyNotFound(let key, let context):
-            let parent = path(context.codingPath)
-            return "missing key '\(parent.isEmpty ? "" : parent + ".")\(key.stringValue)'"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            return "'\(path(context.codingPath))': \(context.debugDescription)"
-        case .dataCorrupted(let context):
-            return "'\(path(context.codingPath))': \(context.debugDescription)"
-        @unknown default:
-            return "\(error)"
-        }
+        try YAMLSettings.decode(type, yaml: text, source: source, environment: environment, overridePrefix: overridePrefix)
     }
 
     /// Rules that YAML types cannot express: plain HTTP only on loopback, sane limits, known log levels.
@@ -123,6 +55,9 @@ public enum ConfigLoader {
         }
         if config.limits.maxBodyBytes <= 0 || config.limits.maxHeaderBytes <= 0 || config.limits.maxHeadersTotalBytes < config.limits.maxHeaderBytes {
             throw ConfigError(source: source, reason: "limits must be positive, and max_headers_total_bytes at least max_header_bytes")
+        }
+        if config.limits.headerReadTimeoutMs <= 0 || config.limits.idleTimeoutMs <= 0 || config.limits.maxConnections <= 0 {
+            throw ConfigError(source: source, reason: "header_read_timeout_ms, idle_timeout_ms and max_connections must be positive")
         }
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logLevel) {
             throw ConfigError(source: source, reason: "log_level '\(config.logLevel)' is not one of trace, debug, info, notice, warning, error, critical")

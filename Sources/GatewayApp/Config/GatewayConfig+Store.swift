@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayPolicy
 import GatewayPostgres
 import GatewayStore
 import GatewayVault

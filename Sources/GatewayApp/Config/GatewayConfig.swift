@@ -230,10 +230,17 @@ public struct GatewayConfig: Sendable, Codable {
         public var maxHeadersTotalBytes: Int
         /// Largest answer held until its outcome record is written; larger answers stream.
         public var maxHeldResponseBytes: Int
+        /// Time a new connection has to finish TLS and send a complete request head, milliseconds.
+        public var headerReadTimeoutMs: Int
+        /// Time a keep-alive connection may sit idle (or not read its answers), milliseconds.
+        public var idleTimeoutMs: Int
+        /// Open ingress connections across every listener.
+        public var maxConnections: Int
 
         enum CodingKeys: String, CodingKey {
             case maxBodyBytes = "max_body_bytes", maxHeaderBytes = "max_header_bytes", maxHeadersTotalBytes = "max_headers_total_bytes"
-            case maxHeldResponseBytes = "max_held_response_bytes"
+            case maxHeldResponseBytes = "max_held_response_bytes", headerReadTimeoutMs = "header_read_timeout_ms"
+            case idleTimeoutMs = "idle_timeout_ms", maxConnections = "max_connections"
         }
 
         /// Klarna's limits: 1 MB body, 6 KB per header, 20 KB of headers.
@@ -242,6 +249,9 @@ public struct GatewayConfig: Sendable, Codable {
             maxHeaderBytes = 6_144
             maxHeadersTotalBytes = 20_480
             maxHeldResponseBytes = 4_194_304
+            headerReadTimeoutMs = 10_000
+            idleTimeoutMs = 75_000
+            maxConnections = 10_000
         }
 
         /// Decodes with every key optional.
@@ -252,6 +262,9 @@ public struct GatewayConfig: Sendable, Codable {
             maxHeaderBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeaderBytes) ?? defaults.maxHeaderBytes
             maxHeadersTotalBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeadersTotalBytes) ?? defaults.maxHeadersTotalBytes
             maxHeldResponseBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeldResponseBytes) ?? defaults.maxHeldResponseBytes
+            headerReadTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .headerReadTimeoutMs) ?? defaults.headerReadTimeoutMs
+            idleTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutMs) ?? defaults.idleTimeoutMs
+            maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? defaults.maxConnections
         }
     }
 

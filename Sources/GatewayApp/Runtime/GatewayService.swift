@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayPolicy
 import GatewayProxy
 import Logging
 import NIOConcurrencyHelpers
@@ -55,6 +56,9 @@ public final class GatewayService: Service, Sendable {
     /// Ingress connections currently open.
     public var openConnections: Int { server.openConnections }
 
+    /// Open and refused ingress connections.
+    public var ingressConnections: IngressConnectionLimit { server.connectionLimit }
+
     /// Builds the first snapshot and binds every listener. With `configSource`, reloads re-read that file.
     public static func start(
         config: GatewayConfig, credentials: any CredentialSource, journal: any CallJournal, logger: Logger,
@@ -72,7 +76,9 @@ public final class GatewayService: Service, Sendable {
                 snapshots: SnapshotHolder(snapshot.snapshot), group: group, upstreamCAPEM: upstreamCA,
                 limits: IngressLimits(
                     maxBodyBytes: config.limits.maxBodyBytes, maxHeaderBytes: config.limits.maxHeaderBytes,
-                    maxHeadersTotalBytes: config.limits.maxHeadersTotalBytes, maxHeldResponseBytes: config.limits.maxHeldResponseBytes),
+                    maxHeadersTotalBytes: config.limits.maxHeadersTotalBytes, maxHeldResponseBytes: config.limits.maxHeldResponseBytes,
+                    headerReadTimeout: .milliseconds(Int64(config.limits.headerReadTimeoutMs)),
+                    idleTimeout: .milliseconds(Int64(config.limits.idleTimeoutMs)), maxConnections: config.limits.maxConnections),
                 connectTimeout: .milliseconds(Int64(config.upstream.connectTimeoutMs)),
                 responseTimeout: .milliseconds(Int64(config.upstream.responseTimeoutMs)),
                 maxIdlePerKey: config.upstream.maxIdlePerKey, journal: journal, logger: logger, metrics: metrics

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayPolicy
 import GatewayProxy
 
 /// Turns a configured listener into what the data plane binds, reading its PEM files.

@@ -94,7 +94,12 @@ public struct TargetResolution: Sendable {
             }
             return snapshot.merchantIDsByAccount[krn.rawValue].flatMap { snapshot.merchants[$0] }
         }
-        return snapshot.merchants[String(segment)]
+        let id = String(segment)
+        // A segment that cannot be a merchant id (a ':' or '%' in it, say) is malformed, not merely unknown.
+        if MerchantRecord.problem(withID: id) != nil {
+            throw GatewayError(.badRequest, "The account segment is neither a partner account KRN nor a merchant id.")
+        }
+        return snapshot.merchants[id]
     }
 
     private func authorize(merchant: MerchantState, family: String, grant: Grant, in snapshot: GatewaySnapshot) throws(GatewayError) -> PartnerState {

@@ -68,6 +68,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         var timeout: Scheduled<Void>?
         var errorProbe: [UInt8] = []
         var rateLimitSubject: RateLimitSubject?
+        /// The byte stream below this call went bad: close after the refusal instead of reading on.
+        var closeAfterRefusal = false
 
         init(requestID: String, head: HTTPRequestHead, clientAddress: String?) {
             self.requestID = requestID
@@ -107,9 +109,26 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         context.fireChannelInactive()
     }
 
+    /// A framing error or stalled body in the request this handler holds: refuse it and close.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let failure = error as? IngressRequestFailure else {
+            context.fireErrorCaught(error)
+            return
+        }
+        guard let call, !call.released else {
+            context.close(promise: nil)
+            return
+        }
+        call.closeAfterRefusal = true
+        abortUpstream(context: context)
+        refuse(failure.error, context: context)
+    }
+
     // MARK: - Request
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        // A pipelined request arrives from inside the previous answer's `.end` write, before `finish` resets.
+        if case .finishing = phase, let call, call.requestEnded, call.responseEnded { reset() }
         guard case .idle = phase else {
             context.close(promise: nil)
             return
@@ -121,6 +140,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         self.call = call
         phase = .pending
         if let refusal = checkHead(head) {
+            // After a refused CONNECT the caller may already be sending tunnel bytes: close rather than parse them.
+            call.closeAfterRefusal = head.method == .CONNECT
             refuse(refusal, context: context)
             return
         }
@@ -181,33 +202,12 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         }
     }
 
-    /// Checks what the stages cannot: protocol version, header sizes, declared body size.
+    /// Checks what the stages cannot: protocol version, header sizes, framing, declared body size.
     private func checkHead(_ head: HTTPRequestHead) -> GatewayError? {
-        if head.version.major == 1 && head.version.minor == 0 {
-            return GatewayError(.badRequest, "HTTP/1.0 is not accepted; use HTTP/1.1 or HTTP/2.")
-        }
-        if !isHTTP2 && head.headers[canonicalForm: "host"].count != 1 {
-            return GatewayError(.badRequest, "An HTTP/1.1 request needs exactly one Host header.")
-        }
-        var total = 0
-        for (name, value) in head.headers {
-            let size = name.utf8.count + value.utf8.count + 4
-            if size > runtime.limits.maxHeaderBytes {
-                return GatewayError(.headersTooLarge, "The header \(name) is larger than \(runtime.limits.maxHeaderBytes) bytes.")
-            }
-            total += size
-        }
-        if total > runtime.limits.maxHeadersTotalBytes {
-            return GatewayError(.headersTooLarge, "The headers are larger than \(runtime.limits.maxHeadersTotalBytes) bytes in all.")
-        }
-        let lengths = head.headers[canonicalForm: "content-length"]
-        if lengths.count > 1 || lengths.contains(where: { Int($0) == nil }) {
-            return GatewayError(.badRequest, "The Content-Length header is invalid or repeated.")
-        }
-        if let length = lengths.first.flatMap({ Int($0) }), length > runtime.limits.maxBodyBytes {
-            return GatewayError(.payloadTooLarge, "The body is larger than \(runtime.limits.maxBodyBytes) bytes.")
-        }
-        return nil
+        IngressHeadCheck(
+            maxHeaderBytes: runtime.limits.maxHeaderBytes, maxHeadersTotalBytes: runtime.limits.maxHeadersTotalBytes,
+            maxBodyBytes: runtime.limits.maxBodyBytes
+        ).refusal(method: head.method.rawValue, versionMajor: head.version.major, versionMinor: head.version.minor, isHTTP2: isHTTP2, headers: head.headers)
     }
 
     private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
@@ -450,7 +450,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         for header in error.extraHeaders { headers.add(name: header.name, value: header.value) }
         // A body still arriving is read and discarded (it is bounded by the body limit), so the connection stays
         // usable; an oversize body or a caller that asked for it closes the connection.
-        let close = !isHTTP2 && (!call.keepAlive || (!call.requestEnded && error.code == .payloadTooLarge))
+        let close = !isHTTP2 && (call.closeAfterRefusal || !call.keepAlive || (!call.requestEnded && error.code == .payloadTooLarge))
         if close { headers.add(name: "Connection", value: "close") }
         let record = call.record
         let status = HTTPResponseStatus(statusCode: error.status)
@@ -475,7 +475,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
-        if call.requestEnded { reset() }
+        if call.requestEnded && self.call === call { reset() }
     }
 
     private func reset() {

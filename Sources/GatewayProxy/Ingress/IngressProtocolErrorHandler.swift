@@ -1,4 +1,3 @@
-import Foundation
 import GatewayCore
 import NIOCore
 import NIOHTTP1
@@ -13,6 +12,8 @@ final class IngressProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelH
 
     private let runtime: ProxyRuntime
     private var responseInProgress = false
+    /// A request head went on to the gateway handler and its end has not: a parse error belongs to that call.
+    private var requestInProgress = false
 
     init(runtime: ProxyRuntime) { self.runtime = runtime }
 
@@ -34,26 +35,22 @@ final class IngressProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelH
         default:
             gatewayError = GatewayError(.badRequest, "The request is malformed HTTP (\(parserError)).")
         }
-        let requestID = UUID().uuidString.lowercased()
-        var record = CallRecord(phase: .refusal, requestID: requestID, timeMicros: Int64(Date().timeIntervalSince1970 * 1_000_000), method: "?", path: "?")
-        record.clientAddress = context.channel.remoteAddress?.ipAddress
-        record.status = gatewayError.status
-        record.gatewayErrorCode = gatewayError.code.rawValue
-        let body = gatewayError.klarnaJSON(errorID: requestID)
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        headers.add(name: "Klarna-Gateway-Request-Id", value: requestID)
-        headers.add(name: "Connection", value: "close")
-        responseInProgress = true
-        runtime.journal.record(record, on: context.eventLoop).assumeIsolated().whenComplete { _ in
-            let status = HTTPResponseStatus(statusCode: gatewayError.status)
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
+        if requestInProgress {
+            // The gateway handler may already be forwarding this call: it must refuse it and abort upstream.
+            context.fireErrorCaught(IngressRequestFailure(error: gatewayError))
+            return
         }
+        responseInProgress = true
+        IngressRefusal.answer(gatewayError, context: context, runtime: runtime, wrap: wrapOutboundOut)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head: requestInProgress = true
+        case .end: requestInProgress = false
+        case .body: break
+        }
+        context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

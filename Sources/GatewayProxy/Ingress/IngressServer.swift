@@ -88,7 +88,8 @@ public final class IngressServer: Sendable {
     private let channels: [(name: String, channel: any Channel)]
     /// The TLS context each TLS listener gives new connections, by listener name.
     private let contexts: [String: TLSContextHolder]
-    private let connections: ConnectionTracker
+    /// Open and refused connections across every listener.
+    public let connectionLimit: IngressConnectionLimit
 
     /// The port each listener is bound to, by name.
     public var boundPorts: [String: Int] {
@@ -96,19 +97,21 @@ public final class IngressServer: Sendable {
     }
 
     /// Connections accepted and not yet closed.
-    public var openConnections: Int { connections.count }
+    public var openConnections: Int { connectionLimit.open }
 
-    private init(channels: [(name: String, channel: any Channel)], contexts: [String: TLSContextHolder], connections: ConnectionTracker) {
+    private init(channels: [(name: String, channel: any Channel)], contexts: [String: TLSContextHolder], connectionLimit: IngressConnectionLimit) {
         self.channels = channels
         self.contexts = contexts
-        self.connections = connections
+        self.connectionLimit = connectionLimit
     }
 
     /// Binds every listener; throws (and closes what was bound) if any fails.
     public static func start(listeners: [ListenerSpec], runtime: ProxyRuntime, group: any EventLoopGroup) async throws -> IngressServer {
         var bound: [(name: String, channel: any Channel)] = []
         var contexts: [String: TLSContextHolder] = [:]
-        let connections = ConnectionTracker()
+        let connectionLimit = IngressConnectionLimit(maximum: runtime.limits.maxConnections)
+        let stallTimeout = runtime.limits.idleTimeout
+        let headerReadTimeout = runtime.limits.headerReadTimeout
         do {
             for listener in listeners {
                 let holder = try listener.tls.map { TLSContextHolder(try $0.makeContext(http2: listener.http2)) }
@@ -120,10 +123,14 @@ public final class IngressServer: Sendable {
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .childChannelOption(.maxMessagesPerRead, value: 16)
                     .childChannelInitializer { channel in
-                        connections.add(channel)
+                        guard connectionLimit.admit(channel) else {
+                            return channel.eventLoop.makeFailedFuture(IngressConnectionLimitReached())
+                        }
                         return channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(IngressBackpressureHandler(stallTimeout: stallTimeout))
                             if let holder {
                                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: holder.current))
+                                try channel.pipeline.syncOperations.addHandler(IngressHandshakeDeadlineHandler(timeout: headerReadTimeout))
                             }
                         }.flatMap {
                             if http2 {
@@ -144,7 +151,7 @@ public final class IngressServer: Sendable {
             for (_, channel) in bound { try? await channel.close() }
             throw error
         }
-        return IngressServer(channels: bound, contexts: contexts, connections: connections)
+        return IngressServer(channels: bound, contexts: contexts, connectionLimit: connectionLimit)
     }
 
     /// Builds new server TLS contexts for the listeners in `listeners` and installs them only if every one
@@ -169,15 +176,15 @@ public final class IngressServer: Sendable {
     /// `grace`, then closes what is left. Returns how many connections had to be cut.
     public func quiesce(grace: Duration) async -> Int {
         await stopAccepting()
-        for channel in connections.all {
+        for channel in connectionLimit.all {
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
         let deadline = ContinuousClock.now + grace
         // A cancelled caller (a test tearing down) does not wait: what is left is closed at once.
-        while connections.count > 0 && ContinuousClock.now < deadline && !Task.isCancelled {
+        while connectionLimit.open > 0 && ContinuousClock.now < deadline && !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let left = connections.all
+        let left = connectionLimit.all
         for channel in left { try? await channel.close() }
         return left.count
     }
@@ -194,27 +201,14 @@ final class TLSContextHolder: Sendable {
     func replace(with context: NIOSSLContext) { box.withLockedValue { $0 = context } }
 }
 
-/// Accepted connections that are still open.
-final class ConnectionTracker: Sendable {
-    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
-
-    func add(_ channel: any Channel) {
-        let id = ObjectIdentifier(channel)
-        channels.withLockedValue { $0[id] = channel }
-        channel.closeFuture.whenComplete { _ in self.channels.withLockedValue { $0[id] = nil } }
-    }
-
-    var count: Int { channels.withLockedValue { $0.count } }
-
-    var all: [any Channel] { channels.withLockedValue { Array($0.values) } }
-}
-
 /// HTTP/1.1: pipelining is serialised by NIO's pipeline handler, so the gateway handler sees one request at a time.
 @Sendable
 func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
     channel.eventLoop.makeCompletedFuture {
         let sync = channel.pipeline.syncOperations
         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+        let pipelining = try sync.handler(type: HTTPServerPipelineHandler.self)
+        try sync.addHandler(IngressHeadTimeoutHandler(runtime: runtime), position: .before(pipelining))
         try sync.addHandler(IngressProtocolErrorHandler(runtime: runtime))
         try sync.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: false))
     }
@@ -224,8 +218,9 @@ func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
 @Sendable
 func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
     let quiesce = NIOLoopBound(HTTP2QuiesceHandler(), eventLoop: channel.eventLoop)
+    let limits = HTTP2IngressLimits(headersTotalBytes: runtime.limits.maxHeadersTotalBytes)
     return channel.configureHTTP2Pipeline(
-        mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+        mode: .server, connectionConfiguration: limits.connection, streamConfiguration: limits.stream
     ) { stream in
         stream.eventLoop.makeCompletedFuture {
             quiesce.value.streamOpened(stream)
@@ -234,6 +229,7 @@ func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
         }
     }.flatMapThrowing { _ in
         try channel.pipeline.syncOperations.addHandler(quiesce.value)
+        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorCloser())
     }
 }
 
@@ -281,5 +277,42 @@ final class HTTP2QuiesceHandler: ChannelInboundHandler {
         // A tick later, so the last stream's final frames are flushed before the connection closes.
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.eventLoop.execute { bound.value.close(promise: nil) }
+    }
+}
+
+/// NIOHTTP2 answers a connection error (a flood, a protocol violation) with GOAWAY and reports it, but leaves the
+/// connection open; this closes it, so an abusive peer does not keep its slot.
+final class HTTP2ConnectionErrorCloser: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// The HTTP/2 abuse limits, spelled out rather than left to NIOHTTP2's defaults so a reader sees what a flood
+/// meets: a peer exceeding any of them gets GOAWAY `ENHANCE_YOUR_CALM` and the connection is closed.
+struct HTTP2IngressLimits {
+    /// Connection-level settings.
+    var connection = NIOHTTP2Handler.ConnectionConfiguration()
+    /// Stream-level settings.
+    var stream = NIOHTTP2Handler.StreamConfiguration()
+
+    init(headersTotalBytes: Int) {
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: headersTotalBytes),
+        ]
+        // SETTINGS, PING and PRIORITY floods: 200 in any 30 s, and at most 10,000 unsent control answers queued.
+        connection.controlFrameRateLimit.maximumCount = 200
+        connection.controlFrameRateLimit.windowLength = .seconds(30)
+        connection.maximumBufferedControlFrames = 10_000
+        // Rapid reset (CVE-2023-44487): streams reset by the client count against 200 in any 30 s.
+        stream.streamResetFrameRateLimit.maximumCount = 200
+        stream.streamResetFrameRateLimit.windowLength = .seconds(30)
+        stream.streamErrorRateLimit.maximumCount = 200
+        stream.streamErrorRateLimit.windowLength = .seconds(30)
+        connection.maximumRecentlyResetStreams = 32
+        connection.maximumSequentialContinuationFrames = 5
     }
 }
