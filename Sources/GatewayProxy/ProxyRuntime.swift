@@ -14,13 +14,23 @@ public struct IngressLimits: Sendable {
     public var maxHeadersTotalBytes: Int
     /// Largest response held back until its outcome record is written; larger answers stream.
     public var maxHeldResponseBytes: Int
+    /// Calls served at once; beyond it a fast 503 `GATEWAY_OVERLOADED`.
+    public var maxInFlightRequests: Int
+    /// Caller connections open at once; a connection beyond it is answered 503 `GATEWAY_OVERLOADED` and closed.
+    public var maxConnections: Int
 
-    /// Makes limits; the defaults are Klarna's (1 MB body, 6 KB header, 20 KB headers) and a 4 MB hold.
-    public init(maxBodyBytes: Int = 1_048_576, maxHeaderBytes: Int = 6144, maxHeadersTotalBytes: Int = 20480, maxHeldResponseBytes: Int = 4_194_304) {
+    /// Makes limits; the defaults are Klarna's (1 MB body, 6 KB header, 20 KB headers), a 4 MB hold, 512 calls in
+    /// flight and 4,096 connections.
+    public init(
+        maxBodyBytes: Int = 1_048_576, maxHeaderBytes: Int = 6144, maxHeadersTotalBytes: Int = 20480, maxHeldResponseBytes: Int = 4_194_304,
+        maxInFlightRequests: Int = 512, maxConnections: Int = 4_096
+    ) {
         self.maxBodyBytes = maxBodyBytes
         self.maxHeaderBytes = maxHeaderBytes
         self.maxHeadersTotalBytes = maxHeadersTotalBytes
         self.maxHeldResponseBytes = maxHeldResponseBytes
+        self.maxInFlightRequests = maxInFlightRequests
+        self.maxConnections = maxConnections
     }
 }
 
@@ -32,8 +42,17 @@ public final class ProxyRuntime: Sendable {
     let pools: UpstreamPools
     /// Ingress limits.
     public let limits: IngressLimits
-    /// Time allowed from sending the request to the response head.
-    public let responseTimeout: TimeAmount
+    /// Timeouts, retries, budget, breaker and idempotency keys toward Klarna.
+    public let resilience: ResiliencePolicy
+    /// Per-host circuit breakers.
+    public let breakers: BreakerBoard
+    /// The retry budget shared by every event loop.
+    let retryBudget: NIOLockedValueBox<RetryBudget>
+    let resilienceMetrics = ResilienceMetrics()
+    /// Calls in flight.
+    let inFlight: AdmissionGate
+    /// Caller connections open.
+    let connections: AdmissionGate
     /// Where calls are reported.
     public let journal: any CallJournal
     /// Rate-limit state shared by every event loop.
@@ -44,19 +63,25 @@ public final class ProxyRuntime: Sendable {
     public let logger: Logger
     let pipeline = RequestPipeline()
 
+    /// Calls in flight now (for `/readyz`).
+    public var callsInFlight: Int { inFlight.count }
+
     /// Makes the runtime over an event loop group.
     public init(
         snapshots: SnapshotHolder, group: any EventLoopGroup, upstreamCAPEM: String?, limits: IngressLimits,
-        connectTimeout: TimeAmount, responseTimeout: TimeAmount, maxIdlePerKey: Int, journal: any CallJournal,
-        logger: Logger
+        resilience: ResiliencePolicy, maxIdlePerKey: Int, journal: any CallJournal, logger: Logger
     ) throws {
         self.snapshots = snapshots
         self.pools = UpstreamPools(
             group: group, contexts: try UpstreamTLSContexts(caPEM: upstreamCAPEM),
-            settings: .init(connectTimeout: connectTimeout, maxIdlePerKey: maxIdlePerKey, idleTimeout: .seconds(55))
+            settings: .init(maxIdlePerKey: maxIdlePerKey, idleTimeout: .seconds(55))
         )
         self.limits = limits
-        self.responseTimeout = responseTimeout
+        self.resilience = resilience
+        self.breakers = BreakerBoard(settings: resilience.breaker)
+        self.retryBudget = NIOLockedValueBox(RetryBudget(settings: resilience.budget))
+        self.inFlight = AdmissionGate(limit: limits.maxInFlightRequests)
+        self.connections = AdmissionGate(limit: limits.maxConnections)
         self.journal = journal
         self.logger = logger
     }

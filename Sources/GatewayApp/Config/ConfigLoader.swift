@@ -133,6 +133,9 @@ public enum ConfigLoader {
         if !["refuse", "forward"].contains(config.upstream.unknownOperations) {
             throw ConfigError(source: source, reason: "upstream.unknown_operations must be refuse or forward, not '\(config.upstream.unknownOperations)'")
         }
+        if let problem = config.resilienceProblems().first {
+            throw ConfigError(source: source, reason: problem)
+        }
         if config.masterKey.file == nil && config.masterKey.environment == nil {
             throw ConfigError(source: source, reason: "master_key needs a file or an environment variable name")
         }

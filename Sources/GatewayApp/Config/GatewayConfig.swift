@@ -144,11 +144,20 @@ public struct GatewayConfig: Sendable, Codable {
         public var maxIdlePerKey: Int
         /// `refuse` (default) or `forward` requests no catalogue operation matches.
         public var unknownOperations: String
+        /// Timeouts beyond connect and response head, and per-family overrides (`GatewayConfig+Resilience.swift`).
+        public var timeouts: TimeoutSettings
+        /// Retries and their budget.
+        public var retries: RetrySettings
+        /// The per-host circuit breaker.
+        public var circuitBreaker: BreakerSettings
+        /// Add a `Klarna-Idempotency-Key` to POST and PATCH calls that lack one.
+        public var idempotencyKeys: Bool
 
         enum CodingKeys: String, CodingKey {
             case caFile = "ca_file", egress, integrator, stripHeaders = "strip_headers"
             case connectTimeoutMs = "connect_timeout_ms", responseTimeoutMs = "response_timeout_ms"
             case maxIdlePerKey = "max_idle_per_key", unknownOperations = "unknown_operations"
+            case timeouts, retries, circuitBreaker = "circuit_breaker", idempotencyKeys = "idempotency_keys"
         }
 
         /// Defaults: system roots, Klarna's hosts only, no integrator tag, 5 s connect, 60 s to the response head.
@@ -161,6 +170,10 @@ public struct GatewayConfig: Sendable, Codable {
             responseTimeoutMs = 60_000
             maxIdlePerKey = 64
             unknownOperations = "refuse"
+            timeouts = TimeoutSettings()
+            retries = RetrySettings()
+            circuitBreaker = BreakerSettings()
+            idempotencyKeys = true
         }
 
         /// Decodes with every key optional.
@@ -175,6 +188,10 @@ public struct GatewayConfig: Sendable, Codable {
             responseTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .responseTimeoutMs) ?? defaults.responseTimeoutMs
             maxIdlePerKey = try c.decodeIfPresent(Int.self, forKey: .maxIdlePerKey) ?? defaults.maxIdlePerKey
             unknownOperations = try c.decodeIfPresent(String.self, forKey: .unknownOperations) ?? defaults.unknownOperations
+            timeouts = try c.decodeIfPresent(TimeoutSettings.self, forKey: .timeouts) ?? defaults.timeouts
+            retries = try c.decodeIfPresent(RetrySettings.self, forKey: .retries) ?? defaults.retries
+            circuitBreaker = try c.decodeIfPresent(BreakerSettings.self, forKey: .circuitBreaker) ?? defaults.circuitBreaker
+            idempotencyKeys = try c.decodeIfPresent(Bool.self, forKey: .idempotencyKeys) ?? defaults.idempotencyKeys
         }
     }
 
@@ -200,10 +217,15 @@ public struct GatewayConfig: Sendable, Codable {
         public var maxHeadersTotalBytes: Int
         /// Largest answer held until its outcome record is written; larger answers stream.
         public var maxHeldResponseBytes: Int
+        /// Calls being served at once (all listeners); beyond it a fast 503 `GATEWAY_OVERLOADED`.
+        public var maxInFlightRequests: Int
+        /// Open caller connections (all listeners); a connection beyond it gets 503 `GATEWAY_OVERLOADED` and is closed.
+        public var maxConnections: Int
 
         enum CodingKeys: String, CodingKey {
             case maxBodyBytes = "max_body_bytes", maxHeaderBytes = "max_header_bytes", maxHeadersTotalBytes = "max_headers_total_bytes"
-            case maxHeldResponseBytes = "max_held_response_bytes"
+            case maxHeldResponseBytes = "max_held_response_bytes", maxInFlightRequests = "max_in_flight_requests"
+            case maxConnections = "max_connections"
         }
 
         /// Klarna's limits: 1 MB body, 6 KB per header, 20 KB of headers.
@@ -212,6 +234,8 @@ public struct GatewayConfig: Sendable, Codable {
             maxHeaderBytes = 6_144
             maxHeadersTotalBytes = 20_480
             maxHeldResponseBytes = 4_194_304
+            maxInFlightRequests = 512
+            maxConnections = 4_096
         }
 
         /// Decodes with every key optional.
@@ -222,6 +246,8 @@ public struct GatewayConfig: Sendable, Codable {
             maxHeaderBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeaderBytes) ?? defaults.maxHeaderBytes
             maxHeadersTotalBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeadersTotalBytes) ?? defaults.maxHeadersTotalBytes
             maxHeldResponseBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeldResponseBytes) ?? defaults.maxHeldResponseBytes
+            maxInFlightRequests = try c.decodeIfPresent(Int.self, forKey: .maxInFlightRequests) ?? defaults.maxInFlightRequests
+            maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? defaults.maxConnections
         }
     }
 

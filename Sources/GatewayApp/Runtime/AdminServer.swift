@@ -13,7 +13,8 @@ public struct Readiness: Sendable {
 }
 
 /// The admin listener (loopback by default): `/healthz` says the process is alive, `/readyz` whether it can
-/// serve calls (the audit writer can record, a snapshot is loaded). It carries no secret and no merchant id.
+/// serve calls (the audit writer can record, a snapshot is loaded) and shows each upstream host's circuit breaker.
+/// It carries no secret and no merchant id.
 public final class AdminServer: Sendable {
     private let channel: any Channel
 
@@ -48,6 +49,10 @@ public final class AdminServer: Sendable {
         } else {
             parts.append("\"audit\":\"disabled\"")
         }
+        // Breaker states are reported but do not make the gateway unready: every instance sees the same Klarna,
+        // and an open breaker already answers fast.
+        let breakers = service.runtime.breakers.states.map { "\(JSONText.quote($0.host)):\(JSONText.quote($0.state))" }
+        parts.append("\"upstream\":{\"calls_in_flight\":\(service.runtime.callsInFlight),\"breakers\":{\(breakers.joined(separator: ","))}}")
         return Readiness(ready: auditReady, json: "{\"ready\":\(auditReady)," + parts.joined(separator: ",") + "}")
     }
 

@@ -38,14 +38,18 @@ public final class GatewayService: Service, Sendable {
         do {
             let state = ReloadState()
             let snapshot = try await Self.buildSnapshot(config: config, credentials: credentials, state: state)
+            let unknownFamilies = Set((config.upstream.timeouts.families ?? [:]).keys).subtracting(snapshot.catalogue.families)
+            if let family = unknownFamilies.sorted().first {
+                throw ConfigError(source: "upstream.timeouts.families", reason: "'\(family)' is not an operation family of the catalogue")
+            }
             let upstreamCA = try config.upstream.caFile.map { try String(contentsOfFile: config.resolve($0), encoding: .utf8) }
             let runtime = try ProxyRuntime(
                 snapshots: SnapshotHolder(snapshot), group: group, upstreamCAPEM: upstreamCA,
                 limits: IngressLimits(
                     maxBodyBytes: config.limits.maxBodyBytes, maxHeaderBytes: config.limits.maxHeaderBytes,
-                    maxHeadersTotalBytes: config.limits.maxHeadersTotalBytes, maxHeldResponseBytes: config.limits.maxHeldResponseBytes),
-                connectTimeout: .milliseconds(Int64(config.upstream.connectTimeoutMs)),
-                responseTimeout: .milliseconds(Int64(config.upstream.responseTimeoutMs)),
+                    maxHeadersTotalBytes: config.limits.maxHeadersTotalBytes, maxHeldResponseBytes: config.limits.maxHeldResponseBytes,
+                    maxInFlightRequests: config.limits.maxInFlightRequests, maxConnections: config.limits.maxConnections),
+                resilience: config.resiliencePolicy,
                 maxIdlePerKey: config.upstream.maxIdlePerKey, journal: journal, logger: logger
             )
             let listeners = try config.listeners.map { try ListenerFactory.spec(for: $0, config: config) }

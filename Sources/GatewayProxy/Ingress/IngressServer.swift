@@ -101,18 +101,22 @@ public final class IngressServer: Sendable {
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .childChannelOption(.maxMessagesPerRead, value: 16)
                     .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
+                        // Counted even when over the limit, so the count stays right when it closes; such a
+                        // connection is answered 503 GATEWAY_OVERLOADED and closed.
+                        let overloaded = !runtime.connections.enterAlways()
+                        channel.closeFuture.whenComplete { _ in runtime.connections.leave() }
+                        return channel.eventLoop.makeCompletedFuture {
                             if let context {
                                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                             }
                         }.flatMap {
                             if http2 {
                                 return channel.configureHTTP2SecureUpgrade(
-                                    h2ChannelConfigurator: { channel in configureHTTP2(channel, runtime: runtime) },
-                                    http1ChannelConfigurator: { channel in configureHTTP1(channel, runtime: runtime) }
+                                    h2ChannelConfigurator: { channel in configureHTTP2(channel, runtime: runtime, overloaded: overloaded) },
+                                    http1ChannelConfigurator: { channel in configureHTTP1(channel, runtime: runtime, overloaded: overloaded) }
                                 )
                             }
-                            return configureHTTP1(channel, runtime: runtime)
+                            return configureHTTP1(channel, runtime: runtime, overloaded: overloaded)
                         }
                     }
                     .bind(host: listener.host, port: listener.port).get()
@@ -135,24 +139,24 @@ public final class IngressServer: Sendable {
 
 /// HTTP/1.1: pipelining is serialised by NIO's pipeline handler, so the gateway handler sees one request at a time.
 @Sendable
-func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
+func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime, overloaded: Bool = false) -> EventLoopFuture<Void> {
     channel.eventLoop.makeCompletedFuture {
         let sync = channel.pipeline.syncOperations
         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
         try sync.addHandler(IngressProtocolErrorHandler(runtime: runtime))
-        try sync.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: false))
+        try sync.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: false, connectionOverloaded: overloaded))
     }
 }
 
 /// HTTP/2: each stream gets its own handler, translated to HTTP/1-style parts.
 @Sendable
-func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
+func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime, overloaded: Bool = false) -> EventLoopFuture<Void> {
     channel.configureHTTP2Pipeline(
         mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
     ) { stream in
         stream.eventLoop.makeCompletedFuture {
             try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-            try stream.pipeline.syncOperations.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: true))
+            try stream.pipeline.syncOperations.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: true, connectionOverloaded: overloaded))
         }
     }.map { _ in () }
 }
