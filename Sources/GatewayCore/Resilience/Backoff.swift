@@ -19,6 +19,8 @@ public struct Backoff: Sendable, Equatable {
         let shift = min(max(retry - 1, 0), 30)
         let window = min(cap, base << Int64(shift))
         let half = window / 2
-        return half + Int64.random(in: 0...(window - half), using: &random)
+        // One draw scaled onto the upper half (no rejection sampling, so any source, even a constant one, ends).
+        let unit = Double(random.next() >> 11) / Double(1 << 53)
+        return min(window, half + Int64(unit * Double(window - half + 1)))
     }
 }
