@@ -72,8 +72,8 @@ public struct GatewayError: Error, Sendable, Hashable {
             case .releaseNotAvailable: 409
             case .rateLimited: 429
             case .internalError: 500
-            case .upstreamUnavailable: 502
-            case .auditUnavailable, .overloaded: 503
+            // Nothing reached Klarna (unreachable, breaker open, not an allowed host): 503, safe to repeat.
+            case .auditUnavailable, .overloaded, .upstreamUnavailable: 503
             case .upstreamTimeout, .upstreamOutcomeUnknown: 504
             }
         }

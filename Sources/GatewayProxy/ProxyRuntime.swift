@@ -18,15 +18,18 @@ public struct IngressLimits: Sendable {
     public var headerReadTimeout: TimeAmount
     /// Time a keep-alive connection may sit between requests (and a stalled writer may refuse to read its answer).
     public var idleTimeout: TimeAmount
+    /// Calls served at once; beyond it a fast 503 `GATEWAY_OVERLOADED`.
+    public var maxInFlightRequests: Int
     /// Open ingress connections across every listener; further ones are closed as soon as they are accepted.
     public var maxConnections: Int
 
     /// Makes limits; the defaults are Klarna's (1 MB body, 6 KB header, 20 KB headers) and a 4 MB hold, a 10 s
-    /// head deadline, a 75 s idle timeout (above Klarna's 59 s, so a caller's keep-alive outlives a slow answer)
-    /// and 10,000 connections.
+    /// head deadline, a 75 s idle timeout (above Klarna's 59 s, so a caller's keep-alive outlives a slow answer),
+    /// 512 calls in flight and 10,000 connections.
     public init(
         maxBodyBytes: Int = 1_048_576, maxHeaderBytes: Int = 6144, maxHeadersTotalBytes: Int = 20480, maxHeldResponseBytes: Int = 4_194_304,
-        headerReadTimeout: TimeAmount = .seconds(10), idleTimeout: TimeAmount = .seconds(75), maxConnections: Int = 10_000
+        headerReadTimeout: TimeAmount = .seconds(10), idleTimeout: TimeAmount = .seconds(75), maxInFlightRequests: Int = 512,
+        maxConnections: Int = 10_000
     ) {
         self.maxBodyBytes = maxBodyBytes
         self.maxHeaderBytes = maxHeaderBytes
@@ -34,6 +37,7 @@ public struct IngressLimits: Sendable {
         self.maxHeldResponseBytes = maxHeldResponseBytes
         self.headerReadTimeout = headerReadTimeout
         self.idleTimeout = idleTimeout
+        self.maxInFlightRequests = maxInFlightRequests
         self.maxConnections = maxConnections
     }
 }
@@ -46,8 +50,15 @@ public final class ProxyRuntime: Sendable {
     let pools: UpstreamPools
     /// Ingress limits.
     public let limits: IngressLimits
-    /// Time allowed from sending the request to the response head.
-    public let responseTimeout: TimeAmount
+    /// Timeouts, retries, budget, breaker and idempotency keys toward Klarna.
+    public let resilience: ResiliencePolicy
+    /// Per-host circuit breakers.
+    public let breakers: BreakerBoard
+    /// The retry budget shared by every event loop.
+    let retryBudget: NIOLockedValueBox<RetryBudget>
+    let resilienceMetrics = ResilienceMetrics()
+    /// Calls in flight.
+    let inFlight: AdmissionGate
     /// Where calls are reported.
     public let journal: any CallJournal
     /// Rate-limit state shared by every event loop.
@@ -62,20 +73,26 @@ public final class ProxyRuntime: Sendable {
     /// The client identities the last drain kept, so a reload that changes none starts no drain.
     private let retainedIdentities = NIOLockedValueBox<Set<String>?>(nil)
 
+    /// Calls in flight now (for `/readyz`).
+    public var callsInFlight: Int { inFlight.count }
+
     /// Makes the runtime over an event loop group.
     public init(
         snapshots: SnapshotHolder, group: any EventLoopGroup, upstreamCAPEM: String?, limits: IngressLimits,
-        connectTimeout: TimeAmount, responseTimeout: TimeAmount, maxIdlePerKey: Int, journal: any CallJournal,
-        logger: Logger, metrics: GatewayMetrics = .disabled
+        resilience: ResiliencePolicy, maxIdlePerKey: Int, journal: any CallJournal, logger: Logger,
+        metrics: GatewayMetrics = .disabled
     ) throws {
         self.metrics = metrics
         self.snapshots = snapshots
         self.pools = UpstreamPools(
             group: group, contexts: try UpstreamTLSContexts(caPEM: upstreamCAPEM),
-            settings: .init(connectTimeout: connectTimeout, maxIdlePerKey: maxIdlePerKey, idleTimeout: .seconds(55))
+            settings: .init(maxIdlePerKey: maxIdlePerKey, idleTimeout: .seconds(55))
         )
         self.limits = limits
-        self.responseTimeout = responseTimeout
+        self.resilience = resilience
+        self.breakers = BreakerBoard(settings: resilience.breaker)
+        self.retryBudget = NIOLockedValueBox(RetryBudget(settings: resilience.budget))
+        self.inFlight = AdmissionGate(limit: limits.maxInFlightRequests)
         self.journal = journal
         self.logger = logger
     }

@@ -12,6 +12,9 @@ public struct FaultRule: Codable, Sendable, Equatable {
         case error
         /// Write the head and part of the body, then drop the connection.
         case reset
+        /// Handle the call, then reset the connection without answering: the request was read and acted on, and
+        /// the client cannot know it (a connection lost after sending).
+        case drop
         /// A 403 with an empty body, as Klarna's DDoS rules answer.
         case forbiddenNoBody = "forbidden-no-body"
         /// Answer normally, but dribble the body out over `delay_ms`.

@@ -157,6 +157,13 @@ final class Simulator: Sendable {
             switch rule.kind {
             case .error:
                 let status = rule.status ?? 500
+                if status == 429 {
+                    // Klarna's rate-limit answer, with the reset the client is meant to wait for.
+                    let reset = String(max(0, (rule.delayMilliseconds ?? 1000) / 1000))
+                    return SimulatorOutcome(response: KlarnaError.rateLimited(headers: [
+                        ("X-Ratelimit-Limit", "1, 1;w=1"), ("X-Ratelimit-Remaining", "0"), ("X-Ratelimit-Reset", reset),
+                    ]).response)
+                }
                 let code = rule.errorCode ?? (status == 503 ? "SERVICE_UNAVAILABLE" : "TIMEOUT")
                 return SimulatorOutcome(response: KlarnaError.technical(status: status, code: code, message: "Injected fault").response)
             case .forbiddenNoBody:
@@ -164,6 +171,7 @@ final class Simulator: Sendable {
             case .latency: delivery = .delayed(milliseconds: rule.delayMilliseconds ?? 1000)
             case .slowBody: delivery = .slowBody(milliseconds: rule.delayMilliseconds ?? 1000)
             case .reset: delivery = .resetMidResponse
+            case .drop: delivery = .resetBeforeResponse
             }
         }
 
@@ -181,7 +189,7 @@ final class Simulator: Sendable {
             if !call.events.isEmpty { deliver(call.events) }
             return SimulatorOutcome(response: response, delivery: delivery)
         } catch {
-            return SimulatorOutcome(response: error.response, delivery: delivery == .resetMidResponse ? delivery : .normal)
+            return SimulatorOutcome(response: error.response, delivery: delivery == .resetMidResponse || delivery == .resetBeforeResponse ? delivery : .normal)
         }
     }
 

@@ -82,6 +82,8 @@ enum ResponseDelivery: Sendable, Equatable {
     case delayed(milliseconds: Int)
     /// Write the head and part of the body, then drop the connection.
     case resetMidResponse
+    /// Write nothing and reset the connection (the request was read and acted on).
+    case resetBeforeResponse
     /// Write the body in small pieces spread over this long.
     case slowBody(milliseconds: Int)
 }

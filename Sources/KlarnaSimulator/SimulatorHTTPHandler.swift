@@ -92,13 +92,9 @@ final class SimulatorHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
             context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
             let half = Array(body.prefix(max(1, body.count / 2)))
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: half)))), promise: nil)
-            // Linger 0 turns the close into a TCP reset, as a dropped upstream connection looks.
-            let channel = context.channel
-            if let socket = channel as? any SocketOptionProvider {
-                socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
-            } else {
-                context.close(promise: nil)
-            }
+            resetConnection(context: context)
+        case .resetBeforeResponse:
+            resetConnection(context: context)
         case .slowBody(let milliseconds):
             context.writeAndFlush(wrapOutboundOut(.head(responseHead)), promise: nil)
             let pieces = max(1, min(10, body.count))
@@ -115,6 +111,16 @@ final class SimulatorHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
                     if last { handler.finish(keepAlive: keepAlive, context: context) }
                 }
             }
+        }
+    }
+
+    /// Closes with linger 0, which turns the close into a TCP reset, as a dropped upstream connection looks.
+    private func resetConnection(context: ChannelHandlerContext) {
+        let channel = context.channel
+        if let socket = channel as? any SocketOptionProvider {
+            socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
         }
     }
 

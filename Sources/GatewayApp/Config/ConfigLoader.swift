@@ -71,6 +71,9 @@ public enum ConfigLoader {
         if config.upstream.drainSeconds < 0 || config.shutdownGraceSeconds < 0 {
             throw ConfigError(source: source, reason: "upstream.drain_seconds and shutdown_grace_seconds must not be negative")
         }
+        if let problem = config.resilienceProblems().first {
+            throw ConfigError(source: source, reason: problem)
+        }
         if config.masterKey.file == nil && config.masterKey.environment == nil {
             throw ConfigError(source: source, reason: "master_key needs a file or an environment variable name")
         }

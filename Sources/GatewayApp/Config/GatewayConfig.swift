@@ -172,11 +172,20 @@ public struct GatewayConfig: Sendable, Codable {
         /// After a client certificate rotation, how long connections still presenting the old certificate may
         /// finish their calls before they are closed, seconds.
         public var drainSeconds: Int
+        /// Timeouts beyond connect and response head, and per-family overrides (`GatewayConfig+Resilience.swift`).
+        public var timeouts: TimeoutSettings
+        /// Retries and their budget.
+        public var retries: RetrySettings
+        /// The per-host circuit breaker.
+        public var circuitBreaker: BreakerSettings
+        /// Add a `Klarna-Idempotency-Key` to POST and PATCH calls that lack one.
+        public var idempotencyKeys: Bool
 
         enum CodingKeys: String, CodingKey {
             case caFile = "ca_file", egress, integrator, stripHeaders = "strip_headers"
             case connectTimeoutMs = "connect_timeout_ms", responseTimeoutMs = "response_timeout_ms"
             case maxIdlePerKey = "max_idle_per_key", unknownOperations = "unknown_operations", drainSeconds = "drain_seconds"
+            case timeouts, retries, circuitBreaker = "circuit_breaker", idempotencyKeys = "idempotency_keys"
         }
 
         /// Defaults: system roots, Klarna's hosts only, no integrator tag, 5 s connect, 60 s to the response head.
@@ -190,6 +199,10 @@ public struct GatewayConfig: Sendable, Codable {
             maxIdlePerKey = 64
             unknownOperations = "refuse"
             drainSeconds = 30
+            timeouts = TimeoutSettings()
+            retries = RetrySettings()
+            circuitBreaker = BreakerSettings()
+            idempotencyKeys = true
         }
 
         /// Decodes with every key optional.
@@ -205,6 +218,10 @@ public struct GatewayConfig: Sendable, Codable {
             maxIdlePerKey = try c.decodeIfPresent(Int.self, forKey: .maxIdlePerKey) ?? defaults.maxIdlePerKey
             unknownOperations = try c.decodeIfPresent(String.self, forKey: .unknownOperations) ?? defaults.unknownOperations
             drainSeconds = try c.decodeIfPresent(Int.self, forKey: .drainSeconds) ?? defaults.drainSeconds
+            timeouts = try c.decodeIfPresent(TimeoutSettings.self, forKey: .timeouts) ?? defaults.timeouts
+            retries = try c.decodeIfPresent(RetrySettings.self, forKey: .retries) ?? defaults.retries
+            circuitBreaker = try c.decodeIfPresent(BreakerSettings.self, forKey: .circuitBreaker) ?? defaults.circuitBreaker
+            idempotencyKeys = try c.decodeIfPresent(Bool.self, forKey: .idempotencyKeys) ?? defaults.idempotencyKeys
         }
     }
 
@@ -234,13 +251,16 @@ public struct GatewayConfig: Sendable, Codable {
         public var headerReadTimeoutMs: Int
         /// Time a keep-alive connection may sit idle (or not read its answers), milliseconds.
         public var idleTimeoutMs: Int
-        /// Open ingress connections across every listener.
+        /// Calls being served at once (all listeners); beyond it a fast 503 `GATEWAY_OVERLOADED`.
+        public var maxInFlightRequests: Int
+        /// Open ingress connections across every listener; beyond it a new connection is closed as it is accepted,
+        /// before TLS (docs/security.md).
         public var maxConnections: Int
 
         enum CodingKeys: String, CodingKey {
             case maxBodyBytes = "max_body_bytes", maxHeaderBytes = "max_header_bytes", maxHeadersTotalBytes = "max_headers_total_bytes"
             case maxHeldResponseBytes = "max_held_response_bytes", headerReadTimeoutMs = "header_read_timeout_ms"
-            case idleTimeoutMs = "idle_timeout_ms", maxConnections = "max_connections"
+            case idleTimeoutMs = "idle_timeout_ms", maxConnections = "max_connections", maxInFlightRequests = "max_in_flight_requests"
         }
 
         /// Klarna's limits: 1 MB body, 6 KB per header, 20 KB of headers.
@@ -252,6 +272,7 @@ public struct GatewayConfig: Sendable, Codable {
             headerReadTimeoutMs = 10_000
             idleTimeoutMs = 75_000
             maxConnections = 10_000
+            maxInFlightRequests = 512
         }
 
         /// Decodes with every key optional.
@@ -264,6 +285,7 @@ public struct GatewayConfig: Sendable, Codable {
             maxHeldResponseBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeldResponseBytes) ?? defaults.maxHeldResponseBytes
             headerReadTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .headerReadTimeoutMs) ?? defaults.headerReadTimeoutMs
             idleTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutMs) ?? defaults.idleTimeoutMs
+            maxInFlightRequests = try c.decodeIfPresent(Int.self, forKey: .maxInFlightRequests) ?? defaults.maxInFlightRequests
             maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? defaults.maxConnections
         }
     }

@@ -3,7 +3,7 @@ import Foundation
 /// The parts of `gateway.yaml` a running gateway cannot change without a restart, and how a reload keeps them.
 ///
 /// These are bound once at start: sockets (listeners, admin), the store, the key ring, the audit writer, the
-/// upstream trust store and timeouts the pools were built with, ingress limits and the metrics label set.
+/// upstream trust store, timeouts, retries, breaker and idempotency-key setting the runtime was built with, ingress limits and the metrics label set.
 /// Everything else (policy and catalogue paths, egress rules, header stripping, the integrator tag, unknown
 /// operations, drain time, reload interval, log level, shutdown grace) applies on reload. Listener certificate
 /// and key *files* reload too: only their paths and the listener's shape need a restart.
@@ -27,6 +27,10 @@ enum RestartOnlySettings {
         check("upstream.connect_timeout_ms") { $0.upstream.connectTimeoutMs }
         check("upstream.response_timeout_ms") { $0.upstream.responseTimeoutMs }
         check("upstream.max_idle_per_key") { $0.upstream.maxIdlePerKey }
+        check("upstream.timeouts") { $0.upstream.timeouts }
+        check("upstream.retries") { $0.upstream.retries }
+        check("upstream.circuit_breaker") { $0.upstream.circuitBreaker }
+        check("upstream.idempotency_keys") { $0.upstream.idempotencyKeys }
         return names
     }
 
@@ -46,6 +50,10 @@ enum RestartOnlySettings {
         next.upstream.connectTimeoutMs = running.upstream.connectTimeoutMs
         next.upstream.responseTimeoutMs = running.upstream.responseTimeoutMs
         next.upstream.maxIdlePerKey = running.upstream.maxIdlePerKey
+        next.upstream.timeouts = running.upstream.timeouts
+        next.upstream.retries = running.upstream.retries
+        next.upstream.circuitBreaker = running.upstream.circuitBreaker
+        next.upstream.idempotencyKeys = running.upstream.idempotencyKeys
         next.baseDirectory = running.baseDirectory
         return next
     }

@@ -40,9 +40,9 @@ public struct AdminRoutes: Sendable {
 }
 
 /// The admin listener (loopback only): `/healthz` says the process is alive, `/readyz` whether it can serve
-/// calls (the audit writer can record, a snapshot is loaded), `/metrics` the Prometheus exposition,
-/// `GET`/`PUT /log-level` the log level. It carries no secret, and no merchant id unless metrics are configured
-/// with merchant labels.
+/// calls (the audit writer can record, a snapshot is loaded) and each upstream host's circuit breaker,
+/// `/metrics` the Prometheus exposition, `GET`/`PUT /log-level` the log level. It carries no secret, and no
+/// merchant id unless metrics are configured with merchant labels.
 public final class AdminServer: Sendable {
     private let channel: any Channel
 
@@ -80,6 +80,10 @@ public final class AdminServer: Sendable {
         } else {
             parts.append("\"audit\":\"disabled\"")
         }
+        // Breaker states are reported but do not make the gateway unready: every instance sees the same Klarna,
+        // and an open breaker already answers fast.
+        let breakers = service.runtime.breakers.states.map { "\(JSONText.quote($0.host)):\(JSONText.quote($0.state))" }
+        parts.append("\"upstream\":{\"calls_in_flight\":\(service.runtime.callsInFlight),\"breakers\":{\(breakers.joined(separator: ","))}}")
         return Readiness(ready: auditReady, json: "{\"ready\":\(auditReady)," + parts.joined(separator: ",") + "}")
     }
 

@@ -71,6 +71,10 @@ public final class GatewayService: Service, Sendable {
             let tls = ReloadState.stamp(of: Self.tlsFiles(config: config))
             let snapshot = try await Self.buildSnapshot(config: config, credentials: credentials, version: state.nextVersion())
             state.built(ReloadState.Stamps(generation: snapshot.generation, files: files, tls: tls), counted: false)
+            let unknownFamilies = Set((config.upstream.timeouts.families ?? [:]).keys).subtracting(snapshot.snapshot.catalogue.families)
+            if let family = unknownFamilies.sorted().first {
+                throw ConfigError(source: "upstream.timeouts.families", reason: "'\(family)' is not an operation family of the catalogue")
+            }
             let upstreamCA = try config.upstream.caFile.map { try String(contentsOfFile: config.resolve($0), encoding: .utf8) }
             let runtime = try ProxyRuntime(
                 snapshots: SnapshotHolder(snapshot.snapshot), group: group, upstreamCAPEM: upstreamCA,
@@ -78,9 +82,9 @@ public final class GatewayService: Service, Sendable {
                     maxBodyBytes: config.limits.maxBodyBytes, maxHeaderBytes: config.limits.maxHeaderBytes,
                     maxHeadersTotalBytes: config.limits.maxHeadersTotalBytes, maxHeldResponseBytes: config.limits.maxHeldResponseBytes,
                     headerReadTimeout: .milliseconds(Int64(config.limits.headerReadTimeoutMs)),
-                    idleTimeout: .milliseconds(Int64(config.limits.idleTimeoutMs)), maxConnections: config.limits.maxConnections),
-                connectTimeout: .milliseconds(Int64(config.upstream.connectTimeoutMs)),
-                responseTimeout: .milliseconds(Int64(config.upstream.responseTimeoutMs)),
+                    idleTimeout: .milliseconds(Int64(config.limits.idleTimeoutMs)),
+                    maxInFlightRequests: config.limits.maxInFlightRequests, maxConnections: config.limits.maxConnections),
+                resilience: config.resiliencePolicy,
                 maxIdlePerKey: config.upstream.maxIdlePerKey, journal: journal, logger: logger, metrics: metrics
             )
             runtime.drainRetiredIdentities(drain: .seconds(Int64(config.upstream.drainSeconds)))

@@ -16,7 +16,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private enum Phase {
+    enum Phase {
         /// Waiting for a request head.
         case idle
         /// The journal or the upstream connection is pending; body parts are buffered.
@@ -27,11 +27,11 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         case finishing
     }
 
-    private let runtime: ProxyRuntime
-    private let isHTTP2: Bool
-    private var phase: Phase = .idle
-    private var call: CallState?
-    private var context: ChannelHandlerContext?
+    let runtime: ProxyRuntime
+    let isHTTP2: Bool
+    var phase: Phase = .idle
+    var call: CallState?
+    var context: ChannelHandlerContext?
     private var cachedFingerprint: String??
 
     init(runtime: ProxyRuntime, isHTTP2: Bool) {
@@ -40,7 +40,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     }
 
     /// Per-call bookkeeping.
-    private final class CallState {
+    final class CallState {
         let requestID: String
         let started = NIODeadline.now()
         let rawTarget: String
@@ -48,7 +48,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         let keepAlive: Bool
         var record: CallRecord
         var plan: ForwardPlan?
-        var bufferedBody: [ByteBuffer] = []
+        /// Every request body part so far, kept until the call ends so a retry can send the body again (bounded
+        /// by the body limit).
+        var bodyParts: [ByteBuffer] = []
+        var chunked = false
         var requestEnded = false
         var requestBytes = 0
         var requestHash = SHA256()
@@ -65,11 +68,42 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         var heldBytes = 0
         var upstreamKeepAlive = true
         var upstreamSent: NIODeadline?
-        var timeout: Scheduled<Void>?
         var errorProbe: [UInt8] = []
         var rateLimitSubject: RateLimitSubject?
         /// The byte stream below this call went bad: close after the refusal instead of reading on.
         var closeAfterRefusal = false
+        /// Counted in the in-flight limit.
+        var admitted = false
+        /// This call's timeouts (its operation family's).
+        var timeouts = UpstreamTimeouts.defaults
+        /// The whole call's deadline on `UpstreamClock`.
+        var deadline: Int64 = 0
+        /// The `Klarna-Idempotency-Key` the gateway added, if it added one.
+        var generatedKey: String?
+        /// Attempts started (the current attempt's number).
+        var attempt = 0
+        /// The current attempt's request head has been written to the connection.
+        var attemptSent = false
+        /// The current attempt is the breaker's half-open probe.
+        var probe = false
+        /// Some attempt was sent and never answered: Klarna may have acted.
+        var outcomeUnknown = false
+        var lastFailure: AttemptFailure?
+        /// `Retry-After` / `X-Ratelimit-Reset` of the current answer, nanoseconds.
+        var retryAfter: Int64?
+        var headTimer: Scheduled<Void>?
+        var bodyTimer: Scheduled<Void>?
+        var retryTimer: Scheduled<Void>?
+        var deadlineTimer: Scheduled<Void>?
+
+        /// Stops every timer of the call.
+        func cancelTimers() {
+            for timer in [headTimer, bodyTimer, retryTimer, deadlineTimer] { timer?.cancel() }
+            headTimer = nil
+            bodyTimer = nil
+            retryTimer = nil
+            deadlineTimer = nil
+        }
 
         init(requestID: String, head: HTTPRequestHead, clientAddress: String?) {
             self.requestID = requestID
@@ -103,8 +137,12 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         if case .forwarding(let connection) = phase {
             connection.handler.delegate = nil
             runtime.pools.pool(for: context.eventLoop).release(connection, reusable: false)
+            if let call, call.probe, let host = call.plan?.upstream.endpoint.authority {
+                runtime.breakers.abandonProbe(host: host, now: UpstreamClock.now)
+            }
         }
-        call?.timeout?.cancel()
+        call?.cancelTimers()
+        endCall()
         phase = .finishing
         context.fireChannelInactive()
     }
@@ -139,6 +177,11 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         call.record.callerCertificateFingerprint = clientFingerprint(context: context)
         self.call = call
         phase = .pending
+        guard runtime.inFlight.enter() else {
+            refuse(GatewayError(.overloaded, "The gateway is serving \(runtime.inFlight.limit) calls at once; retry shortly."), context: context)
+            return
+        }
+        call.admitted = true
         if let refusal = checkHead(head) {
             // After a refused CONNECT the caller may already be sending tunnel bytes: close rather than parse them.
             call.closeAfterRefusal = head.method == .CONNECT
@@ -162,14 +205,20 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             call.record.credential = plan.upstream.credential
             call.record.upstreamCertificateFingerprint = plan.upstream.identity.fingerprint
             call.record.correlationID = plan.upstream.correlationID
-            call.record.idempotencyKey = head.headers.first(name: "klarna-idempotency-key")
+            let callerKey = head.headers.first(name: "klarna-idempotency-key")
+            call.generatedKey = IdempotencyKeys.keyToAdd(method: plan.upstream.method, existing: callerKey, enabled: runtime.resilience.addIdempotencyKeys) {
+                UUID().uuidString.lowercased()
+            }
+            call.record.idempotencyKey = callerKey ?? call.generatedKey
+            call.timeouts = runtime.resilience.timeouts(for: plan.facts.operation?.family)
             let chunked = head.headers[canonicalForm: "transfer-encoding"].contains("chunked")
+            call.chunked = chunked
             let expectsContinue = head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
             let proceed = {
                 if expectsContinue {
                     context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
                 }
-                self.forward(plan, call: call, chunked: chunked, context: context)
+                self.forward(call: call, context: context)
             }
             limitRate(plan, snapshot: snapshot, call: call, context: context, proceed: proceed)
         }
@@ -227,10 +276,9 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
                 return
             }
             buffer.withUnsafeReadableBytes { call.requestHash.update(bufferPointer: $0) }
+            call.bodyParts.append(buffer)
             if case .forwarding(let connection) = phase {
                 connection.channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
-            } else {
-                call.bufferedBody.append(buffer)
             }
         }
     }
@@ -250,186 +298,13 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         }
     }
 
-    // MARK: - Upstream
-
-    private func forward(_ plan: ForwardPlan, call: CallState, chunked: Bool, context: ChannelHandlerContext) {
-        var intent = call.record
-        intent.phase = .intent
-        intent.timeMicros = CallState.nowMicros()
-        let loop = context.eventLoop
-        let pool = runtime.pools.pool(for: loop)
-        let journaled = runtime.journal.record(intent, on: loop)
-        journaled.assumeIsolated().whenComplete { result in
-            guard self.call === call, case .pending = self.phase else { return }
-            if case .failure = result {
-                self.refuse(GatewayError(.auditUnavailable, "The audit trail cannot record this call, so it was not forwarded."), context: context)
-                return
-            }
-            call.record.upstreamAttempts += 1
-            call.upstreamSent = .now()
-            pool.acquire(endpoint: plan.upstream.endpoint, identity: plan.upstream.identity).assumeIsolated().whenComplete { result in
-                guard self.call === call, case .pending = self.phase else {
-                    if case .success(let connection) = result { pool.release(connection, reusable: true) }
-                    return
-                }
-                switch result {
-                case .failure(let error):
-                    self.runtime.logger.warning(
-                        "upstream connection failed",
-                        metadata: ["request_id": "\(call.requestID)", "upstream": "\(plan.upstream.endpoint)", "error": "\(error)"])
-                    self.refuse(GatewayError(.upstreamUnavailable, "Klarna could not be reached (\(plan.upstream.endpoint.authority))."), context: context)
-                case .success(let connection):
-                    self.send(plan.upstream, over: connection, call: call, chunked: chunked, context: context)
-                }
-            }
-        }
-    }
-
-    private func send(_ upstream: UpstreamRequestHead, over connection: UpstreamConnection, call: CallState, chunked: Bool, context: ChannelHandlerContext) {
-        connection.handler.delegate = self
-        phase = .forwarding(connection)
-        var headers = HTTPHeaders(upstream.headers)
-        if chunked && !headers.contains(name: "content-length") { headers.add(name: "transfer-encoding", value: "chunked") }
-        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: upstream.method), uri: upstream.target, headers: headers)
-        connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        for buffer in call.bufferedBody {
-            connection.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
-        }
-        call.bufferedBody = []
-        if call.requestEnded { connection.channel.write(HTTPClientRequestPart.end(nil), promise: nil) }
-        connection.channel.flush()
-        let timeout = runtime.responseTimeout
-        call.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            guard self.call === call, !call.responseStarted else { return }
-            self.abortUpstream(context: context)
-            self.refuse(GatewayError(.upstreamTimeout, "Klarna did not answer within \(timeout.nanoseconds / 1_000_000) ms."), context: context)
-        }
-    }
-
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard let context, let call, case .forwarding(let connection) = phase else { return }
-        switch part {
-        case .head(let head):
-            call.timeout?.cancel()
-            call.responseStarted = true
-            call.upstreamKeepAlive = head.isKeepAlive
-            call.record.status = Int(head.status.code)
-            learnQuota(from: head)
-            if let sent = call.upstreamSent { call.record.upstreamLatencyMicros = (NIODeadline.now() - sent).nanoseconds / 1000 }
-            var headers = HTTPHeaders()
-            headers.reserveCapacity(head.headers.count + 2)
-            for (name, value) in head.headers where !Self.responseHopByHop.contains(name.lowercased()) {
-                headers.add(name: name, value: value)
-            }
-            headers.add(name: "Klarna-Gateway-Request-Id", value: call.requestID)
-            if !isHTTP2 && !call.keepAlive { headers.add(name: "Connection", value: "close") }
-            call.heldHead = HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
-        case .body(let buffer):
-            call.responseBytes += buffer.readableBytes
-            buffer.withUnsafeReadableBytes { call.responseHash.update(bufferPointer: $0) }
-            if call.record.status.map({ $0 >= 400 }) == true && call.errorProbe.count < 4096 {
-                call.errorProbe += buffer.readableBytesView.prefix(4096 - call.errorProbe.count)
-            }
-            if call.released {
-                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            } else {
-                call.heldBody.append(buffer)
-                call.heldBytes += buffer.readableBytes
-                // Past the hold limit the answer streams, and its outcome record follows the last byte.
-                if call.heldBytes > runtime.limits.maxHeldResponseBytes { release(call, context: context) }
-            }
-        case .end(let trailers):
-            call.responseEnded = true
-            call.record.responseBodyBytes = call.responseBytes
-            call.record.responseBodySHA256 = Hex.encode(call.responseHash.finalize())
-            (call.record.klarnaErrorCode, call.record.klarnaErrorID) = KlarnaErrorBody.codes(in: call.errorProbe)
-            connection.handler.delegate = nil
-            runtime.pools.pool(for: context.eventLoop).release(connection, reusable: call.upstreamKeepAlive && call.requestEnded)
-            phase = .finishing
-            var outcome = call.record
-            outcome.phase = .outcome
-            outcome.timeMicros = CallState.nowMicros()
-            // The outcome is recorded before the answer is released: a caller never holds a response the audit
-            // trail lacks.
-            runtime.journal.record(outcome, on: context.eventLoop).assumeIsolated().whenComplete { result in
-                guard self.context != nil, self.call === call else { return }
-                switch result {
-                case .success:
-                    self.runtime.metrics.observe(outcome, started: call.started)
-                    self.release(call, context: context)
-                    let written = context.writeAndFlush(self.wrapOutboundOut(.end(trailers)))
-                    self.finish(call: call, written: written, context: context)
-                case .failure:
-                    if call.released {
-                        // Part of the answer already streamed (over the hold limit): cut it short.
-                        context.close(promise: nil)
-                    } else {
-                        call.heldHead = nil
-                        call.heldBody = []
-                        self.refuse(GatewayError(
-                            .auditUnavailable,
-                            "Klarna answered, but the audit trail could not record the outcome; retry with the same Klarna-Idempotency-Key."
-                        ), context: context)
-                    }
-                }
-            }
-        }
-    }
-
-    /// Sends the held head and body to the caller; from here on the answer streams.
-    private func release(_ call: CallState, context: ChannelHandlerContext) {
-        guard !call.released, let head = call.heldHead else { return }
-        call.released = true
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        for buffer in call.heldBody { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
-        call.heldHead = nil
-        call.heldBody = []
-        context.flush()
-    }
-
-    func upstreamFailed(_ error: any Error) {
-        guard let context, let call, case .forwarding(let connection) = phase else { return }
-        call.timeout?.cancel()
-        runtime.pools.pool(for: context.eventLoop).release(connection, reusable: false)
-        phase = .pending
-        if call.released {
-            // Part of Klarna's answer already went out; the only honest signal left is to cut the connection.
-            phase = .finishing
-            context.close(promise: nil)
-            return
-        }
-        runtime.logger.warning("upstream exchange failed", metadata: ["request_id": "\(call.requestID)", "error": "\(error)"])
-        refuse(GatewayError(.upstreamUnavailable, "The connection to Klarna failed before an answer arrived."), context: context)
-    }
-
-    /// Klarna's own quota signals (a 429, or `X-Ratelimit-Remaining: 0`) hold the key locally until its reset,
-    /// so further calls are refused here instead of spending Klarna's patience.
-    private func learnQuota(from head: HTTPResponseHead) {
-        guard let call, let subject = call.rateLimitSubject else { return }
-        let exhausted = head.status == .tooManyRequests || head.headers.first(name: "x-ratelimit-remaining") == "0"
-        guard exhausted else { return }
-        let seconds = head.headers.first(name: "x-ratelimit-reset").flatMap(Double.init) ?? 1
-        let until = Int64(NIODeadline.now().uptimeNanoseconds) + Int64(min(max(seconds, 0), 3600) * 1_000_000_000)
-        runtime.rateLimiter.hold(subject, until: until)
-    }
-
-    private func abortUpstream(context: ChannelHandlerContext) {
-        if case .forwarding(let connection) = phase {
-            connection.handler.delegate = nil
-            runtime.pools.pool(for: context.eventLoop).release(connection, reusable: false)
-            phase = .pending
-        }
-    }
-
     // MARK: - Responses
 
-    /// Hop-by-hop response headers that describe Klarna's connection, not the caller's.
-    static let responseHopByHop: Set<String> = ["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"]
 
     /// Answers with a gateway error in Klarna's shape, journals the refusal, and discards the rest of the body.
-    private func refuse(_ error: GatewayError, context: ChannelHandlerContext) {
+    func refuse(_ error: GatewayError, context: ChannelHandlerContext) {
         guard let call else { return }
-        call.timeout?.cancel()
+        call.cancelTimers()
         guard !call.released else {
             context.close(promise: nil)
             return
@@ -448,6 +323,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "Klarna-Gateway-Request-Id", value: call.requestID)
         for header in error.extraHeaders { headers.add(name: header.name, value: header.value) }
+        if let key = call.generatedKey { headers.add(name: IdempotencyKeys.gatewayHeader, value: key) }
         // A body still arriving is read and discarded (it is bounded by the body limit), so the connection stays
         // usable; an oversize body or a caller that asked for it closes the connection.
         let close = !isHTTP2 && (call.closeAfterRefusal || !call.keepAlive || (!call.requestEnded && error.code == .payloadTooLarge))
@@ -470,7 +346,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     }
 
     /// After the response's end: close if the caller asked, else wait for the request's end to go idle.
-    private func finish(call: CallState, written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
+    func finish(call: CallState, written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
         if !isHTTP2 && !call.keepAlive {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
@@ -478,9 +354,17 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         if call.requestEnded && self.call === call { reset() }
     }
 
-    private func reset() {
+    func reset() {
+        endCall()
         call = nil
         phase = .idle
+    }
+
+    /// Gives the call's in-flight place back, once.
+    private func endCall() {
+        guard let call, call.admitted else { return }
+        call.admitted = false
+        runtime.inFlight.leave()
     }
 
     /// The fingerprint of the verified client certificate, read once per connection.

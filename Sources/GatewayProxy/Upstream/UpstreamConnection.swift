@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOTLS
 
 /// Receives one exchange's response from an upstream connection.
 protocol UpstreamExchangeDelegate: AnyObject {
@@ -67,6 +68,44 @@ final class UpstreamConnection: @unchecked Sendable {
 enum UpstreamError: Error {
     /// The connection closed before the response ended.
     case connectionClosed
-    /// No response head within the configured time.
-    case responseTimeout
+    /// The TLS handshake did not finish within the configured time.
+    case tlsHandshakeTimeout
+}
+
+/// Completes `promise` when the upstream TLS handshake has finished, or fails it with the handshake's error, so
+/// the pool hands out only connections a request can be written to.
+final class TLSHandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    let promise: EventLoopPromise<Void>
+    private var done = false
+
+    init(promise: EventLoopPromise<Void>) { self.promise = promise }
+
+    /// Completes the promise once; later outcomes (a close after success) are not the handshake's.
+    func complete(_ result: Result<Void, any Error>) {
+        guard !done else { return }
+        done = true
+        promise.completeWith(result)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent { complete(.success(())) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        complete(.failure(error))
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        complete(.failure(UpstreamError.connectionClosed))
+        context.fireChannelInactive()
+    }
+
+    /// A channel whose connect failed is torn down without ever going active.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        complete(.failure(UpstreamError.connectionClosed))
+    }
 }

@@ -21,7 +21,6 @@ final class UpstreamPool: @unchecked Sendable {
 
     /// Pool settings.
     struct Settings {
-        var connectTimeout: TimeAmount
         var maxIdlePerKey: Int
         var idleTimeout: TimeAmount
     }
@@ -45,14 +44,15 @@ final class UpstreamPool: @unchecked Sendable {
         self.settings = settings
     }
 
-    /// An idle connection for the key if one is alive, else a new one.
-    func acquire(endpoint: UpstreamEndpoint, identity: ClientIdentity) -> EventLoopFuture<UpstreamConnection> {
+    /// An idle connection for the key if one is alive, else a new one whose TLS handshake has completed, so a
+    /// failure here always means nothing of the request was sent.
+    func acquire(endpoint: UpstreamEndpoint, identity: ClientIdentity, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
         eventLoop.preconditionInEventLoop()
         let key = Key(host: endpoint.host, port: endpoint.port, identity: identity.fingerprint)
         while let connection = idle[key]?.popLast() {
             if connection.channel.isActive { return eventLoop.makeSucceededFuture(connection) }
         }
-        return connect(key: key, identity: identity)
+        return connect(key: key, identity: identity, connectTimeout: connectTimeout, handshakeTimeout: handshakeTimeout)
     }
 
     /// Returns a connection after a complete exchange; a connection that cannot be reused is closed.
@@ -135,7 +135,7 @@ final class UpstreamPool: @unchecked Sendable {
         idle = [:]
     }
 
-    private func connect(key: Key, identity: ClientIdentity) -> EventLoopFuture<UpstreamConnection> {
+    private func connect(key: Key, identity: ClientIdentity, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
         let context: NIOSSLContext
         do {
             context = try contexts.context(for: identity)
@@ -144,7 +144,7 @@ final class UpstreamPool: @unchecked Sendable {
         }
         let host = key.host
         let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(settings.connectTimeout)
+            .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -152,11 +152,26 @@ final class UpstreamPool: @unchecked Sendable {
                     let serverName = host.first.map { $0.isLetter } == true ? host : nil
                     let tls = try NIOSSLClientHandler(context: context, serverHostname: serverName)
                     try channel.pipeline.syncOperations.addHandler(tls)
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWaiter(promise: channel.eventLoop.makePromise()))
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnectionHandler())
                 }
             }
-        return bootstrap.connect(host: host, port: key.port).flatMapThrowing { channel in
+        return bootstrap.connect(host: host, port: key.port).flatMap { (channel: any Channel) -> EventLoopFuture<any Channel> in
+            // The handshake runs from channel activation; wait for it, within its own limit.
+            let waiter: TLSHandshakeWaiter
+            do {
+                waiter = try channel.pipeline.syncOperations.handler(type: TLSHandshakeWaiter.self)
+            } catch {
+                channel.close(promise: nil)
+                return channel.eventLoop.makeFailedFuture(error) as EventLoopFuture<any Channel>
+            }
+            let timer = channel.eventLoop.assumeIsolated().scheduleTask(in: handshakeTimeout) {
+                waiter.complete(.failure(UpstreamError.tlsHandshakeTimeout))
+                channel.close(promise: nil)
+            }
+            return waiter.promise.futureResult.always { _ in timer.cancel() }.map { () -> any Channel in channel }
+        }.flatMapThrowing { (channel: any Channel) -> UpstreamConnection in
             let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
             let connection = UpstreamConnection(channel: channel, handler: handler, key: key)
             let id = ObjectIdentifier(connection)
