@@ -281,8 +281,9 @@ final class ResponseCollector: ChannelDuplexHandler {
     }
 }
 
-/// A FIFO async mutex: `send` calls take turns on the one connection.
-final class TurnQueue: Sendable {
+/// A FIFO async lock, granted in arrival order: `send` calls take turns on the one connection, and the
+/// hostile-input suites take turns on their shared gateway.
+public final class TurnQueue: Sendable {
     private struct State {
         var busy = false
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -290,7 +291,11 @@ final class TurnQueue: Sendable {
 
     private let state = Mutex(State())
 
-    func acquire() async {
+    /// Makes a free lock.
+    public init() {}
+
+    /// Waits for the turn.
+    public func acquire() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let runNow = state.withLock { state -> Bool in
                 if state.busy {
@@ -304,7 +309,8 @@ final class TurnQueue: Sendable {
         }
     }
 
-    func release() {
+    /// Passes the turn to the next waiter.
+    public func release() {
         let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if state.waiters.isEmpty {
                 state.busy = false

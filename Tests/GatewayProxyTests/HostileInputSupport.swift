@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import GatewayTestSupport
 import GRDB
 import KlarnaSimulator
@@ -34,7 +33,7 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
 /// nothing" is exact. A case that broke the gateway would fail every case after it, which is the point.
 enum HostileGateway {
     private static let harness = Task { try await GatewayHarness.start() }
-    private static let turns = Turns()
+    private static let turns = TurnQueue()
 
     /// Runs `body` alone against the shared gateway.
     static func exclusive(_ body: (GatewayHarness) async throws -> Void) async throws {
@@ -42,36 +41,6 @@ enum HostileGateway {
         await turns.acquire()
         defer { turns.release() }
         try await body(gw)
-    }
-}
-
-/// A FIFO async lock: one hostile case at a time.
-final class Turns: Sendable {
-    private let state = Mutex<(busy: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func acquire() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { state -> Bool in
-                if state.busy {
-                    state.waiters.append(continuation)
-                    return false
-                }
-                state.busy = true
-                return true
-            }
-            if now { continuation.resume() }
-        }
-    }
-
-    func release() {
-        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.busy = false
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        next?.resume()
     }
 }
 
