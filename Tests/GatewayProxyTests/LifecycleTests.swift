@@ -195,19 +195,22 @@ struct LifecycleTests {
             #expect(good.status == 0, "\(good.stderr)")
             #expect(good.stdout.contains("check passed") && good.stdout.contains("access.yaml") && good.stdout.contains("operations"))
 
-            // Two problems in two files: both are reported.
+            // Three problems in three places: all are reported.
             try "callers:\n  checkout:\n    merchants: [m1]\n    families: [no-such-family]\n"
                 .write(to: gw.directory.appendingPathComponent("broken-access.yaml"), atomically: true, encoding: .utf8)
             try "not a certificate".write(to: gw.directory.appendingPathComponent("bad.pem"), atomically: true, encoding: .utf8)
             let config = try String(contentsOfFile: gw.configPath, encoding: .utf8)
                 .replacingOccurrences(of: "access: access.yaml", with: "access: broken-access.yaml")
                 .replacingOccurrences(of: "certificate: gateway.pem", with: "certificate: bad.pem")
+                .replacingOccurrences(of: "upstream:\n", with: "upstream:\n  timeouts: {families: {no-such-timeout-family: {total_ms: 1000}}}\n")
+            #expect(config.contains("no-such-timeout-family"))
             let badPath = gw.directory.appendingPathComponent("bad-gateway.yaml").path
             try config.write(toFile: badPath, atomically: true, encoding: .utf8)
             let bad = try await ChildProcess.run(binary, ["check", "--config", badPath], directory: gw.directory)
             #expect(bad.status != 0)
             #expect(bad.stderr.contains("broken-access.yaml") && bad.stderr.contains("no-such-family"), "\(bad.stderr)")
             #expect(bad.stderr.contains("bad.pem"), "\(bad.stderr)")
+            #expect(bad.stderr.contains("no-such-timeout-family"), "\(bad.stderr)")
 
             try "listeners: [".write(toFile: badPath, atomically: true, encoding: .utf8)
             let unparsable = try await ChildProcess.run(binary, ["check", "--config", badPath], directory: gw.directory)

@@ -39,6 +39,7 @@ public enum ConfigCheck {
             report.summary.append("catalogue \(config.resolve(config.catalogue)): \(loaded.operations.count) operations, \(loaded.families.count) families")
         }
         if let catalogue {
+            if let problem = config.unknownTimeoutFamilyProblem(catalogue: catalogue) { report.problems.append("\(problem)") }
             attempt {
                 let access = try PolicyLoader.loadAccess(path: config.resolve(config.policies.access), catalogue: catalogue)
                 report.summary.append("access \(config.resolve(config.policies.access)): \(access.callers.count) caller grant(s)")

@@ -115,6 +115,15 @@ extension GatewayConfig {
             addIdempotencyKeys: upstream.idempotencyKeys)
     }
 
+    /// A timeout override naming a family the catalogue does not have: refused, since it would silently apply
+    /// to nothing. Checked by `serve` at start and by `check`.
+    func unknownTimeoutFamilyProblem(catalogue: OperationCatalogue) -> ConfigError? {
+        let unknown = Set((upstream.timeouts.families ?? [:]).keys).subtracting(catalogue.families)
+        return unknown.sorted().first.map {
+            ConfigError(source: "upstream.timeouts.families", reason: "'\($0)' is not an operation family of the catalogue")
+        }
+    }
+
     /// Problems with the resilience settings: non-positive times or counts, a family override inside another.
     func resilienceProblems() -> [String] {
         var problems: [String] = []

@@ -71,10 +71,7 @@ public final class GatewayService: Service, Sendable {
             let tls = ReloadState.stamp(of: Self.tlsFiles(config: config))
             let snapshot = try await Self.buildSnapshot(config: config, credentials: credentials, version: state.nextVersion())
             state.built(ReloadState.Stamps(generation: snapshot.generation, files: files, tls: tls), counted: false)
-            let unknownFamilies = Set((config.upstream.timeouts.families ?? [:]).keys).subtracting(snapshot.snapshot.catalogue.families)
-            if let family = unknownFamilies.sorted().first {
-                throw ConfigError(source: "upstream.timeouts.families", reason: "'\(family)' is not an operation family of the catalogue")
-            }
+            if let problem = config.unknownTimeoutFamilyProblem(catalogue: snapshot.snapshot.catalogue) { throw problem }
             let upstreamCA = try config.upstream.caFile.map { try String(contentsOfFile: config.resolve($0), encoding: .utf8) }
             let runtime = try ProxyRuntime(
                 snapshots: SnapshotHolder(snapshot.snapshot), group: group, upstreamCAPEM: upstreamCA,
