@@ -13,10 +13,7 @@ public enum PolicyLoader {
 
     /// Parses and validates access grants.
     public static func access(yaml: String, source: String, catalogue: OperationCatalogue) throws -> AccessPolicy {
-        let policy = try YAMLSettings.decode(AccessPolicy.self, yaml: yaml, source: source)
-        let problems = policy.problems(knownFamilies: catalogue.families)
-        guard problems.isEmpty else { throw ConfigError(source: source, reason: problems.joined(separator: "; ")) }
-        return policy
+        try validated(AccessPolicy.self, yaml: yaml, source: source) { $0.problems(knownFamilies: catalogue.families) }
     }
 
     /// Loads and validates `rate-limits.yaml`; categories must be ones the catalogue uses.
@@ -26,10 +23,9 @@ public enum PolicyLoader {
 
     /// Parses and validates rate limits.
     public static func rateLimits(yaml: String, source: String, catalogue: OperationCatalogue) throws -> RateLimitPolicy {
-        let policy = try YAMLSettings.decode(RateLimitPolicy.self, yaml: yaml, source: source)
-        let problems = policy.problems(knownCategories: Set(catalogue.operations.map(\.category)))
-        guard problems.isEmpty else { throw ConfigError(source: source, reason: problems.joined(separator: "; ")) }
-        return policy
+        try validated(RateLimitPolicy.self, yaml: yaml, source: source) {
+            $0.problems(knownCategories: Set(catalogue.operations.map(\.category)))
+        }
     }
 
     /// Loads and validates `releases.yaml` against the catalogue's release names.
@@ -39,10 +35,9 @@ public enum PolicyLoader {
 
     /// Parses and validates the release calendar.
     public static func releases(yaml: String, source: String, catalogue: OperationCatalogue) throws -> ReleasePolicy {
-        let policy = try YAMLSettings.decode(ReleasePolicy.self, yaml: yaml, source: source)
-        let problems = policy.problems(knownIntroductions: Set(catalogue.operations.map(\.introducedIn)))
-        guard problems.isEmpty else { throw ConfigError(source: source, reason: problems.joined(separator: "; ")) }
-        return policy
+        try validated(ReleasePolicy.self, yaml: yaml, source: source) {
+            $0.problems(knownIntroductions: Set(catalogue.operations.map(\.introducedIn)))
+        }
     }
 
     /// Loads the operation catalogue.
@@ -58,6 +53,16 @@ public enum PolicyLoader {
         } catch {
             throw ConfigError(source: path, reason: "\(error)")
         }
+    }
+
+    /// Decodes a policy and refuses it with every problem `check` finds, joined, naming `source`.
+    private static func validated<Policy: Decodable>(
+        _ type: Policy.Type, yaml: String, source: String, check: (Policy) -> [String]
+    ) throws -> Policy {
+        let policy = try YAMLSettings.decode(type, yaml: yaml, source: source)
+        let problems = check(policy)
+        guard problems.isEmpty else { throw ConfigError(source: source, reason: problems.joined(separator: "; ")) }
+        return policy
     }
 
     private static func read(_ path: String) throws -> String {
