@@ -124,8 +124,11 @@ struct LifecycleTests {
     @Test("SIGTERM with an HTTP/2 call in flight: the stream is answered (GOAWAY, then close), exit 0", .timeLimit(.minutes(2)))
     func sigtermHTTP2() async throws {
         try await withGateway { gw in
-            _ = try await gw.control.send("POST", "/control/faults", headers: [("Content-Type", "application/json")], body: Array(#"{"kind":"latency","delay_ms":1500}"#.utf8))
-            let served = try await ServedGateway.start(gw)
+            // Klarna holds the answer 10 s (with the response timeout raised above it for this gateway): long enough
+            // that a loaded machine cannot miss the call in flight; 1.5 s once let the call finish before the first
+            // metrics scrape saw it.
+            _ = try await gw.control.send("POST", "/control/faults", headers: [("Content-Type", "application/json")], body: Array(#"{"kind":"latency","delay_ms":10000}"#.utf8))
+            let served = try await ServedGateway.start(gw, environment: ["KGW_UPSTREAM__RESPONSE_TIMEOUT_MS": "30000"])
             let curl = try ChildProcess("/usr/bin/curl", [
                 "-sS", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "--cacert", gw.directory.appendingPathComponent("callers-ca.pem").path,
                 "-H", "Authorization: Bearer \(gw.tokens["checkout"]!)", "https://localhost:\(served.ports["https"] ?? 0)" + Self.transaction,
