@@ -83,7 +83,8 @@ let package = Package(
         .target(
             name: "GatewayAudit",
             dependencies: [
-                "GatewayCore", "GatewayProxy",
+                "GatewayCore", "GatewayProxy", "GatewayStore", "GatewayPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -189,7 +190,8 @@ let package = Package(
         .testTarget(
             name: "GatewayAuditTests",
             dependencies: [
-                "GatewayAudit", "GatewayCore", "GatewayTestSupport",
+                "GatewayAudit", "GatewayCore", "GatewayPostgres", "GatewayTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -38,16 +38,10 @@ enum AuditDatabase {
     static func migrator() -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            let columns = AuditEntry.fieldNames.dropFirst().map { name -> String in
-                let integer = ["time_us", "request_bytes", "status", "response_bytes", "upstream_attempts",
-                               "upstream_latency_us", "credential_version"].contains(name)
-                let required = ["node_id", "time_us", "phase", "request_id", "method", "path", "upstream_attempts"].contains(name)
-                return "\(name) \(integer ? "INTEGER" : "TEXT")\(required ? " NOT NULL" : "")"
-            }
             try db.execute(sql: """
                 CREATE TABLE audit_records (
                     seq INTEGER PRIMARY KEY,
-                    \(columns.joined(separator: ",\n    ")),
+                    \(AuditEntry.columnDefinitions(integer: "INTEGER", of: AuditEntry.fieldNames.dropFirst())),
                     prev_hash TEXT NOT NULL,
                     hash TEXT NOT NULL
                 );

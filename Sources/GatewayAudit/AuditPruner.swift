@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GatewayPostgres
 
 /// What a prune did.
 public struct PruneResult: Sendable {
@@ -17,6 +18,9 @@ public enum AuditPruner {
     /// and the remaining chain starts from a signed anchor: the archive ends with that checkpoint, and
     /// `audit verify` checks the store from it. Records after that checkpoint stay until a later prune.
     public static func prune(path: String, beforeMicros: Int64, archive: String) throws -> PruneResult {
+        guard !PostgresURL.isPostgresURL(path) else {
+            throw AuditError.io("audit prune works on SQLite trails only so far; a PostgreSQL trail is kept in full (see docs/postgresql.md)")
+        }
         let database = try AuditDatabase.openForMaintenance(path: path)
         defer { try? database.close() }
         let plan: (anchorSeq: Int64, cut: AuditCheckpoint)? = try database.read { db in

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GatewayPostgres
 
 /// Which records an export or stats run covers; every bound is optional.
 public struct AuditFilter: Sendable {
@@ -52,9 +53,11 @@ public struct AuditStats: Sendable, Equatable {
 
 /// Read side of the trail: export, tail and stats, all with cursors so memory does not grow with the store.
 public enum AuditReader {
-    /// Streams matching records in sequence order to `output`; returns how many were written.
+    /// Streams matching records in sequence order (in PostgreSQL: every node's chain, merged by time) to `output`;
+    /// returns how many were written.
     @discardableResult
     public static func export(path: String, filter: AuditFilter, format: AuditExportFormat, to output: AuditOutput) throws -> Int {
+        if PostgresURL.isPostgresURL(path) { return try AuditPostgresReader.export(url: path, filter: filter, format: format, to: output) }
         let database = try AuditDatabase.openForReading(path: path)
         defer { try? database.close() }
         var count = 0
@@ -73,6 +76,9 @@ public enum AuditReader {
 
     /// Writes the last `count` records, then (with `follow`) polls for new ones until the task is cancelled.
     public static func tail(path: String, count: Int, follow: Bool, format: AuditExportFormat = .jsonl, to output: AuditOutput) async throws {
+        if PostgresURL.isPostgresURL(path) {
+            return try await AuditPostgresReader.tail(url: path, count: count, follow: follow, format: format, to: output)
+        }
         let database = try AuditDatabase.openForReading(path: path)
         defer { try? database.close() }
         if let header = format.header { try output.write(header) }
@@ -105,6 +111,7 @@ public enum AuditReader {
 
     /// Counts calls per merchant, caller and status in the window (SQLite aggregates; nothing is loaded row by row).
     public static func stats(path: String, filter: AuditFilter) throws -> AuditStats {
+        if PostgresURL.isPostgresURL(path) { return try AuditPostgresReader.stats(url: path, filter: filter) }
         let database = try AuditDatabase.openForReading(path: path)
         defer { try? database.close() }
         return try database.read { db in

@@ -1,8 +1,10 @@
+import GatewayPostgres
 import Logging
 
 /// The `audit:` section of gateway.yaml.
 public struct AuditSettings: Sendable, Codable, Equatable {
-    /// The audit SQLite file (relative paths are resolved against the config file's directory).
+    /// The audit SQLite file (relative paths are resolved against the config file's directory), or a `postgres://`
+    /// URL: one chain per node in a database shared by every instance.
     public var path: String
     /// `commit` (default), `fsync` or `async`.
     public var mode: AuditDurability
@@ -16,12 +18,14 @@ public struct AuditSettings: Sendable, Codable, Equatable {
     public var queueLimit: Int
     /// How long a write may wait for a lock held by another process before it fails.
     public var lockTimeoutSeconds: Double
+    /// PostgreSQL: how long a batch retries a lost server before its calls are refused.
+    public var retrySeconds: Double
 
     /// Makes settings; the defaults are the production ones.
     public init(
         path: String = "audit.sqlite", mode: AuditDurability = .commit, checkpointEveryRecords: Int = 10_000,
         checkpointEverySeconds: Double = 60, checkpointFile: String? = "audit-checkpoints.jsonl", queueLimit: Int = 100_000,
-        lockTimeoutSeconds: Double = 2
+        lockTimeoutSeconds: Double = 2, retrySeconds: Double = 5
     ) {
         self.path = path
         self.mode = mode
@@ -30,6 +34,7 @@ public struct AuditSettings: Sendable, Codable, Equatable {
         self.checkpointFile = checkpointFile
         self.queueLimit = queueLimit
         self.lockTimeoutSeconds = lockTimeoutSeconds
+        self.retrySeconds = retrySeconds
     }
 
     enum CodingKeys: String, CodingKey {
@@ -39,6 +44,7 @@ public struct AuditSettings: Sendable, Codable, Equatable {
         case checkpointFile = "checkpoint_file"
         case queueLimit = "queue_limit"
         case lockTimeoutSeconds = "lock_timeout_seconds"
+        case retrySeconds = "retry_seconds"
     }
 
     /// Decodes with every key optional, falling back to the defaults.
@@ -52,20 +58,21 @@ public struct AuditSettings: Sendable, Codable, Equatable {
         checkpointFile = try container.decodeIfPresent(String.self, forKey: .checkpointFile) ?? defaults.checkpointFile
         queueLimit = try container.decodeIfPresent(Int.self, forKey: .queueLimit) ?? defaults.queueLimit
         lockTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .lockTimeoutSeconds) ?? defaults.lockTimeoutSeconds
+        retrySeconds = try container.decodeIfPresent(Double.self, forKey: .retrySeconds) ?? defaults.retrySeconds
     }
 }
 
 extension AuditWriter {
-    /// Starts a writer from the config section; `resolve` turns relative paths into absolute ones.
+    /// Starts a writer from the config section; `resolve` turns relative paths into absolute ones (a URL is kept).
     public convenience init(
         settings: AuditSettings, nodeID: String, signer: AuditSigner, resolve: (String) -> String = { $0 },
         logger: Logger = Logger(label: "audit")
     ) {
         self.init(
-            path: resolve(settings.path), nodeID: nodeID, mode: settings.mode, signer: signer,
+            path: PostgresURL.isPostgresURL(settings.path) ? settings.path : resolve(settings.path), nodeID: nodeID, mode: settings.mode, signer: signer,
             checkpointEveryRecords: settings.checkpointEveryRecords, checkpointEverySeconds: settings.checkpointEverySeconds,
             checkpointFile: settings.checkpointFile.map(resolve), queueLimit: settings.queueLimit,
-            lockTimeout: settings.lockTimeoutSeconds, logger: logger
+            lockTimeout: settings.lockTimeoutSeconds, retryWindow: settings.retrySeconds, logger: logger
         )
     }
 }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import GatewayCore
+import GatewayPostgres
 
 /// One thing wrong with a trail, at the first sequence number it affects.
 public struct AuditProblem: Sendable, Equatable, CustomStringConvertible {
@@ -29,9 +30,11 @@ public struct AuditProblem: Sendable, Equatable, CustomStringConvertible {
     public var seq: Int64
     /// Human detail for the report.
     public var detail: String
+    /// The node whose chain it is, when the store holds several (PostgreSQL).
+    public var nodeID: String?
 
-    /// `seq N: kind (detail)`.
-    public var description: String { "seq \(seq): \(kind.rawValue) (\(detail))" }
+    /// `seq N: kind (detail)`, after `node X` when the store holds several chains.
+    public var description: String { (nodeID.map { "node \($0) " } ?? "") + "seq \(seq): \(kind.rawValue) (\(detail))" }
 }
 
 /// What `audit verify` found.
@@ -53,8 +56,44 @@ public struct VerificationReport: Sendable {
     /// Caveats about what the verification could prove.
     public var notes: [String] = []
 
+    /// Each node's chain, when the store holds several (PostgreSQL); empty for a SQLite file's single chain.
+    public var chains: [Chain] = []
+
+    /// What was checked of one node's chain.
+    public struct Chain: Sendable {
+        /// The node.
+        public var nodeID: String
+        /// Records whose hash was recomputed.
+        public var recordsChecked: Int
+        /// The chain starts after this sequence number.
+        public var anchorSeq: Int64
+        /// The last sequence number present.
+        public var lastSeq: Int64
+        /// The newest checkpoint the chain was checked against.
+        public var newestCheckpointSeq: Int64
+        /// Problems found in this chain.
+        public var problemCount: Int
+    }
+
     /// True only when nothing is wrong.
     public var isIntact: Bool { problemCount == 0 }
+
+    /// Folds one node's chain report into a report over several chains.
+    mutating func add(_ chain: VerificationReport, node: String) {
+        chains.append(Chain(
+            nodeID: node, recordsChecked: chain.recordsChecked, anchorSeq: chain.anchorSeq, lastSeq: chain.lastSeq,
+            newestCheckpointSeq: chain.newestCheckpointSeq, problemCount: chain.problemCount))
+        recordsChecked += chain.recordsChecked
+        checkpointsChecked += chain.checkpointsChecked
+        problemCount += chain.problemCount
+        let room = max(0, AuditVerifier.problemLimit - problems.count)
+        problems += chain.problems.prefix(room).map { problem in
+            var problem = problem
+            problem.nodeID = node
+            return problem
+        }
+        for note in chain.notes where !notes.contains(note) { notes.append(note) }
+    }
     /// The first bad record.
     public var firstProblem: AuditProblem? { problems.first }
 }
@@ -77,131 +116,45 @@ public enum AuditVerifier {
         return keys
     }
 
-    /// Verifies the store at `path`.
+    /// Verifies the store at `path`: a SQLite file's chain, or every node's chain in a PostgreSQL trail.
     ///
     /// `publicKeys` (key id → key) are the trusted keys; when empty, each checkpoint's own public key is used,
     /// which detects edits by anyone who cannot also rewrite the checkpoint table, and the report says so.
-    /// `trustedCheckpointFile` is a copy of the shipped checkpoint file: its newest checkpoint exposes truncation.
+    /// `trustedCheckpointFiles` are copies of the shipped checkpoint files (one per node): their newest
+    /// checkpoints expose truncation, even of a chain deleted whole.
     public static func verify(
-        path: String, trustedCheckpointFile: URL? = nil, publicKeys: [String: Curve25519.Signing.PublicKey] = [:]
+        path: String, trustedCheckpointFiles: [URL] = [], publicKeys: [String: Curve25519.Signing.PublicKey] = [:]
     ) throws -> VerificationReport {
-        var report = VerificationReport()
-        var problems: [AuditProblem] = []
-        func problem(_ kind: AuditProblem.Kind, _ seq: Int64, _ detail: String) {
-            report.problemCount += 1
-            if problems.count < problemLimit * 2 { problems.append(AuditProblem(kind: kind, seq: seq, detail: detail)) }
+        let trusted = try trustedCheckpointFiles.flatMap { try AuditCheckpoint.readFile($0) }
+        let hasTrustedFile = !trustedCheckpointFiles.isEmpty
+        if PostgresURL.isPostgresURL(path) {
+            return try AuditPostgresReader.verify(url: path, trusted: trusted, hasTrustedFile: hasTrustedFile, publicKeys: publicKeys)
         }
-        func signatureOK(_ checkpoint: AuditCheckpoint) -> Bool {
-            report.checkpointsChecked += 1
-            let key: Curve25519.Signing.PublicKey?
-            if publicKeys.isEmpty {
-                key = Hex.decode(checkpoint.publicKey).flatMap { try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }
-            } else {
-                key = publicKeys[checkpoint.keyID]
-            }
-            guard let key else {
-                problem(.badSignature, checkpoint.seq, "checkpoint signed by untrusted key \(checkpoint.keyID)")
-                return false
-            }
-            guard checkpoint.isSigned(by: key) else {
-                problem(.badSignature, checkpoint.seq, "checkpoint signature invalid (key \(checkpoint.keyID))")
-                return false
-            }
-            return true
-        }
-        if publicKeys.isEmpty {
-            report.notes.append(
-                "no trusted public key given: signatures were checked against the keys recorded with each checkpoint")
-        }
-        var trusted: [AuditCheckpoint] = []
-        if let trustedCheckpointFile { trusted = try AuditCheckpoint.readFile(trustedCheckpointFile) }
-
         let database = try AuditDatabase.openForReading(path: path)
         defer { try? database.close() }
-        try database.read { db in
+        var report = try database.read { db in
             guard try db.tableExists("audit_records") else { throw AuditError.io("\(path) is not an audit store") }
-            var expectedSeq: Int64 = 1
-            var expectedPrev = AuditCanonical.genesisHash
-            if let row = try Row.fetchOne(db, sql: "SELECT * FROM audit_anchor WHERE id = 1") {
-                let anchor = AuditCheckpoint(row: row)
-                _ = signatureOK(anchor)
-                expectedSeq = anchor.seq + 1
-                expectedPrev = anchor.hash
-                report.anchorSeq = anchor.seq
-                report.notes.append("records up to seq \(anchor.seq) were pruned; the chain starts at the anchor checkpoint")
-            }
-            report.lastSeq = report.anchorSeq
-            report.newestCheckpointSeq = report.anchorSeq
+            let anchor = try Row.fetchOne(db, sql: "SELECT * FROM audit_anchor WHERE id = 1").map(AuditCheckpoint.init(row:))
             let nodeID = try String.fetchOne(db, sql: "SELECT node_id FROM audit_records ORDER BY seq LIMIT 1")
-            var checkpoints: [Int64: [AuditCheckpoint]] = [:]
-            let stored = try Row.fetchCursor(db, sql: "SELECT * FROM audit_checkpoints ORDER BY seq")
-            while let row = try stored.next() {
-                let checkpoint = AuditCheckpoint(row: row)
-                if signatureOK(checkpoint) { checkpoints[checkpoint.seq, default: []].append(checkpoint) }
-            }
-            for checkpoint in trusted where nodeID == nil || checkpoint.nodeID == nodeID {
-                if checkpoint.seq < report.anchorSeq { continue }
-                if signatureOK(checkpoint) { checkpoints[checkpoint.seq, default: []].append(checkpoint) }
-            }
-            for checkpoint in checkpoints[report.anchorSeq] ?? [] where checkpoint.hash != expectedPrev && report.anchorSeq > 0 {
-                problem(.checkpointMismatch, report.anchorSeq, "the anchor's hash differs from checkpoint by \(checkpoint.keyID)")
-            }
-
-            var previousPrev: String?
+            let stored = try Row.fetchAll(db, sql: "SELECT * FROM audit_checkpoints ORDER BY seq").map(AuditCheckpoint.init(row:))
+            var chain = AuditChainCheck(
+                anchor: anchor, stored: stored, trusted: trusted.filter { nodeID == nil || $0.nodeID == nodeID }, publicKeys: publicKeys)
             let rows = try Row.fetchCursor(db, sql: "SELECT \(AuditEntry.selectColumns) FROM audit_records ORDER BY seq")
-            while let row = try rows.next() {
-                let entry = AuditEntry(row: row)
-                report.recordsChecked += 1
-                if entry.seq > expectedSeq {
-                    let missing = entry.seq - expectedSeq
-                    problem(.deleted, expectedSeq, "\(missing) record\(missing == 1 ? "" : "s") missing before seq \(entry.seq)")
-                    expectedPrev = entry.prevHash
-                } else if entry.seq < expectedSeq {
-                    problem(.reordered, entry.seq, "sequence number goes backwards")
-                } else if entry.prevHash != expectedPrev {
-                    if let previousPrev, entry.prevHash == previousPrev {
-                        problem(.inserted, entry.seq - 1, "seq \(entry.seq - 1) was inserted: seq \(entry.seq) chains from its predecessor")
-                    } else {
-                        problem(.reordered, entry.seq, "does not chain from seq \(entry.seq - 1)")
-                    }
-                }
-                let recomputed = AuditCanonical.chainHash(previous: entry.prevHash, entry: entry)
-                if recomputed != entry.hash {
-                    problem(.edited, entry.seq, "fields do not match the record's hash")
-                }
-                for checkpoint in checkpoints[entry.seq] ?? [] {
-                    report.newestCheckpointSeq = max(report.newestCheckpointSeq, checkpoint.seq)
-                    if checkpoint.hash != entry.hash {
-                        problem(.checkpointMismatch, entry.seq, "hash differs from the signed checkpoint: records up to here were rewritten")
-                    }
-                }
-                previousPrev = entry.prevHash
-                expectedPrev = entry.hash
-                expectedSeq = entry.seq + 1
-                report.lastSeq = entry.seq
-            }
-            if let newest = checkpoints.keys.max(), newest > report.lastSeq {
-                report.newestCheckpointSeq = newest
-                problem(.truncated, report.lastSeq + 1, "the trail ends at seq \(report.lastSeq) but a checkpoint covers seq \(newest)")
-            }
+            while let row = try rows.next() { chain.check(AuditEntry(row: row)) }
+            return chain.finish(hasTrustedFile: hasTrustedFile)
         }
-        if trustedCheckpointFile == nil {
-            report.notes.append("no checkpoint file given: a truncated tail is only detected against the store's own checkpoints")
-        }
-        if report.lastSeq > report.newestCheckpointSeq {
-            report.notes.append("records after seq \(report.newestCheckpointSeq) are chained but not yet covered by a signed checkpoint")
-        }
-        // The most specific explanation of a sequence number comes first: a slipped-in record also breaks the
-        // checkpoint at its position, but "inserted" is what the investigator needs to read.
-        let rank: [AuditProblem.Kind: Int] = [
-            .deleted: 0, .inserted: 1, .reordered: 2, .edited: 3, .truncated: 4, .checkpointMismatch: 5, .badSignature: 6,
-        ]
-        report.problems = Array(
-            problems.enumerated()
-                .sorted { ($0.element.seq, rank[$0.element.kind] ?? 9, $0.offset) < ($1.element.seq, rank[$1.element.kind] ?? 9, $1.offset) }
-                .map(\.element).prefix(problemLimit))
+        if publicKeys.isEmpty { report.notes.insert(AuditVerifier.untrustedKeysNote, at: 0) }
         return report
     }
+
+    /// Verifies with at most one trusted checkpoint file.
+    public static func verify(
+        path: String, trustedCheckpointFile: URL?, publicKeys: [String: Curve25519.Signing.PublicKey] = [:]
+    ) throws -> VerificationReport {
+        try verify(path: path, trustedCheckpointFiles: trustedCheckpointFile.map { [$0] } ?? [], publicKeys: publicKeys)
+    }
+
+    static let untrustedKeysNote = "no trusted public key given: signatures were checked against the keys recorded with each checkpoint"
 }
 
 extension AuditVerifier {

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import GRDB
 import GatewayCore
+import GatewayPostgres
 import GatewayProxy
 import Logging
 import NIOConcurrencyHelpers
@@ -43,19 +44,19 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
     public let nodeID: String
     /// The durability mode.
     public let mode: AuditDurability
-    private let path: String
     private let signer: AuditSigner
     private let checkpointEveryRecords: Int
     private let checkpointEverySeconds: Double
     private let checkpointFile: String?
     private let queueLimit: Int
-    private let lockTimeout: TimeInterval
+    private let retryWindow: TimeInterval
     private let logger: Logger
     private let shared = NIOLockedValueBox(Shared())
     private let worker = DispatchQueue(label: "audit-writer")
 
     // Confined to `worker`.
-    private var database: DatabaseQueue?
+    private let backend: any AuditBackend
+    private var isOpen = false
     private var lastSeq: Int64 = 0
     private var lastHash = AuditCanonical.genesisHash
     private var lastCheckpointSeq: Int64 = 0
@@ -65,12 +66,21 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
 
     /// Starts a writer; the store is opened by the worker (and reopened after failures), so a missing or
     /// unwritable store makes calls fail rather than the gateway fail to start.
+    ///
+    /// `path` is a SQLite file or a `postgres://` URL (one chain per node id in a shared database).
+    /// `retryWindow` is how long a batch keeps retrying a PostgreSQL connection that was lost before its calls are
+    /// refused, so that a server restart of a few seconds holds calls instead of refusing them.
     public init(
         path: String, nodeID: String, mode: AuditDurability = .commit, signer: AuditSigner,
         checkpointEveryRecords: Int = 10_000, checkpointEverySeconds: Double = 60, checkpointFile: String? = nil,
-        queueLimit: Int = 100_000, lockTimeout: TimeInterval = 2, logger: Logger = Logger(label: "audit")
+        queueLimit: Int = 100_000, lockTimeout: TimeInterval = 2, retryWindow: TimeInterval = 5,
+        logger: Logger = Logger(label: "audit")
     ) {
-        self.path = path
+        if PostgresURL.isPostgresURL(path) {
+            backend = AuditPostgresBackend(url: path, nodeID: nodeID, durability: mode, logger: logger)
+        } else {
+            backend = AuditSQLiteBackend(path: path, durability: mode, lockTimeout: lockTimeout)
+        }
         self.nodeID = nodeID
         self.mode = mode
         self.signer = signer
@@ -78,7 +88,7 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
         self.checkpointEverySeconds = max(0.05, checkpointEverySeconds)
         self.checkpointFile = checkpointFile
         self.queueLimit = max(1, queueLimit)
-        self.lockTimeout = lockTimeout
+        self.retryWindow = max(0, retryWindow)
         self.logger = logger
         let timer = DispatchSource.makeTimerSource(queue: worker)
         let interval = min(1, self.checkpointEverySeconds / 2)
@@ -87,8 +97,9 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
         worker.sync {
             self.timer = timer
             do {
-                _ = try self.openIfNeeded()
+                try self.openIfNeeded()
             } catch {
+                self.closeAfterFailure()
                 self.recordFailure(String(describing: error))
             }
         }
@@ -153,8 +164,8 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
                 if self.lastSeq > self.lastCheckpointSeq { self.writeCheckpointOnly() }
                 self.timer?.cancel()
                 self.timer = nil
-                try? self.database?.close()
-                self.database = nil
+                self.backend.close()
+                self.isOpen = false
                 continuation.resume()
             }
         }
@@ -183,84 +194,99 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
     private func tick() {
         if !backlog.isEmpty {
             write([])
+        } else if !isOpen {
+            // A server store that failed is probed here, so that health (and `/readyz`) recovers even when no call
+            // arrives to try it: a load balancer stops sending calls to a gateway that is not ready.
+            do {
+                try openIfNeeded()
+                recordSuccess(seq: lastSeq)
+            } catch {
+                closeAfterFailure()
+                recordFailure(String(describing: error))
+            }
         } else if lastSeq > lastCheckpointSeq, Date().timeIntervalSince(lastCheckpointTime) >= checkpointEverySeconds {
             writeCheckpointOnly()
         }
     }
 
-    private func openIfNeeded() throws -> DatabaseQueue {
-        if let database { return database }
-        let opened = try AuditDatabase.openForWriting(path: path, durability: mode, lockTimeout: lockTimeout)
-        let (seq, hash, checkpointSeq) = try opened.read { db -> (Int64, String, Int64) in
-            let checkpointSeq = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_checkpoints")
-            if let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1") {
-                return (row["seq"], row["hash"], checkpointSeq ?? 0)
-            }
-            if let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_anchor WHERE id = 1") {
-                return (row["seq"], row["hash"], max(checkpointSeq ?? 0, row["seq"]))
-            }
-            return (0, AuditCanonical.genesisHash, checkpointSeq ?? 0)
-        }
-        database = opened
-        lastSeq = seq
-        lastHash = hash
-        lastCheckpointSeq = checkpointSeq
+    private func openIfNeeded() throws {
+        if isOpen { return }
+        let head = try backend.open()
+        isOpen = true
+        lastSeq = head.lastSeq
+        lastHash = head.lastHash
+        lastCheckpointSeq = head.lastCheckpointSeq
         lastCheckpointTime = Date()
         shared.withLockedValue {
-            $0.health.lastSeq = seq
-            $0.health.lastCheckpointSeq = checkpointSeq
+            $0.health.lastSeq = head.lastSeq
+            $0.health.lastCheckpointSeq = head.lastCheckpointSeq
         }
-        return opened
+    }
+
+    private func closeAfterFailure() {
+        guard backend.closesAfterFailure else { return }
+        backend.close()
+        isOpen = false
     }
 
     /// Writes the async backlog and `batch` in one transaction, checkpointing when due.
+    ///
+    /// While the store was healthy, a failure on a store that reconnects (PostgreSQL) is retried for
+    /// `retryWindow` before the batch fails; meanwhile new records queue up to `queueLimit`. Once failing, each
+    /// batch is tried once, so calls are refused quickly until the store is back.
     private func write(_ batch: [Pending]) {
         var entries = backlog
         entries.reserveCapacity(backlog.count + batch.count)
         for pending in batch { entries.append(pending.prepared) }
-        var seq = lastSeq
-        var hash = lastHash
-        var checkpoint: AuditCheckpoint?
-        do {
-            let database = try openIfNeeded()
-            try database.writeWithoutTransaction { db in
-                try db.inTransaction(.immediate) {
-                    seq = lastSeq
-                    hash = lastHash
-                    let insert = try db.cachedStatement(sql: AuditEntry.insertSQL)
-                    for entry in entries {
-                        seq += 1
-                        let previous = hash
-                        hash = AuditCanonical.chainHash(previous: previous, seq: seq, tail: entry.tail)
-                        var values = [seq.databaseValue]
-                        values.reserveCapacity(entry.values.count + 3)
-                        values += entry.values
-                        values.append(previous.databaseValue)
-                        values.append(hash.databaseValue)
-                        try insert.execute(arguments: StatementArguments(values))
-                    }
-                    if checkpointDue(at: seq) {
-                        let made = try signer.checkpoint(nodeID: nodeID, seq: seq, timeMicros: Self.nowMicros(), hash: hash)
-                        try db.execute(sql: AuditCheckpoint.insertSQL, arguments: made.insertArguments)
-                        checkpoint = made
-                    }
-                    return .commit
-                }
-            }
-        } catch {
+        let started = Date()
+        var delay = 0.05
+        var outcome = attempt(entries)
+        while case .failure = outcome, backend.closesAfterFailure, health.isHealthy,
+            Date().timeIntervalSince(started) + delay <= retryWindow
+        {
+            Thread.sleep(forTimeInterval: delay)
+            delay = min(delay * 2, 1)
+            outcome = attempt(entries)
+        }
+        switch outcome {
+        case .failure(let error):
             let reason = String(describing: error)
             if mode == .async { backlog = entries }
             // Health first, so whoever sees the failed future also sees why.
             recordFailure(reason)
             for pending in batch { pending.promise?.fail(AuditError.unavailable(reason)) }
-            return
+        case .success(let checkpoint):
+            backlog = []
+            recordSuccess(seq: lastSeq)
+            for pending in batch { pending.promise?.succeed(()) }
+            if let checkpoint { published(checkpoint) }
         }
-        lastSeq = seq
-        lastHash = hash
-        backlog = []
-        recordSuccess(seq: seq)
-        for pending in batch { pending.promise?.succeed(()) }
-        if let checkpoint { published(checkpoint) }
+    }
+
+    /// One try at appending `entries` after the chain head; advances the head only when the store committed.
+    private func attempt(_ entries: [Prepared]) -> Result<AuditCheckpoint?, any Error> {
+        do {
+            try openIfNeeded()
+            var seq = lastSeq
+            var hash = lastHash
+            var rows: [AuditChainedRow] = []
+            rows.reserveCapacity(entries.count)
+            for entry in entries {
+                seq += 1
+                let previous = hash
+                hash = AuditCanonical.chainHash(previous: previous, seq: seq, tail: entry.tail)
+                rows.append(AuditChainedRow(seq: seq, values: entry.values, prevHash: previous, hash: hash))
+            }
+            let checkpoint = checkpointDue(at: seq)
+                ? try signer.checkpoint(nodeID: nodeID, seq: seq, timeMicros: Self.nowMicros(), hash: hash) : nil
+            try backend.append(rows, checkpoint: checkpoint)
+            lastSeq = seq
+            lastHash = hash
+            return .success(checkpoint)
+        } catch {
+            closeAfterFailure()
+            return .failure(error)
+        }
     }
 
     private func checkpointDue(at seq: Int64) -> Bool {
@@ -271,14 +297,13 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
 
     private func writeCheckpointOnly() {
         do {
-            let database = try openIfNeeded()
+            try openIfNeeded()
             let made = try signer.checkpoint(nodeID: nodeID, seq: lastSeq, timeMicros: Self.nowMicros(), hash: lastHash)
-            try database.write { db in
-                try db.execute(sql: AuditCheckpoint.insertSQL, arguments: made.insertArguments)
-            }
+            try backend.append([], checkpoint: made)
             recordSuccess(seq: lastSeq)
             published(made)
         } catch {
+            closeAfterFailure()
             recordFailure(String(describing: error))
         }
     }
@@ -338,13 +363,17 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
         Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
     }
 
-    /// Runs `body` on the worker with the writer's own connection; tests use it to make the store read-only
+    /// Runs `body` on the worker with the writer's own SQLite connection; tests use it to make the store read-only
     /// or full (`PRAGMA query_only`, `PRAGMA max_page_count`), conditions only that connection sees.
     func withWriterConnection<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             worker.async {
                 continuation.resume(with: Result {
-                    try self.openIfNeeded().writeWithoutTransaction { try body($0) }
+                    try self.openIfNeeded()
+                    guard let database = (self.backend as? AuditSQLiteBackend)?.database else {
+                        throw AuditError.unavailable("not a SQLite audit store")
+                    }
+                    return try database.writeWithoutTransaction { try body($0) }
                 })
             }
         }

@@ -119,7 +119,7 @@ public final class PostgresStore: GatewayStore {
 
     /// A `StoreError` that says what the server said (message, detail, SQL state), never the query's parameters,
     /// which may hold sealed secrets or token hashes.
-    static func storeError(_ error: any Error, url: PostgresURL) -> any Error {
+    public static func storeError(_ error: any Error, url: PostgresURL) -> any Error {
         if error is StoreError { return error }
         guard let psql = error as? PSQLError else { return StoreError("PostgreSQL store \(url): \(error)") }
         if let message = psql.serverInfo?[.message] {

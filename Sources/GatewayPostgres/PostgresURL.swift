@@ -138,8 +138,8 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
         return sslMode == .prefer ? .prefer(context) : .require(context)
     }
 
-    /// The connection configuration for one unpooled connection.
-    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+    /// The connection configuration for one unpooled connection (the audit writer's, the listener's).
+    public func connectionConfiguration() throws -> PostgresConnection.Configuration {
         var configuration: PostgresConnection.Configuration
         if let unixSocketPath {
             configuration = PostgresConnection.Configuration(

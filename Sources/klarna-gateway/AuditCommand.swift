@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GatewayApp
 import GatewayAudit
+import GatewayPostgres
 
 /// `klarna-gateway audit …`: verify, read and prune the audit trail.
 struct AuditCommand: AsyncParsableCommand {
@@ -16,7 +17,7 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Gateway configuration file.")
         var config: String = "config/gateway.yaml"
 
-        @Option(name: .customLong("audit-db"), help: "The audit SQLite file (overrides the configuration).")
+        @Option(name: .customLong("audit-db"), help: "The audit SQLite file or postgres:// URL (overrides the configuration).")
         var auditDB: String?
 
         /// Only the keys this command needs; the rest of gateway.yaml is ignored.
@@ -34,7 +35,7 @@ struct AuditCommand: AsyncParsableCommand {
             } else if auditDB == nil {
                 throw ValidationError("no configuration at \(config); pass --config or --audit-db")
             }
-            func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : base + "/" + path }
+            func resolve(_ path: String) -> String { path.hasPrefix("/") || PostgresURL.isPostgresURL(path) ? path : base + "/" + path }
             return (auditDB ?? resolve(settings.path), settings.checkpointFile.map(resolve))
         }
     }
@@ -45,8 +46,8 @@ struct AuditCommand: AsyncParsableCommand {
 
         @OptionGroup var store: StoreOptions
 
-        @Option(name: .customLong("from-checkpoint"), help: "A trusted copy of the shipped checkpoint file.")
-        var fromCheckpoint: String?
+        @Option(name: .customLong("from-checkpoint"), help: "A trusted copy of a shipped checkpoint file (repeatable: one per node).")
+        var fromCheckpoint: [String] = []
 
         @Option(name: .customLong("public-key"), help: "Trusted signing key as KEY_ID=HEX (repeatable).")
         var publicKeys: [String] = []
@@ -61,18 +62,26 @@ struct AuditCommand: AsyncParsableCommand {
                 return
             }
             let (path, localCheckpoints) = try store.settings()
-            var checkpointFile = fromCheckpoint
-            if checkpointFile == nil, let localCheckpoints, FileManager.default.fileExists(atPath: localCheckpoints) {
-                checkpointFile = localCheckpoints
+            var checkpointFiles = fromCheckpoint
+            if checkpointFiles.isEmpty, let localCheckpoints, FileManager.default.fileExists(atPath: localCheckpoints) {
+                checkpointFiles = [localCheckpoints]
                 print("note: using the local checkpoint file \(localCheckpoints); pass --from-checkpoint with the shipped copy")
             }
             try report(AuditVerifier.verify(
-                path: path, trustedCheckpointFile: checkpointFile.map { URL(fileURLWithPath: $0) }, publicKeys: keys))
+                path: path, trustedCheckpointFiles: checkpointFiles.map { URL(fileURLWithPath: $0) }, publicKeys: keys))
         }
 
         private func report(_ report: VerificationReport) throws {
             for note in report.notes { print("note: \(note)") }
-            print("records checked: \(report.recordsChecked) (seq \(report.anchorSeq + 1)…\(report.lastSeq)), checkpoints checked: \(report.checkpointsChecked)")
+            for chain in report.chains {
+                print("node \(chain.nodeID): \(chain.recordsChecked) records (seq \(chain.anchorSeq + 1)…\(chain.lastSeq)), "
+                    + "newest checkpoint \(chain.newestCheckpointSeq), \(chain.problemCount == 0 ? "intact" : "\(chain.problemCount) problem(s)")")
+            }
+            if !report.chains.isEmpty {
+                print("chains checked: \(report.chains.count), records checked: \(report.recordsChecked), checkpoints checked: \(report.checkpointsChecked)")
+            } else {
+                print("records checked: \(report.recordsChecked) (seq \(report.anchorSeq + 1)…\(report.lastSeq)), checkpoints checked: \(report.checkpointsChecked)")
+            }
             guard !report.isIntact else {
                 print("intact")
                 return

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayPostgres
 import GatewayCore
 import GatewayProxy
 
@@ -31,7 +32,7 @@ public enum ConfigCheck {
         }
         report.summary.append(
             "config \(path): node \(config.nodeID), \(config.listeners.count) listener(s), admin \(config.admin.map { "\($0.address):\($0.port)" } ?? "off"), "
-                + "audit \(config.auditEnabled ? config.audit.path : "off"), log level \(config.logLevel)")
+                + "audit \(config.auditEnabled ? PostgresURL.redacted(config.audit.path) : "off"), log level \(config.logLevel)")
         var catalogue: OperationCatalogue?
         attempt {
             let loaded = try PolicyLoader.loadCatalogue(path: config.resolve(config.catalogue))

@@ -1,0 +1,150 @@
+import Foundation
+import GatewayCore
+import GatewayPostgres
+import Logging
+import PostgresNIO
+import Testing
+
+@testable import GatewayAudit
+
+/// The audit trail in a shared PostgreSQL database: one chain per node, verified chain by chain, exported merged
+/// by time, with the same tamper evidence as the SQLite trail. Each test gets its own database on the server
+/// bin/with-postgres starts.
+@Suite struct AuditPostgresTests {
+    static var serverURL: String? { ProcessInfo.processInfo.environment["KGW_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+    static var required: Bool {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["KGW_REQUIRE_POSTGRES"] == "1" || (environment["CI"].map { !$0.isEmpty && $0 != "false" && $0 != "0" } ?? false)
+    }
+
+    /// A new database for one test.
+    static func database() async throws -> String {
+        guard let server = serverURL else {
+            throw AuditError.io("KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
+        }
+        return try await PostgresStore.createDatabase(
+            named: "kgw_audit_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20), on: server)
+    }
+
+    /// Runs statements on the database as an intruder with write access would.
+    static func tamper(_ url: String, _ statements: String...) async throws {
+        let logger = Logger(label: "tamper", factory: { _ in SwiftLogNoOpLogHandler() })
+        let connection = try await PostgresConnection.connect(
+            on: PostgresClient.defaultEventLoopGroup.next(), configuration: try PostgresURL(url).connectionConfiguration(), id: 9,
+            logger: logger)
+        do {
+            for sql in statements { _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
+        } catch {
+            try await connection.close()
+            throw error
+        }
+        try await connection.close()
+    }
+
+    static func writer(_ url: String, node: String, checkpointFile: String? = nil, checkpointEvery: Int = 10) -> AuditWriter {
+        AuditWriter(
+            path: url, nodeID: node, signer: Fixtures.signer, checkpointEveryRecords: checkpointEvery, checkpointEverySeconds: 3600,
+            checkpointFile: checkpointFile, retryWindow: 0)
+    }
+
+    @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"))
+    func twoNodesAppendTheirOwnChainsAndVerifyAndExportMergesThemByTime() async throws {
+        let url = try await Self.database()
+        let a = Self.writer(url, node: "gw-a")
+        let b = Self.writer(url, node: "gw-b")
+        // Interleaved in time: a has even microseconds, b odd, written concurrently.
+        async let wroteA: Void = {
+            for index in 0..<40 { try await a.record(Fixtures.record(index, timeMicros: 1_800_000_000_000_000 + Int64(index * 2)), on: Fixtures.loop).get() }
+        }()
+        async let wroteB: Void = {
+            for index in 0..<35 { try await b.record(Fixtures.record(index, timeMicros: 1_800_000_000_000_001 + Int64(index * 2)), on: Fixtures.loop).get() }
+        }()
+        _ = try await (wroteA, wroteB)
+        await a.shutdown()
+        await b.shutdown()
+
+        let report = try AuditVerifier.verify(path: url, publicKeys: Fixtures.trustedKeys)
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(report.chains.map(\.nodeID) == ["gw-a", "gw-b"])
+        #expect(report.chains.map(\.lastSeq) == [40, 35])
+        #expect(report.chains.map(\.newestCheckpointSeq) == [40, 35], "shutdown signs a final checkpoint per chain")
+        #expect(report.recordsChecked == 75)
+
+        let dir = try TempDir()
+        let output = try AuditOutput(path: dir.path("export.jsonl"))
+        let exported = try AuditReader.export(path: url, filter: AuditFilter(), format: .jsonl, to: output)
+        try output.close()
+        #expect(exported == 75)
+        let lines = try String(contentsOfFile: dir.path("export.jsonl"), encoding: .utf8).split(separator: "\n")
+        let entries = lines.compactMap { AuditEntry(jsonLine: $0) }
+        #expect(entries.count == 75)
+        #expect(entries.map(\.timeMicros) == entries.map(\.timeMicros).sorted(), "merged by time")
+        #expect(entries.prefix(4).map(\.nodeID) == ["gw-a", "gw-b", "gw-a", "gw-b"])
+
+        let stats = try AuditReader.stats(path: url, filter: AuditFilter(merchantID: "merchant-0"))
+        #expect(stats.calls == 20 + 18)
+    }
+
+    @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"))
+    func tamperingInOneChainIsNamedByNodeAndFirstBadSequence() async throws {
+        let url = try await Self.database()
+        let dir = try TempDir()
+        for node in ["gw-a", "gw-b", "gw-c"] {
+            let writer = Self.writer(url, node: node, checkpointFile: dir.path("\(node).jsonl"))
+            try await Fixtures.write(writer, count: 30)
+            await writer.shutdown()
+        }
+        #expect(try AuditVerifier.verify(path: url, publicKeys: Fixtures.trustedKeys).isIntact)
+
+        try await Self.tamper(url, "UPDATE audit_records SET status = 201 WHERE node_id = 'gw-b' AND seq = 12")
+        try await Self.tamper(url, "DELETE FROM audit_records WHERE node_id = 'gw-c' AND seq = 7")
+        var report = try AuditVerifier.verify(path: url, publicKeys: Fixtures.trustedKeys)
+        #expect(!report.isIntact)
+        #expect(report.chains.map(\.problemCount).map { $0 > 0 } == [false, true, true])
+        let b = report.problems.first { $0.nodeID == "gw-b" }
+        #expect(b?.kind == .edited && b?.seq == 12)
+        let c = report.problems.first { $0.nodeID == "gw-c" }
+        #expect(c?.kind == .deleted && c?.seq == 7)
+
+        // A whole chain removed, records and checkpoints: only the shipped checkpoint file can tell.
+        try await Self.tamper(url, "DELETE FROM audit_records WHERE node_id = 'gw-a'", "DELETE FROM audit_checkpoints WHERE node_id = 'gw-a'")
+        report = try AuditVerifier.verify(path: url, publicKeys: Fixtures.trustedKeys)
+        #expect(!report.chains.contains { $0.nodeID == "gw-a" }, "the store alone no longer knows gw-a")
+        report = try AuditVerifier.verify(
+            path: url, trustedCheckpointFiles: ["gw-a", "gw-b", "gw-c"].map { URL(fileURLWithPath: dir.path("\($0).jsonl")) },
+            publicKeys: Fixtures.trustedKeys)
+        let a = report.problems.first { $0.nodeID == "gw-a" }
+        #expect(a?.kind == .truncated && a?.seq == 1, "\(report.problems)")
+    }
+
+    @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"))
+    func aRestartedWriterContinuesItsChainAndASecondWriterForTheSameNodeIsRefused() async throws {
+        let url = try await Self.database()
+        let first = Self.writer(url, node: "gw-a")
+        try await Fixtures.write(first, count: 5)
+        let twin = Self.writer(url, node: "gw-a")
+        await #expect(throws: AuditError.self) { try await twin.record(Fixtures.record(99), on: Fixtures.loop).get() }
+        #expect(twin.health.lastError?.contains("another gateway is writing the audit chain of node gw-a") == true)
+        await twin.shutdown()
+        await first.shutdown()
+
+        let restarted = Self.writer(url, node: "gw-a")
+        try await Fixtures.write(restarted, count: 5, start: 6)
+        await restarted.shutdown()
+        let report = try AuditVerifier.verify(path: url, publicKeys: Fixtures.trustedKeys)
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(report.chains.map(\.lastSeq) == [10])
+    }
+
+    @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"))
+    func anUnreachableServerFailsCallsAndNamesTheServerWithoutItsPassword() async throws {
+        let writer = AuditWriter(
+            path: "postgres://kgw:PLANTEDPGPASSWORD@127.0.0.1:1/kgw", nodeID: "gw-a", signer: Fixtures.signer, retryWindow: 0.3)
+        await #expect(throws: AuditError.self) { try await writer.record(Fixtures.record(1), on: Fixtures.loop).get() }
+        let health = writer.health
+        #expect(!health.isHealthy)
+        #expect(health.lastError?.contains("127.0.0.1") == true)
+        #expect(health.lastError?.contains("PLANTEDPGPASSWORD") == false)
+        await writer.shutdown()
+    }
+}
