@@ -80,7 +80,7 @@ final class AuditPostgresBackend: AuditBackend {
     }
 
     /// Rows per INSERT: 36 parameters each, under PostgreSQL's 65,535 bind limit.
-    private static let rowsPerStatement = 1_000
+    static let rowsPerStatement = 1_000
 
     func append(_ rows: [AuditChainedRow], checkpoint: AuditCheckpoint?) throws {
         guard let connection else { throw AuditError.unavailable("audit store not open") }
@@ -90,13 +90,7 @@ final class AuditPostgresBackend: AuditBackend {
                 try run(connection, Self.insert(rows[start..<min(rows.count, start + Self.rowsPerStatement)]))
             }
             if let checkpoint {
-                try run(connection, """
-                    INSERT INTO audit_checkpoints (node_id, seq, time_us, hash, key_id, public_key, signature)
-                    VALUES (\(checkpoint.nodeID), \(checkpoint.seq), \(checkpoint.timeMicros), \(checkpoint.hash),
-                        \(checkpoint.keyID), \(checkpoint.publicKey), \(checkpoint.signature))
-                    ON CONFLICT (node_id, seq) DO UPDATE SET time_us = excluded.time_us, hash = excluded.hash,
-                        key_id = excluded.key_id, public_key = excluded.public_key, signature = excluded.signature
-                    """)
+                try run(connection, Self.insert(checkpoint))
             }
             try run(connection, "COMMIT")
         } catch {
@@ -105,8 +99,19 @@ final class AuditPostgresBackend: AuditBackend {
         }
     }
 
+    /// A checkpoint (a shutdown re-signs the last one: the newer signature wins).
+    static func insert(_ checkpoint: AuditCheckpoint) -> PostgresQuery {
+        """
+        INSERT INTO audit_checkpoints (node_id, seq, time_us, hash, key_id, public_key, signature)
+        VALUES (\(checkpoint.nodeID), \(checkpoint.seq), \(checkpoint.timeMicros), \(checkpoint.hash),
+            \(checkpoint.keyID), \(checkpoint.publicKey), \(checkpoint.signature))
+        ON CONFLICT (node_id, seq) DO UPDATE SET time_us = excluded.time_us, hash = excluded.hash,
+            key_id = excluded.key_id, public_key = excluded.public_key, signature = excluded.signature
+        """
+    }
+
     /// One multi-row INSERT; values are bound, never spliced into the SQL.
-    private static func insert(_ rows: ArraySlice<AuditChainedRow>) throws -> PostgresQuery {
+    static func insert(_ rows: ArraySlice<AuditChainedRow>) throws -> PostgresQuery {
         let columns = AuditEntry.fieldNames + ["prev_hash", "hash"]
         var binds = PostgresBindings(capacity: rows.count * columns.count)
         var tuples: [String] = []

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GatewayApp
+import GatewayAudit
 import GatewayCore
 
 /// `klarna-gateway migrate`: bring the configured store's schema up to date.
@@ -42,7 +43,8 @@ struct StoreCommand: AsyncParsableCommand {
                 SRC and DST are each a SQLite file path or a postgres:// URL (the password may come from PGPASSWORD).
                 DST is created and migrated if needed and must hold no records. Sealed secrets are copied as
                 bytes, so both stores open with the same master key ring. Stop writers (the CLI, gateways
-                that write) during the copy. The audit trail is not part of the store and is not copied.
+                that write) during the copy. With --audit-from, the node's SQLite audit file is copied into the
+                PostgreSQL trail too (same sequence numbers, hashes and checkpoints) and verified.
                 """)
 
         @Option(help: "The store to copy from: a SQLite file path or a postgres:// URL.")
@@ -51,6 +53,12 @@ struct StoreCommand: AsyncParsableCommand {
         @Option(help: "The store to copy into: a SQLite file path or a postgres:// URL.")
         var to: String
 
+        @Option(name: .customLong("audit-from"), help: "Also copy this node's SQLite audit file (audit.path)…")
+        var auditFrom: String?
+
+        @Option(name: .customLong("audit-to"), help: "…into this PostgreSQL trail (default: --to).")
+        var auditTo: String?
+
         func run() async throws {
             try await reportingErrors {
                 let source = try await GatewayConfig.openStore(from)
@@ -58,6 +66,12 @@ struct StoreCommand: AsyncParsableCommand {
                 let report = try await StoreCopy.copy(from: source, to: destination)
                 print("copied \(GatewayConfig.describeStorage(from)) -> \(GatewayConfig.describeStorage(to)), verified record for record:")
                 print(report.description)
+                if let auditFrom {
+                    let trail = auditTo ?? to
+                    let copied = try AuditCopy.copy(from: auditFrom, to: trail)
+                    print("copied \(auditFrom) -> \(GatewayConfig.describeStorage(trail)), verified chain:")
+                    print(copied.description)
+                }
             }
         }
     }

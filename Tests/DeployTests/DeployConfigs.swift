@@ -145,7 +145,8 @@ enum DeployConfigs {
 
     /// Files the gateway writes (with their -wal and -shm companions beside them).
     static func writePaths(_ config: GatewayConfig) -> [String: String] {
-        var paths = ["audit.path": config.resolve(config.audit.path)]
+        var paths: [String: String] = [:]
+        if !config.audit.path.contains("://") { paths["audit.path"] = config.resolve(config.audit.path) }
         if let file = config.audit.checkpointFile { paths["audit.checkpoint_file"] = config.resolve(file) }
         if !config.storage.contains("://") { paths["storage"] = config.storagePath }
         return paths

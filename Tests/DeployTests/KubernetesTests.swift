@@ -163,6 +163,7 @@ struct KubernetesTests {
         #expect(config.storage == url)
         #expect(url.hasPrefix("postgres://") && url.contains("sslmode=verify-full"))
         #expect(config.auditEnabled)
+        #expect(config.audit.path == url, "each pod's audit chain must be kept in PostgreSQL, not in the pod's emptyDir")
         #expect(config.admin?.address == "127.0.0.1")
 
         let catalogueSource = try #require(try DeployConfigs.imageFiles()[config.resolve(config.catalogue)], "the image does not carry \(config.catalogue)")

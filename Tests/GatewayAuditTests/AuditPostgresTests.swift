@@ -147,4 +147,30 @@ import Testing
         #expect(health.lastError?.contains("PLANTEDPGPASSWORD") == false)
         await writer.shutdown()
     }
+
+    @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"))
+    func anEmbeddedNodesChainIsCopiedIntoPostgreSQLAndStillVerifiesAgainstItsShippedCheckpoints() async throws {
+        let dir = try TempDir()
+        let file = try await Fixtures.store(dir, count: 57, checkpointEvery: 10)
+        let url = try await Self.database()
+        let other = Self.writer(url, node: "gw-b")
+        try await Fixtures.write(other, count: 3)
+        await other.shutdown()
+
+        let report = try AuditCopy.copy(from: file, to: url)
+        #expect(report == AuditCopy.Report(nodeID: "node-1", records: 57, checkpoints: 6, lastSeq: 57))
+        let verified = try AuditVerifier.verify(
+            path: url, trustedCheckpointFiles: [URL(fileURLWithPath: dir.path("checkpoints.jsonl"))], publicKeys: Fixtures.trustedKeys)
+        #expect(verified.isIntact, "\(verified.problems)")
+        #expect(verified.chains.map(\.nodeID) == ["gw-b", "node-1"])
+        #expect(verified.chains.map(\.newestCheckpointSeq) == [3, 57])
+        #expect(throws: AuditError.self) { try AuditCopy.copy(from: file, to: url) }
+
+        // The copied chain goes on where it stopped when that node is started against PostgreSQL.
+        let moved = AuditWriter(path: url, nodeID: "node-1", signer: Fixtures.signer, retryWindow: 0)
+        try await Fixtures.write(moved, count: 2, start: 58)
+        await moved.shutdown()
+        let after = try AuditVerifier.verify(path: url, publicKeys: Fixtures.trustedKeys)
+        #expect(after.isIntact && after.chains.last?.lastSeq == 59)
+    }
 }

@@ -5,8 +5,8 @@ import GatewayStore
 /// deployment onto a shared database, or back), then a read-back that must match record for record.
 ///
 /// Sealed secrets are copied as bytes: both stores hold what the vault sealed, under the same master key ring,
-/// so the copy needs no key and never opens a secret. The audit trail is not part of the store (each node
-/// keeps its own chain in its audit file) and is not copied.
+/// so the copy needs no key and never opens a secret. The audit trail is not part of the store: a node's SQLite
+/// audit file is copied by `AuditCopy` (`store copy --audit-from`).
 public enum StoreCopy {
     /// What was copied, by kind.
     public struct Report: Sendable, Equatable, CustomStringConvertible {
