@@ -48,7 +48,7 @@ public enum AuditCopy {
         @discardableResult
         func run(_ query: PostgresQuery) throws -> [PostgresRow] {
             do {
-                return try connection.query(query, logger: logger).wait().rows
+                return try connection.blockingQuery(query, logger: logger)
             } catch {
                 throw PostgresStore.storeError(error, url: url)
             }

@@ -63,7 +63,7 @@ final class AuditPostgresBackend: AuditBackend {
 
     @discardableResult
     private func run(_ connection: PostgresConnection, _ query: PostgresQuery) throws -> [PostgresRow] {
-        try connection.query(query, logger: logger).wait().rows
+        try connection.blockingQuery(query, logger: logger)
     }
 
     private func head(_ connection: PostgresConnection) throws -> AuditChainHead {

@@ -40,7 +40,7 @@ enum AuditPostgresReader {
 
         @discardableResult
         func run(_ query: PostgresQuery) throws -> [PostgresRow] {
-            try connection.query(query, logger: AuditPostgresReader.logger).wait().rows
+            try connection.blockingQuery(query, logger: AuditPostgresReader.logger)
         }
 
         /// Node ids with records, checkpoints or an anchor: a loose index scan, one probe per node.

@@ -52,7 +52,7 @@ enum AuditPostgresSchema {
     /// Applies pending steps in one transaction under an advisory lock, as the store's migrations do. Blocks: the
     /// audit worker and the CLI readers call it off any event loop.
     static func migrate(_ connection: PostgresConnection, logger: Logger) throws {
-        func run(_ query: PostgresQuery) throws -> [PostgresRow] { try connection.query(query, logger: logger).wait().rows }
+        func run(_ query: PostgresQuery) throws -> [PostgresRow] { try connection.blockingQuery(query, logger: logger) }
         _ = try run("BEGIN")
         do {
             _ = try run("SELECT pg_advisory_xact_lock(\(migrationLockKey))")

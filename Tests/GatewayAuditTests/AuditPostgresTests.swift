@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import GatewayPostgres
+import GatewayTestSupport
 import Logging
 import PostgresNIO
 import Testing
@@ -172,5 +173,50 @@ import Testing
         await moved.shutdown()
         let after = try AuditVerifier.verify(path: url, publicKeys: Fixtures.trustedKeys)
         #expect(after.isIntact && after.chains.last?.lastSeq == 59)
+    }
+
+    /// The server crashes under a writer: a restart within `retry_seconds` holds the calls instead of failing them;
+    /// a longer outage fails calls (the audit rule) and the writer recovers by itself, with no gap in the chain.
+    @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"))
+    func aServerCrashIsRiddenOutWithinTheRetryWindowAndRecoveredFromAfterIt() async throws {
+        let cluster = try await PostgresCluster.start()
+        do {
+            let url = cluster.url()
+            let writer = AuditWriter(
+                path: url, nodeID: "gw-a", signer: Fixtures.signer, checkpointEveryRecords: 1_000, checkpointEverySeconds: 3600,
+                retryWindow: 20)
+            try await Fixtures.write(writer, count: 10)
+
+            // A short outage: the record waits for the restarted server and is acknowledged once written.
+            try await cluster.crash()
+            let held = writer.record(Fixtures.record(11), on: Fixtures.loop)
+            try await Task.sleep(for: .milliseconds(500))
+            try await cluster.start()
+            try await held.get()
+            #expect(writer.health.isHealthy)
+
+            // A long outage: past the window the call is refused, then the next ones at once.
+            let short = AuditWriter(path: url, nodeID: "gw-b", signer: Fixtures.signer, retryWindow: 0.5)
+            try await Fixtures.write(short, count: 3)
+            try await cluster.crash()
+            await #expect(throws: AuditError.self) { try await short.record(Fixtures.record(4), on: Fixtures.loop).get() }
+            await #expect(throws: AuditError.self) { try await short.record(Fixtures.record(5), on: Fixtures.loop).get() }
+            #expect(!short.health.isHealthy)
+            try await cluster.start()
+            // Health comes back without a call (the worker probes), as a readiness probe needs.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !short.health.isHealthy, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(short.health.isHealthy)
+            try await short.record(Fixtures.record(6), on: Fixtures.loop).get()
+            await short.shutdown()
+            await writer.shutdown()
+
+            let report = try AuditVerifier.verify(path: url, publicKeys: Fixtures.trustedKeys)
+            #expect(report.isIntact, "\(report.problems)")
+            #expect(report.chains.map(\.lastSeq) == [11, 4], "refused records are not in the chain; acknowledged ones all are")
+        } catch {
+            Issue.record("\(error)\n\(cluster.log)")
+        }
+        await cluster.destroy()
     }
 }

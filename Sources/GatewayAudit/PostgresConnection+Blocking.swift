@@ -1,0 +1,23 @@
+import Logging
+import NIOCore
+import PostgresNIO
+
+extension PostgresConnection {
+    /// Runs `query` and waits for its rows on the calling thread, which may block (the audit worker, the CLI),
+    /// failing after `timeout` instead of waiting forever.
+    ///
+    /// postgres-nio never answers a query sent on a connection that has already closed (the write fails unseen), so
+    /// a closed connection is refused here first; the deadline covers a server that stops answering while the
+    /// connection stays up. A timed-out connection is closed: its state is unknown.
+    func blockingQuery(_ query: PostgresQuery, logger: Logger, timeout: TimeAmount = .seconds(30)) throws -> [PostgresRow] {
+        guard !isClosed else { throw AuditError.unavailable("the connection to PostgreSQL is closed") }
+        let promise = eventLoop.makePromise(of: PostgresQueryResult.self)
+        self.query(query, logger: logger).cascade(to: promise)
+        let deadline = eventLoop.scheduleTask(in: timeout) {
+            promise.fail(AuditError.unavailable("PostgreSQL did not answer within \(timeout.nanoseconds / 1_000_000_000) s"))
+            let _: EventLoopFuture<Void> = self.close()
+        }
+        defer { deadline.cancel() }
+        return try promise.futureResult.wait().rows
+    }
+}
