@@ -36,14 +36,7 @@ public enum AuditCopy {
         let database = try AuditDatabase.openForReading(path: source)
         defer { try? database.close() }
         let url = try PostgresURL(destination)
-        let connection: PostgresConnection
-        do {
-            connection = try PostgresConnection.connect(
-                on: PostgresClient.defaultEventLoopGroup.next(), configuration: try url.connectionConfiguration(), id: 3, logger: logger
-            ).wait()
-        } catch {
-            throw PostgresStore.storeError(error, url: url)
-        }
+        let connection = try PostgresConnection.blockingConnect(url, id: 3, logger: logger)
         defer { try? connection.close().wait() }
         @discardableResult
         func run(_ query: PostgresQuery) throws -> [PostgresRow] {

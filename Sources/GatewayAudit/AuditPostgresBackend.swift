@@ -36,14 +36,7 @@ final class AuditPostgresBackend: AuditBackend {
         close()
         let url = try PostgresURL(urlText)
         self.url = url
-        let connection: PostgresConnection
-        do {
-            connection = try PostgresConnection.connect(
-                on: PostgresClient.defaultEventLoopGroup.next(), configuration: try url.connectionConfiguration(), id: 1, logger: logger
-            ).wait()
-        } catch {
-            throw PostgresStore.storeError(error, url: url)
-        }
+        let connection = try PostgresConnection.blockingConnect(url, id: 1, logger: logger)
         do {
             try run(connection, PostgresQuery(unsafeSQL: "SET synchronous_commit = \(synchronousCommit)"))
             try AuditPostgresSchema.migrate(connection, logger: logger)

@@ -17,14 +17,7 @@ enum AuditPostgresReader {
     /// Runs `body` on one connection in a read-only snapshot.
     private static func reading<T>(_ urlText: String, _ body: (Reader) throws -> T) throws -> T {
         let url = try PostgresURL(urlText)
-        let connection: PostgresConnection
-        do {
-            connection = try PostgresConnection.connect(
-                on: PostgresClient.defaultEventLoopGroup.next(), configuration: try url.connectionConfiguration(), id: 2, logger: logger
-            ).wait()
-        } catch {
-            throw AuditError.io("audit store \(url): \(error)")
-        }
+        let connection = try PostgresConnection.blockingConnect(url, id: 2, logger: logger)
         defer { try? connection.close().wait() }
         let reader = Reader(connection: connection)
         try reader.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

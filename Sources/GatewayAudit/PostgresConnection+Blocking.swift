@@ -1,8 +1,20 @@
+import GatewayPostgres
 import Logging
 import NIOCore
 import PostgresNIO
 
 extension PostgresConnection {
+    /// Opens one unpooled connection, waiting on the calling thread; failures say what the server said.
+    static func blockingConnect(_ url: PostgresURL, id: Int, logger: Logger) throws -> PostgresConnection {
+        do {
+            return try PostgresConnection.connect(
+                on: PostgresClient.defaultEventLoopGroup.next(), configuration: try url.connectionConfiguration(), id: id, logger: logger
+            ).wait()
+        } catch {
+            throw PostgresStore.storeError(error, url: url)
+        }
+    }
+
     /// Runs `query` and waits for its rows on the calling thread, which may block (the audit worker, the CLI),
     /// failing after `timeout` instead of waiting forever.
     ///
