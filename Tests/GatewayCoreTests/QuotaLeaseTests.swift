@@ -31,6 +31,16 @@ import Testing
         #expect(QuotaLedger.fallbackShare(GCRA(rate: 30, burst: 9), instances: 0).rate == 30)
     }
 
+    @Test func aKeyIdleSinceLongAgoHoldsOneBurstNotTheTimeItWasIdle() {
+        // A TAT in the past counts as now: remaining never exceeds the burst, and neither does a grant.
+        #expect(limit.remaining(tat: -10_000 * ms, now: 0) == 5)
+        #expect(limit.remaining(tat: 0, now: 0) == 5)
+        let grant = QuotaLedger.grant(limit, tat: -10_000 * ms, requested: 50, now: 0)
+        #expect(grant.granted == 5)
+        #expect(grant.tat == 500 * ms)
+        #expect(grant == QuotaLedger.grant(limit, tat: nil, requested: 50, now: 0))
+    }
+
     @Test func remainingDoesNotCountACallNotYetDue() {
         // 50 ms before the next call conforms nothing remains (division toward zero once said 1).
         #expect(limit.remaining(tat: 450 * ms, now: 0) == 0)

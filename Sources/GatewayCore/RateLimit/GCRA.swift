@@ -35,10 +35,11 @@ public struct GCRA: Sendable, Hashable {
         max(tat ?? time, time) + interval
     }
 
-    /// Requests still admissible at `now` after the key reached `tat`.
+    /// Requests still admissible at `now` after the key reached `tat`: from 0 to `burst`.
     public func remaining(tat: Int64, now: Int64) -> Int {
-        // Checked before dividing: division truncates toward zero, which would count a call not yet due.
-        let slack = now + tolerance - tat
+        // A TAT in the past counts as `now` (an idle key holds one burst, not the time it was idle); checked
+        // before dividing, since division truncates toward zero, which would count a call not yet due.
+        let slack = now + tolerance - max(tat, now)
         guard slack >= 0 else { return 0 }
         return Int(slack / interval) + 1
     }
