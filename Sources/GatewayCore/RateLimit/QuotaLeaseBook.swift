@@ -102,6 +102,12 @@ public struct QuotaLeaseBook<Key: Hashable & Sendable>: Sendable {
         entries[key] = entry
     }
 
+    /// Puts back an admission `take` spent for a call that another rule then refused or made wait, so a call
+    /// that does not go ahead uses nothing.
+    public mutating func refund(_ key: Key) {
+        entries[key]?.credits += 1
+    }
+
     /// The ledger could not be asked: the caller should decide parked calls again (they will wait or refuse
     /// by the local share once `enterFallback` is called).
     public mutating func failed(_ key: Key) {

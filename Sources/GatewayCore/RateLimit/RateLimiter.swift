@@ -32,6 +32,12 @@ public enum RateLimitDecision: Sendable, Equatable {
     case admit
     /// Forward after waiting this many nanoseconds (shaping); room is already reserved. Call `dequeued()` then.
     case delay(nanoseconds: Int64)
+    /// Cluster mode, shaping: nothing is reserved; after this many nanoseconds call `dequeued()`, then decide
+    /// again (passing the time of the first decision as `since`).
+    case retry(afterNanoseconds: Int64)
+    /// Cluster mode: no lease for a limit yet. The `wake` given to `decide` is called once (off the caller's
+    /// thread) when the lease is granted or the ledger fails; then decide again, passing `since`.
+    case park
     /// Refuse with this error (`GATEWAY_RATE_LIMITED` and the headers of the rule that refused).
     case refuse(GatewayError, rule: RateLimitRule)
 }
@@ -53,26 +59,37 @@ public struct RateLimitCounts: Sendable, Equatable {
 /// One lock guards the whole map so that checking every applicable limit and committing them is atomic: a call
 /// refused by one rule never spends another rule's quota. The critical section is a handful of dictionary
 /// operations; `bench/` measures it.
+///
+/// In cluster mode (several instances on one PostgreSQL) every enforced limit is decided by a `ClusterLimits`
+/// lease book instead of the local TAT; see `RateLimiter+Cluster.swift` and docs/quota-leasing.md.
 public final class RateLimiter: Sendable {
-    struct Key: Hashable {
-        let rule: RateLimitRule
-        let first: String
-        let second: String
-    }
+    typealias Key = RateLimitKey
 
     struct State {
         var tats: [Key: Int64] = [:]
         var holds: [Key: Int64] = [:]
         var queued = 0
         var counts: [RateLimitRule: RateLimitCounts] = [:]
+        /// Cluster mode's lease book; nil for a single instance.
+        var cluster: ClusterLimits?
+        /// Calls parked for a lease, by the lease they wait for.
+        var parked: [QuotaLeaseKey: [@Sendable () -> Void]] = [:]
     }
 
-    private let state = Mutex(State())
+    let state: Mutex<State>
+    /// Where cluster mode sends the ledger work its decisions produce (set once by the ledger client).
+    let ledger = Mutex<(@Sendable ([QuotaLeaseAction]) -> Void)?>(nil)
 
-    /// Makes an empty limiter.
-    public init() {}
+    /// True when limits are leased from a shared ledger.
+    public let isClustered: Bool
 
-    private struct Applicable {
+    /// Makes an empty limiter: local GCRAs, or with `cluster` settings, leases from a shared ledger.
+    public init(cluster: ClusterLimits.Settings? = nil) {
+        state = Mutex(State(cluster: cluster.map { ClusterLimits(settings: $0) }))
+        isClustered = cluster != nil
+    }
+
+    struct Applicable {
         let rule: RateLimitRule
         let key: Key
         let gcra: GCRA?
@@ -105,8 +122,15 @@ public final class RateLimiter: Sendable {
     }
 
     /// Decides one call at `now` (nanoseconds on a monotonic clock) and commits its use of every limit.
-    public func decide(_ subject: RateLimitSubject, policy: RateLimitPolicy, now: Int64) -> RateLimitDecision {
+    ///
+    /// Cluster mode may also answer `.retry` or `.park`: `since` is when this call was first decided (nil the
+    /// first time), so shaping never waits longer than `max_delay_ms` in all; `wake` is called when a parked call
+    /// should be decided again.
+    public func decide(
+        _ subject: RateLimitSubject, policy: RateLimitPolicy, now: Int64, since: Int64? = nil, wake: (@Sendable () -> Void)? = nil
+    ) -> RateLimitDecision {
         let limits = applicable(subject, policy)
+        if isClustered { return decideClustered(limits, policy: policy, now: now, since: since ?? now, wake: wake) }
         return state.withLock { state in
             // How long each limit (or a hold learned from Klarna) makes this call wait.
             var waits = [Int64](repeating: 0, count: limits.count)
@@ -150,12 +174,15 @@ public final class RateLimiter: Sendable {
     }
 
     private func refusal(_ limit: Applicable, wait: Int64, state: State, now: Int64) -> GatewayError {
+        refusal(limit, wait: wait, resetAfter: limit.gcra?.resetAfter(tat: state.tats[limit.key] ?? now, now: now) ?? 0)
+    }
+
+    func refusal(_ limit: Applicable, wait: Int64, resetAfter reset: Int64) -> GatewayError {
         let retryAfter = max(1, (wait + 999_999_999) / 1_000_000_000)
         var headers = [GatewayError.Header("Retry-After", String(retryAfter)), GatewayError.Header("X-Ratelimit-Remaining", "0")]
         if let gcra = limit.gcra {
             let rate = gcra.rate == gcra.rate.rounded() ? String(Int(gcra.rate)) : String(gcra.rate)
             headers.append(GatewayError.Header("X-Ratelimit-Limit", "\(rate), \(rate);w=1;name=\"\(limit.rule.rawValue)\""))
-            let reset = gcra.resetAfter(tat: state.tats[limit.key] ?? now, now: now)
             headers.append(GatewayError.Header("X-Ratelimit-Reset", String(max(retryAfter, (reset + 999_999_999) / 1_000_000_000))))
         } else {
             headers.append(GatewayError.Header("X-Ratelimit-Reset", String(retryAfter)))
@@ -182,6 +209,7 @@ public final class RateLimiter: Sendable {
         state.withLock { state in
             state.tats = state.tats.filter { $0.value > now }
             state.holds = state.holds.filter { $0.value > now }
+            state.cluster?.sweep(now: now)
         }
     }
 
@@ -189,5 +217,5 @@ public final class RateLimiter: Sendable {
     public var counts: [RateLimitRule: RateLimitCounts] { state.withLock { $0.counts } }
 
     /// Keys currently remembered (for memory tests and metrics).
-    public var trackedKeys: Int { state.withLock { $0.tats.count + $0.holds.count } }
+    public var trackedKeys: Int { state.withLock { $0.tats.count + $0.holds.count + ($0.cluster?.trackedKeys ?? 0) } }
 }
