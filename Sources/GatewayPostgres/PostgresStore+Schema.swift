@@ -81,6 +81,7 @@ extension PostgresStore {
             )
             """
         ]),
+        SchemaMigration(version: 4, name: "quota leasing ledger and instance heartbeats", statements: PostgresStore.quotaLeasingSchema),
     ]
 
     /// A constant key for `pg_advisory_xact_lock`, so that instances starting together migrate one at a time.

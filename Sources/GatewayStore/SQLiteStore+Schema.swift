@@ -84,6 +84,9 @@ extension SQLiteStore {
             )
             """
         ]),
+        // The shared ledger of limits across instances lives in PostgreSQL only: one SQLite file serves one
+        // instance, whose limits are local. The step exists so that both stores number their versions alike.
+        SchemaMigration(version: 4, name: "quota leasing ledger and instance heartbeats", statements: []),
     ]
 
     /// The identifiers GRDB's migrator recorded before `schema_migrations` existed, by the version they became.
