@@ -113,6 +113,8 @@ public struct MetricsSample: Sendable {
     public var ingressConnections: Int = 0
     /// Upstream connections closed by certificate-rotation drains since start, by when.
     public var drainedConnections: [String: Int] = [:]
+    /// Cluster mode's lease state and the ledger client's totals (nil for a single instance).
+    public var quota: (status: QuotaLeaseStatus, counters: QuotaLeaseCounters)?
 
     /// An empty sample.
     public init() {}
@@ -142,6 +144,9 @@ private final class SampledSeries: Sendable {
     private let auditHealthy: Gauge
     private let snapshotVersion: Gauge
     private let ingressConnections: Gauge
+    private let quotaFallback: Gauge
+    private let quotaInstances: Gauge
+    private let quotaParked: Gauge
 
     init(factory: any MetricsFactory) {
         self.factory = factory
@@ -149,6 +154,9 @@ private final class SampledSeries: Sendable {
         auditHealthy = Gauge(label: "kgw_audit_healthy", factory: factory)
         snapshotVersion = Gauge(label: "kgw_snapshot_version", factory: factory)
         ingressConnections = Gauge(label: "kgw_ingress_connections", factory: factory)
+        quotaFallback = Gauge(label: "kgw_quota_fallback", factory: factory)
+        quotaInstances = Gauge(label: "kgw_quota_instances", factory: factory)
+        quotaParked = Gauge(label: "kgw_quota_parked_calls", factory: factory)
     }
 
     func record(_ sample: MetricsSample) {
@@ -156,6 +164,11 @@ private final class SampledSeries: Sendable {
         if let healthy = sample.auditHealthy { auditHealthy.record(healthy ? 1 : 0) }
         snapshotVersion.record(sample.snapshotVersion)
         ingressConnections.record(sample.ingressConnections)
+        if let quota = sample.quota {
+            quotaFallback.record(quota.status.fallback ? 1 : 0)
+            quotaInstances.record(quota.status.instances)
+            quotaParked.record(quota.status.parked)
+        }
         state.withLockedValue { state in
             // Every series seen once stays, at zero when its connections are gone, so graphs do not break.
             var current: [String: Int] = state.connectionGauges.mapValues { _ in 0 }
@@ -191,6 +204,15 @@ private final class SampledSeries: Sendable {
             }
             for (when, total) in sample.drainedConnections {
                 advance("kgw_upstream_drained_connections_total", [("when", when)], to: total)
+            }
+            if let counters = sample.quota?.counters {
+                // No key in any label: with thousands of merchants a series per key would swamp the registry.
+                advance("kgw_quota_lease_requests_total", [("result", "granted")], to: counters.leasesGranted)
+                advance("kgw_quota_lease_requests_total", [("result", "empty")], to: counters.leasesEmpty)
+                advance("kgw_quota_ledger_failures_total", [], to: counters.failures)
+                advance("kgw_quota_fallbacks_total", [], to: counters.fallbacks)
+                advance("kgw_quota_admissions_total", [("direction", "granted")], to: counters.admissionsGranted)
+                advance("kgw_quota_admissions_total", [("direction", "returned")], to: counters.admissionsReturned)
             }
             advance("kgw_config_reloads_total", [("result", "applied")], to: sample.reloads.applied)
             advance("kgw_config_reloads_total", [("result", "rejected")], to: sample.reloads.rejected)

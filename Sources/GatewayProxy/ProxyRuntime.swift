@@ -61,8 +61,8 @@ public final class ProxyRuntime: Sendable {
     let inFlight: AdmissionGate
     /// Where calls are reported.
     public let journal: any CallJournal
-    /// Rate-limit state shared by every event loop.
-    public let rateLimiter = RateLimiter()
+    /// Rate-limit state shared by every event loop: local, or leased from a shared ledger in cluster mode.
+    public let rateLimiter: RateLimiter
     /// Today's date in UTC, for release availability.
     let calendarDay = CalendarDay()
     /// The data plane's logger.
@@ -80,9 +80,10 @@ public final class ProxyRuntime: Sendable {
     public init(
         snapshots: SnapshotHolder, group: any EventLoopGroup, upstreamCAPEM: String?, limits: IngressLimits,
         resilience: ResiliencePolicy, maxIdlePerKey: Int, journal: any CallJournal, logger: Logger,
-        metrics: GatewayMetrics = .disabled
+        metrics: GatewayMetrics = .disabled, cluster: ClusterLimits.Settings? = nil
     ) throws {
         self.metrics = metrics
+        self.rateLimiter = RateLimiter(cluster: cluster)
         self.snapshots = snapshots
         self.pools = UpstreamPools(
             group: group, contexts: try UpstreamTLSContexts(caPEM: upstreamCAPEM),

@@ -224,8 +224,12 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         }
     }
 
-    /// The rate-limit stage: admit, shape (forward after a wait, room already reserved) or refuse.
-    private func limitRate(_ plan: ForwardPlan, snapshot: GatewaySnapshot, call: CallState, context: ChannelHandlerContext, proceed: @escaping () -> Void) {
+    /// The rate-limit stage: admit, shape (forward after a wait, room already reserved) or refuse. In cluster mode
+    /// a call may also wait for a lease or, shaping, for room to decide again: `since` is its first decision.
+    private func limitRate(
+        _ plan: ForwardPlan, snapshot: GatewaySnapshot, call: CallState, context: ChannelHandlerContext, since: Int64? = nil,
+        proceed: @escaping () -> Void
+    ) {
         guard let callerID = plan.facts.callerID, let environment = plan.facts.environment, let operation = plan.facts.operation else {
             proceed()
             return
@@ -236,15 +240,34 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         )
         call.rateLimitSubject = subject
         let limiter = runtime.rateLimiter
-        switch limiter.decide(subject, policy: snapshot.rateLimits, now: Int64(NIODeadline.now().uptimeNanoseconds)) {
+        let now = Int64(NIODeadline.now().uptimeNanoseconds)
+        // Decide again, on this loop, for the same call if it is still waiting.
+        let again: () -> Void = {
+            guard self.call === call, case .pending = self.phase else { return }
+            self.limitRate(plan, snapshot: snapshot, call: call, context: context, since: since ?? now, proceed: proceed)
+        }
+        let loop = context.eventLoop
+        var wake: (@Sendable () -> Void)?
+        if limiter.isClustered {
+            let bound = NIOLoopBound(again, eventLoop: loop)
+            wake = { loop.execute { bound.value() } }
+        }
+        switch limiter.decide(subject, policy: snapshot.rateLimits, now: now, since: since, wake: wake) {
         case .admit:
             proceed()
         case .delay(let nanoseconds):
-            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
+            loop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
                 limiter.dequeued()
                 guard self.call === call, case .pending = self.phase else { return }
                 proceed()
             }
+        case .retry(let nanoseconds):
+            loop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
+                limiter.dequeued()
+                again()
+            }
+        case .park:
+            break
         case .refuse(let error, let rule):
             call.record.rateLimitRule = rule.rawValue
             refuse(error, context: context)

@@ -1,0 +1,50 @@
+import Foundation
+import GatewayCore
+import GatewayPostgres
+import GatewayProxy
+import GatewayTestSupport
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+
+/// The ledger client against a PostgreSQL that is not there (a closed port): nothing waits on it for long, and
+/// the limiter keeps every limit at this instance's share. The scale-out suite covers the reachable case and the
+/// way back, with three gateway processes.
+@Suite struct QuotaLeaseDriverTests {
+    static let subject = RateLimitSubject(
+        callerID: "orders", merchantID: "m1", merchantGroups: [], partnerID: "acq", environment: .test, category: "payment-transaction-management")
+
+    @Test("an unreachable ledger: a parked call is woken within the timeout into fallback, which holds the instance to its share", .timeLimit(.minutes(1)))
+    func unreachableLedgerFallsBack() async throws {
+        let closedPort = try await FaultGateway.freePort()
+        let limiter = RateLimiter(cluster: ClusterLimits.Settings())
+        let ledger = try PostgresQuotaLedger(
+            url: try PostgresURL("postgres://kgw@127.0.0.1:\(closedPort)/kgw?sslmode=disable"), connectTimeout: .milliseconds(300))
+        defer { ledger.close() }
+        let driver = QuotaLeaseDriver(
+            limiter: limiter, backend: ledger, settings: .init(nodeID: "gw-test", timeout: .milliseconds(300)),
+            logger: Logger(label: "quota-test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        // As if the last heartbeat had counted four instances before the ledger went away.
+        limiter.ledgerReachable(instances: 4)
+        // 40/s with a burst of 8 split four ways: 10/s and a burst of 2 for this instance.
+        let policy = RateLimitPolicy(merchant: [.test: CategoryLimits(default: LimitSpec(rate: 40, burst: 8))])
+        let woken = NIOLockedValueBox(0)
+        let now = { Int64(NIODeadline.now().uptimeNanoseconds) }
+        #expect(limiter.decide(Self.subject, policy: policy, now: now(), wake: { woken.withLockedValue { $0 += 1 } }) == .park)
+        try await waitUntil("the parked call to be woken", timeout: .seconds(30)) { woken.withLockedValue { $0 } == 1 }
+        #expect(limiter.quotaStatus?.fallback == true)
+        #expect(driver.counters.failures >= 1)
+        #expect(driver.counters.fallbacks == 1)
+
+        // Decided again, the call and its neighbours are held to the share: never the whole limit.
+        let instant = now()
+        let admitted = (0..<20).filter { _ in limiter.decide(Self.subject, policy: policy, now: instant) == .admit }.count
+        #expect(admitted == 2)
+        // A heartbeat fails too: still in fallback, with the last count kept.
+        #expect(await driver.heartbeat() == false)
+        #expect(limiter.quotaStatus?.fallback == true)
+        #expect(limiter.quotaStatus?.instances == 4)
+        #expect(limiter.quotaStatus?.parked == 0)
+    }
+}
