@@ -33,6 +33,12 @@ public enum ConfigCheck {
         report.summary.append(
             "config \(path): node \(config.nodeID), \(config.listeners.count) listener(s), admin \(config.admin.map { "\($0.address):\($0.port)" } ?? "off"), "
                 + "audit \(config.auditEnabled ? PostgresURL.redacted(config.audit.path) : "off"), log level \(config.logLevel)")
+        if config.storageIsPostgres {
+            let q = config.quotaLeasing
+            report.summary.append(
+                "quota leasing: limits shared through the store's ledger (lease horizon \(q.leaseHorizonMs) ms, lifetime \(q.leaseLifetimeMs) ms, "
+                    + "heartbeat \(q.heartbeatIntervalMs) ms, instance window \(q.instanceWindowMs) ms, ledger timeout \(q.ledgerTimeoutMs) ms)")
+        }
         var catalogue: OperationCatalogue?
         attempt {
             let loaded = try PolicyLoader.loadCatalogue(path: config.resolve(config.catalogue))

@@ -71,6 +71,9 @@ public enum ConfigLoader {
         if config.upstream.drainSeconds < 0 || config.shutdownGraceSeconds < 0 {
             throw ConfigError(source: source, reason: "upstream.drain_seconds and shutdown_grace_seconds must not be negative")
         }
+        if let problem = config.quotaLeasing.problems.first {
+            throw ConfigError(source: source, reason: problem)
+        }
         if let problem = config.resilienceProblems().first {
             throw ConfigError(source: source, reason: problem)
         }

@@ -34,13 +34,15 @@ public struct GatewayConfig: Sendable, Codable {
     public var shutdownGraceSeconds: Int
     /// Metrics settings.
     public var metrics: Metrics
+    /// How instances on one PostgreSQL share each limit (`GatewayConfig+QuotaLeasing.swift`).
+    public var quotaLeasing: QuotaLeasing
     /// The directory relative paths are resolved against (the config file's); not read from YAML.
     public var baseDirectory: String = "."
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id", storage, masterKey = "master_key", catalogue, policies, listeners, upstream, limits, admin, audit
         case reloadIntervalMs = "reload_interval_ms", logLevel = "log_level"
-        case shutdownGraceSeconds = "shutdown_grace_seconds", metrics
+        case shutdownGraceSeconds = "shutdown_grace_seconds", metrics, quotaLeasing = "quota_leasing"
     }
 
     /// Decodes with defaults for everything but `storage`, `master_key` and `listeners`.
@@ -61,6 +63,7 @@ public struct GatewayConfig: Sendable, Codable {
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
         shutdownGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .shutdownGraceSeconds) ?? 65
         metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? Metrics()
+        quotaLeasing = try c.decodeIfPresent(QuotaLeasing.self, forKey: .quotaLeasing) ?? QuotaLeasing()
     }
 
     /// What `/metrics` exports.

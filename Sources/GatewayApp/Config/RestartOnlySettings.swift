@@ -3,7 +3,7 @@ import Foundation
 /// The parts of `gateway.yaml` a running gateway cannot change without a restart, and how a reload keeps them.
 ///
 /// These are bound once at start: sockets (listeners, admin), the store, the key ring, the audit writer, the
-/// upstream trust store, timeouts, retries, breaker and idempotency-key setting the runtime was built with, ingress limits and the metrics label set.
+/// upstream trust store, timeouts, retries, breaker and idempotency-key setting the runtime was built with, ingress limits, the metrics label set and quota leasing.
 /// Everything else (policy and catalogue paths, egress rules, header stripping, the integrator tag, unknown
 /// operations, drain time, reload interval, log level, shutdown grace) applies on reload. Listener certificate
 /// and key *files* reload too: only their paths and the listener's shape need a restart.
@@ -23,6 +23,7 @@ enum RestartOnlySettings {
         check("audit.enabled") { $0.auditEnabled }
         check("limits") { $0.limits }
         check("metrics") { $0.metrics }
+        check("quota_leasing") { $0.quotaLeasing }
         check("upstream.ca_file") { $0.upstream.caFile }
         check("upstream.connect_timeout_ms") { $0.upstream.connectTimeoutMs }
         check("upstream.response_timeout_ms") { $0.upstream.responseTimeoutMs }
@@ -46,6 +47,7 @@ enum RestartOnlySettings {
         next.auditEnabled = running.auditEnabled
         next.limits = running.limits
         next.metrics = running.metrics
+        next.quotaLeasing = running.quotaLeasing
         next.upstream.caFile = running.upstream.caFile
         next.upstream.connectTimeoutMs = running.upstream.connectTimeoutMs
         next.upstream.responseTimeoutMs = running.upstream.responseTimeoutMs

@@ -84,6 +84,10 @@ public final class AdminServer: Sendable {
         // and an open breaker already answers fast.
         let breakers = service.runtime.breakers.states.map { "\(JSONText.quote($0.host)):\(JSONText.quote($0.state))" }
         parts.append("\"upstream\":{\"calls_in_flight\":\(service.runtime.callsInFlight),\"breakers\":{\(breakers.joined(separator: ","))}}")
+        // Fallback does not make the gateway unready either: it keeps serving at its share of each limit.
+        if let quota = service.runtime.rateLimiter.quotaStatus {
+            parts.append("\"quota\":{\"fallback\":\(quota.fallback),\"instances\":\(quota.instances),\"parked\":\(quota.parked)}")
+        }
         return Readiness(ready: auditReady, json: "{\"ready\":\(auditReady)," + parts.joined(separator: ",") + "}")
     }
 

@@ -20,6 +20,8 @@ public final class GatewayService: Service, Sendable {
     public var config: GatewayConfig { running.withLockedValue { $0 } }
     /// The data plane's shared state.
     public let runtime: ProxyRuntime
+    /// Cluster mode's ledger client (PostgreSQL storage); nil for a single instance on SQLite.
+    public let quota: QuotaLeaseDriver?
     private let server: IngressServer
     private let credentials: any CredentialSource
     private let group: MultiThreadedEventLoopGroup
@@ -82,8 +84,10 @@ public final class GatewayService: Service, Sendable {
                     idleTimeout: .milliseconds(Int64(config.limits.idleTimeoutMs)),
                     maxInFlightRequests: config.limits.maxInFlightRequests, maxConnections: config.limits.maxConnections),
                 resilience: config.resiliencePolicy,
-                maxIdlePerKey: config.upstream.maxIdlePerKey, journal: journal, logger: logger, metrics: metrics
+                maxIdlePerKey: config.upstream.maxIdlePerKey, journal: journal, logger: logger, metrics: metrics,
+                cluster: config.storageIsPostgres ? config.quotaLeasing.limiterSettings : nil
             )
+            let quota = try await Self.startQuotaLeasing(config: config, runtime: runtime, environment: configSource?.environment, logger: logger)
             runtime.drainRetiredIdentities(drain: .seconds(Int64(config.upstream.drainSeconds)))
             let listeners = try config.listeners.map { try ListenerFactory.spec(for: $0, config: config) }
             let server = try await IngressServer.start(listeners: listeners, runtime: runtime, group: group)
@@ -92,8 +96,8 @@ public final class GatewayService: Service, Sendable {
                 metadata: ["node": "\(config.nodeID)", "snapshot": "\(snapshot.snapshot.version)", "merchants": "\(snapshot.snapshot.merchants.count)",
                            "partners": "\(snapshot.snapshot.partners.count)", "callers": "\(snapshot.snapshot.callersByTokenID.count)"])
             return GatewayService(
-                config: config, runtime: runtime, server: server, credentials: credentials, group: group, logger: logger, state: state,
-                source: configSource)
+                config: config, runtime: runtime, quota: quota, server: server, credentials: credentials, group: group, logger: logger,
+                state: state, source: configSource)
         } catch {
             try? await group.shutdownGracefully()
             throw error
@@ -101,11 +105,12 @@ public final class GatewayService: Service, Sendable {
     }
 
     private init(
-        config: GatewayConfig, runtime: ProxyRuntime, server: IngressServer, credentials: any CredentialSource,
+        config: GatewayConfig, runtime: ProxyRuntime, quota: QuotaLeaseDriver?, server: IngressServer, credentials: any CredentialSource,
         group: MultiThreadedEventLoopGroup, logger: Logger, state: ReloadState, source: ConfigSource?
     ) {
         self.running = NIOLockedValueBox(config)
         self.runtime = runtime
+        self.quota = quota
         self.server = server
         self.credentials = credentials
         self.group = group
@@ -146,6 +151,7 @@ public final class GatewayService: Service, Sendable {
                 tasks.addTask {
                     for await _ in self.wakeups { ticks.continuation.yield(true) }
                 }
+                if let quota { tasks.addTask { await quota.run() } }
                 tasks.addTask { [credentials, logger] in
                     do {
                         if try await credentials.watchChanges({ ticks.continuation.yield(false) }) == false { return }
@@ -245,6 +251,8 @@ public final class GatewayService: Service, Sendable {
             logger.warning("grace period over: closed connections still busy", metadata: ["connections": "\(cut)"])
         }
         runtime.closeUpstreamConnections()
+        // Unspent admissions go back to the ledger, for the instances still running.
+        await quota?.releaseAll()
         try? await group.shutdownGracefully()
         logger.notice("gateway stopped")
     }

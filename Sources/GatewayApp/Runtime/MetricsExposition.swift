@@ -25,6 +25,7 @@ public enum MetricsExposition {
                 sample.snapshotVersion = service.runtime.snapshots.current.version
                 sample.reloads = service.reloadCounts
                 sample.ingressConnections = service.openConnections
+                if let quota = service.quota, let status = quota.limiter.quotaStatus { sample.quota = (status, quota.counters) }
                 service.runtime.metrics.record(sample)
                 return registry.emitToString()
             }
