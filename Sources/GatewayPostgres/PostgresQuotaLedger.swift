@@ -57,10 +57,11 @@ public final class PostgresQuotaLedger: QuotaLedgerBackend {
                 SELECT granted, wait_ns FROM kgw_quota_grant(\(key.rule.rawValue), \(key.first), \(key.second), \
                 \(gcra.interval), \(Int64(gcra.burst)), \(Int64(requested)), \(now))
                 """, logger: logger)
-            for try await (granted, wait) in rows.decode((Int64, Int64).self) {
-                return QuotaGrant(granted: Int(granted), wait: wait)
-            }
-            throw StoreError("kgw_quota_grant returned no row")
+            // Every row is read, never left early: the pool takes the connection back when its rows end.
+            var answer: QuotaGrant?
+            for try await (granted, wait) in rows.decode((Int64, Int64).self) { answer = QuotaGrant(granted: Int(granted), wait: wait) }
+            guard let answer else { throw StoreError("kgw_quota_grant returned no row") }
+            return answer
         }
     }
 
@@ -84,8 +85,10 @@ public final class PostgresQuotaLedger: QuotaLedgerBackend {
     public func heartbeat(node: String, window: Int64) async throws -> Int {
         try await run {
             let rows = try await client.query("SELECT kgw_instance_heartbeat(\(node), \(window))", logger: logger)
-            for try await count in rows.decode(Int64.self) { return Int(count) }
-            throw StoreError("kgw_instance_heartbeat returned no row")
+            var count: Int?
+            for try await value in rows.decode(Int64.self) { count = Int(value) }
+            guard let count else { throw StoreError("kgw_instance_heartbeat returned no row") }
+            return count
         }
     }
 
@@ -106,16 +109,19 @@ public final class PostgresQuotaLedger: QuotaLedgerBackend {
                 SELECT tat_ns FROM quota_ledger WHERE rule_name = \(key.rule.rawValue) AND key_first = \(key.first) \
                 AND key_second = \(key.second)
                 """, logger: logger)
-            for try await tat in rows.decode(Int64.self) { return tat }
-            return nil
+            var tat: Int64?
+            for try await value in rows.decode(Int64.self) { tat = value }
+            return tat
         }
     }
 
     /// The server's clock, nanoseconds since 1970 (microsecond resolution).
     public func serverNow() async throws -> Int64 {
         try await run {
-            for try await now in try await client.query("SELECT kgw_now_ns()", logger: logger).decode(Int64.self) { return now }
-            throw StoreError("kgw_now_ns returned no row")
+            var now: Int64?
+            for try await value in try await client.query("SELECT kgw_now_ns()", logger: logger).decode(Int64.self) { now = value }
+            guard let now else { throw StoreError("kgw_now_ns returned no row") }
+            return now
         }
     }
 

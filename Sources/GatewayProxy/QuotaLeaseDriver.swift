@@ -184,14 +184,16 @@ public final class QuotaLeaseDriver: Sendable {
         return try await withCheckedThrowingContinuation { continuation in
             slot.withLockedValue { $0 = continuation }
             let timer = Task {
-                try? await Task.sleep(for: timeout)
+                // Cancelled means the body answered first: nothing to do.
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
                 slot.withLockedValue { slot in defer { slot = nil }; return slot }?.resume(throwing: QuotaLedgerTimeout(timeout: timeout))
             }
             Task {
                 let result: Swift.Result<Result, any Error>
                 do { result = .success(try await body()) } catch { result = .failure(error) }
-                timer.cancel()
+                // The answer is delivered before the timer is stopped, so the timer can never claim it.
                 slot.withLockedValue { slot in defer { slot = nil }; return slot }?.resume(with: result)
+                timer.cancel()
             }
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import GatewayPostgres
+import GatewayPostgres
 import GatewayProxy
 import GatewayTestSupport
 import Logging
@@ -46,5 +47,59 @@ import Testing
         #expect(limiter.quotaStatus?.fallback == true)
         #expect(limiter.quotaStatus?.instances == 4)
         #expect(limiter.quotaStatus?.parked == 0)
+    }
+}
+
+extension QuotaLeaseDriverTests {
+    @Test(
+        "a reachable ledger: calls are leased within the limit, with no timeouts and no fallback",
+        .enabled(if: PostgresPropagationTests.serverURL != nil || PostgresPropagationTests.required, "needs PostgreSQL: run under bin/with-postgres"),
+        .timeLimit(.minutes(1)))
+    func reachableLedgerLeases() async throws {
+        guard let server = PostgresPropagationTests.serverURL else {
+            Issue.record("KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
+            return
+        }
+        let url = try await PostgresStore.createDatabase(
+            named: "kgw_lease_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16), on: server)
+        try await PostgresStore.open(url: url).close()
+        let limiter = RateLimiter(cluster: ClusterLimits.Settings())
+        let ledger = try PostgresQuotaLedger(url: try PostgresURL(url))
+        defer { ledger.close() }
+        let driver = QuotaLeaseDriver(
+            limiter: limiter, backend: ledger, settings: .init(nodeID: "gw-test"),
+            logger: Logger(label: "quota-test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        #expect(await driver.heartbeat())
+        let policy = RateLimitPolicy(merchant: [.test: CategoryLimits(default: LimitSpec(rate: 40, burst: 8))])
+        let start = ContinuousClock.now
+        var admitted = 0
+        // 200 calls/s for a second against 40/s: each parked call waits for its lease, then decides again.
+        for _ in 0..<200 {
+            let woken = NIOLockedValueBox(0)
+            var since: Int64?
+            decide: while true {
+                let now = Int64(NIODeadline.now().uptimeNanoseconds)
+                switch limiter.decide(Self.subject, policy: policy, now: now, since: since, wake: { woken.withLockedValue { $0 += 1 } }) {
+                case .admit:
+                    admitted += 1
+                    break decide
+                case .park:
+                    since = since ?? now
+                    try await waitUntil("the lease", timeout: .seconds(10)) { woken.withLockedValue { $0 } > 0 }
+                    woken.withLockedValue { $0 = 0 }
+                default:
+                    break decide
+                }
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        #expect(driver.counters.failures == 0)
+        #expect(driver.counters.fallbacks == 0)
+        #expect(limiter.quotaStatus?.fallback == false)
+        #expect(driver.counters.leasesGranted > 0)
+        #expect(Double(admitted) <= 8 + 40 * seconds + 1, "admitted \(admitted) in \(seconds) s")
+        #expect(admitted >= 8, "at least the burst is admitted")
     }
 }
