@@ -68,7 +68,7 @@ public struct RateLimitPolicy: Sendable, Hashable, Codable {
     public var caller: LimitSpec?
     /// Per (caller, merchant).
     public var callerMerchant: LimitSpec?
-    /// One ceiling for the whole gateway instance.
+    /// One ceiling for the whole gateway instance, or for the whole cluster in cluster mode (PostgreSQL storage).
     public var global: LimitSpec?
     /// Named plans.
     public var plans: [String: RatePlan]
@@ -206,6 +206,6 @@ public enum RateLimitRule: String, Sendable, CaseIterable, Hashable {
     case caller
     /// A caller's limit per merchant.
     case callerMerchant = "caller_merchant"
-    /// The instance-wide ceiling.
+    /// The instance-wide ceiling (cluster-wide in cluster mode).
     case global
 }
