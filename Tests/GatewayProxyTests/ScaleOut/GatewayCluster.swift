@@ -159,9 +159,8 @@ final class GatewayCluster: Sendable {
     @discardableResult
     func startNode(_ index: Int, settings: [String: String] = [:]) async throws -> ClusterNode {
         let nodeID = "gw-\(index + 1)"
-        var environment = [
-            "KGW_NODE_ID": nodeID, "KGW_AUDIT__PATH": directory.appendingPathComponent("audit-\(nodeID).sqlite").path,
-        ]
+        let auditPath = directory.appendingPathComponent("audit-\(nodeID).sqlite").path
+        var environment = ["KGW_NODE_ID": nodeID, "KGW_AUDIT__PATH": auditPath]
         environment.merge(settings) { $1 }
         let child = try ChildProcess(
             ChildProcess.productPath("klarna-gateway"), ["serve", "--config", configPath], environment: environment, directory: directory)
@@ -177,7 +176,8 @@ final class GatewayCluster: Sendable {
             let parts = field.split(separator: "=")
             if parts.count == 2, let port = Int(parts[1]) { ports[String(parts[0])] = port }
         }
-        let node = ClusterNode(nodeID: nodeID, child: child, port: ports["loopback"] ?? 0, adminPort: ports["admin"] ?? 0, token: token)
+        let node = ClusterNode(
+            nodeID: nodeID, child: child, port: ports["loopback"] ?? 0, adminPort: ports["admin"] ?? 0, auditPath: auditPath, token: token)
         nodes.withLockedValue { $0[index] = node }
         return node
     }
@@ -228,6 +228,9 @@ struct ClusterNode: Sendable {
     /// The plain loopback listener.
     let port: Int
     let adminPort: Int
+    /// The node's own audit file (kept after the node stops, until the cluster stops; the same file again when
+    /// the node is started again).
+    let auditPath: String
     let token: String
 
     /// A client of the node's loopback listener.
