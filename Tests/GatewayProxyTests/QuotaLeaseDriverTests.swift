@@ -66,8 +66,9 @@ extension QuotaLeaseDriverTests {
         let limiter = RateLimiter(cluster: ClusterLimits.Settings())
         let ledger = try PostgresQuotaLedger(url: try PostgresURL(url))
         defer { ledger.close() }
+        // A generous timeout: this test is about leasing, and the full suite loads the machine.
         let driver = QuotaLeaseDriver(
-            limiter: limiter, backend: ledger, settings: .init(nodeID: "gw-test"),
+            limiter: limiter, backend: ledger, settings: .init(nodeID: "gw-test", timeout: .seconds(20)),
             logger: Logger(label: "quota-test", factory: { _ in SwiftLogNoOpLogHandler() }))
         #expect(await driver.heartbeat())
         let policy = RateLimitPolicy(merchant: [.test: CategoryLimits(default: LimitSpec(rate: 40, burst: 8))])
