@@ -46,11 +46,12 @@ final class GatewayCluster: Sendable {
     static var enabled: Bool { PostgresPropagationTests.serverURL != nil || PostgresPropagationTests.required }
 
     /// Starts the simulator, a database with partner `acq` and merchants m1…m4, and `instances` gateways with
-    /// `rateLimits` as their policy; `settings` are `KGW_…` overrides for every node.
+    /// `rateLimits` as their policy; `settings` are `KGW_…` overrides for every node. The database is made on
+    /// `server` (a `PostgresCluster` of the test's own, for a case that crashes it), else on bin/with-postgres's.
     static func start(
-        instances: Int = 3, rateLimits: String, throughRelay: Bool = false, settings: [String: String] = [:]
+        instances: Int = 3, rateLimits: String, throughRelay: Bool = false, settings: [String: String] = [:], server: String? = nil
     ) async throws -> GatewayCluster {
-        guard let server = PostgresPropagationTests.serverURL else {
+        guard let server = server ?? PostgresPropagationTests.serverURL else {
             throw WaitTimeout(what: "KGW_TEST_POSTGRES_URL (PostgreSQL is required here; bin/test and bin/with-postgres start a server)")
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-cluster-\(UUID().uuidString.prefix(8))")
