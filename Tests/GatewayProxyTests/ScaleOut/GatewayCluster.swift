@@ -33,6 +33,8 @@ final class GatewayCluster: Sendable {
     /// The admin operations on the shared store (the CLI's code path, in this process).
     let admin: AdminService
     let configPath: String
+    /// Whether the audit trail is in the shared database (else a SQLite file per node).
+    let auditInStore: Bool
     /// Caller `orders`'s bearer token.
     let token: String
     private let nodes: NIOLockedValueBox<[ClusterNode?]>
@@ -48,8 +50,13 @@ final class GatewayCluster: Sendable {
     /// Starts the simulator, a database with partner `acq` and merchants m1…m4, and `instances` gateways with
     /// `rateLimits` as their policy; `settings` are `KGW_…` overrides for every node. The database is made on
     /// `server` (a `PostgresCluster` of the test's own, for a case that crashes it), else on bin/with-postgres's.
+    ///
+    /// The audit trail is in the shared database, one chain per node (the production layout), unless
+    /// `auditInStore` is false: then each node keeps a SQLite file, for a case that takes the database away to test
+    /// the limiter alone (with the trail in PostgreSQL, calls are refused by the audit rule instead).
     static func start(
-        instances: Int = 3, rateLimits: String, throughRelay: Bool = false, settings: [String: String] = [:], server: String? = nil
+        instances: Int = 3, rateLimits: String, throughRelay: Bool = false, settings: [String: String] = [:], server: String? = nil,
+        auditInStore: Bool = true
     ) async throws -> GatewayCluster {
         guard let server = server ?? PostgresPropagationTests.serverURL else {
             throw WaitTimeout(what: "KGW_TEST_POSTGRES_URL (PostgreSQL is required here; bin/test and bin/with-postgres start a server)")
@@ -129,7 +136,7 @@ final class GatewayCluster: Sendable {
 
         let cluster = GatewayCluster(
             directory: directory, databaseURL: database, storage: storage, relay: relay, simulator: simulator, simulatorPort: ports[0],
-            controlPort: ports[1], admin: admin, configPath: configPath, token: token, nodes: instances)
+            controlPort: ports[1], admin: admin, configPath: configPath, token: token, nodes: instances, auditInStore: auditInStore)
         do {
             for index in 0..<instances { try await cluster.startNode(index, settings: settings) }
         } catch {
@@ -141,8 +148,9 @@ final class GatewayCluster: Sendable {
 
     private init(
         directory: URL, databaseURL: String, storage: String, relay: TCPRelay?, simulator: ChildProcess, simulatorPort: Int,
-        controlPort: Int, admin: AdminService, configPath: String, token: String, nodes: Int
+        controlPort: Int, admin: AdminService, configPath: String, token: String, nodes: Int, auditInStore: Bool
     ) {
+        self.auditInStore = auditInStore
         self.directory = directory
         self.databaseURL = databaseURL
         self.storage = storage
@@ -156,12 +164,15 @@ final class GatewayCluster: Sendable {
         self.nodes = NIOLockedValueBox(Array(repeating: nil, count: nodes))
     }
 
-    /// Starts (or starts again) node `index` as `gw-<index+1>`, with its own audit file, and waits until it serves.
+    /// Starts (or starts again) node `index` as `gw-<index+1>`, with its own audit chain and checkpoint file, and
+    /// waits until it serves.
     @discardableResult
     func startNode(_ index: Int, settings: [String: String] = [:]) async throws -> ClusterNode {
         let nodeID = "gw-\(index + 1)"
-        let auditPath = directory.appendingPathComponent("audit-\(nodeID).sqlite").path
-        var environment = ["KGW_NODE_ID": nodeID, "KGW_AUDIT__PATH": auditPath]
+        let auditPath = auditInStore ? storage : directory.appendingPathComponent("audit-\(nodeID).sqlite").path
+        var environment = [
+            "KGW_NODE_ID": nodeID, "KGW_AUDIT__PATH": auditPath, "KGW_AUDIT__CHECKPOINT_FILE": checkpointFile(nodeID),
+        ]
         environment.merge(settings) { $1 }
         let child = try ChildProcess(
             ChildProcess.productPath("klarna-gateway"), ["serve", "--config", configPath], environment: environment, directory: directory)
@@ -200,6 +211,24 @@ final class GatewayCluster: Sendable {
             }
             return true
         }
+    }
+
+    /// Node `nodeID`'s checkpoint file, the copy an operator would ship elsewhere.
+    func checkpointFile(_ nodeID: String) -> String { directory.appendingPathComponent("checkpoints-\(nodeID).jsonl").path }
+
+    /// `klarna-gateway audit verify` over the trail in the database, with every node's shipped checkpoints.
+    func verifyAudit(nodes: [String]) async throws -> (status: Int32, output: String) {
+        let arguments = ["audit", "verify", "--audit-db", databaseURL] + nodes.flatMap { ["--from-checkpoint", checkpointFile($0)] }
+        let result = try await ChildProcess.run(ChildProcess.productPath("klarna-gateway"), arguments, directory: directory)
+        return (result.status, result.stdout + result.stderr)
+    }
+
+    /// Every record of the trail in the database (`audit export`, all chains merged by time), as JSON objects.
+    func auditRecords() async throws -> [JSONValue] {
+        let result = try await ChildProcess.run(
+            ChildProcess.productPath("klarna-gateway"), ["audit", "export", "--audit-db", databaseURL], directory: directory)
+        guard result.status == 0 else { throw WaitTimeout(what: "audit export: \(result.stderr)") }
+        return try result.stdout.split(separator: "\n").map { try JSONValue.parse(Array($0.utf8)) }
     }
 
     /// What the simulator received, oldest first.
@@ -266,6 +295,8 @@ struct ClusterLoad: Sendable {
         var admitted = 0
         var limited = 0
         var other: [String] = []
+        /// The request ids of the admitted calls (what the caller was told the gateway recorded).
+        var requestIDs: [String] = []
         /// When each call was sent, on the test's clock.
         var sent: [ContinuousClock.Instant] = []
     }
@@ -276,6 +307,7 @@ struct ClusterLoad: Sendable {
     var limited: Int { tallies.values.reduce(0) { $0 + $1.limited } }
     var other: [String] { tallies.values.flatMap(\.other) }
     var sent: [ContinuousClock.Instant] { tallies.values.flatMap(\.sent).sorted() }
+    var requestIDs: [String] { tallies.values.flatMap(\.requestIDs) }
 
     /// Seconds from the first call sent to the last.
     var span: Double {
@@ -325,7 +357,9 @@ struct ClusterLoad: Sendable {
                             tallies.withLockedValue { tallies in
                                 tallies[index, default: Tally()].sent.append(sent)
                                 switch (response.status, response.errorCode) {
-                                case (200, _): tallies[index, default: Tally()].admitted += 1
+                                case (200, _):
+                                    tallies[index, default: Tally()].admitted += 1
+                                    tallies[index, default: Tally()].requestIDs.append(response.header("Klarna-Gateway-Request-Id") ?? "")
                                 case (429, "GATEWAY_RATE_LIMITED"): tallies[index, default: Tally()].limited += 1
                                 default: tallies[index, default: Tally()].other.append("\(response.status) \(response.errorCode ?? "")")
                                 }

@@ -19,9 +19,11 @@ struct ScaleOutTests {
 
     /// Runs `body` on a fresh cluster and always stops it.
     static func withCluster(
-        throughRelay: Bool = false, settings: [String: String] = [:], _ body: (GatewayCluster) async throws -> Void
+        throughRelay: Bool = false, settings: [String: String] = [:], server: String? = nil, auditInStore: Bool = true,
+        rateLimits: String = limits, _ body: (GatewayCluster) async throws -> Void
     ) async throws {
-        let cluster = try await GatewayCluster.start(rateLimits: limits, throughRelay: throughRelay, settings: settings)
+        let cluster = try await GatewayCluster.start(
+            rateLimits: rateLimits, throughRelay: throughRelay, settings: settings, server: server, auditInStore: auditInStore)
         do {
             try await body(cluster)
         } catch {
@@ -66,7 +68,27 @@ struct ScaleOutTests {
                 }
                 #expect(!metrics.contains("\"m1\"") && !metrics.contains("merchant="), "\(node.nodeID) exports a merchant id")
             }
+            // Every instance's chain in the shared database verifies, against the checkpoints each one shipped.
+            try await Self.expectAuditComplete(cluster, admitted: load.requestIDs)
         }
+    }
+
+    /// Every node's audit chain verifies with its shipped checkpoints (stopping a node signs its last one), and each
+    /// call a caller saw admitted has its intent and outcome records.
+    static func expectAuditComplete(_ cluster: GatewayCluster, admitted: [String]) async throws {
+        let nodes = cluster.runningNodes.map(\.nodeID)
+        for index in 0..<nodes.count { try await cluster.stopNode(index) }
+        let verified = try await cluster.verifyAudit(nodes: nodes)
+        #expect(verified.status == 0, "audit verify: \(verified.output)")
+        #expect(verified.output.contains("chains checked: \(nodes.count)"), "\(verified.output)")
+        for node in nodes { #expect(verified.output.contains("node \(node): "), "\(node) has no chain: \(verified.output)") }
+        var phases: [String: Set<String>] = [:]
+        for record in try await cluster.auditRecords() {
+            if let id = record["request_id"]?.stringValue, let phase = record["phase"]?.stringValue { phases[id, default: []].insert(phase) }
+        }
+        let incomplete = admitted.filter { phases[$0] != ["intent", "outcome"] }
+        #expect(!admitted.isEmpty)
+        #expect(incomplete.isEmpty, "\(incomplete.count) of \(admitted.count) admitted calls lack an intent or outcome record: \(incomplete.prefix(5))")
     }
 
     @Test("a merchant added through one instance is served by the other two (promised within 2 s; measured, not asserted)", .timeLimit(.minutes(3)))
@@ -101,7 +123,9 @@ struct ScaleOutTests {
 
     @Test("PostgreSQL unreachable: each instance keeps serving at its share of the limit, never more, and leases again when it returns", .timeLimit(.minutes(5)))
     func unreachableLedgerFallsBackToTheShare() async throws {
-        try await Self.withCluster(throughRelay: true) { cluster in
+        // The audit trail stays in per-node files here: with it in PostgreSQL, a lost database refuses calls by the
+        // audit rule (the next case), which would hide what this one is about, the limiter's fallback.
+        try await Self.withCluster(throughRelay: true, auditInStore: false) { cluster in
             let relay = try #require(cluster.relay)
             try await cluster.waitUntilLeasing(instances: 3)
             let nodes = cluster.runningNodes
@@ -131,6 +155,60 @@ struct ScaleOutTests {
             #expect(after.other.isEmpty)
             #expect(Double(after.admitted) <= 1.05 * (Double(Self.burst) + Self.rate * after.span), "leasing again: admitted \(after.admitted)")
             #expect(after.admitted > 0)
+        }
+    }
+
+    @Test(
+        "PostgreSQL crashed and restarted under load: every instance keeps serving, audit records wait within their bound, no acknowledged call lacks its records, every chain verifies",
+        .timeLimit(.minutes(6)))
+    func postgresCrashUnderLoad() async throws {
+        let server = try await PostgresCluster.start()
+        do {
+            try await crashUnderLoad(server)
+        } catch {
+            Issue.record("\(error)\nPostgreSQL log:\n\(server.log.suffix(3000))")
+        }
+        await server.destroy()
+    }
+
+    private func crashUnderLoad(_ server: PostgresCluster) async throws {
+        // Room for the load: this case is about the database going away, not about the limit. The writers retry a
+        // lost server for 30 s (longer than the outage) and queue at most 8 records each: calls beyond the queue
+        // are refused at once by the audit rule, those within it wait for the server and are answered.
+        let roomy = "merchant:\n  test:\n    default: {rate: 1000, burst: 100}\n"
+        let settings = ["KGW_AUDIT__RETRY_SECONDS": "30", "KGW_AUDIT__QUEUE_LIMIT": "8"]
+        try await Self.withCluster(settings: settings, server: server.url(), rateLimits: roomy) { cluster in
+            try await cluster.waitUntilLeasing(instances: 3)
+            let nodes = cluster.runningNodes
+            let outage = Task {
+                try await Task.sleep(for: .seconds(3))
+                try await server.crash()
+                let down = ContinuousClock.now
+                try await Task.sleep(for: .seconds(2))
+                try await server.start()
+                return ContinuousClock.now - down
+            }
+            // 16 connections per instance, more than its queue holds, so that the outage fills it.
+            let load = try await ClusterLoad.drive(nodes, merchant: "m4", account: "M4", perSecond: 10, duration: .seconds(10), lanes: 16)
+            let downFor = try await outage.value
+            let perNode = (0..<nodes.count).map { load.tallies[$0]?.admitted ?? 0 }
+            let refused = load.other.filter { $0 == "503 GATEWAY_AUDIT_UNAVAILABLE" }.count
+            print("scale-out, PostgreSQL crashed for \(downFor): admitted \(load.admitted) of \(load.sent.count) (per instance \(perNode)); refused by the audit rule (queue full) \(refused); other answers: \(Set(load.other))")
+            #expect(load.other.allSatisfy { $0 == "503 GATEWAY_AUDIT_UNAVAILABLE" }, "only the audit rule may refuse: \(load.other.prefix(10))")
+            #expect(refused > 0, "the outage outlasts what 8 queued records cover: the bound must refuse some calls")
+            #expect(perNode.allSatisfy { $0 > 0 }, "every instance keeps serving: \(perNode)")
+            for node in nodes { #expect(node.child.process.isRunning, "\(node.nodeID) died: \(node.child.stderr.suffix(2000))") }
+
+            // Recovered by themselves: ready, leasing again, and serving.
+            try await waitUntil("every node to be ready again", timeout: .seconds(60)) {
+                for node in nodes where try await node.readiness()["ready"]?.boolValue != true { return false }
+                return true
+            }
+            try await cluster.waitUntilLeasing(instances: 3, timeout: .seconds(90))
+            let after = try await ClusterLoad.drive(nodes, merchant: "m4", account: "M4", perSecond: 10, duration: .seconds(2), lanes: 2)
+            #expect(after.other.isEmpty && after.admitted == after.sent.count, "\(after.other.prefix(5))")
+
+            try await Self.expectAuditComplete(cluster, admitted: load.requestIDs + after.requestIDs)
         }
     }
 }
