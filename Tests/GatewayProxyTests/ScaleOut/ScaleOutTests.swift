@@ -176,7 +176,8 @@ struct ScaleOutTests {
         // lost server for 30 s (longer than the outage) and queue at most 8 records each: calls beyond the queue
         // are refused at once by the audit rule, those within it wait for the server and are answered.
         let roomy = "merchant:\n  test:\n    default: {rate: 1000, burst: 100}\n"
-        let settings = ["KGW_AUDIT__RETRY_SECONDS": "30", "KGW_AUDIT__QUEUE_LIMIT": "8"]
+        // Polling off (an hour): after the restart, only a re-established LISTEN can bring a change.
+        let settings = ["KGW_AUDIT__RETRY_SECONDS": "30", "KGW_AUDIT__QUEUE_LIMIT": "8", "KGW_RELOAD_INTERVAL_MS": "3600000"]
         try await Self.withCluster(settings: settings, server: server.url(), rateLimits: roomy) { cluster in
             try await cluster.waitUntilLeasing(instances: 3)
             let nodes = cluster.runningNodes
@@ -207,6 +208,20 @@ struct ScaleOutTests {
             try await cluster.waitUntilLeasing(instances: 3, timeout: .seconds(90))
             let after = try await ClusterLoad.drive(nodes, merchant: "m4", account: "M4", perSecond: 10, duration: .seconds(2), lanes: 2)
             #expect(after.other.isEmpty && after.admitted == after.sent.count, "\(after.other.prefix(5))")
+
+            // A change made after the restart reaches every instance through its re-established LISTEN.
+            let added = try await ChildProcess.run(
+                ChildProcess.productPath("klarna-gateway"),
+                ["merchants", "add", "n2", "--partner", "acq", "--account", "krn:partner:global:account:test:N2", "--config", cluster.configPath],
+                environment: ["KGW_NODE_ID": "cli"], directory: cluster.directory)
+            #expect(added.status == 0, "merchants add failed: \(added.stderr)")
+            for node in nodes {
+                let client = node.client()
+                try await waitUntil("\(node.nodeID) to serve n2 after the restart", timeout: .seconds(30)) {
+                    try await node.readTransaction(client, merchant: "n2", account: "N2").status == 200
+                }
+                try await client.close()
+            }
 
             try await Self.expectAuditComplete(cluster, admitted: load.requestIDs + after.requestIDs)
         }
