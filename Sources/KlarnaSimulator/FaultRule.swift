@@ -1,3 +1,5 @@
+import GatewayCore
+
 /// A fault to inject: what kind, which requests it matches, and how often it fires.
 ///
 /// A rule with `count` fires for the next N matching requests and is then spent; one with `rate` fires for that
@@ -67,24 +69,6 @@ public struct FaultRule: Codable, Sendable, Equatable {
         if let wanted = self.operationID, wanted != operationID { return false }
         return true
     }
-}
-
-/// SplitMix64: tiny, fast and reproducible from a seed, which is all fault rates need.
-struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A double in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
 
 /// The active fault rules and the seeded generator that decides rate-based ones: a value type, so the decision

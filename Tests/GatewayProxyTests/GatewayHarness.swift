@@ -67,13 +67,11 @@ final class GatewayHarness: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-        // Klarna's side: its CA, its server certificate, the acquirer's client certificate.
-        let (klarnaCA, _) = try SimulatorPKI.makeCA(name: "simulated Klarna CA")
-        let klarnaServer = try klarnaCA.issueServer()
-        let acquirer = try klarnaCA.issueClient(commonName: "ACQ1 acquirer")
-        var simulatorConfiguration = SimulatorConfiguration(
-            tls: .init(certificatePEM: klarnaServer.certificatePEM, keyPEM: klarnaServer.privateKeyPEM, clientCAPEM: klarnaCA.certificatePEM),
-            acquirers: [.init(id: "ACQ1", krn: "krn:partner:global:account:test:ACQ1", apiKeys: [acquirerKey])],
+        let klarna = try KlarnaSidePKI()
+        let klarnaCA = klarna.ca
+        let acquirer = klarna.acquirer
+        var simulatorConfiguration = klarna.configuration(
+            acquirerKey: acquirerKey,
             merchants: accounts.enumerated().map { index, krn in
                 .init(krn: krn, acquirer: "ACQ1", apiKeys: index == 1 ? [merchantOwnKey] : nil)
             },

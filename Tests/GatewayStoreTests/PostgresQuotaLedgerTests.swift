@@ -18,24 +18,12 @@ import Testing
         return (location, try PostgresQuotaLedger(url: try PostgresURL(location)))
     }
 
-    /// A reproducible random source, so a failing case can be replayed from its printed seed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test(arguments: StoreKind.postgresOnly)
     func theSQLMeansExactlyQuotaLedger(_ kind: StoreKind) async throws {
         let (url, ledger) = try await Self.ledger()
         defer { ledger.close() }
         let seed = UInt64(Date().timeIntervalSince1970)
-        var random = SplitMix(state: seed)
+        var random = SeededGenerator(seed: seed)
         let key = RateLimitKey(rule: .merchant, first: "m'1\"", second: "payment-request-management")
         try await PostgresAdmin.withClient(url: url) { client in
             func plant(_ tat: Int64?) async throws {

@@ -67,13 +67,12 @@ final class GatewayCluster: Sendable {
             .deletingLastPathComponent().deletingLastPathComponent()
         let catalogue = repository.appendingPathComponent("config/catalogue/operations.tsv").path
 
-        // Klarna's side, as its own process: its CA, its server certificate, the acquirer's client certificate.
-        let (klarnaCA, _) = try SimulatorPKI.makeCA(name: "simulated Klarna CA")
-        let klarnaServer = try klarnaCA.issueServer()
-        let acquirer = try klarnaCA.issueClient(commonName: "ACQ1 acquirer")
-        var simulatorConfiguration = SimulatorConfiguration(
-            tls: .init(certificatePEM: klarnaServer.certificatePEM, keyPEM: klarnaServer.privateKeyPEM, clientCAPEM: klarnaCA.certificatePEM),
-            acquirers: [.init(id: "ACQ1", krn: "krn:partner:global:account:test:ACQ1", apiKeys: [acquirerKey])],
+        // Klarna's side, as its own process.
+        let klarna = try KlarnaSidePKI()
+        let klarnaCA = klarna.ca
+        let acquirer = klarna.acquirer
+        var simulatorConfiguration = klarna.configuration(
+            acquirerKey: acquirerKey,
             merchants: (accounts + spareAccounts).map { .init(krn: "krn:partner:global:account:test:\($0)", acquirer: "ACQ1") },
             rateLimits: .unlimited, recordCapacity: 100_000)
         simulatorConfiguration.catalogueFile = catalogue
