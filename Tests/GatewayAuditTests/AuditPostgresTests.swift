@@ -84,6 +84,13 @@ import Testing
 
         let stats = try AuditReader.stats(path: url, filter: AuditFilter(merchantID: "merchant-0"))
         #expect(stats.calls == 20 + 18)
+
+        // tail: the newest records of all chains, by time.
+        let tailed = try AuditOutput(path: dir.path("tail.jsonl"))
+        try await AuditReader.tail(path: url, count: 3, follow: false, to: tailed)
+        try tailed.close()
+        let tail = try String(contentsOfFile: dir.path("tail.jsonl"), encoding: .utf8).split(separator: "\n").compactMap { AuditEntry(jsonLine: $0) }
+        #expect(tail.map(\.timeMicros) == Array(entries.map(\.timeMicros).suffix(3)))
     }
 
     @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"))
