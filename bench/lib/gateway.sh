@@ -1,0 +1,88 @@
+# Set-up shared by the benchmarks that drive a gateway with the bench peer's load (sourced, not run):
+# tools, the release build, the peer, one gateway instance's config and records, start and stop, and the
+# parsing of `peer.sh measure` lines. The sourcing script sets root (the repository), peer (the bench-peer
+# directory), W (work directory, exported for the peer), MERCHANTS (exported for load.lua) and BIG.
+
+# nginx, wrk and openssl, installed when one is missing.
+kgw_tools() {
+  local tool
+  for tool in nginx wrk openssl; do
+    command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk openssl >/dev/null; break; }
+  done
+}
+
+# The release binary (built when missing or stale); sets BIN.
+kgw_build() {
+  (cd "$root" && swift build -c release --product klarna-gateway >/dev/null)
+  BIN=$(cd "$root" && swift build -c release --show-bin-path)/klarna-gateway
+}
+
+# A fresh work directory with the peer (nginx proxy and the mTLS Klarna stand-in on 127.0.0.1:9443) running.
+kgw_peer_start() {
+  "$peer/peer.sh" stop >/dev/null 2>&1 || true
+  rm -rf "$W"; "$peer/peer.sh" start
+}
+
+# The admin CLI against the instance in $G.
+gw() { "$BIN" "$@" --config "$G/gateway.yaml"; }
+
+# One gateway instance in directory $1 with storage $2 (a SQLite path or a postgres:// URL): its config (plain
+# HTTP on 18080, HTTPS on 18443, the peer's upstream), policies that let four callers do anything at any rate,
+# a master key, the peer's partner, BIG merchants (imported in import_s seconds) and four callers, whose tokens
+# are exported in TOKENS. Leaves G set to the directory.
+kgw_provision() {
+  G=$1; mkdir -p "$G"
+  cat > "$G/gateway.yaml" <<YAML
+node_id: bench
+storage: $2
+master_key: {file: master.key}
+catalogue: $root/config/catalogue/operations.tsv
+policies: {access: access.yaml, rate_limits: rate-limits.yaml, releases: $root/policies/releases.yaml}
+listeners:
+  - {name: http, address: 127.0.0.1, port: 18080}
+  - name: https
+    address: 127.0.0.1
+    port: 18443
+    http2: false
+    tls: {certificate: $W/pki/server.pem, private_key: $W/pki/server.key, client_certificates: none}
+upstream:
+  ca_file: $W/pki/ca.pem
+  egress: [{host: "localhost:9443", environment: test}]
+log_level: warning
+YAML
+  printf 'callers:\n' > "$G/access.yaml"
+  local c m start end t
+  for c in 1 2 3 4; do printf '  caller%s: {merchants: ["*"], partners: ["*"], families: ["*"]}\n' $c >> "$G/access.yaml"; done
+  # The peer's limit_req is effectively unlimited; give the gateway the same room so both do the same work.
+  printf 'merchant:\n  test: {default: {rate: 1000000, burst: 1000000}}\ncaller: {rate: 10000000, burst: 10000000}\n' > "$G/rate-limits.yaml"
+  gw keys init >/dev/null
+  printf 'klarna_test_api_%040d' 1 > "$G/api-key"
+  gw partners add acq_bench --environment test --api-key-file "$G/api-key" --client-cert "$W/pki/client.pem" --client-key "$W/pki/client.key" --base-url https://localhost:9443 >/dev/null
+  { echo "id,partner,account"; for m in $(seq 1 "$BIG"); do echo "m$m,acq_bench,krn:partner:global:account:test:M$m"; done; } > "$G/merchants.csv"
+  start=$(date +%s.%N); gw merchants import "$G/merchants.csv" >/dev/null; end=$(date +%s.%N)
+  import_s=$(awk "BEGIN{printf \"%.2f\", $end - $start}")
+  TOKENS=""
+  for c in 1 2 3 4; do t=$(gw callers add caller$c); TOKENS="$TOKENS${TOKENS:+,}$t"; done
+  export TOKENS
+}
+
+# Serves the instance in $G: $1 is the audit mode or "off", $2 the audit path (default audit-MODE.sqlite beside
+# the config), and any further VARIABLE=VALUE arguments go into the gateway's environment. Sets pid.
+start_gateway() {
+  local mode=$1 audit=${2:-audit-$1.sqlite}
+  shift $(($# > 1 ? 2 : 1))
+  if [ "$mode" = off ]; then env KGW_AUDIT__ENABLED=false "$@" "$BIN" serve --config "$G/gateway.yaml" > "$G/serve.log" 2>&1 &
+  else env KGW_AUDIT__MODE="$mode" KGW_AUDIT__PATH="$audit" "$@" "$BIN" serve --config "$G/gateway.yaml" > "$G/serve.log" 2>&1 &
+  fi
+  pid=$!
+  for _ in $(seq 1 300); do grep -q "klarna-gateway serving" "$G/serve.log" && break; sleep 0.2; done
+  grep -q "klarna-gateway serving" "$G/serve.log" || { cat "$G/serve.log"; exit 1; }
+}
+# "|| true" twice: in an EXIT trap under set -e, a gateway already stopped would otherwise end the trap early.
+stop_gateway() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+
+# An awk program's start that reads `peer.sh measure` lines ("NAME rps=… p50=… p99=… non2xx=…", more fields
+# after those allowed) into rps[NAME], p50[NAME], p99[NAME] (milliseconds) and non2xx[NAME]; append an END block.
+kgw_results_awk='
+  function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+  { split($2,a,"="); rps[$1]=a[2]; split($3,b,"="); p50[$1]=ms(b[2]); split($4,c,"="); p99[$1]=ms(c[2]); split($5,d,"="); non2xx[$1]=d[2] }'
