@@ -56,6 +56,31 @@ struct ClusterLimitsTests {
         #expect(h.limiter.counts[.merchant]?.admitted == 1)
     }
 
+    @Test("the 2,000th call hands its ledger work to the sink as directly as the first (no chain of thunks grows)")
+    func ledgerSinkStaysFlat() {
+        let limiter = RateLimiter(cluster: ClusterLimits.Settings(lease: .init(horizon: 100 * Self.ms, lifetime: 1_000 * Self.ms, instances: 1)))
+        // Where a local of the sink lives: how far down the stack the sink runs below the same caller. A closure
+        // re-wrapped on every read would put each call's sink two thunk frames deeper than the one before.
+        let depths = Mutex<[Int]>([])
+        limiter.attachLedger { _ in
+            var marker = 0
+            let address = withUnsafeMutablePointer(to: &marker) { Int(bitPattern: $0) }
+            depths.withLock { $0.append(address) }
+        }
+        let policy = policy(maxQueued: 10_000)
+        for m in 0..<2_000 {
+            let subject = RateLimitSubject(
+                callerID: "checkout", merchantID: "m\(m)", merchantGroups: [], partnerID: "acq", environment: .test,
+                category: "payment-transaction-management")
+            #expect(limiter.decide(subject, policy: policy, now: 0) == .park)
+        }
+        let seen = depths.withLock { $0 }
+        #expect(seen.count == 2_000)
+        if let first = seen.first, let last = seen.last {
+            #expect(abs(first - last) < 4_096, "the sink ran \(abs(first - last)) bytes deeper on the last call than on the first")
+        }
+    }
+
     @Test("an admission taken for one rule is put back when another rule makes the call wait or refuses it")
     func multiRuleAtomicity() throws {
         let h = Harness()

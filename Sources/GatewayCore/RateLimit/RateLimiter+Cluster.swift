@@ -36,14 +36,14 @@ extension RateLimiter {
                 return (.refuse(refusal(limits[index], wait: wait, resetAfter: wait), rule: limits[index].rule), actions)
             }
         }
-        if !actions.isEmpty { ledger.withLock { $0 }?(actions) }
+        if !actions.isEmpty { ledger.withLock { $0 }?.send(actions) }
         return decision
     }
 
     /// Connects the ledger client: every acquire and release cluster mode decides on is handed to `sink`, which
     /// must not block (it runs on the caller's thread, an event loop).
     public func attachLedger(_ sink: @escaping @Sendable ([QuotaLeaseAction]) -> Void) {
-        ledger.withLock { $0 = sink }
+        ledger.withLock { $0 = LedgerSink(send: sink) }
     }
 
     /// The ledger answered an acquire for `key` (at `now` on this instance's monotonic clock); calls parked for
