@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # One gateway instance on SQLite against one on PostgreSQL, in one run, on loopback, under the same load (the
 # bench peer's wrk load through `peer.sh measure`, plain HTTP, audit mode AUDIT_MODE, BIG merchants loaded):
-#   1. storage and audit trail in SQLite files;
-#   2. storage and audit trail in one PostgreSQL database on this machine, the server with durable settings
-#      (`bin/with-postgres --durable`: fsync, synchronous_commit and full_page_writes on).
+#   1. sqlite: storage and audit trail in SQLite files;
+#   2. postgres: storage and audit trail in one PostgreSQL database on this machine, the server with durable
+#      settings (`bin/with-postgres --durable`: fsync, synchronous_commit and full_page_writes on); with a
+#      PostgreSQL store the rate limits are leased from the ledger in it (docs/quota-leasing.md);
+#   3. postgres-no-limits: the same instance with no rate-limit rule, so nothing is leased: the store and the
+#      audit trail alone.
 # Prints requests/s, p50 and p99 for each and the PostgreSQL/SQLite ratios; the CPU the gateway spends per request
-# and, for the second, the CPU the PostgreSQL server spends per request (every postgres process), with its commits
-# and WAL flushes per request; the time `merchants import` of the BIG merchants takes into each store; and that
-# each audit trail verifies afterwards. CPU comes from /proc, so it holds on a busy machine where rates do not.
+# and the CPU the PostgreSQL server spends per request (every postgres process), with its commits, WAL flushes and
+# the gateway's lease requests per request; the time `merchants import` of the BIG merchants takes into each
+# store; and that each audit trail verifies afterwards. CPU comes from /proc, so it holds on a busy machine where
+# rates do not.
 #   bench/sqlite-vs-postgres.sh          (DUR=10s CONN=64 MERCHANTS=100 BIG=100000 AUDIT_MODE=commit)
 # Needs nginx, wrk, openssl (installed if missing), Debian's postgresql package and a release build (made if missing).
 set -euo pipefail
@@ -46,49 +50,56 @@ pg_cpu() {
     for child in $(ps -o pid= --ppid "$KGW_TEST_POSTGRES_PID"); do awk '{print $14 + $15}' "/proc/$child/stat" 2>/dev/null || true; done
   } | awk '{s += $1} END {print s}'
 }
-# Calls the gateway has answered or refused so far (warm-up included), from its /metrics.
-served() { curl -sf http://127.0.0.1:18090/metrics | awk '/^kgw_requests_total/{s += $NF} END {print s + 0}'; }
+# The sum of one counter over all its label sets on the gateway's /metrics (warm-up included).
+metric() { curl -sf http://127.0.0.1:18090/metrics | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $NF} END {print s + 0}'; }
 # Transactions committed in the bench database and WAL flushes server-wide, so far.
 pg_counts() { sql "SELECT xact_commit, (SELECT wal_sync FROM pg_stat_wal) FROM pg_stat_database WHERE datname = 'kgw_bench'" | tr '|' ' '; }
 hz=$(getconf CLK_TCK)
 
-# measure NAME DIR AUDIT_PATH TOKENS: serves the instance in DIR, loads it through the peer, stops it and verifies
-# its audit trail. Appends to results the peer's line followed by served=, gateway_cpu_us= and postgres_cpu_us=
-# (CPU per call over warm-up and run, both of which the counts cover) and commits= and wal_syncs= (over the same
-# span, until the gateway stopped), and to verified the verifier's summary.
+# measure NAME DIR AUDIT_PATH TOKENS [VARIABLE=VALUE...]: serves the instance in DIR (with those variables),
+# loads it through the peer, stops it and verifies its audit trail. Appends to results the peer's line followed
+# by served= (calls answered or refused), gateway_cpu_us= and postgres_cpu_us= (CPU per call), commits=,
+# wal_syncs= and leases=, all over the warm-up and the run (the counts until the gateway stopped), and to
+# verified the verifier's summary.
 results="" verified=""
 measure() {
-  G=$2
-  start_gateway "$AUDIT_MODE" "$3" KGW_ADMIN__ADDRESS=127.0.0.1 KGW_ADMIN__PORT=18090
-  local n0 g0 p0 c0 s0 n1 g1 p1 c1 s1 line
-  read -r c0 s0 < <(pg_counts); n0=$(served); g0=$(cpu "$pid"); p0=$(pg_cpu)
-  line=$(TOKENS=$4 "$peer/peer.sh" measure "$1" http://127.0.0.1:18080)
-  n1=$(served); g1=$(cpu "$pid"); p1=$(pg_cpu)
+  local name=$1 audit=$3 tokens=$4 n0 g0 p0 c0 s0 l0 n1 g1 p1 c1 s1 l1 line
+  G=$2; shift 4
+  start_gateway "$AUDIT_MODE" "$audit" KGW_ADMIN__ADDRESS=127.0.0.1 KGW_ADMIN__PORT=18090 "$@"
+  read -r c0 s0 < <(pg_counts); n0=$(metric kgw_requests_total); l0=$(metric kgw_quota_lease_requests_total)
+  g0=$(cpu "$pid"); p0=$(pg_cpu)
+  line=$(TOKENS=$tokens "$peer/peer.sh" measure "$name" http://127.0.0.1:18080)
+  g1=$(cpu "$pid"); p1=$(pg_cpu)
+  n1=$(metric kgw_requests_total); l1=$(metric kgw_quota_lease_requests_total)
   stop_gateway
   sleep 1   # the gateway's PostgreSQL sessions report their statistics as they end
   read -r c1 s1 < <(pg_counts)
-  [ $((n1 - n0)) -gt 0 ] || { echo "$1: the gateway served nothing; $line" >&2; cat "$G/serve.log" >&2; exit 1; }
-  env KGW_AUDIT__PATH="$3" "$BIN" audit verify --config "$G/gateway.yaml" > "$G/verify.txt" || { cat "$G/verify.txt" >&2; exit 1; }
-  verified="$verified$1 audit trail verifies: $(grep -E "^(node |records checked)" "$G/verify.txt" | head -n 1)
+  [ $((n1 - n0)) -gt 0 ] || { echo "$name: the gateway served nothing; $line" >&2; cat "$G/serve.log" >&2; exit 1; }
+  env KGW_AUDIT__PATH="$audit" "$BIN" audit verify --config "$G/gateway.yaml" > "$G/verify.txt" || { cat "$G/verify.txt" >&2; exit 1; }
+  verified="$verified$name audit trail verifies: $(grep -E "^(node |records checked)" "$G/verify.txt" | head -n 1)
 "
-  results="$results$(awk -v l="$line" -v n=$((n1 - n0)) -v g=$((g1 - g0)) -v p=$((p1 - p0)) -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v hz="$hz" \
-    'BEGIN { printf "%s served=%d gateway_cpu_us=%.1f postgres_cpu_us=%.1f commits=%d wal_syncs=%d", l, n, 1e6*g/hz/n, 1e6*p/hz/n, c, s }')
+  results="$results$(awk -v l="$line" -v n=$((n1 - n0)) -v g=$((g1 - g0)) -v p=$((p1 - p0)) -v c=$((c1 - c0)) -v s=$((s1 - s0)) \
+    -v q=$((l1 - l0)) -v hz="$hz" 'BEGIN { printf "%s served=%d gateway_cpu_us=%.1f postgres_cpu_us=%.1f commits=%d wal_syncs=%d leases=%d",
+      l, n, 1e6*g/hz/n, 1e6*p/hz/n, c, s, q }')
 "
 }
 
 measure sqlite "$W/gateway-sqlite" audit.sqlite "$sqlite_tokens"
 measure postgres "$W/gateway-postgres" "$database" "$postgres_tokens"
+printf '{}\n' > "$W/gateway-postgres/no-limits.yaml"   # no rule: nothing to lease
+measure postgres-no-limits "$W/gateway-postgres" "$database" "$postgres_tokens" KGW_POLICIES__RATE_LIMITS=no-limits.yaml
 printf '%s%s' "$results" "$verified"
 echo "$results" | awk "$kgw_results_awk"'
   { for (i = 6; i <= NF; i++) { split($i, kv, "="); v[$1, kv[1]] = kv[2] } }
   END {
-    printf "postgres / sqlite: rps ratio %.2f, p50 ratio %.2f, p99 ratio %.2f\n",
-      rps["postgres"]/rps["sqlite"], p50["postgres"]/p50["sqlite"], p99["postgres"]/p99["sqlite"]
-    g = v["sqlite", "gateway_cpu_us"]; pg = v["postgres", "gateway_cpu_us"]; ps = v["postgres", "postgres_cpu_us"]; n = v["postgres", "served"]
-    printf "CPU per request: sqlite gateway %.0f us; postgres gateway %.0f us (%.2fx) + PostgreSQL server %.0f us = %.0f us (%.2fx)\n",
-      g, pg, pg/g, ps, pg + ps, (pg + ps)/g
-    printf "PostgreSQL per 1000 requests: %.1f commits in the bench database, %.1f WAL flushes\n",
-      1000 * v["postgres", "commits"] / n, 1000 * v["postgres", "wal_syncs"] / n
+    g = v["sqlite", "gateway_cpu_us"]
+    printf "sqlite: gateway CPU per request %.0f us\n", g
+    split("postgres postgres-no-limits", names, " ")
+    for (i = 1; i <= 2; i++) { s = names[i]; pg = v[s, "gateway_cpu_us"]; ps = v[s, "postgres_cpu_us"]; n = v[s, "served"] / 1000
+      printf "%s / sqlite: rps ratio %.2f, p50 ratio %.2f, p99 ratio %.2f\n", s, rps[s]/rps["sqlite"], p50[s]/p50["sqlite"], p99[s]/p99["sqlite"]
+      printf "  CPU per request: gateway %.0f us (%.2fx) + PostgreSQL server %.0f us = %.0f us (%.2fx)\n", pg, pg/g, ps, pg + ps, (pg + ps)/g
+      printf "  per 1000 requests: %.0f commits in the bench database, %.0f WAL flushes, %.0f lease requests\n",
+        v[s, "commits"]/n, v[s, "wal_syncs"]/n, v[s, "leases"]/n }
   }'
 awk -v b="$BIG" -v s="$sqlite_import" -v p="$postgres_import" \
   'BEGIN { printf "merchants import of %d merchants: sqlite %.2f s, postgres %.2f s (ratio %.2f)\n", b, s, p, p/s }'
