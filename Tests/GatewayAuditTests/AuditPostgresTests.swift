@@ -12,11 +12,8 @@ import Testing
 /// by time, with the same tamper evidence as the SQLite trail. Each test gets its own database on the server
 /// bin/with-postgres starts.
 @Suite struct AuditPostgresTests {
-    static var serverURL: String? { ProcessInfo.processInfo.environment["KGW_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 } }
-    static var required: Bool {
-        let environment = ProcessInfo.processInfo.environment
-        return environment["KGW_REQUIRE_POSTGRES"] == "1" || (environment["CI"].map { !$0.isEmpty && $0 != "false" && $0 != "0" } ?? false)
-    }
+    static var serverURL: String? { TestPostgres.serverURL }
+    static var required: Bool { TestPostgres.required }
 
     /// A new database for one test.
     static func database() async throws -> String {

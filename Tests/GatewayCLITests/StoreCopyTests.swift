@@ -13,11 +13,8 @@ import Testing
     static let merchantKey = Secret("klarna_test_api_PLANTEDMERCHANTKEY_copy_5e1")
     static let partnerKey = Secret("klarna_test_api_PLANTEDSECRET_copy_c0ffee")
 
-    static var serverURL: String? { ProcessInfo.processInfo.environment["KGW_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 } }
-    static var postgresRequired: Bool {
-        let environment = ProcessInfo.processInfo.environment
-        return environment["KGW_REQUIRE_POSTGRES"] == "1" || (environment["CI"].map { !$0.isEmpty && $0 != "false" && $0 != "0" } ?? false)
-    }
+    static var serverURL: String? { TestPostgres.serverURL }
+    static var postgresRequired: Bool { TestPostgres.required }
 
     /// A new PostgreSQL database when a server is given; a failure when one is required but missing; else nil.
     static func postgresDatabase() async throws -> String? {

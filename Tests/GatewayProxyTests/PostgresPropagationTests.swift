@@ -11,11 +11,8 @@ import Testing
 /// instance by LISTEN/NOTIFY, with polling switched off so that nothing else could deliver it.
 @Suite struct PostgresPropagationTests {
     /// The throwaway server bin/with-postgres starts; required under CI and `KGW_REQUIRE_POSTGRES=1`.
-    static var serverURL: String? { ProcessInfo.processInfo.environment["KGW_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 } }
-    static var required: Bool {
-        let environment = ProcessInfo.processInfo.environment
-        return environment["KGW_REQUIRE_POSTGRES"] == "1" || (environment["CI"].map { !$0.isEmpty && $0 != "false" && $0 != "0" } ?? false)
-    }
+    static var serverURL: String? { TestPostgres.serverURL }
+    static var required: Bool { TestPostgres.required }
 
     @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"))
     func aMerchantAddedThroughTheCLIReachesEveryInstanceWithoutPolling() async throws {

@@ -2,6 +2,7 @@ import Foundation
 import GatewayCore
 import GatewayPostgres
 import GatewayStore
+import GatewayTestSupport
 import GatewayVault
 import GRDB
 import Logging
@@ -31,11 +32,7 @@ enum StoreKind: String, Sendable, CaseIterable, CustomTestStringConvertible {
     /// PostgreSQL only, under the same rule.
     static let postgresOnly: [StoreKind] = available.filter { $0 == .postgres }
 
-    static var postgresRequired: Bool {
-        let environment = ProcessInfo.processInfo.environment
-        let ci = environment["CI"].map { !$0.isEmpty && $0 != "false" && $0 != "0" } ?? false
-        return ci || environment["KGW_REQUIRE_POSTGRES"] == "1"
-    }
+    static var postgresRequired: Bool { TestPostgres.required }
 
     /// The server's URL, or a failure that says how to provide one.
     static func postgresServerURL() throws -> String {
