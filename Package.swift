@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
     ],
     targets: [
         // Domain values and pure decisions: no I/O, no NIO, no database.
@@ -169,6 +170,16 @@ let package = Package(
         ),
         // Hot-path decision costs (release build): `swift run -c release gateway-microbench`.
         .executableTarget(name: "gateway-microbench", dependencies: ["GatewayCore"], path: "bench/micro"),
+        // Allocations per proxied call in a process of its own (bench/alloc-count.sh; CI gates the counts).
+        .executableTarget(
+            name: "gateway-alloc-count",
+            dependencies: [
+                "GatewayApp", "GatewayProxy",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+            ],
+            path: "bench/alloc"
+        ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
         .testTarget(name: "GatewayVaultTests", dependencies: ["GatewayVault", "GatewayCore"]),
         .testTarget(

@@ -2,9 +2,11 @@
 # Side-by-side: klarna-gateway and nginx doing the same job (../shared/bench-peer/) against the same mTLS
 # upstream, in one run, on loopback. Prints requests/s and p50/p99 for each and the gateway/nginx ratios, plus
 # the gateway's resident memory idle and under load with BIG merchants loaded. Bounded: each wrk run is DUR.
-#   bench/gateway-vs-nginx.sh            (DUR=10s CONN=64 MERCHANTS=100 BIG=100000 AUDIT_MODES="off commit fsync async")
+#   bench/gateway-vs-nginx.sh            (DUR=10s CONN=64 MERCHANTS=100 BIG=100000 AUDIT_MODES="off commit fsync async" INFO_RUN=1)
 # The gateway is measured once per audit mode over plain HTTP (the audit cost, side by side with audit off), and
-# in the default mode over HTTPS.
+# in the default mode over HTTPS; with INFO_RUN=1, once more with audit off at log_level info (the shipped default;
+# the others run at warning). Each line also gives the CPU per call (user + system, from /proc) of the gateway and
+# of nginx's proxy processes summed, and the ratio of the two.
 # Needs nginx, wrk, openssl (installed if missing) and a release build (made if missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd)
@@ -21,25 +23,36 @@ trap 'stop_gateway; "$peer/peer.sh" stop >/dev/null 2>&1' EXIT
 rss() { awk '/VmRSS/{printf "%.1f", $2/1024}' /proc/$pid/status; }
 
 # The peer knows its own four tokens (load.lua's default); the gateway is sent the tokens it issued above.
-results=$(env -u TOKENS "$peer/peer.sh" measure nginx-http http://127.0.0.1:8080; env -u TOKENS "$peer/peer.sh" measure nginx-https https://127.0.0.1:8443)
+# CPU per call: the gateway process against nginx's proxy processes (master and workers summed); the upstream
+# stand-in is the same for both and not counted.
+results=$(unset TOKENS; kgw_measure nginx-http http://127.0.0.1:8080 $(nginx_proxy_pids); kgw_measure nginx-https https://127.0.0.1:8443 $(nginx_proxy_pids))
 for mode in $AUDIT_MODES; do
   start_gateway "$mode"
   [ "$mode" = commit ] && idle=$(rss)
   results="$results
-$("$peer/peer.sh" measure "gateway-http-audit-$mode" http://127.0.0.1:18080)"
+$(kgw_measure "gateway-http-audit-$mode" http://127.0.0.1:18080 $pid)"
   if [ "$mode" = commit ]; then
     results="$results
-$("$peer/peer.sh" measure gateway-https-audit-commit https://127.0.0.1:18443)"
+$(kgw_measure gateway-https-audit-commit https://127.0.0.1:18443 $pid)"
     loaded=$(rss)
   fi
   stop_gateway
 done
+# The shipped log level (info: one access-log line per call) against the bench's warning, audit off.
+if [ "${INFO_RUN:-1}" = 1 ]; then
+  start_gateway off "" KGW_LOG_LEVEL=info
+  results="$results
+$(kgw_measure gateway-http-audit-off-info http://127.0.0.1:18080 $pid)"
+  stop_gateway
+fi
 echo "$results"
 echo "$results" | awk "$kgw_results_awk"'
   END {
     for (s in rps) if (s ~ /^gateway/) { n = (s ~ /https/) ? "nginx-https" : "nginx-http"
-      printf "%s / %s: rps ratio %.2f, p50 ratio %.2f, p99 ratio %.2f\n", s, n, rps[s]/rps[n], p50[s]/p50[n], p99[s]/p99[n] }
+      printf "%s / %s: rps ratio %.2f, p50 ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f (%.1f / %.1f us)\n", s, n, rps[s]/rps[n], p50[s]/p50[n], p99[s]/p99[n], (cpu[n] > 0 ? cpu[s]/cpu[n] : 0), cpu[s], cpu[n] }
     if (("gateway-http-audit-off" in rps)) for (s in rps) if (s ~ /^gateway-http-audit-/ && s != "gateway-http-audit-off")
       printf "%s costs %.1f%% of throughput against audit off\n", s, 100 * (1 - rps[s]/rps["gateway-http-audit-off"])
+    if (("gateway-http-audit-off-info" in rps) && ("gateway-http-audit-off" in rps))
+      printf "log_level info / warning (audit off): rps ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f\n", rps["gateway-http-audit-off-info"]/rps["gateway-http-audit-off"], p99["gateway-http-audit-off-info"]/p99["gateway-http-audit-off"], cpu["gateway-http-audit-off-info"]/cpu["gateway-http-audit-off"]
   }'
 echo "gateway RSS: idle ${idle} MB, after load ${loaded} MB, with ${BIG} merchants loaded (imported in ${import_s} s)"

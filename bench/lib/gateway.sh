@@ -11,8 +11,10 @@ kgw_tools() {
   done
 }
 
-# The release binary (built when missing or stale); sets BIN.
+# The release binary (built when missing or stale); sets BIN. KGW_BIN names another binary instead (say, one built
+# from an earlier commit, for a before/after in the same conditions).
 kgw_build() {
+  if [ -n "${KGW_BIN:-}" ]; then BIN=$KGW_BIN; return; fi
   (cd "$root" && swift build -c release --product klarna-gateway >/dev/null)
   BIN=$(cd "$root" && swift build -c release --show-bin-path)/klarna-gateway
 }
@@ -81,8 +83,37 @@ start_gateway() {
 # "|| true" twice: in an EXIT trap under set -e, a gateway already stopped would otherwise end the trap early.
 stop_gateway() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
 
-# An awk program's start that reads `peer.sh measure` lines ("NAME rps=… p50=… p99=… non2xx=…", more fields
-# after those allowed) into rps[NAME], p50[NAME], p99[NAME] (milliseconds) and non2xx[NAME]; append an END block.
+# An awk program's start that reads `peer.sh measure` or `kgw_measure` lines ("NAME rps=… p50=… p99=… non2xx=…",
+# more fields after those allowed) into rps[NAME], p50[NAME], p99[NAME] (milliseconds), non2xx[NAME] and, where
+# the line has it, cpu[NAME] (CPU µs per call); append an END block.
 kgw_results_awk='
   function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-  { split($2,a,"="); rps[$1]=a[2]; split($3,b,"="); p50[$1]=ms(b[2]); split($4,c,"="); p99[$1]=ms(c[2]); split($5,d,"="); non2xx[$1]=d[2] }'
+  { split($2,a,"="); rps[$1]=a[2]; split($3,b,"="); p50[$1]=ms(b[2]); split($4,c,"="); p99[$1]=ms(c[2]); split($5,d,"="); non2xx[$1]=d[2]
+    for (i = 6; i <= NF; i++) if ($i ~ /^cpu_us=/) { split($i,e,"="); cpu[$1]=e[2] } }'
+
+# CPU ticks (user + system, all threads) used so far by the processes given, summed, from /proc/PID/stat.
+cpu_ticks() {
+  local total=0 p
+  for p in "$@"; do
+    # Fields 14 and 15 after the command name, which may hold spaces, so counted from the closing parenthesis.
+    total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
+  done
+  echo $total
+}
+
+# The nginx peer's proxy processes (master and workers), for CPU per call.
+nginx_proxy_pids() { local master; master=$(cat "$W/proxy.pid"); echo "$master" $(pgrep -P "$master"); }
+
+# `peer.sh measure` with the CPU the processes PID... spent per call added: one warm-up wrk run, then the measured
+# run with the processes' CPU read before and after. Prints "NAME rps=… p50=… p99=… non2xx=… cpu_us=…".
+kgw_measure() {
+  local name=$1 url=$2 d=${DUR:-10s} c=${CONN:-64} before after
+  shift 2
+  timeout 15 wrk -t1 -c"$c" -d2s -s "$peer/load.lua" "$url" >/dev/null 2>&1
+  before=$(cpu_ticks "$@")
+  timeout 90 wrk -t1 -c"$c" -d"$d" --latency -s "$peer/load.lua" "$url" > "$W/logs/$name.txt" 2>&1
+  after=$(cpu_ticks "$@")
+  awk -v n="$name" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+    /requests in/{calls=$1} /Requests\/sec/{r=$2} / 50%/{p50=$2} / 99%/{p99=$2} /Non-2xx/{e=$NF}
+    END{printf "%s rps=%s p50=%s p99=%s non2xx=%s cpu_us=%.1f\n", n, r, p50, p99, (e==""?0:e), (calls>0 ? ticks*1000000/hz/calls : 0)}' "$W/logs/$name.txt"
+}
