@@ -20,6 +20,8 @@ struct Serve: AsyncParsableCommand {
         try await reportingErrors {
             let configuration = try config.load()
             LoggingSystem.bootstrap(JSONLogHandler.init)
+            // Lines are written by a thread of their own; whatever is still queued goes out before the process ends.
+            defer { JSONLogHandler.flush() }
             JSONLogHandler.setLevel(Logger.Level(rawValue: configuration.logLevel) ?? .info)
             var logger = Logger(label: "klarna-gateway")
             logger[metadataKey: "node"] = "\(configuration.nodeID)"

@@ -1,21 +1,21 @@
-import Foundation
 import GatewayCore
 import Logging
-import NIOConcurrencyHelpers
+import Synchronization
 
 /// swift-log handler writing one JSON object per line to standard error, so log shippers need no parser rules.
 ///
-/// The level is shared by every logger the process makes and can be changed at run time (`setLevel`).
+/// The level is shared by every logger the process makes and can be changed at run time (`setLevel`). A line is
+/// formatted and written by `LogWriter`'s own thread: the caller (often an event loop) only queues it.
 public struct JSONLogHandler: LogHandler {
-    private static let sharedLevel = NIOLockedValueBox<Logger.Level>(.info)
-    private static let output = NIOLockedValueBox<Void>(())
+    /// The process-wide level, read on every log call from every event loop: an atomic, not a lock.
+    private static let sharedLevel = Atomic<UInt8>(Logger.Level.info.code)
 
     private let label: String
     /// Metadata attached to every line of this logger.
     public var metadata: Logger.Metadata = [:]
     /// Accepted for swift-log; the effective level is process-wide.
     public var logLevel: Logger.Level {
-        get { JSONLogHandler.sharedLevel.withLockedValue { $0 } }
+        get { JSONLogHandler.level }
         set { JSONLogHandler.setLevel(newValue) }
     }
 
@@ -23,10 +23,16 @@ public struct JSONLogHandler: LogHandler {
     public init(label: String) { self.label = label }
 
     /// The level in force for every logger in the process.
-    public static var level: Logger.Level { sharedLevel.withLockedValue { $0 } }
+    public static var level: Logger.Level { Logger.Level(code: sharedLevel.load(ordering: .relaxed)) }
 
     /// Changes the level of every logger in the process.
-    public static func setLevel(_ level: Logger.Level) { sharedLevel.withLockedValue { $0 = level } }
+    public static func setLevel(_ level: Logger.Level) { sharedLevel.store(level.code, ordering: .relaxed) }
+
+    /// Lines dropped because the writer fell too far behind (its queue was full).
+    public static var droppedLines: Int { LogWriter.shared.dropped }
+
+    /// Writes what is queued now, on the calling thread: before the process exits.
+    public static func flush() { LogWriter.shared.flush() }
 
     /// Metadata by key.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -34,26 +40,38 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    /// Writes one line.
+    /// Queues one line.
     public func log(event: LogEvent) {
-        var fields: [(String, String)] = [
-            ("time", JSONLogHandler.timestamp()), ("level", event.level.rawValue), ("logger", label),
-            ("message", event.message.description),
-        ]
-        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) { fields.append((key, "\(value)")) }
-        var line = "{"
-        for (index, (key, value)) in fields.enumerated() {
-            if index > 0 { line += "," }
-            line += JSONText.quote(key) + ":" + JSONText.quote(value)
+        let now = UTCTime.now()
+        LogWriter.shared.enqueue(LogLine(
+            seconds: now.seconds, nanoseconds: now.nanoseconds, level: event.level, label: label, message: event.message,
+            handlerMetadata: metadata, eventMetadata: event.metadata))
+    }
+}
+
+extension Logger.Level {
+    /// The level as a small integer, for an atomic.
+    fileprivate var code: UInt8 {
+        switch self {
+        case .trace: 0
+        case .debug: 1
+        case .info: 2
+        case .notice: 3
+        case .warning: 4
+        case .error: 5
+        case .critical: 6
         }
-        line += "}\n"
-        JSONLogHandler.output.withLockedValue { _ in FileHandle.standardError.write(Data(line.utf8)) }
     }
 
-    /// RFC 3339 UTC with microseconds.
-    static func timestamp() -> String {
-        let now = UTCTime.now()
-        return UTCTime.timestamp(epochSeconds: now.seconds, fraction: now.nanoseconds / 1000, digits: 6)
+    fileprivate init(code: UInt8) {
+        switch code {
+        case 0: self = .trace
+        case 1: self = .debug
+        case 2: self = .info
+        case 3: self = .notice
+        case 4: self = .warning
+        case 5: self = .error
+        default: self = .critical
+        }
     }
 }

@@ -5,17 +5,25 @@ import NIOCore
 /// Journals in order: the first (the audit trail) decides whether the call may proceed; the rest (the access
 /// log) are told only about records the first accepted.
 public struct JournalChain: CallJournal {
-    private let journals: [any CallJournal]
+    private let decider: any CallJournal
+    private let followers: [any CallJournal]
 
     /// Chains journals, the deciding one first.
-    public init(_ journals: [any CallJournal]) { self.journals = journals }
+    public init(_ journals: [any CallJournal]) {
+        precondition(!journals.isEmpty, "a journal chain needs at least one journal")
+        decider = journals[0]
+        followers = Array(journals.dropFirst())
+    }
 
-    /// Records in each journal in turn; fails as soon as one fails.
+    /// Records in the deciding journal and, once it accepted, in the others; the followers' answers are not
+    /// waited for (they never fail a call), so the caller's future is the decider's own: no future per follower.
     public func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        var future = eventLoop.makeSucceededVoidFuture()
-        for journal in journals {
-            future = future.flatMap { journal.record(record, on: eventLoop) }
+        let decided = decider.record(record, on: eventLoop)
+        guard !followers.isEmpty else { return decided }
+        let followers = self.followers
+        decided.whenSuccess {
+            for journal in followers { _ = journal.record(record, on: eventLoop) }
         }
-        return future
+        return decided
     }
 }

@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import Testing
+@testable import GatewayApp
+
+/// The log writer: lines queued by callers come out of its own thread as one JSON object each, a full queue drops
+/// (and counts) rather than blocking, and `flush` writes what is queued.
+@Suite("Log writer")
+struct LogWriterTests {
+    static func line(_ message: String, metadata: Logger.Metadata? = nil) -> LogLine {
+        LogLine(
+            seconds: 1_767_225_600, nanoseconds: 123_456_000, level: .info, label: "klarna-gateway", message: "\(message)",
+            handlerMetadata: ["node": "n1"], eventMetadata: metadata)
+    }
+
+    /// Reads what arrived on `descriptor` until `lines` lines are there or two seconds pass.
+    static func read(_ descriptor: Int32, lines: Int) -> [String] {
+        var data = [UInt8]()
+        let until = Date().addingTimeInterval(2)
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while data.filter({ $0 == UInt8(ascii: "\n") }).count < lines && Date() < until {
+            var poll = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&poll, 1, 50) > 0 else { continue }
+            let count = Glibc.read(descriptor, &buffer, buffer.count)
+            if count > 0 { data += buffer[0..<count] }
+        }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    @Test("lines come out as JSON objects with the fields in a fixed order, escaped")
+    func format() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let writer = LogWriter(descriptor: fds[1], capacity: 100)
+        writer.enqueue(Self.line("call", metadata: ["status": "200", "path": .string("/v2/\"quoted\"\n"), "z": .stringConvertible(42)]))
+        let lines = Self.read(fds[0], lines: 1)
+        #expect(lines == [
+            #"{"time":"2026-01-01T00:00:00.123456Z","level":"info","logger":"klarna-gateway","message":"call","node":"n1","path":"/v2/\"quoted\"\n","status":"200","z":"42"}"#,
+        ])
+        let object = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: String]
+        #expect(object?["path"] == "/v2/\"quoted\"\n")
+        #expect(object?["node"] == "n1")
+    }
+
+    @Test("a full queue drops and counts lines instead of blocking the caller; flush writes what is queued")
+    func boundedAndFlushed() {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        // A 1 MiB pipe (F_SETPIPE_SZ) holds every line, so the writer never blocks while this thread is not reading.
+        #expect(fcntl(fds[1], 1031, 1 << 20) >= 0)
+        let writer = LogWriter(descriptor: fds[1], capacity: 8)
+        for index in 0..<5_000 { writer.enqueue(Self.line("line \(index)")) }
+        writer.flush()
+        let lines = Self.read(fds[0], lines: 5_000 - writer.dropped)
+        #expect(writer.dropped > 0)
+        #expect(lines.count == 5_000 - writer.dropped)
+        // What was kept comes out whole and in the order it was queued.
+        let numbers = lines.compactMap { line in
+            line.range(of: #""message":"line "#).flatMap { Int(line[$0.upperBound...].prefix { $0.isNumber }) }
+        }
+        #expect(numbers.count == lines.count)
+        #expect(numbers == numbers.sorted())
+    }
+}
