@@ -73,9 +73,11 @@ public struct CallRecord: Sendable {
     /// (`{payment_token}`, `{payment_confirmation_token}`) replaced by their template names, since Klarna's
     /// tokens are bearer credentials of the customer.
     public static func recordedPath(rawTarget: String, operation: Operation?) -> String {
-        let queryStart = rawTarget.firstIndex(of: "?")
+        let queryStart = rawTarget.utf8.firstIndex(of: UInt8(ascii: "?"))
+        // Most calls have neither a query nor a token in the path: the target is recorded as it came.
+        guard queryStart != nil || operation?.hasTokenSegment == true else { return rawTarget }
         var path = String(rawTarget[..<(queryStart ?? rawTarget.endIndex)])
-        if let operation {
+        if let operation, operation.hasTokenSegment {
             let template = operation.templateSegments
             var segments = path.fastSplit(UInt8(ascii: "/")).dropFirst().map(String.init)
             if segments.count == template.count {
@@ -86,7 +88,7 @@ public struct CallRecord: Sendable {
             }
         }
         if let queryStart {
-            let names = RequestTarget.parameterNames(of: rawTarget[rawTarget.index(after: queryStart)...])
+            let names = RequestTarget.parameterNames(of: rawTarget[rawTarget.utf8.index(after: queryStart)...])
             path += "?" + names.joined(separator: "&")
         }
         return path

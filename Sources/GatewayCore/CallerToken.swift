@@ -32,23 +32,27 @@ public struct CallerToken: Sendable {
 
     /// Parses a presented token; nil for anything not of the exact shape (wrong prefix, length or alphabet).
     public init?(parsing text: Substring) {
-        guard text.utf8.count == 4 + 16 + 1 + 43, text.hasPrefix("kgw_") else { return nil }
-        let body = text.dropFirst(4)
-        let id = body.prefix(16)
-        let rest = body.dropFirst(16)
-        guard rest.first == "_", id.utf8.allSatisfy(Hex.isLowerHexDigit) else { return nil }
-        let secret = rest.dropFirst()
-        guard secret.utf8.allSatisfy(Base64URL.isAlphabetByte) else { return nil }
-        self.id = String(id)
-        self.secret = Secret(String(secret))
+        // On the UTF-8 view: every valid token is ASCII, and Character steps would walk grapheme clusters.
+        let bytes = text.utf8
+        guard bytes.count == 4 + 16 + 1 + 43, bytes.starts(with: "kgw_".utf8) else { return nil }
+        let idStart = bytes.index(bytes.startIndex, offsetBy: 4)
+        let idEnd = bytes.index(idStart, offsetBy: 16)
+        guard bytes[idEnd] == UInt8(ascii: "_"), bytes[idStart..<idEnd].allSatisfy(Hex.isLowerHexDigit) else { return nil }
+        let secretStart = bytes.index(after: idEnd)
+        guard bytes[secretStart...].allSatisfy(Base64URL.isAlphabetByte) else { return nil }
+        self.id = String(text[idStart..<idEnd])
+        self.secret = Secret(String(text[secretStart...]))
     }
 
     /// Lowercase hex SHA-256 of a string's UTF-8 bytes.
-    public static func hash(_ text: String) -> String { Hex.encode(SHA256.hash(data: Array(text.utf8))) }
+    public static func hash(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { Hex.encode(SHA256.hash(data: $0)) }
+    }
 
     /// True when this token's secret hashes to `storedHash`; compares every byte whatever the first mismatch.
     public func matches(storedHash: String) -> Bool {
-        ConstantTime.equal(Array(secretHash.utf8), Array(storedHash.utf8))
+        ConstantTime.equal(secretHash.utf8, storedHash.utf8)
     }
 }
 
@@ -59,6 +63,14 @@ public enum ConstantTime {
         guard a.count == b.count else { return false }
         var difference: UInt8 = 0
         for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+
+    /// The same for two strings' UTF-8 bytes, without copying them into arrays.
+    public static func equal(_ a: String.UTF8View, _ b: String.UTF8View) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for (x, y) in zip(a, b) { difference |= x ^ y }
         return difference == 0
     }
 }
@@ -77,6 +89,22 @@ public enum Hex {
         }
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// Encodes a SHA-256 digest: one String and nothing else per call, since every call's record carries two.
+    public static func encode(_ digest: SHA256.Digest) -> String {
+        digest.withUnsafeBytes { bytes in
+            String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+                for (index, byte) in bytes.enumerated() {
+                    out[2 * index] = digits[Int(byte >> 4)]
+                    out[2 * index + 1] = digits[Int(byte & 0x0F)]
+                }
+                return bytes.count * 2
+            }
+        }
+    }
+
+    /// The SHA-256 of no bytes, hex: the body hash of every GET, made once.
+    public static let emptySHA256 = encode(SHA256.hash(data: [UInt8]()))
 
     /// Decodes hex (either case); nil on odd length or a non-hex character.
     public static func decode(_ text: String) -> [UInt8]? {

@@ -30,6 +30,9 @@ public struct Operation: Sendable, Hashable {
     public let templateSegments: [Substring]
     /// Index of the `{partner_account_id}` segment in the path's segments, for merchant-scoped operations.
     public let accountSegmentIndex: Int?
+    /// Whether a path parameter carries a customer's token (`{payment_token}` …), which the audit record replaces
+    /// by its template name: known once here rather than searched for on every call.
+    public let hasTokenSegment: Bool
 
     /// Makes an operation.
     public init(
@@ -46,5 +49,6 @@ public struct Operation: Sendable, Hashable {
         self.testOnly = testOnly
         self.templateSegments = Array(template.fastSplit(UInt8(ascii: "/")).dropFirst())
         self.accountSegmentIndex = templateSegments.firstIndex(of: "{partner_account_id}")
+        self.hasTokenSegment = templateSegments.contains { $0.hasPrefix("{") && $0.lowercased().contains("token") }
     }
 }

@@ -21,9 +21,10 @@ public struct RequestTarget: Sendable, Hashable {
         guard raw.utf8.first == UInt8(ascii: "/") else {
             throw GatewayError(.badRequest, "Only origin-form request targets ('/v2/...') are accepted.")
         }
-        let pathEnd = raw.firstIndex(of: "?") ?? raw.endIndex
+        // Byte searches: a Character search walks grapheme clusters, and this runs for every request.
+        let pathEnd = raw.utf8.firstIndex(of: UInt8(ascii: "?")) ?? raw.endIndex
         let path = raw[raw.startIndex..<pathEnd]
-        let query = pathEnd == raw.endIndex ? nil : raw[raw.index(after: pathEnd)...]
+        let query = pathEnd == raw.endIndex ? nil : raw[raw.utf8.index(after: pathEnd)...]
 
         var bytes = path.utf8.makeIterator()
         var previous: UInt8 = 0
@@ -55,7 +56,7 @@ public struct RequestTarget: Sendable, Hashable {
             previous = byte
         }
         if segmentLength > 0 && segmentLength == segmentDots { throw Self.dotSegment }
-        if path.count > 1 && path.hasSuffix("/") {
+        if path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/") {
             throw GatewayError(.badRequest, "The path ends with '/'.")
         }
         if let query {

@@ -113,6 +113,10 @@ public struct MetricsSample: Sendable {
     public var ingressConnections: Int = 0
     /// Upstream connections closed by certificate-rotation drains since start, by when.
     public var drainedConnections: [String: Int] = [:]
+    /// Connections ended before any call since start, by reason (`connection_limit` and ConnectionRefusals').
+    public var connectionRefusals: [String: Int] = [:]
+    /// Log lines dropped since start because the log writer's queue was full (a stalled standard error).
+    public var logLinesDropped = 0
     /// Cluster mode's lease state and the ledger client's totals (nil for a single instance).
     public var quota: (status: QuotaLeaseStatus, counters: QuotaLeaseCounters)?
 
@@ -213,6 +217,10 @@ private final class SampledSeries: Sendable {
                 advance("kgw_quota_fallbacks_total", [], to: counters.fallbacks)
                 advance("kgw_quota_admissions_total", [("direction", "granted")], to: counters.admissionsGranted)
                 advance("kgw_quota_admissions_total", [("direction", "returned")], to: counters.admissionsReturned)
+            }
+            advance("kgw_log_lines_dropped_total", [], to: sample.logLinesDropped)
+            for (reason, total) in sample.connectionRefusals {
+                advance("kgw_ingress_connections_refused_total", [("reason", reason)], to: total)
             }
             advance("kgw_config_reloads_total", [("result", "applied")], to: sample.reloads.applied)
             advance("kgw_config_reloads_total", [("result", "rejected")], to: sample.reloads.rejected)

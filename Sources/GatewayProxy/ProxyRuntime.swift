@@ -59,6 +59,8 @@ public final class ProxyRuntime: Sendable {
     let resilienceMetrics = ResilienceMetrics()
     /// Calls in flight.
     let inFlight: AdmissionGate
+    /// Connections ended before any call, by reason.
+    public let connectionRefusals = ConnectionRefusals()
     /// Where calls are reported.
     public let journal: any CallJournal
     /// Rate-limit state shared by every event loop: local, or leased from a shared ledger in cluster mode.

@@ -25,6 +25,12 @@ public enum MetricsExposition {
                 sample.snapshotVersion = service.runtime.snapshots.current.version
                 sample.reloads = service.reloadCounts
                 sample.ingressConnections = service.openConnections
+                sample.logLinesDropped = JSONLogHandler.droppedLines
+                var refused = ["connection_limit": service.ingressConnections.refused]
+                for reason in ConnectionRefusals.Reason.allCases {
+                    refused[reason.rawValue] = service.runtime.connectionRefusals.count(of: reason)
+                }
+                sample.connectionRefusals = refused
                 if let quota = service.quota, let status = quota.limiter.quotaStatus { sample.quota = (status, quota.counters) }
                 service.runtime.metrics.record(sample)
                 return registry.emitToString()

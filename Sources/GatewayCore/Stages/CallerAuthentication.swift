@@ -22,14 +22,14 @@ public struct CallerAuthentication: Sendable {
             guard let presented, let caller = snapshot.callersByFingerprint[presented] else { throw Self.refusal }
             return Result(caller: caller, method: .certificate)
         }
-        guard authorization.utf8.count > 7, authorization.prefix(7).lowercased() == "bearer " else { throw Self.refusal }
-        guard let token = CallerToken(parsing: authorization.dropFirst(7)),
+        guard authorization.utf8.count > 7, ASCIICase.hasPrefix(authorization, lowercase: "bearer ") else { throw Self.refusal }
+        guard let token = CallerToken(parsing: authorization[authorization.utf8.index(authorization.startIndex, offsetBy: 7)...]),
             let caller = snapshot.callersByTokenID[token.id], let storedHash = caller.tokenHash,
             token.matches(storedHash: storedHash)
         else { throw Self.refusal }
         if let bound = caller.certificateFingerprint?.lowercased() {
             // A certificate-bound caller must present exactly its certificate.
-            guard let presented, ConstantTime.equal(Array(bound.utf8), Array(presented.utf8)) else { throw Self.refusal }
+            guard let presented, ConstantTime.equal(bound.utf8, presented.utf8) else { throw Self.refusal }
             return Result(caller: caller, method: .tokenAndCertificate)
         }
         if let presented, let owner = snapshot.callersByFingerprint[presented], owner.id != caller.id {

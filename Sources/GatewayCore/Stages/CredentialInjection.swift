@@ -56,10 +56,10 @@ public struct CredentialInjection: Sendable {
         var correlationID: String?
         var hasIntegrationMetadata = false
         headers.forEachHeader { name, value in
-            let lowered = name.lowercased()
-            if dropped.contains(lowered) || lowered.hasPrefix("klarna-gateway-") || settings.stripHeaders.contains(lowered) {
-                return
-            }
+            // The gateway's own headers go first, before a lower-cased copy of a long name is ever made.
+            if ASCIICase.hasPrefix(name, lowercase: "klarna-gateway-") { return }
+            let lowered = ASCIICase.lowercased(name)
+            if dropped.contains(lowered) || settings.stripHeaders.contains(lowered) { return }
             if lowered == "partner-correlation-id" { correlationID = value }
             if lowered == "klarna-integration-metadata" { hasIntegrationMetadata = true }
             out.append((name, value))

@@ -20,10 +20,11 @@ extension GatewayRequestHandler {
                 self.refuse(GatewayError(.auditUnavailable, "The audit trail cannot record this call, so it was not forwarded."), context: context)
                 return
             }
-            call.deadline = UpstreamClock.now + call.timeouts.total
-            call.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(call.timeouts.total)) {
-                self.deadlinePassed(call: call, context: context)
-            }
+            let now = UpstreamClock.now
+            call.deadline = now + call.timeouts.total
+            // No limit a later step sets can run out before this: a response head is due no sooner than
+            // `responseHead` after this moment, a body read no sooner than `bodyIdle`.
+            self.armWatchdog(call: call, at: min(call.deadline, now + min(call.timeouts.responseHead, call.timeouts.bodyIdle)), context: context)
             self.runtime.retryBudget.withLockedValue { $0.deposit() }
             self.attempt(call: call, context: context)
         }
@@ -61,7 +62,7 @@ extension GatewayRequestHandler {
             case .failure(let error):
                 self.runtime.logger.warning(
                     "upstream connection failed",
-                    metadata: ["request_id": "\(call.requestID)", "upstream": "\(host)", "attempt": "\(attempt)", "error": "\(error)"])
+                    metadata: call.logMetadata(["upstream": "\(host)", "attempt": "\(attempt)", "error": "\(error)"]))
                 self.attemptFailed(.notSent, call: call, context: context)
             case .success(let connection):
                 self.send(over: connection, call: call, context: context)
@@ -87,36 +88,69 @@ extension GatewayRequestHandler {
         }
         if call.requestEnded { connection.channel.write(HTTPClientRequestPart.end(nil), promise: nil) }
         connection.channel.flush()
-        let limit = min(call.timeouts.responseHead, max(1, call.deadline - UpstreamClock.now))
-        call.headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(limit)) {
-            guard self.call === call, call.attempt == attempt, !call.responseStarted else { return }
-            self.abortUpstream(context: context)
-            self.attemptFailed(.timedOut, call: call, context: context)
+        let now = UpstreamClock.now
+        let headDue = now + min(call.timeouts.responseHead, max(1, call.deadline - now))
+        call.headDue = headDue
+        // Only a retry's attempt can be due before the watchdog fires (the first is covered by how it was armed).
+        if headDue < call.watchdogAt { armWatchdog(call: call, at: headDue, context: context) }
+    }
+
+    /// (Re)arms the call's one timer to fire at `time` (`UpstreamClock`).
+    func armWatchdog(call: CallState, at time: Int64, context: ChannelHandlerContext) {
+        call.watchdog?.cancel()
+        call.watchdogAt = time
+        call.watchdog = context.eventLoop.assumeIsolated().scheduleTask(deadline: NIODeadline.uptimeNanoseconds(UInt64(max(0, time)))) {
+            self.watchdogFired(call: call, context: context)
         }
     }
 
-    /// (Re)starts the wait for the next response body read.
-    private func armBodyTimer(call: CallState, context: ChannelHandlerContext) {
-        call.bodyTimer?.cancel()
-        let attempt = call.attempt
-        call.bodyTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(call.timeouts.bodyIdle)) {
-            guard self.call === call, call.attempt == attempt, !call.responseEnded else { return }
-            if call.released {
-                // Part of the answer already went out: cutting the connection is the only honest signal left.
-                self.abortUpstream(context: context)
-                context.close(promise: nil)
-                return
-            }
-            self.abortUpstream(context: context)
-            self.attemptFailed(.timedOut, call: call, context: context)
+    /// Checks every limit of the call; acts on the one that ran out, or re-arms for the next that could.
+    private func watchdogFired(call: CallState, context: ChannelHandlerContext) {
+        guard self.call === call, !call.responseEnded else { return }
+        call.watchdog = nil
+        call.watchdogAt = .max
+        let now = UpstreamClock.now
+        if now >= call.deadline {
+            deadlinePassed(call: call, context: context)
+            return
         }
+        var next = call.deadline
+        if case .forwarding = phase {
+            if !call.responseStarted, let due = call.headDue {
+                if now >= due {
+                    abortUpstream(context: context)
+                    attemptFailed(.timedOut, call: call, context: context)
+                    return
+                }
+                // The head may arrive at any moment and start the body's idle limit.
+                next = min(next, due, now + call.timeouts.bodyIdle)
+            } else if call.responseStarted {
+                let due = call.lastResponseRead + call.timeouts.bodyIdle
+                if now >= due {
+                    abortUpstream(context: context)
+                    if call.released {
+                        // Part of the answer already went out: cutting the connection is the only honest signal left.
+                        context.close(promise: nil)
+                        return
+                    }
+                    attemptFailed(.timedOut, call: call, context: context)
+                    return
+                }
+                next = min(next, due)
+            }
+        } else {
+            // Waiting for a connection or a retry: the next attempt's limits start no sooner than now.
+            next = min(next, now + min(call.timeouts.responseHead, call.timeouts.bodyIdle))
+        }
+        armWatchdog(call: call, at: next, context: context)
     }
 
     func upstreamReceived(_ part: HTTPClientResponsePart) {
         guard let context, let call, case .forwarding(let connection) = phase else { return }
         switch part {
         case .head(let head):
-            call.headTimer?.cancel()
+            call.headDue = nil
+            call.lastResponseRead = UpstreamClock.now
             call.responseStarted = true
             call.upstreamKeepAlive = head.isKeepAlive
             call.record.status = Int(head.status.code)
@@ -125,16 +159,15 @@ extension GatewayRequestHandler {
             if let sent = call.upstreamSent { call.record.upstreamLatencyMicros = (NIODeadline.now() - sent).nanoseconds / 1000 }
             var headers = HTTPHeaders()
             headers.reserveCapacity(head.headers.count + 3)
-            for (name, value) in head.headers where !Self.responseHopByHop.contains(name.lowercased()) {
+            for (name, value) in head.headers where !HopByHop.isResponseHopByHop(name) {
                 headers.add(name: name, value: value)
             }
             headers.add(name: "Klarna-Gateway-Request-Id", value: call.requestID)
             if let key = call.generatedKey { headers.add(name: IdempotencyKeys.gatewayHeader, value: key) }
             if !isHTTP2 && !call.keepAlive { headers.add(name: "Connection", value: "close") }
             call.heldHead = HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
-            armBodyTimer(call: call, context: context)
         case .body(let buffer):
-            armBodyTimer(call: call, context: context)
+            call.lastResponseRead = UpstreamClock.now
             call.responseBytes += buffer.readableBytes
             buffer.withUnsafeReadableBytes { call.responseHash.update(bufferPointer: $0) }
             if call.record.status.map({ $0 >= 400 }) == true && call.errorProbe.count < 4096 {
@@ -149,7 +182,6 @@ extension GatewayRequestHandler {
                 if call.heldBytes > runtime.limits.maxHeldResponseBytes { release(call, context: context) }
             }
         case .end(let trailers):
-            call.bodyTimer?.cancel()
             (call.record.klarnaErrorCode, call.record.klarnaErrorID) = KlarnaErrorBody.codes(in: call.errorProbe)
             connection.handler.delegate = nil
             runtime.pools.pool(for: context.eventLoop).release(connection, reusable: call.upstreamKeepAlive && call.requestEnded)
@@ -165,10 +197,10 @@ extension GatewayRequestHandler {
                 }
             }
             call.responseEnded = true
-            call.deadlineTimer?.cancel()
+            call.cancelTimers()
             call.bodyParts = []
             call.record.responseBodyBytes = call.responseBytes
-            call.record.responseBodySHA256 = Hex.encode(call.responseHash.finalize())
+            call.record.responseBodySHA256 = call.responseBytes == 0 ? Hex.emptySHA256 : Hex.encode(call.responseHash.finalize())
             phase = .finishing
             var outcome = call.record
             outcome.phase = .outcome
@@ -182,6 +214,7 @@ extension GatewayRequestHandler {
                     self.runtime.metrics.observe(outcome, started: call.started)
                     self.release(call, context: context)
                     let written = context.writeAndFlush(self.wrapOutboundOut(.end(trailers)))
+                    call.answerWritten = true
                     self.finish(call: call, written: written, context: context)
                 case .failure:
                     if call.released {
@@ -213,8 +246,7 @@ extension GatewayRequestHandler {
 
     func upstreamFailed(_ error: any Error) {
         guard let context, let call, case .forwarding(let connection) = phase else { return }
-        call.headTimer?.cancel()
-        call.bodyTimer?.cancel()
+        call.headDue = nil
         runtime.pools.pool(for: context.eventLoop).release(connection, reusable: false)
         phase = .pending
         if call.released {
@@ -226,14 +258,13 @@ extension GatewayRequestHandler {
         }
         runtime.logger.warning(
             "upstream exchange failed",
-            metadata: ["request_id": "\(call.requestID)", "attempt": "\(call.attempt)", "sent": "\(call.attemptSent)", "error": "\(error)"])
+            metadata: call.logMetadata(["attempt": "\(call.attempt)", "sent": "\(call.attemptSent)", "error": "\(error)"]))
         attemptFailed(call.attemptSent ? .lostAfterSend : .notSent, call: call, context: context)
     }
 
     /// An attempt ended without an answer: tell the breaker, then retry or give up as the policy says.
     private func attemptFailed(_ failure: AttemptFailure, call: CallState, context: ChannelHandlerContext) {
-        call.headTimer?.cancel()
-        call.bodyTimer?.cancel()
+        call.headDue = nil
         if let host = call.plan?.upstream.endpoint.authority {
             runtime.breakers.record(host: host, failed: failure.countsAgainstHost, probe: call.probe, now: UpstreamClock.now)
         }
@@ -244,7 +275,7 @@ extension GatewayRequestHandler {
         case .retry(let delay, let reason):
             scheduleRetry(call: call, delay: delay, reason: reason, context: context)
         case .stop(let stop):
-            runtime.logger.info("upstream call not retried", metadata: ["request_id": "\(call.requestID)", "why": "\(stop)"])
+            runtime.logger.info("upstream call not retried", metadata: call.logMetadata(["why": "\(stop)"]))
             giveUp(call: call, last: failure, breakerRetryAfter: nil, context: context)
         }
     }
@@ -278,7 +309,7 @@ extension GatewayRequestHandler {
         runtime.resilienceMetrics.retried(reason)
         runtime.logger.info(
             "retrying upstream call",
-            metadata: ["request_id": "\(call.requestID)", "reason": "\(reason.rawValue)", "attempt": "\(call.attempt + 1)", "delay_ms": "\(delay / 1_000_000)"])
+            metadata: call.logMetadata(["reason": "\(reason.rawValue)", "attempt": "\(call.attempt + 1)", "delay_ms": "\(delay / 1_000_000)"]))
         call.retryTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay)) {
             guard self.call === call, case .pending = self.phase else { return }
             self.attempt(call: call, context: context)
@@ -302,7 +333,7 @@ extension GatewayRequestHandler {
             call.outcomeUnknown = true
             last = .timedOut
         }
-        runtime.logger.warning("upstream call deadline passed", metadata: ["request_id": "\(call.requestID)", "attempts": "\(call.attempt)"])
+        runtime.logger.warning("upstream call deadline passed", metadata: call.logMetadata(["attempts": "\(call.attempt)"]))
         giveUp(call: call, last: last, breakerRetryAfter: nil, context: context)
     }
 
@@ -343,13 +374,9 @@ extension GatewayRequestHandler {
         runtime.rateLimiter.hold(subject, until: until)
     }
 
-    /// `Retry-After` (seconds) or `X-Ratelimit-Reset` (seconds), in nanoseconds; HTTP-date forms are ignored.
+    /// `Retry-After` (seconds or an HTTP-date) or `X-Ratelimit-Reset` (seconds), in nanoseconds.
     static func retryAfter(_ headers: HTTPHeaders) -> Int64? {
-        let value = headers.first(name: "retry-after") ?? headers.first(name: "x-ratelimit-reset")
-        guard let seconds = value.flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) }), seconds >= 0, seconds < 86_400 else { return nil }
-        return Int64(seconds * 1_000_000_000)
+        guard let value = headers.first(name: "retry-after") ?? headers.first(name: "x-ratelimit-reset") else { return nil }
+        return RetryAfter.nanoseconds(value, nowEpochSeconds: UTCTime.now().seconds)
     }
-
-    /// Hop-by-hop response headers that describe Klarna's connection, not the caller's.
-    static let responseHopByHop: Set<String> = ["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"]
 }

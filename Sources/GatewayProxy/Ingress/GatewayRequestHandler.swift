@@ -33,6 +33,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     var call: CallState?
     var context: ChannelHandlerContext?
     private var cachedFingerprint: String??
+    private var cachedClientAddress: String??
 
     init(runtime: ProxyRuntime, isHTTP2: Bool) {
         self.runtime = runtime
@@ -72,6 +73,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         var rateLimitSubject: RateLimitSubject?
         /// The byte stream below this call went bad: close after the refusal instead of reading on.
         var closeAfterRefusal = false
+        /// The answer's end has been written to the caller.
+        var answerWritten = false
         /// Counted in the in-flight limit.
         var admitted = false
         /// This call's timeouts (its operation family's).
@@ -91,18 +94,25 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         var lastFailure: AttemptFailure?
         /// `Retry-After` / `X-Ratelimit-Reset` of the current answer, nanoseconds.
         var retryAfter: Int64?
-        var headTimer: Scheduled<Void>?
-        var bodyTimer: Scheduled<Void>?
+        /// The one timer that watches every time limit of the call (total, response head, body idle): it is
+        /// armed once, at the earliest moment any limit could run out, and re-armed only when it fires early.
+        /// Arming and cancelling a timer per limit and per body part cost more than the checks themselves.
+        var watchdog: Scheduled<Void>?
+        /// When `watchdog` fires, on `UpstreamClock`.
+        var watchdogAt: Int64 = .max
+        /// When the current attempt's response head is due, while it is awaited.
+        var headDue: Int64?
+        /// When the current attempt's response head or body last arrived.
+        var lastResponseRead: Int64 = 0
         var retryTimer: Scheduled<Void>?
-        var deadlineTimer: Scheduled<Void>?
 
         /// Stops every timer of the call.
         func cancelTimers() {
-            for timer in [headTimer, bodyTimer, retryTimer, deadlineTimer] { timer?.cancel() }
-            headTimer = nil
-            bodyTimer = nil
+            watchdog?.cancel()
+            watchdog = nil
+            watchdogAt = .max
+            retryTimer?.cancel()
             retryTimer = nil
-            deadlineTimer = nil
         }
 
         init(requestID: String, head: HTTPRequestHead, clientAddress: String?) {
@@ -118,6 +128,17 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         }
 
         static func nowMicros() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+
+        /// A log line's metadata about this call: the request id, caller and merchant (as the access log names
+        /// them, so an SRE can filter upstream trouble by either), and `extra`.
+        func logMetadata(_ extra: Logger.Metadata) -> Logger.Metadata {
+            var metadata = extra
+            metadata["request_id"] = .string(requestID)
+            if let caller = record.facts.callerID { metadata["caller"] = .string(caller) }
+            if let merchant = record.facts.merchantID { metadata["merchant"] = .string(merchant) }
+            if let operation = record.facts.operation { metadata["operation"] = .string(operation.id) }
+            return metadata
+        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -171,9 +192,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             context.close(promise: nil)
             return
         }
-        let call = CallState(
-            requestID: UUID().uuidString.lowercased(), head: head, clientAddress: context.channel.remoteAddress?.ipAddress
-        )
+        let call = CallState(requestID: RequestID.make(), head: head, clientAddress: clientAddress(context: context))
         call.record.callerCertificateFingerprint = clientFingerprint(context: context)
         self.call = call
         phase = .pending
@@ -207,7 +226,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             call.record.correlationID = plan.upstream.correlationID
             let callerKey = head.headers.first(name: "klarna-idempotency-key")
             call.generatedKey = IdempotencyKeys.keyToAdd(method: plan.upstream.method, existing: callerKey, enabled: runtime.resilience.addIdempotencyKeys) {
-                UUID().uuidString.lowercased()
+                RequestID.make()
             }
             call.record.idempotencyKey = callerKey ?? call.generatedKey
             call.timeouts = runtime.resilience.timeouts(for: plan.facts.operation?.family)
@@ -290,8 +309,11 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         case .idle:
             return
         case .finishing:
-            // Discarding the rest of a refused request's body, but no more than the limit allows.
-            if tooLarge { context.close(promise: nil) }
+            // Discarding the rest of a refused request's body, but no more than the limit allows. The close waits
+            // for the answer: closing first would send the caller an end of stream instead of its answer.
+            if tooLarge {
+                if call.answerWritten { context.close(promise: nil) } else { call.closeAfterRefusal = true }
+            }
         case .pending, .forwarding:
             if tooLarge {
                 abortUpstream(context: context)
@@ -310,7 +332,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         guard let call else { return }
         call.requestEnded = true
         call.record.requestBodyBytes = call.requestBytes
-        call.record.requestBodySHA256 = Hex.encode(call.requestHash.finalize())
+        call.record.requestBodySHA256 = call.requestBytes == 0 ? Hex.emptySHA256 : Hex.encode(call.requestHash.finalize())
         switch phase {
         case .forwarding(let connection):
             connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
@@ -340,27 +362,18 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         call.record.timeMicros = CallState.nowMicros()
         call.record.status = error.status
         call.record.gatewayErrorCode = error.code.rawValue
-        let body = error.klarnaJSON(errorID: call.requestID)
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        headers.add(name: "Klarna-Gateway-Request-Id", value: call.requestID)
-        for header in error.extraHeaders { headers.add(name: header.name, value: header.value) }
-        if let key = call.generatedKey { headers.add(name: IdempotencyKeys.gatewayHeader, value: key) }
         // A body still arriving is read and discarded (it is bounded by the body limit), so the connection stays
         // usable; an oversize body or a caller that asked for it closes the connection.
         let close = !isHTTP2 && (call.closeAfterRefusal || !call.keepAlive || (!call.requestEnded && error.code == .payloadTooLarge))
-        if close { headers.add(name: "Connection", value: "close") }
+        let response = RefusalResponse(error, requestID: call.requestID, generatedKey: call.generatedKey, close: close)
         let record = call.record
-        let status = HTTPResponseStatus(statusCode: error.status)
         runtime.journal.record(record, on: context.eventLoop).assumeIsolated().whenComplete { _ in
             // A refusal is sent whether or not its record could be written: refusing forwards nothing.
             self.runtime.metrics.observe(record, started: call.started)
             guard self.context != nil else { return }
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-            let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-            if close {
+            let written = response.write(to: context, wrap: self.wrapOutboundOut)
+            call.answerWritten = true
+            if close || call.closeAfterRefusal {
                 written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             } else {
                 self.finish(call: call, written: written, context: context)
@@ -370,7 +383,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
 
     /// After the response's end: close if the caller asked, else wait for the request's end to go idle.
     func finish(call: CallState, written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
-        if !isHTTP2 && !call.keepAlive {
+        if (!isHTTP2 && !call.keepAlive) || call.closeAfterRefusal {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
@@ -388,6 +401,14 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         guard let call, call.admitted else { return }
         call.admitted = false
         runtime.inFlight.leave()
+    }
+
+    /// The caller's IP address, formatted once per connection (or stream) rather than once per request.
+    private func clientAddress(context: ChannelHandlerContext) -> String? {
+        if let cached = cachedClientAddress { return cached }
+        let address = context.channel.remoteAddress?.ipAddress
+        cachedClientAddress = .some(address)
+        return address
     }
 
     /// The fingerprint of the verified client certificate, read once per connection.

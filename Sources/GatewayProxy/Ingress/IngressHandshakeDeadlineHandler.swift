@@ -10,9 +10,14 @@ final class IngressHandshakeDeadlineHandler: ChannelInboundHandler, RemovableCha
     typealias InboundIn = NIOAny
 
     private let timeout: TimeAmount
+    private let refusals: ConnectionRefusals
     private var deadline: Scheduled<Void>?
+    private var failed = false
 
-    init(timeout: TimeAmount) { self.timeout = timeout }
+    init(timeout: TimeAmount, refusals: ConnectionRefusals) {
+        self.timeout = timeout
+        self.refusals = refusals
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { arm(context: context) }
@@ -34,6 +39,15 @@ final class IngressHandshakeDeadlineHandler: ChannelInboundHandler, RemovableCha
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// An error before the handshake completed is the handshake's (this handler is gone once it completes).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !failed {
+            failed = true
+            refusals.count(.tlsHandshakeFailed)
+        }
+        context.fireErrorCaught(error)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
         deadline = nil
@@ -42,6 +56,7 @@ final class IngressHandshakeDeadlineHandler: ChannelInboundHandler, RemovableCha
 
     private func arm(context: ChannelHandlerContext) {
         deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.refusals.count(.tlsHandshakeTimeout)
             context.close(promise: nil)
         }
     }

@@ -16,7 +16,14 @@ final class IngressHeadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
     typealias OutboundOut = HTTPServerResponsePart
 
     private let runtime: ProxyRuntime
+    /// The one timer of the connection. It is not moved on every request: a deadline that moves later leaves it
+    /// where it is, and when it fires early it re-arms for the deadline then in force. On a busy keep-alive
+    /// connection it fires about once per idle timeout instead of being scheduled and cancelled twice a request.
     private var timer: Scheduled<Void>?
+    /// When `timer` fires.
+    private var timerAt: NIODeadline = .distantFuture
+    /// The deadline in force and what it bounds; nil while none applies (a request is being answered).
+    private var due: (at: NIODeadline, kind: Deadline)?
     /// Request heads seen whose final response has not been written yet.
     private var outstanding = 0
     /// No request has started yet: the header-read deadline applies, not the idle one.
@@ -24,25 +31,44 @@ final class IngressHeadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
     /// A request head arrived and its end has not.
     private var requestOpen = false
 
+    /// A graceful stop arrived while no request was open: it is held back until a request arrives (then the
+    /// request is served with `Connection: close`) or `quiesceGrace` passes in silence (then the connection closes).
+    private var quiescing = false
+
     private enum Deadline {
-        case head, body, idle
+        case head, body, idle, quiesce
     }
 
+    /// How long an idle connection may still send its request after a graceful stop began: a client whose
+    /// request was already on its way when the gateway stopped accepting gets its answer, not a reset.
+    static let quiesceGrace: TimeAmount = .seconds(2)
+
     init(runtime: ProxyRuntime) { self.runtime = runtime }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent, outstanding == 0, !requestOpen, !quiescing else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        quiescing = true
+        let at = NIODeadline.now() + Self.quiesceGrace
+        due = (at, .quiesce)
+        if timer == nil || timerAt > at { schedule(at: at, context: context) }
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { arm(.head, context: context) }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) { cancel() }
+    func handlerRemoved(context: ChannelHandlerContext) { stop() }
 
     func channelActive(context: ChannelHandlerContext) {
-        if timer == nil && firstRequest { arm(.head, context: context) }
+        if due == nil && firstRequest { arm(.head, context: context) }
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        cancel()
+        stop()
         context.fireChannelInactive()
     }
 
@@ -57,10 +83,15 @@ final class IngressHeadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
             if requestOpen { arm(.body, context: context) }
         case .end:
             requestOpen = false
-            cancel()
+            due = nil
             if outstanding == 0 { arm(.idle, context: context) }
         }
         context.fireChannelRead(data)
+        if quiescing, case .head = unwrapInboundIn(data) {
+            // Now that the pipeline holds a request, the held-back stop makes it answer with `Connection: close`.
+            quiescing = false
+            context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -71,31 +102,59 @@ final class IngressHeadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
         context.write(data, promise: promise)
     }
 
-    private func arm(_ deadline: Deadline, context: ChannelHandlerContext) {
-        cancel()
-        let delay = deadline == .head ? runtime.limits.headerReadTimeout : runtime.limits.idleTimeout
-        let seconds = Double(delay.nanoseconds) / 1e9
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
-            self.timer = nil
-            guard context.channel.isActive else { return }
-            switch deadline {
-            case .head:
-                IngressRefusal.answer(
-                    GatewayError(.requestTimeout, "No complete request head arrived within \(seconds) s."),
-                    context: context, runtime: self.runtime, wrap: self.wrapOutboundOut)
-            case .body:
-                // The request handler owns the call: it answers (or closes) and aborts any upstream exchange.
-                context.fireErrorCaught(IngressRequestFailure(
-                    error: GatewayError(.requestTimeout, "The request body stalled for more than \(seconds) s.")))
-            case .idle:
-                context.close(promise: nil)
-            }
+    private func delay(_ deadline: Deadline) -> TimeAmount {
+        switch deadline {
+        case .head: runtime.limits.headerReadTimeout
+        case .body, .idle: runtime.limits.idleTimeout
+        case .quiesce: Self.quiesceGrace
         }
     }
 
-    private func cancel() {
+    /// Sets the deadline in force; the timer moves only when it would fire too late for it.
+    private func arm(_ deadline: Deadline, context: ChannelHandlerContext) {
+        let at = NIODeadline.now() + delay(deadline)
+        due = (at, deadline)
+        if timer == nil || timerAt > at { schedule(at: at, context: context) }
+    }
+
+    private func schedule(at: NIODeadline, context: ChannelHandlerContext) {
+        timer?.cancel()
+        timerAt = at
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: at) {
+            self.fired(context: context)
+        }
+    }
+
+    private func fired(context: ChannelHandlerContext) {
+        timer = nil
+        timerAt = .distantFuture
+        guard context.channel.isActive, let (at, deadline) = due else { return }
+        if NIODeadline.now() < at {
+            schedule(at: at, context: context)
+            return
+        }
+        due = nil
+        let seconds = Double(delay(deadline).nanoseconds) / 1e9
+        switch deadline {
+        case .head:
+            runtime.connectionRefusals.count(.requestHeadTimeout)
+            IngressRefusal.answer(
+                GatewayError(.requestTimeout, "No complete request head arrived within \(seconds) s."),
+                context: context, runtime: runtime, wrap: wrapOutboundOut)
+        case .body:
+            // The request handler owns the call: it answers (or closes) and aborts any upstream exchange.
+            context.fireErrorCaught(IngressRequestFailure(
+                error: GatewayError(.requestTimeout, "The request body stalled for more than \(seconds) s.")))
+        case .idle, .quiesce:
+            context.close(promise: nil)
+        }
+    }
+
+    private func stop() {
         timer?.cancel()
         timer = nil
+        timerAt = .distantFuture
+        due = nil
     }
 }
 

@@ -41,6 +41,7 @@ final class IngressProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelH
             return
         }
         responseInProgress = true
+        runtime.connectionRefusals.count(.malformedRequest)
         IngressRefusal.answer(gatewayError, context: context, runtime: runtime, wrap: wrapOutboundOut)
     }
 

@@ -12,26 +12,51 @@ enum IngressRefusal {
         _ error: GatewayError, context: ChannelHandlerContext, runtime: ProxyRuntime,
         wrap: @escaping (HTTPServerResponsePart) -> NIOAny
     ) {
-        let requestID = UUID().uuidString.lowercased()
+        let requestID = RequestID.make()
         var record = CallRecord(
             phase: .refusal, requestID: requestID, timeMicros: Int64(Date().timeIntervalSince1970 * 1_000_000), method: "?", path: "?")
         record.clientAddress = context.channel.remoteAddress?.ipAddress
         record.status = error.status
         record.gatewayErrorCode = error.code.rawValue
-        let body = error.klarnaJSON(errorID: requestID)
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        headers.add(name: "Klarna-Gateway-Request-Id", value: requestID)
-        headers.add(name: "Connection", value: "close")
+        let response = RefusalResponse(error, requestID: requestID, generatedKey: nil, close: true)
+        let started = NIODeadline.now()
         runtime.journal.record(record, on: context.eventLoop).assumeIsolated().whenComplete { _ in
+            // Counted like every refusal (`kgw_requests_total`, `kgw_gateway_errors_total`).
+            runtime.metrics.observe(record, started: started)
             guard context.channel.isActive else { return }
-            let status = HTTPResponseStatus(statusCode: error.status)
-            context.write(wrap(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-            context.write(wrap(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-            context.writeAndFlush(wrap(.end(nil))).assumeIsolated().whenComplete { _ in
+            response.write(to: context, wrap: wrap).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         }
+    }
+}
+
+/// A refusal as the caller receives it: Klarna's error shape with the gateway's code, the request id, and any
+/// headers the error carries. Every refusal the gateway sends is rendered here, whichever handler refused.
+struct RefusalResponse {
+    /// The response head.
+    let head: HTTPResponseHead
+    /// The JSON body.
+    let body: String
+
+    /// Renders `error`; `generatedKey` is the idempotency key the gateway added, `close` asks the caller to close.
+    init(_ error: GatewayError, requestID: String, generatedKey: String?, close: Bool) {
+        body = error.klarnaJSON(errorID: requestID)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(5 + error.extraHeaders.count)
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "Klarna-Gateway-Request-Id", value: requestID)
+        for header in error.extraHeaders { headers.add(name: header.name, value: header.value) }
+        if let generatedKey { headers.add(name: IdempotencyKeys.gatewayHeader, value: generatedKey) }
+        if close { headers.add(name: "Connection", value: "close") }
+        head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: error.status), headers: headers)
+    }
+
+    /// Writes head, body and end; the future is the end's write.
+    func write(to context: ChannelHandlerContext, wrap: (HTTPServerResponsePart) -> NIOAny) -> EventLoopFuture<Void> {
+        context.write(wrap(.head(head)), promise: nil)
+        context.write(wrap(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        return context.writeAndFlush(wrap(.end(nil)))
     }
 }

@@ -130,8 +130,11 @@ public final class IngressServer: Sendable {
                             try channel.pipeline.syncOperations.addHandler(IngressBackpressureHandler(stallTimeout: stallTimeout))
                             if let holder {
                                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: holder.current))
-                                try channel.pipeline.syncOperations.addHandler(IngressHandshakeDeadlineHandler(timeout: headerReadTimeout))
+                                try channel.pipeline.syncOperations.addHandler(IngressHandshakeDeadlineHandler(timeout: headerReadTimeout, refusals: runtime.connectionRefusals))
                             }
+                            // Below the HTTP codecs, so that bytes a caller still sends after its answer are dropped
+                            // unparsed while the connection closes without a reset.
+                            try channel.pipeline.syncOperations.addHandler(LingeringCloseHandler())
                         }.flatMap {
                             if http2 {
                                 return channel.configureHTTP2SecureUpgrade(
@@ -229,7 +232,7 @@ func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
         }
     }.flatMapThrowing { _ in
         try channel.pipeline.syncOperations.addHandler(quiesce.value)
-        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorCloser())
+        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorCloser(refusals: runtime.connectionRefusals))
     }
 }
 
@@ -285,7 +288,16 @@ final class HTTP2QuiesceHandler: ChannelInboundHandler {
 final class HTTP2ConnectionErrorCloser: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
+    private let refusals: ConnectionRefusals
+    private var counted = false
+
+    init(refusals: ConnectionRefusals) { self.refusals = refusals }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !counted {
+            counted = true
+            refusals.count(.http2ConnectionError)
+        }
         context.close(promise: nil)
     }
 }
