@@ -91,7 +91,6 @@ public final class GatewayService: Service, Sendable {
             runtime.drainRetiredIdentities(drain: .seconds(Int64(config.upstream.drainSeconds)))
             let listeners = try config.listeners.map { try ListenerFactory.spec(for: $0, config: config) }
             let server = try await IngressServer.start(listeners: listeners, runtime: runtime, group: group)
-            SnapshotMemory.release()
             logger.notice(
                 "gateway started",
                 metadata: ["node": "\(config.nodeID)", "snapshot": "\(snapshot.snapshot.version)", "merchants": "\(snapshot.snapshot.merchants.count)",
@@ -230,7 +229,6 @@ public final class GatewayService: Service, Sendable {
         }
         self.running.withLockedValue { $0 = next }
         runtime.snapshots.replace(with: built.snapshot)
-        SnapshotMemory.release()
         // The store generation the snapshot was read at, which may be newer than the one polled.
         state.built(ReloadState.Stamps(generation: built.generation, files: inputs.files, tls: inputs.tls))
         runtime.drainRetiredIdentities(drain: .seconds(Int64(next.upstream.drainSeconds)))
@@ -361,19 +359,3 @@ final class ReloadState: Sendable {
     }
 }
 
-/// Building a snapshot reads every merchant row into short-lived values; glibc keeps the freed pages in its arenas,
-/// which shows as resident memory the gateway never uses again. Trimming once a snapshot is in force returns them.
-enum SnapshotMemory {
-    /// Gives the allocator's free pages back to the system (off the event loops: the reload path calls it).
-    static func release() {
-        #if canImport(Glibc)
-        _ = glibcMallocTrim(0)
-        #endif
-    }
-}
-
-#if canImport(Glibc)
-/// glibc's `malloc_trim` (declared in `malloc.h`, which Swift's Glibc module does not include).
-@_silgen_name("malloc_trim")
-private func glibcMallocTrim(_ pad: Int) -> Int32
-#endif
