@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "GatewayAudit",
             dependencies: [
-                "GatewayCore", "GatewayProxy", "GatewayStore", "GatewayPostgres",
+                "GatewayCore", "GatewayStore", "GatewayPostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -3,7 +3,6 @@ import Foundation
 import GRDB
 import GatewayCore
 import GatewayPostgres
-import GatewayProxy
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -14,7 +13,7 @@ import NIOCore
 /// load while each caller waits for at most two commits. The chain hash is computed here, in sequence order.
 /// Failures fail the whole batch (the data plane then refuses those calls) and every later batch retries, so the
 /// gateway resumes by itself once the store is writable again.
-public final class AuditWriter: CallJournal, @unchecked Sendable {
+public final class AuditWriter: @unchecked Sendable {
     // @unchecked: `shared` is behind a lock and everything else mutable is confined to `worker`.
 
     /// A record encoded on the caller's thread; the writer adds seq, prev_hash and hash.
