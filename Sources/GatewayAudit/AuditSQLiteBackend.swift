@@ -39,24 +39,19 @@ final class AuditSQLiteBackend: AuditBackend {
                 // entry: GRDB's StatementArguments would box 36 DatabaseValues per record first.
                 let insert = try db.cachedStatement(sql: AuditEntry.insertSQL)
                 let statement = insert.sqliteStatement
+                var row = SQLiteRow(statement: statement)
+                defer { sqlite3_clear_bindings(statement) }
                 for segment in segments {
                     // Entries are read in place: copying one out would retain and release its 30-odd strings.
                     for index in segment.indices {
-                        var binder = SQLiteBinder(statement: statement)
-                        binder.integer(segment[index].seq)
-                        segment[index].visitFieldsAfterSeq(&binder)
-                        binder.text(segment[index].prevHash)
-                        binder.text(segment[index].hash)
-                        let code = sqlite3_step(statement)
-                        sqlite3_reset(statement)
-                        guard code == SQLITE_DONE else {
-                            throw DatabaseError(
-                                resultCode: ResultCode(rawValue: code), message: db.sqliteConnection.map { String(cString: sqlite3_errmsg($0)) },
-                                sql: AuditEntry.insertSQL)
-                        }
+                        row.start()
+                        row.integer(segment[index].seq)
+                        segment[index].visitFieldsAfterSeq(&row)
+                        row.text(segment[index].prevHash)
+                        row.text(segment[index].hash)
+                        if let failure = row.step(on: db.sqliteConnection) { throw failure }
                     }
                 }
-                sqlite3_clear_bindings(statement)
                 if let checkpoint { try db.execute(sql: AuditCheckpoint.insertSQL, arguments: checkpoint.insertArguments) }
                 return .commit
             }
@@ -71,14 +66,29 @@ final class AuditSQLiteBackend: AuditBackend {
     }
 }
 
-/// Binds an entry's columns in `AuditEntry.insertSQL` order to a prepared statement.
-private struct SQLiteBinder: AuditFieldVisitor {
-    /// Tells SQLite to copy the bytes: they live only as long as the closure that lends them.
-    private static var transient: sqlite3_destructor_type { unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self) }
+/// One row's columns in `AuditEntry.insertSQL` order, bound to a prepared statement: integers at once, texts
+/// gathered into one reused buffer and bound without a copy (`SQLITE_STATIC`) just before the row is stepped;
+/// `SQLITE_TRANSIENT` would make SQLite allocate and copy every text value of every row first.
+private struct SQLiteRow: AuditFieldVisitor {
     let statement: OpaquePointer
     private var index: Int32 = 1
+    private var bytes: [UInt8] = []
+    private var texts: [(index: Int32, start: Int, count: Int)] = []
 
-    init(statement: OpaquePointer) { self.statement = statement }
+    init(statement: OpaquePointer) {
+        self.statement = statement
+        bytes.reserveCapacity(2048)
+        texts.reserveCapacity(AuditEntry.fieldNames.count + 2)
+    }
+
+    /// Begins the next row; the buffer keeps its capacity.
+    mutating func start() {
+        index = 1
+        // Never empty, so its storage always has an address, which an empty text value is bound to.
+        bytes.removeAll(keepingCapacity: true)
+        bytes.append(0)
+        texts.removeAll(keepingCapacity: true)
+    }
 
     mutating func text(_ value: String?) {
         defer { index += 1 }
@@ -86,16 +96,9 @@ private struct SQLiteBinder: AuditFieldVisitor {
             sqlite3_bind_null(statement, index)
             return
         }
-        value.withUTF8 { bytes in
-            if let base = bytes.baseAddress {
-                base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
-                    _ = sqlite3_bind_text(statement, index, $0, Int32(bytes.count), Self.transient)
-                }
-            } else {
-                // An empty string has no buffer; bound as NULL it would change the record.
-                _ = sqlite3_bind_text(statement, index, "", 0, Self.transient)
-            }
-        }
+        let start = bytes.count
+        value.withUTF8 { bytes.append(contentsOf: $0) }
+        texts.append((index, start, bytes.count - start))
     }
 
     mutating func integer(_ value: Int64?) {
@@ -106,4 +109,26 @@ private struct SQLiteBinder: AuditFieldVisitor {
             sqlite3_bind_null(statement, index)
         }
     }
+
+    /// Binds the texts and inserts the row; the buffer is not touched until every text is bound again. Returns
+    /// the error when the row was not inserted.
+    func step(on connection: OpaquePointer?) -> DatabaseError? {
+        bytes.withUnsafeBufferPointer { buffer in
+            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) { base in
+                for text in texts {
+                    sqlite3_bind_text(statement, text.index, base + text.start, Int32(text.count), Self.static)
+                }
+                let code = sqlite3_step(statement)
+                // The message is read before the reset, which may replace it.
+                let failure = code == SQLITE_DONE ? nil : DatabaseError(
+                    resultCode: ResultCode(rawValue: code), message: connection.map { String(cString: sqlite3_errmsg($0)) },
+                    sql: AuditEntry.insertSQL)
+                sqlite3_reset(statement)
+                return failure
+            }
+        }
+    }
+
+    /// Tells SQLite the bytes stay valid (and unchanged) until they are bound again or cleared.
+    private static var `static`: sqlite3_destructor_type? { nil }
 }
