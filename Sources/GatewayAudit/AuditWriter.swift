@@ -30,24 +30,43 @@ public final class AuditWriter: @unchecked Sendable {
         var promises: [EventLoopPromise<Void>] = []
     }
 
-    /// One writer's records on one event loop, not yet handed over; touched only on that loop's thread.
+    /// One writer's records on one event loop, not yet handed over. Filled only on that loop's thread; its lock
+    /// is taken by that loop alone except when `flush` or `shutdown` takes what it holds, so it is uncontended,
+    /// and those two never need to schedule work on a loop that may already have stopped.
     final class LoopQueue: @unchecked Sendable {
         let loop: any EventLoop
-        var batch: LoopBatch
-        var handOverScheduled = false
+        private let lock = NIOLock()
+        private var batch: LoopBatch
+        private var handOverScheduled = false
 
         init(loop: any EventLoop) {
             self.loop = loop
             batch = LoopBatch(loop: loop)
         }
 
-        /// Takes the batch, leaving room for as many records next tick.
-        func take() -> LoopBatch {
-            var next = LoopBatch(loop: loop)
-            next.entries.reserveCapacity(batch.entries.count)
-            next.promises.reserveCapacity(batch.promises.count)
-            swap(&next, &batch)
-            return next
+        /// Adds a record; true when the caller must schedule the hand-over at the end of the loop's tick.
+        func add(_ entry: AuditEntry, _ promise: EventLoopPromise<Void>?) -> Bool {
+            lock.withLock {
+                batch.entries.append(entry)
+                if let promise { batch.promises.append(promise) }
+                if handOverScheduled { return false }
+                handOverScheduled = true
+                return true
+            }
+        }
+
+        /// Takes what the queue holds (nil when empty), leaving room for as many records next time; `scheduled`
+        /// when called by the scheduled hand-over, which the next record then schedules again.
+        func take(scheduled: Bool) -> LoopBatch? {
+            lock.withLock {
+                if scheduled { handOverScheduled = false }
+                guard !batch.entries.isEmpty else { return nil }
+                var next = LoopBatch(loop: loop)
+                next.entries.reserveCapacity(batch.entries.count)
+                next.promises.reserveCapacity(batch.promises.count)
+                swap(&next, &batch)
+                return next
+            }
         }
     }
 
@@ -170,10 +189,7 @@ public final class AuditWriter: @unchecked Sendable {
         let entry = AuditEntry(record, nodeID: nodeID)
         let promise = waits ? eventLoop.makePromise(of: Void.self) : nil
         if eventLoop.inEventLoop, let queue = loopQueue(for: eventLoop) {
-            queue.batch.entries.append(entry)
-            if let promise { queue.batch.promises.append(promise) }
-            if !queue.handOverScheduled {
-                queue.handOverScheduled = true
+            if queue.add(entry, promise) {
                 // Runs after the I/O the loop is handling now: everything recorded in this tick goes over together.
                 eventLoop.execute { self.handOver(queue) }
             }
@@ -199,11 +215,9 @@ public final class AuditWriter: @unchecked Sendable {
         return queue
     }
 
-    /// On `queue`'s loop: hands what it gathered to the writer.
+    /// On `queue`'s loop, at the end of a tick: hands what it gathered to the writer.
     private func handOver(_ queue: LoopQueue) {
-        queue.handOverScheduled = false
-        guard !queue.batch.entries.isEmpty else { return }
-        enqueue(queue.take())
+        if let batch = queue.take(scheduled: true) { enqueue(batch) }
     }
 
     /// Puts a batch in the writer's inbox and wakes the worker if it is idle: one lock per loop per tick.
@@ -226,17 +240,17 @@ public final class AuditWriter: @unchecked Sendable {
         }
     }
 
-    /// Hands over what every loop holds, waiting for each loop to do so.
-    private func handOverEveryLoop() async {
+    /// Hands over what every loop holds, from the calling thread: a loop may already have stopped.
+    private func handOverEveryLoop() {
         let queues = shared.withLockedValue { $0.loopQueues }
         for queue in queues {
-            try? await queue.loop.submit { self.handOver(queue) }.get()
+            if let batch = queue.take(scheduled: false) { enqueue(batch) }
         }
     }
 
     /// Returns once everything queued before the call has been written (or has failed).
     public func flush() async {
-        await handOverEveryLoop()
+        handOverEveryLoop()
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             worker.async {
                 self.drain()
@@ -251,7 +265,7 @@ public final class AuditWriter: @unchecked Sendable {
         closed.store(true, ordering: .relaxed)
         // Records accepted before the flag was set are still on their loops (in `async` mode already answered):
         // they are written like the rest.
-        await handOverEveryLoop()
+        handOverEveryLoop()
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             worker.async {
                 self.drain(last: true)
