@@ -52,6 +52,22 @@ import Testing
         #expect(report.lastSeq == 50)
     }
 
+    /// The gateway stops its event loops before it shuts the writer down: the writer must not wait for them.
+    @Test(.timeLimit(.minutes(1))) func shutdownAfterTheLoopsStoppedReturnsAndWritesWhatTheyHeld() async throws {
+        let dir = try TempDir()
+        let writer = Fixtures.writer(dir, mode: .async)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        try await loop.submit {
+            for index in 1...5 { _ = writer.record(Fixtures.record(index), on: loop) }
+        }.get()
+        try await group.shutdownGracefully()
+        await writer.shutdown()
+        let report = try AuditVerifier.verify(path: dir.path("audit.sqlite"), publicKeys: Fixtures.trustedKeys)
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(report.lastSeq == 5)
+    }
+
     /// A record made on a loop after shutdown is refused, and its future still completes.
     @Test func aRecordOnALoopAfterShutdownIsRefused() async throws {
         let dir = try TempDir()
