@@ -39,8 +39,12 @@ public enum AuditCanonical {
         return hasher.finalize()
     }
 
-    /// `,"name":` for every field after `seq`, in order: the keys are the same for every record.
-    static let keysAfterSeq: [[UInt8]] = AuditEntry.fieldNames.dropFirst().map { Array(",\"\($0)\":".utf8) }
+    /// `,"name":` for every field after `seq`, in order and back to back (the keys are the same for every
+    /// record), and where each one ends: one buffer, so a field's key costs no retain of an array of its own.
+    static let keysAfterSeq: [UInt8] = Array(AuditEntry.fieldNames.dropFirst().map { ",\"\($0)\":" }.joined().utf8)
+    static let keyEnds: [Int] = AuditEntry.fieldNames.dropFirst().reduce(into: []) { ends, name in
+        ends.append((ends.last ?? 0) + ",\"\(name)\":".utf8.count)
+    }
     static let null: [UInt8] = Array("null".utf8)
     private static let head: [UInt8] = Array("{\"v\":\(version),\"seq\":".utf8)
 
@@ -50,12 +54,16 @@ public enum AuditCanonical {
         out.removeAll(keepingCapacity: true)
         out.append(contentsOf: head)
         appendDecimal(entry.seq, to: &out)
-        // Swapped in and out rather than copied, so the buffer keeps one owner and appending never copies it.
-        var writer = CanonicalWriter(keys: keysAfterSeq)
-        swap(&out, &writer.out)
-        entry.visitFieldsAfterSeq(&writer)
-        writer.out.append(UInt8(ascii: "}"))
-        swap(&out, &writer.out)
+        keysAfterSeq.withUnsafeBufferPointer { keys in
+            keyEnds.withUnsafeBufferPointer { ends in
+                // Swapped in and out rather than copied, so the buffer keeps one owner and appending never copies it.
+                var writer = CanonicalWriter(keys: keys, ends: ends)
+                swap(&out, &writer.out)
+                entry.visitFieldsAfterSeq(&writer)
+                writer.out.append(UInt8(ascii: "}"))
+                swap(&out, &writer.out)
+            }
+        }
     }
 
     static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
@@ -71,27 +79,43 @@ public enum AuditCanonical {
 
     private struct CanonicalWriter: AuditFieldVisitor {
         var out: [UInt8] = []
-        let keys: [[UInt8]]
+        let keys: UnsafeBufferPointer<UInt8>
+        let ends: UnsafeBufferPointer<Int>
         var index = 0
 
+        init(keys: UnsafeBufferPointer<UInt8>, ends: UnsafeBufferPointer<Int>) {
+            self.keys = keys
+            self.ends = ends
+        }
+
         private mutating func key() {
-            out.append(contentsOf: keys[index])
+            let start = index == 0 ? 0 : ends[index - 1]
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: keys[start..<ends[index]]))
             index += 1
         }
 
         mutating func text(_ value: String?) {
             key()
-            guard var value else { return out.append(contentsOf: AuditCanonical.null) }
+            guard let value else { return out.append(contentsOf: AuditCanonical.null) }
             // Most values need no escaping; a scan of the contiguous bytes is far cheaper than quoting scalar by
-            // scalar (or iterating the UTF-8 view).
-            let plain = value.withUTF8 { bytes in
-                for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
-                out.append(UInt8(ascii: "\""))
-                out.append(contentsOf: bytes)
-                out.append(UInt8(ascii: "\""))
-                return true
+            // scalar (or iterating the UTF-8 view). Read in place: a mutable copy would retain the string.
+            var plain = value.utf8.withContiguousStorageIfAvailable { appendIfPlain($0) }
+            if plain == nil {
+                // Not stored as contiguous UTF-8 (a bridged string): a contiguous copy takes the same path.
+                var contiguous = value
+                contiguous.makeContiguousUTF8()
+                plain = contiguous.utf8.withContiguousStorageIfAvailable { appendIfPlain($0) }
             }
-            if !plain { out.append(contentsOf: JSONText.quote(value).utf8) }
+            if plain != true { out.append(contentsOf: JSONText.quote(value).utf8) }
+        }
+
+        /// Appends `bytes` quoted when they need no escaping; false (and nothing appended) otherwise.
+        private mutating func appendIfPlain(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: bytes)
+            out.append(UInt8(ascii: "\""))
+            return true
         }
 
         mutating func integer(_ value: Int64?) {

@@ -92,12 +92,15 @@ private struct SQLiteRow: AuditFieldVisitor {
 
     mutating func text(_ value: String?) {
         defer { index += 1 }
-        guard var value else {
+        guard let value else {
             sqlite3_bind_null(statement, index)
             return
         }
         let start = bytes.count
-        value.withUTF8 { bytes.append(contentsOf: $0) }
+        // Read in place (a mutable copy for `withUTF8` would retain the string); a bridged string is copied.
+        if value.utf8.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil {
+            bytes.append(contentsOf: value.utf8)
+        }
         texts.append((index, start, bytes.count - start))
     }
 
