@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// Where a chain stands when its writer (re)opens the store: the next record is `lastSeq + 1`, chained from
 /// `lastHash`.
@@ -11,32 +10,15 @@ struct AuditChainHead: Sendable, Equatable {
     static let empty = AuditChainHead(lastSeq: 0, lastHash: AuditCanonical.genesisHash, lastCheckpointSeq: 0)
 }
 
-/// One chained record as the writer hands it to a store: `seq`, the other fields in `AuditEntry.fieldNames`
-/// order, then `prev_hash` and `hash`.
-struct AuditChainedRow: Sendable {
-    var seq: Int64
-    var values: [DatabaseValue]
-    var prevHash: String
-    var hash: String
-
-    /// Every column value in `AuditEntry.insertSQL` order.
-    var allValues: [DatabaseValue] {
-        var all = [seq.databaseValue]
-        all.reserveCapacity(values.count + 3)
-        all += values
-        all.append(prevHash.databaseValue)
-        all.append(hash.databaseValue)
-        return all
-    }
-}
-
 /// The storage engine under `AuditWriter`: the writer keeps the queue, the chain and the checkpoints; a backend
 /// only opens, appends in one transaction and closes. Called from the writer's serial worker only, which may block.
 protocol AuditBackend: AnyObject {
     /// Opens the store (creating or migrating its schema) and reads this node's chain head.
     func open() throws -> AuditChainHead
-    /// Appends `rows` and, when given, `checkpoint` in one transaction: all or nothing.
-    func append(_ rows: [AuditChainedRow], checkpoint: AuditCheckpoint?) throws
+    /// Appends the chained entries (`seq`, `prevHash` and `hash` filled in; in sequence order across the
+    /// segments, one segment per event loop's batch) and, when given, `checkpoint` in one transaction: all or
+    /// nothing.
+    func append(_ segments: [[AuditEntry]], checkpoint: AuditCheckpoint?) throws
     /// Closes the store; the next `open` starts again and re-reads the chain head.
     func close()
     /// Whether the writer closes the store after a failed append. A server connection that failed may be dead,

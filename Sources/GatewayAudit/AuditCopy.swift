@@ -79,18 +79,19 @@ public enum AuditCopy {
                 report.checkpoints += 1
             }
             let rows = try Row.fetchCursor(db, sql: "SELECT \(AuditEntry.selectColumns) FROM audit_records ORDER BY seq")
-            var batch: [AuditChainedRow] = []
+            var batch: [AuditEntry] = []
             func flush() throws {
-                guard !batch.isEmpty else { return }
-                try run(AuditPostgresBackend.insert(batch[...]))
+                guard let insert = AuditPostgresBackend.insert([batch], checkpoint: nil) else { return }
+                try run(insert)
                 batch.removeAll(keepingCapacity: true)
             }
             while let row = try rows.next() {
                 let entry = AuditEntry(row: row)
-                batch.append(AuditChainedRow(seq: entry.seq, values: entry.valuesAfterSeq, prevHash: entry.prevHash, hash: entry.hash))
+                batch.append(entry)
                 report.records += 1
                 report.lastSeq = entry.seq
-                if batch.count == AuditPostgresBackend.rowsPerStatement { try flush() }
+                // Bounds memory, not parameters: a statement binds one array per column.
+                if batch.count == 1_000 { try flush() }
             }
             try flush()
             try run("COMMIT")

@@ -13,6 +13,19 @@ enum AuditFieldValue: Sendable, Equatable {
     }
 }
 
+/// Receives an entry's chained fields in canonical order (`AuditEntry.visitFieldsAfterSeq`).
+protocol AuditFieldVisitor {
+    mutating func text(_ value: String?)
+    mutating func integer(_ value: Int64?)
+}
+
+/// Collects the fields as values, for readers (export) that are not on the hot path.
+private struct AuditFieldCollector: AuditFieldVisitor {
+    var values: [AuditFieldValue] = []
+    mutating func text(_ value: String?) { values.append(.text(value)) }
+    mutating func integer(_ value: Int64?) { values.append(.integer(value)) }
+}
+
 extension AuditEntry {
     /// Column names (also JSON keys and CSV headers) of the chained fields, in canonical order.
     ///
@@ -32,18 +45,51 @@ extension AuditEntry {
 
     /// The chained fields' values, in `fieldNames` order.
     var fieldValues: [AuditFieldValue] {
-        [
-            .integer(seq), .text(nodeID), .integer(timeMicros), .text(phase), .text(requestID),
-            .text(callerID), .text(authMethod), .text(callerCertificateFingerprint), .text(clientAddress),
-            .text(merchantID), .text(partnerID), .text(account), .text(environment),
-            .text(operationID), .text(operationFamily), .text(operationTemplate),
-            .text(method), .text(path), .text(release), .text(idempotencyKey), .text(correlationID),
-            .text(requestSHA256), .integer(requestBytes),
-            .integer(status), .text(gatewayErrorCode), .text(klarnaErrorCode), .text(klarnaErrorID),
-            .text(responseSHA256), .integer(responseBytes),
-            .integer(upstreamAttempts), .integer(upstreamLatencyMicros),
-            .text(credentialID), .integer(credentialVersion), .text(upstreamCertificateFingerprint),
-        ]
+        var collector = AuditFieldCollector()
+        collector.values.reserveCapacity(Self.fieldNames.count)
+        collector.integer(seq)
+        visitFieldsAfterSeq(&collector)
+        return collector.values
+    }
+
+    /// Hands every chained field after `seq` to `visitor`, in `fieldNames` order: the one place that order is
+    /// spelled out for writing, so the canonical bytes, the SQLite binding and the PostgreSQL columns cannot
+    /// disagree, and none of them needs an array of boxed values per record.
+    @inline(__always)
+    func visitFieldsAfterSeq<Visitor: AuditFieldVisitor>(_ visitor: inout Visitor) {
+        visitor.text(nodeID)
+        visitor.integer(timeMicros)
+        visitor.text(phase)
+        visitor.text(requestID)
+        visitor.text(callerID)
+        visitor.text(authMethod)
+        visitor.text(callerCertificateFingerprint)
+        visitor.text(clientAddress)
+        visitor.text(merchantID)
+        visitor.text(partnerID)
+        visitor.text(account)
+        visitor.text(environment)
+        visitor.text(operationID)
+        visitor.text(operationFamily)
+        visitor.text(operationTemplate)
+        visitor.text(method)
+        visitor.text(path)
+        visitor.text(release)
+        visitor.text(idempotencyKey)
+        visitor.text(correlationID)
+        visitor.text(requestSHA256)
+        visitor.integer(requestBytes)
+        visitor.integer(status)
+        visitor.text(gatewayErrorCode)
+        visitor.text(klarnaErrorCode)
+        visitor.text(klarnaErrorID)
+        visitor.text(responseSHA256)
+        visitor.integer(responseBytes)
+        visitor.integer(upstreamAttempts)
+        visitor.integer(upstreamLatencyMicros)
+        visitor.text(credentialID)
+        visitor.integer(credentialVersion)
+        visitor.text(upstreamCertificateFingerprint)
     }
 
     /// The columns `init(row:)` reads, by position: `SELECT \(selectColumns) FROM audit_records`.
@@ -141,9 +187,6 @@ extension AuditEntry {
         let marks = Array(repeating: "?", count: columns.count).joined(separator: ",")
         return "INSERT INTO audit_records (\(columns.joined(separator: ","))) VALUES (\(marks))"
     }()
-
-    /// Values of every chained column but `seq`, bound after it: prepared by the caller, not the writer.
-    var valuesAfterSeq: [DatabaseValue] { fieldValues.dropFirst().map(\.databaseValue) }
 
     var insertArguments: StatementArguments {
         StatementArguments(fieldValues.map(\.databaseValue) + [prevHash.databaseValue, hash.databaseValue])

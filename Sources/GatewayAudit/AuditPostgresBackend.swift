@@ -72,22 +72,14 @@ final class AuditPostgresBackend: AuditBackend {
         return head
     }
 
-    /// Rows per INSERT: 36 parameters each, under PostgreSQL's 65,535 bind limit.
-    static let rowsPerStatement = 1_000
-
-    func append(_ rows: [AuditChainedRow], checkpoint: AuditCheckpoint?) throws {
+    /// One statement per batch, so one round trip: a single statement is its own transaction, so the records
+    /// and the checkpoint commit together (or not at all) without BEGIN and COMMIT round trips of their own.
+    func append(_ segments: [[AuditEntry]], checkpoint: AuditCheckpoint?) throws {
         guard let connection else { throw AuditError.unavailable("audit store not open") }
-        try run(connection, "BEGIN")
+        guard let query = Self.insert(segments, checkpoint: checkpoint) else { return }
         do {
-            for start in stride(from: 0, to: rows.count, by: Self.rowsPerStatement) {
-                try run(connection, Self.insert(rows[start..<min(rows.count, start + Self.rowsPerStatement)]))
-            }
-            if let checkpoint {
-                try run(connection, Self.insert(checkpoint))
-            }
-            try run(connection, "COMMIT")
+            try run(connection, query)
         } catch {
-            _ = try? run(connection, "ROLLBACK")
             throw url.map { PostgresStore.storeError(error, url: $0) } ?? error
         }
     }
@@ -98,38 +90,138 @@ final class AuditPostgresBackend: AuditBackend {
         INSERT INTO audit_checkpoints (node_id, seq, time_us, hash, key_id, public_key, signature)
         VALUES (\(checkpoint.nodeID), \(checkpoint.seq), \(checkpoint.timeMicros), \(checkpoint.hash),
             \(checkpoint.keyID), \(checkpoint.publicKey), \(checkpoint.signature))
-        ON CONFLICT (node_id, seq) DO UPDATE SET time_us = excluded.time_us, hash = excluded.hash,
-            key_id = excluded.key_id, public_key = excluded.public_key, signature = excluded.signature
+        \(unescaped: checkpointConflict)
         """
     }
 
-    /// One multi-row INSERT; values are bound, never spliced into the SQL.
-    static func insert(_ rows: ArraySlice<AuditChainedRow>) throws -> PostgresQuery {
-        let columns = AuditEntry.fieldNames + ["prev_hash", "hash"]
-        var binds = PostgresBindings(capacity: rows.count * columns.count)
-        var tuples: [String] = []
-        tuples.reserveCapacity(rows.count)
-        for row in rows {
-            let first = binds.count
-            for value in row.allValues {
-                switch value.storage {
-                case .null: binds.appendNull()
-                case .int64(let integer): binds.append(integer)
-                case .string(let text): binds.append(text)
-                case .double(let double): binds.append(double)
-                case .blob(let data): binds.append(ByteBuffer(bytes: data))
-                }
+    private static let checkpointConflict = """
+        ON CONFLICT (node_id, seq) DO UPDATE SET time_us = excluded.time_us, hash = excluded.hash,
+            key_id = excluded.key_id, public_key = excluded.public_key, signature = excluded.signature
+        """
+
+    /// Every column in `insertSQL` order with its type; `integer` columns are BIGINT, the rest TEXT.
+    private static let columns: [(name: String, integer: Bool)] = (AuditEntry.fieldNames + ["prev_hash", "hash"]).map {
+        ($0, AuditEntry.integerColumns.contains($0))
+    }
+
+    /// `INSERT … SELECT * FROM unnest($1::bigint[], $2::text[], …)`: one array per column, so the statement has
+    /// 36 parameters whatever the batch size, and its text never changes.
+    private static let recordsSQL: String = {
+        let arrays = columns.enumerated().map { "$\($0.offset + 1)::\($0.element.integer ? "bigint" : "text")[]" }
+        return "INSERT INTO audit_records (\(columns.map(\.name).joined(separator: ","))) SELECT * FROM unnest(\(arrays.joined(separator: ",")))"
+    }()
+
+    /// The records (values bound, never spliced into the SQL) and, in the same statement, the checkpoint;
+    /// nil when there is nothing to write.
+    static func insert(_ segments: [[AuditEntry]], checkpoint: AuditCheckpoint?) -> PostgresQuery? {
+        var builder = ColumnBuilder(columns: columns)
+        for segment in segments {
+            for entry in segment {
+                builder.integer(entry.seq)
+                entry.visitFieldsAfterSeq(&builder)
+                builder.text(entry.prevHash)
+                builder.text(entry.hash)
+                builder.endRow()
             }
-            tuples.append("(" + (first + 1...binds.count).map { "$\($0)" }.joined(separator: ",") + ")")
         }
-        return PostgresQuery(
-            unsafeSQL: "INSERT INTO audit_records (\(columns.joined(separator: ","))) VALUES \(tuples.joined(separator: ","))",
-            binds: binds)
+        guard builder.rows > 0 else { return checkpoint.map(insert) }
+        var binds = PostgresBindings(capacity: columns.count + 7)
+        for column in builder.arrays { binds.append(column) }
+        guard let checkpoint else { return PostgresQuery(unsafeSQL: recordsSQL, binds: binds) }
+        let first = columns.count + 1
+        binds.append(checkpoint.nodeID)
+        binds.append(checkpoint.seq)
+        binds.append(checkpoint.timeMicros)
+        binds.append(checkpoint.hash)
+        binds.append(checkpoint.keyID)
+        binds.append(checkpoint.publicKey)
+        binds.append(checkpoint.signature)
+        let marks = (first..<(first + 7)).map { "$\($0)" }.joined(separator: ",")
+        // A data-modifying WITH runs to completion whether or not the main statement reads it.
+        let sql = """
+            WITH signed_checkpoint AS (
+                INSERT INTO audit_checkpoints (node_id, seq, time_us, hash, key_id, public_key, signature) VALUES (\(marks))
+                \(checkpointConflict)
+            )
+            \(recordsSQL)
+            """
+        return PostgresQuery(unsafeSQL: sql, binds: binds)
     }
 
     func close() {
         guard let connection else { return }
         self.connection = nil
         try? connection.close().wait()
+    }
+}
+
+/// Fills one PostgreSQL array per column from entries visited in column order.
+private struct ColumnBuilder: AuditFieldVisitor {
+    var arrays: [AuditPostgresArray]
+    private(set) var rows = 0
+    private var index = 0
+
+    init(columns: [(name: String, integer: Bool)]) {
+        arrays = columns.map { AuditPostgresArray(integer: $0.integer) }
+    }
+
+    mutating func text(_ value: String?) {
+        arrays[index].append(value)
+        index += 1
+    }
+
+    mutating func integer(_ value: Int64?) {
+        arrays[index].append(value)
+        index += 1
+    }
+
+    mutating func endRow() {
+        rows += 1
+        index = 0
+    }
+}
+
+/// A one-dimensional `bigint[]` or `text[]` that may hold NULLs, in PostgreSQL's binary array format
+/// (postgres-nio's own arrays cannot hold NULLs).
+struct AuditPostgresArray: PostgresDynamicTypeEncodable {
+    private let element: PostgresDataType
+    private var count: Int32 = 0
+    private var hasNull = false
+    private var elements = ByteBuffer()
+
+    init(integer: Bool) {
+        element = integer ? .int8 : .text
+    }
+
+    var psqlType: PostgresDataType { element == .int8 ? .int8Array : .textArray }
+    var psqlFormat: PostgresFormat { .binary }
+
+    mutating func append(_ value: String?) {
+        count += 1
+        guard let value else { return appendNull() }
+        elements.writeInteger(Int32(value.utf8.count))
+        elements.writeString(value)
+    }
+
+    mutating func append(_ value: Int64?) {
+        count += 1
+        guard let value else { return appendNull() }
+        elements.writeInteger(Int32(8))
+        elements.writeInteger(value)
+    }
+
+    private mutating func appendNull() {
+        hasNull = true
+        elements.writeInteger(Int32(-1))
+    }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        buffer.writeInteger(Int32(1))  // dimensions
+        buffer.writeInteger(Int32(hasNull ? 1 : 0))
+        buffer.writeInteger(element.rawValue)
+        buffer.writeInteger(count)  // length of the dimension
+        buffer.writeInteger(Int32(1))  // its lower bound
+        var elements = elements
+        buffer.writeBuffer(&elements)
     }
 }

@@ -11,8 +11,8 @@ import PostgresNIO
 /// consistent state of every chain while gateways keep appending. Records are read in pages along an index
 /// (never one whole table in memory), on the calling thread, which may block: the CLI's.
 enum AuditPostgresReader {
-    private static let pageSize = 5_000
-    private static let logger = Logger(label: "klarna-gateway.audit-reader", factory: { _ in SwiftLogNoOpLogHandler() })
+    static let pageSize = 5_000
+    static let logger = Logger(label: "klarna-gateway.audit-reader", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Runs `body` on one connection in a read-only snapshot.
     private static func reading<T>(_ urlText: String, _ body: (Reader) throws -> T) throws -> T {
@@ -52,7 +52,7 @@ enum AuditPostgresReader {
     }
 
     /// A row as GRDB would present it, so that entries and checkpoints are read by the same code for both stores.
-    private static func row(_ row: PostgresRow) throws -> Row {
+    static func row(_ row: PostgresRow) throws -> Row {
         var values: [String: (any DatabaseValueConvertible)?] = [:]
         for cell in row {
             guard cell.bytes != nil else {
@@ -64,7 +64,7 @@ enum AuditPostgresReader {
         return Row(values)
     }
 
-    private static func entries(_ rows: [PostgresRow]) throws -> [AuditEntry] {
+    static func entries(_ rows: [PostgresRow]) throws -> [AuditEntry] {
         try rows.map { AuditEntry(namedRow: try row($0)) }
     }
 
@@ -103,7 +103,7 @@ enum AuditPostgresReader {
         }
     }
 
-    private static func binds(_ node: String, _ seq: Int64) -> PostgresBindings {
+    static func binds(_ node: String, _ seq: Int64) -> PostgresBindings {
         var binds = PostgresBindings()
         binds.append(node)
         binds.append(seq)

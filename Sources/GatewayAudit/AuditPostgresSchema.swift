@@ -78,11 +78,14 @@ enum AuditPostgresSchema {
 
 extension AuditEntry {
     /// Column definitions for `names` (chained fields, in `fieldNames` order), for both stores' schemas.
+    /// The columns stored as integers.
+    static let integerColumns: Set = [
+        "seq", "time_us", "request_bytes", "status", "response_bytes", "upstream_attempts", "upstream_latency_us",
+        "credential_version",
+    ]
+
     static func columnDefinitions(integer: String, of names: ArraySlice<String>) -> String {
-        let integers: Set = [
-            "seq", "time_us", "request_bytes", "status", "response_bytes", "upstream_attempts", "upstream_latency_us",
-            "credential_version",
-        ]
+        let integers = integerColumns
         let required: Set = ["seq", "node_id", "time_us", "phase", "request_id", "method", "path", "upstream_attempts"]
         return names.map { name in
             "\(name) \(integers.contains(name) ? integer : "TEXT")\(required.contains(name) ? " NOT NULL" : "")"

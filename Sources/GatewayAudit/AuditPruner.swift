@@ -6,8 +6,11 @@ import GatewayPostgres
 public struct PruneResult: Sendable {
     /// Records written to the archive and deleted from the store.
     public var archivedRecords: Int
-    /// The checkpoint the remaining chain now starts from; nil when nothing could be pruned.
+    /// The checkpoint the remaining chain now starts from (the last node's, in a PostgreSQL trail); nil when
+    /// nothing could be pruned.
     public var anchor: AuditCheckpoint?
+    /// Every chain's new anchor: one per node pruned (a SQLite file has one chain).
+    public var anchors: [AuditCheckpoint] = []
 }
 
 /// Retention: archive, then delete, never the other way round.
@@ -18,8 +21,8 @@ public enum AuditPruner {
     /// and the remaining chain starts from a signed anchor: the archive ends with that checkpoint, and
     /// `audit verify` checks the store from it. Records after that checkpoint stay until a later prune.
     public static func prune(path: String, beforeMicros: Int64, archive: String) throws -> PruneResult {
-        guard !PostgresURL.isPostgresURL(path) else {
-            throw AuditError.io("audit prune works on SQLite trails only so far; a PostgreSQL trail is kept in full (see docs/postgresql.md)")
+        if PostgresURL.isPostgresURL(path) {
+            return try AuditPostgresPruner.prune(url: path, beforeMicros: beforeMicros, archive: archive)
         }
         let database = try AuditDatabase.openForMaintenance(path: path)
         defer { try? database.close() }
@@ -64,6 +67,6 @@ public enum AuditPruner {
                     """,
                 arguments: plan.cut.insertArguments)
         }
-        return PruneResult(archivedRecords: count, anchor: plan.cut)
+        return PruneResult(archivedRecords: count, anchor: plan.cut, anchors: [plan.cut])
     }
 }

@@ -160,24 +160,47 @@ public enum AuditVerifier {
 extension AuditVerifier {
     /// Verifies a prune archive: each line's hash, the chain between lines, and the closing signed checkpoint.
     ///
-    /// The first record's `prev_hash` cannot be checked from the archive alone: it must equal the closing
-    /// checkpoint hash of the previous archive (or the genesis hash for the first one).
+    /// An archive of a PostgreSQL trail holds one section per node, each closed by its own checkpoint line; the
+    /// report then lists each node's chain. The first record's `prev_hash` of a section cannot be checked from
+    /// the archive alone: it must equal the closing checkpoint hash of that node's previous archive (or the
+    /// genesis hash for the first one).
     public static func verifyArchive(
         _ url: URL, publicKeys: [String: Curve25519.Signing.PublicKey] = [:]
     ) throws -> VerificationReport {
+        var sections: [ArchiveSection] = []
+        var current = ArchiveSection()
+        try LineReader.forEachLine(of: url) { line in
+            if line.hasPrefix("{\"checkpoint\":") {
+                current.close(with: AuditCheckpoint(jsonLine: line), publicKeys: publicKeys)
+                sections.append(current)
+                current = ArchiveSection()
+            } else {
+                current.check(line)
+            }
+        }
+        if current.report.recordsChecked > 0 || current.report.problemCount > 0 || sections.isEmpty {
+            current.close(with: nil, publicKeys: publicKeys)
+            sections.append(current)
+        }
+        if sections.count == 1 { return sections[0].report }
+        var combined = VerificationReport()
+        for section in sections { combined.add(section.report, node: section.nodeID ?? "?") }
+        return combined
+    }
+
+    /// One chain's records in an archive, up to its closing checkpoint.
+    private struct ArchiveSection {
         var report = VerificationReport()
-        var problems: [AuditProblem] = []
-        func problem(_ kind: AuditProblem.Kind, _ seq: Int64, _ detail: String) {
+        var nodeID: String?
+        private var problems: [AuditProblem] = []
+        private var previous: AuditEntry?
+
+        private mutating func problem(_ kind: AuditProblem.Kind, _ seq: Int64, _ detail: String) {
             report.problemCount += 1
             if problems.count < problemLimit { problems.append(AuditProblem(kind: kind, seq: seq, detail: detail)) }
         }
-        var previous: AuditEntry?
-        var closing: AuditCheckpoint?
-        try LineReader.forEachLine(of: url) { line in
-            if line.hasPrefix("{\"checkpoint\":") {
-                closing = AuditCheckpoint(jsonLine: line)
-                return
-            }
+
+        mutating func check(_ line: Substring) {
             guard let entry = AuditEntry(jsonLine: line) else {
                 problem(.edited, (previous?.seq ?? report.anchorSeq) + 1, "unreadable line")
                 return
@@ -191,6 +214,7 @@ extension AuditVerifier {
                 }
             } else {
                 report.anchorSeq = entry.seq - 1
+                nodeID = entry.nodeID
             }
             if AuditCanonical.chainHash(previous: entry.prevHash, entry: entry) != entry.hash {
                 problem(.edited, entry.seq, "fields do not match the record's hash")
@@ -198,26 +222,31 @@ extension AuditVerifier {
             previous = entry
             report.lastSeq = entry.seq
         }
-        if let closing {
-            report.checkpointsChecked = 1
-            report.newestCheckpointSeq = closing.seq
-            let key = publicKeys.isEmpty
-                ? Hex.decode(closing.publicKey).flatMap { try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }
-                : publicKeys[closing.keyID]
-            if key.map(closing.isSigned(by:)) != true {
-                problem(.badSignature, closing.seq, "closing checkpoint signature invalid or untrusted")
+
+        mutating func close(with closing: AuditCheckpoint?, publicKeys: [String: Curve25519.Signing.PublicKey]) {
+            if let closing {
+                nodeID = nodeID ?? closing.nodeID
+                report.checkpointsChecked = 1
+                report.newestCheckpointSeq = closing.seq
+                let key = publicKeys.isEmpty
+                    ? Hex.decode(closing.publicKey).flatMap { try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }
+                    : publicKeys[closing.keyID]
+                if key.map(closing.isSigned(by:)) != true {
+                    problem(.badSignature, closing.seq, "closing checkpoint signature invalid or untrusted")
+                }
+                if closing.nodeID != nodeID {
+                    problem(.checkpointMismatch, closing.seq, "closing checkpoint is node \(closing.nodeID)'s, the records are node \(nodeID ?? "?")'s")
+                } else if closing.seq > report.lastSeq {
+                    problem(.truncated, report.lastSeq + 1, "archive ends before its closing checkpoint at seq \(closing.seq)")
+                } else if closing.seq != report.lastSeq || closing.hash != previous?.hash {
+                    problem(.checkpointMismatch, closing.seq, "closing checkpoint does not match the last record")
+                }
+            } else {
+                problem(.truncated, report.lastSeq + 1, "archive has no closing checkpoint")
             }
-            if closing.seq > report.lastSeq {
-                problem(.truncated, report.lastSeq + 1, "archive ends before its closing checkpoint at seq \(closing.seq)")
-            } else if closing.seq != report.lastSeq || closing.hash != previous?.hash {
-                problem(.checkpointMismatch, closing.seq, "closing checkpoint does not match the last record")
-            }
-        } else {
-            problem(.truncated, report.lastSeq + 1, "archive has no closing checkpoint")
+            if publicKeys.isEmpty { report.notes.append("no trusted public key given: the checkpoint's own key was used") }
+            report.problems = problems.sorted { $0.seq < $1.seq }
         }
-        if publicKeys.isEmpty { report.notes.append("no trusted public key given: the checkpoint's own key was used") }
-        report.problems = problems.sorted { $0.seq < $1.seq }
-        return report
     }
 }
 

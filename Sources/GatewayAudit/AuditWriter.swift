@@ -3,41 +3,89 @@ import Foundation
 import GRDB
 import GatewayCore
 import GatewayPostgres
-import GatewayProxy
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
+import Synchronization
 
-/// The audit trail's only writer: a bounded queue drained by one serial worker in group commits.
+/// The audit trail's only writer: records gathered per event loop, drained by one serial worker in group commits.
 ///
-/// Everything queued while a batch is being written goes into the next transaction, so throughput grows with
-/// load while each caller waits for at most two commits. The chain hash is computed here, in sequence order.
-/// Failures fail the whole batch (the data plane then refuses those calls) and every later batch retries, so the
-/// gateway resumes by itself once the store is writable again.
-public final class AuditWriter: CallJournal, @unchecked Sendable {
-    // @unchecked: `shared` is behind a lock and everything else mutable is confined to `worker`.
+/// A record is kept on its event loop as a flat `AuditEntry` until the end of the loop's tick, when everything the
+/// loop recorded in that tick is handed to the writer at once; so no lock is shared by every loop per record, and
+/// encoding, hashing and binding happen on the worker, not on the loop. Everything handed over while a batch is
+/// being written goes into the next transaction, so throughput grows with load while each caller waits for at
+/// most two commits; each loop's callers are then told with one task on that loop. The chain hash is computed
+/// here, in sequence order. Failures fail the whole batch (the data plane then refuses those calls) and every
+/// later batch retries, so the gateway resumes by itself once the store is writable again.
+public final class AuditWriter: @unchecked Sendable {
+    // @unchecked: `shared` is behind a lock, each `LoopQueue` is confined to its loop's thread, and everything
+    // else mutable is confined to `worker`.
 
-    /// A record encoded on the caller's thread; the writer adds seq, prev_hash and hash.
-    private struct Prepared {
-        let tail: String
-        let values: [DatabaseValue]
+    /// What one event loop recorded in one tick (or one record from a caller off its loop).
+    struct LoopBatch {
+        let loop: any EventLoop
+        var entries: [AuditEntry] = []
+        /// Empty in `async` mode, where callers are answered on enqueue.
+        var promises: [EventLoopPromise<Void>] = []
+    }
 
-        init(_ entry: AuditEntry) {
-            tail = AuditCanonical.tail(entry)
-            values = entry.valuesAfterSeq
+    /// One writer's records on one event loop, not yet handed over. Filled only on that loop's thread; its lock
+    /// is taken by that loop alone except when `flush` or `shutdown` takes what it holds, so it is uncontended,
+    /// and those two never need to schedule work on a loop that may already have stopped.
+    final class LoopQueue: @unchecked Sendable {
+        let loop: any EventLoop
+        private let lock = NIOLock()
+        private var batch: LoopBatch
+        private var handOverScheduled = false
+
+        init(loop: any EventLoop) {
+            self.loop = loop
+            batch = LoopBatch(loop: loop)
+        }
+
+        /// Adds a record; true when the caller must schedule the hand-over at the end of the loop's tick.
+        func add(_ entry: AuditEntry, _ promise: EventLoopPromise<Void>?) -> Bool {
+            lock.withLock {
+                batch.entries.append(entry)
+                if let promise { batch.promises.append(promise) }
+                if handOverScheduled { return false }
+                handOverScheduled = true
+                return true
+            }
+        }
+
+        /// Takes what the queue holds (nil when empty), leaving room for as many records next time; `scheduled`
+        /// when called by the scheduled hand-over, which the next record then schedules again.
+        func take(scheduled: Bool) -> LoopBatch? {
+            lock.withLock {
+                if scheduled { handOverScheduled = false }
+                guard !batch.entries.isEmpty else { return nil }
+                var next = LoopBatch(loop: loop)
+                next.entries.reserveCapacity(batch.entries.count)
+                next.promises.reserveCapacity(batch.promises.count)
+                swap(&next, &batch)
+                return next
+            }
         }
     }
 
-    private struct Pending {
-        var prepared: Prepared
-        var promise: EventLoopPromise<Void>?
+    /// Every writer's queue on the current thread (a process normally has one writer; tests have several).
+    private final class ThreadQueues: @unchecked Sendable {  // @unchecked: one thread's, by construction
+        var queues: [(writer: UInt64, queue: LoopQueue)] = []
     }
 
+    /// One thread-specific key for the process, whatever the number of writers.
+    private static let threadQueues = ThreadSpecificVariable<ThreadQueues>()
+    private static let writerIDs = NIOLockedValueBox<UInt64>(0)
+
     private struct Shared {
-        var pending: [Pending] = []
+        var inbox: [LoopBatch] = []
         var scheduled = false
-        var closed = false
+        /// Set by the shutdown's last drain: nothing handed over later would ever be written.
+        var finished = false
         var health = AuditHealth()
+        var loopQueues: [LoopQueue] = []
     }
 
     /// The node id written into every record and checkpoint.
@@ -53,15 +101,25 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
     private let logger: Logger
     private let shared = NIOLockedValueBox(Shared())
     private let worker = DispatchQueue(label: "audit-writer")
+    private let id = AuditWriter.writerIDs.withLockedValue { last in
+        last += 1
+        return last
+    }
+    /// Records accepted and not yet taken by the worker, wherever they wait: checked against `queueLimit`
+    /// without a lock.
+    private let queued = Atomic<Int>(0)
+    private let closed = Atomic<Bool>(false)
+    /// Mirrors `health.isHealthy` for `async` mode's refusal, read on every record without the lock.
+    private let failing = Atomic<Bool>(false)
 
     // Confined to `worker`.
     private let backend: any AuditBackend
     private var isOpen = false
-    private var lastSeq: Int64 = 0
-    private var lastHash = AuditCanonical.genesisHash
+    private var chain = AuditChainLinker(seq: 0, hash: AuditCanonical.genesisHash)
     private var lastCheckpointSeq: Int64 = 0
     private var lastCheckpointTime = Date()
-    private var backlog: [Prepared] = []
+    private var backlog: [[AuditEntry]] = []
+    private var spareInbox: [LoopBatch] = []
     private var timer: DispatchSourceTimer?
 
     /// Starts a writer; the store is opened by the worker (and reopened after failures), so a missing or
@@ -108,47 +166,95 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
 
     /// The writer's state for the health endpoint.
     public var health: AuditHealth {
-        shared.withLockedValue { $0.health }
+        var health = shared.withLockedValue { $0.health }
+        health.queueDepth = max(0, queued.load(ordering: .relaxed))
+        return health
     }
 
     /// Queues a record; in `commit` and `fsync` modes the future succeeds once the batch holding it committed,
     /// in `async` mode once it is queued. It fails at once when the queue is full or the writer is shut down,
-    /// and in `async` mode while the store is failing.
+    /// and in `async` mode while the store is failing. The future is completed on `eventLoop`.
     public func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        let prepared = Prepared(AuditEntry(record, nodeID: nodeID))
-        let promise = eventLoop.makePromise(of: Void.self)
+        if closed.load(ordering: .relaxed) { return eventLoop.makeFailedFuture(AuditError.shutDown) }
         let waits = mode != .async
-        let decision: Result<Bool, AuditError> = shared.withLockedValue { state in
-            if state.closed { return .failure(.shutDown) }
-            if !waits, !state.health.isHealthy {
-                return .failure(.unavailable(state.health.lastError ?? "previous batch failed"))
+        if !waits, failing.load(ordering: .relaxed) {
+            let reason = shared.withLockedValue { $0.health.lastError }
+            return eventLoop.makeFailedFuture(AuditError.unavailable(reason ?? "previous batch failed"))
+        }
+        if queued.wrappingAdd(1, ordering: .relaxed).oldValue >= queueLimit {
+            queued.wrappingSubtract(1, ordering: .relaxed)
+            shared.withLockedValue { $0.health.queueFullRefusals += 1 }
+            return eventLoop.makeFailedFuture(AuditError.queueFull(limit: queueLimit))
+        }
+        let entry = AuditEntry(record, nodeID: nodeID)
+        let promise = waits ? eventLoop.makePromise(of: Void.self) : nil
+        if eventLoop.inEventLoop, let queue = loopQueue(for: eventLoop) {
+            if queue.add(entry, promise) {
+                // Runs after the I/O the loop is handling now: everything recorded in this tick goes over together.
+                eventLoop.execute { self.handOver(queue) }
             }
-            if state.pending.count >= queueLimit {
-                state.health.queueFullRefusals += 1
-                return .failure(.queueFull(limit: queueLimit))
-            }
-            state.pending.append(Pending(prepared: prepared, promise: waits ? promise : nil))
-            state.health.queueDepth = state.pending.count
-            if state.scheduled { return .success(false) }
+        } else {
+            enqueue(LoopBatch(loop: eventLoop, entries: [entry], promises: promise.map { [$0] } ?? []))
+        }
+        return promise?.futureResult ?? eventLoop.makeSucceededVoidFuture()
+    }
+
+    /// This writer's queue on the calling thread, which runs `loop`; nil if the thread's queue is another loop's.
+    private func loopQueue(for loop: any EventLoop) -> LoopQueue? {
+        let queues: ThreadQueues
+        if let existing = Self.threadQueues.currentValue {
+            queues = existing
+            for (writer, queue) in queues.queues where writer == id { return queue.loop === loop ? queue : nil }
+        } else {
+            queues = ThreadQueues()
+            Self.threadQueues.currentValue = queues
+        }
+        let queue = LoopQueue(loop: loop)
+        queues.queues.append((id, queue))
+        shared.withLockedValue { $0.loopQueues.append(queue) }
+        return queue
+    }
+
+    /// On `queue`'s loop, at the end of a tick: hands what it gathered to the writer.
+    private func handOver(_ queue: LoopQueue) {
+        if let batch = queue.take(scheduled: true) { enqueue(batch) }
+    }
+
+    /// Puts a batch in the writer's inbox and wakes the worker if it is idle: one lock per loop per tick.
+    private func enqueue(_ batch: LoopBatch) {
+        let wake: Bool? = shared.withLockedValue { state in
+            if state.finished { return nil }
+            state.inbox.append(batch)
+            if state.scheduled { return false }
             state.scheduled = true
-            return .success(true)
+            return true
         }
-        switch decision {
-        case .failure(let error):
-            promise.fail(error)
-        case .success(let schedule):
-            if schedule { worker.async { self.drain() } }
-            if !waits { promise.succeed(()) }
+        switch wake {
+        case nil:
+            queued.wrappingSubtract(batch.entries.count, ordering: .relaxed)
+            for promise in batch.promises { promise.fail(AuditError.shutDown) }
+        case true?:
+            worker.async { self.drain() }
+        case false?:
+            break
         }
-        return promise.futureResult
+    }
+
+    /// Hands over what every loop holds, from the calling thread: a loop may already have stopped.
+    private func handOverEveryLoop() {
+        let queues = shared.withLockedValue { $0.loopQueues }
+        for queue in queues {
+            if let batch = queue.take(scheduled: false) { enqueue(batch) }
+        }
     }
 
     /// Returns once everything queued before the call has been written (or has failed).
     public func flush() async {
+        handOverEveryLoop()
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             worker.async {
                 self.drain()
-                if !self.backlog.isEmpty { self.write([]) }
+                if !self.backlog.isEmpty { self.writeBacklog() }
                 continuation.resume()
             }
         }
@@ -156,12 +262,15 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
 
     /// Refuses new records, writes what is queued, signs a final checkpoint and closes the store.
     public func shutdown() async {
-        shared.withLockedValue { $0.closed = true }
+        closed.store(true, ordering: .relaxed)
+        // Records accepted before the flag was set are still on their loops (in `async` mode already answered):
+        // they are written like the rest.
+        handOverEveryLoop()
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             worker.async {
-                self.drain()
-                if !self.backlog.isEmpty { self.write([]) }
-                if self.lastSeq > self.lastCheckpointSeq { self.writeCheckpointOnly() }
+                self.drain(last: true)
+                if !self.backlog.isEmpty { self.writeBacklog() }
+                if self.chain.seq > self.lastCheckpointSeq { self.writeCheckpointOnly() }
                 self.timer?.cancel()
                 self.timer = nil
                 self.backend.close()
@@ -173,38 +282,43 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
 
     // MARK: - Worker
 
-    private func drain() {
+    private func drain(last: Bool = false) {
         while true {
-            let batch: [Pending]? = shared.withLockedValue { state in
-                guard !state.pending.isEmpty else {
+            var batches: [LoopBatch] = []
+            swap(&batches, &spareInbox)  // an empty array with capacity: the inbox then never allocates
+            let taken: Bool = shared.withLockedValue { state in
+                guard !state.inbox.isEmpty else {
                     state.scheduled = false
-                    return nil
+                    if last { state.finished = true }
+                    return false
                 }
-                defer {
-                    state.pending.removeAll(keepingCapacity: true)
-                    state.health.queueDepth = 0
-                }
-                return state.pending
+                swap(&state.inbox, &batches)
+                return true
             }
-            guard let batch else { return }
-            write(batch)
+            guard taken else { return }
+            var count = 0
+            for batch in batches { count += batch.entries.count }
+            queued.wrappingSubtract(count, ordering: .relaxed)
+            write(&batches)
+            batches.removeAll(keepingCapacity: true)
+            spareInbox = batches
         }
     }
 
     private func tick() {
         if !backlog.isEmpty {
-            write([])
+            writeBacklog()
         } else if !isOpen {
             // A server store that failed is probed here, so that health (and `/readyz`) recovers even when no call
             // arrives to try it: a load balancer stops sending calls to a gateway that is not ready.
             do {
                 try openIfNeeded()
-                recordSuccess(seq: lastSeq)
+                recordSuccess(seq: chain.seq)
             } catch {
                 closeAfterFailure()
                 recordFailure(String(describing: error))
             }
-        } else if lastSeq > lastCheckpointSeq, Date().timeIntervalSince(lastCheckpointTime) >= checkpointEverySeconds {
+        } else if chain.seq > lastCheckpointSeq, Date().timeIntervalSince(lastCheckpointTime) >= checkpointEverySeconds {
             writeCheckpointOnly()
         }
     }
@@ -213,8 +327,7 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
         if isOpen { return }
         let head = try backend.open()
         isOpen = true
-        lastSeq = head.lastSeq
-        lastHash = head.lastHash
+        chain = AuditChainLinker(seq: head.lastSeq, hash: head.lastHash)
         lastCheckpointSeq = head.lastCheckpointSeq
         lastCheckpointTime = Date()
         shared.withLockedValue {
@@ -229,59 +342,82 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
         isOpen = false
     }
 
-    /// Writes the async backlog and `batch` in one transaction, checkpointing when due.
+    /// Writes the async backlog and `batches` in one transaction, checkpointing when due, then tells each loop's
+    /// callers with one task on that loop.
     ///
     /// While the store was healthy, a failure on a store that reconnects (PostgreSQL) is retried for
     /// `retryWindow` before the batch fails; meanwhile new records queue up to `queueLimit`. Once failing, each
     /// batch is tried once, so calls are refused quickly until the store is back.
-    private func write(_ batch: [Pending]) {
-        var entries = backlog
-        entries.reserveCapacity(backlog.count + batch.count)
-        for pending in batch { entries.append(pending.prepared) }
+    private func write(_ batches: inout [LoopBatch]) {
+        var segments = backlog
+        backlog = []
+        segments.reserveCapacity(segments.count + batches.count)
+        for index in batches.indices {
+            // Moved, not copied: the worker then owns each entry array alone and chains the entries in place.
+            var entries: [AuditEntry] = []
+            swap(&entries, &batches[index].entries)
+            segments.append(entries)
+        }
         let started = Date()
         var delay = 0.05
-        var outcome = attempt(entries)
+        var outcome = attempt(&segments)
         while case .failure = outcome, backend.closesAfterFailure, health.isHealthy,
             Date().timeIntervalSince(started) + delay <= retryWindow
         {
             Thread.sleep(forTimeInterval: delay)
             delay = min(delay * 2, 1)
-            outcome = attempt(entries)
+            outcome = attempt(&segments)
         }
         switch outcome {
         case .failure(let error):
             let reason = String(describing: error)
-            if mode == .async { backlog = entries }
+            if mode == .async { backlog = segments }
             // Health first, so whoever sees the failed future also sees why.
             recordFailure(reason)
-            for pending in batch { pending.promise?.fail(AuditError.unavailable(reason)) }
+            complete(batches, with: .failure(AuditError.unavailable(reason)))
         case .success(let checkpoint):
-            backlog = []
-            recordSuccess(seq: lastSeq)
-            for pending in batch { pending.promise?.succeed(()) }
+            recordSuccess(seq: chain.seq)
+            complete(batches, with: .success(()))
             if let checkpoint { published(checkpoint) }
         }
     }
 
-    /// One try at appending `entries` after the chain head; advances the head only when the store committed.
-    private func attempt(_ entries: [Prepared]) -> Result<AuditCheckpoint?, any Error> {
+    private func writeBacklog() {
+        var none: [LoopBatch] = []
+        write(&none)
+    }
+
+    /// Completes the batches' promises with one task per event loop rather than one cross-thread hop per record.
+    private func complete(_ batches: [LoopBatch], with result: Result<Void, AuditError>) {
+        var groups: [(loop: any EventLoop, promises: [[EventLoopPromise<Void>]])] = []
+        for batch in batches where !batch.promises.isEmpty {
+            if let index = groups.firstIndex(where: { $0.loop === batch.loop }) {
+                groups[index].promises.append(batch.promises)
+            } else {
+                groups.append((batch.loop, [batch.promises]))
+            }
+        }
+        for (loop, promises) in groups {
+            loop.execute {
+                for list in promises {
+                    for promise in list { promise.completeWith(result.mapError { $0 as any Error }) }
+                }
+            }
+        }
+    }
+
+    /// One try at appending `segments` after the chain head; advances the head only when the store committed.
+    private func attempt(_ segments: inout [[AuditEntry]]) -> Result<AuditCheckpoint?, any Error> {
         do {
             try openIfNeeded()
-            var seq = lastSeq
-            var hash = lastHash
-            var rows: [AuditChainedRow] = []
-            rows.reserveCapacity(entries.count)
-            for entry in entries {
-                seq += 1
-                let previous = hash
-                hash = AuditCanonical.chainHash(previous: previous, seq: seq, tail: entry.tail)
-                rows.append(AuditChainedRow(seq: seq, values: entry.values, prevHash: previous, hash: hash))
+            var linked = chain
+            for segment in segments.indices {
+                for index in segments[segment].indices { linked.link(&segments[segment][index]) }
             }
-            let checkpoint = checkpointDue(at: seq)
-                ? try signer.checkpoint(nodeID: nodeID, seq: seq, timeMicros: Self.nowMicros(), hash: hash) : nil
-            try backend.append(rows, checkpoint: checkpoint)
-            lastSeq = seq
-            lastHash = hash
+            let checkpoint = checkpointDue(at: linked.seq)
+                ? try signer.checkpoint(nodeID: nodeID, seq: linked.seq, timeMicros: Self.nowMicros(), hash: linked.hash) : nil
+            if !segments.isEmpty || checkpoint != nil { try backend.append(segments, checkpoint: checkpoint) }
+            chain = linked
             return .success(checkpoint)
         } catch {
             closeAfterFailure()
@@ -298,9 +434,9 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
     private func writeCheckpointOnly() {
         do {
             try openIfNeeded()
-            let made = try signer.checkpoint(nodeID: nodeID, seq: lastSeq, timeMicros: Self.nowMicros(), hash: lastHash)
+            let made = try signer.checkpoint(nodeID: nodeID, seq: chain.seq, timeMicros: Self.nowMicros(), hash: chain.hash)
             try backend.append([], checkpoint: made)
-            recordSuccess(seq: lastSeq)
+            recordSuccess(seq: chain.seq)
             published(made)
         } catch {
             closeAfterFailure()
@@ -340,6 +476,7 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
             state.health.lastSeq = seq
             return wasFailing
         }
+        failing.store(false, ordering: .relaxed)
         if recovered { logger.notice("audit store writable again; calls are accepted", metadata: ["seq": "\(seq)"]) }
     }
 
@@ -352,6 +489,7 @@ public final class AuditWriter: CallJournal, @unchecked Sendable {
             state.health.lastErrorTimeMicros = Self.nowMicros()
             return wasHealthy
         }
+        failing.store(true, ordering: .relaxed)
         if first {
             logger.error("audit store cannot be written; calls are refused until it can", metadata: ["error": "\(reason)"])
         } else {

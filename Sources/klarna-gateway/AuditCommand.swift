@@ -177,7 +177,10 @@ struct AuditCommand: AsyncParsableCommand {
         func run() async throws {
             guard !FileManager.default.fileExists(atPath: archive) else { throw ValidationError("\(archive) already exists") }
             let result = try AuditPruner.prune(path: try store.settings().store, beforeMicros: try AuditDate.micros(before), archive: archive)
-            if let anchor = result.anchor {
+            if result.anchors.count > 1 {
+                print("archived and deleted \(result.archivedRecords) records of \(result.anchors.count) nodes into \(archive)")
+                for anchor in result.anchors { print("node \(anchor.nodeID): up to seq \(anchor.seq)") }
+            } else if let anchor = result.anchor {
                 print("archived and deleted \(result.archivedRecords) records up to seq \(anchor.seq) into \(archive)")
             } else {
                 print("nothing to prune: no signed checkpoint precedes \(before)")

@@ -1,6 +1,7 @@
 // Throughput of the audit writer alone, per durability mode, against no audit at all.
 //
-//   swift run -c release audit-writer-bench [--records N] [--concurrency C] [--dir DIR]
+//   swift run -c release audit-writer-bench [--records N] [--concurrency C] [--dir DIR] [--from-tasks]
+//   (callers run on the event loops, as the data plane's connections do; --from-tasks drives them from tasks instead)
 //   audit-writer-bench crash-child DB    (test helper: writes in commit mode, prints each acknowledged index)
 import Crypto
 import Foundation
@@ -9,23 +10,33 @@ import GatewayCore
 import NIOCore
 import NIOPosix
 
+/// Values a data plane has already computed when it records a call (hashes, keys): made once here, so the bench
+/// measures the journal rather than the making of sample strings.
+enum Sample {
+    static let requestHash = String(repeating: "ab", count: 32)
+    static let responseHash = String(repeating: "cd", count: 32)
+    static let path = "/v2/accounts/acc_1/payment/transactions/{transaction_id}/captures"
+    static let idempotencyKeys = (0..<1_024).map { _ in UUID().uuidString }
+    static let callers = (0..<7).map { "caller-\($0)" }
+    static let merchants = (0..<11).map { "merchant-\($0)" }
+}
+
 func sampleRecord(_ index: Int) -> CallRecord {
     var record = CallRecord(
         phase: index % 2 == 0 ? .intent : .outcome, requestID: "req-\(index)",
-        timeMicros: Int64(Date().timeIntervalSince1970 * 1_000_000), method: "POST",
-        path: "/v2/accounts/acc_1/payment/transactions/{transaction_id}/captures")
-    record.facts.callerID = "caller-\(index % 7)"
+        timeMicros: Int64(Date().timeIntervalSince1970 * 1_000_000), method: "POST", path: Sample.path)
+    record.facts.callerID = Sample.callers[index % 7]
     record.facts.authentication = .token
-    record.facts.merchantID = "merchant-\(index % 11)"
+    record.facts.merchantID = Sample.merchants[index % 11]
     record.facts.partnerID = "partner-a"
     record.facts.environment = .test
-    record.idempotencyKey = UUID().uuidString
+    record.idempotencyKey = Sample.idempotencyKeys[index % Sample.idempotencyKeys.count]
     record.correlationID = "corr-\(index)"
     record.credential = CredentialRef(id: "partner:a:api-key", version: 1)
-    record.requestBodySHA256 = String(repeating: "ab", count: 32)
+    record.requestBodySHA256 = Sample.requestHash
     record.requestBodyBytes = 300
     record.status = 201
-    record.responseBodySHA256 = String(repeating: "cd", count: 32)
+    record.responseBodySHA256 = Sample.responseHash
     record.responseBodyBytes = 800
     record.upstreamAttempts = 1
     record.upstreamLatencyMicros = 25_000
@@ -55,28 +66,56 @@ enum AuditWriterBench {
         }
         let total = option("--records", 100_000)
         let concurrency = option("--concurrency", 64)
+        let fromTasks = arguments.contains("--from-tasks")
         let base = arguments.firstIndex(of: "--dir").map { arguments[$0 + 1] } ?? NSTemporaryDirectory()
 
-        func run(_ label: String, _ journal: @escaping @Sendable (CallRecord, any EventLoop) -> EventLoopFuture<Void>) async throws -> Double {
-            let started = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { tasks in
-                for worker in 0..<concurrency {
-                    tasks.addTask {
-                        let loop = group.next()
-                        var index = worker
-                        while index < total {
-                            try await journal(sampleRecord(index), loop).get()
-                            index += concurrency
-                        }
-                    }
-                }
-                try await tasks.waitForAll()
-            }
+        func report(_ label: String, _ started: ContinuousClock.Instant) -> Double {
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let rate = Double(total) / seconds
             print("\(label.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(format: "%10.0f", rate)) records/s  (\(total) records, \(concurrency) concurrent callers, \(String(format: "%.2f", seconds)) s)")
             return rate
+        }
+
+        func run(_ label: String, _ journal: @escaping @Sendable (CallRecord, any EventLoop) -> EventLoopFuture<Void>) async throws -> Double {
+            let started = ContinuousClock.now
+            if fromTasks {
+                // The previous driver: callers are tasks off the loops (each record crosses threads to be queued).
+                try await withThrowingTaskGroup(of: Void.self) { tasks in
+                    for worker in 0..<concurrency {
+                        tasks.addTask {
+                            let loop = group.next()
+                            var index = worker
+                            while index < total {
+                                try await journal(sampleRecord(index), loop).get()
+                                index += concurrency
+                            }
+                        }
+                    }
+                    try await tasks.waitForAll()
+                }
+                return report(label, started)
+            }
+            // Each caller lives on an event loop and records its next call when the previous one is answered, as a
+            // connection of the data plane does: so records arrive on the loops, the way the gateway makes them.
+            var callers: [EventLoopFuture<Void>] = []
+            for worker in 0..<concurrency {
+                let loop = group.next()
+                let finished = loop.makePromise(of: Void.self)
+                @Sendable func call(_ index: Int) {
+                    guard index < total else { return finished.succeed(()) }
+                    journal(sampleRecord(index), loop).whenComplete { result in
+                        switch result {
+                        case .success: call(index + concurrency)
+                        case .failure(let error): finished.fail(error)
+                        }
+                    }
+                }
+                loop.execute { call(worker) }
+                callers.append(finished.futureResult)
+            }
+            for caller in callers { try await caller.get() }
+            return report(label, started)
         }
 
         print("audit writer throughput, one writer, group commit")
