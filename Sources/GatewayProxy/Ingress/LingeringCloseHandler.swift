@@ -38,8 +38,9 @@ final class LingeringCloseHandler: ChannelDuplexHandler, RemovableChannelHandler
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         guard mode == .all, case .open = state, context.channel.isActive else {
             if case .lingering = state, mode == .all {
-                // A second close while lingering: the first one's end settles it.
-                promise?.succeed(())
+                // A second close (a drain deadline, a shutdown) does not wait for the caller any longer.
+                if let promise { context.channel.closeFuture.cascade(to: promise) }
+                finish(context: context)
                 return
             }
             context.close(mode: mode, promise: promise)
