@@ -212,7 +212,8 @@ extension GatewayRequestHandler {
                 switch result {
                 case .success:
                     self.runtime.metrics.observe(outcome, started: call.started)
-                    self.release(call, context: context)
+                    // Head, body and end leave in one flush: one write to the caller's socket per answer, not two.
+                    self.release(call, context: context, flush: false)
                     let written = context.writeAndFlush(self.wrapOutboundOut(.end(trailers)))
                     call.answerWritten = true
                     self.finish(call: call, written: written, context: context)
@@ -234,14 +235,14 @@ extension GatewayRequestHandler {
     }
 
     /// Sends the held head and body to the caller; from here on the answer streams.
-    func release(_ call: CallState, context: ChannelHandlerContext) {
+    func release(_ call: CallState, context: ChannelHandlerContext, flush: Bool = true) {
         guard !call.released, let head = call.heldHead else { return }
         call.released = true
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         for buffer in call.heldBody { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
         call.heldHead = nil
         call.heldBody = []
-        context.flush()
+        if flush { context.flush() }
     }
 
     func upstreamFailed(_ error: any Error) {
