@@ -79,7 +79,7 @@ struct HostileInputResourceTests {
             #expect(received.last?["body_size"]?.intValue == Self.limit)
             try await client.close()
             // Answered from the head alone: the gateway refuses before reading the body, and closes (lingering, so a
-            // client that pushes the whole body first still reads the 413: LingeringCloseTests).
+            // client that pushes the whole body first still reads the 413: HostileInputLingeringCloseTests).
             try await gw.probe(HostileCase("body one byte over the limit", .refusal(413, "GATEWAY_PAYLOAD_TOO_LARGE", closes: true)) { gw in
                 http1("POST", Self.create, [("Authorization", gw.token("checkout")), ("Content-Length", String(Self.limit + 1))])
             })
