@@ -11,15 +11,7 @@ public enum ASCIICase {
     /// Whether `text` equals `lowercase` (which must be lower-case ASCII) ignoring ASCII case.
     @inlinable
     public static func equals(_ text: String, lowercase: StaticString) -> Bool {
-        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        guard text.utf8.count == expected.count else { return false }
-        var index = 0
-        for byte in text.utf8 {
-            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            if folded != expected[index] { return false }
-            index += 1
-        }
-        return true
+        text.utf8.count == lowercase.utf8CodeUnitCount && hasPrefix(text, lowercase: lowercase)
     }
 }
 

@@ -3,6 +3,7 @@ import GatewayCore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// Ingress limits, Klarna's own by default.
 public struct IngressLimits: Sendable {
@@ -61,6 +62,14 @@ public final class ProxyRuntime: Sendable {
     let inFlight: AdmissionGate
     /// Connections ended before any call, by reason.
     public let connectionRefusals = ConnectionRefusals()
+    /// A graceful stop has begun: connections set up from now on are told so as they are configured.
+    private let quiescing = Atomic<Bool>(false)
+
+    /// Whether a graceful stop has begun.
+    var isQuiescing: Bool { quiescing.load(ordering: .relaxed) }
+
+    /// Marks the start of a graceful stop, before the connections open now are told.
+    func beginQuiescing() { quiescing.store(true, ordering: .relaxed) }
     /// Where calls are reported.
     public let journal: any CallJournal
     /// Rate-limit state shared by every event loop: local, or leased from a shared ledger in cluster mode.

@@ -152,41 +152,21 @@ enum JSONLogFormat {
         out.append(contentsOf: #"","level":""#.utf8)
         out.append(contentsOf: line.level.rawValue.utf8)
         out.append(contentsOf: #"","logger":"#.utf8)
-        quote(line.label, to: &out)
+        JSONText.appendQuoted(line.label, to: &out)
         out.append(contentsOf: #","message":"#.utf8)
-        quote(line.message.description, to: &out)
+        JSONText.appendQuoted(line.message.description, to: &out)
         var merged = line.handlerMetadata
         if let event = line.eventMetadata { merged.merge(event) { _, new in new } }
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
             out.append(UInt8(ascii: ","))
-            quote(key, to: &out)
+            JSONText.appendQuoted(key, to: &out)
             out.append(UInt8(ascii: ":"))
             switch value {
-            case .string(let text): quote(text, to: &out)
-            default: quote(value.description, to: &out)
+            case .string(let text): JSONText.appendQuoted(text, to: &out)
+            default: JSONText.appendQuoted(value.description, to: &out)
             }
         }
         out.append(contentsOf: "}\n".utf8)
     }
 
-    /// Appends `text` as a JSON string, escaping quotes, backslashes and control characters.
-    static func quote(_ text: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
-            case UInt8(ascii: "\n"): out.append(contentsOf: #"\n"#.utf8)
-            case UInt8(ascii: "\r"): out.append(contentsOf: #"\r"#.utf8)
-            case UInt8(ascii: "\t"): out.append(contentsOf: #"\t"#.utf8)
-            case 0..<0x20:
-                let digits = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: #"\u00"#.utf8)
-                out.append(digits[Int(byte >> 4)])
-                out.append(digits[Int(byte & 0xF)])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
 }

@@ -11,7 +11,7 @@ public enum RetryAfter {
     /// The wait in nanoseconds, from `value` read at `nowEpochSeconds`; nil when it is neither form or a day or more
     /// away. A date in the past is no wait.
     public static func nanoseconds(_ value: String, nowEpochSeconds: Int) -> Int64? {
-        let text = value.trimmingASCIISpaces
+        let text = String(Substring(value).trimmingSpaces)
         guard !text.isEmpty else { return nil }
         let seconds: Double
         if let delay = Double(text) {
@@ -63,12 +63,5 @@ public enum RetryAfter {
     private static func monthNumber(_ name: Substring) -> Int? {
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         return months.firstIndex(of: String(name)).map { $0 + 1 }
-    }
-}
-
-extension String {
-    /// Without leading and trailing spaces and tabs.
-    fileprivate var trimmingASCIISpaces: String {
-        String(Substring(self).trimmingSpaces)
     }
 }

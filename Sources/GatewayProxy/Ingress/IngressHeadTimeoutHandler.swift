@@ -31,9 +31,14 @@ final class IngressHeadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
     /// A request head arrived and its end has not.
     private var requestOpen = false
 
-    /// A graceful stop arrived while no request was open: it is held back until a request arrives (then the
-    /// request is served with `Connection: close`) or `quiesceGrace` passes in silence (then the connection closes).
-    private var quiescing = false
+    /// Where a graceful stop is for this connection. One that arrives while no request is open is held back until
+    /// a request arrives (then the request is served with `Connection: close`) or `quiesceGrace` passes in silence
+    /// (then the connection closes). It is handed to the pipeline handler once at most.
+    private var gracefulStop = GracefulStop.none
+
+    private enum GracefulStop {
+        case none, held, forwarded
+    }
 
     private enum Deadline {
         case head, body, idle, quiesce
@@ -46,18 +51,29 @@ final class IngressHeadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
     init(runtime: ProxyRuntime) { self.runtime = runtime }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is ChannelShouldQuiesceEvent, outstanding == 0, !requestOpen, !quiescing else {
+        guard event is ChannelShouldQuiesceEvent else {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        quiescing = true
-        let at = NIODeadline.now() + Self.quiesceGrace
-        due = (at, .quiesce)
-        if timer == nil || timerAt > at { schedule(at: at, context: context) }
+        guard case .none = gracefulStop else { return }
+        if outstanding == 0 && !requestOpen {
+            gracefulStop = .held
+            arm(.quiesce, context: context)
+        } else {
+            gracefulStop = .forwarded
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { arm(.head, context: context) }
+        // A connection whose HTTP handlers arrive after the stop began (its TLS handshake was still running when
+        // the stop was announced) is told here: it missed the event.
+        if runtime.isQuiescing {
+            gracefulStop = .held
+            arm(.quiesce, context: context)
+        } else if context.channel.isActive {
+            arm(.head, context: context)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) { stop() }
@@ -87,9 +103,9 @@ final class IngressHeadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
             if outstanding == 0 { arm(.idle, context: context) }
         }
         context.fireChannelRead(data)
-        if quiescing, case .head = unwrapInboundIn(data) {
+        if case .held = gracefulStop, case .head = unwrapInboundIn(data) {
             // Now that the pipeline holds a request, the held-back stop makes it answer with `Connection: close`.
-            quiescing = false
+            gracefulStop = .forwarded
             context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
     }

@@ -99,7 +99,14 @@ public final class IngressServer: Sendable {
     /// Connections accepted and not yet closed.
     public var openConnections: Int { connectionLimit.open }
 
-    private init(channels: [(name: String, channel: any Channel)], contexts: [String: TLSContextHolder], connectionLimit: IngressConnectionLimit) {
+    /// Told when a graceful stop begins, for connections configured after it.
+    private let runtime: ProxyRuntime
+
+    private init(
+        channels: [(name: String, channel: any Channel)], contexts: [String: TLSContextHolder], connectionLimit: IngressConnectionLimit,
+        runtime: ProxyRuntime
+    ) {
+        self.runtime = runtime
         self.channels = channels
         self.contexts = contexts
         self.connectionLimit = connectionLimit
@@ -154,7 +161,7 @@ public final class IngressServer: Sendable {
             for (_, channel) in bound { try? await channel.close() }
             throw error
         }
-        return IngressServer(channels: bound, contexts: contexts, connectionLimit: connectionLimit)
+        return IngressServer(channels: bound, contexts: contexts, connectionLimit: connectionLimit, runtime: runtime)
     }
 
     /// Builds new server TLS contexts for the listeners in `listeners` and installs them only if every one
@@ -179,6 +186,7 @@ public final class IngressServer: Sendable {
     /// `grace`, then closes what is left. Returns how many connections had to be cut.
     public func quiesce(grace: Duration) async -> Int {
         await stopAccepting()
+        runtime.beginQuiescing()
         for channel in connectionLimit.all {
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
@@ -233,6 +241,8 @@ func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
     }.flatMapThrowing { _ in
         try channel.pipeline.syncOperations.addHandler(quiesce.value)
         try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorCloser(refusals: runtime.connectionRefusals))
+        // Configured after the stop began (its handshake was still running then): it missed the event.
+        if runtime.isQuiescing { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
     }
 }
 
