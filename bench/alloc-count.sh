@@ -10,8 +10,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 CONFIGURATION=${CONFIGURATION:-debug}
-# 150: an HTTP/2 connection is sent GOAWAY ENHANCE_YOUR_CALM after about 200 of curl's calls in 30 s (see
-# docs/performance.md), so both rounds stay below that.
+# 150 calls per round keep the count steady and the run short.
 CALLS=${CALLS:-150}
 command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
 for product in klarna-gateway klarna-simulator gateway-alloc-count; do

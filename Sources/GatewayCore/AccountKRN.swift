@@ -35,6 +35,15 @@ public struct AccountKRN: Sendable, Hashable, Codable, CustomStringConvertible {
         self.accountID = id
     }
 
+    /// Rebuilds a KRN that was parsed before (the snapshot's merchant table keeps only its string).
+    init(validated rawValue: String, environment: KlarnaEnvironment) {
+        self.rawValue = rawValue
+        self.environment = environment
+        // The prefix and `test:`/`live:` are ASCII, so the id starts at a fixed byte offset.
+        let start = rawValue.utf8.index(rawValue.utf8.startIndex, offsetBy: AccountKRN.prefix.utf8.count + 5)
+        self.accountID = rawValue[start...]
+    }
+
     static let prefix = "krn:partner:global:account:"
 
     /// Klarna's account ids are letters, digits, `-` and `_`; anything else (`%`, `/`, `\`, NUL) is an attack or a bug.

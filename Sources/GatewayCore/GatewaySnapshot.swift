@@ -60,6 +60,12 @@ public struct MerchantState: Sendable {
         self.ownAuthorization = ownKey.map { BasicAuthorization.header(for: $0, form: form) }
         self.ownKeyEnvironment = ownKey.flatMap { KlarnaEnvironment.of(apiKey: $0.exposedValue) }
     }
+
+    init(record: MerchantRecord, ownAuthorization: Secret?, ownKeyEnvironment: KlarnaEnvironment?) {
+        self.record = record
+        self.ownAuthorization = ownAuthorization
+        self.ownKeyEnvironment = ownKeyEnvironment
+    }
 }
 
 /// Everything the request path reads, immutable: reload builds a new one and swaps it in whole, so a request
@@ -67,10 +73,8 @@ public struct MerchantState: Sendable {
 public final class GatewaySnapshot: Sendable {
     /// Partners by id.
     public let partners: [String: PartnerState]
-    /// Merchants by gateway id.
-    public let merchants: [String: MerchantState]
-    /// Merchant ids by account KRN.
-    public let merchantIDsByAccount: [String: String]
+    /// Merchants by gateway id and by account KRN.
+    public let merchants: MerchantTable
     /// Active callers by token id.
     public let callersByTokenID: [String: CallerRecord]
     /// Active callers by client-certificate fingerprint.
@@ -97,16 +101,7 @@ public final class GatewaySnapshot: Sendable {
         releases: ReleasePolicy = .klarnaCalendar, rollouts: [Rollout] = [], version: Int64
     ) {
         self.partners = Dictionary(partners.map { ($0.record.id, $0) }, uniquingKeysWith: { _, last in last })
-        var byID: [String: MerchantState] = [:]
-        var byAccount: [String: String] = [:]
-        byID.reserveCapacity(merchants.count)
-        byAccount.reserveCapacity(merchants.count)
-        for merchant in merchants {
-            byID[merchant.record.id] = merchant
-            byAccount[merchant.record.account.rawValue] = merchant.record.id
-        }
-        self.merchants = byID
-        self.merchantIDsByAccount = byAccount
+        self.merchants = MerchantTable(merchants)
         let active = callers.filter { $0.status == .active }
         self.callersByTokenID = Dictionary(
             active.compactMap { caller in caller.tokenID.map { ($0, caller) } }, uniquingKeysWith: { first, _ in first }

@@ -159,6 +159,27 @@ struct DataPlaneTests {
         }
     }
 
+    @Test("curl makes 300 calls over one HTTP/2 connection: the answer's end rides on its last frame, so curl resets no stream and the rapid-reset limit never cuts it off")
+    func http2ManyCallsOneConnection() async throws {
+        // The rapid-reset limit is 200 resets in 30 s; curl reset every stream whose END_STREAM came in a frame of its own.
+        let roomy = "merchant:\n  test: {default: {rate: 1000000, burst: 1000000}}\ncaller: {rate: 1000000, burst: 1000000}\n"
+        try await withGateway(rateLimits: roomy) { gw in
+            let calls = 300
+            let url = "https://localhost:\(gw.httpsPort)/v2/accounts/m1" + Self.transaction
+            var config = "http2\ncacert = \"\(gw.directory.appendingPathComponent("callers-ca.pem").path)\"\n"
+            config += "header = \"Authorization: Bearer \(gw.tokens["checkout"]!)\"\nwrite-out = \"%{http_version} %{http_code} %{num_connects}\\n\"\n"
+            config += String(repeating: "url = \"\(url)\"\noutput = \"/dev/null\"\n", count: calls)
+            let file = gw.directory.appendingPathComponent("many-calls.curl")
+            try config.write(to: file, atomically: true, encoding: .utf8)
+            let result = try await ChildProcess.run("/usr/bin/curl", ["-sS", "-K", file.path], directory: gw.directory)
+            let lines = result.stdout.split(separator: "\n")
+            #expect(lines.count == calls, "curl said: \(result.stderr)")
+            #expect(lines.filter { $0.hasPrefix("2 200 ") }.count == calls, "curl said: \(result.stderr)")
+            // One connection for all of them: a GOAWAY would have made curl connect again.
+            #expect(lines.dropFirst().allSatisfy { $0.hasSuffix(" 0") }, "\(lines.filter { !$0.hasSuffix(" 0") }.prefix(3))")
+        }
+    }
+
     @Test("plain HTTP serves on loopback with the same rules")
     func plainLoopback() async throws {
         try await withGateway { gw in

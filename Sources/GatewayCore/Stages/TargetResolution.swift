@@ -92,7 +92,7 @@ public struct TargetResolution: Sendable {
             guard let krn = AccountKRN(segment) else {
                 throw GatewayError(.badRequest, "The account segment is not a valid partner account KRN.")
             }
-            return snapshot.merchantIDsByAccount[krn.rawValue].flatMap { snapshot.merchants[$0] }
+            return snapshot.merchants[account: krn.rawValue]
         }
         let id = String(segment)
         // A segment that cannot be a merchant id (a ':' or '%' in it, say) is malformed, not merely unknown.

@@ -235,6 +235,7 @@ func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
     ) { stream in
         stream.eventLoop.makeCompletedFuture {
             quiesce.value.streamOpened(stream)
+            try stream.pipeline.syncOperations.addHandler(HTTP2EndStreamCoalescer())
             try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
             try stream.pipeline.syncOperations.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: true))
         }
