@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Testing
 @testable import GatewayApp
+import GatewayCore
 
 /// The log writer: lines queued by callers come out of its own thread as one JSON object each, a full queue drops
 /// (and counts) rather than blocking, and `flush` writes what is queued.
@@ -65,5 +66,36 @@ struct LogWriterTests {
         }
         #expect(numbers.count == lines.count)
         #expect(numbers == numbers.sorted())
+    }
+
+    @Test("an access line queued as a record comes out byte for byte as the same fields logged as metadata would")
+    func accessLineFromRecord() throws {
+        var record = CallRecord(phase: .outcome, requestID: "r-1", timeMicros: 0, method: "POST", path: "/v2/accounts/m1/payment/\"requests\"")
+        record.facts.callerID = "checkout"
+        record.facts.merchantID = "m1"
+        record.facts.partnerID = "acq"
+        record.facts.release = "2026-10-01"
+        record.status = 429
+        record.gatewayErrorCode = "GATEWAY_RATE_LIMITED"
+        record.rateLimitRule = "merchant"
+        record.upstreamLatencyMicros = 1234
+        let bare = CallRecord(phase: .refusal, requestID: "r-2", timeMicros: 0, method: "GET", path: "/")
+        for (record, handler) in [(record, ["node": "n1", "zone": "b", "caller": "overridden"] as Logger.Metadata), (bare, [:])] {
+            var generic: [UInt8] = []
+            var direct: [UInt8] = []
+            let base = Self.line("call")
+            var line = base
+            line.handlerMetadata = handler
+            line.eventMetadata = Logger.Metadata(uniqueKeysWithValues: AccessLogFields.fields(of: record))
+            JSONLogFormat.append(line, to: &generic)
+            line = base
+            line.handlerMetadata = [:]
+            line.call = (record, handler.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) })
+            JSONLogFormat.append(line, to: &direct)
+            #expect(String(decoding: direct, as: UTF8.self) == String(decoding: generic, as: UTF8.self))
+            let object = try JSONSerialization.jsonObject(with: Data(direct)) as? [String: String]
+            #expect(object?["request_id"] == record.requestID)
+            #expect(object?["status"] == String(record.status ?? 0))
+        }
     }
 }

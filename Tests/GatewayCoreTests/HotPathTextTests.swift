@@ -20,6 +20,17 @@ struct HotPathTextTests {
         #expect(seen.count == 10_000)
     }
 
+    @Test("ids made on eight threads at once, across many refills of each thread's buffer, are all distinct")
+    func requestIDsAcrossThreads() async {
+        let perTask = 5_000
+        let all = await withTaskGroup(of: [String].self) { group in
+            for _ in 0..<8 { group.addTask { (0..<perTask).map { _ in RequestID.make() } } }
+            return await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(all.count == 8 * perTask)
+        #expect(Set(all).count == all.count)
+    }
+
     @Test("formatting puts every bit in its place and sets version and variant")
     func format() {
         #expect(RequestID.format(high: 0, low: 0) == "00000000-0000-4000-8000-000000000000")

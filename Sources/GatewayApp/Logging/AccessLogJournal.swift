@@ -8,29 +8,56 @@ import NIOCore
 /// It never fails a call, so it is not an audit trail; the durable, chained audit writer is a separate journal.
 public struct AccessLogJournal: CallJournal {
     private let logger: Logger
+    /// Set when the logger writes through `JSONLogHandler`: the record itself is queued and its line is built on
+    /// the log writer's thread, so the event loop builds no metadata dictionary (about 50 µs of CPU per call).
+    private let direct: (label: String, metadata: [(key: String, value: Logger.Metadata.Value)])?
 
     /// Logs through `logger`.
-    public init(logger: Logger) { self.logger = logger }
+    public init(logger: Logger) {
+        self.logger = logger
+        if let handler = logger.handler as? JSONLogHandler {
+            direct = (logger.label, handler.metadata.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) })
+        } else {
+            direct = nil
+        }
+    }
 
     /// Logs outcomes and refusals; intents are not logged (the outcome line carries everything).
     public func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        // The level is checked before any metadata is built: at `warning` a call costs nothing here.
+        // The level is checked before anything is built: at `warning` a call costs nothing here.
         guard record.phase != .intent, logger.logLevel <= .info else { return eventLoop.makeSucceededVoidFuture() }
-        // `.string` values share the record's strings; interpolating them would copy each one.
-        var metadata: Logger.Metadata = [
-            "request_id": .string(record.requestID), "phase": .string(record.phase.rawValue), "method": .string(record.method),
-            "path": .string(record.path), "status": .stringConvertible(record.status ?? 0),
-        ]
-        if let caller = record.facts.callerID { metadata["caller"] = .string(caller) }
-        if let merchant = record.facts.merchantID { metadata["merchant"] = .string(merchant) }
-        if let partner = record.facts.partnerID { metadata["partner"] = .string(partner) }
-        if let operation = record.facts.operation { metadata["operation"] = .string(operation.id) }
-        if let release = record.facts.release { metadata["release"] = .string(release) }
-        if let rule = record.rateLimitRule { metadata["rate_limit_rule"] = .string(rule) }
-        if let code = record.gatewayErrorCode { metadata["gateway_error"] = .string(code) }
-        if let code = record.klarnaErrorCode { metadata["klarna_error"] = .string(code) }
-        if let latency = record.upstreamLatencyMicros { metadata["upstream_us"] = .stringConvertible(latency) }
-        logger.info("call", metadata: metadata)
+        if let direct {
+            JSONLogHandler.logCall(record, label: direct.label, metadata: direct.metadata)
+        } else {
+            logger.info("call", metadata: Logger.Metadata(uniqueKeysWithValues: AccessLogFields.fields(of: record)))
+        }
         return eventLoop.makeSucceededVoidFuture()
+    }
+}
+
+/// The fields of a call's access line, in key order (the order `JSONLogFormat` writes metadata in).
+enum AccessLogFields {
+    /// The line's message.
+    static let message: Logger.Message = "call"
+
+    static func fields(of record: CallRecord) -> [(key: String, value: Logger.Metadata.Value)] {
+        var fields: [(key: String, value: Logger.Metadata.Value)] = []
+        fields.reserveCapacity(14)
+        // `.string` values share the record's strings; interpolating them would copy each one.
+        if let caller = record.facts.callerID { fields.append(("caller", .string(caller))) }
+        if let code = record.gatewayErrorCode { fields.append(("gateway_error", .string(code))) }
+        if let code = record.klarnaErrorCode { fields.append(("klarna_error", .string(code))) }
+        if let merchant = record.facts.merchantID { fields.append(("merchant", .string(merchant))) }
+        fields.append(("method", .string(record.method)))
+        if let operation = record.facts.operation { fields.append(("operation", .string(operation.id))) }
+        if let partner = record.facts.partnerID { fields.append(("partner", .string(partner))) }
+        fields.append(("path", .string(record.path)))
+        fields.append(("phase", .string(record.phase.rawValue)))
+        if let rule = record.rateLimitRule { fields.append(("rate_limit_rule", .string(rule))) }
+        if let release = record.facts.release { fields.append(("release", .string(release))) }
+        fields.append(("request_id", .string(record.requestID)))
+        fields.append(("status", .string(String(record.status ?? 0))))
+        if let latency = record.upstreamLatencyMicros { fields.append(("upstream_us", .string(String(latency)))) }
+        return fields
     }
 }

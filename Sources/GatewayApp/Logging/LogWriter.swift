@@ -17,6 +17,9 @@ struct LogLine: Sendable {
     var message: Logger.Message
     var handlerMetadata: Logger.Metadata
     var eventMetadata: Logger.Metadata?
+    /// An access line: the call's record with the logger's metadata in key order, formatted on the writer's thread
+    /// (`AccessLogFields`) instead of a metadata dictionary built on the event loop.
+    var call: (record: CallRecord, metadata: [(key: String, value: Logger.Metadata.Value)])?
 }
 
 /// Writes log lines to standard error from a thread of its own, so that no event loop waits on a `write(2)` or on
@@ -155,9 +158,7 @@ enum JSONLogFormat {
         JSONText.appendQuoted(line.label, to: &out)
         out.append(contentsOf: #","message":"#.utf8)
         JSONText.appendQuoted(line.message.description, to: &out)
-        var merged = line.handlerMetadata
-        if let event = line.eventMetadata { merged.merge(event) { _, new in new } }
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+        for (key, value) in sortedMetadata(of: line) {
             out.append(UInt8(ascii: ","))
             JSONText.appendQuoted(key, to: &out)
             out.append(UInt8(ascii: ":"))
@@ -167,6 +168,30 @@ enum JSONLogFormat {
             }
         }
         out.append(contentsOf: "}\n".utf8)
+    }
+
+    /// The line's metadata in key order; of two values for one key, the event's (or the call's) wins.
+    private static func sortedMetadata(of line: LogLine) -> [(key: String, value: Logger.Metadata.Value)] {
+        guard let call = line.call else {
+            var merged = line.handlerMetadata
+            if let event = line.eventMetadata { merged.merge(event) { _, new in new } }
+            return merged.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
+        }
+        // Both lists are in key order already: merge them.
+        let fields = AccessLogFields.fields(of: call.record)
+        guard !call.metadata.isEmpty else { return fields }
+        var merged: [(key: String, value: Logger.Metadata.Value)] = []
+        merged.reserveCapacity(fields.count + call.metadata.count)
+        var logger = call.metadata[...]
+        for field in fields {
+            while let first = logger.first, first.key <= field.key {
+                if first.key < field.key { merged.append(first) }
+                logger = logger.dropFirst()
+            }
+            merged.append(field)
+        }
+        merged.append(contentsOf: logger)
+        return merged
     }
 
 }
