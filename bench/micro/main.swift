@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import Synchronization
 
 // Hot-path decisions, measured in a release build: `swift run -c release gateway-microbench`.
 // Each figure is the mean over many iterations after a warm-up; run it beside other work and compare ratios,
@@ -41,6 +42,29 @@ var now: Int64 = 0
 measure("rate-limit decision (merchant+partner+caller)") { index in
     now += 1000
     if limiter.decide(subjects[index % subjects.count], policy: policy, now: now) == .admit { sink &+= 1 }
+}
+
+// Two event loops decide at once (each with its own merchants, the same partner and callers): the limiter's lock
+// is shared, so this is the figure a two-loop gateway sees.
+func measureConcurrently(_ name: String, threads: Int, iterations: Int = 1_000_000, _ body: @escaping @Sendable (Int, Int) -> Void) {
+    let iterations = max(1, Int(Double(iterations) * scale))
+    let done = DispatchGroup()
+    let start = DispatchTime.now().uptimeNanoseconds
+    for thread in 0..<threads {
+        done.enter()
+        Thread {
+            for index in 0..<iterations { body(thread, index) }
+            done.leave()
+        }.start()
+    }
+    done.wait()
+    let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start)
+    print(String(format: "%-46@ %8.1f ns/op per thread", name as NSString, elapsed / Double(iterations)))
+}
+let sharedClock = Atomic<Int64>(0)
+measureConcurrently("rate-limit decision, two threads at once", threads: 2) { thread, index in
+    let now = sharedClock.add(1000, ordering: .relaxed).newValue
+    _ = limiter.decide(subjects[(index % 500) * 2 + thread], policy: policy, now: now)
 }
 
 let token = CallerToken.generate()

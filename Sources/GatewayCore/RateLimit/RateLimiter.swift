@@ -138,45 +138,47 @@ public final class RateLimiter: Sendable {
     ) -> RateLimitDecision {
         let limits = applicable(subject, policy)
         if isClustered { return decideClustered(limits, policy: policy, now: now, since: since ?? now, wake: wake) }
-        return state.withLock { state in
-            // How long each limit (or a hold learned from Klarna) makes this call wait.
-            var waits = [Int64](repeating: 0, count: limits.count)
-            for (index, limit) in limits.enumerated() {
-                var earliest = limit.gcra?.earliest(tat: state.tats[limit.key]) ?? Int64.min
-                if let hold = state.holds[limit.key], hold > earliest { earliest = hold }
-                waits[index] = earliest > now ? earliest - now : 0
-            }
-            var enforcedWait: Int64 = 0
-            var decider: Int?
-            for (index, limit) in limits.enumerated() where !limit.shadow && waits[index] > 0 {
-                enforcedWait = max(enforcedWait, waits[index])
-                if decider == nil { decider = index }
-            }
-            // Shaping only when every rule that has no room allows waiting that long.
-            let shapeable = limits.indices.allSatisfy { limits[$0].shadow || waits[$0] == 0 || limits[$0].maxDelay >= enforcedWait }
-            if let decider, !shapeable || state.queued >= policy.maxQueued {
-                state.counts[limits[decider].rule, default: RateLimitCounts()].refused += 1
-                return .refuse(refusal(limits[decider], wait: waits[decider], state: state, now: now), rule: limits[decider].rule)
-            }
-            // Admit now or after the wait: reserve room in every limit at the time the call will leave.
-            let at = now + enforcedWait
-            for (index, limit) in limits.enumerated() {
-                if limit.shadow && waits[index] > enforcedWait {
-                    state.counts[limit.rule, default: RateLimitCounts()].shadowRefused += 1
-                    continue
+        // The waits live on the stack: no allocation while the shared lock is held.
+        return withUnsafeTemporaryAllocation(of: Int64.self, capacity: limits.count) { waits in
+            state.withLock { state in
+                // How long each limit (or a hold learned from Klarna) makes this call wait.
+                for (index, limit) in limits.enumerated() {
+                    var earliest = limit.gcra?.earliest(tat: state.tats[limit.key]) ?? Int64.min
+                    if !state.holds.isEmpty, let hold = state.holds[limit.key], hold > earliest { earliest = hold }
+                    waits[index] = earliest > now ? earliest - now : 0
                 }
-                if let gcra = limit.gcra { state.tats[limit.key] = gcra.advance(tat: state.tats[limit.key], at: at) }
-                if enforcedWait > 0 && waits[index] > 0 {
-                    state.counts[limit.rule, default: RateLimitCounts()].delayed += 1
-                } else {
-                    state.counts[limit.rule, default: RateLimitCounts()].admitted += 1
+                var enforcedWait: Int64 = 0
+                var decider: Int?
+                for (index, limit) in limits.enumerated() where !limit.shadow && waits[index] > 0 {
+                    enforcedWait = max(enforcedWait, waits[index])
+                    if decider == nil { decider = index }
                 }
+                // Shaping only when every rule that has no room allows waiting that long.
+                let shapeable = limits.indices.allSatisfy { limits[$0].shadow || waits[$0] == 0 || limits[$0].maxDelay >= enforcedWait }
+                if let decider, !shapeable || state.queued >= policy.maxQueued {
+                    state.counts[limits[decider].rule, default: RateLimitCounts()].refused += 1
+                    return .refuse(refusal(limits[decider], wait: waits[decider], state: state, now: now), rule: limits[decider].rule)
+                }
+                // Admit now or after the wait: reserve room in every limit at the time the call will leave.
+                let at = now + enforcedWait
+                for (index, limit) in limits.enumerated() {
+                    if limit.shadow && waits[index] > enforcedWait {
+                        state.counts[limit.rule, default: RateLimitCounts()].shadowRefused += 1
+                        continue
+                    }
+                    if let gcra = limit.gcra { state.tats[limit.key] = gcra.advance(tat: state.tats[limit.key], at: at) }
+                    if enforcedWait > 0 && waits[index] > 0 {
+                        state.counts[limit.rule, default: RateLimitCounts()].delayed += 1
+                    } else {
+                        state.counts[limit.rule, default: RateLimitCounts()].admitted += 1
+                    }
+                }
+                if enforcedWait > 0 {
+                    state.queued += 1
+                    return .delay(nanoseconds: enforcedWait)
+                }
+                return .admit
             }
-            if enforcedWait > 0 {
-                state.queued += 1
-                return .delay(nanoseconds: enforcedWait)
-            }
-            return .admit
         }
     }
 
