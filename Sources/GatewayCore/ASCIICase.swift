@@ -16,6 +16,18 @@ public enum ASCIICase {
 }
 
 extension ASCIICase {
+    /// Whether `text` equals `lowercaseName` (lower-case ASCII) ignoring ASCII case.
+    @inlinable
+    public static func equals(_ text: String, lowercaseName: String) -> Bool {
+        guard text.utf8.count == lowercaseName.utf8.count else { return false }
+        var expected = lowercaseName.utf8.makeIterator()
+        for byte in text.utf8 {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            if folded != expected.next() { return false }
+        }
+        return true
+    }
+
     /// Whether `text` starts with `lowercase` (lower-case ASCII) ignoring ASCII case.
     @inlinable
     public static func hasPrefix(_ text: String, lowercase: StaticString) -> Bool {

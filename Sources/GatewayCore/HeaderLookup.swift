@@ -9,10 +9,25 @@ public protocol HeaderLookup {
 extension HeaderLookup {
     /// The single value of `name`, nil when absent; two or more values are refused, since two
     /// `Authorization` or `Klarna-Gateway-Merchant` headers are either a bug or an attempt to confuse a hop.
+    ///
+    /// `name` is lower-case. Found by walking the headers, not with `values(of:)`: no array per lookup.
     public func single(_ name: String) throws(GatewayError) -> String? {
-        let all = values(of: name)
-        guard all.count <= 1 else { throw GatewayError(.badRequest, "The header \(name) appears more than once.") }
-        return all.first
+        var found: String?
+        var count = 0
+        forEachHeader { header, value in
+            guard ASCIICase.equals(header, lowercaseName: name) else { return }
+            count += 1
+            if found == nil { found = value }
+        }
+        guard count <= 1 else { throw GatewayError(.badRequest, "The header \(name) appears more than once.") }
+        return found
+    }
+
+    /// How many times the header `name` (lower-case) appears.
+    public func count(of name: String) -> Int {
+        var count = 0
+        forEachHeader { header, _ in if ASCIICase.equals(header, lowercaseName: name) { count += 1 } }
+        return count
     }
 }
 

@@ -27,7 +27,7 @@ public struct IngressHeadCheck: Sendable {
         if versionMajor == 1 && versionMinor == 0 {
             return GatewayError(.badRequest, "HTTP/1.0 is not accepted; use HTTP/1.1 or HTTP/2.")
         }
-        if !isHTTP2 && headers.values(of: "host").count != 1 {
+        if !isHTTP2 && headers.count(of: "host") != 1 {
             return GatewayError(.badRequest, "An HTTP/1.1 request needs exactly one Host header.")
         }
         var total = 0
@@ -44,7 +44,7 @@ public struct IngressHeadCheck: Sendable {
             return GatewayError(.headersTooLarge, "The headers are larger than \(maxHeadersTotalBytes) bytes in all.")
         }
         // A protocol switch would let the caller talk past the gateway's checks (h2c smuggling); Klarna needs none.
-        if !headers.values(of: "upgrade").isEmpty {
+        if headers.count(of: "upgrade") > 0 {
             return GatewayError(.badRequest, "Protocol upgrades are not accepted.")
         }
         let lengths = headers.values(of: "content-length")

@@ -6,6 +6,9 @@ public struct UpstreamEndpoint: Sendable, Hashable, CustomStringConvertible {
     public let port: Int
     /// A path prefix put before every forwarded path (normally empty).
     public let pathPrefix: String
+    /// `host:port` (`host` alone for 443), the key egress rules and connection pools use; made once, since every
+    /// call reads it several times.
+    public let authority: String
 
     /// Parses `https://host[:port][/prefix]`; only HTTPS is accepted, since every call carries a credential.
     public init?(baseURL: String) {
@@ -29,10 +32,8 @@ public struct UpstreamEndpoint: Sendable, Hashable, CustomStringConvertible {
         self.host = host.lowercased()
         self.port = port
         self.pathPrefix = prefix
+        self.authority = port == 443 ? self.host : "\(self.host):\(port)"
     }
-
-    /// `host:port`, the key egress rules and connection pools use.
-    public var authority: String { port == 443 ? host : "\(host):\(port)" }
 
     /// `https://authority/prefix`.
     public var description: String { "https://\(authority)\(pathPrefix)" }

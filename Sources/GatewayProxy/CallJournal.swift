@@ -9,4 +9,12 @@ import NIOCore
 public protocol CallJournal: Sendable {
     /// Records the intent to forward; the call proceeds when the future succeeds.
     func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void>
+    /// Whether the records must carry the SHA-256 of the request and response bodies; when no journal keeps them,
+    /// the data plane does not hash the bodies (the access log has no use for them).
+    var recordsBodyHashes: Bool { get }
+}
+
+extension CallJournal {
+    /// A journal keeps the bodies' hashes unless it says otherwise.
+    public var recordsBodyHashes: Bool { true }
 }

@@ -72,6 +72,8 @@ public final class ProxyRuntime: Sendable {
     func beginQuiescing() { quiescing.store(true, ordering: .relaxed) }
     /// Where calls are reported.
     public let journal: any CallJournal
+    /// Whether calls hash their bodies (`CallJournal.recordsBodyHashes`), read once instead of per call.
+    let hashesBodies: Bool
     /// Rate-limit state shared by every event loop: local, or leased from a shared ledger in cluster mode.
     public let rateLimiter: RateLimiter
     /// Today's date in UTC, for release availability.
@@ -106,6 +108,7 @@ public final class ProxyRuntime: Sendable {
         self.retryBudget = NIOLockedValueBox(RetryBudget(settings: resilience.budget))
         self.inFlight = AdmissionGate(limit: limits.maxInFlightRequests)
         self.journal = journal
+        self.hashesBodies = journal.recordsBodyHashes
         self.logger = logger
     }
 

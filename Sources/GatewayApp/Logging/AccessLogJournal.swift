@@ -22,6 +22,9 @@ public struct AccessLogJournal: CallJournal {
         }
     }
 
+    /// The access line has no body hashes.
+    public var recordsBodyHashes: Bool { false }
+
     /// Logs outcomes and refusals; intents are not logged (the outcome line carries everything).
     public func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         // The level is checked before anything is built: at `warning` a call costs nothing here.

@@ -15,6 +15,9 @@ public struct JournalChain: CallJournal {
         followers = Array(journals.dropFirst())
     }
 
+    /// Whether any journal of the chain keeps the bodies' hashes.
+    public var recordsBodyHashes: Bool { decider.recordsBodyHashes || followers.contains { $0.recordsBodyHashes } }
+
     /// Records in the deciding journal and, once it accepted, in the others; the followers' answers are not
     /// waited for (they never fail a call), so the caller's future is the decider's own: no future per follower.
     public func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {

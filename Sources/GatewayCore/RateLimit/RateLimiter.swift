@@ -106,6 +106,7 @@ public final class RateLimiter: Sendable {
 
     private func applicable(_ subject: RateLimitSubject, _ policy: RateLimitPolicy) -> [Applicable] {
         var out: [Applicable] = []
+        out.reserveCapacity(RateLimitRule.allCases.count)
         func add(_ rule: RateLimitRule, _ key: Key, _ spec: LimitSpec?) {
             let options = policy.options[rule.rawValue]
             out.append(Applicable(

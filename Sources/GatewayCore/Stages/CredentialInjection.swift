@@ -35,15 +35,20 @@ public struct CredentialInjection: Sendable {
     ) -> UpstreamRequestHead {
         let partner = callTarget.partner
         var path = endpoint.pathPrefix
+        // One allocation for the target: the KRN replaces a segment of at most 64 bytes (a merchant id).
+        path.reserveCapacity(endpoint.pathPrefix.utf8.count + target.path.utf8.count + (target.query?.utf8.count ?? 0) + 2 + AccountKRN.maximumLength)
         if case .merchant(let merchant, _) = callTarget, let index = operation?.accountSegmentIndex {
             for (position, segment) in segments.enumerated() {
                 path += "/"
-                path += position == index ? merchant.record.account.rawValue : String(segment)
+                if position == index { path += merchant.record.account.rawValue } else { path += segment }
             }
         } else {
             path += target.path
         }
-        if let query = target.query { path += "?" + query }
+        if let query = target.query {
+            path += "?"
+            path += query
+        }
 
         // Headers the request names in `Connection` are hop-by-hop too.
         var dropped = Self.hopByHop
@@ -53,6 +58,10 @@ public struct CredentialInjection: Sendable {
             }
         }
         var out: [(String, String)] = []
+        // The caller's headers plus the four the gateway may add, and `Host`: one allocation for the list.
+        var count = 0
+        headers.forEachHeader { _, _ in count += 1 }
+        out.reserveCapacity(count + 5)
         var correlationID: String?
         var hasIntegrationMetadata = false
         headers.forEachHeader { name, value in
@@ -81,7 +90,14 @@ public struct CredentialInjection: Sendable {
         }
         if correlationID == nil {
             // Klarna documents the correlation id as alphanumeric: the request id without its hyphens.
-            let generated = String(decoding: requestID.utf8.filter { $0 != UInt8(ascii: "-") }, as: UTF8.self)
+            let generated = String(unsafeUninitializedCapacity: requestID.utf8.count) { buffer in
+                var length = 0
+                for byte in requestID.utf8 where byte != UInt8(ascii: "-") {
+                    buffer[length] = byte
+                    length += 1
+                }
+                return length
+            }
             correlationID = generated
             out.append(("Partner-Correlation-Id", generated))
         }

@@ -11,21 +11,23 @@ public struct EnvironmentGuard: Sendable {
         guard let hostEnvironment = settings.environment(ofAuthority: endpoint.authority, host: endpoint.host) else {
             throw GatewayError(.upstreamUnavailable, "The upstream configured for partner \(partner.record.id) is not an allowed egress host.")
         }
-        var parts: [(String, KlarnaEnvironment?)] = [("upstream host", hostEnvironment)]
-        switch target {
-        case .merchant(let merchant, _):
-            parts.append(("merchant account", merchant.record.account.environment))
-            parts.append(("partner API key", partner.keyEnvironment))
-        case .direct(let merchant, _):
-            parts.append(("merchant account", merchant.record.account.environment))
-            parts.append(("merchant API key", merchant.ownKeyEnvironment))
-        case .partner:
-            parts.append(("partner API key", partner.keyEnvironment))
-        }
-        for (name, value) in parts where value != environment {
+        // Checked one by one rather than from a list of parts: this runs on every call.
+        func require(_ value: KlarnaEnvironment?, _ name: String) throws(GatewayError) {
+            guard value != environment else { return }
             throw GatewayError(
                 .environmentMismatch,
                 "The \(name) is not in the \(environment.rawValue) environment of partner \(partner.record.id); nothing was sent.")
+        }
+        try require(hostEnvironment, "upstream host")
+        switch target {
+        case .merchant(let merchant, _):
+            try require(merchant.record.account.environment, "merchant account")
+            try require(partner.keyEnvironment, "partner API key")
+        case .direct(let merchant, _):
+            try require(merchant.record.account.environment, "merchant account")
+            try require(merchant.ownKeyEnvironment, "merchant API key")
+        case .partner:
+            try require(partner.keyEnvironment, "partner API key")
         }
         return environment
     }

@@ -169,7 +169,7 @@ extension GatewayRequestHandler {
         case .body(let buffer):
             call.lastResponseRead = UpstreamClock.now
             call.responseBytes += buffer.readableBytes
-            buffer.withUnsafeReadableBytes { call.responseHash.update(bufferPointer: $0) }
+            if runtime.hashesBodies { CallState.hash(buffer, into: &call.responseHash) }
             if call.record.status.map({ $0 >= 400 }) == true && call.errorProbe.count < 4096 {
                 call.errorProbe += buffer.readableBytesView.prefix(4096 - call.errorProbe.count)
             }
@@ -200,7 +200,7 @@ extension GatewayRequestHandler {
             call.cancelTimers()
             call.bodyParts = []
             call.record.responseBodyBytes = call.responseBytes
-            call.record.responseBodySHA256 = call.responseBytes == 0 ? Hex.emptySHA256 : Hex.encode(call.responseHash.finalize())
+            if runtime.hashesBodies { call.record.responseBodySHA256 = CallState.hex(of: call.responseHash) }
             phase = .finishing
             var outcome = call.record
             outcome.phase = .outcome
@@ -300,7 +300,7 @@ extension GatewayRequestHandler {
         call.heldBody = []
         call.heldBytes = 0
         call.responseBytes = 0
-        call.responseHash = .init()
+        call.responseHash = nil
         call.errorProbe = []
         call.upstreamKeepAlive = true
         call.retryAfter = nil

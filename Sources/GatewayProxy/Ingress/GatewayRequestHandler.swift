@@ -55,8 +55,9 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         var chunked = false
         var requestEnded = false
         var requestBytes = 0
-        var requestHash = SHA256()
-        var responseHash = SHA256()
+        /// Started on the first body byte, and only when a journal keeps the hashes: a hash state is an allocation.
+        var requestHash: SHA256?
+        var responseHash: SHA256?
         var responseBytes = 0
         /// Klarna's response head has arrived.
         var responseStarted = false
@@ -105,6 +106,18 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         /// When the current attempt's response head or body last arrived.
         var lastResponseRead: Int64 = 0
         var retryTimer: Scheduled<Void>?
+
+        /// Feeds a body part into `hash`, starting it on the first byte.
+        static func hash(_ buffer: ByteBuffer, into hash: inout SHA256?) {
+            guard buffer.readableBytes > 0 else { return }
+            if hash == nil { hash = SHA256() }
+            buffer.withUnsafeReadableBytes { hash!.update(bufferPointer: $0) }
+        }
+
+        /// The lowercase hex digest of a body; the empty body's when no byte came.
+        static func hex(of hash: SHA256?) -> String {
+            hash.map { Hex.encode($0.finalize()) } ?? Hex.emptySHA256
+        }
 
         /// Stops every timer of the call.
         func cancelTimers() {
@@ -320,7 +333,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
                 refuse(GatewayError(.payloadTooLarge, "The body is larger than \(runtime.limits.maxBodyBytes) bytes."), context: context)
                 return
             }
-            buffer.withUnsafeReadableBytes { call.requestHash.update(bufferPointer: $0) }
+            if runtime.hashesBodies { CallState.hash(buffer, into: &call.requestHash) }
             call.bodyParts.append(buffer)
             if case .forwarding(let connection) = phase {
                 connection.channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
@@ -332,7 +345,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         guard let call else { return }
         call.requestEnded = true
         call.record.requestBodyBytes = call.requestBytes
-        call.record.requestBodySHA256 = call.requestBytes == 0 ? Hex.emptySHA256 : Hex.encode(call.requestHash.finalize())
+        if runtime.hashesBodies { call.record.requestBodySHA256 = CallState.hex(of: call.requestHash) }
         switch phase {
         case .forwarding(let connection):
             connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
