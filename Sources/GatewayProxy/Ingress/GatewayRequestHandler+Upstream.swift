@@ -49,6 +49,10 @@ extension GatewayRequestHandler {
         let attempt = call.attempt
         let remaining = max(1, call.deadline - UpstreamClock.now)
         let pool = runtime.pools.pool(for: context.eventLoop)
+        if let idle = pool.takeIdle(endpoint: plan.upstream.endpoint, identity: plan.upstream.identity) {
+            send(over: idle, call: call, context: context)
+            return
+        }
         pool.acquire(
             endpoint: plan.upstream.endpoint, identity: plan.upstream.identity,
             connectTimeout: .nanoseconds(min(call.timeouts.connect, remaining)), handshakeTimeout: .nanoseconds(call.timeouts.tlsHandshake)

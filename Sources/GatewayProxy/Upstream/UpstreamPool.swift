@@ -47,12 +47,20 @@ final class UpstreamPool: @unchecked Sendable {
     /// An idle connection for the key if one is alive, else a new one whose TLS handshake has completed, so a
     /// failure here always means nothing of the request was sent.
     func acquire(endpoint: UpstreamEndpoint, identity: ClientIdentity, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+        if let connection = takeIdle(endpoint: endpoint, identity: identity) { return eventLoop.makeSucceededFuture(connection) }
+        let key = Key(host: endpoint.host, port: endpoint.port, identity: identity.fingerprint)
+        return connect(key: key, identity: identity, connectTimeout: connectTimeout, handshakeTimeout: handshakeTimeout)
+    }
+
+    /// An idle open connection to `endpoint` with `identity`, if the pool has one: the common case, taken without
+    /// a future.
+    func takeIdle(endpoint: UpstreamEndpoint, identity: ClientIdentity) -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
         let key = Key(host: endpoint.host, port: endpoint.port, identity: identity.fingerprint)
         while let connection = idle[key]?.popLast() {
-            if connection.channel.isActive { return eventLoop.makeSucceededFuture(connection) }
+            if connection.channel.isActive { return connection }
         }
-        return connect(key: key, identity: identity, connectTimeout: connectTimeout, handshakeTimeout: handshakeTimeout)
+        return nil
     }
 
     /// Returns a connection after a complete exchange; a connection that cannot be reused is closed.
