@@ -371,6 +371,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             // A refusal is sent whether or not its record could be written: refusing forwards nothing.
             self.runtime.metrics.observe(record, started: call.started)
             guard self.context != nil else { return }
+            if !self.isHTTP2 && call.method == "CONNECT" { RefusalResponse.unpairEncoder(of: context.pipeline.syncOperations) }
             let written = response.write(to: context, wrap: self.wrapOutboundOut)
             call.answerWritten = true
             if close || call.closeAfterRefusal {
