@@ -255,7 +255,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         }
         let subject = RateLimitSubject(
             callerID: callerID, merchantID: plan.facts.merchantID, merchantGroups: plan.target.merchant?.record.groups ?? [],
-            partnerID: plan.target.partner.record.id, environment: environment, category: operation.category
+            partnerID: plan.target.partner.record.id, environment: environment, category: operation.category,
+            resolved: ResolvedRateLimits(partner: plan.target.partner.rateLimits, caller: plan.callerRateLimit)
         )
         call.rateLimitSubject = subject
         let limiter = runtime.rateLimiter
