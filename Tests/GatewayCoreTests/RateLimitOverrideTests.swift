@@ -36,6 +36,12 @@ struct RateLimitOverrideTests {
         #expect(Self.admitted(Self.subject(caller: "orders", partner: "acq_other", merchant: "m1"), count: 10) == 2)
     }
 
+    @Test("overrides naming no partner or caller of the store are listed, for a warning")
+    func overridesNamingNone() {
+        #expect(Self.policy.overridesNamingNone(partners: ["acq"], callers: ["orders"]).isEmpty)
+        #expect(Self.policy.overridesNamingNone(partners: ["acq_other"], callers: []) == ["partner_overrides.acq", "caller_overrides.orders"])
+    }
+
     @Test("the snapshot resolves each partner's and caller's figures once; the pipeline hands them to the limiter")
     func resolvedBySnapshot() throws {
         let snapshot = Fixtures.snapshot(rateLimits: Self.policy)

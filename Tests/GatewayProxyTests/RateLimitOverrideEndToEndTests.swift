@@ -45,6 +45,9 @@ struct RateLimitOverrideEndToEndTests {
     @Test("one partner and one caller held to their own figures, their neighbours to the defaults; reloads apply and validate", .timeLimit(.minutes(3)))
     func overrides() async throws {
         try await withGateway(rateLimits: Self.limits) { gw in
+            // The override of acq2 names no partner yet: allowed, and named in a warning.
+            #expect(gw.logs.text.contains("rate-limit overrides name no partner or caller in the store"), "\(gw.logs.text.prefix(1500))")
+            #expect(gw.logs.text.contains("partner_overrides.acq2") && !gw.logs.text.contains("caller_overrides.orders"))
             // A second test partner (the same Klarna acquirer) owning merchant m3, so that two partners of one
             // environment can be compared.
             _ = try await gw.admin.addPartner(NewPartner(

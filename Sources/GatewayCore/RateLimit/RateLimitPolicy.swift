@@ -188,6 +188,13 @@ public struct RateLimitPolicy: Sendable, Hashable, Codable {
         callerOverrides[callerID] ?? caller
     }
 
+    /// Overrides whose id names none of `partners` / `callers` (the store's ids). Allowed, since a partner or
+    /// caller added later picks its figures up, but worth a warning: a mistyped id would otherwise do nothing.
+    public func overridesNamingNone(partners: Set<String>, callers: Set<String>) -> [String] {
+        partnerOverrides.keys.filter { !partners.contains($0) }.sorted().map { "partner_overrides.\($0)" }
+            + callerOverrides.keys.filter { !callers.contains($0) }.sorted().map { "caller_overrides.\($0)" }
+    }
+
     /// Problems a human should fix: unknown plans, rule names and categories, non-positive numbers, malformed ids.
     public func problems(knownCategories: Set<String>) -> [String] {
         var problems: [String] = []
