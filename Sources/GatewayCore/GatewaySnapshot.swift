@@ -10,6 +10,9 @@ public struct PartnerState: Sendable {
     public let keyEnvironment: KlarnaEnvironment?
     /// The client certificate chain (PEM, public) and its opened private key (PEM).
     public let clientIdentity: ClientIdentity
+    /// Its partner-level rate limits (its override in `rate-limits.yaml`, else its environment's), resolved when
+    /// the snapshot is built so the rate-limit decision looks nothing up by id.
+    public internal(set) var rateLimits: CategoryLimits?
 
     /// Builds the hot-path view of a partner from its record and opened secrets; nil when the base URL is invalid.
     public init?(record: PartnerRecord, apiKey: Secret, clientKeyPEM: Secret, certificateFingerprint: String) {
@@ -45,6 +48,15 @@ public struct ClientIdentity: Sendable, Hashable {
     }
 }
 
+/// An active caller as the hot path reads it: its record and its caller-level rate limit (its override in
+/// `rate-limits.yaml`, else the `caller` figure), resolved when the snapshot is built.
+public struct CallerState: Sendable {
+    /// The stored record.
+    public let record: CallerRecord
+    /// The `caller` rule's limit for this caller; nil for none.
+    public let rateLimit: LimitSpec?
+}
+
 /// A merchant with its own key opened, if it has one.
 public struct MerchantState: Sendable {
     /// The stored record.
@@ -76,9 +88,9 @@ public final class GatewaySnapshot: Sendable {
     /// Merchants by gateway id and by account KRN.
     public let merchants: MerchantTable
     /// Active callers by token id.
-    public let callersByTokenID: [String: CallerRecord]
+    public let callersByTokenID: [String: CallerState]
     /// Active callers by client-certificate fingerprint.
-    public let callersByFingerprint: [String: CallerRecord]
+    public let callersByFingerprint: [String: CallerState]
     /// Grants.
     public let access: AccessPolicy
     /// The operation catalogue.
@@ -100,14 +112,20 @@ public final class GatewaySnapshot: Sendable {
         catalogue: OperationCatalogue, settings: PipelineSettings, rateLimits: RateLimitPolicy = .klarnaDefaults,
         releases: ReleasePolicy = .klarnaCalendar, rollouts: [Rollout] = [], version: Int64
     ) {
-        self.partners = Dictionary(partners.map { ($0.record.id, $0) }, uniquingKeysWith: { _, last in last })
+        self.partners = Dictionary(
+            partners.map { partner in
+                var partner = partner
+                partner.rateLimits = rateLimits.partnerLimits(partnerID: partner.record.id, environment: partner.record.environment)
+                return (partner.record.id, partner)
+            },
+            uniquingKeysWith: { _, last in last })
         self.merchants = MerchantTable(merchants)
-        let active = callers.filter { $0.status == .active }
+        let active = callers.filter { $0.status == .active }.map { CallerState(record: $0, rateLimit: rateLimits.callerLimit(callerID: $0.id)) }
         self.callersByTokenID = Dictionary(
-            active.compactMap { caller in caller.tokenID.map { ($0, caller) } }, uniquingKeysWith: { first, _ in first }
+            active.compactMap { caller in caller.record.tokenID.map { ($0, caller) } }, uniquingKeysWith: { first, _ in first }
         )
         self.callersByFingerprint = Dictionary(
-            active.compactMap { caller in caller.certificateFingerprint.map { ($0.lowercased(), caller) } },
+            active.compactMap { caller in caller.record.certificateFingerprint.map { ($0.lowercased(), caller) } },
             uniquingKeysWith: { first, _ in first }
         )
         self.access = access

@@ -50,4 +50,10 @@ public struct MerchantRecord: Sendable, Hashable, Codable {
         if id == "." || id == ".." { return "a merchant id may not be '.' or '..'" }
         return nil
     }
+
+    /// Why `id` cannot be an id of `kind` (partner, caller), which follow the merchant id rules; nil when it can.
+    public static func problem(withID id: String, kind: String) -> String? {
+        // Every message starts with "a merchant id".
+        problem(withID: id).map { "a \(kind) id" + $0.dropFirst("a merchant id".count) }
+    }
 }

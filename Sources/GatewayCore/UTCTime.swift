@@ -26,6 +26,15 @@ public enum UTCTime {
             + ".\(pad(Int32(fraction), digits))Z"
     }
 
+    /// An HTTP-date in IMF-fixdate form (RFC 9110 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+    public static func httpDate(epochSeconds: Int) -> String {
+        let parts = components(epochSeconds)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        return "\(days[Int(parts.tm_wday)]), \(pad(parts.tm_mday, 2)) \(months[Int(parts.tm_mon)]) \(pad(parts.tm_year + 1900, 4)) "
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)) GMT"
+    }
+
     private static func components(_ epochSeconds: Int) -> tm {
         var seconds = time_t(epochSeconds)
         var parts = tm()

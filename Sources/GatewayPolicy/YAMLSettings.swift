@@ -4,9 +4,10 @@ import Yams
 /// YAML text into Codable settings, with environment overrides applied to the node tree first (the rule is
 /// described on `ConfigLoader`). Pure: no file access, so policy parsing can be fuzzed and tested on strings.
 public enum YAMLSettings {
-    /// Decodes YAML text; errors name the key path that failed.
+    /// Decodes YAML text; errors name the key path that failed. `userInfo` reaches the types' decoders.
     public static func decode<T: Decodable>(
-        _ type: T.Type, yaml text: String, source: String, environment: [String: String] = [:], overridePrefix: String? = nil
+        _ type: T.Type, yaml text: String, source: String, environment: [String: String] = [:], overridePrefix: String? = nil,
+        userInfo: [CodingUserInfoKey: any Sendable] = [:]
     ) throws -> T {
         var node: Node
         do {
@@ -23,7 +24,7 @@ public enum YAMLSettings {
             }
         }
         do {
-            return try YAMLDecoder().decode(type, from: node)
+            return try YAMLDecoder().decode(type, from: node, userInfo: userInfo)
         } catch let error as DecodingError {
             throw ConfigError(source: source, reason: describe(error))
         } catch {

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import Synchronization
 
 /// One HTTP/1 response as read off a raw connection: status, headers (lowercased names) and body.
@@ -105,6 +106,9 @@ public final class RawConnection: Sendable {
     /// The connection is closed (by either side).
     public var isClosed: Bool { sink.state.withLock { $0.closed } }
 
+    /// The TLS handshake completed: the server accepted this connection and finished its side.
+    public var handshakeCompleted: Bool { sink.state.withLock { $0.handshakeCompleted } }
+
     /// Every byte received so far.
     public var received: [UInt8] { sink.state.withLock { $0.bytes } }
 
@@ -146,6 +150,7 @@ struct RawConnectionState {
     var bytes: [UInt8] = []
     var consumed = 0
     var closed = false
+    var handshakeCompleted = false
 }
 
 /// Collects bytes and notes the close; errors (resets, TLS alerts) close the channel, which the test observes.
@@ -162,6 +167,11 @@ private final class RawSink: ChannelInboundHandler, Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         state.withLock { $0.closed = true }
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent { state.withLock { $0.handshakeCompleted = true } }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -23,6 +23,14 @@ public struct FaultRule: Codable, Sendable, Equatable {
         case slowBody = "slow-body"
     }
 
+    /// How an `error` fault with status 429 or 503 states its wait.
+    public enum RetryAfterForm: String, Codable, Sendable {
+        /// `Retry-After: N`, whole seconds.
+        case seconds
+        /// `Retry-After: <IMF-fixdate>`, the moment the wait ends.
+        case httpDate = "http-date"
+    }
+
     /// The fault.
     public var kind: Kind
     /// Only requests with this method.
@@ -41,17 +49,23 @@ public struct FaultRule: Codable, Sendable, Equatable {
     public var rate: Double?
     /// Fire for the next N matching requests only.
     public var count: Int?
+    /// For a 429 or 503 `error`: send `Retry-After` in this form, `delay_ms` ahead (instead of a 429's
+    /// `X-Ratelimit-Reset`).
+    public var retryAfter: RetryAfterForm?
 
     enum CodingKeys: String, CodingKey {
         case kind, method, status, rate, count
         case pathPrefix = "path_prefix", operationID = "operation_id", errorCode = "error_code", delayMilliseconds = "delay_ms"
+        case retryAfter = "retry_after"
     }
 
     /// Makes a rule.
     public init(
         kind: Kind, method: String? = nil, pathPrefix: String? = nil, operationID: String? = nil, status: Int? = nil,
-        errorCode: String? = nil, delayMilliseconds: Int? = nil, rate: Double? = nil, count: Int? = nil
+        errorCode: String? = nil, delayMilliseconds: Int? = nil, rate: Double? = nil, count: Int? = nil,
+        retryAfter: RetryAfterForm? = nil
     ) {
+        self.retryAfter = retryAfter
         self.kind = kind
         self.method = method
         self.pathPrefix = pathPrefix
@@ -61,6 +75,19 @@ public struct FaultRule: Codable, Sendable, Equatable {
         self.delayMilliseconds = delayMilliseconds
         self.rate = rate
         self.count = count
+    }
+
+    /// The `Retry-After` header this rule's answer carries at `nowMilliseconds` (wall clock), if it asks for one.
+    func retryAfterHeader(nowMilliseconds: Int64) -> (String, String)? {
+        guard let retryAfter else { return nil }
+        let delay = Int64(delayMilliseconds ?? 1000)
+        switch retryAfter {
+        case .seconds:
+            return ("Retry-After", String(max(0, delay / 1000)))
+        case .httpDate:
+            // Rounded up to the next whole second: the date must not end the wait early.
+            return ("Retry-After", UTCTime.httpDate(epochSeconds: Int((nowMilliseconds + delay + 999) / 1000)))
+        }
     }
 
     func matches(method: String, path: Substring, operationID: String?) -> Bool {

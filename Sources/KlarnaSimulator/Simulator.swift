@@ -157,15 +157,18 @@ final class Simulator: Sendable {
             switch rule.kind {
             case .error:
                 let status = rule.status ?? 500
+                let retryAfter = rule.retryAfterHeader(nowMilliseconds: now)
                 if status == 429 {
                     // Klarna's rate-limit answer, with the reset the client is meant to wait for.
                     let reset = String(max(0, (rule.delayMilliseconds ?? 1000) / 1000))
                     return SimulatorOutcome(response: KlarnaError.rateLimited(headers: [
-                        ("X-Ratelimit-Limit", "1, 1;w=1"), ("X-Ratelimit-Remaining", "0"), ("X-Ratelimit-Reset", reset),
+                        ("X-Ratelimit-Limit", "1, 1;w=1"), ("X-Ratelimit-Remaining", "0"), retryAfter ?? ("X-Ratelimit-Reset", reset),
                     ]).response)
                 }
                 let code = rule.errorCode ?? (status == 503 ? "SERVICE_UNAVAILABLE" : "TIMEOUT")
-                return SimulatorOutcome(response: KlarnaError.technical(status: status, code: code, message: "Injected fault").response)
+                var error = KlarnaError.technical(status: status, code: code, message: "Injected fault")
+                if status == 503, let retryAfter { error.headers = [retryAfter] }
+                return SimulatorOutcome(response: error.response)
             case .forbiddenNoBody:
                 return SimulatorOutcome(response: SimulatorResponse(status: 403, headers: [], body: []))
             case .latency: delivery = .delayed(milliseconds: rule.delayMilliseconds ?? 1000)

@@ -8,8 +8,8 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .customLong("config"), help: "The gateway configuration file.")
     var path = "config/gateway.yaml"
 
-    /// The loaded configuration.
-    func load() throws -> GatewayConfig { try ConfigLoader.loadGateway(path: path) }
+    /// The loaded configuration: by default only what the store commands use (`ConfigScope`).
+    func load(_ scope: ConfigScope = .administration) throws -> GatewayConfig { try ConfigLoader.loadGateway(path: path, scope: scope) }
 
     /// The admin service over the configured store and key ring.
     func admin() async throws -> AdminService { try await AdminService.open(config: load()) }

@@ -18,7 +18,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let configuration = try config.load()
+            let configuration = try config.load(.serving)
             LoggingSystem.bootstrap(JSONLogHandler.init)
             // Lines are written by a thread of their own; whatever is still queued goes out before the process ends.
             defer { JSONLogHandler.flush() }

@@ -185,6 +185,45 @@ import Testing
         }
     }
 
+    /// Issue 16: the store commands validate only what they use; `check` (and `serve`) still validate everything.
+    @Test func storeCommandsIgnoreABrokenListenerSection() async throws {
+        let log = Transcript()
+        // Plain HTTP on a public address, a port that is not a number, a TLS certificate that does not exist, an
+        // upstream timeout of the wrong type: each stops `serve`, none concerns the store.
+        var text = try String(contentsOfFile: config, encoding: .utf8)
+        text = text.replacingOccurrences(of: "listeners: []", with: """
+            listeners:
+              - name: public
+                address: 0.0.0.0
+                port: eight-four-four-three
+              - name: tls
+                address: 0.0.0.0
+                port: 8443
+                tls:
+                  certificate: tls/missing.pem
+                  private_key: tls/missing.key
+            """)
+        text = text.replacingOccurrences(of: "connect_timeout_ms: 2000", with: "connect_timeout_ms: soon")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let pki = try TestPKI()
+        let (certificate, key) = try pki.write(try pki.issueClient(commonName: "acq_test mTLS"), to: directory, name: "acq_test")
+        let apiKeyFile = try write(CLITests.plantedAPIKey, "api.key")
+
+        try await run(["keys", "init"], transcript: log)
+        try await run(
+            ["partners", "add", "acq_test", "--environment", "test", "--api-key-file", apiKeyFile,
+             "--client-cert", certificate.path, "--client-key", key.path], transcript: log)
+        try await run(
+            ["merchants", "add", "m_1", "--partner", "acq_test", "--account", "krn:partner:global:account:test:M1"], transcript: log)
+        #expect(try await run(["merchants", "list"], transcript: log).stdout.contains("m_1"))
+        try await run(["callers", "add", "checkout"], transcript: log)
+        try await run(["migrate"], transcript: log)
+
+        let checked = try await run(["check"], expect: 1, transcript: log)
+        #expect(checked.stderr.contains("listeners"), "check did not name the broken listener: \(checked.stderr)")
+        #expect(!log.text.contains("PLANTEDSECRET"))
+    }
+
     @Test func errorsAreOneLineWithoutStackTraces() async throws {
         let log = Transcript()
         let missing = try await run(["merchants", "show", "nobody"], expect: 1, transcript: log)

@@ -42,7 +42,10 @@ enum Fixtures {
     static let boundFingerprint = String(repeating: "cd", count: 32)
     static let certOnlyFingerprint = String(repeating: "ef", count: 32)
 
-    static func snapshot(partners: [PartnerState]? = nil, merchants: [MerchantState]? = nil, egress: [EgressRule] = [], forwardUnknown: Bool = false) -> GatewaySnapshot {
+    static func snapshot(
+        partners: [PartnerState]? = nil, merchants: [MerchantState]? = nil, egress: [EgressRule] = [], forwardUnknown: Bool = false,
+        rateLimits: RateLimitPolicy = .klarnaDefaults
+    ) -> GatewaySnapshot {
         let callers = [
             CallerRecord(id: "checkout", tokenID: tokens["checkout"]!.id, tokenHash: tokens["checkout"]!.secretHash, certificateFingerprint: nil),
             CallerRecord(id: "orders", tokenID: tokens["orders"]!.id, tokenHash: tokens["orders"]!.secretHash, certificateFingerprint: nil),
@@ -70,7 +73,7 @@ enum Fixtures {
             ],
             callers: callers, access: access, catalogue: catalogue,
             settings: PipelineSettings(egress: egress, integrationMetadata: "{\"integrator\":{\"name\":\"acq\"}}", forwardUnknownOperations: forwardUnknown),
-            version: 1
+            rateLimits: rateLimits, version: 1
         )
     }
 

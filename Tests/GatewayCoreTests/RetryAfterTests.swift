@@ -18,6 +18,14 @@ struct RetryAfterTests {
         #expect(RetryAfter.nanoseconds("", nowEpochSeconds: 0) == nil)
     }
 
+    @Test("UTCTime.httpDate writes the IMF-fixdate the parser reads back")
+    func formatted() {
+        #expect(UTCTime.httpDate(epochSeconds: Self.example) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        for instant in [0, 951_782_400, 1_790_000_000] {
+            #expect(RetryAfter.epochSeconds(httpDate: UTCTime.httpDate(epochSeconds: instant)) == instant)
+        }
+    }
+
     @Test("the three HTTP-date forms name the same instant")
     func dates() {
         #expect(RetryAfter.epochSeconds(httpDate: "Sun, 06 Nov 1994 08:49:37 GMT") == Self.example)

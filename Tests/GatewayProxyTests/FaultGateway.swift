@@ -78,11 +78,7 @@ final class FaultGateway: Sendable {
     }
 
     /// `upstream_attempts` of the last record (outcome or refusal) of a call in this gateway's audit trail.
-    func attempts(requestID: String) throws -> Int? {
-        try DatabaseQueue(path: auditPath).read { db in
-            try Int.fetchOne(db, sql: "SELECT upstream_attempts FROM audit_records WHERE request_id = ? AND phase != 'intent' ORDER BY seq DESC LIMIT 1", arguments: [requestID])
-        }
-    }
+    func attempts(requestID: String) throws -> Int? { try upstreamAttempts(auditPath: auditPath, requestID: requestID) }
 
     /// Whether the process is still running.
     var isRunning: Bool { child.process.isRunning }
@@ -90,6 +86,13 @@ final class FaultGateway: Sendable {
     func stop() async {
         child.kill(SIGTERM)
         _ = try? await child.wait()
+    }
+}
+
+/// `upstream_attempts` of the last record (outcome or refusal) of a call in the audit trail at `auditPath`.
+func upstreamAttempts(auditPath: String, requestID: String) throws -> Int? {
+    try DatabaseQueue(path: auditPath).read { db in
+        try Int.fetchOne(db, sql: "SELECT upstream_attempts FROM audit_records WHERE request_id = ? AND phase != 'intent' ORDER BY seq DESC LIMIT 1", arguments: [requestID])
     }
 }
 

@@ -212,30 +212,68 @@ struct FaultSuiteTests {
         }
     }
 
+    /// Klarna answers two POSTs with a 429 naming a wait of at least 1 s (`keyedFault`, then `keylessFault`): the
+    /// keyed write is sent again once, after that wait, and its caller gets Klarna's 201; the key-less write gets
+    /// Klarna's 429 as it is.
+    static func expectKlarna429sHandled(
+        _ fx: FaultGateway, client: TestHTTPClient, keyedFault: String, keylessFault: String, reference: String, key: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let gw = fx.gw
+        try await gw.inject(keyedFault)
+        let keyed = Self.post(gw, reference + "-keyed", key: key)
+        let write = try await client.send(keyed.0, keyed.1, headers: keyed.2, body: keyed.3)
+        #expect(write.status == 201, sourceLocation: sourceLocation)
+        #expect(try fx.attempts(requestID: try #require(write.header("Klarna-Gateway-Request-Id"))) == 2, sourceLocation: sourceLocation)
+        let received = try await gw.received().filter { $0["method"]?.stringValue == "POST" }
+        #expect(received.count == 2, sourceLocation: sourceLocation)
+        if received.count == 2, let first = received[0]["received_at_ms"]?.intValue, let second = received[1]["received_at_ms"]?.intValue {
+            #expect(second - first >= 1000, "the retry waited for the wait Klarna named", sourceLocation: sourceLocation)
+        }
+        try await gw.inject(keylessFault)
+        let keyless = Self.post(gw, reference + "-keyless")
+        let refused = try await client.send(keyless.0, keyless.1, headers: keyless.2, body: keyless.3)
+        #expect(refused.status == 429 && refused.errorCode == "RATE_LIMITED", sourceLocation: sourceLocation)
+    }
+
     @Test("429 with X-Ratelimit-Reset: retried after the reset when the call carries a key; a key-less write gets the 429", .timeLimit(.minutes(3)))
     func rateLimitedWithReset() async throws {
         try await withFaultGateway(settings: Self.base, configure: Self.setUp) { fx in
             let gw = fx.gw
             let baseline = try await Self.warmUp(fx)
             try await gw.clearReceived()
-            try await gw.inject(#"{"kind": "error", "status": 429, "method": "POST", "count": 1, "delay_ms": 1000}"#)
             let client = fx.client()
-            let keyed = Self.post(gw, "limited-keyed", key: "caller-key-429")
-            let write = try await client.send(keyed.0, keyed.1, headers: keyed.2, body: keyed.3)
-            #expect(write.status == 201)
-            #expect(try fx.attempts(requestID: try #require(write.header("Klarna-Gateway-Request-Id"))) == 2)
-            let received = try await gw.received().filter { $0["method"]?.stringValue == "POST" }
-            #expect(received.count == 2)
-            if received.count == 2, let first = received[0]["received_at_ms"]?.intValue, let second = received[1]["received_at_ms"]?.intValue {
-                #expect(second - first >= 1000, "the retry waited for Klarna's reset")
-            }
-            try await gw.inject(#"{"kind": "error", "status": 429, "method": "POST", "count": 1, "delay_ms": 1000}"#)
-            let keyless = Self.post(gw, "limited-keyless")
-            let refused = try await client.send(keyless.0, keyless.1, headers: keyless.2, body: keyless.3)
-            #expect(refused.status == 429 && refused.errorCode == "RATE_LIMITED")
+            let fault = #"{"kind": "error", "status": 429, "method": "POST", "count": 1, "delay_ms": 1000}"#
+            try await Self.expectKlarna429sHandled(fx, client: client, keyedFault: fault, keylessFault: fault, reference: "limited", key: "caller-key-429")
             try await client.close()
             // The gateway holds the merchant for Klarna's reset after a 429; wait for it to pass before the after-checks.
             try await Task.sleep(for: .milliseconds(1200))
+            try await Self.expectRecovered(fx, baselineKB: baseline)
+        }
+    }
+
+    @Test("429 with Retry-After as an HTTP-date: honoured as the seconds form is; the retry waits for the date and the merchant is held until it", .timeLimit(.minutes(3)))
+    func rateLimitedWithRetryAfterDate() async throws {
+        try await withFaultGateway(settings: Self.base, configure: Self.setUp) { fx in
+            let gw = fx.gw
+            let baseline = try await Self.warmUp(fx)
+            try await gw.clearReceived()
+            let client = fx.client()
+            // The key-less write's 429 names a date 5 s ahead, and the merchant is held here until that date, so the
+            // next write is refused by the gateway itself, naming a wait longer than the 1 s it assumes when Klarna
+            // names none.
+            try await Self.expectKlarna429sHandled(
+                fx, client: client,
+                keyedFault: #"{"kind": "error", "status": 429, "method": "POST", "count": 1, "delay_ms": 2000, "retry_after": "http-date"}"#,
+                keylessFault: #"{"kind": "error", "status": 429, "method": "POST", "count": 1, "delay_ms": 5000, "retry_after": "http-date"}"#,
+                reference: "dated", key: "caller-key-429-date")
+            let next = Self.post(gw, "dated-held")
+            let held = try await client.send(next.0, next.1, headers: next.2, body: next.3)
+            #expect(held.status == 429 && held.errorCode == "GATEWAY_RATE_LIMITED", "\(held.status) \(held.text.prefix(200))")
+            let wait = Int(held.header("Retry-After") ?? "") ?? 0
+            #expect(wait >= 2, "the hold follows Klarna's date: Retry-After \(wait)")
+            try await client.close()
+            try await Task.sleep(for: .seconds(max(wait, 1)) + .milliseconds(200))
             try await Self.expectRecovered(fx, baselineKB: baseline)
         }
     }

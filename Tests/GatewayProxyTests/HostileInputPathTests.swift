@@ -30,7 +30,8 @@ struct HostileInputPathTests {
         HostileCase("KRN naming the live twin of a test account", .refusal(403, "GATEWAY_FORBIDDEN"),
                     get("/v2/accounts/krn:partner:global:account:live:M1" + tail, caller: "tester")),
         HostileCase("absolute-form target", .refusal(400, "GATEWAY_BAD_REQUEST"), get("https://api-global.test.klarna.com/v2/accounts/m1" + tail)),
-        HostileCase("authority-form target (CONNECT: HTTP allows no body in the answer)", .bodilessRefusal(400, "GATEWAY_BAD_REQUEST")) { gw in
+        // RFC 9110 9.3.6 forbids a body only in a 2xx answer to CONNECT: the refusal carries its JSON like any other.
+        HostileCase("authority-form target (CONNECT)", .refusal(400, "GATEWAY_BAD_REQUEST", closes: true)) { gw in
             http1("CONNECT", "api-global.test.klarna.com:443", [("Authorization", gw.token("checkout"))])
         },
         HostileCase("asterisk-form target", .refusal(400, "GATEWAY_BAD_REQUEST")) { gw in

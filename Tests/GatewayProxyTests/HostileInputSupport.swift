@@ -8,8 +8,6 @@ import Testing
 enum HostileExpectation: Sendable {
     /// A Klarna-shaped refusal with this status and gateway code; `closes` says whether the connection must close.
     case refusal(Int, String, closes: Bool = false)
-    /// A refusal whose body HTTP forbids (the answer to `CONNECT` or `HEAD`): status, audited code, and a close.
-    case bodilessRefusal(Int, String)
     /// No HTTP answer is possible (garbage below HTTP): the gateway must close the connection.
     case closed
 }
@@ -133,12 +131,6 @@ extension GatewayHarness {
             if closes {
                 #expect(await connection.waitForClose(), "\(hostile.name): connection left open", sourceLocation: sourceLocation)
             }
-        case .bodilessRefusal(let status, let code):
-            let response = try #require(await connection.response(), "no response to \(hostile.name)", sourceLocation: sourceLocation)
-            #expect(response.status == status, "\(hostile.name): status", sourceLocation: sourceLocation)
-            let requestID = try #require(response.header("klarna-gateway-request-id"), sourceLocation: sourceLocation)
-            #expect(try await auditRecords(requestID: requestID).map(\.code) == [code], sourceLocation: sourceLocation)
-            #expect(await connection.waitForClose(), "\(hostile.name): connection left open", sourceLocation: sourceLocation)
         case .closed:
             #expect(await connection.waitForClose(), "\(hostile.name): connection left open", sourceLocation: sourceLocation)
             let text = String(decoding: connection.received, as: UTF8.self)

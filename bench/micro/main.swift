@@ -35,8 +35,11 @@ let policy = RateLimitPolicy(
     merchant: [.test: CategoryLimits(default: LimitSpec(rate: 1e9, burst: 1_000_000))],
     partner: [.test: CategoryLimits(default: LimitSpec(rate: 1e9, burst: 1_000_000))],
     caller: LimitSpec(rate: 1e9, burst: 1_000_000))
+// Resolved as the gateway resolves them when a snapshot is built (per-partner and per-caller overrides).
 let subjects = (0..<1000).map {
-    RateLimitSubject(callerID: "caller\($0 % 4)", merchantID: "m\($0)", merchantGroups: [], partnerID: "acq", environment: .test, category: "payment-transaction-management")
+    RateLimitSubject(
+        callerID: "caller\($0 % 4)", merchantID: "m\($0)", merchantGroups: [], partnerID: "acq", environment: .test, category: "payment-transaction-management",
+        resolved: ResolvedRateLimits(partner: policy.partnerLimits(partnerID: "acq", environment: .test), caller: policy.callerLimit(callerID: "caller\($0 % 4)")))
 }
 var now: Int64 = 0
 measure("rate-limit decision (merchant+partner+caller)") { index in

@@ -39,6 +39,6 @@ public struct AdminService: Sendable {
 
     /// Why a string cannot be an id of `kind` (partner, caller), by the merchant id rules; nil when it can.
     static func idProblem(_ id: String, kind: String) -> String? {
-        MerchantRecord.problem(withID: id)?.replacingOccurrences(of: "a merchant id", with: "a \(kind) id")
+        MerchantRecord.problem(withID: id, kind: kind)
     }
 }

@@ -12,18 +12,23 @@ public enum ConfigLoader {
     /// The environment-variable prefix for overrides.
     public static let prefix = "KGW_"
 
-    /// Loads `config/gateway.yaml` (or another path), with overrides from `environment`.
-    public static func loadGateway(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GatewayConfig {
+    /// Loads `config/gateway.yaml` (or another path), with overrides from `environment`; `scope` says how much of
+    /// it the command reads, and only that much is decoded and validated.
+    public static func loadGateway(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment, scope: ConfigScope = .serving
+    ) throws -> GatewayConfig {
         let url = URL(fileURLWithPath: path)
-        var config: GatewayConfig = try load(GatewayConfig.self, path: path, environment: environment, overridePrefix: prefix)
+        var config: GatewayConfig = try load(
+            GatewayConfig.self, path: path, environment: environment, overridePrefix: prefix, userInfo: [ConfigScope.userInfoKey: scope])
         config.baseDirectory = url.deletingLastPathComponent().path
-        try validate(config, source: path)
+        try validate(config, source: path, scope: scope)
         return config
     }
 
     /// Loads any Codable YAML file; `overridePrefix` nil applies no overrides.
     public static func load<T: Decodable>(
-        _ type: T.Type, path: String, environment: [String: String] = [:], overridePrefix: String? = nil
+        _ type: T.Type, path: String, environment: [String: String] = [:], overridePrefix: String? = nil,
+        userInfo: [CodingUserInfoKey: any Sendable] = [:]
     ) throws -> T {
         let text: String
         do {
@@ -31,18 +36,24 @@ public enum ConfigLoader {
         } catch {
             throw ConfigError(source: path, reason: "cannot read the file (\(error.localizedDescription))")
         }
-        return try decode(type, yaml: text, source: path, environment: environment, overridePrefix: overridePrefix)
+        return try decode(type, yaml: text, source: path, environment: environment, overridePrefix: overridePrefix, userInfo: userInfo)
     }
 
     /// Decodes YAML text; errors name the key path that failed.
     public static func decode<T: Decodable>(
-        _ type: T.Type, yaml text: String, source: String, environment: [String: String] = [:], overridePrefix: String? = nil
+        _ type: T.Type, yaml text: String, source: String, environment: [String: String] = [:], overridePrefix: String? = nil,
+        userInfo: [CodingUserInfoKey: any Sendable] = [:]
     ) throws -> T {
-        try YAMLSettings.decode(type, yaml: text, source: source, environment: environment, overridePrefix: overridePrefix)
+        try YAMLSettings.decode(type, yaml: text, source: source, environment: environment, overridePrefix: overridePrefix, userInfo: userInfo)
     }
 
-    /// Rules that YAML types cannot express: plain HTTP only on loopback, sane limits, known log levels.
-    static func validate(_ config: GatewayConfig, source: String) throws {
+    /// Rules that YAML types cannot express: plain HTTP only on loopback, sane limits, known log levels. The
+    /// administration scope has only the master key's rule: the rest concerns sections it never decoded.
+    static func validate(_ config: GatewayConfig, source: String, scope: ConfigScope = .serving) throws {
+        if config.masterKey.file == nil && config.masterKey.environment == nil {
+            throw ConfigError(source: source, reason: "master_key needs a file or an environment variable name")
+        }
+        guard scope == .serving else { return }
         for listener in config.listeners {
             if listener.tls == nil && !isLoopback(listener.address) {
                 throw ConfigError(
@@ -77,13 +88,24 @@ public enum ConfigLoader {
         if let problem = config.resilienceProblems().first {
             throw ConfigError(source: source, reason: problem)
         }
-        if config.masterKey.file == nil && config.masterKey.environment == nil {
-            throw ConfigError(source: source, reason: "master_key needs a file or an environment variable name")
-        }
     }
 
     /// True for 127.0.0.0/8, ::1 and `localhost`.
     public static func isLoopback(_ address: String) -> Bool {
         address == "localhost" || address == "::1" || address == "[::1]" || address.hasPrefix("127.")
     }
+}
+
+/// How much of the config file a command reads. `serve` and `check` read all of it; the store commands (`keys`,
+/// `partners`, `merchants`, `callers`, `releases`, `migrate`) read only `node_id`, `storage`, `master_key`,
+/// `catalogue` and `policies`, so a broken listener, limit or upstream setting they never use does not stop them.
+public enum ConfigScope: Sendable, Equatable {
+    /// Everything, validated: what serving needs.
+    case serving
+    /// The store, the key ring, the catalogue and the policy files; other sections are neither decoded nor
+    /// validated and keep their defaults.
+    case administration
+
+    /// Where the decoder finds the scope.
+    static let userInfoKey = CodingUserInfoKey(rawValue: "klarna-gateway.config-scope")!
 }

@@ -45,25 +45,32 @@ public struct GatewayConfig: Sendable, Codable {
         case shutdownGraceSeconds = "shutdown_grace_seconds", metrics, quotaLeasing = "quota_leasing"
     }
 
-    /// Decodes with defaults for everything but `storage`, `master_key` and `listeners`.
+    /// Decodes with defaults for everything but `storage`, `master_key` and `listeners`. In the administration
+    /// scope (`ConfigScope`) only the store's, key ring's, catalogue's and policies' keys are read; the rest keeps
+    /// its defaults, so a section the command never uses cannot stop it.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        let serving = (decoder.userInfo[ConfigScope.userInfoKey] as? ConfigScope ?? .serving) == .serving
+        func section<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            guard serving else { return fallback }
+            return try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
         nodeID = try c.decodeIfPresent(String.self, forKey: .nodeID) ?? (ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "gateway")
         storage = try c.decode(String.self, forKey: .storage)
         masterKey = try c.decode(MasterKeySource.self, forKey: .masterKey)
         catalogue = try c.decodeIfPresent(String.self, forKey: .catalogue) ?? "catalogue/operations.tsv"
         policies = try c.decodeIfPresent(Policies.self, forKey: .policies) ?? Policies(access: "../policies/access.yaml")
-        listeners = try c.decode([Listener].self, forKey: .listeners)
-        upstream = try c.decodeIfPresent(Upstream.self, forKey: .upstream) ?? Upstream()
-        limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
-        admin = try c.decodeIfPresent(Address.self, forKey: .admin)
-        audit = try c.decodeIfPresent(AuditSettings.self, forKey: .audit) ?? AuditSettings()
-        auditEnabled = try c.decodeIfPresent(AuditToggle.self, forKey: .audit)?.enabled ?? true
-        reloadIntervalMs = try c.decodeIfPresent(Int.self, forKey: .reloadIntervalMs) ?? 500
-        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
-        shutdownGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .shutdownGraceSeconds) ?? 65
-        metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? Metrics()
-        quotaLeasing = try c.decodeIfPresent(QuotaLeasing.self, forKey: .quotaLeasing) ?? QuotaLeasing()
+        listeners = serving ? try c.decode([Listener].self, forKey: .listeners) : []
+        upstream = try section(.upstream, Upstream())
+        limits = try section(.limits, Limits())
+        admin = serving ? try c.decodeIfPresent(Address.self, forKey: .admin) : nil
+        audit = try section(.audit, AuditSettings())
+        auditEnabled = try section(.audit, AuditToggle()).enabled ?? true
+        reloadIntervalMs = try section(.reloadIntervalMs, 500)
+        logLevel = try section(.logLevel, "info")
+        shutdownGraceSeconds = try section(.shutdownGraceSeconds, 65)
+        metrics = try section(.metrics, Metrics())
+        quotaLeasing = try section(.quotaLeasing, QuotaLeasing())
     }
 
     /// What `/metrics` exports.

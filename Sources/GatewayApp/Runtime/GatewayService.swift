@@ -71,7 +71,7 @@ public final class GatewayService: Service, Sendable {
             let state = ReloadState()
             let files = ReloadState.stamp(of: Self.watchedFiles(config: config, configPath: configSource?.path))
             let tls = ReloadState.stamp(of: Self.tlsFiles(config: config))
-            let snapshot = try await Self.buildSnapshot(config: config, credentials: credentials, version: state.nextVersion())
+            let snapshot = try await Self.buildSnapshot(config: config, credentials: credentials, version: state.nextVersion(), logger: logger)
             state.built(ReloadState.Stamps(generation: snapshot.generation, files: files, tls: tls), counted: false)
             if let problem = config.unknownTimeoutFamilyProblem(catalogue: snapshot.snapshot.catalogue) { throw problem }
             let upstreamCA = try config.upstream.caFile.map { try String(contentsOfFile: config.resolve($0), encoding: .utf8) }
@@ -219,7 +219,7 @@ public final class GatewayService: Service, Sendable {
                 "configuration changes that need a restart were not applied; the running values stay",
                 metadata: ["settings": "\(restartOnly.joined(separator: ", "))", "file": "\(source?.path ?? "-")"])
         }
-        let built = try await Self.buildSnapshot(config: next, credentials: credentials, version: state.nextVersion())
+        let built = try await Self.buildSnapshot(config: next, credentials: credentials, version: state.nextVersion(), logger: logger)
         // Certificates last among the checks: new contexts are installed only if all of them build, and only
         // once nothing else can fail.
         if force || state.tlsChanged(inputs.tls) {
@@ -268,7 +268,7 @@ public final class GatewayService: Service, Sendable {
     }
 
     static func buildSnapshot(
-        config: GatewayConfig, credentials: any CredentialSource, version: Int64
+        config: GatewayConfig, credentials: any CredentialSource, version: Int64, logger: Logger
     ) async throws -> (snapshot: GatewaySnapshot, generation: Int64) {
         let catalogue = try PolicyLoader.loadCatalogue(path: config.resolve(config.catalogue))
         let access = try PolicyLoader.loadAccess(path: config.resolve(config.policies.access), catalogue: catalogue)
@@ -279,6 +279,12 @@ public final class GatewayService: Service, Sendable {
             try PolicyLoader.loadReleases(path: config.resolve($0), catalogue: catalogue)
         } ?? .klarnaCalendar
         let loaded = try await credentials.load()
+        let unmatched = rateLimits.overridesNamingNone(partners: Set(loaded.partners.map(\.record.id)), callers: Set(loaded.callers.map(\.id)))
+        if !unmatched.isEmpty {
+            logger.warning(
+                "rate-limit overrides name no partner or caller in the store; they apply to nothing until one is added",
+                metadata: ["overrides": "\(unmatched.joined(separator: ", "))"])
+        }
         let snapshot = GatewaySnapshot(
             partners: loaded.partners, merchants: loaded.merchants, callers: loaded.callers, access: access,
             catalogue: catalogue, settings: config.pipelineSettings, rateLimits: rateLimits,

@@ -64,8 +64,12 @@ public struct RateLimitPolicy: Sendable, Hashable, Codable {
     public var merchant: [KlarnaEnvironment: CategoryLimits]
     /// Per (partner, category), by environment: Klarna's acquirer-level quota.
     public var partner: [KlarnaEnvironment: CategoryLimits]
+    /// The partner level of one partner, by partner id, instead of its environment's figures.
+    public var partnerOverrides: [String: CategoryLimits]
     /// Per caller.
     public var caller: LimitSpec?
+    /// The caller level of one caller, by caller id, instead of `caller`.
+    public var callerOverrides: [String: LimitSpec]
     /// Per (caller, merchant).
     public var callerMerchant: LimitSpec?
     /// One ceiling for the whole gateway instance, or for the whole cluster in cluster mode (PostgreSQL storage).
@@ -83,6 +87,7 @@ public struct RateLimitPolicy: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case merchant, partner, caller, callerMerchant = "caller_merchant", global, plans
+        case partnerOverrides = "partner_overrides", callerOverrides = "caller_overrides"
         case assign, options, maxQueued = "max_queued"
     }
 
@@ -93,11 +98,14 @@ public struct RateLimitPolicy: Sendable, Hashable, Codable {
         merchant: [KlarnaEnvironment: CategoryLimits] = [:], partner: [KlarnaEnvironment: CategoryLimits] = [:],
         caller: LimitSpec? = nil, callerMerchant: LimitSpec? = nil, global: LimitSpec? = nil,
         plans: [String: RatePlan] = [:], merchantPlans: [String: String] = [:], groupPlans: [String: String] = [:],
-        options: [String: RuleOptions] = [:], maxQueued: Int = 10_000
+        options: [String: RuleOptions] = [:], maxQueued: Int = 10_000,
+        partnerOverrides: [String: CategoryLimits] = [:], callerOverrides: [String: LimitSpec] = [:]
     ) {
         self.merchant = merchant
         self.partner = partner
+        self.partnerOverrides = partnerOverrides
         self.caller = caller
+        self.callerOverrides = callerOverrides
         self.callerMerchant = callerMerchant
         self.global = global
         self.plans = plans
@@ -132,7 +140,9 @@ public struct RateLimitPolicy: Sendable, Hashable, Codable {
         }
         merchant = try byEnvironment(.merchant)
         partner = try byEnvironment(.partner)
+        partnerOverrides = try c.decodeIfPresent([String: CategoryLimits].self, forKey: .partnerOverrides) ?? [:]
         caller = try c.decodeIfPresent(LimitSpec.self, forKey: .caller)
+        callerOverrides = try c.decodeIfPresent([String: LimitSpec].self, forKey: .callerOverrides) ?? [:]
         callerMerchant = try c.decodeIfPresent(LimitSpec.self, forKey: .callerMerchant)
         global = try c.decodeIfPresent(LimitSpec.self, forKey: .global)
         plans = try c.decodeIfPresent([String: RatePlan].self, forKey: .plans) ?? [:]
@@ -153,7 +163,9 @@ public struct RateLimitPolicy: Sendable, Hashable, Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(Dictionary(uniqueKeysWithValues: merchant.map { ($0.key.rawValue, $0.value) }), forKey: .merchant)
         try c.encode(Dictionary(uniqueKeysWithValues: partner.map { ($0.key.rawValue, $0.value) }), forKey: .partner)
+        try c.encode(partnerOverrides, forKey: .partnerOverrides)
         try c.encodeIfPresent(caller, forKey: .caller)
+        try c.encode(callerOverrides, forKey: .callerOverrides)
         try c.encodeIfPresent(callerMerchant, forKey: .callerMerchant)
         try c.encodeIfPresent(global, forKey: .global)
         try c.encode(plans, forKey: .plans)
@@ -164,7 +176,26 @@ public struct RateLimitPolicy: Sendable, Hashable, Codable {
         try c.encode(maxQueued, forKey: .maxQueued)
     }
 
-    /// Problems a human should fix: unknown plans, rule names and categories, non-positive numbers.
+    /// The partner level of one partner: its override, else its environment's figures. Resolved once per partner
+    /// when a snapshot is built (`PartnerState.rateLimits`), not per call.
+    public func partnerLimits(partnerID: String, environment: KlarnaEnvironment) -> CategoryLimits? {
+        partnerOverrides[partnerID] ?? partner[environment]
+    }
+
+    /// The caller level of one caller: its override, else `caller`. Resolved once per caller when a snapshot is
+    /// built (`CallerState.rateLimit`), not per call.
+    public func callerLimit(callerID: String) -> LimitSpec? {
+        callerOverrides[callerID] ?? caller
+    }
+
+    /// Overrides whose id names none of `partners` / `callers` (the store's ids). Allowed, since a partner or
+    /// caller added later picks its figures up, but worth a warning: a mistyped id would otherwise do nothing.
+    public func overridesNamingNone(partners: Set<String>, callers: Set<String>) -> [String] {
+        partnerOverrides.keys.filter { !partners.contains($0) }.sorted().map { "partner_overrides.\($0)" }
+            + callerOverrides.keys.filter { !callers.contains($0) }.sorted().map { "caller_overrides.\($0)" }
+    }
+
+    /// Problems a human should fix: unknown plans, rule names and categories, non-positive numbers, malformed ids.
     public func problems(knownCategories: Set<String>) -> [String] {
         var problems: [String] = []
         func check(_ spec: LimitSpec?, _ name: String) {
@@ -181,7 +212,15 @@ public struct RateLimitPolicy: Sendable, Hashable, Codable {
         }
         for (environment, limits) in merchant { check(limits, "merchant.\(environment.rawValue)") }
         for (environment, limits) in partner { check(limits, "partner.\(environment.rawValue)") }
+        for (id, limits) in partnerOverrides {
+            if let problem = MerchantRecord.problem(withID: id, kind: "partner") { problems.append("partner_overrides: '\(id)': \(problem)") }
+            check(limits, "partner_overrides.\(id)")
+        }
         check(caller, "caller")
+        for (id, spec) in callerOverrides {
+            if let problem = MerchantRecord.problem(withID: id, kind: "caller") { problems.append("caller_overrides: '\(id)': \(problem)") }
+            check(spec, "caller_overrides.\(id)")
+        }
         check(callerMerchant, "caller_merchant")
         check(global, "global")
         for (name, plan) in plans { check(plan.merchant, "plans.\(name).merchant") }

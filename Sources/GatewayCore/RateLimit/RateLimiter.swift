@@ -14,15 +14,36 @@ public struct RateLimitSubject: Sendable {
     public var environment: KlarnaEnvironment
     /// Klarna's rate-limit category of the operation.
     public var category: String
+    /// The partner's and caller's own limits as the snapshot resolved them; nil reads them from the policy.
+    public var resolved: ResolvedRateLimits?
 
     /// Makes a subject.
-    public init(callerID: String, merchantID: String?, merchantGroups: [String], partnerID: String, environment: KlarnaEnvironment, category: String) {
+    public init(
+        callerID: String, merchantID: String?, merchantGroups: [String], partnerID: String, environment: KlarnaEnvironment, category: String,
+        resolved: ResolvedRateLimits? = nil
+    ) {
+        self.resolved = resolved
         self.callerID = callerID
         self.merchantID = merchantID
         self.merchantGroups = merchantGroups
         self.partnerID = partnerID
         self.environment = environment
         self.category = category
+    }
+}
+
+/// The limits of one call that `rate-limits.yaml` can set per partner id and per caller id, resolved when the
+/// snapshot is built (`PartnerState.rateLimits`, `CallerState.rateLimit`), so deciding looks up no override.
+public struct ResolvedRateLimits: Sendable {
+    /// The partner level: the partner's override, else its environment's figures.
+    public var partner: CategoryLimits?
+    /// The caller level: the caller's override, else `caller`.
+    public var caller: LimitSpec?
+
+    /// Makes resolved limits.
+    public init(partner: CategoryLimits?, caller: LimitSpec?) {
+        self.partner = partner
+        self.caller = caller
     }
 }
 
@@ -119,9 +140,11 @@ public final class RateLimiter: Sendable {
             // Added even without a limit, so that holds learned from Klarna's 429s apply to the key.
             add(.merchant, Key(rule: .merchant, first: merchantID, second: subject.category), limits?.limit(for: subject.category))
         }
-        add(.partner, Key(rule: .partner, first: subject.partnerID, second: subject.category),
-            policy.partner[subject.environment]?.limit(for: subject.category))
-        if let spec = policy.caller { add(.caller, Key(rule: .caller, first: subject.callerID, second: ""), spec) }
+        let resolved = subject.resolved ?? ResolvedRateLimits(
+            partner: policy.partnerLimits(partnerID: subject.partnerID, environment: subject.environment),
+            caller: policy.callerLimit(callerID: subject.callerID))
+        add(.partner, Key(rule: .partner, first: subject.partnerID, second: subject.category), resolved.partner?.limit(for: subject.category))
+        if let spec = resolved.caller { add(.caller, Key(rule: .caller, first: subject.callerID, second: ""), spec) }
         if let spec = policy.callerMerchant, let merchantID = subject.merchantID {
             add(.callerMerchant, Key(rule: .callerMerchant, first: subject.callerID, second: merchantID), spec)
         }

@@ -6,6 +6,14 @@ public struct CallerAuthentication: Sendable {
         public let caller: CallerRecord
         /// How it proved itself.
         public let method: AuthenticationMethod
+        /// Its caller-level rate limit, as the snapshot resolved it.
+        public let rateLimit: LimitSpec?
+
+        init(_ state: CallerState, method: AuthenticationMethod) {
+            caller = state.record
+            self.method = method
+            rateLimit = state.rateLimit
+        }
     }
 
     /// One message for every failure, so a prober learns nothing about which part was wrong.
@@ -20,22 +28,22 @@ public struct CallerAuthentication: Sendable {
         guard let authorization = try request.headers.single("authorization") else {
             // Certificate-only callers: the fingerprint must be registered to an active caller.
             guard let presented, let caller = snapshot.callersByFingerprint[presented] else { throw Self.refusal }
-            return Result(caller: caller, method: .certificate)
+            return Result(caller, method: .certificate)
         }
         guard authorization.utf8.count > 7, ASCIICase.hasPrefix(authorization, lowercase: "bearer ") else { throw Self.refusal }
         guard let token = CallerToken(parsing: authorization[authorization.utf8.index(authorization.startIndex, offsetBy: 7)...]),
-            let caller = snapshot.callersByTokenID[token.id], let storedHash = caller.tokenHash,
+            let caller = snapshot.callersByTokenID[token.id], let storedHash = caller.record.tokenHash,
             token.matches(storedHash: storedHash)
         else { throw Self.refusal }
-        if let bound = caller.certificateFingerprint?.lowercased() {
+        if let bound = caller.record.certificateFingerprint?.lowercased() {
             // A certificate-bound caller must present exactly its certificate.
             guard let presented, ConstantTime.equal(bound.utf8, presented.utf8) else { throw Self.refusal }
-            return Result(caller: caller, method: .tokenAndCertificate)
+            return Result(caller, method: .tokenAndCertificate)
         }
-        if let presented, let owner = snapshot.callersByFingerprint[presented], owner.id != caller.id {
+        if let presented, let owner = snapshot.callersByFingerprint[presented], owner.record.id != caller.record.id {
             // Caller A's token with caller B's certificate: someone holds parts of two identities.
             throw Self.refusal
         }
-        return Result(caller: caller, method: presented == nil ? .token : .tokenAndCertificate)
+        return Result(caller, method: presented == nil ? .token : .tokenAndCertificate)
     }
 }

@@ -6,6 +6,8 @@ public struct ForwardPlan: Sendable {
     public let target: CallTarget
     /// The head to send upstream.
     public let upstream: UpstreamRequestHead
+    /// The caller's caller-level rate limit, as the snapshot resolved it.
+    public let callerRateLimit: LimitSpec?
 }
 
 /// A refusal with what was known when it happened.
@@ -72,7 +74,7 @@ public struct RequestPipeline: Sendable {
                 callTarget: callTarget, endpoint: endpoint, headers: request.headers, requestID: requestID,
                 settings: snapshot.settings
             )
-            return .success(ForwardPlan(facts: facts, target: callTarget, upstream: upstream))
+            return .success(ForwardPlan(facts: facts, target: callTarget, upstream: upstream, callerRateLimit: caller.rateLimit))
         } catch {
             return .failure(Refusal(error: error, facts: facts))
         }

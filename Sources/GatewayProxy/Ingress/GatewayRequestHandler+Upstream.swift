@@ -159,7 +159,7 @@ extension GatewayRequestHandler {
             call.upstreamKeepAlive = head.isKeepAlive
             call.record.status = Int(head.status.code)
             call.retryAfter = Self.retryAfter(head.headers)
-            learnQuota(from: head)
+            learnQuota(from: head, wait: call.retryAfter)
             if let sent = call.upstreamSent { call.record.upstreamLatencyMicros = (NIODeadline.now() - sent).nanoseconds / 1000 }
             var headers = HTTPHeaders()
             headers.reserveCapacity(head.headers.count + 3)
@@ -369,13 +369,13 @@ extension GatewayRequestHandler {
     }
 
     /// Klarna's own quota signals (a 429, or `X-Ratelimit-Remaining: 0`) hold the key locally until its reset,
-    /// so further calls are refused here instead of spending Klarna's patience.
-    private func learnQuota(from head: HTTPResponseHead) {
-        guard let call, let subject = call.rateLimitSubject else { return }
+    /// so further calls are refused here instead of spending Klarna's patience. The reset is read as the retry
+    /// reads it (`Retry-After` in either form, else `X-Ratelimit-Reset`); 1 s when Klarna gave none, at most an hour.
+    private func learnQuota(from head: HTTPResponseHead, wait: Int64?) {
+        guard let subject = call?.rateLimitSubject else { return }
         let exhausted = head.status == .tooManyRequests || head.headers.first(name: "x-ratelimit-remaining") == "0"
         guard exhausted else { return }
-        let seconds = head.headers.first(name: "x-ratelimit-reset").flatMap(Double.init) ?? 1
-        let until = Int64(NIODeadline.now().uptimeNanoseconds) + Int64(min(max(seconds, 0), 3600) * 1_000_000_000)
+        let until = Int64(NIODeadline.now().uptimeNanoseconds) + min(wait ?? 1_000_000_000, 3_600_000_000_000)
         runtime.rateLimiter.hold(subject, until: until)
     }
 

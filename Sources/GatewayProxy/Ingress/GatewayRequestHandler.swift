@@ -268,7 +268,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         }
         let subject = RateLimitSubject(
             callerID: callerID, merchantID: plan.facts.merchantID, merchantGroups: plan.target.merchant?.record.groups ?? [],
-            partnerID: plan.target.partner.record.id, environment: environment, category: operation.category
+            partnerID: plan.target.partner.record.id, environment: environment, category: operation.category,
+            resolved: ResolvedRateLimits(partner: plan.target.partner.rateLimits, caller: plan.callerRateLimit)
         )
         call.rateLimitSubject = subject
         let limiter = runtime.rateLimiter
@@ -384,6 +385,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             // A refusal is sent whether or not its record could be written: refusing forwards nothing.
             self.runtime.metrics.observe(record, started: call.started)
             guard self.context != nil else { return }
+            if !self.isHTTP2 && call.method == "CONNECT" { RefusalResponse.unpairEncoder(of: context.pipeline.syncOperations) }
             let written = response.write(to: context, wrap: self.wrapOutboundOut)
             call.answerWritten = true
             if close || call.closeAfterRefusal {

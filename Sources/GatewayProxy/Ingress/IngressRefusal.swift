@@ -60,3 +60,18 @@ struct RefusalResponse {
         return context.writeAndFlush(wrap(.end(nil)))
     }
 }
+
+extension RefusalResponse {
+    /// Lets a refused CONNECT carry its JSON body. NIO's server pipeline pairs the response encoder with the
+    /// request decoder so that every answer to CONNECT leaves without a body (and without Content-Length): right
+    /// for the 2xx that opens a tunnel, wrong for a refusal, which RFC 9110 9.3.6 lets carry one. The connection
+    /// closes after a refused CONNECT, so its encoder is swapped for an unpaired one, which frames the answer from
+    /// its status like any other. If the encoder cannot be found the refusal still leaves, bodiless.
+    static func unpairEncoder(of pipeline: ChannelPipeline.SynchronousOperations) {
+        guard let paired = try? pipeline.handler(type: HTTPResponseEncoder.self) else { return }
+        // Added in front of the paired one and the paired one removed at once, with no write in between: the
+        // unpaired encoder takes its place.
+        guard (try? pipeline.addHandler(HTTPResponseEncoder(), position: .before(paired))) != nil else { return }
+        pipeline.removeHandler(paired, promise: nil)
+    }
+}

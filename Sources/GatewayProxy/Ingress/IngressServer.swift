@@ -228,69 +228,22 @@ func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
 /// HTTP/2: each stream gets its own handler, translated to HTTP/1-style parts.
 @Sendable
 func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
-    let quiesce = NIOLoopBound(HTTP2QuiesceHandler(), eventLoop: channel.eventLoop)
+    let lifetime = NIOLoopBound(HTTP2ConnectionLifetimeHandler(idleTimeout: runtime.limits.idleTimeout), eventLoop: channel.eventLoop)
     let limits = HTTP2IngressLimits(headersTotalBytes: runtime.limits.maxHeadersTotalBytes)
     return channel.configureHTTP2Pipeline(
         mode: .server, connectionConfiguration: limits.connection, streamConfiguration: limits.stream
     ) { stream in
         stream.eventLoop.makeCompletedFuture {
-            quiesce.value.streamOpened(stream)
+            lifetime.value.streamOpened(stream)
             try stream.pipeline.syncOperations.addHandler(HTTP2EndStreamCoalescer())
             try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
             try stream.pipeline.syncOperations.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: true))
         }
     }.flatMapThrowing { _ in
-        try channel.pipeline.syncOperations.addHandler(quiesce.value)
+        try channel.pipeline.syncOperations.addHandler(lifetime.value)
         try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorCloser(refusals: runtime.connectionRefusals))
         // Configured after the stop began (its handshake was still running then): it missed the event.
         if runtime.isQuiescing { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
-    }
-}
-
-/// Graceful stop of one HTTP/2 connection: on the quiesce event it sends GOAWAY and closes the connection once
-/// its open streams are done (at once when there are none).
-///
-/// Streams are counted from the stream initializer and each stream channel's close, which needs no cooperation
-/// from the HTTP/2 handler's events.
-final class HTTP2QuiesceHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
-
-    private var openStreams = 0
-    private var quiescing = false
-    private var context: ChannelHandlerContext?
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
-
-    /// A stream opened; its close is watched. Runs on the connection's loop (streams share it).
-    func streamOpened(_ stream: any Channel) {
-        openStreams += 1
-        let bound = NIOLoopBound(self, eventLoop: stream.eventLoop)
-        stream.closeFuture.whenComplete { _ in bound.value.streamClosed() }
-    }
-
-    private func streamClosed() {
-        openStreams -= 1
-        closeIfDone()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent && !quiescing {
-            quiescing = true
-            let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
-            context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
-            closeIfDone()
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    private func closeIfDone() {
-        guard quiescing, openStreams <= 0, let context else { return }
-        // A tick later, so the last stream's final frames are flushed before the connection closes.
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.eventLoop.execute { bound.value.close(promise: nil) }
     }
 }
 

@@ -1,0 +1,45 @@
+import Foundation
+import GatewayTestSupport
+import Testing
+
+/// Issue 16: an HTTP/2 connection with no open stream for `limits.idle_timeout_ms` gets GOAWAY `NO_ERROR` and is
+/// closed, as an idle HTTP/1.1 keep-alive connection is; a stream still open keeps the connection.
+@Suite("HTTP/2 idle timeout")
+struct HTTP2IdleTimeoutTests {
+    typealias H2 = HostileInputHTTP2Tests
+
+    /// A GET's header block with a bearer token (a literal header field without indexing, new name).
+    static func authorizedGet(path: String, token: String) -> [UInt8] {
+        let value = "Bearer \(token)"
+        return H2.getHeaderBlock(path: path) + [0x00, UInt8("authorization".utf8.count)] + Array("authorization".utf8)
+            + [UInt8(value.utf8.count)] + Array(value.utf8)
+    }
+
+    @Test("an answered stream, then silence: GOAWAY NO_ERROR and the connection closes; a slow stream is not cut", .timeLimit(.minutes(2)))
+    func idleConnectionIsClosed() async throws {
+        try await withGateway(limits: "idle_timeout_ms: 1000") { gw in
+            // Klarna answers after 2.5 s: the stream stays open longer than the idle timeout, and must get its answer.
+            _ = try await gw.control.send(
+                "POST", "/control/faults", headers: [("Content-Type", "application/json")],
+                body: Array(#"{"kind": "latency", "delay_ms": 2500, "count": 1}"#.utf8))
+            let connection = try await RawConnection.open(port: gw.httpsPort, tls: gw.rawTLS(alpn: ["h2"]))
+            let token = try #require(gw.tokens["checkout"])
+            await connection.send(H2.preface + H2.frame(type: 0x04) + H2.frame(type: 0x04, flags: 0x01)
+                + H2.frame(type: 0x01, flags: 0x05, stream: 1, payload: Self.authorizedGet(path: seedTransaction, token: token)))
+            var body = ""
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !body.contains("}") && !connection.isClosed && ContinuousClock.now < deadline {
+                body = H2.frames(in: connection.received).filter { $0.type == 0x00 }.map { String(decoding: $0.payload, as: UTF8.self) }.joined()
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(body.contains("seed-M1"), "the slow stream got no answer before the connection closed: \(body.prefix(200))")
+            #expect(H2.goAwayCode(in: connection.received) == nil, "GOAWAY while a stream was open")
+
+            // Silence: no stream open, so the idle timeout ends the connection, politely.
+            #expect(await connection.waitForClose(timeout: .seconds(30)), "the idle HTTP/2 connection was left open")
+            #expect(H2.goAwayCode(in: connection.received) == 0, "frames: \(H2.frames(in: connection.received).map(\.type))")
+            await connection.close()
+            try await gw.expectServes()
+        }
+    }
+}
