@@ -8,7 +8,7 @@ import Testing
 /// deadline after a client-certificate rotation (`upstream.drain_seconds`), and the grace of a graceful stop
 /// (`shutdown_grace_seconds`). Each closes what is left at its deadline, counts it, and leaves an audit trail that
 /// verifies.
-@Suite("Drain and grace deadlines")
+@Suite("Drain and grace deadlines", .serialized)
 struct DrainDeadlineTests {
     static let transaction = LifecycleTests.transaction
 

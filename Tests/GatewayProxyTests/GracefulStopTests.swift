@@ -6,7 +6,7 @@ import Testing
 
 /// SIGTERM while connections are open but silent: a request that arrives after the stop began, on a connection the
 /// gateway had already accepted, is answered (with `Connection: close`); new connections are refused.
-@Suite("Graceful stop")
+@Suite("Graceful stop", .serialized)
 struct GracefulStopTests {
     @Test("idle keep-alive and fresh connections accepted before SIGTERM still get their request answered", .timeLimit(.minutes(3)))
     func acceptedConnectionsAreServed() async throws {
