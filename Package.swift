@@ -53,7 +53,6 @@ let package = Package(
             name: "GatewayPostgres",
             dependencies: [
                 "GatewayCore",
-                "GatewayStore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,5 +1,5 @@
+import GatewayCore
 import GatewayPostgres
-import GatewayStore
 import Logging
 import PostgresNIO
 

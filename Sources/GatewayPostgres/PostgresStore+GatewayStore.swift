@@ -1,6 +1,5 @@
 import Foundation
 import GatewayCore
-import GatewayStore
 import NIOCore
 import PostgresNIO
 
@@ -70,7 +69,7 @@ extension PostgresStore {
                         CASE WHEN has_key THEN key_id END, CASE WHEN has_key THEN key_version END,
                         CASE WHEN has_release THEN release END
                     FROM unnest(\(unique.map(\.id))::text[], \(unique.map(\.partnerID))::text[],
-                        \(unique.map(\.account.rawValue))::text[], \(unique.map { SQLiteStore.groupsJSON($0.groups) })::text[],
+                        \(unique.map(\.account.rawValue))::text[], \(unique.map { JSONStringArray.render($0.groups) })::text[],
                         \(unique.map(\.status.rawValue))::text[], \(unique.map { $0.apiKey != nil })::bool[],
                         \(unique.map { $0.apiKey?.id ?? "" })::text[], \(unique.map { $0.apiKey?.version ?? 0 })::int8[],
                         \(unique.map { $0.release != nil })::bool[], \(unique.map { $0.release ?? "" })::text[])

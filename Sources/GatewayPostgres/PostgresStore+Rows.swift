@@ -1,5 +1,4 @@
 import GatewayCore
-import GatewayStore
 import NIOCore
 import PostgresNIO
 

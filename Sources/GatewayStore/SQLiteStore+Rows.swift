@@ -45,7 +45,7 @@ extension SQLiteStore {
 
     static func arguments(_ merchant: MerchantRecord) -> StatementArguments {
         [
-            merchant.id, merchant.partnerID, merchant.account.rawValue, groupsJSON(merchant.groups),
+            merchant.id, merchant.partnerID, merchant.account.rawValue, JSONStringArray.render(merchant.groups),
             merchant.status.rawValue, merchant.apiKey?.id, merchant.apiKey?.version, merchant.release,
         ]
     }
@@ -56,10 +56,6 @@ extension SQLiteStore {
 
     static func arguments(_ secret: SealedSecret) -> StatementArguments {
         [secret.owner, secret.credential.id, secret.credential.version, secret.keyVersion, Data(secret.combined)]
-    }
-
-    package static func groupsJSON(_ groups: [String]) -> String {
-        "[" + groups.map(JSONText.quote).joined(separator: ",") + "]"
     }
 
     static func partner(_ row: Row) throws -> PartnerRecord {

@@ -1,5 +1,5 @@
+import GatewayCore
 import GatewayPostgres
-import GatewayStore
 import Testing
 
 /// `sslmode` is enforced: a mode that demands TLS never falls back to plain TCP. The test server has no TLS, so

@@ -1,5 +1,5 @@
+import GatewayCore
 import GatewayPostgres
-import GatewayStore
 import Testing
 
 /// The storage URL forms, without a server.

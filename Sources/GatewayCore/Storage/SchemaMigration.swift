@@ -1,5 +1,3 @@
-import GatewayCore
-
 /// One step of a store's schema history. Both stores number their steps alike: version N means the same
 /// logical schema in SQLite and in PostgreSQL, so `store copy` and the docs can speak of one version.
 public struct SchemaMigration: Sendable {

@@ -1,8 +1,14 @@
-/// Parses the JSON arrays of strings the store writes for merchant groups (`["eu","b\"x"]`).
+/// The JSON arrays of strings both stores write for merchant groups (`["eu","b\"x"]`): written and parsed here,
+/// so the SQLite and PostgreSQL stores keep the same text.
 ///
 /// A dedicated parser instead of `JSONDecoder`: it runs once per merchant on every reload, and a general
 /// decoder costs more than the rest of the row.
 package enum JSONStringArray {
+    /// The array's JSON text.
+    package static func render(_ strings: [String]) -> String {
+        "[" + strings.map(JSONText.quote).joined(separator: ",") + "]"
+    }
+
     /// The strings, or nil when the text is not a JSON array of strings.
     package static func parse(_ text: String) -> [String]? {
         if text == "[]" { return [] }
