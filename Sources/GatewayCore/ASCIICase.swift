@@ -13,25 +13,24 @@ public enum ASCIICase {
     public static func equals(_ text: String, lowercase: StaticString) -> Bool {
         text.utf8.count == lowercase.utf8CodeUnitCount && hasPrefix(text, lowercase: lowercase)
     }
-}
 
-extension ASCIICase {
     /// Whether `text` equals `lowercaseName` (lower-case ASCII) ignoring ASCII case.
     @inlinable
     public static func equals(_ text: String, lowercaseName: String) -> Bool {
         guard text.utf8.count == lowercaseName.utf8.count else { return false }
-        var expected = lowercaseName.utf8.makeIterator()
-        for byte in text.utf8 {
-            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            if folded != expected.next() { return false }
-        }
-        return true
+        var name = lowercaseName
+        return name.withUTF8 { hasPrefix(text, expected: $0) }
     }
 
     /// Whether `text` starts with `lowercase` (lower-case ASCII) ignoring ASCII case.
     @inlinable
     public static func hasPrefix(_ text: String, lowercase: StaticString) -> Bool {
-        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        hasPrefix(text, expected: UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount))
+    }
+
+    /// The one comparison the others share: `text`'s bytes, upper-case ASCII folded, start with `expected`.
+    @inlinable
+    static func hasPrefix(_ text: String, expected: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
         for byte in text.utf8 {
             if index == expected.count { return true }

@@ -58,15 +58,7 @@ public struct CallerToken: Sendable {
 
 /// Comparisons whose time does not depend on where the inputs differ.
 public enum ConstantTime {
-    /// Byte-wise equality in time proportional to the length only.
-    public static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
-    }
-
-    /// The same for two strings' UTF-8 bytes, without copying them into arrays.
+    /// Whether two strings' UTF-8 bytes are equal, in time proportional to the length only (no copies).
     public static func equal(_ a: String.UTF8View, _ b: String.UTF8View) -> Bool {
         guard a.count == b.count else { return false }
         var difference: UInt8 = 0
@@ -81,25 +73,22 @@ public enum Hex {
 
     /// Encodes bytes as lowercase hex.
     public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        bytes.withContiguousStorageIfAvailable { encode(raw: UnsafeRawBufferPointer($0)) }
+            ?? Array(bytes).withUnsafeBytes { encode(raw: $0) }
     }
 
     /// Encodes a SHA-256 digest: one String and nothing else per call, since every call's record carries two.
     public static func encode(_ digest: SHA256.Digest) -> String {
-        digest.withUnsafeBytes { bytes in
-            String(unsafeUninitializedCapacity: bytes.count * 2) { out in
-                for (index, byte) in bytes.enumerated() {
-                    out[2 * index] = digits[Int(byte >> 4)]
-                    out[2 * index + 1] = digits[Int(byte & 0x0F)]
-                }
-                return bytes.count * 2
+        digest.withUnsafeBytes { encode(raw: $0) }
+    }
+
+    private static func encode(raw bytes: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            for (index, byte) in bytes.enumerated() {
+                out[2 * index] = digits[Int(byte >> 4)]
+                out[2 * index + 1] = digits[Int(byte & 0x0F)]
             }
+            return bytes.count * 2
         }
     }
 

@@ -51,10 +51,9 @@ public struct MerchantTable: Sendable {
                 partnerIDs.append(record.partnerID)
             }
             // Merchants share a few group lists; one copy of each keeps 100,000 arrays from being 100,000 allocations.
-            var groups: [String] = []
-            if !record.groups.isEmpty {
-                groups = groupSets[record.groups, default: record.groups]
-                groupSets[groups] = groups
+            var groups = record.groups
+            if !groups.isEmpty {
+                if let shared = groupSets[groups] { groups = shared } else { groupSets[groups] = groups }
             }
             var rarePosition: Int32 = -1
             if record.apiKey != nil || record.release != nil || merchant.ownAuthorization != nil {
