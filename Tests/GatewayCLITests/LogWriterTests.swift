@@ -89,8 +89,8 @@ struct LogWriterTests {
             line.eventMetadata = Logger.Metadata(uniqueKeysWithValues: AccessLogFields.fields(of: record))
             JSONLogFormat.append(line, to: &generic)
             line = base
-            line.handlerMetadata = [:]
-            line.call = (record, handler.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) })
+            line.handlerMetadata = handler
+            line.call = record
             JSONLogFormat.append(line, to: &direct)
             #expect(String(decoding: direct, as: UTF8.self) == String(decoding: generic, as: UTF8.self))
             let object = try JSONSerialization.jsonObject(with: Data(direct)) as? [String: String]

@@ -9,14 +9,14 @@ import NIOCore
 public struct AccessLogJournal: CallJournal {
     private let logger: Logger
     /// Set when the logger writes through `JSONLogHandler`: the record itself is queued and its line is built on
-    /// the log writer's thread, so the event loop builds no metadata dictionary (about 50 µs of CPU per call).
-    private let direct: (label: String, metadata: [(key: String, value: Logger.Metadata.Value)])?
+    /// the log writer's thread, so the event loop builds no metadata dictionary.
+    private let direct: (label: String, metadata: Logger.Metadata)?
 
     /// Logs through `logger`.
     public init(logger: Logger) {
         self.logger = logger
         if let handler = logger.handler as? JSONLogHandler {
-            direct = (logger.label, handler.metadata.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) })
+            direct = (logger.label, handler.metadata)
         } else {
             direct = nil
         }

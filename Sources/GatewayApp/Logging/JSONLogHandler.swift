@@ -40,12 +40,12 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    /// Queues a call's access line (`AccessLogFields`) under `label` with the logger's `metadata` in key order.
-    static func logCall(_ record: CallRecord, label: String, metadata: [(key: String, value: Logger.Metadata.Value)]) {
+    /// Queues a call's access line (`AccessLogFields`) under `label`, with the logger's `metadata`.
+    static func logCall(_ record: CallRecord, label: String, metadata: Logger.Metadata) {
         let now = UTCTime.now()
         LogWriter.shared.enqueue(LogLine(
             seconds: now.seconds, nanoseconds: now.nanoseconds, level: .info, label: label, message: AccessLogFields.message,
-            handlerMetadata: [:], eventMetadata: nil, call: (record, metadata)))
+            handlerMetadata: metadata, eventMetadata: nil, call: record))
     }
 
     /// Queues one line.

@@ -17,9 +17,9 @@ struct LogLine: Sendable {
     var message: Logger.Message
     var handlerMetadata: Logger.Metadata
     var eventMetadata: Logger.Metadata?
-    /// An access line: the call's record with the logger's metadata in key order, formatted on the writer's thread
-    /// (`AccessLogFields`) instead of a metadata dictionary built on the event loop.
-    var call: (record: CallRecord, metadata: [(key: String, value: Logger.Metadata.Value)])?
+    /// An access line: the call's record, whose fields (`AccessLogFields`) are the line's event metadata, made on
+    /// the writer's thread instead of as a dictionary on the event loop.
+    var call: CallRecord?
 }
 
 /// Writes log lines to standard error from a thread of its own, so that no event loop waits on a `write(2)` or on
@@ -177,20 +177,11 @@ enum JSONLogFormat {
             if let event = line.eventMetadata { merged.merge(event) { _, new in new } }
             return merged.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
         }
-        // Both lists are in key order already: merge them.
-        let fields = AccessLogFields.fields(of: call.record)
-        guard !call.metadata.isEmpty else { return fields }
-        var merged: [(key: String, value: Logger.Metadata.Value)] = []
-        merged.reserveCapacity(fields.count + call.metadata.count)
-        var logger = call.metadata[...]
-        for field in fields {
-            while let first = logger.first, first.key <= field.key {
-                if first.key < field.key { merged.append(first) }
-                logger = logger.dropFirst()
-            }
-            merged.append(field)
+        // The call's fields are in key order already; the logger's own (a key or two) go in among them.
+        var merged = AccessLogFields.fields(of: call)
+        for (key, value) in line.handlerMetadata where !merged.contains(where: { $0.key == key }) {
+            merged.insert((key, value), at: merged.firstIndex { $0.key > key } ?? merged.endIndex)
         }
-        merged.append(contentsOf: logger)
         return merged
     }
 

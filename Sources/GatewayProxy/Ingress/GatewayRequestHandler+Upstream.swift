@@ -53,7 +53,7 @@ extension GatewayRequestHandler {
             send(over: idle, call: call, context: context)
             return
         }
-        pool.acquire(
+        pool.connect(
             endpoint: plan.upstream.endpoint, identity: plan.upstream.identity,
             connectTimeout: .nanoseconds(min(call.timeouts.connect, remaining)), handshakeTimeout: .nanoseconds(call.timeouts.tlsHandshake)
         ).assumeIsolated().whenComplete { result in

@@ -44,10 +44,10 @@ final class UpstreamPool: @unchecked Sendable {
         self.settings = settings
     }
 
-    /// An idle connection for the key if one is alive, else a new one whose TLS handshake has completed, so a
-    /// failure here always means nothing of the request was sent.
-    func acquire(endpoint: UpstreamEndpoint, identity: ClientIdentity, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
-        if let connection = takeIdle(endpoint: endpoint, identity: identity) { return eventLoop.makeSucceededFuture(connection) }
+    /// A new connection whose TLS handshake has completed, so a failure here always means nothing of the request
+    /// was sent; for when `takeIdle` had none.
+    func connect(endpoint: UpstreamEndpoint, identity: ClientIdentity, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+        eventLoop.preconditionInEventLoop()
         let key = Key(host: endpoint.host, port: endpoint.port, identity: identity.fingerprint)
         return connect(key: key, identity: identity, connectTimeout: connectTimeout, handshakeTimeout: handshakeTimeout)
     }
