@@ -6,8 +6,9 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 
-/// Serves one HTTP/1.1 connection's requests in turn, or one HTTP/2 stream: runs the pure stages, journals the
-/// call, forwards it over a pooled mTLS connection and relays the answer.
+/// Serves one HTTP/1.1 connection's requests in turn, or one HTTP/2 stream: runs the pure stages, then feeds
+/// each call's events to its `CallMachine` and carries out the actions it returns (journal, forward over a pooled
+/// mTLS connection, relay, refuse).
 ///
 /// The upstream channel runs on this channel's event loop, so response parts arrive as direct calls. Request
 /// body parts that arrive while the journal and the upstream connection are pending are buffered; the body is
@@ -16,21 +17,12 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    enum Phase {
-        /// Waiting for a request head.
-        case idle
-        /// The journal or the upstream connection is pending; body parts are buffered.
-        case pending
-        /// The request is on its way upstream.
-        case forwarding(UpstreamConnection)
-        /// A response was sent (a refusal or a relayed answer); the rest of the request body is discarded.
-        case finishing
-    }
-
     let runtime: ProxyRuntime
     let isHTTP2: Bool
-    var phase: Phase = .idle
+    /// The call being served; nil while waiting for a request head.
     var call: CallState?
+    /// The upstream connection the call's current attempt holds.
+    var connection: UpstreamConnection?
     var context: ChannelHandlerContext?
     private var cachedFingerprint: String??
     private var cachedClientAddress: String??
@@ -38,120 +30,6 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     init(runtime: ProxyRuntime, isHTTP2: Bool) {
         self.runtime = runtime
         self.isHTTP2 = isHTTP2
-    }
-
-    /// Per-call bookkeeping.
-    final class CallState {
-        let requestID: String
-        let started = NIODeadline.now()
-        let rawTarget: String
-        let method: String
-        let keepAlive: Bool
-        var record: CallRecord
-        var plan: ForwardPlan?
-        /// Every request body part so far, kept until the call ends so a retry can send the body again (bounded
-        /// by the body limit).
-        var bodyParts: [ByteBuffer] = []
-        var chunked = false
-        var requestEnded = false
-        var requestBytes = 0
-        /// Started on the first body byte, and only when a journal keeps the hashes: a hash state is an allocation.
-        var requestHash: SHA256?
-        var responseHash: SHA256?
-        var responseBytes = 0
-        /// Klarna's response head has arrived.
-        var responseStarted = false
-        var responseEnded = false
-        /// Bytes of a response have gone to the caller; before this, the gateway can still answer with its own error.
-        var released = false
-        /// Klarna's answer, held until its outcome record is written (up to the hold limit).
-        var heldHead: HTTPResponseHead?
-        var heldBody: [ByteBuffer] = []
-        var heldBytes = 0
-        var upstreamKeepAlive = true
-        var upstreamSent: NIODeadline?
-        var errorProbe: [UInt8] = []
-        var rateLimitSubject: RateLimitSubject?
-        /// The byte stream below this call went bad: close after the refusal instead of reading on.
-        var closeAfterRefusal = false
-        /// The answer's end has been written to the caller.
-        var answerWritten = false
-        /// Counted in the in-flight limit.
-        var admitted = false
-        /// This call's timeouts (its operation family's).
-        var timeouts = UpstreamTimeouts.defaults
-        /// The whole call's deadline on `UpstreamClock`.
-        var deadline: Int64 = 0
-        /// The `Klarna-Idempotency-Key` the gateway added, if it added one.
-        var generatedKey: String?
-        /// Attempts started (the current attempt's number).
-        var attempt = 0
-        /// The current attempt's request head has been written to the connection.
-        var attemptSent = false
-        /// The current attempt is the breaker's half-open probe.
-        var probe = false
-        /// Some attempt was sent and never answered: Klarna may have acted.
-        var outcomeUnknown = false
-        var lastFailure: AttemptFailure?
-        /// `Retry-After` / `X-Ratelimit-Reset` of the current answer, nanoseconds.
-        var retryAfter: Int64?
-        /// The one timer that watches every time limit of the call (total, response head, body idle): it is
-        /// armed once, at the earliest moment any limit could run out, and re-armed only when it fires early.
-        /// Arming and cancelling a timer per limit and per body part cost more than the checks themselves.
-        var watchdog: Scheduled<Void>?
-        /// When `watchdog` fires, on `UpstreamClock`.
-        var watchdogAt: Int64 = .max
-        /// When the current attempt's response head is due, while it is awaited.
-        var headDue: Int64?
-        /// When the current attempt's response head or body last arrived.
-        var lastResponseRead: Int64 = 0
-        var retryTimer: Scheduled<Void>?
-
-        /// Feeds a body part into `hash`, starting it on the first byte.
-        static func hash(_ buffer: ByteBuffer, into hash: inout SHA256?) {
-            guard buffer.readableBytes > 0 else { return }
-            if hash == nil { hash = SHA256() }
-            buffer.withUnsafeReadableBytes { hash!.update(bufferPointer: $0) }
-        }
-
-        /// The lowercase hex digest of a body; the empty body's when no byte came.
-        static func hex(of hash: SHA256?) -> String {
-            hash.map { Hex.encode($0.finalize()) } ?? Hex.emptySHA256
-        }
-
-        /// Stops every timer of the call.
-        func cancelTimers() {
-            watchdog?.cancel()
-            watchdog = nil
-            watchdogAt = .max
-            retryTimer?.cancel()
-            retryTimer = nil
-        }
-
-        init(requestID: String, head: HTTPRequestHead, clientAddress: String?) {
-            self.requestID = requestID
-            self.rawTarget = head.uri
-            self.method = head.method.rawValue
-            self.keepAlive = head.isKeepAlive
-            self.record = CallRecord(
-                phase: .refusal, requestID: requestID, timeMicros: CallState.nowMicros(), method: head.method.rawValue,
-                path: CallRecord.recordedPath(rawTarget: head.uri, operation: nil)
-            )
-            self.record.clientAddress = clientAddress
-        }
-
-        static func nowMicros() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
-
-        /// A log line's metadata about this call: the request id, caller and merchant (as the access log names
-        /// them, so an SRE can filter upstream trouble by either), and `extra`.
-        func logMetadata(_ extra: Logger.Metadata) -> Logger.Metadata {
-            var metadata = extra
-            metadata["request_id"] = .string(requestID)
-            if let caller = record.facts.callerID { metadata["caller"] = .string(caller) }
-            if let merchant = record.facts.merchantID { metadata["merchant"] = .string(merchant) }
-            if let operation = record.facts.operation { metadata["operation"] = .string(operation.id) }
-            return metadata
-        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -167,17 +45,11 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // The caller went away: an unfinished upstream exchange cannot be reused.
-        if case .forwarding(let connection) = phase {
-            connection.handler.delegate = nil
-            runtime.pools.pool(for: context.eventLoop).release(connection, reusable: false)
-            if let call, call.probe, let host = call.plan?.upstream.endpoint.authority {
-                runtime.breakers.abandonProbe(host: host, now: UpstreamClock.now)
-            }
+        if let call {
+            // The caller went away: an unfinished upstream exchange cannot be reused.
+            perform(call.machine.clientGone(), call: call, context: context)
         }
-        call?.cancelTimers()
         endCall()
-        phase = .finishing
         context.fireChannelInactive()
     }
 
@@ -187,37 +59,37 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             context.fireErrorCaught(error)
             return
         }
-        guard let call, !call.released else {
+        guard let call else {
             context.close(promise: nil)
             return
         }
-        call.closeAfterRefusal = true
-        abortUpstream(context: context)
-        refuse(failure.error, context: context)
+        perform(call.machine.requestFailed(failure.error), call: call, context: context)
     }
 
     // MARK: - Request
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        // A pipelined request arrives from inside the previous answer's `.end` write, before `finish` resets.
-        if case .finishing = phase, let call, call.requestEnded, call.responseEnded { reset() }
-        guard case .idle = phase else {
+        // A pipelined request arrives from inside the previous answer's `.end` write, before its finish resets.
+        if let call, call.machine.isDone { reset() }
+        guard call == nil else {
             context.close(promise: nil)
             return
         }
-        let call = CallState(requestID: RequestID.make(), head: head, clientAddress: clientAddress(context: context))
+        let machine = CallMachine(
+            maxBodyBytes: runtime.limits.maxBodyBytes, maxHeldResponseBytes: runtime.limits.maxHeldResponseBytes,
+            isHTTP2: isHTTP2, keepAlive: head.isKeepAlive)
+        let call = CallState(requestID: RequestID.make(), head: head, clientAddress: clientAddress(context: context), machine: machine)
         call.record.callerCertificateFingerprint = clientFingerprint(context: context)
         self.call = call
-        phase = .pending
         guard runtime.inFlight.enter() else {
-            refuse(GatewayError(.overloaded, "The gateway is serving \(runtime.inFlight.limit) calls at once; retry shortly."), context: context)
+            refuse(GatewayError(.overloaded, "The gateway is serving \(runtime.inFlight.limit) calls at once; retry shortly."), call: call, context: context)
             return
         }
         call.admitted = true
         if let refusal = checkHead(head) {
             // After a refused CONNECT the caller may already be sending tunnel bytes: close rather than parse them.
-            call.closeAfterRefusal = head.method == .CONNECT
-            refuse(refusal, context: context)
+            let action = head.method == .CONNECT ? call.machine.requestFailed(refusal) : call.machine.refuse(refusal)
+            perform(action, call: call, context: context)
             return
         }
         let snapshot = runtime.snapshots.current
@@ -229,7 +101,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         case .failure(let refusal):
             call.record.facts = refusal.facts
             call.record.path = CallRecord.recordedPath(rawTarget: head.uri, operation: refusal.facts.operation)
-            refuse(refusal.error, context: context)
+            refuse(refusal.error, call: call, context: context)
         case .success(let plan):
             call.plan = plan
             call.record.facts = plan.facts
@@ -242,28 +114,17 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
                 RequestID.make()
             }
             call.record.idempotencyKey = callerKey ?? call.generatedKey
-            call.timeouts = runtime.resilience.timeouts(for: plan.facts.operation?.family)
-            let chunked = head.headers[canonicalForm: "transfer-encoding"].contains("chunked")
-            call.chunked = chunked
-            let expectsContinue = head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
-            let proceed = {
-                if expectsContinue {
-                    context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-                }
-                self.forward(call: call, context: context)
-            }
-            limitRate(plan, snapshot: snapshot, call: call, context: context, proceed: proceed)
+            call.chunked = head.headers[canonicalForm: "transfer-encoding"].contains("chunked")
+            call.expectsContinue = head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
+            limitRate(plan, snapshot: snapshot, call: call, context: context)
         }
     }
 
     /// The rate-limit stage: admit, shape (forward after a wait, room already reserved) or refuse. In cluster mode
     /// a call may also wait for a lease or, shaping, for room to decide again: `since` is its first decision.
-    private func limitRate(
-        _ plan: ForwardPlan, snapshot: GatewaySnapshot, call: CallState, context: ChannelHandlerContext, since: Int64? = nil,
-        proceed: @escaping () -> Void
-    ) {
+    private func limitRate(_ plan: ForwardPlan, snapshot: GatewaySnapshot, call: CallState, context: ChannelHandlerContext, since: Int64? = nil) {
         guard let callerID = plan.facts.callerID, let environment = plan.facts.environment, let operation = plan.facts.operation else {
-            proceed()
+            admit(call, context: context)
             return
         }
         let subject = RateLimitSubject(
@@ -274,37 +135,49 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         call.rateLimitSubject = subject
         let limiter = runtime.rateLimiter
         let now = Int64(NIODeadline.now().uptimeNanoseconds)
-        // Decide again, on this loop, for the same call if it is still waiting.
-        let again: () -> Void = {
-            guard self.call === call, case .pending = self.phase else { return }
-            self.limitRate(plan, snapshot: snapshot, call: call, context: context, since: since ?? now, proceed: proceed)
-        }
         let loop = context.eventLoop
         var wake: (@Sendable () -> Void)?
         if limiter.isClustered {
-            let bound = NIOLoopBound(again, eventLoop: loop)
+            // Decide again, on this loop, for the same call if it is still waiting.
+            let bound = NIOLoopBound({
+                guard self.call === call, call.machine.state == .admitting else { return }
+                self.limitRate(plan, snapshot: snapshot, call: call, context: context, since: since ?? now)
+            }, eventLoop: loop)
             wake = { loop.execute { bound.value() } }
         }
         switch limiter.decide(subject, policy: snapshot.rateLimits, now: now, since: since, wake: wake) {
         case .admit:
-            proceed()
+            admit(call, context: context)
         case .delay(let nanoseconds):
             loop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
                 limiter.dequeued()
-                guard self.call === call, case .pending = self.phase else { return }
-                proceed()
+                guard self.call === call, call.machine.state == .admitting else { return }
+                self.admit(call, context: context)
             }
         case .retry(let nanoseconds):
             loop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
                 limiter.dequeued()
-                again()
+                guard self.call === call, call.machine.state == .admitting else { return }
+                self.limitRate(plan, snapshot: snapshot, call: call, context: context, since: since ?? now)
             }
         case .park:
             break
         case .refuse(let error, let rule):
             call.record.rateLimitRule = rule.rawValue
-            refuse(error, context: context)
+            refuse(error, call: call, context: context)
         }
+    }
+
+    /// The call passed every stage: answer `Expect: 100-continue`, then journal the intent.
+    private func admit(_ call: CallState, context: ChannelHandlerContext) {
+        guard let plan = call.plan else { return }
+        if call.expectsContinue {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: call.version, status: .continue))), promise: nil)
+        }
+        let target = CallMachine.Target(
+            method: plan.upstream.method, idempotencyKey: call.record.idempotencyKey, authority: plan.upstream.endpoint.authority,
+            timeouts: runtime.resilience.timeouts(for: plan.facts.operation?.family))
+        perform(call.machine.admitted(target), call: call, context: context)
     }
 
     /// Checks what the stages cannot: protocol version, header sizes, framing, declared body size.
@@ -317,98 +190,138 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
 
     private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         guard let call else { return }
-        call.requestBytes += buffer.readableBytes
-        let tooLarge = call.requestBytes > runtime.limits.maxBodyBytes
-        switch phase {
-        case .idle:
-            return
-        case .finishing:
-            // Discarding the rest of a refused request's body, but no more than the limit allows. The close waits
-            // for the answer: closing first would send the caller an end of stream instead of its answer.
-            if tooLarge {
-                if call.answerWritten { context.close(promise: nil) } else { call.closeAfterRefusal = true }
-            }
-        case .pending, .forwarding:
-            if tooLarge {
-                abortUpstream(context: context)
-                refuse(GatewayError(.payloadTooLarge, "The body is larger than \(runtime.limits.maxBodyBytes) bytes."), context: context)
-                return
-            }
-            if runtime.hashesBodies { CallState.hash(buffer, into: &call.requestHash) }
-            call.bodyParts.append(buffer)
-            if case .forwarding(let connection) = phase {
-                connection.channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
-            }
-        }
+        perform(call.machine.requestBody(bytes: buffer.readableBytes), call: call, context: context, body: buffer)
     }
 
     private func receivedEnd(context: ChannelHandlerContext) {
         guard let call else { return }
-        call.requestEnded = true
-        call.record.requestBodyBytes = call.requestBytes
+        call.record.requestBodyBytes = call.machine.requestBytes
         if runtime.hashesBodies { call.record.requestBodySHA256 = CallState.hex(of: call.requestHash) }
-        switch phase {
-        case .forwarding(let connection):
-            connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        case .finishing:
-            if call.responseEnded { reset() }
-        case .idle, .pending:
+        perform(call.machine.requestEnd(), call: call, context: context)
+    }
+
+    // MARK: - Actions
+
+    /// Carries out what the call's machine decided, in the order `CallMachine.Action` gives. `body` is the part
+    /// the event brought, for the steps that keep or relay it.
+    func perform(_ action: CallMachine.Action, call: CallState, context: ChannelHandlerContext, body: ByteBuffer? = nil) {
+        switch action.upstream {
+        case .keep: break
+        case .release(let reusable): dropConnection(reusable: reusable, context: context)
+        case .abort: dropConnection(reusable: false, context: context)
+        }
+        if let report = action.breaker, let host = call.plan?.upstream.endpoint.authority {
+            switch report {
+            case .attemptEnded(let failed, let probe): runtime.breakers.record(host: host, failed: failed, probe: probe, now: UpstreamClock.now)
+            case .abandonedProbe: runtime.breakers.abandonProbe(host: host, now: UpstreamClock.now)
+            }
+        }
+        switch action.timers {
+        case .keep: break
+        case .arm(let time): armWatchdog(call: call, at: time, context: context)
+        case .cancel: call.cancelTimers()
+        }
+        if action.dropHeldAnswer {
+            call.heldHead = nil
+            call.heldBody = []
+        }
+        switch action.step {
+        case .none:
             break
+        case .journalIntent:
+            journalIntent(call: call, context: context)
+        case .admitAttempt:
+            admitAttempt(call: call, context: context)
+        case .connect(let timeout):
+            connect(call: call, timeout: timeout, context: context)
+        case .send:
+            send(call: call, context: context)
+        case .retry(let delay, let reason):
+            scheduleRetry(call: call, delay: delay, reason: reason, context: context)
+        case .refuse(let error, let note):
+            if let note { log(note, call: call) }
+            journalRefusal(error, call: call, context: context)
+        case .journalOutcome:
+            journalOutcome(call: call, context: context)
+        case .holdBody(let release):
+            if let body {
+                call.heldBody.append(body)
+                if release { self.release(call, context: context) }
+            }
+        case .relayBody:
+            if let body { context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        case .writeAnswer(let closeAfter):
+            // Head, body and end leave in one flush: one write to the caller's socket per answer, not two.
+            release(call, context: context, flush: false)
+            let written = context.writeAndFlush(wrapOutboundOut(.end(call.trailers)))
+            finish(call: call, written: written, closeAfter: closeAfter, context: context)
+        case .writeRefusal(let connectionClose, let closeAfter):
+            writeRefusal(call: call, connectionClose: connectionClose, closeAfter: closeAfter, context: context)
+        case .keepBody(let forward):
+            if let body {
+                if runtime.hashesBodies { CallState.hash(body, into: &call.requestHash) }
+                call.bodyParts.append(body)
+                if forward { connection?.channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
+            }
+        case .forwardEnd:
+            connection?.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        case .close:
+            context.close(promise: nil)
+        case .finished:
+            reset()
         }
     }
 
-    // MARK: - Responses
+    /// Gives the upstream connection back (closed unless `reusable`).
+    private func dropConnection(reusable: Bool, context: ChannelHandlerContext) {
+        guard let connection else { return }
+        self.connection = nil
+        connection.handler.delegate = nil
+        runtime.pools.pool(for: context.eventLoop).release(connection, reusable: reusable)
+    }
 
+    // MARK: - Refusals
 
-    /// Answers with a gateway error in Klarna's shape, journals the refusal, and discards the rest of the body.
-    func refuse(_ error: GatewayError, context: ChannelHandlerContext) {
-        guard let call else { return }
-        call.cancelTimers()
-        guard !call.released else {
-            context.close(promise: nil)
-            return
-        }
-        call.released = true
-        call.responseStarted = true
-        call.responseEnded = true
-        phase = .finishing
+    /// Ends the call with a gateway error in Klarna's shape (or cuts the connection if an answer already started).
+    func refuse(_ error: GatewayError, call: CallState, context: ChannelHandlerContext) {
+        perform(call.machine.refuse(error), call: call, context: context)
+    }
+
+    /// Journals the refusal; it is sent whether or not its record could be written: refusing forwards nothing.
+    private func journalRefusal(_ error: GatewayError, call: CallState, context: ChannelHandlerContext) {
+        call.refusal = error
         call.record.phase = .refusal
         call.record.timeMicros = CallState.nowMicros()
         call.record.status = error.status
         call.record.gatewayErrorCode = error.code.rawValue
-        // A body still arriving is read and discarded (it is bounded by the body limit), so the connection stays
-        // usable; an oversize body or a caller that asked for it closes the connection.
-        let close = !isHTTP2 && (call.closeAfterRefusal || !call.keepAlive || (!call.requestEnded && error.code == .payloadTooLarge))
-        let response = RefusalResponse(error, requestID: call.requestID, generatedKey: call.generatedKey, close: close)
         let record = call.record
         runtime.journal.record(record, on: context.eventLoop).assumeIsolated().whenComplete { _ in
-            // A refusal is sent whether or not its record could be written: refusing forwards nothing.
             self.runtime.metrics.observe(record, started: call.started)
-            guard self.context != nil else { return }
-            if !self.isHTTP2 && call.method == "CONNECT" { RefusalResponse.unpairEncoder(of: context.pipeline.syncOperations) }
-            let written = response.write(to: context, wrap: self.wrapOutboundOut)
-            call.answerWritten = true
-            if close || call.closeAfterRefusal {
-                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-            } else {
-                self.finish(call: call, written: written, context: context)
-            }
+            guard self.context != nil, self.call === call else { return }
+            self.perform(call.machine.refusalJournaled(), call: call, context: context)
         }
     }
 
-    /// After the response's end: close if the caller asked, else wait for the request's end to go idle.
-    func finish(call: CallState, written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
-        if (!isHTTP2 && !call.keepAlive) || call.closeAfterRefusal {
+    private func writeRefusal(call: CallState, connectionClose: Bool, closeAfter: Bool, context: ChannelHandlerContext) {
+        guard let error = call.refusal else { return }
+        if !isHTTP2 && call.method == "CONNECT" { RefusalResponse.unpairEncoder(of: context.pipeline.syncOperations) }
+        let response = RefusalResponse(error, requestID: call.requestID, generatedKey: call.generatedKey, close: connectionClose)
+        finish(call: call, written: response.write(to: context, wrap: wrapOutboundOut), closeAfter: closeAfter, context: context)
+    }
+
+    /// After the answer's end: close once it is written if the machine said so, else go idle if the request has
+    /// ended (otherwise its end will).
+    private func finish(call: CallState, written: EventLoopFuture<Void>, closeAfter: Bool, context: ChannelHandlerContext) {
+        if closeAfter {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
-        if call.requestEnded && self.call === call { reset() }
+        if self.call === call && call.machine.requestEnded { reset() }
     }
 
     func reset() {
         endCall()
         call = nil
-        phase = .idle
     }
 
     /// Gives the call's in-flight place back, once.

@@ -1,0 +1,106 @@
+import Crypto
+import Foundation
+import GatewayCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One call's data as the handler holds it: its record, buffers and timers. Where the call is and what happens
+/// next is `machine`'s, a value with no I/O; this class only carries what the machine's actions act on.
+final class CallState {
+    let requestID: String
+    let started = NIODeadline.now()
+    let method: String
+    let version: HTTPVersion
+    var machine: CallMachine
+    var record: CallRecord
+    var plan: ForwardPlan?
+    /// Every request body part so far, kept until the call ends so a retry can send the body again (bounded by
+    /// the body limit).
+    var bodyParts: [ByteBuffer] = []
+    var chunked = false
+    /// The caller sent `Expect: 100-continue`: answered when the call is admitted.
+    var expectsContinue = false
+    /// Started on the first body byte, and only when a journal keeps the hashes: a hash state is an allocation.
+    var requestHash: SHA256?
+    var responseHash: SHA256?
+    var responseBytes = 0
+    /// Klarna's answer, held until its outcome record is written (up to the hold limit), and its trailers.
+    var heldHead: HTTPResponseHead?
+    var heldBody: [ByteBuffer] = []
+    var trailers: HTTPHeaders?
+    /// The gateway's own answer, from the moment it is decided until it is written.
+    var refusal: GatewayError?
+    var upstreamSent: NIODeadline?
+    var errorProbe: [UInt8] = []
+    var rateLimitSubject: RateLimitSubject?
+    /// Counted in the in-flight limit.
+    var admitted = false
+    /// The `Klarna-Idempotency-Key` the gateway added, if it added one.
+    var generatedKey: String?
+    /// `Retry-After` / `X-Ratelimit-Reset` of the current answer, nanoseconds.
+    var retryAfter: Int64?
+    /// The one timer that watches every time limit of the call (total, response head, body idle), armed where the
+    /// machine says. Arming and cancelling a timer per limit and per body part cost more than the checks.
+    var watchdog: Scheduled<Void>?
+    var retryTimer: Scheduled<Void>?
+
+    init(requestID: String, head: HTTPRequestHead, clientAddress: String?, machine: CallMachine) {
+        self.requestID = requestID
+        self.method = head.method.rawValue
+        self.version = head.version
+        self.machine = machine
+        self.record = CallRecord(
+            phase: .refusal, requestID: requestID, timeMicros: CallState.nowMicros(), method: head.method.rawValue,
+            path: CallRecord.recordedPath(rawTarget: head.uri, operation: nil)
+        )
+        self.record.clientAddress = clientAddress
+    }
+
+    /// Feeds a body part into `hash`, starting it on the first byte.
+    static func hash(_ buffer: ByteBuffer, into hash: inout SHA256?) {
+        guard buffer.readableBytes > 0 else { return }
+        if hash == nil { hash = SHA256() }
+        buffer.withUnsafeReadableBytes { hash!.update(bufferPointer: $0) }
+    }
+
+    /// The lowercase hex digest of a body; the empty body's when no byte came.
+    static func hex(of hash: SHA256?) -> String {
+        hash.map { Hex.encode($0.finalize()) } ?? Hex.emptySHA256
+    }
+
+    /// Stops every timer of the call.
+    func cancelTimers() {
+        watchdog?.cancel()
+        watchdog = nil
+        retryTimer?.cancel()
+        retryTimer = nil
+    }
+
+    /// Forgets a failed attempt's answer before the next attempt.
+    func forgetAnswer() {
+        heldHead = nil
+        heldBody = []
+        trailers = nil
+        responseBytes = 0
+        responseHash = nil
+        errorProbe = []
+        retryAfter = nil
+        record.status = nil
+        record.klarnaErrorCode = nil
+        record.klarnaErrorID = nil
+    }
+
+    static func nowMicros() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+
+    /// A log line's metadata about this call: the request id, caller and merchant (as the access log names them,
+    /// so an SRE can filter upstream trouble by either), and `extra`.
+    func logMetadata(_ extra: Logger.Metadata) -> Logger.Metadata {
+        var metadata = extra
+        metadata["request_id"] = .string(requestID)
+        if let caller = record.facts.callerID { metadata["caller"] = .string(caller) }
+        if let merchant = record.facts.merchantID { metadata["merchant"] = .string(merchant) }
+        if let operation = record.facts.operation { metadata["operation"] = .string(operation.id) }
+        return metadata
+    }
+}

@@ -1,0 +1,285 @@
+import Foundation
+import GatewayCore
+@testable import GatewayProxy
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+/// The request handler driven through `EmbeddedChannel`s, no sockets: the caller's side is one embedded channel,
+/// each upstream connection another on the same loop, placed in the loop's pool as an idle connection. The
+/// journal holds every record until the test lets it through, so what may happen before a record is durable is
+/// seen. One test per path of a call: refusal, rate-limit wait, retry, outcome unknown, client gone, upstream
+/// gone, drain.
+@Suite("Request handler paths, in EmbeddedChannel")
+struct CallHandlerTests {
+    static let read = "/v2/accounts/m1/payment/transactions/krn:payment:eu1:transaction:6debe89e"
+    static let capture = read + "/capture"
+    static let identity = String(repeating: "ab", count: 32)
+
+    /// Records wait here until `flush`.
+    final class HeldJournal: CallJournal, @unchecked Sendable {
+        private(set) var pending: [(record: CallRecord, promise: EventLoopPromise<Void>)] = []
+        private(set) var written: [CallRecord] = []
+
+        func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+            let promise = eventLoop.makePromise(of: Void.self)
+            pending.append((record, promise))
+            return promise.futureResult
+        }
+
+        /// Lets every pending record through (or fails them all, as a full disk would).
+        func flush(failing: Bool = false) {
+            let records = pending
+            pending = []
+            for (record, promise) in records {
+                if failing {
+                    promise.fail(ChannelError.ioOnClosedChannel)
+                } else {
+                    written.append(record)
+                    promise.succeed(())
+                }
+            }
+        }
+
+        var phases: [CallRecord.Phase] { written.map(\.phase) }
+    }
+
+    /// One caller connection, its runtime and the loop everything runs on.
+    final class Rig {
+        let loop = EmbeddedEventLoop()
+        let journal = HeldJournal()
+        let runtime: ProxyRuntime
+        let ingress: EmbeddedChannel
+        let token = CallerToken.generate()
+
+        init(rateLimits: RateLimitPolicy = RateLimitPolicy(), retry: RetryPolicy = RetryPolicy(), addKeys: Bool = true, maxHeld: Int = 4_194_304) throws {
+            let partner = PartnerState(
+                record: PartnerRecord(
+                    id: "acq", environment: .test, baseURL: "https://api-global.test.klarna.com", apiKey: CredentialRef(id: "partner:acq:api-key", version: 1),
+                    clientCertificatePEM: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", clientKey: CredentialRef(id: "partner:acq:client-key", version: 1)),
+                apiKey: Secret("klarna_test_api_" + String(repeating: "A", count: 40)), clientKeyPEM: Secret("key"), certificateFingerprint: CallHandlerTests.identity)!
+            let merchant = MerchantState(
+                record: MerchantRecord(id: "m1", partnerID: "acq", account: AccountKRN("krn:partner:global:account:test:M1")!, groups: [], status: .active, apiKey: nil),
+                ownKey: nil, form: .rawKey)
+            let snapshot = GatewaySnapshot(
+                partners: [partner], merchants: [merchant],
+                callers: [CallerRecord(id: "checkout", tokenID: token.id, tokenHash: token.secretHash, certificateFingerprint: nil)],
+                access: AccessPolicy(callers: ["checkout": Grant(merchants: ["m1"], partners: ["acq"], families: ["*"])]),
+                catalogue: try OperationCatalogue(tsv: String(contentsOf: Self.catalogueFile, encoding: .utf8)),
+                settings: PipelineSettings(egress: [], integrationMetadata: "{}", forwardUnknownOperations: false),
+                rateLimits: rateLimits, version: 1)
+            runtime = try ProxyRuntime(
+                snapshots: SnapshotHolder(snapshot), group: loop, upstreamCAPEM: nil, limits: IngressLimits(maxHeldResponseBytes: maxHeld),
+                resilience: ResiliencePolicy(retry: retry, addIdempotencyKeys: addKeys), maxIdlePerKey: 8, journal: journal,
+                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            ingress = EmbeddedChannel(handler: GatewayRequestHandler(runtime: runtime, isHTTP2: false), loop: loop)
+            try ingress.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40_000)).wait()
+        }
+
+        static let catalogueFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("config/catalogue/operations.tsv")
+
+        /// An open upstream connection, idle in the loop's pool.
+        func idleUpstream() throws -> EmbeddedChannel {
+            let handler = UpstreamConnectionHandler()
+            let channel = EmbeddedChannel(handler: handler, loop: loop)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.2", port: 443)).wait()
+            let key = UpstreamPool.Key(host: "api-global.test.klarna.com", port: 443, identity: CallHandlerTests.identity)
+            pool.release(UpstreamConnection(channel: channel, handler: handler, key: key), reusable: true)
+            return channel
+        }
+
+        var pool: UpstreamPool { runtime.pools.pool(for: loop) }
+
+        /// Sends a whole request from the caller.
+        func request(_ method: HTTPMethod, _ uri: String, headers extra: [(String, String)] = [], body: String? = nil) throws {
+            var headers = HTTPHeaders([("Host", "gw"), ("Authorization", "Bearer " + token.rendered.exposedValue)] + extra)
+            if let body { headers.add(name: "Content-Length", value: String(body.utf8.count)) }
+            try ingress.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)))
+            if let body { try ingress.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: body))) }
+            try ingress.writeInbound(HTTPServerRequestPart.end(nil))
+        }
+
+        /// What the caller received so far: the status, the body, whether the end came.
+        func answer() throws -> (status: Int?, body: String, ended: Bool) {
+            var status: Int?
+            var body = ""
+            var ended = false
+            while let part = try ingress.readOutbound(as: HTTPServerResponsePart.self) {
+                switch part {
+                case .head(let head): status = Int(head.status.code)
+                case .body(.byteBuffer(let buffer)): body += String(buffer: buffer)
+                case .body: break
+                case .end: ended = true
+                }
+            }
+            return (status, body, ended)
+        }
+
+        /// The request parts Klarna received on `upstream`: the head's method and URI, and whether the end came.
+        func received(on upstream: EmbeddedChannel) throws -> (head: HTTPRequestHead?, ended: Bool) {
+            var head: HTTPRequestHead?
+            var ended = false
+            while let part = try upstream.readOutbound(as: HTTPClientRequestPart.self) {
+                switch part {
+                case .head(let h): head = h
+                case .body: break
+                case .end: ended = true
+                }
+            }
+            return (head, ended)
+        }
+
+        /// Klarna answers on `upstream`.
+        func respond(on upstream: EmbeddedChannel, _ status: HTTPResponseStatus, body: String, headers: [(String, String)] = []) throws {
+            let head = HTTPResponseHead(version: .http1_1, status: status, headers: HTTPHeaders([("Content-Length", String(body.utf8.count))] + headers))
+            try upstream.writeInbound(HTTPClientResponsePart.head(head))
+            try upstream.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: body)))
+            try upstream.writeInbound(HTTPClientResponsePart.end(nil))
+        }
+    }
+
+    @Test("refusal: the 401 leaves only once its record is written, and nothing reaches Klarna")
+    func refusal() throws {
+        let rig = try Rig()
+        let upstream = try rig.idleUpstream()
+        var headers = HTTPHeaders([("Host", "gw"), ("Authorization", "Bearer kgw_nope.nope")])
+        headers.add(name: "Content-Length", value: "0")
+        try rig.ingress.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: Self.read, headers: headers)))
+        try rig.ingress.writeInbound(HTTPServerRequestPart.end(nil))
+        #expect(try rig.answer().status == nil, "answered before the refusal was recorded")
+        #expect(rig.journal.pending.map(\.record.phase) == [.refusal])
+        rig.journal.flush()
+        let answer = try rig.answer()
+        #expect(answer.status == 401 && answer.ended)
+        #expect(answer.body.contains("GATEWAY_UNAUTHENTICATED"))
+        #expect(try rig.received(on: upstream).head == nil)
+        #expect(rig.ingress.isActive, "a keep-alive caller keeps its connection after a refusal")
+        #expect(rig.runtime.callsInFlight == 0)
+    }
+
+    @Test("a held answer: intent before anything is sent, the answer only after its outcome is written; the connection goes back to the pool")
+    func heldAnswer() throws {
+        let rig = try Rig()
+        let upstream = try rig.idleUpstream()
+        try rig.request(.GET, Self.read)
+        #expect(try rig.received(on: upstream).head == nil, "sent before the intent was recorded")
+        rig.journal.flush()
+        let sent = try rig.received(on: upstream)
+        #expect(sent.head?.uri == "/v2/accounts/krn:partner:global:account:test:M1/payment/transactions/krn:payment:eu1:transaction:6debe89e")
+        #expect(sent.ended)
+        try rig.respond(on: upstream, .ok, body: #"{"ok":true}"#)
+        #expect(try rig.answer().status == nil, "released before the outcome was recorded")
+        rig.journal.flush()
+        let answer = try rig.answer()
+        #expect(answer.status == 200 && answer.body == #"{"ok":true}"# && answer.ended)
+        #expect(rig.journal.phases == [.intent, .outcome])
+        // The next call takes the same connection from the pool.
+        try rig.request(.GET, Self.read)
+        rig.journal.flush()
+        #expect(try rig.received(on: upstream).head != nil)
+    }
+
+    @Test("rate-limit wait: a shaped call waits for room before its intent, then goes through")
+    func rateLimitWait() throws {
+        let policy = RateLimitPolicy(caller: LimitSpec(rate: 1, burst: 1), options: ["caller": RuleOptions(maxDelayMs: 5_000)])
+        let rig = try Rig(rateLimits: policy)
+        let first = try rig.idleUpstream()
+        try rig.request(.GET, Self.read)
+        rig.journal.flush()
+        try rig.respond(on: first, .ok, body: "{}")
+        rig.journal.flush()
+        #expect(try rig.answer().status == 200)
+
+        try rig.request(.GET, Self.read)
+        #expect(rig.journal.pending.isEmpty, "the second call was not held for room")
+        rig.loop.advanceTime(by: .seconds(2))
+        #expect(rig.journal.pending.map(\.record.phase) == [.intent])
+        rig.journal.flush()
+        try rig.respond(on: first, .ok, body: "{}")
+        rig.journal.flush()
+        #expect(try rig.answer().status == 200)
+    }
+
+    @Test("retry: a 503 to a read is tried again after the back-off on another connection; the caller sees only the 200")
+    func retry() throws {
+        let rig = try Rig(retry: RetryPolicy(maxAttempts: 2, backoff: Backoff(baseMs: 100, capMs: 100)))
+        let first = try rig.idleUpstream()
+        try rig.request(.GET, Self.read)
+        rig.journal.flush()
+        try rig.respond(on: first, .serviceUnavailable, body: "{}")
+        #expect(try rig.answer().status == nil)
+        #expect(rig.journal.pending.isEmpty, "a retried answer gets no outcome record")
+        let second = try rig.idleUpstream()
+        rig.loop.advanceTime(by: .seconds(1))
+        #expect(try rig.received(on: second).head != nil, "no second attempt after the back-off")
+        try rig.respond(on: second, .ok, body: #"{"second":true}"#)
+        rig.journal.flush()
+        let answer = try rig.answer()
+        #expect(answer.status == 200 && answer.body == #"{"second":true}"#)
+        #expect(rig.journal.written.last?.upstreamAttempts == 2)
+    }
+
+    @Test("outcome unknown: a key-less POST whose connection drops after sending is not sent again; 504 names the risk")
+    func outcomeUnknown() throws {
+        let rig = try Rig(addKeys: false)
+        let upstream = try rig.idleUpstream()
+        try rig.request(.POST, Self.capture, headers: [("Content-Type", "application/json")], body: #"{"captured_amount":100}"#)
+        rig.journal.flush()
+        let sent = try rig.received(on: upstream)
+        #expect(sent.head?.method == .POST)
+        #expect(sent.head?.headers["Klarna-Idempotency-Key"].isEmpty == true)
+        try upstream.close().wait()
+        rig.journal.flush()
+        let answer = try rig.answer()
+        #expect(answer.status == 504)
+        #expect(answer.body.contains("GATEWAY_UPSTREAM_OUTCOME_UNKNOWN"))
+        #expect(rig.journal.phases == [.intent, .refusal])
+        #expect(rig.journal.written.last?.upstreamAttempts == 1)
+    }
+
+    @Test("client gone mid-exchange: the upstream connection is closed, not pooled, and no outcome is recorded")
+    func clientGone() throws {
+        let rig = try Rig()
+        let upstream = try rig.idleUpstream()
+        try rig.request(.GET, Self.read)
+        rig.journal.flush()
+        #expect(try rig.received(on: upstream).head != nil)
+        try rig.ingress.close().wait()
+        #expect(!upstream.isActive)
+        #expect(rig.runtime.callsInFlight == 0)
+        #expect(rig.journal.pending.isEmpty && rig.journal.phases == [.intent])
+    }
+
+    @Test("upstream gone while the answer streams (past the hold limit): the caller's connection is cut, not answered by the gateway")
+    func upstreamGoneWhileStreaming() throws {
+        let rig = try Rig(maxHeld: 8)
+        let upstream = try rig.idleUpstream()
+        try rig.request(.GET, Self.read)
+        rig.journal.flush()
+        try upstream.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "100"])))
+        try upstream.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: String(repeating: "x", count: 20))))
+        let streamed = try rig.answer()
+        #expect(streamed.status == 200 && streamed.body.count == 20 && !streamed.ended)
+        try upstream.close().wait()
+        #expect(!rig.ingress.isActive)
+        #expect(rig.journal.pending.isEmpty && rig.journal.phases == [.intent])
+    }
+
+    @Test("drain: a connection presenting a retired certificate finishes its call, then is closed instead of pooled")
+    func drain() throws {
+        let rig = try Rig()
+        let upstream = try rig.idleUpstream()
+        try rig.request(.GET, Self.read)
+        rig.journal.flush()
+        rig.pool.retire(keeping: ["another-certificate"], drain: .seconds(30))
+        #expect(upstream.isActive, "a busy connection is not cut at the rotation")
+        try rig.respond(on: upstream, .ok, body: "{}")
+        rig.journal.flush()
+        #expect(try rig.answer().status == 200)
+        #expect(!upstream.isActive)
+        #expect(rig.pool.drained["after_call"] == 1)
+    }
+}
