@@ -182,6 +182,26 @@ struct CallHandlerTests {
         #expect(try rig.received(on: upstream).head != nil)
     }
 
+    @Test("Klarna answers before the request's end: an end arriving while the outcome is journaled does not lose the answer")
+    func answerBeforeRequestEnd() throws {
+        let rig = try Rig()
+        let upstream = try rig.idleUpstream()
+        let headers = HTTPHeaders([("Host", "gw"), ("Authorization", "Bearer " + rig.token.rendered.exposedValue), ("Content-Length", "4"),
+                                   ("Klarna-Idempotency-Key", "k-1")])
+        try rig.ingress.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: Self.capture, headers: headers)))
+        try rig.ingress.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "ab")))
+        rig.journal.flush()
+        try rig.respond(on: upstream, .badRequest, body: #"{"error_code":"BAD_VALUE"}"#)
+        try rig.ingress.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "cd")))
+        try rig.ingress.writeInbound(HTTPServerRequestPart.end(nil))
+        rig.journal.flush()
+        let answer = try rig.answer()
+        #expect(answer.status == 400 && answer.ended)
+        #expect(rig.journal.phases == [.intent, .outcome])
+        #expect(rig.runtime.callsInFlight == 0)
+        #expect(!upstream.isActive, "a connection whose request was cut short is not reused")
+    }
+
     @Test("rate-limit wait: a shaped call waits for room before its intent, then goes through")
     func rateLimitWait() throws {
         let policy = RateLimitPolicy(caller: LimitSpec(rate: 1, burst: 1), options: ["caller": RuleOptions(maxDelayMs: 5_000)])
