@@ -32,16 +32,66 @@ public struct CallerToken: Sendable {
 
     /// Parses a presented token; nil for anything not of the exact shape (wrong prefix, length or alphabet).
     public init?(parsing text: Substring) {
-        // On the UTF-8 view: every valid token is ASCII, and Character steps would walk grapheme clusters.
-        let bytes = text.utf8
-        guard bytes.count == 4 + 16 + 1 + 43, bytes.starts(with: "kgw_".utf8) else { return nil }
-        let idStart = bytes.index(bytes.startIndex, offsetBy: 4)
-        let idEnd = bytes.index(idStart, offsetBy: 16)
-        guard bytes[idEnd] == UInt8(ascii: "_"), bytes[idStart..<idEnd].allSatisfy(Hex.isLowerHexDigit) else { return nil }
-        let secretStart = bytes.index(after: idEnd)
-        guard bytes[secretStart...].allSatisfy(Base64URL.isAlphabetByte) else { return nil }
-        self.id = String(text[idStart..<idEnd])
-        self.secret = Secret(String(text[secretStart...]))
+        guard let presented = Presented(text) else { return nil }
+        self.id = String(presented.id)
+        self.secret = Secret(String(presented.secret))
+    }
+
+    /// A token as presented, read in place: checking it copies neither half (the request path's form).
+    public struct Presented {
+        /// The id half, 16 lowercase hex digits.
+        let id: Substring
+        /// The secret half.
+        let secret: Substring
+
+        /// Parses `kgw_<id>_<secret>`; nil for anything not of the exact shape (wrong prefix, length or alphabet).
+        public init?(_ text: Substring) {
+            // On the UTF-8 view: every valid token is ASCII, and Character steps would walk grapheme clusters.
+            let bytes = text.utf8
+            guard bytes.count == 4 + 16 + 1 + 43, bytes.starts(with: "kgw_".utf8) else { return nil }
+            let idStart = bytes.index(bytes.startIndex, offsetBy: 4)
+            let idEnd = bytes.index(idStart, offsetBy: 16)
+            guard bytes[idEnd] == UInt8(ascii: "_"), bytes[idStart..<idEnd].allSatisfy(Hex.isLowerHexDigit) else { return nil }
+            let secretStart = bytes.index(after: idEnd)
+            guard bytes[secretStart...].allSatisfy(Base64URL.isAlphabetByte) else { return nil }
+            id = text[idStart..<idEnd]
+            secret = text[secretStart...]
+        }
+
+        /// The number the id's hex digits spell: the key the snapshot finds the caller by.
+        public var idNumber: UInt64 { CallerToken.idNumber(id.utf8)! }
+
+        /// True when the secret hashes to `storedHash` (lowercase hex); every byte is compared whatever the first
+        /// mismatch, and the digest is compared as bytes, not rendered as hex.
+        public func matches(storedHash: String) -> Bool {
+            var secret = secret
+            let digest = secret.withUTF8 { SHA256.hash(data: $0) }
+            let stored = storedHash.utf8
+            guard stored.count == 2 * SHA256.byteCount else { return false }
+            var difference: UInt8 = 0
+            var index = stored.startIndex
+            for byte in digest {
+                let high = stored[index]
+                index = stored.index(after: index)
+                let low = stored[index]
+                index = stored.index(after: index)
+                // A stored hash is lowercase hex by construction; anything else cannot match.
+                guard let value = Hex.byte(high: high, low: low) else { return false }
+                difference |= value ^ byte
+            }
+            return difference == 0
+        }
+    }
+
+    /// The number a token id's 16 lowercase hex digits spell; nil for anything else.
+    public static func idNumber<Digits: Collection<UInt8>>(_ digits: Digits) -> UInt64? {
+        guard digits.count == 16 else { return nil }
+        var number: UInt64 = 0
+        for digit in digits {
+            guard Hex.isLowerHexDigit(digit), let value = Hex.byte(high: UInt8(ascii: "0"), low: digit) else { return nil }
+            number = number << 4 | UInt64(value)
+        }
+        return number
     }
 
     /// Lowercase hex SHA-256 of a string's UTF-8 bytes.
@@ -103,8 +153,8 @@ public enum Hex {
         out.reserveCapacity(utf8.count / 2)
         var index = 0
         while index < utf8.count {
-            guard let high = value(utf8[index]), let low = value(utf8[index + 1]) else { return nil }
-            out.append(high << 4 | low)
+            guard let byte = byte(high: utf8[index], low: utf8[index + 1]) else { return nil }
+            out.append(byte)
             index += 2
         }
         return out
@@ -112,6 +162,12 @@ public enum Hex {
 
     static func isLowerHexDigit(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+    }
+
+    /// The byte two hex digits (either case) spell; nil when either is not one.
+    static func byte(high: UInt8, low: UInt8) -> UInt8? {
+        guard let high = value(high), let low = value(low) else { return nil }
+        return high << 4 | low
     }
 
     private static func value(_ byte: UInt8) -> UInt8? {

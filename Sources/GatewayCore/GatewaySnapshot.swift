@@ -89,6 +89,8 @@ public final class GatewaySnapshot: Sendable {
     public let merchants: MerchantTable
     /// Active callers by token id.
     public let callersByTokenID: [String: CallerState]
+    /// The same callers by the number their token id spells, so a presented token is looked up without a copy.
+    public let callersByTokenNumber: [UInt64: CallerState]
     /// Active callers by client-certificate fingerprint.
     public let callersByFingerprint: [String: CallerState]
     /// Grants.
@@ -123,6 +125,9 @@ public final class GatewaySnapshot: Sendable {
         let active = callers.filter { $0.status == .active }.map { CallerState(record: $0, rateLimit: rateLimits.callerLimit(callerID: $0.id)) }
         self.callersByTokenID = Dictionary(
             active.compactMap { caller in caller.record.tokenID.map { ($0, caller) } }, uniquingKeysWith: { first, _ in first }
+        )
+        self.callersByTokenNumber = Dictionary(
+            callersByTokenID.compactMap { id, caller in CallerToken.idNumber(id.utf8).map { ($0, caller) } }, uniquingKeysWith: { first, _ in first }
         )
         self.callersByFingerprint = Dictionary(
             active.compactMap { caller in caller.record.certificateFingerprint.map { ($0.lowercased(), caller) } },

@@ -27,15 +27,30 @@ public struct IngressHeadCheck: Sendable {
         if versionMajor == 1 && versionMinor == 0 {
             return GatewayError(.badRequest, "HTTP/1.0 is not accepted; use HTTP/1.1 or HTTP/2.")
         }
-        if !isHTTP2 && headers.count(of: "host") != 1 {
-            return GatewayError(.badRequest, "An HTTP/1.1 request needs exactly one Host header.")
-        }
+        // One walk over the headers gathers what every check below needs: no array, no second pass.
+        var hosts = 0
+        var upgrades = 0
+        var lengths = 0
+        var length: String?
+        var lengthMalformed = false
         var total = 0
         var oversize: String?
         headers.forEachHeader { name, value in
             let size = name.utf8.count + value.utf8.count + 4
             if size > maxHeaderBytes && oversize == nil { oversize = name }
             total += size
+            if ASCIICase.equals(name, lowercaseName: "host") {
+                hosts += 1
+            } else if ASCIICase.equals(name, lowercaseName: "upgrade") {
+                upgrades += 1
+            } else if ASCIICase.equals(name, lowercaseName: "content-length") {
+                lengths += 1
+                if length == nil { length = value }
+                if !Self.isDecimal(value) { lengthMalformed = true }
+            }
+        }
+        if !isHTTP2 && hosts != 1 {
+            return GatewayError(.badRequest, "An HTTP/1.1 request needs exactly one Host header.")
         }
         if let oversize {
             return GatewayError(.headersTooLarge, "The header \(oversize.prefix(64)) is larger than \(maxHeaderBytes) bytes.")
@@ -44,14 +59,13 @@ public struct IngressHeadCheck: Sendable {
             return GatewayError(.headersTooLarge, "The headers are larger than \(maxHeadersTotalBytes) bytes in all.")
         }
         // A protocol switch would let the caller talk past the gateway's checks (h2c smuggling); Klarna needs none.
-        if headers.count(of: "upgrade") > 0 {
+        if upgrades > 0 {
             return GatewayError(.badRequest, "Protocol upgrades are not accepted.")
         }
-        let lengths = headers.values(of: "content-length")
-        if lengths.count > 1 || lengths.contains(where: { !Self.isDecimal($0) }) {
+        if lengths > 1 || lengthMalformed {
             return GatewayError(.badRequest, "The Content-Length header is invalid or repeated.")
         }
-        if let length = lengths.first, length.utf8.count > 18 || Int(length)! > maxBodyBytes {
+        if let length, length.utf8.count > 18 || Int(length)! > maxBodyBytes {
             return GatewayError(.payloadTooLarge, "The body is larger than \(maxBodyBytes) bytes.")
         }
         return nil

@@ -49,6 +49,8 @@ public final class ProxyRuntime: Sendable {
     public let snapshots: SnapshotHolder
     /// Upstream connection pools, one per event loop.
     let pools: UpstreamPools
+    /// The calls' deadlines, one heap and one timer per event loop; built once, each used only on its loop.
+    private let callDeadlines: [ObjectIdentifier: CallDeadlines]
     /// Ingress limits.
     public let limits: IngressLimits
     /// Timeouts, retries, budget, breaker and idempotency keys toward Klarna.
@@ -102,6 +104,9 @@ public final class ProxyRuntime: Sendable {
             group: group, contexts: try UpstreamTLSContexts(caPEM: upstreamCAPEM),
             settings: .init(maxIdlePerKey: maxIdlePerKey, idleTimeout: .seconds(55))
         )
+        var deadlines: [ObjectIdentifier: CallDeadlines] = [:]
+        for loop in group.makeIterator() { deadlines[ObjectIdentifier(loop)] = CallDeadlines(eventLoop: loop) }
+        self.callDeadlines = deadlines
         self.limits = limits
         self.resilience = resilience
         self.breakers = BreakerBoard(settings: resilience.breaker)
@@ -110,6 +115,14 @@ public final class ProxyRuntime: Sendable {
         self.journal = journal
         self.hashesBodies = journal.recordsBodyHashes
         self.logger = logger
+    }
+
+    /// The deadlines of the calls on `loop`.
+    func deadlines(for loop: any EventLoop) -> CallDeadlines {
+        guard let deadlines = callDeadlines[ObjectIdentifier(loop)] else {
+            preconditionFailure("channel on an event loop outside the gateway's group")
+        }
+        return deadlines
     }
 
     /// Closes upstream connections that are idle too long or present a certificate no partner uses any more.

@@ -79,9 +79,27 @@ struct CallerTokenTests {
         #expect(!parsed.matches(storedHash: CallerToken.generate().secretHash))
     }
 
+    @Test("a presented token is checked in place: its id's number, its secret against the stored hash, a one-bit change refused")
+    func presented() throws {
+        let token = CallerToken.generate()
+        let presented = try #require(CallerToken.Presented(Substring(token.rendered.exposedValue)))
+        #expect(presented.idNumber == UInt64(token.id, radix: 16))
+        #expect(CallerToken.idNumber(token.id.utf8) == presented.idNumber)
+        #expect(presented.matches(storedHash: token.secretHash))
+        #expect(!presented.matches(storedHash: CallerToken.generate().secretHash))
+        var flipped = Array(token.secretHash.utf8)
+        flipped[63] = flipped[63] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
+        #expect(!presented.matches(storedHash: String(decoding: flipped, as: UTF8.self)))
+        #expect(!presented.matches(storedHash: String(token.secretHash.dropLast())))
+        #expect(!presented.matches(storedHash: String(repeating: "z", count: 64)))
+        #expect(CallerToken.idNumber("0123456789ABCDEF".utf8) == nil)
+        #expect(CallerToken.idNumber("0123456789abcde".utf8) == nil)
+    }
+
     @Test("malformed tokens are refused", arguments: ["", "kgw_", "Bearer x", "kgw_0123456789abcdef_short", "kgw_0123456789ABCDEF_" + String(repeating: "a", count: 43)])
     func malformed(_ text: String) {
         #expect(CallerToken(parsing: Substring(text)) == nil)
+        #expect(CallerToken.Presented(Substring(text)) == nil)
     }
 
     @Test("the token's description never shows it")

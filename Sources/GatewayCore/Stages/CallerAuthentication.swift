@@ -31,8 +31,8 @@ public struct CallerAuthentication: Sendable {
             return Result(caller, method: .certificate)
         }
         guard authorization.utf8.count > 7, ASCIICase.hasPrefix(authorization, lowercase: "bearer ") else { throw Self.refusal }
-        guard let token = CallerToken(parsing: authorization[authorization.utf8.index(authorization.startIndex, offsetBy: 7)...]),
-            let caller = snapshot.callersByTokenID[token.id], let storedHash = caller.record.tokenHash,
+        guard let token = CallerToken.Presented(authorization[authorization.utf8.index(authorization.startIndex, offsetBy: 7)...]),
+            let caller = snapshot.callersByTokenNumber[token.idNumber], let storedHash = caller.record.tokenHash,
             token.matches(storedHash: storedHash)
         else { throw Self.refusal }
         if let bound = caller.record.certificateFingerprint?.lowercased() {

@@ -5,7 +5,7 @@ public struct UpstreamRequestHead: Sendable {
     /// Origin-form target with the account segment rewritten to the KRN and the query kept.
     public let target: String
     /// Headers to send, in order; `Authorization` among them.
-    public let headers: [(String, String)]
+    public private(set) var headers: [(String, String)]
     /// Where to send it.
     public let endpoint: UpstreamEndpoint
     /// The mTLS identity to present.
@@ -14,6 +14,12 @@ public struct UpstreamRequestHead: Sendable {
     public let credential: CredentialRef
     /// The `Partner-Correlation-Id` sent (the caller's, or one the gateway made).
     public let correlationID: String
+
+    /// Adds a header the transport decides on (the idempotency key the gateway generates), in the room the list
+    /// was made with: no second allocation, and every attempt sends the same list.
+    public mutating func addHeader(_ name: String, _ value: String) {
+        headers.append((name, value))
+    }
 }
 
 /// Stage 5: strip what must not leave and add what Klarna needs: the credential, the account, the correlation id.
@@ -58,10 +64,11 @@ public struct CredentialInjection: Sendable {
             }
         }
         var out: [(String, String)] = []
-        // The caller's headers plus the four the gateway may add, and `Host`: one allocation for the list.
+        // The caller's headers plus the four the gateway may add here, `Host`, and the idempotency key the
+        // transport may add (`addHeader`): one allocation for the list.
         var count = 0
         headers.forEachHeader { _, _ in count += 1 }
-        out.reserveCapacity(count + 5)
+        out.reserveCapacity(count + 6)
         var correlationID: String?
         var hasIntegrationMetadata = false
         headers.forEachHeader { name, value in

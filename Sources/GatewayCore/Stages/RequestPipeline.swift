@@ -5,7 +5,7 @@ public struct ForwardPlan: Sendable {
     /// Who the call acts for.
     public let target: CallTarget
     /// The head to send upstream.
-    public let upstream: UpstreamRequestHead
+    public var upstream: UpstreamRequestHead
     /// The caller's caller-level rate limit, as the snapshot resolved it.
     public let callerRateLimit: LimitSpec?
 }

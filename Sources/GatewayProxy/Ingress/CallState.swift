@@ -17,7 +17,7 @@ final class CallState {
     var plan: ForwardPlan?
     /// Every request body part so far, kept until the call ends so a retry can send the body again (bounded by
     /// the body limit).
-    var bodyParts: [ByteBuffer] = []
+    var bodyParts = BodyParts()
     var chunked = false
     /// The caller sent `Expect: 100-continue`: answered when the call is admitted.
     var expectsContinue = false
@@ -27,7 +27,7 @@ final class CallState {
     var responseBytes = 0
     /// Klarna's answer, held until its outcome record is written (up to the hold limit), and its trailers.
     var heldHead: HTTPResponseHead?
-    var heldBody: [ByteBuffer] = []
+    var heldBody = BodyParts()
     var trailers: HTTPHeaders?
     /// The gateway's own answer, from the moment it is decided until it is written.
     var refusal: GatewayError?
@@ -40,9 +40,9 @@ final class CallState {
     var generatedKey: String?
     /// `Retry-After` / `X-Ratelimit-Reset` of the current answer, nanoseconds.
     var retryAfter: Int64?
-    /// The one timer that watches every time limit of the call (total, response head, body idle), armed where the
-    /// machine says. Arming and cancelling a timer per limit and per body part cost more than the checks.
-    var watchdog: Scheduled<Void>?
+    /// Where the call's one deadline (the machine's watchdog: total, response head, body idle) sits in its loop's
+    /// `CallDeadlines`; -1 while none is armed.
+    var deadlineSlot = -1
     var retryTimer: Scheduled<Void>?
 
     init(requestID: String, head: HTTPRequestHead, clientAddress: String?, machine: CallMachine) {
@@ -69,18 +69,10 @@ final class CallState {
         hash.map { Hex.encode($0.finalize()) } ?? Hex.emptySHA256
     }
 
-    /// Stops every timer of the call.
-    func cancelTimers() {
-        watchdog?.cancel()
-        watchdog = nil
-        retryTimer?.cancel()
-        retryTimer = nil
-    }
-
     /// Forgets a failed attempt's answer before the next attempt.
     func forgetAnswer() {
         heldHead = nil
-        heldBody = []
+        heldBody.removeAll()
         trailers = nil
         responseBytes = 0
         responseHash = nil

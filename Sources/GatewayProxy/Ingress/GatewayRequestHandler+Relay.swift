@@ -54,7 +54,7 @@ extension GatewayRequestHandler {
     /// Writes the outcome record; the answer is released only once it is durable, so a caller never holds a
     /// response the audit trail lacks.
     func journalOutcome(call: CallState, context: ChannelHandlerContext) {
-        call.bodyParts = []
+        call.bodyParts.removeAll()
         call.record.responseBodyBytes = call.responseBytes
         if runtime.hashesBodies { call.record.responseBodySHA256 = CallState.hex(of: call.responseHash) }
         var outcome = call.record
@@ -73,9 +73,9 @@ extension GatewayRequestHandler {
     func release(_ call: CallState, context: ChannelHandlerContext, flush: Bool = true) {
         guard let head = call.heldHead else { return }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        for buffer in call.heldBody { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
+        call.heldBody.forEach { context.write(wrapOutboundOut(.body(.byteBuffer($0))), promise: nil) }
         call.heldHead = nil
-        call.heldBody = []
+        call.heldBody.removeAll()
         if flush { context.flush() }
     }
 

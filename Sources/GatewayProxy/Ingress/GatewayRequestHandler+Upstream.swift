@@ -76,7 +76,6 @@ extension GatewayRequestHandler {
     func send(call: CallState, context: ChannelHandlerContext) {
         guard let connection, let upstream = call.plan?.upstream else { return }
         var headers = HTTPHeaders(upstream.headers)
-        if let key = call.generatedKey { headers.add(name: IdempotencyKeys.header, value: key) }
         if call.chunked && !headers.contains(name: "content-length") { headers.add(name: "transfer-encoding", value: "chunked") }
         let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: upstream.method), uri: upstream.target, headers: headers)
         let attempt = call.machine.attempts
@@ -84,22 +83,28 @@ extension GatewayRequestHandler {
         connection.channel.write(HTTPClientRequestPart.head(head), promise: written)
         // Once the head is on the wire Klarna may act on it; before, a failure means it saw nothing.
         written.futureResult.assumeIsolated().whenSuccess { call.machine.headWritten(attempt: attempt) }
-        for buffer in call.bodyParts {
-            connection.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
-        }
+        call.bodyParts.forEach { connection.channel.write(HTTPClientRequestPart.body(.byteBuffer($0)), promise: nil) }
         if call.machine.requestEnded { connection.channel.write(HTTPClientRequestPart.end(nil), promise: nil) }
         connection.channel.flush()
     }
 
-    /// (Re)arms the call's one timer to fire at `time` (`UpstreamClock`).
+    /// (Re)arms the call's one deadline at `time` (`UpstreamClock`) in its loop's `CallDeadlines`.
     func armWatchdog(call: CallState, at time: Int64, context: ChannelHandlerContext) {
-        call.watchdog?.cancel()
-        call.watchdog = context.eventLoop.assumeIsolated().scheduleTask(deadline: NIODeadline.uptimeNanoseconds(UInt64(max(0, time)))) {
-            guard self.call === call else { return }
-            call.watchdog = nil
-            let now = UpstreamClock.now
-            self.perform(call.machine.watchdogFired(now: now) { self.decideRetry($0, attempt: $1, repeatable: $2, deadline: $3, now: now) }, call: call, context: context)
-        }
+        runtime.deadlines(for: context.eventLoop).arm(call, owner: self, at: time)
+    }
+
+    /// Stops every timer of the call.
+    func cancelTimers(call: CallState, context: ChannelHandlerContext) {
+        runtime.deadlines(for: context.eventLoop).disarm(call)
+        call.retryTimer?.cancel()
+        call.retryTimer = nil
+    }
+
+    /// The call's deadline passed: the machine checks every limit and acts on the one that ran out.
+    func deadlineReached(_ call: CallState) {
+        guard let context, self.call === call else { return }
+        let now = UpstreamClock.now
+        perform(call.machine.watchdogFired(now: now) { self.decideRetry($0, attempt: $1, repeatable: $2, deadline: $3, now: now) }, call: call, context: context)
     }
 
     /// Forgets the failed attempt's answer and asks the breaker again after `delay`.

@@ -13,12 +13,14 @@ import NIOSSL
 /// The upstream channel runs on this channel's event loop, so response parts arrive as direct calls. Request
 /// body parts that arrive while the journal and the upstream connection are pending are buffered; the body is
 /// bounded by the ingress limit, so the buffer is too.
-final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelegate {
+final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelegate, CallDeadlineOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     let runtime: ProxyRuntime
     let isHTTP2: Bool
+    /// An HTTP/2 stream's connection, told when the stream closes.
+    private let lifetime: HTTP2ConnectionLifetimeHandler?
     /// The call being served; nil while waiting for a request head.
     var call: CallState?
     /// The upstream connection the call's current attempt holds.
@@ -27,9 +29,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     private var cachedFingerprint: String??
     private var cachedClientAddress: String??
 
-    init(runtime: ProxyRuntime, isHTTP2: Bool) {
+    init(runtime: ProxyRuntime, isHTTP2: Bool, lifetime: HTTP2ConnectionLifetimeHandler? = nil) {
         self.runtime = runtime
         self.isHTTP2 = isHTTP2
+        self.lifetime = lifetime
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -50,6 +53,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             perform(call.machine.clientGone(), call: call, context: context)
         }
         endCall()
+        lifetime?.streamClosed()
         context.fireChannelInactive()
     }
 
@@ -102,8 +106,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             call.record.facts = refusal.facts
             call.record.path = CallRecord.recordedPath(rawTarget: head.uri, operation: refusal.facts.operation)
             refuse(refusal.error, call: call, context: context)
-        case .success(let plan):
-            call.plan = plan
+        case .success(var plan):
             call.record.facts = plan.facts
             call.record.path = CallRecord.recordedPath(rawTarget: head.uri, operation: plan.facts.operation)
             call.record.credential = plan.upstream.credential
@@ -114,6 +117,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
                 RequestID.make()
             }
             call.record.idempotencyKey = callerKey ?? call.generatedKey
+            if let key = call.generatedKey { plan.upstream.addHeader(IdempotencyKeys.header, key) }
+            call.plan = plan
             call.chunked = head.headers[canonicalForm: "transfer-encoding"].contains("chunked")
             call.expectsContinue = head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
             limitRate(plan, snapshot: snapshot, call: call, context: context)
@@ -219,11 +224,11 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         switch action.timers {
         case .keep: break
         case .arm(let time): armWatchdog(call: call, at: time, context: context)
-        case .cancel: call.cancelTimers()
+        case .cancel: cancelTimers(call: call, context: context)
         }
         if action.dropHeldAnswer {
             call.heldHead = nil
-            call.heldBody = []
+            call.heldBody.removeAll()
         }
         switch action.step {
         case .none:
@@ -253,8 +258,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         case .writeAnswer(let closeAfter):
             // Head, body and end leave in one flush: one write to the caller's socket per answer, not two.
             release(call, context: context, flush: false)
-            let written = context.writeAndFlush(wrapOutboundOut(.end(call.trailers)))
-            finish(call: call, written: written, closeAfter: closeAfter, context: context)
+            let end = wrapOutboundOut(.end(call.trailers))
+            finish(call: call, closeAfter: closeAfter, context: context) { context.writeAndFlush(end, promise: $0) }
         case .writeRefusal(let connectionClose, let closeAfter):
             writeRefusal(call: call, connectionClose: connectionClose, closeAfter: closeAfter, context: context)
         case .keepBody(let forward):
@@ -306,17 +311,21 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         guard let error = call.refusal else { return }
         if !isHTTP2 && call.method == "CONNECT" { RefusalResponse.unpairEncoder(of: context.pipeline.syncOperations) }
         let response = RefusalResponse(error, requestID: call.requestID, generatedKey: call.generatedKey, close: connectionClose)
-        finish(call: call, written: response.write(to: context, wrap: wrapOutboundOut), closeAfter: closeAfter, context: context)
+        finish(call: call, closeAfter: closeAfter, context: context) { response.write(to: context, wrap: self.wrapOutboundOut, promise: $0) }
     }
 
-    /// After the answer's end: close once it is written if the machine said so, else go idle if the request has
-    /// ended (otherwise its end will).
-    private func finish(call: CallState, written: EventLoopFuture<Void>, closeAfter: Bool, context: ChannelHandlerContext) {
-        if closeAfter {
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    /// Writes the answer's end with `write`; then closes once it is written if the machine said so, else goes idle
+    /// if the request has ended (otherwise its end will). A promise is made only when the close needs one.
+    private func finish(call: CallState, closeAfter: Bool, context: ChannelHandlerContext, write: (EventLoopPromise<Void>?) -> Void) {
+        guard closeAfter else {
+            write(nil)
+            // A pipelined request may have arrived from inside that write and replaced this call.
+            if self.call === call && call.machine.requestEnded { reset() }
             return
         }
-        if self.call === call && call.machine.requestEnded { reset() }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        write(written)
+        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     func reset() {

@@ -5,8 +5,8 @@ import NIOHTTP2
 /// its open streams are done (at once when there are none); with no open stream for the idle timeout
 /// (`limits.idle_timeout_ms`, the HTTP/1 keep-alive idle timeout) it sends GOAWAY `NO_ERROR` and closes it.
 ///
-/// Streams are counted from the stream initializer and each stream channel's close, which needs no cooperation
-/// from the HTTP/2 handler's events. The idle timer is not moved per stream: it is armed when the connection
+/// Streams are counted from the stream initializer and each stream's request handler going inactive, which needs
+/// no cooperation from the HTTP/2 handler's events. The idle timer is not moved per stream: it is armed when the connection
 /// falls idle with no timer pending, and when it fires early (streams came and went meanwhile) it re-arms for the
 /// idle period then in force, so a busy connection costs about one timer per idle timeout.
 final class HTTP2ConnectionLifetimeHandler: ChannelInboundHandler {
@@ -37,15 +37,15 @@ final class HTTP2ConnectionLifetimeHandler: ChannelInboundHandler {
         self.context = nil
     }
 
-    /// A stream opened; its close is watched. Runs on the connection's loop (streams share it).
-    func streamOpened(_ stream: any Channel) {
+    /// A stream opened (its handlers are in place). Runs on the connection's loop (streams share it).
+    func streamOpened() {
         openStreams += 1
         idleSince = nil
-        let bound = NIOLoopBound(self, eventLoop: stream.eventLoop)
-        stream.closeFuture.whenComplete { _ in bound.value.streamClosed() }
     }
 
-    private func streamClosed() {
+    /// A stream opened with `streamOpened` closed: its request handler tells, from its `channelInactive`, which
+    /// costs nothing where a callback on each stream's close future cost two allocations per stream.
+    func streamClosed() {
         openStreams -= 1
         if openStreams <= 0 {
             idleSince = .now()

@@ -53,11 +53,18 @@ struct RefusalResponse {
         head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: error.status), headers: headers)
     }
 
-    /// Writes head, body and end; the future is the end's write.
-    func write(to context: ChannelHandlerContext, wrap: (HTTPServerResponsePart) -> NIOAny) -> EventLoopFuture<Void> {
+    /// Writes head, body and end; `promise` is the end's write.
+    func write(to context: ChannelHandlerContext, wrap: (HTTPServerResponsePart) -> NIOAny, promise: EventLoopPromise<Void>?) {
         context.write(wrap(.head(head)), promise: nil)
         context.write(wrap(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        return context.writeAndFlush(wrap(.end(nil)))
+        context.writeAndFlush(wrap(.end(nil)), promise: promise)
+    }
+
+    /// Writes head, body and end; the future is the end's write.
+    func write(to context: ChannelHandlerContext, wrap: (HTTPServerResponsePart) -> NIOAny) -> EventLoopFuture<Void> {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        write(to: context, wrap: wrap, promise: promise)
+        return promise.futureResult
     }
 }
 

@@ -233,11 +233,16 @@ func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
     return channel.configureHTTP2Pipeline(
         mode: .server, connectionConfiguration: limits.connection, streamConfiguration: limits.stream
     ) { stream in
-        stream.eventLoop.makeCompletedFuture {
-            lifetime.value.streamOpened(stream)
-            try stream.pipeline.syncOperations.addHandler(HTTP2EndStreamCoalescer())
-            try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-            try stream.pipeline.syncOperations.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: true))
+        do {
+            let handlers = stream.pipeline.syncOperations
+            try handlers.addHandler(HTTP2EndStreamCoalescer())
+            try handlers.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+            try handlers.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: true, lifetime: lifetime.value))
+            lifetime.value.streamOpened()
+            // The loop's cached succeeded future: a new one per stream was an allocation.
+            return stream.eventLoop.makeSucceededVoidFuture()
+        } catch {
+            return stream.eventLoop.makeFailedFuture(error)
         }
     }.flatMapThrowing { _ in
         try channel.pipeline.syncOperations.addHandler(lifetime.value)

@@ -28,7 +28,9 @@ final class UpstreamPool: @unchecked Sendable {
     let eventLoop: any EventLoop
     let contexts: UpstreamTLSContexts
     let settings: Settings
-    private var idle: [Key: [UpstreamConnection]] = [:]
+    /// Idle connections by key, each key's in a list object: taking one is a dictionary read and an array pop
+    /// on the list, where mutating the array inside the dictionary went through two heap-allocated accessor frames.
+    private var idle: [Key: IdleList] = [:]
     /// Every open connection, idle or busy, so that a drain can find the busy ones too.
     private var open: [ObjectIdentifier: UpstreamConnection] = [:]
     /// Client identities in force; connections presenting any other are draining. Nil before the first drain.
@@ -57,7 +59,8 @@ final class UpstreamPool: @unchecked Sendable {
     func takeIdle(endpoint: UpstreamEndpoint, identity: ClientIdentity) -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
         let key = Key(host: endpoint.host, port: endpoint.port, identity: identity.fingerprint)
-        while let connection = idle[key]?.popLast() {
+        guard let list = idle[key] else { return nil }
+        while let connection = list.connections.popLast() {
             if connection.channel.isActive { return connection }
         }
         return nil
@@ -69,19 +72,22 @@ final class UpstreamPool: @unchecked Sendable {
         connection.handler.delegate = nil
         let draining = current.map { !$0.contains(connection.key.identity) } ?? false
         if draining && connection.channel.isActive { drained["after_call", default: 0] += 1 }
-        guard reusable, !draining, connection.channel.isActive, idle[connection.key, default: []].count < settings.maxIdlePerKey else {
+        let list = idle[connection.key] ?? IdleList()
+        guard reusable, !draining, connection.channel.isActive, list.connections.count < settings.maxIdlePerKey else {
             connection.channel.close(promise: nil)
             return
         }
         connection.idleSince = .now()
-        idle[connection.key, default: []].append(connection)
+        if list.connections.isEmpty { idle[connection.key] = list }
+        list.connections.append(connection)
     }
 
     /// Closes idle connections older than the idle timeout or presenting identities no longer configured.
     func prune(keeping identities: Set<String>?) {
         eventLoop.preconditionInEventLoop()
         let oldest = NIODeadline.now() - settings.idleTimeout
-        for (key, connections) in idle {
+        for (key, list) in idle {
+            let connections = list.connections
             let keep = identities.map { $0.contains(key.identity) } ?? true
             let (stay, go) = connections.reduce(into: ([UpstreamConnection](), [UpstreamConnection]())) { result, connection in
                 if keep && connection.idleSince > oldest && connection.channel.isActive {
@@ -90,7 +96,8 @@ final class UpstreamPool: @unchecked Sendable {
                     result.1.append(connection)
                 }
             }
-            idle[key] = stay.isEmpty ? nil : stay
+            list.connections = stay
+            if stay.isEmpty { idle[key] = nil }
             for connection in go { connection.channel.close(promise: nil) }
         }
     }
@@ -101,7 +108,7 @@ final class UpstreamPool: @unchecked Sendable {
     func retire(keeping identities: Set<String>, drain: TimeAmount) {
         eventLoop.preconditionInEventLoop()
         current = identities
-        drained["idle", default: 0] += idle.filter { !identities.contains($0.key.identity) }.values.joined().filter(\.channel.isActive).count
+        drained["idle", default: 0] += idle.filter { !identities.contains($0.key.identity) }.values.flatMap(\.connections).filter(\.channel.isActive).count
         prune(keeping: identities)
         drainDeadline?.cancel()
         drainDeadline = eventLoop.assumeIsolated().scheduleTask(in: drain) {
@@ -117,7 +124,7 @@ final class UpstreamPool: @unchecked Sendable {
     /// Open connections by upstream and state, for metrics.
     func counts() -> [UpstreamConnectionCount] {
         eventLoop.preconditionInEventLoop()
-        let idleIDs = Set(idle.values.joined().map { ObjectIdentifier($0) })
+        let idleIDs = Set(idle.values.flatMap(\.connections).map { ObjectIdentifier($0) })
         var counts: [UpstreamConnectionCount: Int] = [:]
         for (id, connection) in open {
             let draining = current.map { !$0.contains(connection.key.identity) } ?? false
@@ -139,7 +146,7 @@ final class UpstreamPool: @unchecked Sendable {
 
     /// Closes every idle connection (shutdown).
     func closeAll() {
-        for connection in idle.values.joined() { connection.channel.close(promise: nil) }
+        for connection in idle.values.flatMap(\.connections) { connection.channel.close(promise: nil) }
         idle = [:]
     }
 
@@ -188,9 +195,14 @@ final class UpstreamPool: @unchecked Sendable {
             channel.closeFuture.assumeIsolated().whenComplete { _ in self.open[id] = nil }
             handler.onClose = { [weak self, weak connection] in
                 guard let self, let connection else { return }
-                self.idle[key]?.removeAll { $0 === connection }
+                self.idle[key]?.connections.removeAll { $0 === connection }
             }
             return connection
         }
     }
+}
+
+/// One key's idle connections, most recently returned last.
+private final class IdleList {
+    var connections: [UpstreamConnection] = []
 }
