@@ -1,10 +1,8 @@
-import Crypto
 import Foundation
 import GatewayCore
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOSSL
 
 /// Serves one HTTP/1.1 connection's requests in turn, or one HTTP/2 stream: runs the pure stages, then feeds
 /// each call's events to its `CallMachine` and carries out the actions it returns (journal, forward over a pooled
@@ -26,13 +24,15 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     /// The upstream connection the call's current attempt holds.
     var connection: UpstreamConnection?
     var context: ChannelHandlerContext?
-    private var cachedFingerprint: String??
-    private var cachedClientAddress: String??
+    /// The caller's address and certificate: given to an HTTP/2 stream by its connection, read on the first
+    /// request of an HTTP/1 connection.
+    private var caller: CallerConnection?
 
-    init(runtime: ProxyRuntime, isHTTP2: Bool, lifetime: HTTP2ConnectionLifetimeHandler? = nil) {
+    init(runtime: ProxyRuntime, isHTTP2: Bool, lifetime: HTTP2ConnectionLifetimeHandler? = nil, caller: CallerConnection? = nil) {
         self.runtime = runtime
         self.isHTTP2 = isHTTP2
         self.lifetime = lifetime
+        self.caller = caller
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -82,8 +82,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         let machine = CallMachine(
             maxBodyBytes: runtime.limits.maxBodyBytes, maxHeldResponseBytes: runtime.limits.maxHeldResponseBytes,
             isHTTP2: isHTTP2, keepAlive: head.isKeepAlive)
-        let call = CallState(requestID: RequestID.make(), head: head, clientAddress: clientAddress(context: context), machine: machine)
-        call.record.callerCertificateFingerprint = clientFingerprint(context: context)
+        let caller = self.caller ?? CallerConnection.read(context.channel)
+        self.caller = caller
+        let call = CallState(requestID: RequestID.make(), head: head, clientAddress: caller.address, machine: machine)
+        call.record.callerCertificateFingerprint = caller.fingerprint
         self.call = call
         guard runtime.inFlight.enter() else {
             refuse(GatewayError(.overloaded, "The gateway is serving \(runtime.inFlight.limit) calls at once; retry shortly."), call: call, context: context)
@@ -338,26 +340,6 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         guard let call, call.admitted else { return }
         call.admitted = false
         runtime.inFlight.leave()
-    }
-
-    /// The caller's IP address, formatted once per connection (or stream) rather than once per request.
-    private func clientAddress(context: ChannelHandlerContext) -> String? {
-        if let cached = cachedClientAddress { return cached }
-        let address = context.channel.remoteAddress?.ipAddress
-        cachedClientAddress = .some(address)
-        return address
-    }
-
-    /// The fingerprint of the verified client certificate, read once per connection.
-    private func clientFingerprint(context: ChannelHandlerContext) -> String? {
-        if let cached = cachedFingerprint { return cached }
-        // An HTTP/2 stream's parent is its connection, which holds TLS; an HTTP/1 connection's parent is the
-        // listening socket (on another loop), so it must not be asked.
-        let channel = isHTTP2 ? (context.channel.parent ?? context.channel) : context.channel
-        let certificate = try? channel.pipeline.syncOperations.nioSSL_peerCertificate()
-        let fingerprint = (try? certificate?.toDERBytes()).map { Hex.encode(SHA256.hash(data: $0)) }
-        cachedFingerprint = .some(fingerprint)
-        return fingerprint
     }
 }
 

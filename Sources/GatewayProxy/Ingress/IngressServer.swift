@@ -230,6 +230,8 @@ func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
 func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
     let lifetime = NIOLoopBound(HTTP2ConnectionLifetimeHandler(idleTimeout: runtime.limits.idleTimeout), eventLoop: channel.eventLoop)
     let limits = HTTP2IngressLimits(headersTotalBytes: runtime.limits.maxHeadersTotalBytes)
+    // The handshake is done (ALPN chose h2): the caller's address and certificate are read once for every stream.
+    let caller = CallerConnection.read(channel)
     return channel.configureHTTP2Pipeline(
         mode: .server, connectionConfiguration: limits.connection, streamConfiguration: limits.stream
     ) { stream in
@@ -237,7 +239,7 @@ func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
             let handlers = stream.pipeline.syncOperations
             try handlers.addHandler(HTTP2EndStreamCoalescer())
             try handlers.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-            try handlers.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: true, lifetime: lifetime.value))
+            try handlers.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: true, lifetime: lifetime.value, caller: caller))
             lifetime.value.streamOpened()
             // The loop's cached succeeded future: a new one per stream was an allocation.
             return stream.eventLoop.makeSucceededVoidFuture()
