@@ -288,6 +288,48 @@ struct CallHandlerTests {
         #expect(rig.journal.pending.isEmpty && rig.journal.phases == [.intent])
     }
 
+    /// The last `autoRead` set on an embedded channel (its `getOption` always answers true); true when never set.
+    func autoRead(_ channel: EmbeddedChannel) -> Bool {
+        channel.options.last { $0.option is ChannelOptions.Types.AutoReadOption }.map { $0.value as! Bool } ?? true
+    }
+
+    @Test("flow control: each side reads only while the other can be written, and both read again when the exchange ends")
+    func flowControl() throws {
+        let rig = try Rig(maxHeld: 8)
+        let upstream = try rig.idleUpstream()
+        let headers = HTTPHeaders([("Host", "gw"), ("Authorization", "Bearer " + rig.token.rendered.exposedValue), ("Content-Length", "4"),
+                                   ("Klarna-Idempotency-Key", "k-flow")])
+        try rig.ingress.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: Self.capture, headers: headers)))
+        rig.journal.flush()
+        #expect(try rig.received(on: upstream).head != nil)
+        // Klarna's connection cannot take more of the body: the caller's side stops reading until it can.
+        upstream.isWritable = false
+        upstream.pipeline.fireChannelWritabilityChanged()
+        #expect(autoRead(rig.ingress) == false)
+        upstream.isWritable = true
+        upstream.pipeline.fireChannelWritabilityChanged()
+        #expect(autoRead(rig.ingress) == true)
+        try rig.ingress.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "abcd")))
+        try rig.ingress.writeInbound(HTTPServerRequestPart.end(nil))
+        // The answer streams (past the 8-byte hold): a caller that cannot take more stops Klarna's connection.
+        try upstream.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "40"])))
+        try upstream.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: String(repeating: "x", count: 20))))
+        rig.ingress.isWritable = false
+        rig.ingress.pipeline.fireChannelWritabilityChanged()
+        #expect(autoRead(upstream) == false)
+        rig.ingress.isWritable = true
+        rig.ingress.pipeline.fireChannelWritabilityChanged()
+        #expect(autoRead(upstream) == true)
+        rig.ingress.isWritable = false
+        rig.ingress.pipeline.fireChannelWritabilityChanged()
+        try upstream.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: String(repeating: "y", count: 20))))
+        try upstream.writeInbound(HTTPClientResponsePart.end(nil))
+        rig.journal.flush()
+        #expect(try rig.answer().ended)
+        #expect(autoRead(upstream) == true, "a connection goes back to the pool reading")
+        #expect(autoRead(rig.ingress) == true)
+    }
+
     @Test("drain: a connection presenting a retired certificate finishes its call, then is closed instead of pooled")
     func drain() throws {
         let rig = try Rig()

@@ -69,6 +69,7 @@ extension GatewayRequestHandler {
     private func connected(_ connection: UpstreamConnection, attempt: Int, call: CallState, context: ChannelHandlerContext) {
         self.connection = connection
         connection.handler.delegate = self
+        if !context.channel.isWritable { pauseUpstream(true, connection) }
         perform(call.machine.connected(attempt: attempt, now: UpstreamClock.now), call: call, context: context)
     }
 

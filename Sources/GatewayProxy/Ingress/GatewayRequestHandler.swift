@@ -23,6 +23,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     var call: CallState?
     /// The upstream connection the call's current attempt holds.
     var connection: UpstreamConnection?
+    /// Reading is paused on that connection (the caller cannot take more) or on the caller's side (Klarna's
+    /// connection cannot take more): flow control between the two channels, as swift-nio's connect-proxy glue does.
+    private var upstreamPaused = false
+    private var callerPaused = false
     var context: ChannelHandlerContext?
     /// The caller's address and certificate: given to an HTTP/2 stream by its connection, read on the first
     /// request of an HTTP/1 connection.
@@ -55,6 +59,26 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         endCall()
         lifetime?.streamClosed()
         context.fireChannelInactive()
+    }
+
+    /// The caller's side can take more (or no more): Klarna's connection reads only while it can.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if let connection { pauseUpstream(!context.channel.isWritable, connection) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Klarna's connection can take more of the request body (or no more): the caller's side reads only while it can.
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        guard let context, callerPaused == writable else { return }
+        callerPaused = !writable
+        try? context.channel.syncOptions?.setOption(.autoRead, value: writable)
+    }
+
+    /// Stops (or resumes) reading from Klarna's connection.
+    func pauseUpstream(_ pause: Bool, _ connection: UpstreamConnection) {
+        guard upstreamPaused != pause else { return }
+        upstreamPaused = pause
+        try? connection.channel.syncOptions?.setOption(.autoRead, value: !pause)
     }
 
     /// A framing error or stalled body in the request this handler holds: refuse it and close.
@@ -279,9 +303,11 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         }
     }
 
-    /// Gives the upstream connection back (closed unless `reusable`).
+    /// Gives the upstream connection back (closed unless `reusable`), reading on both sides again.
     private func dropConnection(reusable: Bool, context: ChannelHandlerContext) {
         guard let connection else { return }
+        pauseUpstream(false, connection)
+        upstreamWritabilityChanged(true)
         self.connection = nil
         connection.handler.delegate = nil
         runtime.pools.pool(for: context.eventLoop).release(connection, reusable: reusable)

@@ -8,6 +8,8 @@ protocol UpstreamExchangeDelegate: AnyObject {
     func upstreamReceived(_ part: HTTPClientResponsePart)
     /// The connection failed or closed before the response ended.
     func upstreamFailed(_ error: any Error)
+    /// The connection's outbound buffer crossed a water mark: the caller's side reads only while it can be written.
+    func upstreamWritabilityChanged(_ writable: Bool)
 }
 
 /// The last handler of an upstream channel: hands response parts to whichever exchange holds the connection.
@@ -28,6 +30,11 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
             // Bytes on an idle connection mean the peer is confused; it cannot be reused.
             context.close(promise: nil)
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
