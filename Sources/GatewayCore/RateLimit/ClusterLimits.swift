@@ -49,7 +49,7 @@ public struct ClusterLimits: Sendable {
     /// order), with `room` false when the queue of waiting calls is full. Counts go to `counts` as in local mode.
     mutating func decide(
         _ limits: [RateLimiter.Applicable], holds: [RateLimitKey: Int64], room: Bool, now: Int64, since: Int64,
-        counts: inout [RateLimitRule: RateLimitCounts]
+        counts: inout RuleCounts
     ) -> (Outcome, [QuotaLeaseAction]) {
         let waited = max(0, now - since)
         let holdWaits = limits.map { limit in holds[limit.key].map { max(0, $0 - now) } ?? 0 }
@@ -58,10 +58,10 @@ public struct ClusterLimits: Sendable {
             let wait = limits.indices.filter { !limits[$0].shadow }.map { holdWaits[$0] }.max() ?? 0
             let holding = limits.indices.filter { !limits[$0].shadow && holdWaits[$0] > 0 }
             if room && holding.allSatisfy({ limits[$0].maxDelay >= waited + wait }) {
-                for index in holding { counts[limits[index].rule, default: RateLimitCounts()].delayed += 1 }
+                for index in holding { counts[limits[index].rule].delayed += 1 }
                 return (.retry(after: wait), [])
             }
-            counts[limits[decider].rule, default: RateLimitCounts()].refused += 1
+            counts[limits[decider].rule].refused += 1
             return (.refuse(index: decider, wait: holdWaits[decider]), [])
         }
 
@@ -86,15 +86,15 @@ public struct ClusterLimits: Sendable {
         if let first = refusals.first {
             let wait = refusals.map(\.wait).max() ?? first.wait
             if room && refusals.allSatisfy({ limits[$0.index].maxDelay >= waited + wait }) {
-                for refusal in refusals { counts[limits[refusal.index].rule, default: RateLimitCounts()].delayed += 1 }
+                for refusal in refusals { counts[limits[refusal.index].rule].delayed += 1 }
                 return (.retry(after: wait), actions)
             }
-            counts[limits[first.index].rule, default: RateLimitCounts()].refused += 1
+            counts[limits[first.index].rule].refused += 1
             return (.refuse(index: first.index, wait: first.wait), actions)
         }
         if let parkOn {
             guard room, waited < settings.maxPark else {
-                counts[limits[parkOn.index].rule, default: RateLimitCounts()].refused += 1
+                counts[limits[parkOn.index].rule].refused += 1
                 return (.refuse(index: parkOn.index, wait: 1_000_000_000), actions)
             }
             return (.park(parkOn.key), actions)
@@ -102,7 +102,7 @@ public struct ClusterLimits: Sendable {
 
         for (index, limit) in limits.enumerated() {
             guard limit.shadow else {
-                counts[limit.rule, default: RateLimitCounts()].admitted += 1
+                counts[limit.rule].admitted += 1
                 continue
             }
             // A shadow rule never acts, so it asks the ledger for nothing: this instance's share is its estimate.
@@ -116,9 +116,9 @@ public struct ClusterLimits: Sendable {
                 }
             }
             if conforms {
-                counts[limit.rule, default: RateLimitCounts()].admitted += 1
+                counts[limit.rule].admitted += 1
             } else {
-                counts[limit.rule, default: RateLimitCounts()].shadowRefused += 1
+                counts[limit.rule].shadowRefused += 1
             }
         }
         return (.admit, actions)

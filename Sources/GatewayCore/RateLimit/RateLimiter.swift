@@ -90,7 +90,7 @@ public final class RateLimiter: Sendable {
         var tats: [Key: Int64] = [:]
         var holds: [Key: Int64] = [:]
         var queued = 0
-        var counts: [RateLimitRule: RateLimitCounts] = [:]
+        var counts = RuleCounts()
         /// Cluster mode's lease book; nil for a single instance.
         var cluster: ClusterLimits?
         /// Calls parked for a lease, by the lease they wait for.
@@ -128,14 +128,17 @@ public final class RateLimiter: Sendable {
     private func applicable(_ subject: RateLimitSubject, _ policy: RateLimitPolicy) -> [Applicable] {
         var out: [Applicable] = []
         out.reserveCapacity(RateLimitRule.allCases.count)
+        // The policy's dictionaries are usually empty or tiny: an empty one is not asked (asking hashes the key).
+        let hasOptions = !policy.options.isEmpty
         func add(_ rule: RateLimitRule, _ key: Key, _ spec: LimitSpec?) {
-            let options = policy.options[rule.rawValue]
+            let options = hasOptions ? policy.options[rule.rawValue] : nil
             out.append(Applicable(
                 rule: rule, key: key, gcra: spec?.gcra, maxDelay: Int64(options?.maxDelayMs ?? 0) * 1_000_000,
                 shadow: options?.shadow ?? false))
         }
         if let merchantID = subject.merchantID {
-            let plan = policy.merchantPlans[merchantID] ?? subject.merchantGroups.lazy.compactMap { policy.groupPlans[$0] }.first
+            let plan = (policy.merchantPlans.isEmpty ? nil : policy.merchantPlans[merchantID])
+                ?? (policy.groupPlans.isEmpty ? nil : subject.merchantGroups.lazy.compactMap { policy.groupPlans[$0] }.first)
             let limits = plan.flatMap { policy.plans[$0]?.merchant } ?? policy.merchant[subject.environment]
             // Added even without a limit, so that holds learned from Klarna's 429s apply to the key.
             add(.merchant, Key(rule: .merchant, first: merchantID, second: subject.category), limits?.limit(for: subject.category))
@@ -162,12 +165,17 @@ public final class RateLimiter: Sendable {
     ) -> RateLimitDecision {
         let limits = applicable(subject, policy)
         if isClustered { return decideClustered(limits, policy: policy, now: now, since: since ?? now, wake: wake) }
-        // The waits live on the stack: no allocation while the shared lock is held.
-        return withUnsafeTemporaryAllocation(of: Int64.self, capacity: limits.count) { waits in
-            state.withLock { state in
+        // The waits and the TATs read live on the stack: no allocation while the shared lock is held, and each
+        // key's TAT is looked up once (the commit writes what the check read).
+        return withUnsafeTemporaryAllocation(of: Int64.self, capacity: limits.count * 2) { scratch in
+            let waits = UnsafeMutableBufferPointer(rebasing: scratch[0..<limits.count])
+            let tats = UnsafeMutableBufferPointer(rebasing: scratch[limits.count...])
+            return state.withLock { state in
                 // How long each limit (or a hold learned from Klarna) makes this call wait.
                 for (index, limit) in limits.enumerated() {
-                    var earliest = limit.gcra?.earliest(tat: state.tats[limit.key]) ?? Int64.min
+                    let tat = limit.gcra == nil ? nil : state.tats[limit.key]
+                    tats[index] = tat ?? .min
+                    var earliest = limit.gcra?.earliest(tat: tat) ?? Int64.min
                     if !state.holds.isEmpty, let hold = state.holds[limit.key], hold > earliest { earliest = hold }
                     waits[index] = earliest > now ? earliest - now : 0
                 }
@@ -180,21 +188,21 @@ public final class RateLimiter: Sendable {
                 // Shaping only when every rule that has no room allows waiting that long.
                 let shapeable = limits.indices.allSatisfy { limits[$0].shadow || waits[$0] == 0 || limits[$0].maxDelay >= enforcedWait }
                 if let decider, !shapeable || state.queued >= policy.maxQueued {
-                    state.counts[limits[decider].rule, default: RateLimitCounts()].refused += 1
+                    state.counts[limits[decider].rule].refused += 1
                     return .refuse(refusal(limits[decider], wait: waits[decider], state: state, now: now), rule: limits[decider].rule)
                 }
                 // Admit now or after the wait: reserve room in every limit at the time the call will leave.
                 let at = now + enforcedWait
                 for (index, limit) in limits.enumerated() {
                     if limit.shadow && waits[index] > enforcedWait {
-                        state.counts[limit.rule, default: RateLimitCounts()].shadowRefused += 1
+                        state.counts[limit.rule].shadowRefused += 1
                         continue
                     }
-                    if let gcra = limit.gcra { state.tats[limit.key] = gcra.advance(tat: state.tats[limit.key], at: at) }
+                    if let gcra = limit.gcra { state.tats[limit.key] = gcra.advance(tat: tats[index] == .min ? nil : tats[index], at: at) }
                     if enforcedWait > 0 && waits[index] > 0 {
-                        state.counts[limit.rule, default: RateLimitCounts()].delayed += 1
+                        state.counts[limit.rule].delayed += 1
                     } else {
-                        state.counts[limit.rule, default: RateLimitCounts()].admitted += 1
+                        state.counts[limit.rule].admitted += 1
                     }
                 }
                 if enforcedWait > 0 {
@@ -247,8 +255,39 @@ public final class RateLimiter: Sendable {
     }
 
     /// Counters per rule.
-    public var counts: [RateLimitRule: RateLimitCounts] { state.withLock { $0.counts } }
+    public var counts: [RateLimitRule: RateLimitCounts] { state.withLock { $0.counts.counted } }
 
     /// Keys currently remembered (for memory tests and metrics).
     public var trackedKeys: Int { state.withLock { $0.tats.count + $0.holds.count + ($0.cluster?.trackedKeys ?? 0) } }
+}
+
+/// Counters per rule in a fixed array indexed by the rule, so counting under the limiter's lock hashes nothing.
+struct RuleCounts: Sendable {
+    private var values = [RateLimitCounts](repeating: RateLimitCounts(), count: RateLimitRule.allCases.count)
+
+    /// The counters of `rule`.
+    subscript(rule: RateLimitRule) -> RateLimitCounts {
+        get { values[rule.index] }
+        _modify { yield &values[rule.index] }
+    }
+
+    /// The rules that counted anything, as `RateLimiter.counts` reports them.
+    var counted: [RateLimitRule: RateLimitCounts] {
+        var out: [RateLimitRule: RateLimitCounts] = [:]
+        for rule in RateLimitRule.allCases where values[rule.index] != RateLimitCounts() { out[rule] = values[rule.index] }
+        return out
+    }
+}
+
+extension RateLimitRule {
+    /// The rule's place in `allCases`.
+    var index: Int {
+        switch self {
+        case .merchant: 0
+        case .partner: 1
+        case .caller: 2
+        case .callerMerchant: 3
+        case .global: 4
+        }
+    }
 }
