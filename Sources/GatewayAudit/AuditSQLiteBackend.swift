@@ -35,23 +35,35 @@ final class AuditSQLiteBackend: AuditBackend {
         guard let database else { throw AuditError.unavailable("audit store not open") }
         try database.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
-                // One prepared statement for the life of the connection, its values bound straight from the packed
+                // Prepared statements for the life of the connection, their values bound straight from the packed
                 // records and the links, without SQLite copying them (`SQLITE_STATIC`: they outlive the step);
-                // GRDB's StatementArguments would box 36 DatabaseValues per record first.
-                let statement = try db.cachedStatement(sql: AuditEntry.insertSQL).sqliteStatement
-                defer { sqlite3_clear_bindings(statement) }
+                // GRDB's StatementArguments would box 36 DatabaseValues per record first. Rows go
+                // `rowsPerStatement` to an INSERT while a batch has that many left: SQLite then opens its cursors
+                // and ends a statement once per group instead of once per row.
+                let single = try db.cachedStatement(sql: AuditEntry.insertSQL).sqliteStatement
+                let multiple = try db.cachedStatement(sql: Self.multipleRowsSQL).sqliteStatement
+                defer {
+                    sqlite3_clear_bindings(single)
+                    sqlite3_clear_bindings(multiple)
+                }
                 try links.withReader { hashes in
                     var row = 0
                     for segment in segments {
                         try segment.withReader { records in
-                            for index in 0..<records.count {
-                                var binder = SQLiteBinder(statement: statement, firstIndex: 1)
-                                binder.integer(links.firstSeq + Int64(row))
-                                records.visit(index, &binder)
-                                binder.text(hashes.previousHash(row))
-                                binder.text(hashes.hash(row))
-                                try Self.step(statement, on: db.sqliteConnection, sql: AuditEntry.insertSQL)
-                                row += 1
+                            var index = 0
+                            while index < records.count {
+                                let count = records.count - index >= Self.rowsPerStatement ? Self.rowsPerStatement : 1
+                                let statement = count == 1 ? single : multiple
+                                for offset in 0..<count {
+                                    var binder = SQLiteBinder(statement: statement, firstIndex: Int32(offset * Self.columns + 1))
+                                    binder.integer(links.firstSeq + Int64(row))
+                                    records.visit(index + offset, &binder)
+                                    binder.text(hashes.previousHash(row))
+                                    binder.text(hashes.hash(row))
+                                    row += 1
+                                }
+                                try Self.step(statement, on: db.sqliteConnection, sql: count == 1 ? AuditEntry.insertSQL : Self.multipleRowsSQL)
+                                index += count
                             }
                         }
                     }
@@ -61,6 +73,15 @@ final class AuditSQLiteBackend: AuditBackend {
             }
         }
     }
+
+    /// Parameters per row: the chained fields, `prev_hash` and `hash`.
+    private static let columns = AuditEntry.fieldNames.count + 2
+    private static let rowsPerStatement = 16
+    /// `AuditEntry.insertSQL` with `rowsPerStatement` rows of parameters.
+    private static let multipleRowsSQL: String = {
+        let marks = "(" + Array(repeating: "?", count: columns).joined(separator: ",") + ")"
+        return AuditEntry.insertSQL + String(repeating: "," + marks, count: rowsPerStatement - 1)
+    }()
 
     /// Inserts the bound rows; throws when they were not inserted.
     private static func step(_ statement: OpaquePointer, on connection: OpaquePointer?, sql: String) throws {
