@@ -13,11 +13,12 @@ import Synchronization
 ///
 /// A record is packed into bytes on its event loop (`AuditPackedRecords`: no string retained) until the end of the
 /// loop's tick, when everything the loop recorded in that tick is handed to the writer at once; so no lock is
-/// shared by every loop per record, and encoding, hashing and binding happen on the worker, not on the loop. Everything handed over while a batch is
-/// being written goes into the next transaction, so throughput grows with load while each caller waits for at
-/// most two commits; each loop's callers are then told with one task on that loop. The chain hash is computed
-/// here, in sequence order. Failures fail the whole batch (the data plane then refuses those calls) and every
-/// later batch retries, so the gateway resumes by itself once the store is writable again.
+/// shared by every loop per record, and encoding, hashing and binding happen on the worker, not on the loop.
+/// Everything handed over while a batch is being written goes into the next transaction, so throughput grows with
+/// load while each caller waits for at most two commits; each loop's callers are then told with one task on that
+/// loop. The chain hash is computed here, in sequence order. Failures fail the whole batch (the data plane then
+/// refuses those calls) and every later batch retries, so the gateway resumes by itself once the store is writable
+/// again.
 public final class AuditWriter: @unchecked Sendable {
     // @unchecked: `shared` is behind a lock, each `LoopQueue` is confined to its loop's thread, and everything
     // else mutable is confined to `worker`.
