@@ -15,10 +15,9 @@ struct AuditChainHead: Sendable, Equatable {
 protocol AuditBackend: AnyObject {
     /// Opens the store (creating or migrating its schema) and reads this node's chain head.
     func open() throws -> AuditChainHead
-    /// Appends the chained entries (`seq`, `prevHash` and `hash` filled in; in sequence order across the
-    /// segments, one segment per event loop's batch) and, when given, `checkpoint` in one transaction: all or
-    /// nothing.
-    func append(_ segments: [[AuditEntry]], checkpoint: AuditCheckpoint?) throws
+    /// Appends the records (in sequence order across the segments, one segment per event loop's batch) with
+    /// their places in the chain (`links`) and, when given, `checkpoint` in one transaction: all or nothing.
+    func append(_ segments: [AuditPackedRecords], links: AuditChainLinks, checkpoint: AuditCheckpoint?) throws
     /// Closes the store; the next `open` starts again and re-reads the chain head.
     func close()
     /// Whether the writer closes the store after a failed append. A server connection that failed may be dead,

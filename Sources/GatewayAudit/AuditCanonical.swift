@@ -40,129 +40,194 @@ public enum AuditCanonical {
     }
 
     /// `,"name":` for every field after `seq`, in order and back to back (the keys are the same for every
-    /// record), and where each one ends: one buffer, so a field's key costs no retain of an array of its own.
+    /// record), and where each one ends.
     static let keysAfterSeq: [UInt8] = Array(AuditEntry.fieldNames.dropFirst().map { ",\"\($0)\":" }.joined().utf8)
     static let keyEnds: [Int] = AuditEntry.fieldNames.dropFirst().reduce(into: []) { ends, name in
         ends.append((ends.last ?? 0) + ",\"\(name)\":".utf8.count)
     }
-    static let null: [UInt8] = Array("null".utf8)
-    private static let head: [UInt8] = Array("{\"v\":\(version),\"seq\":".utf8)
+    static let head: [UInt8] = Array("{\"v\":\(version),\"seq\":".utf8)
 
-    /// Writes the canonical encoding into `out` (emptied first, capacity kept): the writer encodes every record
-    /// into one reused buffer, byte for byte what `v1` always was, without building strings.
+    /// Writes the canonical encoding into `out` (emptied first, capacity kept), byte for byte what `v1` always was.
     static func encode(_ entry: AuditEntry, into out: inout [UInt8]) {
+        let buffer = AuditCanonicalBuffer()
+        var writer = buffer.start(seq: entry.seq)
+        entry.visitFieldsAfterSeq(&writer)
+        writer.finish()
         out.removeAll(keepingCapacity: true)
-        out.append(contentsOf: head)
-        appendDecimal(entry.seq, to: &out)
-        keysAfterSeq.withUnsafeBufferPointer { keys in
-            keyEnds.withUnsafeBufferPointer { ends in
-                // Swapped in and out rather than copied, so the buffer keeps one owner and appending never copies it.
-                var writer = CanonicalWriter(keys: keys, ends: ends)
-                swap(&out, &writer.out)
-                entry.visitFieldsAfterSeq(&writer)
-                writer.out.append(UInt8(ascii: "}"))
-                swap(&out, &writer.out)
-            }
-        }
+        out.append(contentsOf: buffer.bytes)
+    }
+}
+
+/// One reused buffer the canonical encoding is written into through a pointer, with its own copy of the keys:
+/// appending to an array checks its uniqueness and capacity per append, which cost more than the bytes did.
+final class AuditCanonicalBuffer {
+    private(set) var base: UnsafeMutablePointer<UInt8>
+    private(set) var count = 0
+    private var capacity: Int
+    fileprivate let keys: UnsafeMutableBufferPointer<UInt8>
+    fileprivate let keyEnds: UnsafeMutableBufferPointer<Int>
+
+    init(capacity: Int = 1_024) {
+        self.capacity = capacity
+        base = .allocate(capacity: capacity)
+        keys = .allocate(capacity: AuditCanonical.keysAfterSeq.count)
+        _ = keys.initialize(from: AuditCanonical.keysAfterSeq)
+        keyEnds = .allocate(capacity: AuditCanonical.keyEnds.count)
+        _ = keyEnds.initialize(from: AuditCanonical.keyEnds)
     }
 
-    static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
-        if value < 0 { out.append(UInt8(ascii: "-")) }
+    deinit {
+        base.deallocate()
+        keys.deallocate()
+        keyEnds.deallocate()
+    }
+
+    /// The bytes written since the last `start`.
+    var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
+
+    /// Empties the buffer and writes the head up to `seq`'s value; the writer appends the rest.
+    func start(seq: Int64) -> AuditCanonicalWriter {
+        count = 0
+        AuditCanonical.head.withUnsafeBufferPointer { append($0) }
+        appendDecimal(seq)
+        return AuditCanonicalWriter(buffer: self)
+    }
+
+    @inline(__always)
+    func reserve(_ extra: Int) {
+        guard count + extra > capacity else { return }
+        let grown = max(capacity * 2, count + extra)
+        let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
+        moved.update(from: base, count: count)
+        base.deallocate()
+        base = moved
+        capacity = grown
+    }
+
+    @inline(__always)
+    func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        reserve(bytes.count)
+        if let source = bytes.baseAddress { (base + count).update(from: source, count: bytes.count) }
+        count += bytes.count
+    }
+
+    @inline(__always)
+    func append(_ word: UInt32) {
+        reserve(4)
+        UnsafeMutableRawPointer(base + count).storeBytes(of: word, as: UInt32.self)
+        count += 4
+    }
+
+    @inline(__always)
+    func append(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    func appendDecimal(_ value: Int64) {
+        reserve(20)
+        if value < 0 { append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
-        let start = out.count
+        let start = count
         repeat {
-            out.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10))
+            base[count] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10)
+            count += 1
             magnitude /= 10
         } while magnitude > 0
-        out[start...].reverse()
-    }
-
-    private struct CanonicalWriter: AuditFieldVisitor {
-        var out: [UInt8] = []
-        let keys: UnsafeBufferPointer<UInt8>
-        let ends: UnsafeBufferPointer<Int>
-        var index = 0
-
-        init(keys: UnsafeBufferPointer<UInt8>, ends: UnsafeBufferPointer<Int>) {
-            self.keys = keys
-            self.ends = ends
-        }
-
-        private mutating func key() {
-            let start = index == 0 ? 0 : ends[index - 1]
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: keys[start..<ends[index]]))
-            index += 1
-        }
-
-        mutating func text(_ value: String?) {
-            key()
-            guard let value else { return out.append(contentsOf: AuditCanonical.null) }
-            // Most values need no escaping; a scan of the contiguous bytes is far cheaper than quoting scalar by
-            // scalar (or iterating the UTF-8 view). Read in place: a mutable copy would retain the string.
-            var plain = value.utf8.withContiguousStorageIfAvailable { appendIfPlain($0) }
-            if plain == nil {
-                // Not stored as contiguous UTF-8 (a bridged string): a contiguous copy takes the same path.
-                var contiguous = value
-                contiguous.makeContiguousUTF8()
-                plain = contiguous.utf8.withContiguousStorageIfAvailable { appendIfPlain($0) }
-            }
-            if plain != true { out.append(contentsOf: JSONText.quote(value).utf8) }
-        }
-
-        /// Appends `bytes` quoted when they need no escaping; false (and nothing appended) otherwise.
-        private mutating func appendIfPlain(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-            for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: bytes)
-            out.append(UInt8(ascii: "\""))
-            return true
-        }
-
-        mutating func integer(_ value: Int64?) {
-            key()
-            guard let value else { return out.append(contentsOf: AuditCanonical.null) }
-            AuditCanonical.appendDecimal(value, to: &out)
+        var low = start
+        var high = count - 1
+        while low < high {
+            (base[low], base[high]) = (base[high], base[low])
+            low += 1
+            high -= 1
         }
     }
 }
 
-/// The head of one chain as the writer extends it: links entries in sequence order, reusing its buffers, so
-/// chaining a record costs one encoding into a reused buffer, one SHA-256 and one 64-character string.
-struct AuditChainLinker {
-    private(set) var seq: Int64
-    private(set) var hash: String
-    private var previous: [UInt8]
-    private var scratch: [UInt8] = []
+/// Writes one record's fields after `seq` into an `AuditCanonicalBuffer`, from an entry or from packed bytes.
+struct AuditCanonicalWriter: AuditFieldVisitor, AuditPackedFieldVisitor {
+    let buffer: AuditCanonicalBuffer
+    private var index = 0
 
-    init(seq: Int64, hash: String) {
-        self.seq = seq
-        self.hash = hash
-        previous = AuditCanonical.previousBytes(hash)
-        scratch.reserveCapacity(1024)
+    fileprivate init(buffer: AuditCanonicalBuffer) {
+        self.buffer = buffer
     }
 
-    /// Gives `entry` the next sequence number, its predecessor's hash and its own.
-    mutating func link(_ entry: inout AuditEntry) {
-        seq += 1
-        entry.seq = seq
-        entry.prevHash = hash
-        AuditCanonical.encode(entry, into: &scratch)
-        let digest = AuditCanonical.digest(previous: previous, canonical: scratch)
-        previous.removeAll(keepingCapacity: true)
-        digest.withUnsafeBytes { previous.append(contentsOf: $0) }
-        hash = Self.hex(previous)
-        entry.hash = hash
+    @inline(__always)
+    private mutating func key() {
+        let start = index == 0 ? 0 : buffer.keyEnds[index - 1]
+        buffer.append(UnsafeBufferPointer(rebasing: buffer.keys[start..<buffer.keyEnds[index]]))
+        index += 1
     }
 
-    private static let digits = Array("0123456789abcdef".utf8)
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
-            for (index, byte) in bytes.enumerated() {
-                buffer[2 * index] = digits[Int(byte >> 4)]
-                buffer[2 * index + 1] = digits[Int(byte & 0x0F)]
-            }
-            return bytes.count * 2
+    mutating func text(_ bytes: UnsafeBufferPointer<UInt8>) {
+        key()
+        // Most values need no escaping: a scan of the bytes, then one copy.
+        if Self.needsEscaping(bytes) {
+            var quoted: [UInt8] = []
+            JSONText.appendQuoted(String(decoding: bytes, as: UTF8.self), to: &quoted)
+            return quoted.withUnsafeBufferPointer { buffer.append($0) }
         }
+        buffer.reserve(bytes.count + 2)
+        buffer.append(UInt8(ascii: "\""))
+        buffer.append(bytes)
+        buffer.append(UInt8(ascii: "\""))
+    }
+
+    mutating func integer(_ value: Int64) {
+        key()
+        buffer.appendDecimal(value)
+    }
+
+    mutating func null() {
+        key()
+        buffer.append(Self.null)
+    }
+
+    private static let null = UInt32(littleEndian: 0x6C6C_756E)  // "null"
+
+    /// Whether any byte is a control character, `"` or `\`; eight bytes at a time (the bit tricks find a zero
+    /// or a small byte in a word without a branch per byte).
+    static func needsEscaping(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            let word = UnsafeRawPointer(base + offset).loadUnaligned(as: UInt64.self)
+            let control = (word &- ones &* 0x20) & ~word & highs
+            let quote = word ^ (ones &* 0x22)
+            let backslash = word ^ (ones &* 0x5C)
+            let zeroQuote = (quote &- ones) & ~quote & highs
+            let zeroBackslash = (backslash &- ones) & ~backslash & highs
+            if control | zeroQuote | zeroBackslash != 0 { return true }
+            offset += 8
+        }
+        while offset < bytes.count {
+            let byte = base[offset]
+            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return true }
+            offset += 1
+        }
+        return false
+    }
+
+    mutating func text(_ value: String?) {
+        guard let value else { return null() }
+        // Read in place (a mutable copy for `withUTF8` would retain the string); a bridged string is copied.
+        if value.utf8.withContiguousStorageIfAvailable({ text($0) }) == nil {
+            let bytes = Array(value.utf8)
+            bytes.withUnsafeBufferPointer { text($0) }
+        }
+    }
+
+    mutating func integer(_ value: Int64?) {
+        guard let value else { return null() }
+        integer(value)
+    }
+
+    /// Closes the object.
+    func finish() {
+        buffer.append(UInt8(ascii: "}"))
     }
 }

@@ -74,9 +74,9 @@ final class AuditPostgresBackend: AuditBackend {
 
     /// One statement per batch, so one round trip: a single statement is its own transaction, so the records
     /// and the checkpoint commit together (or not at all) without BEGIN and COMMIT round trips of their own.
-    func append(_ segments: [[AuditEntry]], checkpoint: AuditCheckpoint?) throws {
+    func append(_ segments: [AuditPackedRecords], links: AuditChainLinks, checkpoint: AuditCheckpoint?) throws {
         guard let connection else { throw AuditError.unavailable("audit store not open") }
-        guard let query = Self.insert(segments, checkpoint: checkpoint) else { return }
+        guard let query = Self.insert(segments, links: links, checkpoint: checkpoint) else { return }
         do {
             try run(connection, query)
         } catch {
@@ -124,6 +124,30 @@ final class AuditPostgresBackend: AuditBackend {
                 builder.endRow()
             }
         }
+        return insert(builder, checkpoint: checkpoint)
+    }
+
+    /// The same for the writer's packed records, with their places in the chain.
+    static func insert(_ segments: [AuditPackedRecords], links: AuditChainLinks, checkpoint: AuditCheckpoint?) -> PostgresQuery? {
+        var builder = ColumnBuilder(columns: columns)
+        links.withReader { hashes in
+            for segment in segments {
+                segment.withReader { records in
+                    for index in 0..<records.count {
+                        let row = builder.rows
+                        builder.integer(links.firstSeq + Int64(row))
+                        records.visit(index, &builder)
+                        builder.text(hashes.previousHash(row))
+                        builder.text(hashes.hash(row))
+                        builder.endRow()
+                    }
+                }
+            }
+        }
+        return insert(builder, checkpoint: checkpoint)
+    }
+
+    private static func insert(_ builder: ColumnBuilder, checkpoint: AuditCheckpoint?) -> PostgresQuery? {
         guard builder.rows > 0 else { return checkpoint.map(insert) }
         var binds = PostgresBindings(capacity: columns.count + 7)
         for column in builder.arrays { binds.append(column) }
@@ -155,8 +179,8 @@ final class AuditPostgresBackend: AuditBackend {
     }
 }
 
-/// Fills one PostgreSQL array per column from entries visited in column order.
-private struct ColumnBuilder: AuditFieldVisitor {
+/// Fills one PostgreSQL array per column from entries or packed records visited in column order.
+private struct ColumnBuilder: AuditFieldVisitor, AuditPackedFieldVisitor {
     var arrays: [AuditPostgresArray]
     private(set) var rows = 0
     private var index = 0
@@ -172,6 +196,21 @@ private struct ColumnBuilder: AuditFieldVisitor {
 
     mutating func integer(_ value: Int64?) {
         arrays[index].append(value)
+        index += 1
+    }
+
+    mutating func text(_ bytes: UnsafeBufferPointer<UInt8>) {
+        arrays[index].append(bytes)
+        index += 1
+    }
+
+    mutating func integer(_ value: Int64) {
+        arrays[index].append(value)
+        index += 1
+    }
+
+    mutating func null() {
+        arrays[index].append(Optional<Int64>.none)
         index += 1
     }
 
@@ -201,6 +240,12 @@ struct AuditPostgresArray: PostgresDynamicTypeEncodable {
         guard let value else { return appendNull() }
         elements.writeInteger(Int32(value.utf8.count))
         elements.writeString(value)
+    }
+
+    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        count += 1
+        elements.writeInteger(Int32(bytes.count))
+        elements.writeBytes(UnsafeRawBufferPointer(bytes))
     }
 
     mutating func append(_ value: Int64?) {

@@ -31,31 +31,67 @@ final class AuditSQLiteBackend: AuditBackend {
         return head
     }
 
-    func append(_ segments: [[AuditEntry]], checkpoint: AuditCheckpoint?) throws {
+    func append(_ segments: [AuditPackedRecords], links: AuditChainLinks, checkpoint: AuditCheckpoint?) throws {
         guard let database else { throw AuditError.unavailable("audit store not open") }
         try database.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
-                // One prepared statement for the life of the connection, its values bound straight from each
-                // entry: GRDB's StatementArguments would box 36 DatabaseValues per record first.
-                let insert = try db.cachedStatement(sql: AuditEntry.insertSQL)
-                let statement = insert.sqliteStatement
-                var row = SQLiteRow(statement: statement)
-                defer { sqlite3_clear_bindings(statement) }
-                for segment in segments {
-                    // Entries are read in place: copying one out would retain and release its 30-odd strings.
-                    for index in segment.indices {
-                        row.start()
-                        row.integer(segment[index].seq)
-                        segment[index].visitFieldsAfterSeq(&row)
-                        row.text(segment[index].prevHash)
-                        row.text(segment[index].hash)
-                        if let failure = row.step(on: db.sqliteConnection) { throw failure }
+                // Prepared statements for the life of the connection, their values bound straight from the packed
+                // records and the links, without SQLite copying them (`SQLITE_STATIC`: they outlive the step);
+                // GRDB's StatementArguments would box 36 DatabaseValues per record first. Rows go
+                // `rowsPerStatement` to an INSERT while a batch has that many left: SQLite then opens its cursors
+                // and ends a statement once per group instead of once per row.
+                let single = try db.cachedStatement(sql: AuditEntry.insertSQL).sqliteStatement
+                let multiple = try db.cachedStatement(sql: Self.multipleRowsSQL).sqliteStatement
+                defer {
+                    sqlite3_clear_bindings(single)
+                    sqlite3_clear_bindings(multiple)
+                }
+                try links.withReader { hashes in
+                    var row = 0
+                    for segment in segments {
+                        try segment.withReader { records in
+                            var index = 0
+                            while index < records.count {
+                                let count = records.count - index >= Self.rowsPerStatement ? Self.rowsPerStatement : 1
+                                let statement = count == 1 ? single : multiple
+                                for offset in 0..<count {
+                                    var binder = SQLiteBinder(statement: statement, firstIndex: Int32(offset * Self.columns + 1))
+                                    binder.integer(links.firstSeq + Int64(row))
+                                    records.visit(index + offset, &binder)
+                                    binder.text(hashes.previousHash(row))
+                                    binder.text(hashes.hash(row))
+                                    row += 1
+                                }
+                                try Self.step(statement, on: db.sqliteConnection, sql: count == 1 ? AuditEntry.insertSQL : Self.multipleRowsSQL)
+                                index += count
+                            }
+                        }
                     }
                 }
                 if let checkpoint { try db.execute(sql: AuditCheckpoint.insertSQL, arguments: checkpoint.insertArguments) }
                 return .commit
             }
         }
+    }
+
+    /// Parameters per row: the chained fields, `prev_hash` and `hash`.
+    private static let columns = AuditEntry.fieldNames.count + 2
+    private static let rowsPerStatement = 16
+    /// `AuditEntry.insertSQL` with `rowsPerStatement` rows of parameters.
+    private static let multipleRowsSQL: String = {
+        let marks = "(" + Array(repeating: "?", count: columns).joined(separator: ",") + ")"
+        return AuditEntry.insertSQL + String(repeating: "," + marks, count: rowsPerStatement - 1)
+    }()
+
+    /// Inserts the bound rows; throws when they were not inserted.
+    private static func step(_ statement: OpaquePointer, on connection: OpaquePointer?, sql: String) throws {
+        let code = sqlite3_step(statement)
+        // The message is read before the reset, which may replace it.
+        let failure = code == SQLITE_DONE ? nil : DatabaseError(
+            resultCode: ResultCode(rawValue: code), message: connection.map { String(cString: sqlite3_errmsg($0)) },
+            sql: sql)
+        sqlite3_reset(statement)
+        if let failure { throw failure }
     }
 
     var closesAfterFailure: Bool { false }
@@ -66,72 +102,32 @@ final class AuditSQLiteBackend: AuditBackend {
     }
 }
 
-/// One row's columns in `AuditEntry.insertSQL` order, bound to a prepared statement: integers at once, texts
-/// gathered into one reused buffer and bound without a copy (`SQLITE_STATIC`) just before the row is stepped;
-/// `SQLITE_TRANSIENT` would make SQLite allocate and copy every text value of every row first.
-private struct SQLiteRow: AuditFieldVisitor {
+/// Binds one row's values to consecutive parameters from `firstIndex`, in `AuditEntry.insertSQL` order.
+private struct SQLiteBinder: AuditPackedFieldVisitor {
     let statement: OpaquePointer
-    private var index: Int32 = 1
-    private var bytes: [UInt8] = []
-    private var texts: [(index: Int32, start: Int, count: Int)] = []
+    private var index: Int32
 
-    init(statement: OpaquePointer) {
+    init(statement: OpaquePointer, firstIndex: Int32) {
         self.statement = statement
-        bytes.reserveCapacity(2048)
-        texts.reserveCapacity(AuditEntry.fieldNames.count + 2)
+        index = firstIndex
     }
 
-    /// Begins the next row; the buffer keeps its capacity.
-    mutating func start() {
-        index = 1
-        // Never empty, so its storage always has an address, which an empty text value is bound to.
-        bytes.removeAll(keepingCapacity: true)
-        bytes.append(0)
-        texts.removeAll(keepingCapacity: true)
+    mutating func text(_ bytes: UnsafeBufferPointer<UInt8>) {
+        // An empty text still needs an address, or SQLite would store NULL.
+        let address = UnsafeRawPointer(bytes.baseAddress ?? Self.empty.utf8Start)
+        sqlite3_bind_text(statement, index, address.assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
+        index += 1
     }
 
-    mutating func text(_ value: String?) {
-        defer { index += 1 }
-        guard let value else {
-            sqlite3_bind_null(statement, index)
-            return
-        }
-        let start = bytes.count
-        // Read in place (a mutable copy for `withUTF8` would retain the string); a bridged string is copied.
-        if value.utf8.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil {
-            bytes.append(contentsOf: value.utf8)
-        }
-        texts.append((index, start, bytes.count - start))
+    mutating func integer(_ value: Int64) {
+        sqlite3_bind_int64(statement, index, value)
+        index += 1
     }
 
-    mutating func integer(_ value: Int64?) {
-        defer { index += 1 }
-        if let value {
-            sqlite3_bind_int64(statement, index, value)
-        } else {
-            sqlite3_bind_null(statement, index)
-        }
+    mutating func null() {
+        sqlite3_bind_null(statement, index)
+        index += 1
     }
 
-    /// Binds the texts and inserts the row; the buffer is not touched until every text is bound again. Returns
-    /// the error when the row was not inserted.
-    func step(on connection: OpaquePointer?) -> DatabaseError? {
-        bytes.withUnsafeBufferPointer { buffer in
-            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) { base in
-                for text in texts {
-                    sqlite3_bind_text(statement, text.index, base + text.start, Int32(text.count), Self.static)
-                }
-                let code = sqlite3_step(statement)
-                // The message is read before the reset, which may replace it.
-                let failure = code == SQLITE_DONE ? nil : DatabaseError(
-                    resultCode: ResultCode(rawValue: code), message: connection.map { String(cString: sqlite3_errmsg($0)) },
-                    sql: AuditEntry.insertSQL)
-                sqlite3_reset(statement)
-                return failure
-            }
-        }
-    }
-
-    /// Tells SQLite the bytes stay valid (and unchanged) until they are bound again or cleared.
-    private static var `static`: sqlite3_destructor_type? { nil }
+    private static let empty: StaticString = ""
 }

@@ -11,13 +11,14 @@ import Synchronization
 
 /// The audit trail's only writer: records gathered per event loop, drained by one serial worker in group commits.
 ///
-/// A record is kept on its event loop as a flat `AuditEntry` until the end of the loop's tick, when everything the
-/// loop recorded in that tick is handed to the writer at once; so no lock is shared by every loop per record, and
-/// encoding, hashing and binding happen on the worker, not on the loop. Everything handed over while a batch is
-/// being written goes into the next transaction, so throughput grows with load while each caller waits for at
-/// most two commits; each loop's callers are then told with one task on that loop. The chain hash is computed
-/// here, in sequence order. Failures fail the whole batch (the data plane then refuses those calls) and every
-/// later batch retries, so the gateway resumes by itself once the store is writable again.
+/// A record is packed into bytes on its event loop (`AuditPackedRecords`: no string retained) until the end of the
+/// loop's tick, when everything the loop recorded in that tick is handed to the writer at once; so no lock is
+/// shared by every loop per record, and encoding, hashing and binding happen on the worker, not on the loop.
+/// Everything handed over while a batch is being written goes into the next transaction, so throughput grows with
+/// load while each caller waits for at most two commits; each loop's callers are then told with one task on that
+/// loop. The chain hash is computed here, in sequence order. Failures fail the whole batch (the data plane then
+/// refuses those calls) and every later batch retries, so the gateway resumes by itself once the store is writable
+/// again.
 public final class AuditWriter: @unchecked Sendable {
     // @unchecked: `shared` is behind a lock, each `LoopQueue` is confined to its loop's thread, and everything
     // else mutable is confined to `worker`.
@@ -25,7 +26,7 @@ public final class AuditWriter: @unchecked Sendable {
     /// What one event loop recorded in one tick (or one record from a caller off its loop).
     struct LoopBatch {
         let loop: any EventLoop
-        var entries: [AuditEntry] = []
+        var records = AuditPackedRecords()
         /// Empty in `async` mode, where callers are answered on enqueue.
         var promises: [EventLoopPromise<Void>] = []
     }
@@ -44,10 +45,10 @@ public final class AuditWriter: @unchecked Sendable {
             batch = LoopBatch(loop: loop)
         }
 
-        /// Adds a record; true when the caller must schedule the hand-over at the end of the loop's tick.
-        func add(_ entry: AuditEntry, _ promise: EventLoopPromise<Void>?) -> Bool {
+        /// Packs a record; true when the caller must schedule the hand-over at the end of the loop's tick.
+        func add(_ record: CallRecord, nodeID: String, _ promise: EventLoopPromise<Void>?) -> Bool {
             lock.withLock {
-                batch.entries.append(entry)
+                batch.records.append(record, nodeID: nodeID)
                 if let promise { batch.promises.append(promise) }
                 if handOverScheduled { return false }
                 handOverScheduled = true
@@ -60,9 +61,9 @@ public final class AuditWriter: @unchecked Sendable {
         func take(scheduled: Bool) -> LoopBatch? {
             lock.withLock {
                 if scheduled { handOverScheduled = false }
-                guard !batch.entries.isEmpty else { return nil }
+                guard batch.records.count > 0 else { return nil }
                 var next = LoopBatch(loop: loop)
-                next.entries.reserveCapacity(batch.entries.count)
+                next.records.reserveCapacity(like: batch.records)
                 next.promises.reserveCapacity(batch.promises.count)
                 swap(&next, &batch)
                 return next
@@ -118,7 +119,7 @@ public final class AuditWriter: @unchecked Sendable {
     private var chain = AuditChainLinker(seq: 0, hash: AuditCanonical.genesisHash)
     private var lastCheckpointSeq: Int64 = 0
     private var lastCheckpointTime = Date()
-    private var backlog: [[AuditEntry]] = []
+    private var backlog: [AuditPackedRecords] = []
     private var spareInbox: [LoopBatch] = []
     private var timer: DispatchSourceTimer?
 
@@ -186,15 +187,16 @@ public final class AuditWriter: @unchecked Sendable {
             shared.withLockedValue { $0.health.queueFullRefusals += 1 }
             return eventLoop.makeFailedFuture(AuditError.queueFull(limit: queueLimit))
         }
-        let entry = AuditEntry(record, nodeID: nodeID)
         let promise = waits ? eventLoop.makePromise(of: Void.self) : nil
         if eventLoop.inEventLoop, let queue = loopQueue(for: eventLoop) {
-            if queue.add(entry, promise) {
+            if queue.add(record, nodeID: nodeID, promise) {
                 // Runs after the I/O the loop is handling now: everything recorded in this tick goes over together.
                 eventLoop.execute { self.handOver(queue) }
             }
         } else {
-            enqueue(LoopBatch(loop: eventLoop, entries: [entry], promises: promise.map { [$0] } ?? []))
+            var batch = LoopBatch(loop: eventLoop, promises: promise.map { [$0] } ?? [])
+            batch.records.append(record, nodeID: nodeID)
+            enqueue(batch)
         }
         return promise?.futureResult ?? eventLoop.makeSucceededVoidFuture()
     }
@@ -231,7 +233,7 @@ public final class AuditWriter: @unchecked Sendable {
         }
         switch wake {
         case nil:
-            queued.wrappingSubtract(batch.entries.count, ordering: .relaxed)
+            queued.wrappingSubtract(batch.records.count, ordering: .relaxed)
             for promise in batch.promises { promise.fail(AuditError.shutDown) }
         case true?:
             worker.async { self.drain() }
@@ -297,7 +299,7 @@ public final class AuditWriter: @unchecked Sendable {
             }
             guard taken else { return }
             var count = 0
-            for batch in batches { count += batch.entries.count }
+            for batch in batches { count += batch.records.count }
             queued.wrappingSubtract(count, ordering: .relaxed)
             write(&batches)
             batches.removeAll(keepingCapacity: true)
@@ -353,20 +355,20 @@ public final class AuditWriter: @unchecked Sendable {
         backlog = []
         segments.reserveCapacity(segments.count + batches.count)
         for index in batches.indices {
-            // Moved, not copied: the worker then owns each entry array alone and chains the entries in place.
-            var entries: [AuditEntry] = []
-            swap(&entries, &batches[index].entries)
-            segments.append(entries)
+            // Moved, not copied: the batch keeps only its promises.
+            var records = AuditPackedRecords()
+            swap(&records, &batches[index].records)
+            segments.append(records)
         }
         let started = Date()
         var delay = 0.05
-        var outcome = attempt(&segments)
+        var outcome = attempt(segments)
         while case .failure = outcome, backend.closesAfterFailure, health.isHealthy,
             Date().timeIntervalSince(started) + delay <= retryWindow
         {
             Thread.sleep(forTimeInterval: delay)
             delay = min(delay * 2, 1)
-            outcome = attempt(&segments)
+            outcome = attempt(segments)
         }
         switch outcome {
         case .failure(let error):
@@ -407,16 +409,15 @@ public final class AuditWriter: @unchecked Sendable {
     }
 
     /// One try at appending `segments` after the chain head; advances the head only when the store committed.
-    private func attempt(_ segments: inout [[AuditEntry]]) -> Result<AuditCheckpoint?, any Error> {
+    private func attempt(_ segments: [AuditPackedRecords]) -> Result<AuditCheckpoint?, any Error> {
         do {
             try openIfNeeded()
+            // Linked afresh on every try: the chain head moves only when the store committed.
             var linked = chain
-            for segment in segments.indices {
-                for index in segments[segment].indices { linked.link(&segments[segment][index]) }
-            }
+            let links = linked.link(segments)
             let checkpoint = checkpointDue(at: linked.seq)
                 ? try signer.checkpoint(nodeID: nodeID, seq: linked.seq, timeMicros: Self.nowMicros(), hash: linked.hash) : nil
-            if !segments.isEmpty || checkpoint != nil { try backend.append(segments, checkpoint: checkpoint) }
+            if !segments.isEmpty || checkpoint != nil { try backend.append(segments, links: links, checkpoint: checkpoint) }
             chain = linked
             return .success(checkpoint)
         } catch {
@@ -435,7 +436,7 @@ public final class AuditWriter: @unchecked Sendable {
         do {
             try openIfNeeded()
             let made = try signer.checkpoint(nodeID: nodeID, seq: chain.seq, timeMicros: Self.nowMicros(), hash: chain.hash)
-            try backend.append([], checkpoint: made)
+            try backend.append([], links: AuditChainLinks(firstSeq: chain.seq + 1, previousHash: []), checkpoint: made)
             recordSuccess(seq: chain.seq)
             published(made)
         } catch {
