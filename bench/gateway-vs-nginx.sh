@@ -3,6 +3,7 @@
 # upstream, in one run, on loopback. Prints requests/s and p50/p99 for each and the gateway/nginx ratios, plus
 # the gateway's resident memory idle and under load with BIG merchants loaded. Bounded: each wrk run is DUR.
 #   bench/gateway-vs-nginx.sh            (DUR=10s CONN=64 MERCHANTS=100 BIG=100000 AUDIT_MODES="off commit fsync async" INFO_RUN=1)
+#   bin/with-postgres --durable bench/gateway-vs-nginx.sh   (adds the audit trail in PostgreSQL, commit mode)
 # The gateway is measured once per audit mode over plain HTTP (the audit cost, side by side with audit off), and
 # in the default mode over HTTPS; with INFO_RUN=1, once more with audit off at log_level info (the shipped default;
 # the others run at warning). Each line also gives the CPU per call (user + system, from /proc) of the gateway and
@@ -38,6 +39,14 @@ $(kgw_measure gateway-https-audit-commit https://127.0.0.1:18443 $pid)"
   fi
   stop_gateway
 done
+# Under `bin/with-postgres --durable` (a throwaway PostgreSQL with fsync and synchronous commit on), the audit trail
+# in PostgreSQL as well, `commit` mode: issue 15's line is 25% of throughput against audit off.
+if [ -n "${KGW_TEST_POSTGRES_URL:-}" ]; then
+  start_gateway commit "$KGW_TEST_POSTGRES_URL"
+  results="$results
+$(kgw_measure gateway-http-audit-commit-postgres http://127.0.0.1:18080 $pid)"
+  stop_gateway
+fi
 # The shipped log level (info: one access-log line per call) against the bench's warning, audit off.
 if [ "${INFO_RUN:-1}" = 1 ]; then
   start_gateway off "" KGW_LOG_LEVEL=info
