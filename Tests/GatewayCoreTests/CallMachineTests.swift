@@ -26,6 +26,14 @@ struct CallMachineTests {
         CallMachine(maxBodyBytes: maxBody, maxHeldResponseBytes: maxHeld, isHTTP2: http2, keepAlive: keepAlive)
     }
 
+    /// A machine whose intent was recorded at time 0, waiting for the breaker's verdict on its first attempt.
+    static func awaitingAttempt(_ target: CallMachine.Target = post) -> CallMachine {
+        var m = machine()
+        _ = m.admitted(target)
+        _ = m.intentJournaled(recorded: true, now: 0)
+        return m
+    }
+
     /// A machine whose first attempt is on a connection (sent when `sent`), the intent recorded at time 0.
     static func exchanging(_ target: CallMachine.Target = post, sent: Bool = true, keepAlive: Bool = true) -> CallMachine {
         var m = machine(keepAlive: keepAlive)
@@ -71,15 +79,11 @@ struct CallMachineTests {
 
     @Test("the breaker's allow, probe and reject")
     func breakerVerdicts() {
-        var m = Self.machine()
-        _ = m.admitted(Self.post)
-        _ = m.intentJournaled(recorded: true, now: 0)
+        var m = Self.awaitingAttempt()
         #expect(m.attemptAdmission(.probe, now: 9_950 * Self.ms) == Action(step: .connect(timeout: 50 * Self.ms)), "the connect limit is cut to the deadline")
         #expect(m.probe && m.attempts == 1 && m.state == .connecting(attempt: 1))
 
-        var rejected = Self.machine()
-        _ = rejected.admitted(Self.post)
-        _ = rejected.intentJournaled(recorded: true, now: 0)
+        var rejected = Self.awaitingAttempt()
         let action = rejected.attemptAdmission(.reject(retryAfter: 1_500 * Self.ms), now: 0)
         guard case .refuse(let error, nil) = action.step else { Issue.record("\(action)"); return }
         #expect(error.code == .upstreamUnavailable)
@@ -89,9 +93,7 @@ struct CallMachineTests {
 
     @Test("a connection for the current attempt sends; one for a call that moved on goes back to the pool, a probe abandoned")
     func connections() {
-        var m = Self.machine()
-        _ = m.admitted(Self.post)
-        _ = m.intentJournaled(recorded: true, now: 0)
+        var m = Self.awaitingAttempt()
         _ = m.attemptAdmission(.probe, now: 0)
         #expect(m.connected(attempt: 1, now: 10 * Self.ms) == Action(step: .send), "the first attempt's head is covered by the armed timer")
         #expect(m.state == .exchanging(.init(attempt: 1, sent: false, response: .awaitingHead(due: 1_010 * Self.ms))))
@@ -106,9 +108,7 @@ struct CallMachineTests {
 
     @Test("a failed connection is retried whatever the method: Klarna saw nothing; the retry's head may be due before the timer")
     func connectFailedRetried() {
-        var m = Self.machine()
-        _ = m.admitted(Self.keyless)
-        _ = m.intentJournaled(recorded: true, now: 0)
+        var m = Self.awaitingAttempt(Self.keyless)
         _ = m.attemptAdmission(.allow, now: 0)
         let decider = Decider(.retry(delay: 100 * Self.ms, reason: .connect))
         let action = m.connectFailed(attempt: 1, now: 100 * Self.ms, decide: decider.decide)
@@ -269,9 +269,7 @@ struct CallMachineTests {
         _ = streaming.responseBody(bytes: 500, now: 0)
         #expect(streaming.watchdogFired(now: 500 * Self.ms, decide: never) == Action(upstream: .abort, timers: .cancel, step: .close))
 
-        var waiting = Self.machine()
-        _ = waiting.admitted(Self.post)
-        _ = waiting.intentJournaled(recorded: true, now: 0)
+        var waiting = Self.awaitingAttempt()
         _ = waiting.attemptAdmission(.allow, now: 0)
         #expect(waiting.watchdogFired(now: 500 * Self.ms, decide: never) == Action(timers: .arm(at: 1_000 * Self.ms)),
                 "waiting for a connection: the next attempt's limits start no sooner than now")
@@ -286,9 +284,7 @@ struct CallMachineTests {
         guard case .refuse(let error, .deadlinePassed) = action.step else { Issue.record("\(action)"); return }
         #expect(error.code == .upstreamOutcomeUnknown)
 
-        var backingOff = Self.machine()
-        _ = backingOff.admitted(Self.post)
-        _ = backingOff.intentJournaled(recorded: true, now: 0)
+        var backingOff = Self.awaitingAttempt()
         _ = backingOff.attemptAdmission(.allow, now: 0)
         _ = backingOff.connectFailed(attempt: 1, now: 0) { _, _, _, _ in .retry(delay: Self.ms, reason: .connect) }
         let late = backingOff.watchdogFired(now: 10_000 * Self.ms, decide: never)
@@ -365,9 +361,7 @@ struct CallMachineTests {
 
     @Test("client gone: the exchange is aborted, a probe abandoned, and every later report is stale")
     func clientGone() {
-        var m = Self.machine()
-        _ = m.admitted(Self.post)
-        _ = m.intentJournaled(recorded: true, now: 0)
+        var m = Self.awaitingAttempt()
         _ = m.attemptAdmission(.probe, now: 0)
         _ = m.connected(attempt: 1, now: 0)
         #expect(m.clientGone() == Action(upstream: .abort, breaker: .abandonedProbe, timers: .cancel))
