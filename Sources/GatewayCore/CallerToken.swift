@@ -182,7 +182,7 @@ public enum Hex {
 
 /// Base64 with the URL-safe alphabet and no padding.
 public enum Base64URL {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// Encodes bytes: standard base64 with `-` and `_` for `+` and `/`, padding dropped.
     public static func encode(_ bytes: [UInt8]) -> String {
@@ -196,5 +196,13 @@ public enum Base64URL {
         }, as: UTF8.self)
     }
 
-    static func isAlphabetByte(_ byte: UInt8) -> Bool { alphabet.contains(byte) }
+    /// Whether `byte` is in the URL-safe alphabet: by range, since searching the 64-byte alphabet for each of a
+    /// token's 43 secret bytes on every call was 1% of the gateway's CPU.
+    static func isAlphabetByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "_"): true
+        default: false
+        }
+    }
 }

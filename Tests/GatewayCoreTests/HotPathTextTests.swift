@@ -57,3 +57,13 @@ struct HotPathTextTests {
         }
     }
 }
+
+@Suite("Token alphabet check")
+struct TokenAlphabetTests {
+    @Test("the range check accepts exactly the URL-safe base64 alphabet, for every byte")
+    func everyByte() {
+        for byte in UInt8.min...UInt8.max {
+            #expect(Base64URL.isAlphabetByte(byte) == Base64URL.alphabet.contains(byte), "byte \(byte)")
+        }
+    }
+}
