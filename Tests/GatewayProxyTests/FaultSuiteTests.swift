@@ -319,7 +319,12 @@ struct FaultSuiteTests {
             // Two slow calls fill the gateway; the rest are refused at once (the slow ones are still in flight).
             try await gw.inject(#"{"kind": "latency", "method": "GET", "delay_ms": 3000}"#)
             async let slow = runLoad(fx, count: 2, concurrency: 2) { _ in Self.get(gw) }
-            try await Task.sleep(for: .milliseconds(50))
+            // Until both slow calls hold their place (a fixed pause let the POSTs below overtake them on a loaded
+            // machine, and the slow calls were the ones refused).
+            let filled = ContinuousClock.now + .seconds(30)
+            while try await fx.readiness()["upstream"]?["calls_in_flight"]?.intValue != 2 && ContinuousClock.now < filled {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             var refused: [CallResult] = []
             let deadline = ContinuousClock.now + .seconds(60)
             while refused.isEmpty && ContinuousClock.now < deadline {

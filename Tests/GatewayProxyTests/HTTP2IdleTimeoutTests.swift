@@ -17,11 +17,13 @@ struct HTTP2IdleTimeoutTests {
 
     @Test("an answered stream, then silence: GOAWAY NO_ERROR and the connection closes; a slow stream is not cut", .timeLimit(.minutes(2)))
     func idleConnectionIsClosed() async throws {
-        try await withGateway(limits: "idle_timeout_ms: 1000") { gw in
-            // Klarna answers after 2.5 s: the stream stays open longer than the idle timeout, and must get its answer.
+        try await withGateway(limits: "idle_timeout_ms: 2500") { gw in
+            // Klarna answers after 6 s: the stream stays open longer than the idle timeout, and must get its answer.
+            // (The timeout leaves the stream 2.5 s to open: with 1 s, a loaded machine sometimes took longer between
+            // the handshake and the stream, and the idle connection was rightly closed before it.)
             _ = try await gw.control.send(
                 "POST", "/control/faults", headers: [("Content-Type", "application/json")],
-                body: Array(#"{"kind": "latency", "delay_ms": 2500, "count": 1}"#.utf8))
+                body: Array(#"{"kind": "latency", "delay_ms": 6000, "count": 1}"#.utf8))
             let connection = try await RawConnection.open(port: gw.httpsPort, tls: gw.rawTLS(alpn: ["h2"]))
             let token = try #require(gw.tokens["checkout"])
             await connection.send(H2.preface + H2.frame(type: 0x04) + H2.frame(type: 0x04, flags: 0x01)
