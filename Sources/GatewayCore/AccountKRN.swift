@@ -15,10 +15,16 @@ public struct AccountKRN: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// Parses a KRN; nil for anything that is not exactly a partner account KRN.
     public init?(_ text: some StringProtocol) {
-        // Prefix checks on bytes instead of a split: this runs for every merchant-scoped request.
+        guard let environment = AccountKRN.environment(of: text) else { return nil }
         let text = String(text)
-        let utf8 = text.utf8
-        guard utf8.count <= AccountKRN.maximumLength, text.hasPrefix(AccountKRN.prefix) else { return nil }
+        self.init(validated: text, environment: environment)
+    }
+
+    /// The environment of `text` when it is exactly a partner account KRN, nil otherwise: the check without the
+    /// copy, for the request path, which looks the merchant up by the path's own bytes.
+    public static func environment(of text: some StringProtocol) -> KlarnaEnvironment? {
+        // Prefix checks on bytes instead of a split: this runs for every merchant-scoped request.
+        guard text.utf8.count <= AccountKRN.maximumLength, text.hasPrefix(AccountKRN.prefix) else { return nil }
         let rest = text.dropFirst(AccountKRN.prefix.count)
         let environment: KlarnaEnvironment
         if rest.hasPrefix("test:") {
@@ -30,9 +36,7 @@ public struct AccountKRN: Sendable, Hashable, Codable, CustomStringConvertible {
         }
         let id = rest.dropFirst(5)
         guard !id.isEmpty, id.utf8.allSatisfy(AccountKRN.isIDByte) else { return nil }
-        self.rawValue = text
-        self.environment = environment
-        self.accountID = id
+        return environment
     }
 
     /// Rebuilds a KRN that was parsed before (the snapshot's merchant table keeps only its string).

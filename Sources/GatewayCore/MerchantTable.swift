@@ -94,8 +94,9 @@ public struct MerchantTable: Sendable {
         byID.find(hash: id.hashValue) { entries[Int($0)].id == id }.map { state(at: $0) }
     }
 
-    /// The merchant whose account is this KRN (its raw value).
-    public subscript(account account: String) -> MerchantState? {
+    /// The merchant whose account is this KRN (its raw value); a `Substring` of a request's path is looked up as it
+    /// is, without a copy (a String and a Substring of the same text hash alike).
+    public subscript(account account: some StringProtocol) -> MerchantState? {
         let found = byAccount.find(hash: account.hashValue) { entries[Int($0)].account == account }
         return found.map { state(at: $0) }
     }

@@ -21,6 +21,10 @@ struct MerchantTableTests {
             let byAccount = table[account: record.account.rawValue]
             #expect(byID?.record == record)
             #expect(byAccount?.record == record)
+            // As the request path looks it up: a slice of a longer string, not a copy.
+            let path = "/v2/accounts/" + record.account.rawValue + "/payment"
+            let slice = path.dropFirst("/v2/accounts/".count).prefix(record.account.rawValue.count)
+            #expect(table[account: slice]?.record == record)
             #expect(byID?.record.account.accountID == record.account.accountID)
             #expect(byID?.record.account.environment == record.account.environment)
             #expect(byID?.ownAuthorization == merchant.ownAuthorization)

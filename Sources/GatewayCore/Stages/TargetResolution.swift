@@ -89,10 +89,10 @@ public struct TargetResolution: Sendable {
     /// The merchant an account segment names: its KRN, or its gateway id.
     func merchant(forSegment segment: Substring, in snapshot: GatewaySnapshot) throws(GatewayError) -> MerchantState? {
         if segment.hasPrefix("krn:") {
-            guard let krn = AccountKRN(segment) else {
+            guard AccountKRN.environment(of: segment) != nil else {
                 throw GatewayError(.badRequest, "The account segment is not a valid partner account KRN.")
             }
-            return snapshot.merchants[account: krn.rawValue]
+            return snapshot.merchants[account: segment]
         }
         let id = String(segment)
         // A segment that cannot be a merchant id (a ':' or '%' in it, say) is malformed, not merely unknown.
