@@ -75,7 +75,9 @@ public struct OperationMatcher: Sendable {
 
     /// Matches a path (no query string) that has already passed `RequestTarget` validation.
     public func match(method: String, path: Substring) -> Result<Match, Miss> {
-        let segments = Array(path.fastSplit(UInt8(ascii: "/")).dropFirst())
+        // The piece before the leading `/` is dropped; splitting after it makes one array, not two.
+        let segments = path.utf8.first == UInt8(ascii: "/")
+            ? path.dropFirst().fastSplit(UInt8(ascii: "/")) : Array(path.fastSplit(UInt8(ascii: "/")).dropFirst())
         guard let node = Self.walk(root, segments[...]) else { return .failure(.noSuchPath) }
         guard let operation = node.operations[method] else {
             return .failure(.methodNotAllowed(allowed: node.operations.keys.sorted()))
