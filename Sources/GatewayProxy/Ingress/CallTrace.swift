@@ -148,8 +148,8 @@ struct CallTrace {
         attempt = span
     }
 
-    /// Something happened in the attempt: the connection (`reused` or opened, TCP and TLS handshake done), the
-    /// request head written, Klarna's first byte.
+    /// Something happened in the attempt: a pooled connection reused, or a new one's TCP connect and TLS
+    /// handshake; Klarna's first byte.
     func attemptEvent(_ name: String) {
         attempt?.addEvent(SpanEvent(name: name))
     }

@@ -46,9 +46,15 @@ extension GatewayRequestHandler {
             connected(idle, attempt: attempt, call: call, context: context)
             return
         }
+        var tcpConnected: (@Sendable () -> Void)?
+        if call.trace.attempt != nil {
+            let traced = NIOLoopBound(call, eventLoop: context.eventLoop)
+            tcpConnected = { traced.value.trace.attemptEvent("tcp connected") }
+        }
         pool.connect(
             endpoint: plan.upstream.endpoint, identity: plan.upstream.identity,
-            connectTimeout: .nanoseconds(timeout), handshakeTimeout: .nanoseconds(call.machine.timeouts.tlsHandshake)
+            connectTimeout: .nanoseconds(timeout), handshakeTimeout: .nanoseconds(call.machine.timeouts.tlsHandshake),
+            tcpConnected: tcpConnected
         ).assumeIsolated().whenComplete { result in
             guard self.call === call else {
                 // The handler serves another call now: this one's machine has nothing more to say.
@@ -65,8 +71,7 @@ extension GatewayRequestHandler {
                 let now = UpstreamClock.now
                 self.perform(call.machine.connectFailed(attempt: attempt, now: now) { self.decideRetry($0, attempt: $1, repeatable: $2, deadline: $3, now: now) }, call: call, context: context)
             case .success(let connection):
-                // The pool hands the connection over with its TLS handshake done: one event for TCP and TLS.
-                call.trace.attemptEvent("connection opened")
+                call.trace.attemptEvent("tls handshake done")
                 self.connected(connection, attempt: attempt, call: call, context: context)
             }
         }
