@@ -6,6 +6,8 @@
 # threshold fails the run.
 #   bench/alloc-count.sh                 (CONFIGURATION=debug, the build bin/test makes; CALLS=150)
 #   CONFIGURATION=release bench/alloc-count.sh   (the figures docs/performance.md quotes)
+#   TRACING_RATIO=0 bench/alloc-count.sh (tracing on at that sampling ratio, exporting to a port nothing listens
+#                                         on; at 0 the counts must stay within the same thresholds)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -33,6 +35,8 @@ sim_port=$(sed -n 's|.*listening on https://127.0.0.1:\([0-9]*\).*|\1|p' "$W/sim
 
 # The gateway: plain HTTP/1.1 and TLS with HTTP/2 (the simulator's server certificate serves for both).
 http_port=$(free_port); https_port=$(free_port)
+tracing=""
+[ -z "${TRACING_RATIO:-}" ] || tracing="tracing: {enabled: true, endpoint: \"http://127.0.0.1:$(free_port)/v1/traces\", sampling: {ratio: $TRACING_RATIO}}"
 cat > "$W/gateway.yaml" <<YAML
 node_id: alloc
 storage: gateway.sqlite
@@ -51,6 +55,7 @@ upstream:
   egress: [{host: "localhost:$sim_port", environment: test}]
 audit: {enabled: false}
 log_level: warning
+$tracing
 YAML
 printf 'callers:\n  caller1: {merchants: ["*"], partners: ["*"], families: ["*"]}\n' > "$W/access.yaml"
 printf 'merchant:\n  test: {default: {rate: 1000000, burst: 1000000}}\ncaller: {rate: 10000000, burst: 10000000}\n' > "$W/rate-limits.yaml"

@@ -2,11 +2,12 @@
 # Side-by-side: klarna-gateway and nginx doing the same job (../shared/bench-peer/) against the same mTLS
 # upstream, in one run, on loopback. Prints requests/s and p50/p99 for each and the gateway/nginx ratios, plus
 # the gateway's resident memory idle and under load with BIG merchants loaded. Bounded: each wrk run is DUR.
-#   bench/gateway-vs-nginx.sh            (DUR=10s CONN=64 MERCHANTS=100 BIG=100000 AUDIT_MODES="off commit fsync async" INFO_RUN=1)
+#   bench/gateway-vs-nginx.sh            (DUR=10s CONN=64 MERCHANTS=100 BIG=100000 AUDIT_MODES="off commit fsync async" INFO_RUN=1 TRACING=0)
 #   bin/with-postgres --durable bench/gateway-vs-nginx.sh   (adds the audit trail in PostgreSQL, commit mode)
 # The gateway is measured once per audit mode over plain HTTP (the audit cost, side by side with audit off), and
 # in the default mode over HTTPS; with INFO_RUN=1, once more with audit off at log_level info (the shipped default;
-# the others run at warning). Each line also gives the CPU per call (user + system, from /proc) of the gateway and
+# the others run at warning). With TRACING=1, twice more with audit off and tracing on, sampling 100% and 0%, exporting
+# to a local OTLP/HTTP sink (bench/lib/otlp-sink.py), against the audit-off run (tracing off). Each line also gives the CPU per call (user + system, from /proc) of the gateway and
 # of nginx's proxy processes summed, and the ratio of the two.
 # Needs nginx, wrk, openssl (installed if missing) and a release build (made if missing).
 set -euo pipefail
@@ -20,7 +21,8 @@ kgw_tools
 kgw_build
 kgw_peer_start
 kgw_provision "$W/gateway" gateway.sqlite
-trap 'stop_gateway; "$peer/peer.sh" stop >/dev/null 2>&1' EXIT
+sink=""
+trap 'stop_gateway; "$peer/peer.sh" stop >/dev/null 2>&1; [ -z "$sink" ] || kill "$sink" 2>/dev/null || true' EXIT
 rss() { awk '/VmRSS/{printf "%.1f", $2/1024}' /proc/$pid/status; }
 
 # The peer knows its own four tokens (load.lua's default); the gateway is sent the tokens it issued above.
@@ -54,13 +56,23 @@ if [ "${INFO_RUN:-1}" = 1 ]; then
 $(kgw_measure gateway-http-audit-off-info http://127.0.0.1:18080 $pid)"
   stop_gateway
 fi
+# Tracing on (audit off, log_level warning) at 100% and at 0% sampling, to a sink that discards the spans.
+if [ "${TRACING:-0}" = 1 ]; then
+  python3 "$here/lib/otlp-sink.py" 14318 & sink=$!
+  for ratio in 1 0; do
+    start_gateway off "" KGW_TRACING__ENABLED=true KGW_TRACING__ENDPOINT=http://127.0.0.1:14318/v1/traces KGW_TRACING__SAMPLING__RATIO=$ratio
+    results="$results
+$(kgw_measure "gateway-http-audit-off-tracing-$ratio" http://127.0.0.1:18080 $pid)"
+    stop_gateway
+  done
+fi
 echo "$results"
 echo "$results" | awk "$kgw_results_awk"'
   END {
     for (s in rps) if (s ~ /^gateway/) { n = (s ~ /https/) ? "nginx-https" : "nginx-http"
       printf "%s / %s: rps ratio %.2f, p50 ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f (%.1f / %.1f us)\n", s, n, rps[s]/rps[n], p50[s]/p50[n], p99[s]/p99[n], (cpu[n] > 0 ? cpu[s]/cpu[n] : 0), cpu[s], cpu[n] }
     if (("gateway-http-audit-off" in rps)) for (s in rps) if (s ~ /^gateway-http-audit-/ && s != "gateway-http-audit-off")
-      printf "%s costs %.1f%% of throughput against audit off\n", s, 100 * (1 - rps[s]/rps["gateway-http-audit-off"])
+      printf "%s costs %.1f%% of throughput against audit off%s\n", s, 100 * (1 - rps[s]/rps["gateway-http-audit-off"]), (s ~ /tracing/ ? " (tracing off)" : "")
     if (("gateway-http-audit-off-info" in rps) && ("gateway-http-audit-off" in rps))
       printf "log_level info / warning (audit off): rps ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f\n", rps["gateway-http-audit-off-info"]/rps["gateway-http-audit-off"], p99["gateway-http-audit-off-info"]/p99["gateway-http-audit-off"], cpu["gateway-http-audit-off-info"]/cpu["gateway-http-audit-off"]
   }'

@@ -57,6 +57,9 @@ public struct CallRecord: Sendable {
     public var upstreamAttempts: Int
     /// Microseconds from the first upstream attempt to the response head.
     public var upstreamLatencyMicros: Int64?
+    /// The call's trace and span when tracing is on (`trace_id`/`span_id` of its access line); not audited: the
+    /// audit record's correlation id is the trace id whenever the gateway made it.
+    public var trace: TraceIdentity?
 
     /// Makes a record with nothing but the request's identity filled in.
     public init(phase: Phase, requestID: String, timeMicros: Int64, method: String, path: String) {

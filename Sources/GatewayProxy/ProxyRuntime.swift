@@ -85,6 +85,8 @@ public final class ProxyRuntime: Sendable {
     /// Request counts and latencies (no-op unless a metrics factory was given).
     public let metrics: GatewayMetrics
     let pipeline = RequestPipeline()
+    /// Tracing's tracer and sampling; nil when tracing is off.
+    public let tracing: CallTracing?
     /// The client identities the last drain kept, so a reload that changes none starts no drain.
     private let retainedIdentities = NIOLockedValueBox<Set<String>?>(nil)
 
@@ -95,9 +97,10 @@ public final class ProxyRuntime: Sendable {
     public init(
         snapshots: SnapshotHolder, group: any EventLoopGroup, upstreamCAPEM: String?, limits: IngressLimits,
         resilience: ResiliencePolicy, maxIdlePerKey: Int, journal: any CallJournal, logger: Logger,
-        metrics: GatewayMetrics = .disabled, cluster: ClusterLimits.Settings? = nil
+        metrics: GatewayMetrics = .disabled, cluster: ClusterLimits.Settings? = nil, tracing: CallTracing? = nil
     ) throws {
         self.metrics = metrics
+        self.tracing = tracing
         self.rateLimiter = RateLimiter(cluster: cluster)
         self.snapshots = snapshots
         self.pools = UpstreamPools(

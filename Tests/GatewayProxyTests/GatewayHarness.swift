@@ -61,7 +61,7 @@ final class GatewayHarness: Sendable {
     static func start(
         access: String = defaultAccess, rateLimits: String? = nil, releases: String? = nil,
         simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil,
-        auditPath: String? = nil, limits: String? = nil
+        auditPath: String? = nil, limits: String? = nil, tracing: String? = nil, metrics: GatewayMetrics = .disabled
     ) async throws -> GatewayHarness {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -116,6 +116,7 @@ final class GatewayHarness: Sendable {
             reload_interval_ms: 100
             audit: {path: "\(auditPath ?? "audit.sqlite")", checkpoint_every_records: 50}
             \(limits.map { "limits: {\($0)}" } ?? "")
+            \(tracing.map { "tracing: {\($0)}" } ?? "")
             """
         try write("gateway.yaml", config)
         let gatewayConfig = try ConfigLoader.loadGateway(path: directory.appendingPathComponent("gateway.yaml").path, environment: [:])
@@ -148,7 +149,7 @@ final class GatewayHarness: Sendable {
         let audit = AuditWriter(settings: gatewayConfig.audit, nodeID: gatewayConfig.nodeID, signer: signer, resolve: gatewayConfig.resolve, logger: logs.logger())
         let service = try await GatewayService.start(
             config: gatewayConfig, credentials: try await CredentialLoader.open(config: gatewayConfig, environment: [:]),
-            journal: JournalChain([audit, AccessLogJournal(logger: logs.logger())]), logger: logs.logger(), threads: 2)
+            journal: JournalChain([audit, AccessLogJournal(logger: logs.logger())]), logger: logs.logger(), threads: 2, metrics: metrics)
         let runner = Task { _ = try? await service.run() }
         let adminServer = try await AdminServer.start(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton) {
             AdminServer.readiness(audit: audit, service: service)
@@ -240,11 +241,11 @@ final class GatewayHarness: Sendable {
 func withGateway(
     access: String = GatewayHarness.defaultAccess, rateLimits: String? = nil, releases: String? = nil,
     simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil, auditPath: String? = nil,
-    limits: String? = nil, _ body: (GatewayHarness) async throws -> Void
+    limits: String? = nil, tracing: String? = nil, _ body: (GatewayHarness) async throws -> Void
 ) async throws {
     let harness = try await GatewayHarness.start(
         access: access, rateLimits: rateLimits, releases: releases, simulatorRateLimits: simulatorRateLimits, partnerBaseURL: partnerBaseURL,
-        auditPath: auditPath, limits: limits)
+        auditPath: auditPath, limits: limits, tracing: tracing)
     do {
         try await body(harness)
     } catch {

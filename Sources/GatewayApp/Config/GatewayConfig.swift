@@ -36,13 +36,15 @@ public struct GatewayConfig: Sendable, Codable {
     public var metrics: Metrics
     /// How instances on one PostgreSQL share each limit (`GatewayConfig+QuotaLeasing.swift`).
     public var quotaLeasing: QuotaLeasing
+    /// OpenTelemetry traces of calls (`GatewayConfig+Tracing.swift`); off by default.
+    public var tracing: Tracing
     /// The directory relative paths are resolved against (the config file's); not read from YAML.
     public var baseDirectory: String = "."
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id", storage, masterKey = "master_key", catalogue, policies, listeners, upstream, limits, admin, audit
         case reloadIntervalMs = "reload_interval_ms", logLevel = "log_level"
-        case shutdownGraceSeconds = "shutdown_grace_seconds", metrics, quotaLeasing = "quota_leasing"
+        case shutdownGraceSeconds = "shutdown_grace_seconds", metrics, quotaLeasing = "quota_leasing", tracing
     }
 
     /// Decodes with defaults for everything but `storage`, `master_key` and `listeners`. In the administration
@@ -71,6 +73,7 @@ public struct GatewayConfig: Sendable, Codable {
         shutdownGraceSeconds = try section(.shutdownGraceSeconds, 65)
         metrics = try section(.metrics, Metrics())
         quotaLeasing = try section(.quotaLeasing, QuotaLeasing())
+        tracing = try section(.tracing, Tracing())
     }
 
     /// What `/metrics` exports.

@@ -3,7 +3,7 @@ import Foundation
 /// The parts of `gateway.yaml` a running gateway cannot change without a restart, and how a reload keeps them.
 ///
 /// These are bound once at start: sockets (listeners, admin), the store, the key ring, the audit writer, the
-/// upstream trust store, timeouts, retries, breaker and idempotency-key setting the runtime was built with, ingress limits, the metrics label set and quota leasing.
+/// upstream trust store, timeouts, retries, breaker and idempotency-key setting the runtime was built with, ingress limits, the metrics label set, quota leasing and tracing.
 /// Everything else (policy and catalogue paths, egress rules, header stripping, the integrator tag, unknown
 /// operations, drain time, reload interval, log level, shutdown grace) applies on reload. Listener certificate
 /// and key *files* reload too: only their paths and the listener's shape need a restart.
@@ -24,6 +24,7 @@ enum RestartOnlySettings {
         check("limits") { $0.limits }
         check("metrics") { $0.metrics }
         check("quota_leasing") { $0.quotaLeasing }
+        check("tracing") { $0.tracing }
         check("upstream.ca_file") { $0.upstream.caFile }
         check("upstream.connect_timeout_ms") { $0.upstream.connectTimeoutMs }
         check("upstream.response_timeout_ms") { $0.upstream.responseTimeoutMs }
@@ -48,6 +49,7 @@ enum RestartOnlySettings {
         next.limits = running.limits
         next.metrics = running.metrics
         next.quotaLeasing = running.quotaLeasing
+        next.tracing = running.tracing
         next.upstream.caFile = running.upstream.caFile
         next.upstream.connectTimeoutMs = running.upstream.connectTimeoutMs
         next.upstream.responseTimeoutMs = running.upstream.responseTimeoutMs

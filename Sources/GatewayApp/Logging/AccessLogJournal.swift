@@ -45,7 +45,7 @@ enum AccessLogFields {
 
     static func fields(of record: CallRecord) -> [(key: String, value: Logger.Metadata.Value)] {
         var fields: [(key: String, value: Logger.Metadata.Value)] = []
-        fields.reserveCapacity(14)
+        fields.reserveCapacity(16)
         // `.string` values share the record's strings; interpolating them would copy each one.
         if let caller = record.facts.callerID { fields.append(("caller", .string(caller))) }
         if let code = record.gatewayErrorCode { fields.append(("gateway_error", .string(code))) }
@@ -59,7 +59,9 @@ enum AccessLogFields {
         if let rule = record.rateLimitRule { fields.append(("rate_limit_rule", .string(rule))) }
         if let release = record.facts.release { fields.append(("release", .string(release))) }
         fields.append(("request_id", .string(record.requestID)))
+        if let span = record.trace?.spanIDHex { fields.append(("span_id", .string(span))) }
         fields.append(("status", .string(String(record.status ?? 0))))
+        if let trace = record.trace { fields.append(("trace_id", .string(trace.traceIDHex))) }
         if let latency = record.upstreamLatencyMicros { fields.append(("upstream_us", .string(String(latency)))) }
         return fields
     }

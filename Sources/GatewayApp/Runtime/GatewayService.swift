@@ -25,6 +25,7 @@ public final class GatewayService: Service, Sendable {
     private let server: IngressServer
     private let credentials: any CredentialSource
     private let group: MultiThreadedEventLoopGroup
+    private let tracing: GatewayTracing?
     private let logger: Logger
     private let state: ReloadState
     private let source: ConfigSource?
@@ -67,6 +68,7 @@ public final class GatewayService: Service, Sendable {
         threads: Int = System.coreCount, configSource: ConfigSource? = nil, metrics: GatewayMetrics = .disabled
     ) async throws -> GatewayService {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        var tracing: GatewayTracing?
         do {
             let state = ReloadState()
             let files = ReloadState.stamp(of: Self.watchedFiles(config: config, configPath: configSource?.path))
@@ -75,6 +77,9 @@ public final class GatewayService: Service, Sendable {
             state.built(ReloadState.Stamps(generation: snapshot.generation, files: files, tls: tls), counted: false)
             if let problem = config.unknownTimeoutFamilyProblem(catalogue: snapshot.snapshot.catalogue) { throw problem }
             let upstreamCA = try config.upstream.caFile.map { try String(contentsOfFile: config.resolve($0), encoding: .utf8) }
+            if config.tracing.enabled {
+                tracing = try GatewayTracing(settings: config.tracing, nodeID: config.nodeID, metrics: metrics, logger: logger)
+            }
             let runtime = try ProxyRuntime(
                 snapshots: SnapshotHolder(snapshot.snapshot), group: group, upstreamCAPEM: upstreamCA,
                 limits: IngressLimits(
@@ -85,7 +90,7 @@ public final class GatewayService: Service, Sendable {
                     maxInFlightRequests: config.limits.maxInFlightRequests, maxConnections: config.limits.maxConnections),
                 resilience: config.resiliencePolicy,
                 maxIdlePerKey: config.upstream.maxIdlePerKey, journal: journal, logger: logger, metrics: metrics,
-                cluster: config.storageIsPostgres ? config.quotaLeasing.limiterSettings : nil
+                cluster: config.storageIsPostgres ? config.quotaLeasing.limiterSettings : nil, tracing: tracing?.tracing
             )
             let quota = try await Self.startQuotaLeasing(config: config, runtime: runtime, environment: configSource?.environment, logger: logger)
             runtime.drainRetiredIdentities(drain: .seconds(Int64(config.upstream.drainSeconds)))
@@ -96,9 +101,10 @@ public final class GatewayService: Service, Sendable {
                 metadata: ["node": "\(config.nodeID)", "snapshot": "\(snapshot.snapshot.version)", "merchants": "\(snapshot.snapshot.merchants.count)",
                            "partners": "\(snapshot.snapshot.partners.count)", "callers": "\(snapshot.snapshot.callersByTokenID.count)"])
             return GatewayService(
-                config: config, runtime: runtime, quota: quota, server: server, credentials: credentials, group: group, logger: logger,
-                state: state, source: configSource)
+                config: config, runtime: runtime, quota: quota, server: server, credentials: credentials, group: group, tracing: tracing,
+                logger: logger, state: state, source: configSource)
         } catch {
+            await tracing?.stop()
             try? await group.shutdownGracefully()
             throw error
         }
@@ -106,8 +112,9 @@ public final class GatewayService: Service, Sendable {
 
     private init(
         config: GatewayConfig, runtime: ProxyRuntime, quota: QuotaLeaseDriver?, server: IngressServer, credentials: any CredentialSource,
-        group: MultiThreadedEventLoopGroup, logger: Logger, state: ReloadState, source: ConfigSource?
+        group: MultiThreadedEventLoopGroup, tracing: GatewayTracing?, logger: Logger, state: ReloadState, source: ConfigSource?
     ) {
+        self.tracing = tracing
         self.running = NIOLockedValueBox(config)
         self.runtime = runtime
         self.quota = quota
@@ -254,6 +261,8 @@ public final class GatewayService: Service, Sendable {
         // Unspent admissions go back to the ledger, for the instances still running.
         await quota?.releaseAll()
         try? await group.shutdownGracefully()
+        // After the calls: their last spans are exported before the exporter stops.
+        await tracing?.stop()
         logger.notice("gateway stopped")
     }
 

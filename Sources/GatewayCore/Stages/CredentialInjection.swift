@@ -34,10 +34,12 @@ public struct CredentialInjection: Sendable {
     /// Makes the stage.
     public init() {}
 
-    /// Builds the upstream head. `requestID` seeds a correlation id when the caller sent none.
+    /// Builds the upstream head. When the caller sent no correlation id, `correlationID` is sent (a traced
+    /// call's trace id, so Klarna's support view, the trace, the audit record and the log line share one value),
+    /// else one made from `requestID`.
     public func inject<H: HeaderLookup>(
         method: String, target: RequestTarget, segments: [Substring], operation: Operation?, callTarget: CallTarget,
-        endpoint: UpstreamEndpoint, headers: H, requestID: String, settings: PipelineSettings
+        endpoint: UpstreamEndpoint, headers: H, requestID: String, settings: PipelineSettings, correlationID seed: String? = nil
     ) -> UpstreamRequestHead {
         let partner = callTarget.partner
         var path = endpoint.pathPrefix
@@ -95,7 +97,10 @@ public struct CredentialInjection: Sendable {
         if !hasIntegrationMetadata, let metadata = settings.integrationMetadata {
             out.append(("Klarna-Integration-Metadata", metadata))
         }
-        if correlationID == nil {
+        if correlationID == nil, let seed {
+            correlationID = seed
+            out.append(("Partner-Correlation-Id", seed))
+        } else if correlationID == nil {
             // Klarna documents the correlation id as alphanumeric: the request id without its hyphens.
             let generated = String(unsafeUninitializedCapacity: requestID.utf8.count) { buffer in
                 var length = 0

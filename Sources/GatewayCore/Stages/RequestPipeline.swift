@@ -35,8 +35,10 @@ public struct RequestPipeline: Sendable {
     public init() {}
 
     /// Runs every pure stage for a request head; `today` (`YYYY-MM-DD`, UTC) decides release availability.
+    /// `correlationID` is the `Partner-Correlation-Id` to send when the caller sent none (a traced call's trace
+    /// id); without it one is made from `requestID`.
     public func plan<H: HeaderLookup>(
-        _ request: IngressRequest<H>, requestID: String, snapshot: GatewaySnapshot, today: String
+        _ request: IngressRequest<H>, requestID: String, snapshot: GatewaySnapshot, today: String, correlationID: String? = nil
     ) -> Result<ForwardPlan, Refusal> {
         var facts = CallFacts()
         do throws(GatewayError) {
@@ -72,7 +74,7 @@ public struct RequestPipeline: Sendable {
             let upstream = injection.inject(
                 method: request.method, target: target, segments: match.segments, operation: match.operation,
                 callTarget: callTarget, endpoint: endpoint, headers: request.headers, requestID: requestID,
-                settings: snapshot.settings
+                settings: snapshot.settings, correlationID: correlationID
             )
             return .success(ForwardPlan(facts: facts, target: callTarget, upstream: upstream, callerRateLimit: caller.rateLimit))
         } catch {

@@ -44,6 +44,8 @@ final class CallState {
     /// `CallDeadlines`; -1 while none is armed.
     var deadlineSlot = -1
     var retryTimer: Scheduled<Void>?
+    /// The call's spans (none unless tracing is on and the call is sampled).
+    var trace = CallTrace()
 
     init(requestID: String, head: HTTPRequestHead, clientAddress: String?, machine: CallMachine) {
         self.requestID = requestID
@@ -86,13 +88,17 @@ final class CallState {
     static func nowMicros() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
 
     /// A log line's metadata about this call: the request id, caller and merchant (as the access log names them,
-    /// so an SRE can filter upstream trouble by either), and `extra`.
+    /// so an SRE can filter upstream trouble by either), its trace and span when traced, and `extra`.
     func logMetadata(_ extra: Logger.Metadata) -> Logger.Metadata {
         var metadata = extra
         metadata["request_id"] = .string(requestID)
         if let caller = record.facts.callerID { metadata["caller"] = .string(caller) }
         if let merchant = record.facts.merchantID { metadata["merchant"] = .string(merchant) }
         if let operation = record.facts.operation { metadata["operation"] = .string(operation.id) }
+        if let identity = trace.identity {
+            metadata["trace_id"] = .string(identity.traceIDHex)
+            if let span = identity.spanIDHex { metadata["span_id"] = .string(span) }
+        }
         return metadata
     }
 }

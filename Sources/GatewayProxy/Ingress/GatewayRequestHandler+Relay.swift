@@ -12,6 +12,7 @@ extension GatewayRequestHandler {
         switch part {
         case .head(let head):
             call.machine.responseHead(keepAlive: head.isKeepAlive, now: now)
+            call.trace.attemptEvent("first byte")
             call.record.status = Int(head.status.code)
             call.retryAfter = Self.retryAfter(head.headers)
             learnQuota(from: head, wait: call.retryAfter)
@@ -35,6 +36,7 @@ extension GatewayRequestHandler {
         case .end(let trailers):
             (call.record.klarnaErrorCode, call.record.klarnaErrorID) = KlarnaErrorBody.codes(in: call.errorProbe)
             call.trailers = trailers
+            call.trace.attemptEnded(status: call.record.status)
             let answer = AttemptFailure.answered(status: call.record.status ?? 0, klarnaErrorCode: call.record.klarnaErrorCode, retryAfter: call.retryAfter)
             perform(call.machine.responseEnded(answer, now: now) { self.decideRetry($0, attempt: $1, repeatable: $2, deadline: $3, now: now) }, call: call, context: context)
         }
@@ -47,6 +49,7 @@ extension GatewayRequestHandler {
                 "upstream exchange failed",
                 metadata: call.logMetadata(["attempt": "\(call.machine.attempts)", "sent": "\(call.machine.attemptSent)", "error": "\(error)"]))
         }
+        call.trace.attemptEnded(failure: "exchange failed")
         let now = UpstreamClock.now
         perform(call.machine.upstreamFailed(now: now) { self.decideRetry($0, attempt: $1, repeatable: $2, deadline: $3, now: now) }, call: call, context: context)
     }
@@ -57,12 +60,16 @@ extension GatewayRequestHandler {
         call.bodyParts.removeAll()
         call.record.responseBodyBytes = call.responseBytes
         if runtime.hashesBodies { call.record.responseBodySHA256 = CallState.hex(of: call.responseHash) }
+        call.trace.promoteIfError(runtime.tracing, record: call.record)
+        call.record.trace = call.trace.identity
+        call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditOutcome)
         var outcome = call.record
         outcome.phase = .outcome
         outcome.timeMicros = CallState.nowMicros()
         runtime.journal.record(outcome, on: context.eventLoop).assumeIsolated().whenComplete { result in
             let recorded: Bool
             if case .success = result { recorded = true } else { recorded = false }
+            call.trace.journalEnded(recorded: recorded)
             if recorded { self.runtime.metrics.observe(outcome, started: call.started) }
             guard self.context != nil, self.call === call else { return }
             self.perform(call.machine.outcomeJournaled(recorded: recorded), call: call, context: context)

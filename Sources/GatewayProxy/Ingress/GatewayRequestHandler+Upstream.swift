@@ -12,10 +12,12 @@ extension GatewayRequestHandler {
         var intent = call.record
         intent.phase = .intent
         intent.timeMicros = CallState.nowMicros()
+        call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditIntent)
         runtime.journal.record(intent, on: context.eventLoop).assumeIsolated().whenComplete { result in
-            guard self.call === call else { return }
             let recorded: Bool
             if case .success = result { recorded = true } else { recorded = false }
+            call.trace.journalEnded(recorded: recorded)
+            guard self.call === call else { return }
             let action = call.machine.intentJournaled(recorded: recorded, now: UpstreamClock.now)
             if case .admitAttempt = action.step { self.runtime.retryBudget.withLockedValue { $0.deposit() } }
             self.perform(action, call: call, context: context)
@@ -36,15 +38,23 @@ extension GatewayRequestHandler {
         runtime.resilienceMetrics.attempts.increment()
         if call.upstreamSent == nil { call.upstreamSent = .now() }
         let attempt = call.machine.attempts
+        let host = plan.upstream.endpoint.authority
+        call.trace.attemptStarted(runtime.tracing, number: call.record.upstreamAttempts, host: host)
         let pool = runtime.pools.pool(for: context.eventLoop)
         if let idle = pool.takeIdle(endpoint: plan.upstream.endpoint, identity: plan.upstream.identity) {
+            call.trace.attemptEvent("connection reused")
             connected(idle, attempt: attempt, call: call, context: context)
             return
         }
-        let host = plan.upstream.endpoint.authority
+        var tcpConnected: (@Sendable () -> Void)?
+        if call.trace.attempt != nil {
+            let traced = NIOLoopBound(call, eventLoop: context.eventLoop)
+            tcpConnected = { traced.value.trace.attemptEvent("tcp connected") }
+        }
         pool.connect(
             endpoint: plan.upstream.endpoint, identity: plan.upstream.identity,
-            connectTimeout: .nanoseconds(timeout), handshakeTimeout: .nanoseconds(call.machine.timeouts.tlsHandshake)
+            connectTimeout: .nanoseconds(timeout), handshakeTimeout: .nanoseconds(call.machine.timeouts.tlsHandshake),
+            tcpConnected: tcpConnected
         ).assumeIsolated().whenComplete { result in
             guard self.call === call else {
                 // The handler serves another call now: this one's machine has nothing more to say.
@@ -54,12 +64,14 @@ extension GatewayRequestHandler {
             }
             switch result {
             case .failure(let error):
+                call.trace.attemptEnded(failure: "connect failed")
                 self.runtime.logger.warning(
                     "upstream connection failed",
                     metadata: call.logMetadata(["upstream": "\(host)", "attempt": "\(attempt)", "error": "\(error)"]))
                 let now = UpstreamClock.now
                 self.perform(call.machine.connectFailed(attempt: attempt, now: now) { self.decideRetry($0, attempt: $1, repeatable: $2, deadline: $3, now: now) }, call: call, context: context)
             case .success(let connection):
+                call.trace.attemptEvent("tls handshake done")
                 self.connected(connection, attempt: attempt, call: call, context: context)
             }
         }

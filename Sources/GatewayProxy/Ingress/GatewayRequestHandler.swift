@@ -111,6 +111,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         let call = CallState(requestID: RequestID.make(), head: head, clientAddress: caller.address, machine: machine)
         call.record.callerCertificateFingerprint = caller.fingerprint
         self.call = call
+        if let tracing = runtime.tracing {
+            call.trace = CallTrace(tracing, headers: head.headers)
+            call.record.trace = call.trace.identity
+        }
         guard runtime.inFlight.enter() else {
             refuse(GatewayError(.overloaded, "The gateway is serving \(runtime.inFlight.limit) calls at once; retry shortly."), call: call, context: context)
             return
@@ -127,7 +131,9 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             method: head.method.rawValue, target: head.uri, headers: head.headers,
             clientCertificateFingerprint: call.record.callerCertificateFingerprint
         )
-        switch runtime.pipeline.plan(request, requestID: call.requestID, snapshot: snapshot, today: runtime.calendarDay.today) {
+        // A traced call's correlation id is its trace id (docs/observability.md).
+        let correlationID = call.trace.identity?.traceIDHex
+        switch runtime.pipeline.plan(request, requestID: call.requestID, snapshot: snapshot, today: runtime.calendarDay.today, correlationID: correlationID) {
         case .failure(let refusal):
             call.record.facts = refusal.facts
             call.record.path = CallRecord.recordedPath(rawTarget: head.uri, operation: refusal.facts.operation)
@@ -164,6 +170,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             resolved: ResolvedRateLimits(partner: plan.target.partner.rateLimits, caller: plan.callerRateLimit)
         )
         call.rateLimitSubject = subject
+        call.trace.rateLimitStarted(runtime.tracing)
         let limiter = runtime.rateLimiter
         let now = Int64(NIODeadline.now().uptimeNanoseconds)
         let loop = context.eventLoop
@@ -180,6 +187,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         case .admit:
             admit(call, context: context)
         case .delay(let nanoseconds):
+            call.trace.rateLimitShaped(wait: nanoseconds)
             loop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
                 limiter.dequeued()
                 guard self.call === call, call.machine.state == .admitting else { return }
@@ -195,6 +203,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             break
         case .refuse(let error, let rule):
             call.record.rateLimitRule = rule.rawValue
+            call.trace.rateLimitEnded(refusedBy: rule.rawValue)
             refuse(error, call: call, context: context)
         }
     }
@@ -202,6 +211,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     /// The call passed every stage: answer `Expect: 100-continue`, then journal the intent.
     private func admit(_ call: CallState, context: ChannelHandlerContext) {
         guard let plan = call.plan else { return }
+        call.trace.rateLimitEnded()
         if call.expectsContinue {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: call.version, status: .continue))), promise: nil)
         }
@@ -239,7 +249,9 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         switch action.upstream {
         case .keep: break
         case .release(let reusable): dropConnection(reusable: reusable, context: context)
-        case .abort: dropConnection(reusable: false, context: context)
+        case .abort:
+            call.trace.attemptEnded(failure: "aborted")
+            dropConnection(reusable: false, context: context)
         }
         if let report = action.breaker, let host = call.plan?.upstream.endpoint.authority {
             switch report {
@@ -327,8 +339,13 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         call.record.timeMicros = CallState.nowMicros()
         call.record.status = error.status
         call.record.gatewayErrorCode = error.code.rawValue
+        call.trace.promoteIfError(runtime.tracing, record: call.record)
+        call.record.trace = call.trace.identity
+        call.trace.attemptEnded(failure: error.code.rawValue)
+        call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditRefusal)
         let record = call.record
-        runtime.journal.record(record, on: context.eventLoop).assumeIsolated().whenComplete { _ in
+        runtime.journal.record(record, on: context.eventLoop).assumeIsolated().whenComplete { result in
+            if case .failure = result { call.trace.journalEnded(recorded: false) } else { call.trace.journalEnded(recorded: true) }
             self.runtime.metrics.observe(record, started: call.started)
             guard self.context != nil, self.call === call else { return }
             self.perform(call.machine.refusalJournaled(), call: call, context: context)
@@ -361,9 +378,11 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         call = nil
     }
 
-    /// Gives the call's in-flight place back, once.
+    /// Ends the call's spans and gives its in-flight place back, once.
     private func endCall() {
-        guard let call, call.admitted else { return }
+        guard let call else { return }
+        call.trace.finish(record: call.record, generatedKey: call.generatedKey != nil)
+        guard call.admitted else { return }
         call.admitted = false
         runtime.inFlight.leave()
     }

@@ -48,10 +48,15 @@ final class UpstreamPool: @unchecked Sendable {
 
     /// A new connection whose TLS handshake has completed, so a failure here always means nothing of the request
     /// was sent; for when `takeIdle` had none.
-    func connect(endpoint: UpstreamEndpoint, identity: ClientIdentity, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+    /// `tcpConnected` is called on this loop when the TCP connection is up, before the TLS handshake (a traced
+    /// attempt's event; nil costs nothing).
+    func connect(
+        endpoint: UpstreamEndpoint, identity: ClientIdentity, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount,
+        tcpConnected: (@Sendable () -> Void)? = nil
+    ) -> EventLoopFuture<UpstreamConnection> {
         eventLoop.preconditionInEventLoop()
         let key = Key(host: endpoint.host, port: endpoint.port, identity: identity.fingerprint)
-        return connect(key: key, identity: identity, connectTimeout: connectTimeout, handshakeTimeout: handshakeTimeout)
+        return connect(key: key, identity: identity, connectTimeout: connectTimeout, handshakeTimeout: handshakeTimeout, tcpConnected: tcpConnected)
     }
 
     /// An idle open connection to `endpoint` with `identity`, if the pool has one: the common case, taken without
@@ -150,7 +155,9 @@ final class UpstreamPool: @unchecked Sendable {
         idle = [:]
     }
 
-    private func connect(key: Key, identity: ClientIdentity, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+    private func connect(
+        key: Key, identity: ClientIdentity, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount, tcpConnected: (@Sendable () -> Void)?
+    ) -> EventLoopFuture<UpstreamConnection> {
         let context: NIOSSLContext
         do {
             context = try contexts.context(for: identity)
@@ -173,6 +180,7 @@ final class UpstreamPool: @unchecked Sendable {
                 }
             }
         return bootstrap.connect(host: host, port: key.port).flatMap { (channel: any Channel) -> EventLoopFuture<any Channel> in
+            tcpConnected?()
             // The handshake runs from channel activation; wait for it, within its own limit.
             let waiter: TLSHandshakeWaiter
             do {

@@ -1,0 +1,195 @@
+import Foundation
+import GatewayApp
+import GatewayCore
+import GatewayProxy
+import GatewayTestSupport
+import KlarnaSimulator
+import Prometheus
+import Testing
+
+/// Issue 19 end to end: a real gateway over TLS in front of the simulator, exporting to a real OTLP/HTTP receiver
+/// the test runs, which decodes the protobuf swift-otel sends.
+@Suite("Tracing end to end")
+struct TracingTests {
+    static let transaction = "/v2/accounts/m1/payment/transactions/krn:payment:eu1:transaction:seed-M1"
+    static let callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    static let callerSpan = "00f067aa0ba902b7"
+    /// One call a second at the merchant level, shaped (held up to 10 s) rather than refused, so the second of two
+    /// calls in a row waits.
+    static let shaping = """
+        merchant:
+          test:
+            default: {rate: 0.2, burst: 1}
+        options:
+          merchant: {max_delay_ms: 10000}
+        """
+
+    static func tracing(_ receiver: OTLPReceiver, sampling: String = "{ratio: 1}") -> String {
+        "enabled: true, endpoint: \"\(receiver.endpoint)\", export_interval_ms: 100, export_timeout_ms: 2000, sampling: \(sampling)"
+    }
+
+    @Test("a caller's traceparent is continued: the call's server span is its child, with the call's attributes, one child span per stage and the trace id as correlation id; Klarna never sees the trace headers")
+    func continued() async throws {
+        let receiver = try await OTLPReceiver()
+        try await withGateway(rateLimits: Self.shaping, tracing: Self.tracing(receiver)) { gw in
+            let client = gw.client()
+            try await gw.clearReceived()
+            let traced = try await client.send("GET", Self.transaction, headers: [
+                gw.bearer("checkout"), ("traceparent", "00-\(Self.callerTrace)-\(Self.callerSpan)-01"), ("tracestate", "acme=7"),
+            ])
+            #expect(traced.status == 200)
+            // The second call, right behind, is shaped by the merchant's limit; it starts a trace of its own.
+            let fresh = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+            #expect(fresh.status == 200)
+            try await client.close()
+            let freshID = try #require(fresh.header("Klarna-Gateway-Request-Id"))
+
+            let spans = try await receiver.waitFor { spans in
+                spans.filter { $0.name == CallTracing.Name.call }.count >= 2 && spans.filter { $0.name == CallTracing.Name.auditOutcome }.count >= 2
+            }
+            let call = try #require(spans.first { $0.name == CallTracing.Name.call && $0.traceID == Self.callerTrace }, "\(spans.map(\.name))")
+            #expect(call.parentSpanID == Self.callerSpan)
+            #expect(call.kind == 2, "a server span")
+            #expect(call.traceState == "acme=7")
+            #expect(call.attributes["klarna.gateway.request_id"] == traced.header("Klarna-Gateway-Request-Id"))
+            #expect(call.attributes["klarna.gateway.caller"] == "checkout")
+            #expect(call.attributes["klarna.merchant.id"] == "m1")
+            #expect(call.attributes["klarna.operation.family"] == "payment-transaction")
+            #expect(call.attributes["klarna.operation.id"]?.isEmpty == false)
+            #expect(call.attributes["klarna.rate_limit.category"]?.isEmpty == false)
+            #expect(call.attributes["klarna.environment"] == "test")
+            #expect(call.attributes["http.response.status_code"] == "200")
+            #expect(call.attributes["klarna.gateway.upstream_attempts"] == "1")
+            #expect(call.attributes["klarna.idempotency_key"] == "none")
+            #expect(call.attributes["klarna.gateway.correlation_id"] == Self.callerTrace)
+            #expect(call.attributes["klarna.gateway.error_code"] == nil && call.statusCode != 2)
+            // The merchant's KRN (its account) is never an attribute value.
+            #expect(!spans.flatMap(\.attributes.values).contains { $0.contains("krn:partner") }, "a KRN in span attributes")
+
+            let children = spans.filter { $0.parentSpanID == call.spanID }
+            #expect(children.allSatisfy { $0.traceID == Self.callerTrace })
+            for name in [CallTracing.Name.rateLimit, CallTracing.Name.auditIntent, CallTracing.Name.attempt, CallTracing.Name.auditOutcome] {
+                #expect(children.filter { $0.name == name }.count == 1, "\(name) under the call span: \(children.map(\.name))")
+            }
+            let attempt = try #require(children.first { $0.name == CallTracing.Name.attempt })
+            #expect(attempt.kind == 3, "a client span")
+            #expect(attempt.attributes["klarna.gateway.attempt"] == "1")
+            #expect(attempt.attributes["http.response.status_code"] == "200")
+            #expect(attempt.events.contains("first byte"))
+            // The gateway's first call opens its connection: TCP, then TLS, then Klarna's first byte.
+            #expect(attempt.events == ["tcp connected", "tls handshake done", "first byte"], "\(attempt.events)")
+
+            // The shaped call: its own trace, its rate-limit span shows the wait, and its trace id is what Klarna got.
+            let second = try #require(spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == freshID })
+            #expect(second.traceID != Self.callerTrace && second.parentSpanID.isEmpty)
+            let limit = try #require(spans.first { $0.name == CallTracing.Name.rateLimit && $0.parentSpanID == second.spanID })
+            #expect(limit.events.contains("shaping wait"), "\(limit.events)")
+
+            // Klarna: no trace headers, the trace id as Partner-Correlation-Id.
+            let received = try await gw.received()
+            #expect(received.count == 2)
+            for entry in received {
+                #expect(entry["headers"]?["traceparent"] == nil || entry["headers"]?["traceparent"] == .null, "Klarna received a traceparent")
+            }
+            #expect(received.first?["headers"]?["Partner-Correlation-Id"]?.stringValue == Self.callerTrace)
+            #expect(received.last?["headers"]?["Partner-Correlation-Id"]?.stringValue == second.traceID)
+
+            // The access lines name the trace and the gateway's span.
+            let access = gw.logs.text.split(separator: "\n").filter { $0.contains("request_id=\(traced.header("Klarna-Gateway-Request-Id") ?? "-")") && $0.contains("phase=outcome") }
+            #expect(access.count == 1 && access.allSatisfy { $0.contains("trace_id=\(Self.callerTrace)") && $0.contains("span_id=\(call.spanID)") }, "\(access)")
+
+            // Nothing secret leaves in the spans.
+            let exported = receiver.rawBodies.map { String(decoding: $0, as: UTF8.self) }.joined()
+            for secret in gw.plantedSecrets { #expect(!exported.contains(secret), "a planted secret was exported in a span") }
+        }
+        try await receiver.stop()
+    }
+
+    @Test("at 0% sampling: an unsampled call makes no span, a caller's sampled trace is followed, and a refusal still gets its span with its error code")
+    func refusalAndSampling() async throws {
+        let receiver = try await OTLPReceiver()
+        try await withGateway(tracing: Self.tracing(receiver, sampling: "{ratio: 0, parent_based: true, errors: true}")) { gw in
+            let client = gw.client()
+            let unsampled = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+            #expect(unsampled.status == 200)
+            let followed = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout"), ("traceparent", "00-\(Self.callerTrace)-\(Self.callerSpan)-01")])
+            #expect(followed.status == 200)
+            let refused = try await client.send("GET", "/v2/accounts/m3/payment/transactions/krn:payment:eu1:transaction:seed-M3", headers: [gw.bearer("checkout")])
+            #expect(refused.errorCode == "GATEWAY_FORBIDDEN")
+            try await client.close()
+            let refusedID = try #require(refused.header("Klarna-Gateway-Request-Id"))
+
+            let spans = try await receiver.waitFor { spans in
+                spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == refusedID }
+                    && spans.contains { $0.name == CallTracing.Name.auditRefusal }
+            }
+            let calls = spans.filter { $0.name == CallTracing.Name.call }
+            let refusal = try #require(calls.first { $0.attributes["klarna.gateway.request_id"] == refusedID })
+            #expect(refusal.attributes["klarna.gateway.error_code"] == "GATEWAY_FORBIDDEN")
+            #expect(refusal.attributes["http.response.status_code"] == "403")
+            #expect(refusal.statusCode == 2 && refusal.statusMessage == "GATEWAY_FORBIDDEN")
+            #expect(spans.contains { $0.name == CallTracing.Name.auditRefusal && $0.parentSpanID == refusal.spanID })
+            #expect(calls.contains { $0.traceID == Self.callerTrace && $0.parentSpanID == Self.callerSpan }, "the caller's sampled trace was not followed")
+            #expect(!calls.contains { $0.attributes["klarna.gateway.request_id"] == unsampled.header("Klarna-Gateway-Request-Id") }, "an unsampled call was exported")
+            // Unsampled, the call still carries a trace id: in its log line and as its correlation id.
+            let line = gw.logs.text.split(separator: "\n").first { $0.contains("request_id=\(unsampled.header("Klarna-Gateway-Request-Id") ?? "-")") && $0.contains("phase=outcome") }
+            #expect(line?.contains("trace_id=") == true && line?.contains("span_id=") == false, "\(line ?? "no access line")")
+        }
+        try await receiver.stop()
+    }
+
+    @Test("a call Klarna fails twice shows three attempt spans, the first two with Klarna's 503")
+    func retries() async throws {
+        let receiver = try await OTLPReceiver()
+        try await withGateway(tracing: Self.tracing(receiver)) { gw in
+            try await gw.inject(#"{"kind": "error", "status": 503, "method": "GET", "count": 2}"#)
+            let client = gw.client()
+            let response = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+            try await client.close()
+            #expect(response.status == 200)
+            let requestID = try #require(response.header("Klarna-Gateway-Request-Id"))
+            let spans = try await receiver.waitFor { spans in
+                spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == requestID }
+            }
+            let call = try #require(spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == requestID })
+            #expect(call.attributes["klarna.gateway.upstream_attempts"] == "3")
+            let attempts = spans.filter { $0.name == CallTracing.Name.attempt && $0.parentSpanID == call.spanID }
+                .sorted { ($0.attributes["klarna.gateway.attempt"] ?? "") < ($1.attributes["klarna.gateway.attempt"] ?? "") }
+            #expect(attempts.map { $0.attributes["klarna.gateway.attempt"] ?? "?" } == ["1", "2", "3"])
+            #expect(attempts.map { $0.attributes["http.response.status_code"] ?? "?" } == ["503", "503", "200"])
+            #expect(attempts.prefix(2).allSatisfy { $0.statusCode == 2 })
+        }
+        try await receiver.stop()
+    }
+
+    @Test("a collector that is not there costs no call: every call is answered, and the lost exports are counted in /metrics")
+    func deadCollector() async throws {
+        let port = try await FaultGateway.freePort()
+        let registry = PrometheusCollectorRegistry()
+        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let gw = try await GatewayHarness.start(
+            tracing: "enabled: true, endpoint: \"http://127.0.0.1:\(port)/v1/traces\", export_interval_ms: 100, export_timeout_ms: 500", metrics: metrics)
+        do {
+            let client = gw.client()
+            for _ in 0..<20 {
+                let response = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+                #expect(response.status == 200)
+            }
+            try await client.close()
+            // The series exist from the start at 0; what counts is that they rise.
+            func value(_ series: String) -> Double {
+                registry.emitToString().split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+            }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while value("kgw_trace_spans_dropped_total{reason=\"export_failed\"}") == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(value("kgw_trace_exports_failed_total") >= 1, "no failed export counted:\n\(registry.emitToString())")
+            #expect(value("kgw_trace_spans_dropped_total{reason=\"export_failed\"}") >= 1, "no lost span counted")
+        } catch {
+            await gw.stop()
+            throw error
+        }
+        await gw.stop()
+    }
+}
