@@ -32,14 +32,20 @@ struct TracingConfigTests {
             (["KGW_TRACING__QUEUE_SIZE": "0"], "tracing.queue_size"),
             (["KGW_TRACING__BATCH_SIZE": "4096"], "tracing.batch_size"),
         ] {
-            do {
-                _ = try ConfigLoader.loadGateway(path: Self.path, environment: environment)
-                Issue.record("\(environment) was accepted")
-            } catch {
-                #expect("\(error)".contains(key), "\(error)")
-            }
-            let report = ConfigCheck.run(path: Self.path, environment: environment)
-            #expect(report.problems.contains { $0.contains(key) }, "check: \(report.problems)")
+            expectRefused(path: Self.path, environment: environment, naming: key)
         }
     }
+}
+
+/// `serve` (the config loader) refuses the config at `path` with `environment`'s overrides, and `check` reports it,
+/// both naming `key`.
+func expectRefused(path: String, environment: [String: String], naming key: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    do {
+        _ = try ConfigLoader.loadGateway(path: path, environment: environment)
+        Issue.record("\(environment) was accepted", sourceLocation: sourceLocation)
+    } catch {
+        #expect("\(error)".contains(key), "\(error)", sourceLocation: sourceLocation)
+    }
+    let report = ConfigCheck.run(path: path, environment: environment)
+    #expect(report.problems.contains { $0.contains(key) }, "check: \(report.problems)", sourceLocation: sourceLocation)
 }
