@@ -76,4 +76,4 @@ echo "$results" | awk "$kgw_results_awk"'
     if (("gateway-http-audit-off-info" in rps) && ("gateway-http-audit-off" in rps))
       printf "log_level info / warning (audit off): rps ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f\n", rps["gateway-http-audit-off-info"]/rps["gateway-http-audit-off"], p99["gateway-http-audit-off-info"]/p99["gateway-http-audit-off"], cpu["gateway-http-audit-off-info"]/cpu["gateway-http-audit-off"]
   }'
-echo "gateway RSS: idle ${idle} MB, after load ${loaded} MB, with ${BIG} merchants loaded (imported in ${import_s} s)"
+echo "gateway RSS: idle ${idle:-?} MB, after load ${loaded:-?} MB, with ${BIG} merchants loaded (imported in ${import_s} s)"
