@@ -88,7 +88,7 @@ public struct CallerToken: Sendable {
         guard digits.count == 16 else { return nil }
         var number: UInt64 = 0
         for digit in digits {
-            guard Hex.isLowerHexDigit(digit), let value = Hex.byte(high: UInt8(ascii: "0"), low: digit) else { return nil }
+            guard Hex.isLowerHexDigit(digit), let value = Hex.nibble(digit) else { return nil }
             number = number << 4 | UInt64(value)
         }
         return number
@@ -166,11 +166,12 @@ public enum Hex {
 
     /// The byte two hex digits (either case) spell; nil when either is not one.
     static func byte(high: UInt8, low: UInt8) -> UInt8? {
-        guard let high = value(high), let low = value(low) else { return nil }
+        guard let high = nibble(high), let low = nibble(low) else { return nil }
         return high << 4 | low
     }
 
-    private static func value(_ byte: UInt8) -> UInt8? {
+    /// The value of one hex digit (either case); nil when it is not one.
+    static func nibble(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10

@@ -18,3 +18,10 @@ extension CallJournal {
     /// A journal keeps the bodies' hashes unless it says otherwise.
     public var recordsBodyHashes: Bool { true }
 }
+
+extension Result where Success == Void {
+    /// Whether a journal's future succeeded: the record is durable.
+    var recorded: Bool {
+        if case .success = self { true } else { false }
+    }
+}

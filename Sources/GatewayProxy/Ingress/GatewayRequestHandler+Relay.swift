@@ -67,8 +67,7 @@ extension GatewayRequestHandler {
         outcome.phase = .outcome
         outcome.timeMicros = CallState.nowMicros()
         runtime.journal.record(outcome, on: context.eventLoop).assumeIsolated().whenComplete { result in
-            let recorded: Bool
-            if case .success = result { recorded = true } else { recorded = false }
+            let recorded = result.recorded
             call.trace.journalEnded(recorded: recorded)
             if recorded { self.runtime.metrics.observe(outcome, started: call.started) }
             guard self.context != nil, self.call === call else { return }

@@ -14,8 +14,7 @@ extension GatewayRequestHandler {
         intent.timeMicros = CallState.nowMicros()
         call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditIntent)
         runtime.journal.record(intent, on: context.eventLoop).assumeIsolated().whenComplete { result in
-            let recorded: Bool
-            if case .success = result { recorded = true } else { recorded = false }
+            let recorded = result.recorded
             call.trace.journalEnded(recorded: recorded)
             guard self.call === call else { return }
             let action = call.machine.intentJournaled(recorded: recorded, now: UpstreamClock.now)

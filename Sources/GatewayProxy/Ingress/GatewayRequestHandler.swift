@@ -345,7 +345,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditRefusal)
         let record = call.record
         runtime.journal.record(record, on: context.eventLoop).assumeIsolated().whenComplete { result in
-            if case .failure = result { call.trace.journalEnded(recorded: false) } else { call.trace.journalEnded(recorded: true) }
+            call.trace.journalEnded(recorded: result.recorded)
             self.runtime.metrics.observe(record, started: call.started)
             guard self.context != nil, self.call === call else { return }
             self.perform(call.machine.refusalJournaled(), call: call, context: context)
