@@ -23,12 +23,27 @@ public final class AuditWriter: @unchecked Sendable {
     // @unchecked: `shared` is behind a lock, each `LoopQueue` is confined to its loop's thread, and everything
     // else mutable is confined to `worker`.
 
+    /// Who learns that a record is durable: a future's promise, or a call's waiter, told with the record's phase.
+    enum Completion: @unchecked Sendable {
+        // @unchecked: a waiter is the call's own object, confined to its loop; the writer's thread only carries
+        // it back there (`complete(_:with:)` tells it in a task on that loop).
+        case promise(EventLoopPromise<Void>)
+        case waiter(any JournalWaiter, CallRecord.Phase)
+
+        func complete(_ result: Result<Void, any Error>) {
+            switch self {
+            case .promise(let promise): promise.completeWith(result)
+            case .waiter(let waiter, let phase): waiter.journaled(result, phase: phase)
+            }
+        }
+    }
+
     /// What one event loop recorded in one tick (or one record from a caller off its loop).
     struct LoopBatch {
         let loop: any EventLoop
         var records = AuditPackedRecords()
         /// Empty in `async` mode, where callers are answered on enqueue.
-        var promises: [EventLoopPromise<Void>] = []
+        var completions: [Completion] = []
     }
 
     /// One writer's records on one event loop, not yet handed over. Filled only on that loop's thread; its lock
@@ -46,10 +61,10 @@ public final class AuditWriter: @unchecked Sendable {
         }
 
         /// Packs a record; true when the caller must schedule the hand-over at the end of the loop's tick.
-        func add(_ record: CallRecord, nodeID: String, _ promise: EventLoopPromise<Void>?) -> Bool {
+        func add(_ record: CallRecord, nodeID: String, _ completion: Completion?) -> Bool {
             lock.withLock {
                 batch.records.append(record, nodeID: nodeID)
-                if let promise { batch.promises.append(promise) }
+                if let completion { batch.completions.append(completion) }
                 if handOverScheduled { return false }
                 handOverScheduled = true
                 return true
@@ -64,7 +79,7 @@ public final class AuditWriter: @unchecked Sendable {
                 guard batch.records.count > 0 else { return nil }
                 var next = LoopBatch(loop: loop)
                 next.records.reserveCapacity(like: batch.records)
-                next.promises.reserveCapacity(batch.promises.count)
+                next.completions.reserveCapacity(batch.completions.count)
                 swap(&next, &batch)
                 return next
             }
@@ -176,29 +191,55 @@ public final class AuditWriter: @unchecked Sendable {
     /// in `async` mode once it is queued. It fails at once when the queue is full or the writer is shut down,
     /// and in `async` mode while the store is failing. The future is completed on `eventLoop`.
     public func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        if closed.load(ordering: .relaxed) { return eventLoop.makeFailedFuture(AuditError.shutDown) }
-        let waits = mode != .async
-        if !waits, failing.load(ordering: .relaxed) {
+        if let refused = refusal() { return eventLoop.makeFailedFuture(refused) }
+        guard mode != .async else {
+            queue(record, on: eventLoop, nil)
+            return eventLoop.makeSucceededVoidFuture()
+        }
+        let promise = eventLoop.makePromise(of: Void.self)
+        queue(record, on: eventLoop, .promise(promise))
+        return promise.futureResult
+    }
+
+    /// Records as `record(_:on:)` does, telling `waiter` (on `eventLoop`, with the record's phase) instead of
+    /// completing a future; an immediate answer (a refusal, or `async` mode) is told before this returns.
+    public func record(_ record: CallRecord, on eventLoop: any EventLoop, waiter: any JournalWaiter) {
+        if let refused = refusal() { return waiter.journaled(.failure(refused), phase: record.phase) }
+        guard mode != .async else {
+            queue(record, on: eventLoop, nil)
+            return waiter.journaled(.success(()), phase: record.phase)
+        }
+        queue(record, on: eventLoop, .waiter(waiter, record.phase))
+    }
+
+    /// Why a record cannot be accepted now (shut down, `async` mode while the store fails, the queue full); nil
+    /// when it can, in which case its place in the queue is taken.
+    private func refusal() -> AuditError? {
+        if closed.load(ordering: .relaxed) { return .shutDown }
+        if mode == .async, failing.load(ordering: .relaxed) {
             let reason = shared.withLockedValue { $0.health.lastError }
-            return eventLoop.makeFailedFuture(AuditError.unavailable(reason ?? "previous batch failed"))
+            return .unavailable(reason ?? "previous batch failed")
         }
         if queued.wrappingAdd(1, ordering: .relaxed).oldValue >= queueLimit {
             queued.wrappingSubtract(1, ordering: .relaxed)
             shared.withLockedValue { $0.health.queueFullRefusals += 1 }
-            return eventLoop.makeFailedFuture(AuditError.queueFull(limit: queueLimit))
+            return .queueFull(limit: queueLimit)
         }
-        let promise = waits ? eventLoop.makePromise(of: Void.self) : nil
+        return nil
+    }
+
+    /// Packs an accepted record into its loop's batch (or a batch of its own when called off the loop).
+    private func queue(_ record: CallRecord, on eventLoop: any EventLoop, _ completion: Completion?) {
         if eventLoop.inEventLoop, let queue = loopQueue(for: eventLoop) {
-            if queue.add(record, nodeID: nodeID, promise) {
+            if queue.add(record, nodeID: nodeID, completion) {
                 // Runs after the I/O the loop is handling now: everything recorded in this tick goes over together.
                 eventLoop.execute { self.handOver(queue) }
             }
         } else {
-            var batch = LoopBatch(loop: eventLoop, promises: promise.map { [$0] } ?? [])
+            var batch = LoopBatch(loop: eventLoop, completions: completion.map { [$0] } ?? [])
             batch.records.append(record, nodeID: nodeID)
             enqueue(batch)
         }
-        return promise?.futureResult ?? eventLoop.makeSucceededVoidFuture()
     }
 
     /// This writer's queue on the calling thread, which runs `loop`; nil if the thread's queue is another loop's.
@@ -234,7 +275,7 @@ public final class AuditWriter: @unchecked Sendable {
         switch wake {
         case nil:
             queued.wrappingSubtract(batch.records.count, ordering: .relaxed)
-            for promise in batch.promises { promise.fail(AuditError.shutDown) }
+            complete([batch], with: .failure(.shutDown))
         case true?:
             worker.async { self.drain() }
         case false?:
@@ -355,7 +396,7 @@ public final class AuditWriter: @unchecked Sendable {
         backlog = []
         segments.reserveCapacity(segments.count + batches.count)
         for index in batches.indices {
-            // Moved, not copied: the batch keeps only its promises.
+            // Moved, not copied: the batch keeps only its completions.
             var records = AuditPackedRecords()
             swap(&records, &batches[index].records)
             segments.append(records)
@@ -389,20 +430,21 @@ public final class AuditWriter: @unchecked Sendable {
         write(&none)
     }
 
-    /// Completes the batches' promises with one task per event loop rather than one cross-thread hop per record.
+    /// Completes the batches' records with one task per event loop rather than one cross-thread hop per record.
     private func complete(_ batches: [LoopBatch], with result: Result<Void, AuditError>) {
-        var groups: [(loop: any EventLoop, promises: [[EventLoopPromise<Void>]])] = []
-        for batch in batches where !batch.promises.isEmpty {
+        var groups: [(loop: any EventLoop, completions: [[Completion]])] = []
+        for batch in batches where !batch.completions.isEmpty {
             if let index = groups.firstIndex(where: { $0.loop === batch.loop }) {
-                groups[index].promises.append(batch.promises)
+                groups[index].completions.append(batch.completions)
             } else {
-                groups.append((batch.loop, [batch.promises]))
+                groups.append((batch.loop, [batch.completions]))
             }
         }
-        for (loop, promises) in groups {
+        let result = result.mapError { $0 as any Error }
+        for (loop, completions) in groups {
             loop.execute {
-                for list in promises {
-                    for promise in list { promise.completeWith(result.mapError { $0 as any Error }) }
+                for list in completions {
+                    for completion in list { completion.complete(result) }
                 }
             }
         }

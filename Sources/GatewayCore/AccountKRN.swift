@@ -23,20 +23,32 @@ public struct AccountKRN: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The environment of `text` when it is exactly a partner account KRN, nil otherwise: the check without the
     /// copy, for the request path, which looks the merchant up by the path's own bytes.
     public static func environment(of text: some StringProtocol) -> KlarnaEnvironment? {
-        // Prefix checks on bytes instead of a split: this runs for every merchant-scoped request.
-        guard text.utf8.count <= AccountKRN.maximumLength, text.hasPrefix(AccountKRN.prefix) else { return nil }
-        let rest = text.dropFirst(AccountKRN.prefix.count)
-        let environment: KlarnaEnvironment
-        if rest.hasPrefix("test:") {
-            environment = .test
-        } else if rest.hasPrefix("live:") {
-            environment = .live
-        } else {
-            return nil
+        // One pass over the bytes: `hasPrefix` on a `StringProtocol` compares by Unicode canonical equivalence,
+        // which cost more than the rest of the check, and this runs for every merchant-scoped request.
+        let prefix: StaticString = "krn:partner:global:account:"
+        let prefixLength = prefix.utf8CodeUnitCount
+        let idStart = prefixLength + 5
+        let environmentNames: (test: StaticString, live: StaticString) = ("test:", "live:")
+        var environment = KlarnaEnvironment.test
+        var index = 0
+        for byte in text.utf8 {
+            if index < prefixLength {
+                guard byte == prefix.utf8Start[index] else { return nil }
+            } else if index == prefixLength {
+                switch byte {
+                case UInt8(ascii: "t"): environment = .test
+                case UInt8(ascii: "l"): environment = .live
+                default: return nil
+                }
+            } else if index < idStart {
+                let name = environment == .test ? environmentNames.test : environmentNames.live
+                guard byte == name.utf8Start[index - prefixLength] else { return nil }
+            } else {
+                guard index < AccountKRN.maximumLength, AccountKRN.isIDByte(byte) else { return nil }
+            }
+            index += 1
         }
-        let id = rest.dropFirst(5)
-        guard !id.isEmpty, id.utf8.allSatisfy(AccountKRN.isIDByte) else { return nil }
-        return environment
+        return index > idStart ? environment : nil
     }
 
     /// Rebuilds a KRN that was parsed before (the snapshot's merchant table keeps only its string).

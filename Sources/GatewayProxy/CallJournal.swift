@@ -9,6 +9,9 @@ import NIOCore
 public protocol CallJournal: Sendable {
     /// Records the intent to forward; the call proceeds when the future succeeds.
     func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void>
+    /// Records as `record(_:on:)` does and tells `waiter`, on `eventLoop`, instead of completing a future; called
+    /// on `eventLoop`. The request path's form: a call's records cost no future and no closure.
+    func record(_ record: CallRecord, on eventLoop: any EventLoop, waiter: any JournalWaiter)
     /// Whether the records must carry the SHA-256 of the request and response bodies; when no journal keeps them,
     /// the data plane does not hash the bodies (the access log has no use for them).
     var recordsBodyHashes: Bool { get }
@@ -17,6 +20,12 @@ public protocol CallJournal: Sendable {
 extension CallJournal {
     /// A journal keeps the bodies' hashes unless it says otherwise.
     public var recordsBodyHashes: Bool { true }
+
+    /// For journals that only make futures: the waiter is told when the future completes.
+    public func record(_ record: CallRecord, on eventLoop: any EventLoop, waiter: any JournalWaiter) {
+        let phase = record.phase
+        self.record(record, on: eventLoop).assumeIsolated().whenComplete { waiter.journaled($0, phase: phase) }
+    }
 }
 
 extension Result where Success == Void {

@@ -38,6 +38,62 @@ import Testing
         #expect(report.recordsChecked == 48 * 20)
     }
 
+    /// A call as the data plane makes one: its intent, then its outcome once the intent is durable, each answered
+    /// through the call's waiter (no future) on the call's loop, with the record's phase.
+    private final class Call: JournalWaiter, @unchecked Sendable {  // @unchecked: touched on `loop` only
+        let writer: AuditWriter
+        let loop: any EventLoop
+        let index: Int
+        let done: EventLoopPromise<Void>
+        var told: [CallRecord.Phase] = []
+        var offLoop = false
+
+        init(writer: AuditWriter, loop: any EventLoop, index: Int) {
+            self.writer = writer
+            self.loop = loop
+            self.index = index
+            done = loop.makePromise()
+        }
+
+        func start() { writer.record(Fixtures.record(index, phase: .intent), on: loop, waiter: self) }
+
+        func journaled(_ result: Result<Void, any Error>, phase: CallRecord.Phase) {
+            if !loop.inEventLoop { offLoop = true }
+            told.append(phase)
+            guard case .success = result else { return done.succeed() }
+            if phase == .intent { writer.record(Fixtures.record(index, phase: .outcome), on: loop, waiter: self) } else { done.succeed() }
+        }
+    }
+
+    @Test func waitersAreToldOnceEachWithTheirPhaseOnTheirLoop() async throws {
+        let dir = try TempDir()
+        let writer = Fixtures.writer(dir, checkpointEvery: 100)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        var calls: [Call] = []
+        for index in 0..<200 {
+            let call = Call(writer: writer, loop: group.next(), index: index)
+            calls.append(call)
+            call.loop.execute { call.start() }
+        }
+        for call in calls { try await call.done.futureResult.get() }
+        for call in calls {
+            let (told, offLoop) = try await call.loop.submit { (call.told, call.offLoop) }.get()
+            #expect(told == [.intent, .outcome], "call \(call.index)")
+            #expect(!offLoop, "call \(call.index) was told off its loop")
+        }
+        await writer.shutdown()
+        // After shutdown a waiter is told the refusal at once, before `record` returns.
+        let late = Call(writer: writer, loop: group.next(), index: 999)
+        let toldAtOnce = try await late.loop.submit { late.start(); return late.told }.get()
+        #expect(toldAtOnce == [.intent])
+        try await group.shutdownGracefully()
+        let report = try AuditVerifier.verify(
+            path: dir.path("audit.sqlite"), trustedCheckpointFile: dir.url.appendingPathComponent("checkpoints.jsonl"),
+            publicKeys: Fixtures.trustedKeys)
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(report.recordsChecked == 400)
+    }
+
     /// In `async` mode a record is answered before it leaves its loop: shutdown must still write it.
     @Test func asyncRecordsStillOnTheirLoopAtShutdownAreWritten() async throws {
         let dir = try TempDir()

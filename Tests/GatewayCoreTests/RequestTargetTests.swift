@@ -52,10 +52,23 @@ struct AccountKRNTests {
     @Test("malformed KRNs are refused", arguments: [
         "krn:partner:global:account:prod:A", "krn:partner:global:account:test:", "krn:partner:global:account:test:A:B",
         "krn:payment:eu1:transaction:1", "KRN:partner:global:account:test:A", "krn:partner:global:account:test:A%2F",
-        "krn:partner:global:account:test:A/B", "",
+        "krn:partner:global:account:test:A/B", "", "krn:partner:global:account:tesx:A", "krn:partner:global:account:lest:A",
+        "krn:partner:global:account:test", "krn:partner:global:account:", "krn:partner:global:accoun",
+        "krn:partner:global:account:test:" + String(repeating: "A", count: 97),
     ])
     func invalid(_ text: String) {
         #expect(AccountKRN(text) == nil)
+        #expect(AccountKRN.environment(of: Substring("/" + text).dropFirst()) == nil)
+    }
+
+    @Test("the longest accepted KRN is 128 bytes, checked in place on a path's substring too")
+    func longest() throws {
+        let longest = "krn:partner:global:account:test:" + String(repeating: "A", count: 96)
+        #expect(longest.utf8.count == 128)
+        #expect(try #require(AccountKRN(longest)).accountID.count == 96)
+        let path = "/v2/accounts/krn:partner:global:account:live:M_1-x/payment"
+        let segment = path.split(separator: "/")[2]
+        #expect(AccountKRN.environment(of: segment) == .live)
     }
 
     @Test("merchant ids may not look like KRNs or paths")

@@ -27,14 +27,24 @@ public struct AccessLogJournal: CallJournal {
 
     /// Logs outcomes and refusals; intents are not logged (the outcome line carries everything).
     public func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        log(record)
+        return eventLoop.makeSucceededVoidFuture()
+    }
+
+    /// Logs as `record(_:on:)` does and tells `waiter` at once: a log line is never waited for.
+    public func record(_ record: CallRecord, on eventLoop: any EventLoop, waiter: any JournalWaiter) {
+        log(record)
+        waiter.journaled(.success(()), phase: record.phase)
+    }
+
+    private func log(_ record: CallRecord) {
         // The level is checked before anything is built: at `warning` a call costs nothing here.
-        guard record.phase != .intent, logger.logLevel <= .info else { return eventLoop.makeSucceededVoidFuture() }
+        guard record.phase != .intent, logger.logLevel <= .info else { return }
         if let direct {
             JSONLogHandler.logCall(record, label: direct.label, metadata: direct.metadata)
         } else {
             logger.info("call", metadata: Logger.Metadata(uniqueKeysWithValues: AccessLogFields.fields(of: record)))
         }
-        return eventLoop.makeSucceededVoidFuture()
     }
 }
 

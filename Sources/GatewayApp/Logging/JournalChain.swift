@@ -29,4 +29,32 @@ public struct JournalChain: CallJournal {
         }
         return decided
     }
+
+    /// Records as `record(_:on:)` does; the followers are told by one object that then tells `waiter`.
+    public func record(_ record: CallRecord, on eventLoop: any EventLoop, waiter: any JournalWaiter) {
+        guard !followers.isEmpty else { return decider.record(record, on: eventLoop, waiter: waiter) }
+        decider.record(record, on: eventLoop, waiter: Followers(record: record, journals: followers, eventLoop: eventLoop, then: waiter))
+    }
+
+    /// Tells the followers about a record the decider accepted, then the call's own waiter.
+    private final class Followers: JournalWaiter {
+        let record: CallRecord
+        let journals: [any CallJournal]
+        let eventLoop: any EventLoop
+        let then: any JournalWaiter
+
+        init(record: CallRecord, journals: [any CallJournal], eventLoop: any EventLoop, then: any JournalWaiter) {
+            self.record = record
+            self.journals = journals
+            self.eventLoop = eventLoop
+            self.then = then
+        }
+
+        func journaled(_ result: Result<Void, any Error>, phase: CallRecord.Phase) {
+            if case .success = result {
+                for journal in journals { _ = journal.record(record, on: eventLoop) }
+            }
+            then.journaled(result, phase: phase)
+        }
+    }
 }

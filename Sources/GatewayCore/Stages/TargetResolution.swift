@@ -88,7 +88,8 @@ public struct TargetResolution: Sendable {
 
     /// The merchant an account segment names: its KRN, or its gateway id.
     func merchant(forSegment segment: Substring, in snapshot: GatewaySnapshot) throws(GatewayError) -> MerchantState? {
-        if segment.hasPrefix("krn:") {
+        // Bytes, not `hasPrefix`, which compares by Unicode canonical equivalence on a Substring.
+        if segment.utf8.starts(with: "krn:".utf8) {
             guard AccountKRN.environment(of: segment) != nil else {
                 throw GatewayError(.badRequest, "The account segment is not a valid partner account KRN.")
             }

@@ -46,6 +46,10 @@ final class CallState {
     var retryTimer: Scheduled<Void>?
     /// The call's spans (none unless tracing is on and the call is sampled).
     var trace = CallTrace()
+    /// The handler waiting for this call's journal records, while `journalsInFlight` > 0 (a refusal can be
+    /// journaled while the intent still is).
+    var journalHandler: GatewayRequestHandler?
+    var journalsInFlight = 0
 
     init(requestID: String, head: HTTPRequestHead, clientAddress: String?, machine: CallMachine) {
         self.requestID = requestID

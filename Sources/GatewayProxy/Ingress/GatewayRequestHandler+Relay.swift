@@ -63,16 +63,9 @@ extension GatewayRequestHandler {
         call.trace.promoteIfError(runtime.tracing, record: call.record)
         call.record.trace = call.trace.identity
         call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditOutcome)
-        var outcome = call.record
-        outcome.phase = .outcome
-        outcome.timeMicros = CallState.nowMicros()
-        runtime.journal.record(outcome, on: context.eventLoop).assumeIsolated().whenComplete { result in
-            let recorded = result.recorded
-            call.trace.journalEnded(recorded: recorded)
-            if recorded { self.runtime.metrics.observe(outcome, started: call.started) }
-            guard self.context != nil, self.call === call else { return }
-            self.perform(call.machine.outcomeJournaled(recorded: recorded), call: call, context: context)
-        }
+        call.record.phase = .outcome
+        call.record.timeMicros = CallState.nowMicros()
+        journal(call.record, call: call, context: context)
     }
 
     /// Sends the held head and body to the caller; from here on the answer streams.

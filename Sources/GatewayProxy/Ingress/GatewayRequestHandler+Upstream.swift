@@ -9,18 +9,11 @@ import NIOHTTP1
 extension GatewayRequestHandler {
     /// Journals the intent; the machine starts the call's deadline and its first attempt once it is durable.
     func journalIntent(call: CallState, context: ChannelHandlerContext) {
-        var intent = call.record
-        intent.phase = .intent
-        intent.timeMicros = CallState.nowMicros()
+        // In place, not a copy: the outcome or refusal record sets both again.
+        call.record.phase = .intent
+        call.record.timeMicros = CallState.nowMicros()
         call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditIntent)
-        runtime.journal.record(intent, on: context.eventLoop).assumeIsolated().whenComplete { result in
-            let recorded = result.recorded
-            call.trace.journalEnded(recorded: recorded)
-            guard self.call === call else { return }
-            let action = call.machine.intentJournaled(recorded: recorded, now: UpstreamClock.now)
-            if case .admitAttempt = action.step { self.runtime.retryBudget.withLockedValue { $0.deposit() } }
-            self.perform(action, call: call, context: context)
-        }
+        journal(call.record, call: call, context: context)
     }
 
     /// Asks the breaker of Klarna's host whether the next attempt may go out.

@@ -343,13 +343,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         call.record.trace = call.trace.identity
         call.trace.attemptEnded(failure: error.code.rawValue)
         call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditRefusal)
-        let record = call.record
-        runtime.journal.record(record, on: context.eventLoop).assumeIsolated().whenComplete { result in
-            call.trace.journalEnded(recorded: result.recorded)
-            self.runtime.metrics.observe(record, started: call.started)
-            guard self.context != nil, self.call === call else { return }
-            self.perform(call.machine.refusalJournaled(), call: call, context: context)
-        }
+        journal(call.record, call: call, context: context)
     }
 
     private func writeRefusal(call: CallState, connectionClose: Bool, closeAfter: Bool, context: ChannelHandlerContext) {

@@ -1,0 +1,46 @@
+import GatewayCore
+import NIOCore
+
+/// A call's records go to the journal with the call itself as the waiter: the result comes back through
+/// `CallState.journaled` to the handler, with no future and no closure per record.
+extension GatewayRequestHandler {
+    /// Hands `record` to the journal; its result arrives at `journaled(_:phase:call:)`.
+    func journal(_ record: CallRecord, call: CallState, context: ChannelHandlerContext) {
+        call.journalsInFlight += 1
+        call.journalHandler = self
+        runtime.journal.record(record, on: context.eventLoop, waiter: call)
+    }
+
+    /// A record of `call` is durable or failed: the machine learns it if the call is still this handler's.
+    func journaled(_ result: Result<Void, any Error>, phase: CallRecord.Phase, call: CallState) {
+        let recorded = result.recorded
+        call.trace.journalEnded(recorded: recorded)
+        switch phase {
+        case .intent:
+            guard let context, self.call === call else { return }
+            let action = call.machine.intentJournaled(recorded: recorded, now: UpstreamClock.now)
+            if case .admitAttempt = action.step { runtime.retryBudget.withLockedValue { $0.deposit() } }
+            perform(action, call: call, context: context)
+        case .outcome:
+            // A refusal that replaced the outcome meanwhile is counted when its own record is.
+            if recorded, call.record.phase == .outcome { runtime.metrics.observe(call.record, started: call.started) }
+            guard let context, self.call === call else { return }
+            perform(call.machine.outcomeJournaled(recorded: recorded), call: call, context: context)
+        case .refusal:
+            runtime.metrics.observe(call.record, started: call.started)
+            guard let context, self.call === call else { return }
+            perform(call.machine.refusalJournaled(), call: call, context: context)
+        }
+    }
+}
+
+extension CallState: JournalWaiter {
+    /// Passes a record's result to the handler that journaled it; the handler is held only while a record is in
+    /// flight, as the closure this replaces held it.
+    func journaled(_ result: Result<Void, any Error>, phase: CallRecord.Phase) {
+        guard let handler = journalHandler else { return }
+        journalsInFlight -= 1
+        if journalsInFlight == 0 { journalHandler = nil }
+        handler.journaled(result, phase: phase, call: self)
+    }
+}
