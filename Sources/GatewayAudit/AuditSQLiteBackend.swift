@@ -8,6 +8,8 @@ final class AuditSQLiteBackend: AuditBackend {
     private let durability: AuditDurability
     private let lockTimeout: TimeInterval
     private(set) var database: DatabaseQueue?
+    /// Checkpoints the log off the writer's thread (see `AuditWALCheckpointer`).
+    private(set) var checkpointer: AuditWALCheckpointer?
 
     init(path: String, durability: AuditDurability, lockTimeout: TimeInterval) {
         self.path = path
@@ -27,7 +29,12 @@ final class AuditSQLiteBackend: AuditBackend {
             }
             return AuditChainHead(lastSeq: 0, lastHash: AuditCanonical.genesisHash, lastCheckpointSeq: checkpointSeq)
         }
+        let checkpointer = try AuditWALCheckpointer(path: path, lockTimeout: lockTimeout)
+        opened.writeWithoutTransaction { db in
+            if let connection = db.sqliteConnection { checkpointer.watch(connection) }
+        }
         database = opened
+        self.checkpointer = checkpointer
         return head
     }
 
@@ -97,8 +104,13 @@ final class AuditSQLiteBackend: AuditBackend {
     var closesAfterFailure: Bool { false }
 
     func close() {
+        database?.writeWithoutTransaction { db in
+            if let connection = db.sqliteConnection { AuditWALCheckpointer.unwatch(connection) }
+        }
         try? database?.close()
         database = nil
+        checkpointer?.close()
+        checkpointer = nil
     }
 }
 

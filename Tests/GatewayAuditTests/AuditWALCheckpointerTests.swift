@@ -1,0 +1,65 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import GatewayAudit
+
+/// The audit store's log is copied into the database by a connection of its own, never by the writer's commits.
+@Suite struct AuditWALCheckpointerTests {
+    /// A frame of the log: a 4 KiB page and its 24-byte header.
+    private static let frameBytes = 4_096 + 24
+
+    /// Commits `transactions` transactions of about two pages each on `database`, as the writer's batches do.
+    private static func write(_ database: DatabaseQueue, transactions: Int) throws {
+        try database.write { db in try db.execute(sql: "CREATE TABLE IF NOT EXISTS filler (id INTEGER PRIMARY KEY, data BLOB)") }
+        let data = Data(repeating: 0xA5, count: 6_000)
+        for _ in 0..<transactions {
+            try database.write { db in try db.execute(sql: "INSERT INTO filler (data) VALUES (?)", arguments: [data]) }
+        }
+    }
+
+    private static func walBytes(_ path: String) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+    }
+
+    @Test func theCheckpointerCopiesTheLogAndStartsItOverSoItStaysBounded() throws {
+        let dir = try TempDir()
+        let path = dir.path("audit.sqlite")
+        let database = try AuditDatabase.openForWriting(path: path, durability: .commit, lockTimeout: 5)
+        let checkpointer = try AuditWALCheckpointer(path: path, lockTimeout: 5, passiveFrames: 100, restartFrames: 400)
+        database.writeWithoutTransaction { db in checkpointer.watch(db.sqliteConnection!) }
+        try Self.write(database, transactions: 900)
+        checkpointer.settle()
+        let counts = checkpointer.counts
+        #expect(counts.passive >= 2)
+        #expect(counts.restarts >= 1)
+        #expect(counts.lastError == nil)
+        // About 2,700 frames were written; started over at 400 (plus what came during a checkpoint), the log
+        // never held more than a fraction of them.
+        let wal = try Self.walBytes(path)
+        #expect(wal < 1_200 * Self.frameBytes, "log of \(wal) bytes")
+        database.writeWithoutTransaction { db in AuditWALCheckpointer.unwatch(db.sqliteConnection!) }
+        try database.close()
+        checkpointer.close()
+        // Everything committed is in the database, whoever copied it.
+        let reader = try DatabaseQueue(path: path)
+        #expect(try reader.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM filler") } == 900)
+    }
+
+    @Test func theWritersOwnCommitsNoLongerCheckpoint() throws {
+        let dir = try TempDir()
+        let path = dir.path("audit.sqlite")
+        let database = try AuditDatabase.openForWriting(path: path, durability: .commit, lockTimeout: 5)
+        // A checkpointer that is never asked: what the log does is then the writer's connection's alone.
+        let checkpointer = try AuditWALCheckpointer(path: path, lockTimeout: 5, passiveFrames: .max, restartFrames: .max)
+        database.writeWithoutTransaction { db in checkpointer.watch(db.sqliteConnection!) }
+        try Self.write(database, transactions: 700)
+        // SQLite's automatic checkpoint would have started the log over at 1,000 frames.
+        let wal = try Self.walBytes(path)
+        #expect(wal > 1_500 * Self.frameBytes, "log of \(wal) bytes")
+        #expect(checkpointer.counts.passive == 0)
+        database.writeWithoutTransaction { db in AuditWALCheckpointer.unwatch(db.sqliteConnection!) }
+        try database.close()
+        checkpointer.close()
+    }
+}
