@@ -29,7 +29,7 @@ final class AuditSQLiteBackend: AuditBackend {
             }
             return AuditChainHead(lastSeq: 0, lastHash: AuditCanonical.genesisHash, lastCheckpointSeq: checkpointSeq)
         }
-        let checkpointer = try AuditWALCheckpointer(path: path, lockTimeout: lockTimeout)
+        let checkpointer = try AuditWALCheckpointer(path: path)
         opened.writeWithoutTransaction { db in
             if let connection = db.sqliteConnection { checkpointer.watch(connection) }
         }
@@ -39,7 +39,11 @@ final class AuditSQLiteBackend: AuditBackend {
     }
 
     func append(_ segments: [AuditPackedRecords], links: AuditChainLinks, checkpoint: AuditCheckpoint?) throws {
-        guard let database else { throw AuditError.unavailable("audit store not open") }
+        guard let database, let checkpointer else { throw AuditError.unavailable("audit store not open") }
+        try checkpointer.commitTurn { try append(segments, links: links, checkpoint: checkpoint, to: database) }
+    }
+
+    private func append(_ segments: [AuditPackedRecords], links: AuditChainLinks, checkpoint: AuditCheckpoint?, to database: DatabaseQueue) throws {
         try database.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
                 // Prepared statements for the life of the connection, their values bound straight from the packed

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import GRDB
 import GRDBSQLite
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// Copies the audit store's write-ahead log into the database file on a connection and thread of its own, so the
@@ -14,8 +15,9 @@ import Synchronization
 /// log's length (`sqlite3_wal_hook`, which also turns the automatic checkpoint off) and this checkpointer copies
 /// in `PASSIVE` mode, which never blocks the writer. A log the writer keeps appending to is never wholly copied
 /// at the moment a new transaction starts, so SQLite would never start it over; once it holds `restartFrames`,
-/// a `RESTART` checkpoint waits for the writer's current commit, copies the few pages the passive one left, and
-/// makes the next commit write from the log's start. The writer then waits for one such short checkpoint per
+/// a `RESTART` checkpoint takes the writer's turn between two commits (`commitTurn`: SQLite's own lock, polled by
+/// a busy handler, would rarely catch the gap between back-to-back commits), copies the few pages the passive
+/// one left, and makes the next commit write from the log's start. The writer then waits for one such short checkpoint per
 /// `restartFrames` pages instead of a full one per 1,000. Durability is unchanged: a commit is durable in the log
 /// (`commit`: against a crash of the process, `fsync`: against power loss) whoever copies it later.
 final class AuditWALCheckpointer: @unchecked Sendable {
@@ -33,18 +35,24 @@ final class AuditWALCheckpointer: @unchecked Sendable {
     private let database: DatabaseQueue
     private let queue = DispatchQueue(label: "audit-wal-checkpointer")
     private let pending = Atomic<Bool>(false)
+    /// Held by the writer for each commit and by a restart: a restart then never waits on SQLite's write lock.
+    private let turn = NIOLock()
     /// The log's length when the last checkpoint started (0 after a restart): the hook asks for the next one
     /// only once `passiveFrames` more were written, not after every commit.
     private let copiedFrames = Atomic<Int32>(0)
-    /// Checkpoints run and the last failure, for tests and the health view.
-    private let stats = Mutex<(passive: Int, restarts: Int, lastError: String?)>((0, 0, nil))
+    /// Checkpoints run, restarts put off because a reader (an `audit export`, say) still read the log, and the
+    /// last failure.
+    private let stats = Mutex<(passive: Int, restarts: Int, deferred: Int, lastError: String?)>((0, 0, 0, nil))
 
     /// Opens a connection of its own to the store at `path`, whose writer already made it a WAL database.
-    init(path: String, lockTimeout: TimeInterval, passiveFrames: Int32 = 1_000, restartFrames: Int = 16_000) throws {
+    /// `restartWait` bounds how long a restart waits for the writer's commit and for readers: while it waits, the
+    /// writer cannot begin its next commit, so it is short, and a restart that could not happen is tried again
+    /// after the next `passiveFrames` pages.
+    init(path: String, restartWait: TimeInterval = 0.1, passiveFrames: Int32 = 1_000, restartFrames: Int = 16_000) throws {
         self.passiveFrames = passiveFrames
         self.restartFrames = restartFrames
         var configuration = Configuration()
-        configuration.busyMode = .timeout(lockTimeout)
+        configuration.busyMode = .timeout(restartWait)
         configuration.label = "audit-checkpointer"
         database = try DatabaseQueue(path: path, configuration: configuration)
     }
@@ -70,6 +78,11 @@ final class AuditWALCheckpointer: @unchecked Sendable {
         sqlite3_wal_hook(connection, nil, nil)
     }
 
+    /// Runs one of the writer's commits; a restart waits for it to end rather than polling SQLite's lock.
+    func commitTurn<T>(_ commit: () throws -> T) rethrows -> T {
+        try turn.withLock(commit)
+    }
+
     /// Asks for a checkpoint; one already asked for and not yet started covers this one.
     func nudge() {
         guard !pending.exchange(true, ordering: .acquiringAndReleasing) else { return }
@@ -81,8 +94,8 @@ final class AuditWALCheckpointer: @unchecked Sendable {
         queue.sync {}
     }
 
-    /// Passive and restart checkpoints run so far, and the last failure.
-    var counts: (passive: Int, restarts: Int, lastError: String?) { stats.withLock { $0 } }
+    /// Passive and restart checkpoints run so far, restarts put off, and the last failure.
+    var counts: (passive: Int, restarts: Int, deferred: Int, lastError: String?) { stats.withLock { $0 } }
 
     /// Closes the connection once the checkpoints asked for have run.
     func close() {
@@ -92,13 +105,16 @@ final class AuditWALCheckpointer: @unchecked Sendable {
     private func run() {
         pending.store(false, ordering: .releasing)
         do {
-            let logFrames = try checkpoint("PASSIVE")
-            copiedFrames.store(Int32(clamping: logFrames), ordering: .relaxed)
+            let passive = try checkpoint("PASSIVE")
+            copiedFrames.store(Int32(clamping: passive.logFrames), ordering: .relaxed)
             stats.withLock { $0.passive += 1 }
-            if logFrames >= restartFrames {
-                _ = try checkpoint("RESTART")
-                copiedFrames.store(0, ordering: .relaxed)
-                stats.withLock { $0.restarts += 1 }
+            if passive.logFrames >= restartFrames {
+                if try turn.withLock({ try checkpoint("RESTART") }).busy {
+                    stats.withLock { $0.deferred += 1 }
+                } else {
+                    copiedFrames.store(0, ordering: .relaxed)
+                    stats.withLock { $0.restarts += 1 }
+                }
             }
         } catch {
             // The writer's fallback bounds the log meanwhile; the next nudge tries again.
@@ -106,12 +122,13 @@ final class AuditWALCheckpointer: @unchecked Sendable {
         }
     }
 
-    /// Runs `PRAGMA wal_checkpoint(mode)`; the log's length in pages when it ran.
-    private func checkpoint(_ mode: String) throws -> Int {
+    /// Runs `PRAGMA wal_checkpoint(mode)`: whether it could not finish within `restartWait` (a restart only: the
+    /// writer's lock or a reader), and the log's length in pages when it ran.
+    private func checkpoint(_ mode: String) throws -> (busy: Bool, logFrames: Int) {
         try database.writeWithoutTransaction { db in
-            // (busy, log pages, pages copied); busy is 1 when a RESTART could not get the writer's lock in time.
-            guard let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") else { return 0 }
-            return row[1] as Int? ?? 0
+            // The row is (busy, log pages, pages copied).
+            guard let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") else { return (false, 0) }
+            return ((row[0] as Int? ?? 0) != 0, row[1] as Int? ?? 0)
         }
     }
 }

@@ -9,12 +9,14 @@ import Testing
     /// A frame of the log: a 4 KiB page and its 24-byte header.
     private static let frameBytes = 4_096 + 24
 
-    /// Commits `transactions` transactions of about two pages each on `database`, as the writer's batches do.
-    private static func write(_ database: DatabaseQueue, transactions: Int) throws {
+    /// Commits `transactions` transactions of about two pages each on `database`, back to back, each in the
+    /// writer's turn as the backend's batches are.
+    private static func write(_ database: DatabaseQueue, transactions: Int, turn checkpointer: AuditWALCheckpointer? = nil) throws {
         try database.write { db in try db.execute(sql: "CREATE TABLE IF NOT EXISTS filler (id INTEGER PRIMARY KEY, data BLOB)") }
         let data = Data(repeating: 0xA5, count: 6_000)
         for _ in 0..<transactions {
-            try database.write { db in try db.execute(sql: "INSERT INTO filler (data) VALUES (?)", arguments: [data]) }
+            let commit = { try database.write { db in try db.execute(sql: "INSERT INTO filler (data) VALUES (?)", arguments: [data]) } }
+            if let checkpointer { try checkpointer.commitTurn(commit) } else { try commit() }
         }
     }
 
@@ -26,10 +28,14 @@ import Testing
         let dir = try TempDir()
         let path = dir.path("audit.sqlite")
         let database = try AuditDatabase.openForWriting(path: path, durability: .commit, lockTimeout: 5)
-        let checkpointer = try AuditWALCheckpointer(path: path, lockTimeout: 5, passiveFrames: 100, restartFrames: 400)
+        let checkpointer = try AuditWALCheckpointer(path: path, passiveFrames: 100, restartFrames: 400)
         database.writeWithoutTransaction { db in checkpointer.watch(db.sqliteConnection!) }
-        try Self.write(database, transactions: 900)
-        checkpointer.settle()
+        // Paced as a gateway's batches are, not faster than a checkpoint on a slow disk can follow: the log's
+        // high-water mark is then the restart threshold plus what came while a checkpoint ran.
+        for _ in 0..<18 {
+            try Self.write(database, transactions: 50, turn: checkpointer)
+            checkpointer.settle()
+        }
         let counts = checkpointer.counts
         #expect(counts.passive >= 2)
         #expect(counts.restarts >= 1)
@@ -46,12 +52,51 @@ import Testing
         #expect(try reader.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM filler") } == 900)
     }
 
+    /// An `audit export` reading while the gateway writes: the restart cannot happen until it is done, and waiting
+    /// for it must not hold the writer's commits past their own lock timeout.
+    @Test func aLongReaderPutsRestartsOffWithoutBlockingTheWriter() throws {
+        let dir = try TempDir()
+        let path = dir.path("audit.sqlite")
+        let database = try AuditDatabase.openForWriting(path: path, durability: .commit, lockTimeout: 0.5)
+        try Self.write(database, transactions: 1)
+        let checkpointer = try AuditWALCheckpointer(path: path, restartWait: 0.05, passiveFrames: 100, restartFrames: 400)
+        database.writeWithoutTransaction { db in checkpointer.watch(db.sqliteConnection!) }
+        let reader = try AuditDatabase.openForReading(path: path)
+        let reading = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        let finished = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            try? reader.read { db in
+                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM filler")
+                reading.signal()
+                done.wait()
+            }
+            finished.signal()
+        }
+        reading.wait()
+        // Every commit succeeds within the writer's 0.5 s lock timeout although each restart waits for the reader.
+        try Self.write(database, transactions: 900, turn: checkpointer)
+        checkpointer.settle()
+        #expect(checkpointer.counts.deferred >= 1)
+        #expect(checkpointer.counts.restarts == 0)
+        done.signal()
+        finished.wait()
+        // With the reader gone, the next checkpoint starts the log over.
+        try Self.write(database, transactions: 100, turn: checkpointer)
+        checkpointer.settle()
+        #expect(checkpointer.counts.restarts >= 1)
+        database.writeWithoutTransaction { db in AuditWALCheckpointer.unwatch(db.sqliteConnection!) }
+        try database.close()
+        checkpointer.close()
+        try reader.close()
+    }
+
     @Test func theWritersOwnCommitsNoLongerCheckpoint() throws {
         let dir = try TempDir()
         let path = dir.path("audit.sqlite")
         let database = try AuditDatabase.openForWriting(path: path, durability: .commit, lockTimeout: 5)
         // A checkpointer that is never asked: what the log does is then the writer's connection's alone.
-        let checkpointer = try AuditWALCheckpointer(path: path, lockTimeout: 5, passiveFrames: .max, restartFrames: .max)
+        let checkpointer = try AuditWALCheckpointer(path: path, passiveFrames: .max, restartFrames: .max)
         database.writeWithoutTransaction { db in checkpointer.watch(db.sqliteConnection!) }
         try Self.write(database, transactions: 700)
         // SQLite's automatic checkpoint would have started the log over at 1,000 frames.
