@@ -138,6 +138,40 @@ struct TracingTests {
         try await receiver.stop()
     }
 
+    @Test("an HTTP/2 stream continues the caller's trace as an HTTP/1.1 call does: the server span and its stages, and Klarna gets no trace header")
+    func http2() async throws {
+        let receiver = try await OTLPReceiver()
+        try await withGateway(tracing: Self.tracing(receiver)) { gw in
+            try await gw.clearReceived()
+            let result = try await ChildProcess.run("/usr/bin/curl", [
+                "-sS", "--http2", "-o", "/dev/null", "-D", "-", "-w", "%{http_version} %{http_code}",
+                "--cacert", gw.directory.appendingPathComponent("callers-ca.pem").path,
+                "-H", "Authorization: Bearer \(gw.tokens["checkout"]!)", "-H", "traceparent: 00-\(Self.callerTrace)-\(Self.callerSpan)-01",
+                "https://localhost:\(gw.httpsPort)" + Self.transaction,
+            ], directory: gw.directory)
+            #expect(result.stdout.hasSuffix("2 200"), "curl said: \(result.stdout) \(result.stderr)")
+            let requestID = try #require(
+                result.stdout.split(separator: "\r\n").first { $0.lowercased().hasPrefix("klarna-gateway-request-id:") }?
+                    .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces))
+            let spans = try await receiver.waitFor { spans in
+                spans.contains { $0.name == CallTracing.Name.auditOutcome && $0.traceID == Self.callerTrace }
+            }
+            let call = try #require(spans.first { $0.name == CallTracing.Name.call && $0.traceID == Self.callerTrace }, "\(spans.map(\.name))")
+            #expect(call.parentSpanID == Self.callerSpan)
+            #expect(call.attributes["klarna.gateway.request_id"] == requestID)
+            #expect(call.attributes["http.response.status_code"] == "200")
+            let children = spans.filter { $0.parentSpanID == call.spanID }
+            for name in [CallTracing.Name.rateLimit, CallTracing.Name.auditIntent, CallTracing.Name.attempt, CallTracing.Name.auditOutcome] {
+                #expect(children.filter { $0.name == name }.count == 1, "\(name) under the call span: \(children.map(\.name))")
+            }
+            let received = try await gw.received()
+            #expect(received.count == 1)
+            #expect(received.first?["headers"]?["traceparent"] == nil || received.first?["headers"]?["traceparent"] == .null, "Klarna received a traceparent")
+            #expect(received.first?["headers"]?["Partner-Correlation-Id"]?.stringValue == Self.callerTrace)
+        }
+        try await receiver.stop()
+    }
+
     @Test("a call Klarna fails twice shows three attempt spans, the first two with Klarna's 503")
     func retries() async throws {
         let receiver = try await OTLPReceiver()
