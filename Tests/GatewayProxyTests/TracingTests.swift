@@ -196,6 +196,50 @@ struct TracingTests {
         try await receiver.stop()
     }
 
+    @Test("a full span queue drops spans, counts them as queue_full, and costs no call; spans still queued at a graceful stop are exported")
+    func queueFullAndShutdownFlush() async throws {
+        let receiver = try await OTLPReceiver()
+        let registry = PrometheusCollectorRegistry()
+        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        // Two spans fit; the timer never fires during the test, so only a full queue or the stop sends anything.
+        let gw = try await GatewayHarness.start(
+            tracing: "enabled: true, endpoint: \"\(receiver.endpoint)\", queue_size: 2, batch_size: 2, export_interval_ms: 600000", metrics: metrics)
+        do {
+            let client = gw.client()
+            for _ in 0..<10 {
+                let response = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+                #expect(response.status == 200)
+            }
+            try await client.close()
+            func value(_ series: String) -> Double {
+                registry.emitToString().split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+            }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while value("kgw_trace_spans_dropped_total{reason=\"queue_full\"}") == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            // Six spans a call, two places: most of the sixty were dropped.
+            #expect(value("kgw_trace_spans_dropped_total{reason=\"queue_full\"}") >= 1, "no dropped span counted:\n\(registry.emitToString())")
+        } catch {
+            await gw.stop()
+            throw error
+        }
+        // Stop, then one more call on a fresh gateway whose spans sit in the queue until its stop flushes them.
+        await gw.stop()
+        let flushing = try await GatewayHarness.start(
+            tracing: "enabled: true, endpoint: \"\(receiver.endpoint)\", export_interval_ms: 600000")
+        let client = flushing.client()
+        let response = try await client.send("GET", Self.transaction, headers: [flushing.bearer("checkout")])
+        try await client.close()
+        #expect(response.status == 200)
+        let requestID = try #require(response.header("Klarna-Gateway-Request-Id"))
+        #expect(!receiver.received.contains { $0.attributes["klarna.gateway.request_id"] == requestID }, "exported before the stop")
+        await flushing.stop()
+        let spans = try await receiver.waitFor { spans in spans.contains { $0.attributes["klarna.gateway.request_id"] == requestID } }
+        #expect(spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == requestID }, "the queued spans were not flushed at the stop")
+        try await receiver.stop()
+    }
+
     @Test("a collector that is not there costs no call: every call is answered, and the lost exports are counted in /metrics")
     func deadCollector() async throws {
         let port = try await FaultGateway.freePort()
