@@ -196,6 +196,26 @@ struct TracingTests {
         try await receiver.stop()
     }
 
+    /// The value of one series in `registry`'s exposition (0 when absent: the series exist from the start at 0,
+    /// and what a test checks is that they rise).
+    static func value(_ series: String, in registry: PrometheusCollectorRegistry) -> Double {
+        registry.emitToString().split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+    }
+
+    /// Makes ten calls through `gw`, each answered, then waits (up to 30 s) for `series` to rise above 0.
+    static func callsThenWait(for series: String, gw: GatewayHarness, registry: PrometheusCollectorRegistry) async throws {
+        let client = gw.client()
+        for _ in 0..<10 {
+            let response = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+            #expect(response.status == 200)
+        }
+        try await client.close()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while value(series, in: registry) == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     @Test("a full span queue drops spans, counts them as queue_full, and costs no call; spans still queued at a graceful stop are exported")
     func queueFullAndShutdownFlush() async throws {
         let receiver = try await OTLPReceiver()
@@ -205,21 +225,10 @@ struct TracingTests {
         let gw = try await GatewayHarness.start(
             tracing: "enabled: true, endpoint: \"\(receiver.endpoint)\", queue_size: 2, batch_size: 2, export_interval_ms: 600000", metrics: metrics)
         do {
-            let client = gw.client()
-            for _ in 0..<10 {
-                let response = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
-                #expect(response.status == 200)
-            }
-            try await client.close()
-            func value(_ series: String) -> Double {
-                registry.emitToString().split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
-            }
-            let deadline = ContinuousClock.now + .seconds(30)
-            while value("kgw_trace_spans_dropped_total{reason=\"queue_full\"}") == 0, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            let dropped = "kgw_trace_spans_dropped_total{reason=\"queue_full\"}"
+            try await Self.callsThenWait(for: dropped, gw: gw, registry: registry)
             // Six spans a call, two places: most of the sixty were dropped.
-            #expect(value("kgw_trace_spans_dropped_total{reason=\"queue_full\"}") >= 1, "no dropped span counted:\n\(registry.emitToString())")
+            #expect(Self.value(dropped, in: registry) >= 1, "no dropped span counted:\n\(registry.emitToString())")
         } catch {
             await gw.stop()
             throw error
@@ -248,22 +257,10 @@ struct TracingTests {
         let gw = try await GatewayHarness.start(
             tracing: "enabled: true, endpoint: \"http://127.0.0.1:\(port)/v1/traces\", export_interval_ms: 100, export_timeout_ms: 500", metrics: metrics)
         do {
-            let client = gw.client()
-            for _ in 0..<20 {
-                let response = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
-                #expect(response.status == 200)
-            }
-            try await client.close()
-            // The series exist from the start at 0; what counts is that they rise.
-            func value(_ series: String) -> Double {
-                registry.emitToString().split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
-            }
-            let deadline = ContinuousClock.now + .seconds(30)
-            while value("kgw_trace_spans_dropped_total{reason=\"export_failed\"}") == 0, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            #expect(value("kgw_trace_exports_failed_total") >= 1, "no failed export counted:\n\(registry.emitToString())")
-            #expect(value("kgw_trace_spans_dropped_total{reason=\"export_failed\"}") >= 1, "no lost span counted")
+            let lost = "kgw_trace_spans_dropped_total{reason=\"export_failed\"}"
+            try await Self.callsThenWait(for: lost, gw: gw, registry: registry)
+            #expect(Self.value("kgw_trace_exports_failed_total", in: registry) >= 1, "no failed export counted:\n\(registry.emitToString())")
+            #expect(Self.value(lost, in: registry) >= 1, "no lost span counted")
         } catch {
             await gw.stop()
             throw error
