@@ -1,20 +1,23 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import Logging
 
 /// The embedded audit store: one SQLite file per gateway, one chain in it.
 final class AuditSQLiteBackend: AuditBackend {
     private let path: String
     private let durability: AuditDurability
     private let lockTimeout: TimeInterval
+    private let logger: Logger
     private(set) var database: DatabaseQueue?
     /// Checkpoints the log off the writer's thread (see `AuditWALCheckpointer`).
     private(set) var checkpointer: AuditWALCheckpointer?
 
-    init(path: String, durability: AuditDurability, lockTimeout: TimeInterval) {
+    init(path: String, durability: AuditDurability, lockTimeout: TimeInterval, logger: Logger) {
         self.path = path
         self.durability = durability
         self.lockTimeout = lockTimeout
+        self.logger = logger
     }
 
     func open() throws -> AuditChainHead {
@@ -29,7 +32,7 @@ final class AuditSQLiteBackend: AuditBackend {
             }
             return AuditChainHead(lastSeq: 0, lastHash: AuditCanonical.genesisHash, lastCheckpointSeq: checkpointSeq)
         }
-        let checkpointer = try AuditWALCheckpointer(path: path)
+        let checkpointer = try AuditWALCheckpointer(path: path, logger: logger)
         opened.writeWithoutTransaction { db in
             if let connection = db.sqliteConnection { checkpointer.watch(connection) }
         }

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import GRDB
 import GRDBSQLite
+import Logging
 import NIOConcurrencyHelpers
 import Synchronization
 
@@ -33,6 +34,7 @@ final class AuditWALCheckpointer: @unchecked Sendable {
     static let writerFallbackFrames: Int32 = 64_000
 
     private let database: DatabaseQueue
+    private let logger: Logger
     private let queue = DispatchQueue(label: "audit-wal-checkpointer")
     private let pending = Atomic<Bool>(false)
     /// Held by the writer for each commit and by a restart: a restart then never waits on SQLite's write lock.
@@ -48,7 +50,10 @@ final class AuditWALCheckpointer: @unchecked Sendable {
     /// `restartWait` bounds how long a restart waits for the writer's commit and for readers: while it waits, the
     /// writer cannot begin its next commit, so it is short, and a restart that could not happen is tried again
     /// after the next `passiveFrames` pages.
-    init(path: String, restartWait: TimeInterval = 0.1, passiveFrames: Int32 = 1_000, restartFrames: Int = 16_000) throws {
+    init(
+        path: String, logger: Logger, restartWait: TimeInterval = 0.1, passiveFrames: Int32 = 1_000, restartFrames: Int = 16_000
+    ) throws {
+        self.logger = logger
         self.passiveFrames = passiveFrames
         self.restartFrames = restartFrames
         var configuration = Configuration()
@@ -110,15 +115,32 @@ final class AuditWALCheckpointer: @unchecked Sendable {
             stats.withLock { $0.passive += 1 }
             if passive.logFrames >= restartFrames {
                 if try turn.withLock({ try checkpoint("RESTART") }).busy {
-                    stats.withLock { $0.deferred += 1 }
+                    let deferred = stats.withLock { stats in
+                        stats.deferred += 1
+                        return stats.deferred
+                    }
+                    // Once, and then every hundredth time: a reader left open (an export) keeps the log growing.
+                    if deferred % 100 == 1 {
+                        logger.warning(
+                            "audit log not started over: a reader of the audit store is still open; the -wal file grows until it closes",
+                            metadata: ["wal_pages": "\(passive.logFrames)"])
+                    }
                 } else {
                     copiedFrames.store(0, ordering: .relaxed)
                     stats.withLock { $0.restarts += 1 }
                 }
             }
+            if stats.withLock({ $0.lastError }) != nil {
+                stats.withLock { $0.lastError = nil }
+                logger.notice("audit log checkpoints work again")
+            }
         } catch {
             // The writer's fallback bounds the log meanwhile; the next nudge tries again.
-            stats.withLock { $0.lastError = String(describing: error) }
+            let first = stats.withLock { stats in
+                defer { stats.lastError = String(describing: error) }
+                return stats.lastError == nil
+            }
+            if first { logger.error("audit log checkpoint failed; the writer checkpoints by itself past 64,000 pages", metadata: ["error": "\(error)"]) }
         }
     }
 

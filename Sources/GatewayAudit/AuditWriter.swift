@@ -153,7 +153,7 @@ public final class AuditWriter: @unchecked Sendable {
         if PostgresURL.isPostgresURL(path) {
             backend = AuditPostgresBackend(url: path, nodeID: nodeID, durability: mode, logger: logger)
         } else {
-            backend = AuditSQLiteBackend(path: path, durability: mode, lockTimeout: lockTimeout)
+            backend = AuditSQLiteBackend(path: path, durability: mode, lockTimeout: lockTimeout, logger: logger)
         }
         self.nodeID = nodeID
         self.mode = mode

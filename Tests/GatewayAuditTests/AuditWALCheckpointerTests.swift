@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import Testing
 
 @testable import GatewayAudit
@@ -28,7 +29,7 @@ import Testing
         let dir = try TempDir()
         let path = dir.path("audit.sqlite")
         let database = try AuditDatabase.openForWriting(path: path, durability: .commit, lockTimeout: 5)
-        let checkpointer = try AuditWALCheckpointer(path: path, passiveFrames: 100, restartFrames: 400)
+        let checkpointer = try AuditWALCheckpointer(path: path, logger: Logger(label: "test"), passiveFrames: 100, restartFrames: 400)
         database.writeWithoutTransaction { db in checkpointer.watch(db.sqliteConnection!) }
         // Paced as a gateway's batches are, not faster than a checkpoint on a slow disk can follow: the log's
         // high-water mark is then the restart threshold plus what came while a checkpoint ran.
@@ -59,7 +60,7 @@ import Testing
         let path = dir.path("audit.sqlite")
         let database = try AuditDatabase.openForWriting(path: path, durability: .commit, lockTimeout: 0.5)
         try Self.write(database, transactions: 1)
-        let checkpointer = try AuditWALCheckpointer(path: path, restartWait: 0.05, passiveFrames: 100, restartFrames: 400)
+        let checkpointer = try AuditWALCheckpointer(path: path, logger: Logger(label: "test"), restartWait: 0.05, passiveFrames: 100, restartFrames: 400)
         database.writeWithoutTransaction { db in checkpointer.watch(db.sqliteConnection!) }
         let reader = try AuditDatabase.openForReading(path: path)
         let reading = DispatchSemaphore(value: 0)
@@ -96,7 +97,7 @@ import Testing
         let path = dir.path("audit.sqlite")
         let database = try AuditDatabase.openForWriting(path: path, durability: .commit, lockTimeout: 5)
         // A checkpointer that is never asked: what the log does is then the writer's connection's alone.
-        let checkpointer = try AuditWALCheckpointer(path: path, passiveFrames: .max, restartFrames: .max)
+        let checkpointer = try AuditWALCheckpointer(path: path, logger: Logger(label: "test"), passiveFrames: .max, restartFrames: .max)
         database.writeWithoutTransaction { db in checkpointer.watch(db.sqliteConnection!) }
         try Self.write(database, transactions: 700)
         // SQLite's automatic checkpoint would have started the log over at 1,000 frames.
