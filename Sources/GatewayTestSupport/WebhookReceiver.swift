@@ -3,39 +3,55 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import Synchronization
-@testable import KlarnaSimulator
+import KlarnaSimulator
 
-/// A loopback server (plain HTTP, or HTTPS with `tls`) that records webhook deliveries and answers with scripted
-/// statuses.
-final class WebhookReceiver: Sendable {
-    struct Received: Sendable {
-        let path: String
-        let headers: [(String, String)]
-        let body: [UInt8]
-        let atNanoseconds: UInt64
+/// A loopback server (plain HTTP, or HTTPS with `tls`, asking for a client certificate signed by `clientCAPEM` when
+/// given) that records webhook deliveries and answers with scripted statuses, or 503 while it is marked down.
+public final class WebhookReceiver: Sendable {
+    /// One delivery as received.
+    public struct Received: Sendable {
+        /// Request target.
+        public let path: String
+        /// Headers, in order.
+        public let headers: [(String, String)]
+        /// Body bytes.
+        public let body: [UInt8]
+        /// When it arrived (monotonic).
+        public let atNanoseconds: UInt64
+        /// Whether the sender presented a client certificate (verified against the receiver's client CA).
+        public let presentedCertificate: Bool
+        /// The status it was answered with.
+        public let status: Int
 
-        func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+        /// A header's first value, by case-insensitive name.
+        public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
     }
 
     /// Shared between the receiver and its connection handlers.
     final class Box: Sendable {
-        let state: Mutex<(received: [Received], statuses: [Int])>
-        init(statuses: [Int]) { state = Mutex(([], statuses)) }
+        let state: Mutex<(received: [Received], statuses: [Int], down: Bool)>
+        init(statuses: [Int]) { state = Mutex(([], statuses, false)) }
     }
 
     private let box: Box
     private let channel: any Channel
-    var port: Int { channel.localAddress?.port ?? 0 }
+    /// The bound port.
+    public var port: Int { channel.localAddress?.port ?? 0 }
 
     /// `statuses` are answered in order, then 200 for everything after; `tls` makes it an HTTPS receiver.
-    init(statuses: [Int] = [], tls: SimulatorPKI.Identity? = nil) async throws {
+    public init(statuses: [Int] = [], tls: SimulatorPKI.Identity? = nil, clientCAPEM: String? = nil) async throws {
         let box = Box(statuses: statuses)
         self.box = box
         let sslContext = try tls.map { identity in
-            try NIOSSLContext(configuration: .makeServerConfiguration(
+            var configuration = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.privateKeyPEM.utf8), format: .pem))
-            ))
+            )
+            if let clientCAPEM {
+                configuration.certificateVerification = .noHostnameVerification
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(clientCAPEM.utf8)))
+            }
+            return try NIOSSLContext(configuration: configuration)
         }
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
@@ -48,9 +64,14 @@ final class WebhookReceiver: Sendable {
             .bind(host: "127.0.0.1", port: 0).get()
     }
 
-    var received: [Received] { box.state.withLock { $0.received } }
+    /// Everything received so far.
+    public var received: [Received] { box.state.withLock { $0.received } }
 
-    func waitFor(count: Int, timeout: Duration = .seconds(10)) async throws -> [Received] {
+    /// While down, every delivery is recorded and answered 503.
+    public func setDown(_ down: Bool) { box.state.withLock { $0.down = down } }
+
+    /// Waits until `count` deliveries arrived (or the timeout passed), and returns what arrived.
+    public func waitFor(count: Int, timeout: Duration = .seconds(10)) async throws -> [Received] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let got = received
@@ -60,7 +81,8 @@ final class WebhookReceiver: Sendable {
         return received
     }
 
-    func stop() async throws { try await channel.close() }
+    /// Closes the listener.
+    public func stop() async throws { try await channel.close() }
 
     private final class Handler: ChannelInboundHandler, @unchecked Sendable {
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -84,10 +106,13 @@ final class WebhookReceiver: Sendable {
             case .body(var buffer): body += buffer.readBytes(length: buffer.readableBytes) ?? []
             case .end:
                 guard let head else { return }
-                let entry = Received(path: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body, atNanoseconds: DispatchTimeLike.now())
+                let presented = (try? context.pipeline.syncOperations.nioSSL_peerCertificate()) != nil
                 let status = box.state.withLock { state -> Int in
-                    state.received.append(entry)
-                    return state.statuses.isEmpty ? 200 : state.statuses.removeFirst()
+                    let status = state.down ? 503 : (state.statuses.isEmpty ? 200 : state.statuses.removeFirst())
+                    state.received.append(Received(
+                        path: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body,
+                        atNanoseconds: UInt64(NIODeadline.now().uptimeNanoseconds), presentedCertificate: presented, status: status))
+                    return status
                 }
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Length", value: "0")
@@ -96,8 +121,4 @@ final class WebhookReceiver: Sendable {
             }
         }
     }
-}
-
-enum DispatchTimeLike {
-    static func now() -> UInt64 { UInt64(NIODeadline.now().uptimeNanoseconds) }
 }
