@@ -108,7 +108,7 @@ struct WebhookEndToEndTests {
 
             // A key added by hand signs a body that is not Klarna's envelope: 400 (verified first, then read).
             try "PLANTEDhandKEYsecret0b9f2e".write(to: hooks.directory.appendingPathComponent("hand-key"), atomically: true, encoding: .utf8)
-            try await hooks.cli(["webhooks", "keys", "add", "--partner", "acq", "--key-id", "hand-key-1", "--secret-file", "hand-key"])
+            try await hooks.cli(["webhooks", "keys", "add", "--partner", "acq", "--key-id", "hand-key-1", "--secret-file", hooks.directory.appendingPathComponent("hand-key").path])
             let notEnvelope = Array(#"{"metadata":{"event_type":"x"}}"#.utf8)
             let handSigned = KlarnaWebhookSignature.sign(body: notEnvelope, secret: Secret("PLANTEDhandKEYsecret0b9f2e"))
             var answered = 0

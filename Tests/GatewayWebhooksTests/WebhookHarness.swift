@@ -106,7 +106,7 @@ final class WebhookHarness: Sendable {
                 address: 127.0.0.1
                 port: 0
                 klarna_webhooks: true
-                tls: {certificate: webhook-server.pem, private_key: webhook-server.key}
+                tls: {certificate: webhook-server.pem, private_key: webhook-server.key, client_certificates: none}
             upstream:
               ca_file: klarna-ca.pem
               egress: [{host: "localhost:\(ports[0])", environment: test}]
@@ -142,11 +142,14 @@ final class WebhookHarness: Sendable {
         // Destinations through the CLI, as an operator adds them; the routes name them, so they come first.
         try write("orders-secret", ordersSecret)
         try write("ledger-secret", ledgerSecret)
+        func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
         try await harness.cli([
-            "webhooks", "destinations", "add", "orders", "--url", "https://127.0.0.1:\(orders.port)/hooks/klarna", "--secret-file", "orders-secret",
-            "--client-cert", "gateway-client.pem", "--client-key", "gateway-client.key",
+            "webhooks", "destinations", "add", "orders", "--url", "https://localhost:\(orders.port)/hooks/klarna", "--secret-file", path("orders-secret"),
+            "--client-cert", path("gateway-client.pem"), "--client-key", path("gateway-client.key"),
         ])
-        try await harness.cli(["webhooks", "destinations", "add", "ledger", "--url", "https://127.0.0.1:\(ledger.port)/in", "--secret-file", "ledger-secret"])
+        try await harness.cli([
+            "webhooks", "destinations", "add", "ledger", "--url", "https://localhost:\(ledger.port)/in", "--secret-file", path("ledger-secret"),
+        ])
         try write("webhooks.yaml", routes)
         try await harness.serve()
         return harness
@@ -212,7 +215,7 @@ final class WebhookHarness: Sendable {
 
     var webhooksPort: Int { gateway.withLockedValue { $0?.webhooks ?? 0 } }
     var loopbackPort: Int { gateway.withLockedValue { $0?.loopback ?? 0 } }
-    var webhookURL: String { "https://127.0.0.1:\(webhooksPort)/klarna/webhooks/acq" }
+    var webhookURL: String { "https://localhost:\(webhooksPort)/klarna/webhooks/acq" }
 
     /// `webhooks register` for every `payment.*` event; returns Klarna's webhook id.
     func register() async throws -> String {
@@ -260,7 +263,8 @@ final class WebhookHarness: Sendable {
             if deliveries.count >= count, deliveries.allSatisfy({ $0["state"]?.stringValue == "DELIVERED" }) { return deliveries }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw WaitTimeout(what: "\(count) deliveries acknowledged by the gateway: \(try await klarnaDeliveries().map { $0["state"]?.stringValue ?? "?" })")
+        let states = try await klarnaDeliveries().map { "\($0["state"]?.stringValue ?? "?") \($0["attempts"]?.arrayValue?.last.map { "\($0)" } ?? "")" }
+        throw WaitTimeout(what: "\(count) deliveries acknowledged by the gateway: \(states)")
     }
 
     /// Signing key secrets Klarna created (the simulator shows them to tests only).
