@@ -135,6 +135,14 @@ struct WebhookEndToEndTests {
             let shown = try await hooks.cli(["webhooks", "events", "show", try #require(expectedLedger.first)])
             #expect(shown.contains("delivery ledger: delivered") && shown.contains("delivery orders: delivered"), "\(shown)")
 
+            // Counted: events stored, duplicates, refusals by reason, deliveries by destination and outcome.
+            #expect(try await hooks.metric("kgw_webhooks_received_total") == Double(expectedOrders.count + unroutable.count))
+            #expect(try await hooks.metric("kgw_webhooks_duplicates_total") ?? 0 >= 1)
+            #expect(try await hooks.metric(#"kgw_webhooks_rejected_total{reason="bad_signature"}"#) ?? 0 >= 2)
+            #expect(try await hooks.metric(#"kgw_webhooks_rejected_total{reason="unknown_key"}"#) ?? 0 >= 1)
+            #expect(try await hooks.metric(#"kgw_webhooks_rejected_total{reason="not_envelope"}"#) == 1)
+            #expect(try await hooks.metric(#"kgw_webhook_deliveries_total{destination="ledger",outcome="delivered"}"#) == Double(expectedLedger.count))
+
             try await hooks.searchForSecrets()
         }
     }
@@ -152,6 +160,7 @@ struct WebhookEndToEndTests {
             #expect(ids.count == 6)
             // The gateway tried (and the receiver refused) before it is killed: acknowledged to Klarna, not delivered.
             _ = try await hooks.orders.waitFor(count: 1)
+            #expect(try await hooks.adminGet("/readyz").status == 200, "a destination that is down does not make the gateway unready")
             try await hooks.stopGateway(SIGKILL)
             let pending = try await hooks.events(state: .pending)
             #expect(Set(pending.map(\.eventID)) == ids, "every acknowledged event is stored and pending after the kill")
@@ -162,6 +171,7 @@ struct WebhookEndToEndTests {
             #expect(delivered.allSatisfy { $0.verifies(secret: WebhookHarness.ordersSecret) })
             let after = try await hooks.events(state: .delivered)
             #expect(ids.isSubset(of: Set(after.map(\.eventID))))
+            #expect(try await hooks.metric(#"kgw_webhook_deliveries_total{destination="orders",outcome="delivered"}"#) == 6)
             try await hooks.searchForSecrets()
         }
     }

@@ -46,7 +46,7 @@ final class WebhookHarness: Sendable {
     let shopToken: String
     /// Every process the harness ran (the gateway's runs and every CLI run), for the secret search.
     let outputs = NIOLockedValueBox<[String]>([])
-    let gateway = NIOLockedValueBox<(process: ChildProcess, loopback: Int, webhooks: Int)?>(nil)
+    let gateway = NIOLockedValueBox<(process: ChildProcess, loopback: Int, webhooks: Int, admin: Int)?>(nil)
     /// `KGW_` overrides for every `serve`.
     let environment: [String: String]
 
@@ -112,6 +112,7 @@ final class WebhookHarness: Sendable {
               egress: [{host: "localhost:\(ports[0])", environment: test}]
               response_timeout_ms: 10000
             reload_interval_ms: 100
+            admin: {address: 127.0.0.1, port: 0}
             audit: {path: audit.sqlite}
             webhooks:
               backoff_base_ms: 40
@@ -200,8 +201,8 @@ final class WebhookHarness: Sendable {
             guard let field, let port = Int(field.dropFirst(name.count + 1)) else { throw WaitTimeout(what: "\(name)= in \(process.stdout)") }
             return port
         }
-        let ports = (loopback: try port("loopback"), webhooks: try port("webhooks"))
-        gateway.withLockedValue { $0 = (process, ports.loopback, ports.webhooks) }
+        let ports = (loopback: try port("loopback"), webhooks: try port("webhooks"), admin: try port("admin"))
+        gateway.withLockedValue { $0 = (process, ports.loopback, ports.webhooks, ports.admin) }
     }
 
     /// Stops the gateway: SIGKILL (nothing is flushed) or SIGTERM (graceful).
@@ -214,6 +215,23 @@ final class WebhookHarness: Sendable {
     }
 
     var webhooksPort: Int { gateway.withLockedValue { $0?.webhooks ?? 0 } }
+    var adminPort: Int { gateway.withLockedValue { $0?.admin ?? 0 } }
+
+    /// A GET on the admin listener (`/readyz`, `/metrics`).
+    func adminGet(_ path: String) async throws -> TestHTTPResponse {
+        let client = TestHTTPClient(port: adminPort, tls: nil)
+        defer { Task { try? await client.close() } }
+        return try await client.send("GET", path)
+    }
+
+    /// The value of one series on `/metrics` (`name{labels}`), nil when it is not exported.
+    func metric(_ series: String) async throws -> Double? {
+        let text = try await adminGet("/metrics").text
+        for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1))
+        }
+        return nil
+    }
     var loopbackPort: Int { gateway.withLockedValue { $0?.loopback ?? 0 } }
     var webhookURL: String { "https://localhost:\(webhooksPort)/klarna/webhooks/acq" }
 
