@@ -131,21 +131,32 @@ extension PostgresStore: WebhookStore {
         }
     }
 
-    /// Records an attempt and its verdict; a delivery already settled by another instance is left as it is.
-    public func completeWebhookDelivery(_ outcome: WebhookDeliveryOutcome) async throws {
-        try await write { connection in
+    /// Records attempts and their verdicts in one transaction (one statement each for the attempts and the
+    /// deliveries); a delivery already settled by another instance is left as it is.
+    public func completeWebhookDeliveries(_ outcomes: [WebhookDeliveryOutcome]) async throws {
+        guard !outcomes.isEmpty else { return }
+        _ = try await write { connection in
+            // Arrays cannot hold NULLs through these bindings: a flag says whether each status is set.
             try await connection.query(
                 """
                 INSERT INTO webhook_attempts (event_id, destination, attempt, time_us, status, error, node_id)
-                VALUES (\(outcome.eventID), \(outcome.destination), \(outcome.attempt), \(outcome.timeMicros), \(outcome.status), \(outcome.error), \(outcome.nodeID))
+                SELECT e, d, a, t, CASE WHEN has_status THEN s END, NULLIF(err, ''), n
+                FROM unnest(\(outcomes.map(\.eventID))::text[], \(outcomes.map(\.destination))::text[], \(outcomes.map(\.attempt))::int8[],
+                    \(outcomes.map(\.timeMicros))::int8[], \(outcomes.map { $0.status != nil })::bool[], \(outcomes.map { $0.status ?? 0 })::int8[],
+                    \(outcomes.map { $0.error ?? "" })::text[], \(outcomes.map(\.nodeID))::text[])
+                    AS o(e, d, a, t, has_status, s, err, n)
                 """, logger: logger)
             try await connection.query(
                 """
-                UPDATE webhook_deliveries SET state = \(outcome.state.rawValue), attempts = \(outcome.attempt), next_attempt_us = \(outcome.nextAttemptMicros),
-                    last_status = \(outcome.status), last_error = \(outcome.error), lease_owner = NULL, lease_until_us = NULL
-                WHERE event_id = \(outcome.eventID) AND destination = \(outcome.destination) AND state = 'pending'
+                UPDATE webhook_deliveries w SET state = o.st, attempts = o.a, next_attempt_us = o.nx,
+                    last_status = CASE WHEN o.has_status THEN o.s END, last_error = NULLIF(o.err, ''), lease_owner = NULL, lease_until_us = NULL
+                FROM unnest(\(outcomes.map(\.eventID))::text[], \(outcomes.map(\.destination))::text[], \(outcomes.map(\.state.rawValue))::text[],
+                    \(outcomes.map(\.attempt))::int8[], \(outcomes.map(\.nextAttemptMicros))::int8[], \(outcomes.map { $0.status != nil })::bool[],
+                    \(outcomes.map { $0.status ?? 0 })::int8[], \(outcomes.map { $0.error ?? "" })::text[])
+                    AS o(e, d, st, a, nx, has_status, s, err)
+                WHERE w.event_id = o.e AND w.destination = o.d AND w.state = 'pending'
                 """, logger: logger)
-            try await Self.refreshEventStates(connection, logger, eventIDs: [outcome.eventID])
+            try await Self.refreshEventStates(connection, logger, eventIDs: Array(Set(outcomes.map(\.eventID))))
         }
     }
 

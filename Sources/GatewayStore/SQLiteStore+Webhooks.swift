@@ -115,24 +115,27 @@ extension SQLiteStore: WebhookStore {
         }
     }
 
-    /// Records an attempt and its verdict; a delivery already delivered or dead (another instance's verdict after a
-    /// lease was taken over) is left as it is.
-    public func completeWebhookDelivery(_ outcome: WebhookDeliveryOutcome) async throws {
+    /// Records attempts and their verdicts in one transaction; a delivery already delivered or dead (another
+    /// instance's verdict after a lease was taken over) is left as it is.
+    public func completeWebhookDeliveries(_ outcomes: [WebhookDeliveryOutcome]) async throws {
         try await pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO webhook_attempts (event_id, destination, attempt, time_us, status, error, node_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [outcome.eventID, outcome.destination, outcome.attempt, outcome.timeMicros, outcome.status, outcome.error, outcome.nodeID])
-            try db.execute(
-                sql: """
-                    UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_us = ?, last_status = ?, last_error = ?,
-                        lease_owner = NULL, lease_until_us = NULL
-                    WHERE event_id = ? AND destination = ? AND state = 'pending'
-                    """,
-                arguments: [
+            let attempt = try db.cachedStatement(
+                sql: "INSERT INTO webhook_attempts (event_id, destination, attempt, time_us, status, error, node_id) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            let update = try db.cachedStatement(sql: """
+                UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_us = ?, last_status = ?, last_error = ?,
+                    lease_owner = NULL, lease_until_us = NULL
+                WHERE event_id = ? AND destination = ? AND state = 'pending'
+                """)
+            for outcome in outcomes {
+                try attempt.execute(arguments: [
+                    outcome.eventID, outcome.destination, outcome.attempt, outcome.timeMicros, outcome.status, outcome.error, outcome.nodeID,
+                ])
+                try update.execute(arguments: [
                     outcome.state.rawValue, outcome.attempt, outcome.nextAttemptMicros, outcome.status, outcome.error, outcome.eventID,
                     outcome.destination,
                 ])
-            try SQLiteStore.refreshEventState(db, eventID: outcome.eventID)
+            }
+            for eventID in Set(outcomes.map(\.eventID)) { try SQLiteStore.refreshEventState(db, eventID: eventID) }
         }
     }
 

@@ -60,6 +60,8 @@ public final class WebhookDeliveryWorker: Sendable {
     private let eventLoop: any EventLoop
     private let logger: Logger
     private let gates = NIOLockedValueBox<[String: WebhookDestinationGate]>([:])
+    /// Outcomes go to the store in group commits: with many deliveries in flight, one transaction records many.
+    private let outcomes: GroupCommit<WebhookDeliveryOutcome, Void>
     private let wakeups: AsyncStream<Void>
     private let wakeup: AsyncStream<Void>.Continuation
 
@@ -81,6 +83,10 @@ public final class WebhookDeliveryWorker: Sendable {
         client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
         sender = WebhookSender(client: client, trustRootsPEM: settings.trustRootsPEM, timeout: settings.timeout)
         (wakeups, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        outcomes = GroupCommit { batch in
+            try await store.completeWebhookDeliveries(batch)
+            return batch.map { _ in () }
+        }
     }
 
     /// Looks at the store now (new events were stored, a replay was asked for).
@@ -161,7 +167,9 @@ public final class WebhookDeliveryWorker: Sendable {
             eventID: claim.event.eventID, destination: destination.record.name, nodeID: nodeID, attempt: number, state: state, nextAttemptMicros: next,
             status: result.status, error: result.error, timeMicros: nowMicros)
         do {
-            try await store.completeWebhookDelivery(outcome)
+            try await outcomes.submit(outcome)
+            // A slot freed: claim the next due delivery now rather than at the next poll.
+            wake()
         } catch {
             // The lease runs out and the delivery is attempted again: at least once.
             logger.error("webhook delivery outcome not stored", metadata: ["event_id": "\(claim.event.eventID)", "error": "\(error)"])

@@ -41,8 +41,8 @@ struct WebhookStoreTests {
         #expect(takenOver.map(\.event.eventID) == ["e1"], "a killed instance's claim is taken over after its lease")
 
         // b delivers; a's late failure (from the claim b took over) cannot make it pending again.
-        try await store.completeWebhookDelivery(Self.outcome(takenOver[0], node: "b", state: .delivered, status: 200, at: 2_700))
-        try await store.completeWebhookDelivery(Self.outcome(first[0], node: "a", state: .pending, status: 503, at: 2_800))
+        try await store.completeWebhookDeliveries([Self.outcome(takenOver[0], node: "b", state: .delivered, status: 200, at: 2_700)])
+        try await store.completeWebhookDeliveries([Self.outcome(first[0], node: "a", state: .pending, status: 503, at: 2_800)])
         #expect(try await store.webhookDeliveries(eventID: "e1").first { $0.destination == "orders" }?.state == .delivered)
         #expect(try await store.webhookAttempts(eventID: "e1").map(\.nodeID) == ["b", "a"])
         #expect(try await store.webhookEvent(id: "e1")?.state == .pending, "ledger is still pending")
@@ -50,14 +50,14 @@ struct WebhookStoreTests {
 
         // ledger fails to the end: dead, then replayed, then delivered.
         let ledger = try await store.claimWebhookDeliveries(owner: "a", destination: "ledger", nowMicros: 3_000, leaseMicros: 500, limit: 10)
-        try await store.completeWebhookDelivery(Self.outcome(ledger[0], node: "a", state: .dead, status: 500, at: 3_100))
+        try await store.completeWebhookDeliveries([Self.outcome(ledger[0], node: "a", state: .dead, status: 500, at: 3_100)])
         #expect(try await store.webhookEvent(id: "e1")?.state == .dead)
         #expect(try await store.replayWebhookDeliveries(eventID: nil, destination: "orders", includeDelivered: false, nowMicros: 4_000) == 0)
         #expect(try await store.replayWebhookDeliveries(eventID: nil, destination: nil, includeDelivered: false, nowMicros: 4_000) == 1)
         #expect(try await store.webhookEvent(id: "e1")?.state == .pending)
         let again = try await store.claimWebhookDeliveries(owner: "a", destination: "ledger", nowMicros: 4_000, leaseMicros: 500, limit: 10)
         #expect(again.map(\.delivery.attempts) == [0])
-        try await store.completeWebhookDelivery(Self.outcome(again[0], node: "a", state: .delivered, status: 204, at: 4_100))
+        try await store.completeWebhookDeliveries([Self.outcome(again[0], node: "a", state: .delivered, status: 204, at: 4_100)])
         #expect(try await store.webhookEvent(id: "e1")?.state == .delivered)
 
         // A restarted instance takes its own leases back at once.
@@ -65,6 +65,19 @@ struct WebhookStoreTests {
         #expect(try await store.claimWebhookDeliveries(owner: "a", destination: "orders", nowMicros: 5_000, leaseMicros: 60_000, limit: 10).count == 1)
         try await store.releaseWebhookLeases(owner: "a")
         #expect(try await store.claimWebhookDeliveries(owner: "a", destination: "orders", nowMicros: 5_001, leaseMicros: 60_000, limit: 10).count == 1)
+
+        // Several outcomes in one transaction (the worker's group commit), with and without a status.
+        _ = try await store.saveWebhookEvents([Self.event("e4", destinations: ["audit"], at: 6_000), Self.event("e5", destinations: ["audit"], at: 6_000)])
+        let pair = try await store.claimWebhookDeliveries(owner: "a", destination: "audit", nowMicros: 6_000, leaseMicros: 500, limit: 10)
+        #expect(pair.count == 2)
+        try await store.completeWebhookDeliveries([
+            Self.outcome(pair[0], node: "a", state: .delivered, status: 200, at: 6_100), Self.outcome(pair[1], node: "a", state: .pending, status: nil, at: 6_100),
+        ])
+        let states = try await [store.webhookEvent(id: pair[0].event.eventID)?.state, store.webhookEvent(id: pair[1].event.eventID)?.state]
+        #expect(states == [.delivered, .pending])
+        let failed = try await store.webhookDeliveries(eventID: pair[1].event.eventID)
+        #expect(failed.first?.lastStatus == nil && failed.first?.lastError == "connection refused" && failed.first?.attempts == 1)
+        #expect(try await store.webhookAttempts(eventID: pair[0].event.eventID).first?.status == 200)
 
         // Pruning keeps anything pending and anything newer than the cut.
         #expect(try await store.pruneWebhookEvents(receivedBefore: 4_999) == 2)

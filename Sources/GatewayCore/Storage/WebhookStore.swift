@@ -24,8 +24,9 @@ public protocol WebhookStore: Sendable {
         -> [ClaimedWebhookDelivery]
     /// Frees every lease `owner` holds: a restarted instance takes its own claims back at once.
     func releaseWebhookLeases(owner: String) async throws
-    /// Records an attempt's outcome, frees the lease and updates the event's state, in one transaction.
-    func completeWebhookDelivery(_ outcome: WebhookDeliveryOutcome) async throws
+    /// Records attempts' outcomes, frees their leases and updates their events' states, all in one transaction (the
+    /// worker's group commit).
+    func completeWebhookDeliveries(_ outcomes: [WebhookDeliveryOutcome]) async throws
     /// Makes deliveries pending again, due now: of one event (any state but delivered, or all with `includeDelivered`),
     /// or every dead one (optionally of one destination). Returns how many.
     func replayWebhookDeliveries(eventID: String?, destination: String?, includeDelivered: Bool, nowMicros: Int64) async throws -> Int
