@@ -29,8 +29,8 @@ public final class WebhookReceiver: Sendable {
 
     /// Shared between the receiver and its connection handlers.
     final class Box: Sendable {
-        let state: Mutex<(received: [Received], statuses: [Int], down: Bool)>
-        init(statuses: [Int]) { state = Mutex(([], statuses, false)) }
+        let state: Mutex<(received: [Received], statuses: [Int], down: Bool, hanging: Bool)>
+        init(statuses: [Int]) { state = Mutex(([], statuses, false, false)) }
     }
 
     private let box: Box
@@ -70,6 +70,9 @@ public final class WebhookReceiver: Sendable {
     /// While down, every delivery is recorded and answered 503.
     public func setDown(_ down: Bool) { box.state.withLock { $0.down = down } }
 
+    /// While hanging, every delivery is recorded (status 0) and never answered: the sender waits until its timeout.
+    public func setHanging(_ hanging: Bool) { box.state.withLock { $0.hanging = hanging } }
+
     /// Waits until `count` deliveries arrived (or the timeout passed), and returns what arrived.
     public func waitFor(count: Int, timeout: Duration = .seconds(10)) async throws -> [Received] {
         let deadline = ContinuousClock.now + timeout
@@ -108,12 +111,13 @@ public final class WebhookReceiver: Sendable {
                 guard let head else { return }
                 let presented = (try? context.pipeline.syncOperations.nioSSL_peerCertificate()) != nil
                 let status = box.state.withLock { state -> Int in
-                    let status = state.down ? 503 : (state.statuses.isEmpty ? 200 : state.statuses.removeFirst())
+                    let status = state.hanging ? 0 : state.down ? 503 : (state.statuses.isEmpty ? 200 : state.statuses.removeFirst())
                     state.received.append(Received(
                         path: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body,
                         atNanoseconds: UInt64(NIODeadline.now().uptimeNanoseconds), presentedCertificate: presented, status: status))
                     return status
                 }
+                guard status != 0 else { return }
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Length", value: "0")
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))), promise: nil)

@@ -50,7 +50,8 @@ final class WebhookHarness: Sendable {
     /// `KGW_` overrides for every `serve`.
     let environment: [String: String]
 
-    static func start(environment: [String: String] = [:]) async throws -> WebhookHarness {
+    /// `storage` is the store every instance shares: a SQLite file in the directory, or a `postgres://` URL.
+    static func start(environment: [String: String] = [:], storage: String = "gateway.sqlite") async throws -> WebhookHarness {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-webhooks-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -96,7 +97,7 @@ final class WebhookHarness: Sendable {
         try write("access.yaml", "callers:\n  shop: {merchants: [\"partner:acq\"], families: [payment-request]}\n")
         try write("gateway.yaml", """
             node_id: webhook-node
-            storage: gateway.sqlite
+            storage: "\(storage)"
             master_key: {file: master.key}
             catalogue: \(catalogue)
             policies: {access: access.yaml, webhooks: webhooks.yaml}
@@ -191,8 +192,10 @@ final class WebhookHarness: Sendable {
         return result.stdout + result.stderr
     }
 
-    /// Starts `klarna-gateway serve` and waits until it serves.
-    func serve() async throws {
+    /// Starts `klarna-gateway serve` and waits until it serves; `nodeID` names another instance of the same store.
+    func serve(nodeID: String? = nil) async throws {
+        var environment = environment
+        if let nodeID { environment["KGW_NODE_ID"] = nodeID }
         let process = try ChildProcess(
             ChildProcess.productPath("klarna-gateway"), ["serve", "--config", configPath], environment: environment, directory: directory)
         try await process.waitForOutput("klarna-gateway serving")
@@ -268,6 +271,44 @@ final class WebhookHarness: Sendable {
         return try JSONValue.parse(response.body)["payment_request_id"]?.stringValue ?? ""
     }
 
+    /// Waits until `series` reads `value` (counters are bumped just after the store records an outcome); returns
+    /// the last value read.
+    func metric(_ series: String, reaching value: Double, timeout: Duration = .seconds(30)) async throws -> Double? {
+        let deadline = ContinuousClock.now + timeout
+        var last = try await metric(series)
+        while last != value && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            last = try await metric(series)
+        }
+        return last
+    }
+
+    /// Seals a signing key whose secret the test knows (`webhooks keys add`), for events the test signs itself.
+    func addKnownKey(id: String, secret: String) async throws {
+        let file = directory.appendingPathComponent("key-\(id)").path
+        try secret.write(toFile: file, atomically: true, encoding: .utf8)
+        try await cli(["webhooks", "keys", "add", "--partner", "acq", "--key-id", id, "--secret-file", file])
+    }
+
+    /// Posts an event signed with a known key to the webhook listener on `port`, retrying while the key has not
+    /// reached that instance yet (401); returns the final status.
+    func postSigned(eventID: String, account: String = "krn:partner:global:account:test:M1", keyID: String, secret: String, port: Int) async throws -> Int {
+        let body = Array(("{\"metadata\":{\"event_type\":\"payment.transaction.captured\",\"event_id\":\"\(eventID)\","
+            + "\"subject_account_id\":\"\(account)\"},\"payload\":{}}").utf8)
+        let signature = KlarnaWebhookSignature.sign(body: body, secret: Secret(secret))
+        var status = 0
+        for _ in 0..<300 {
+            let client = TestHTTPClient(port: port, tls: TestTLS(trustRootsPEM: internalCA.certificatePEM))
+            status = (try? await client.send("POST", "/klarna/webhooks/acq", headers: [
+                ("Content-Type", "application/json"), ("Klarna-Signing-Key-Id", keyID), ("Klarna-Signature", signature),
+            ], body: body))?.status ?? 0
+            try? await client.close()
+            if status != 401 && status != 0 { return status }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return status
+    }
+
     /// Klarna's deliveries to the gateway, as the simulator logged them.
     func klarnaDeliveries() async throws -> [JSONValue] {
         try JSONValue.parse(try await control.send("GET", "/control/webhook-deliveries").body)["deliveries"]?.arrayValue ?? []
@@ -309,6 +350,16 @@ final class WebhookHarness: Sendable {
         throw WaitTimeout(what: "deliveries of \(ids.subtracting(got).sorted()) (got \(got.count))")
     }
 
+    /// Waits until the store records each of `ids` as delivered: a receiver's 200 is recorded just after it is sent.
+    func waitForStoreDelivered(_ ids: Set<String>, timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if ids.isSubset(of: Set(try await events(state: .delivered).map(\.eventID))) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw WaitTimeout(what: "the store to record \(ids.count) events as delivered")
+    }
+
     /// Every planted and Klarna-created secret, and everything they must not appear in: every process's output,
     /// the store and the audit trail (with their WAL files).
     func searchForSecrets() async throws {
@@ -341,8 +392,10 @@ final class WebhookHarness: Sendable {
 }
 
 /// Runs `body` against a fresh harness and always stops it.
-func withWebhooks(environment: [String: String] = [:], _ body: (WebhookHarness) async throws -> Void) async throws {
-    let harness = try await WebhookHarness.start(environment: environment)
+func withWebhooks(
+    environment: [String: String] = [:], storage: String = "gateway.sqlite", _ body: (WebhookHarness) async throws -> Void
+) async throws {
+    let harness = try await WebhookHarness.start(environment: environment, storage: storage)
     do {
         try await body(harness)
     } catch {
