@@ -133,7 +133,7 @@ public final class WebhookDeliveryWorker: Sendable {
             let room = gates.withLockedValue { gates in
                 let gate = gates[name] ?? WebhookDestinationGate(concurrency: settings.concurrencyPerDestination, breaker: settings.breaker)
                 gates[name] = gate
-                return gate.wantsWork(now: now) ? gate.room : 0
+                return gate.room(now: now)
             }
             guard room > 0 else { continue }
             let claims: [ClaimedWebhookDelivery]

@@ -18,8 +18,11 @@ public final class WebhookServer: Sendable {
 
     private init(channels: [(name: String, channel: any Channel)]) { self.channels = channels }
 
-    /// Binds every listener; throws (closing what was bound) when one fails.
-    public static func start(listeners: [ListenerSpec], receiver: WebhookReceiver, group: any EventLoopGroup) async throws -> WebhookServer {
+    /// Binds every listener; throws (closing what was bound) when one fails. A connection idle for `idleTimeout` is
+    /// closed.
+    public static func start(
+        listeners: [ListenerSpec], receiver: WebhookReceiver, group: any EventLoopGroup, idleTimeout: TimeAmount = .seconds(30)
+    ) async throws -> WebhookServer {
         var bound: [(name: String, channel: any Channel)] = []
         do {
             for listener in listeners {
@@ -31,6 +34,10 @@ public final class WebhookServer: Sendable {
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             let sync = channel.pipeline.syncOperations
+                            // The listener faces the internet: a connection that sends nothing for a while is closed,
+                            // so idle or trickling peers cannot hold sockets open.
+                            try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                            try sync.addHandler(IdleConnectionCloser())
                             if let context { try sync.addHandler(NIOSSLServerHandler(context: context)) }
                             try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                             try sync.addHandler(WebhookReceiverHandler(receiver: receiver))
@@ -121,6 +128,19 @@ final class WebhookReceiverHandler: ChannelInboundHandler {
         }
         if !keepAlive {
             done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}
+
+/// Closes a connection when `IdleStateHandler` reports that nothing was read for its timeout.
+final class IdleConnectionCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 }

@@ -120,14 +120,14 @@ struct WebhookCoreTests {
     @Test("a destination's gate: at most its concurrency in flight; open after failures, one probe after the open period")
     func gate() {
         var gate = WebhookDestinationGate(concurrency: 2, breaker: .init(failureThreshold: 2, openDurationMs: 1))
-        #expect(gate.wantsWork(now: 0) && gate.room == 2)
+        #expect(gate.wantsWork(now: 0) && gate.room(now: 0) == 2)
         #expect(gate.start(now: 0) == .allow && gate.start(now: 0) == .allow)
         #expect(!gate.wantsWork(now: 0))
         if case .reject = gate.start(now: 0) {} else { Issue.record("a third start must be refused") }
         gate.finish(delivered: false, probe: false, now: 0)
         gate.finish(delivered: false, probe: false, now: 0)
         #expect(!gate.wantsWork(now: 500_000), "open: no work")
-        #expect(gate.wantsWork(now: 2_000_000), "after the open period: a probe")
+        #expect(gate.wantsWork(now: 2_000_000) && gate.room(now: 2_000_000) == 1, "after the open period: one probe")
         #expect(gate.start(now: 2_000_000) == .probe)
         gate.finish(delivered: true, probe: true, now: 2_000_001)
         #expect(gate.breaker.state == .closed(failures: 0))

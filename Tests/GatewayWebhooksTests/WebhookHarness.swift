@@ -81,15 +81,9 @@ final class WebhookHarness: Sendable {
             rateLimits: .unlimited, webhookRetryScale: 0.001)
         simulatorConfiguration.catalogueFile = catalogue
         simulatorConfiguration.webhookCAFile = directory.appendingPathComponent("internal-ca.pem").path
-        try JSONEncoder().encode(simulatorConfiguration).write(to: directory.appendingPathComponent("simulator.json"))
-        let simulator = try ChildProcess(
-            ChildProcess.productPath("klarna-simulator"), ["--config", directory.appendingPathComponent("simulator.json").path], directory: directory)
-        try await simulator.waitForOutput("klarna-simulator listening")
-        let ports = simulator.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { field -> Int? in
-            guard field.hasPrefix("https://127.0.0.1:") || field.hasPrefix("http://127.0.0.1:") else { return nil }
-            return Int(field.split(separator: ":").last ?? "")
-        }
-        guard ports.count == 2 else { throw WaitTimeout(what: "the simulator's ports in: \(simulator.stdout)") }
+        let simulated = try await SimulatorProcess.start(simulatorConfiguration, directory: directory)
+        let simulator = simulated.child
+        let ports = [simulated.port, simulated.controlPort]
 
         let orders = try await WebhookReceiver(tls: try internalCA.issueServer(), clientCAPEM: internalCA.certificatePEM)
         let ledger = try await WebhookReceiver(tls: try internalCA.issueServer())

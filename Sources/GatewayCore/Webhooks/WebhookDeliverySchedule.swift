@@ -69,8 +69,13 @@ public struct WebhookDestinationGate: Sendable, Equatable {
         }
     }
 
-    /// How many more deliveries may start now.
-    public var room: Int { max(0, concurrency - inFlight) }
+    /// How many deliveries to claim now: the free slots while the breaker is closed, one (the probe) once an open
+    /// period has passed, else none; claiming more than the breaker lets start would leave them leased and idle.
+    public func room(now: Int64) -> Int {
+        guard wantsWork(now: now) else { return 0 }
+        if case .closed = breaker.state { return concurrency - inFlight }
+        return 1
+    }
 
     /// Asks to start one claimed delivery: `allow`/`probe` start it (report its end), `reject` puts it back.
     public mutating func start(now: Int64) -> CircuitBreaker.Admission {

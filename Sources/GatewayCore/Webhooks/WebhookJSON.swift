@@ -1,12 +1,17 @@
 /// A JSON value as the webhook path needs it: strict parsing of a delivery's body (RFC 8259, UTF-8), with no
 /// Foundation, so the envelope check stays a pure function of the bytes.
 public indirect enum WebhookJSON: Sendable, Equatable {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
     /// Kept as its text: the gateway never does arithmetic on Klarna's numbers.
     case number(String)
+    /// A string, unescaped.
     case string(String)
+    /// An array.
     case array([WebhookJSON])
+    /// An object (a repeated member name keeps its last value).
     case object([String: WebhookJSON])
 
     /// Why a body is not JSON.
