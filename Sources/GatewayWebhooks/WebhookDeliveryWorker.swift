@@ -64,6 +64,8 @@ public final class WebhookDeliveryWorker: Sendable {
     private let outcomes: GroupCommit<WebhookDeliveryOutcome, Void>
     private let wakeups: AsyncStream<Void>
     private let wakeup: AsyncStream<Void>.Continuation
+    /// Whether `run()` started and whether `stop()` was called: the client is shut down by whichever ends last.
+    private let lifecycle = NIOLockedValueBox<(ran: Bool, stopped: Bool)>((false, false))
 
     /// Makes a worker; `run()` starts it.
     public init(
@@ -95,6 +97,12 @@ public final class WebhookDeliveryWorker: Sendable {
     /// Delivers until `stop()` (or the task is cancelled), then waits for the attempts in flight and closes the
     /// client: an attempt is never cut short by a graceful stop.
     public func run() async {
+        let starts = lifecycle.withLockedValue { state -> Bool in
+            if state.stopped { return false }
+            state.ran = true
+            return true
+        }
+        guard starts else { return }
         let poller = Task { [wakeup, settings] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: settings.pollInterval)
@@ -120,8 +128,16 @@ public final class WebhookDeliveryWorker: Sendable {
         try? await client.shutdown()
     }
 
-    /// Stops the wake-ups; `run()` returns once the attempts in flight ended.
-    public func stop() { wakeup.finish() }
+    /// Stops the wake-ups; `run()` returns once the attempts in flight ended. A worker that never ran closes its
+    /// client here (the client must be shut down before it is released).
+    public func stop() async {
+        let ran = lifecycle.withLockedValue { state -> Bool in
+            state.stopped = true
+            return state.ran
+        }
+        wakeup.finish()
+        if !ran { try? await client.shutdown() }
+    }
 
     private static func monotonicNow() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
 

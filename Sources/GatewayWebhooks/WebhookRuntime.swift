@@ -26,17 +26,22 @@ public final class WebhookRuntime: Sendable {
         listeners: [ListenerSpec], directory initial: WebhookDirectory, store: any WebhookStore, snapshots: SnapshotHolder, journal: any CallJournal,
         metrics: WebhookMetrics, settings: WebhookDeliverySettings, nodeID: String, group: any EventLoopGroup, logger: Logger
     ) async throws -> WebhookRuntime {
-        let directory = WebhookDirectoryHolder(initial)
-        let worker = WebhookDeliveryWorker(
-            store: store, directory: directory, journal: journal, metrics: metrics, settings: settings, nodeID: nodeID, group: group, logger: logger)
         // Leases this node held before it stopped (or was killed) are its own: take them back at once rather than
         // waiting for them to run out.
         try await store.releaseWebhookLeases(owner: nodeID)
+        let directory = WebhookDirectoryHolder(initial)
+        let worker = WebhookDeliveryWorker(
+            store: store, directory: directory, journal: journal, metrics: metrics, settings: settings, nodeID: nodeID, group: group, logger: logger)
         var server: WebhookServer?
         if !listeners.isEmpty {
             let intake = WebhookIntake(store: store, onStored: { worker.wake() })
             let receiver = WebhookReceiver(directory: directory, snapshots: snapshots, intake: intake, journal: journal, metrics: metrics, logger: logger)
-            server = try await WebhookServer.start(listeners: listeners, receiver: receiver, group: group)
+            do {
+                server = try await WebhookServer.start(listeners: listeners, receiver: receiver, group: group)
+            } catch {
+                await worker.stop()
+                throw error
+            }
             for (name, port) in server?.boundPorts ?? [:] {
                 logger.notice("listening for Klarna webhooks", metadata: ["listener": "\(name)", "port": "\(port)"])
             }
@@ -47,6 +52,6 @@ public final class WebhookRuntime: Sendable {
     /// Stops accepting webhooks and stops the worker (attempts in flight finish).
     public func stop() async {
         await server?.stop()
-        worker.stop()
+        await worker.stop()
     }
 }

@@ -146,6 +146,28 @@ struct WebhookEndToEndTests {
             let ledgerDelivered = Double(expectedLedger.count)
             #expect(try await hooks.metric(#"kgw_webhook_deliveries_total{destination="ledger",outcome="delivered"}"#, reaching: ledgerDelivered) == ledgerDelivered)
 
+            // The audit trail has every receipt (accepted, and the forgeries refused) and every delivery, with
+            // Klarna's event id, and none of a body's content.
+            let audit = try await hooks.webhookAuditRecords(until: expectedOrders.count + expectedLedger.count)
+            let receipts = audit.filter { $0.operation == "receiveKlarnaWebhook" }
+            #expect(Set(receipts.filter { $0.phase == "outcome" }.compactMap(\.eventID)).isSuperset(of: expectedOrders.union(unroutable)))
+            #expect(receipts.filter { $0.phase == "refusal" && $0.code == "GATEWAY_UNAUTHENTICATED" }.count >= 4)
+            let deliveries = audit.filter { $0.operation == "deliverKlarnaWebhook" && $0.status == 200 }
+            #expect(Set(deliveries.filter { $0.path == "webhook-destination:ledger" }.compactMap(\.eventID)) == expectedLedger)
+            let auditBytes = try Data(contentsOf: hooks.directory.appendingPathComponent("audit.sqlite"))
+            #expect(auditBytes.range(of: Data(m2Request.utf8)) == nil, "a body's content (the payment request id) is not in the audit trail")
+
+            // A key rotation: a new key at Klarna, the webhook moved to it, the old key still accepted until removed.
+            let rotated = try await hooks.cli(["webhooks", "keys", "rotate", "--partner", "acq"])
+            #expect(rotated.contains("webhooks moved: \(webhookID)"), "\(rotated)")
+            #expect(try await hooks.admin.listWebhookKeys(partnerID: "acq").count == 2)
+            let after = try await klarna.send(
+                "POST", "/v2/notification/webhooks/\(webhookID)/simulate", headers: [hooks.klarnaAuthorization, ("Content-Type", "application/json")],
+                body: Array(#"{"event_type":"payment.transaction.refunded"}"#.utf8))
+            #expect(after.status == 202)
+            let resent = try await hooks.waitForKlarnaDelivered(count: sent.count + 1)
+            #expect(Set(resent.compactMap { $0["signing_key_id"]?.stringValue }).count == 2, "the new event is signed with the new key")
+
             try await hooks.searchForSecrets()
         }
     }

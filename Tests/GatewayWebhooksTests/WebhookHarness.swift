@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import GatewayApp
 import GatewayCore
 import GatewayTestSupport
@@ -342,6 +343,35 @@ final class WebhookHarness: Sendable {
         }
         let got = Set(receiver.received.filter { $0.status == 200 }.compactMap { $0.header("webhook-id") })
         throw WaitTimeout(what: "deliveries of \(ids.subtracting(got).sorted()) (got \(got.count))")
+    }
+
+    /// One webhook record of the audit trail.
+    struct AuditRow: Sendable {
+        let phase: String
+        let operation: String?
+        let path: String
+        let eventID: String?
+        let status: Int?
+        let code: String?
+    }
+
+    /// The audit trail's webhook records, once there are at least `count` delivery records answered 200 (they are
+    /// written just after the store records the delivery).
+    func webhookAuditRecords(until count: Int, timeout: Duration = .seconds(30)) async throws -> [AuditRow] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let rows = try await DatabaseQueue(path: directory.appendingPathComponent("audit.sqlite").path).read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT phase, operation_id, path, correlation_id, status, gateway_error_code FROM audit_records
+                    WHERE operation_family = 'webhooks' OR path LIKE '/klarna/%' OR path = '?'
+                    """).map { row in
+                    AuditRow(phase: row[0], operation: row[1], path: row[2], eventID: row[3], status: row[4], code: row[5])
+                }
+            }
+            let delivered = rows.filter { $0.operation == "deliverKlarnaWebhook" && $0.status == 200 }.count
+            if delivered >= count || ContinuousClock.now > deadline { return rows }
+            try await Task.sleep(for: .milliseconds(50))
+        }
     }
 
     /// Waits until the store records each of `ids` as delivered: a receiver's 200 is recorded just after it is sent.
