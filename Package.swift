@@ -30,6 +30,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         // OTLP/HTTP only: the default traits add the gRPC exporter and its build.
         .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        // Outgoing webhook deliveries and the notification API calls of `webhooks register`: pooled connections,
+        // per-request TLS (a destination's client certificate, a partner's mTLS identity), timeouts.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Domain values and pure decisions: no I/O, no NIO, no database.
@@ -103,11 +106,28 @@ let package = Package(
             name: "GatewayPolicy",
             dependencies: ["GatewayCore", .product(name: "Yams", package: "Yams")]
         ),
+        // Klarna's webhooks: the receiving listener, the intake's group commit, the delivery worker, the notification
+        // API client. Writes to the store, never on the proxy's request path.
+        .target(
+            name: "GatewayWebhooks",
+            dependencies: [
+                "GatewayCore", "GatewayProxy",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
         // Wiring: configuration and policy loading, snapshots, the running service.
         .target(
             name: "GatewayApp",
             dependencies: [
-                "GatewayCore", "GatewayVault", "GatewayStore", "GatewayPostgres", "GatewayProxy", "GatewayAudit", "GatewayPolicy",
+                "GatewayCore", "GatewayVault", "GatewayStore", "GatewayPostgres", "GatewayProxy", "GatewayAudit", "GatewayPolicy", "GatewayWebhooks",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -229,6 +249,21 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "bench/audit-writer"
+        ),
+        // Klarna's webhooks end to end: the simulator as Klarna, the gateway and its CLI as child processes, receivers
+        // over real TLS.
+        .testTarget(
+            name: "GatewayWebhooksTests",
+            dependencies: [
+                "GatewayWebhooks", "GatewayApp", "GatewayCore", "GatewayStore", "GatewayPostgres", "GatewayPolicy", "GatewayTestSupport",
+                "KlarnaSimulator",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(
             name: "KlarnaSimulatorTests",

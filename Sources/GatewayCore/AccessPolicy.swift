@@ -29,14 +29,7 @@ public struct Grant: Sendable, Hashable, Codable {
     }
 
     /// True when the grant covers this merchant.
-    public func covers(merchant: MerchantRecord) -> Bool {
-        for selector in merchants {
-            if selector == "*" || selector == merchant.id { return true }
-            if selector.hasPrefix("group:"), merchant.groups.contains(String(selector.dropFirst(6))) { return true }
-            if selector.hasPrefix("partner:"), merchant.partnerID == selector.dropFirst(8) { return true }
-        }
-        return false
-    }
+    public func covers(merchant: MerchantRecord) -> Bool { MerchantSelector.any(merchants, covers: merchant) }
 
     /// True when the grant covers acquirer-scoped calls for this partner.
     public func covers(partnerID: String) -> Bool { partners.contains("*") || partners.contains(partnerID) }
@@ -68,10 +61,26 @@ public struct AccessPolicy: Sendable, Hashable, Codable {
             for permission in grant.permissions where permission != "release-override" {
                 problems.append("caller \(caller): unknown permission '\(permission)'")
             }
-            for selector in grant.merchants where selector.isEmpty || selector == "group:" || selector == "partner:" {
+            for selector in grant.merchants where MerchantSelector.isEmpty(selector) {
                 problems.append("caller \(caller): empty merchant selector")
             }
         }
         return problems
     }
+}
+
+/// Merchant selectors as access grants and webhook routes write them: an id, `group:NAME`, `partner:ID` or `*`.
+public enum MerchantSelector {
+    /// True when one of `selectors` covers `merchant`.
+    public static func any(_ selectors: [String], covers merchant: MerchantRecord) -> Bool {
+        for selector in selectors {
+            if selector == "*" || selector == merchant.id { return true }
+            if selector.hasPrefix("group:"), merchant.groups.contains(String(selector.dropFirst(6))) { return true }
+            if selector.hasPrefix("partner:"), merchant.partnerID == selector.dropFirst(8) { return true }
+        }
+        return false
+    }
+
+    /// True for a selector that can never match anything (empty, or a prefix without a name).
+    public static func isEmpty(_ selector: String) -> Bool { selector.isEmpty || selector == "group:" || selector == "partner:" }
 }

@@ -55,6 +55,10 @@ public struct GatewayError: Error, Sendable, Hashable {
         case upstreamOutcomeUnknown = "GATEWAY_UPSTREAM_OUTCOME_UNKNOWN"
         case requestTimeout = "GATEWAY_REQUEST_TIMEOUT"
         case internalError = "GATEWAY_INTERNAL_ERROR"
+        /// A path the webhook listener does not serve (it serves `POST /klarna/webhooks/{partner_id}` only).
+        case notFound = "GATEWAY_NOT_FOUND"
+        /// A verified webhook the store could not make durable: Klarna retries it.
+        case webhookNotStored = "GATEWAY_WEBHOOK_NOT_STORED"
 
         /// The HTTP status this refusal is sent with.
         public var status: Int {
@@ -68,12 +72,12 @@ public struct GatewayError: Error, Sendable, Hashable {
             case .payloadTooLarge: 413
             case .uriTooLong: 414
             case .headersTooLarge: 431
-            case .unknownOperation, .operationNotInRelease: 404
+            case .unknownOperation, .operationNotInRelease, .notFound: 404
             case .releaseNotAvailable: 409
             case .rateLimited: 429
             case .internalError: 500
             // Nothing reached Klarna (unreachable, breaker open, not an allowed host): 503, safe to repeat.
-            case .auditUnavailable, .overloaded, .upstreamUnavailable: 503
+            case .auditUnavailable, .overloaded, .upstreamUnavailable, .webhookNotStored: 503
             case .upstreamTimeout, .upstreamOutcomeUnknown: 504
             }
         }

@@ -81,6 +81,61 @@ extension PostgresStore {
             """
         ]),
         SchemaMigration(version: 4, name: "quota leasing ledger and instance heartbeats", statements: PostgresStore.quotaLeasingSchema),
+        SchemaMigration(version: 5, name: "webhook events, deliveries, attempts and destinations", statements: [
+            """
+            CREATE TABLE webhook_destinations (
+                name TEXT PRIMARY KEY,
+                url TEXT NOT NULL,
+                secret_id TEXT,
+                secret_version INTEGER,
+                client_certificate_pem TEXT,
+                client_key_id TEXT,
+                client_key_version INTEGER
+            )
+            """,
+            """
+            CREATE TABLE webhook_events (
+                event_id TEXT PRIMARY KEY,
+                partner_id TEXT NOT NULL,
+                signing_key_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                account TEXT NOT NULL,
+                merchant_id TEXT,
+                received_at_us BIGINT NOT NULL,
+                state TEXT NOT NULL,
+                body BYTEA NOT NULL
+            )
+            """,
+            "CREATE INDEX webhook_events_received ON webhook_events(received_at_us)",
+            "CREATE INDEX webhook_events_state ON webhook_events(state, received_at_us)",
+            """
+            CREATE TABLE webhook_deliveries (
+                event_id TEXT NOT NULL REFERENCES webhook_events(event_id) ON DELETE CASCADE,
+                destination TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_us BIGINT NOT NULL,
+                last_status INTEGER,
+                last_error TEXT,
+                lease_owner TEXT,
+                lease_until_us BIGINT,
+                PRIMARY KEY (event_id, destination)
+            )
+            """,
+            "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_us)",
+            """
+            CREATE TABLE webhook_attempts (
+                event_id TEXT NOT NULL,
+                destination TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                time_us BIGINT NOT NULL,
+                status INTEGER,
+                error TEXT,
+                node_id TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX webhook_attempts_event ON webhook_attempts(event_id)",
+        ]),
     ]
 
     /// A constant key for `pg_advisory_xact_lock`, so that instances starting together migrate one at a time.

@@ -87,6 +87,61 @@ extension SQLiteStore {
         // The shared ledger of limits across instances lives in PostgreSQL only: one SQLite file serves one
         // instance, whose limits are local. The step exists so that both stores number their versions alike.
         SchemaMigration(version: 4, name: "quota leasing ledger and instance heartbeats", statements: []),
+        SchemaMigration(version: 5, name: "webhook events, deliveries, attempts and destinations", statements: [
+            """
+            CREATE TABLE webhook_destinations (
+                name TEXT PRIMARY KEY NOT NULL,
+                url TEXT NOT NULL,
+                secret_id TEXT,
+                secret_version INTEGER,
+                client_certificate_pem TEXT,
+                client_key_id TEXT,
+                client_key_version INTEGER
+            )
+            """,
+            """
+            CREATE TABLE webhook_events (
+                event_id TEXT PRIMARY KEY NOT NULL,
+                partner_id TEXT NOT NULL,
+                signing_key_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                account TEXT NOT NULL,
+                merchant_id TEXT,
+                received_at_us INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                body BLOB NOT NULL
+            )
+            """,
+            "CREATE INDEX webhook_events_received ON webhook_events(received_at_us)",
+            "CREATE INDEX webhook_events_state ON webhook_events(state, received_at_us)",
+            """
+            CREATE TABLE webhook_deliveries (
+                event_id TEXT NOT NULL REFERENCES webhook_events(event_id) ON DELETE CASCADE,
+                destination TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_us INTEGER NOT NULL,
+                last_status INTEGER,
+                last_error TEXT,
+                lease_owner TEXT,
+                lease_until_us INTEGER,
+                PRIMARY KEY (event_id, destination)
+            )
+            """,
+            "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_us)",
+            """
+            CREATE TABLE webhook_attempts (
+                event_id TEXT NOT NULL,
+                destination TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                time_us INTEGER NOT NULL,
+                status INTEGER,
+                error TEXT,
+                node_id TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX webhook_attempts_event ON webhook_attempts(event_id)",
+        ]),
     ]
 
     /// The identifiers GRDB's migrator recorded before `schema_migrations` existed, by the version they became.

@@ -8,6 +8,8 @@ import Foundation
 /// - `GET|POST|DELETE /control/faults`: list, add (a `FaultRule` as JSON) or clear fault rules
 /// - `POST /control/payment-requests/{id}/advance` with `{"state": "IN_PROGRESS|COMPLETED|DECLINED|EXPIRED|CANCELED"}`
 /// - `GET|DELETE /control/webhook-deliveries`: webhook deliveries with every attempt
+/// - `GET /control/signing-keys`: every signing key with its secret, so a test can search a receiver's outputs for
+///   a secret Klarna showed only once
 struct SimulatorControl: Sendable {
     let simulator: Simulator
 
@@ -66,6 +68,11 @@ struct SimulatorControl: Sendable {
             }
         case ("GET", ["webhook-deliveries"]):
             return SimulatorResponse(status: 200, json: ["deliveries": .array(simulator.webhooks.deliveries.map(\.json))])
+        case ("GET", ["signing-keys"]):
+            let keys = simulator.state.withLock { state in
+                state.signingKeys.values.sorted { $0.createdAt < $1.createdAt }.map { $0.json.setting("signing_key", .string($0.secret)) }
+            }
+            return SimulatorResponse(status: 200, json: ["signing_keys": .array(keys)])
         case ("DELETE", ["webhook-deliveries"]):
             simulator.webhooks.clear()
             return .noContent

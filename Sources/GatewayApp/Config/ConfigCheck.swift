@@ -64,6 +64,13 @@ public enum ConfigCheck {
                 }
             }
         }
+        if let path = config.policies.webhooks {
+            attempt {
+                // Without the store, destinations cannot be checked here; `serve` and reloads check them too.
+                let routes = try PolicyLoader.loadWebhookRoutes(path: config.resolve(path), knownDestinations: nil)
+                report.summary.append("webhook routes \(config.resolve(path)): \(routes.routes.count) route(s)")
+            }
+        }
         for listener in config.listeners {
             attempt {
                 let spec = try ListenerFactory.spec(for: listener, config: config)
@@ -74,7 +81,9 @@ public enum ConfigCheck {
                         throw ConfigError(source: config.resolve(listener.tls?.certificate ?? "?"), reason: "listener '\(listener.name)': certificate or key unusable (\(error))")
                     }
                 }
-                report.summary.append("listener \(listener.name): \(listener.address):\(listener.port) \(spec.tls == nil ? "plain HTTP" : "TLS")")
+                report.summary.append(
+                    "listener \(listener.name): \(listener.address):\(listener.port) \(spec.tls == nil ? "plain HTTP" : "TLS")"
+                        + (listener.klarnaWebhooks == true ? ", Klarna webhooks" : ""))
             }
         }
         if let caFile = config.upstream.caFile {

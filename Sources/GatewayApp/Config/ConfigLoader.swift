@@ -88,6 +88,9 @@ public enum ConfigLoader {
         if let problem = config.tracing.problems.first {
             throw ConfigError(source: source, reason: problem)
         }
+        if let problem = config.webhooks.problems.first {
+            throw ConfigError(source: source, reason: problem)
+        }
         if let problem = config.resilienceProblems().first {
             throw ConfigError(source: source, reason: problem)
         }

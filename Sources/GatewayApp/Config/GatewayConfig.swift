@@ -38,13 +38,15 @@ public struct GatewayConfig: Sendable, Codable {
     public var quotaLeasing: QuotaLeasing
     /// OpenTelemetry traces of calls (`GatewayConfig+Tracing.swift`); off by default.
     public var tracing: Tracing
+    /// Delivering Klarna's webhooks (`GatewayConfig+Webhooks.swift`).
+    public var webhooks: Webhooks
     /// The directory relative paths are resolved against (the config file's); not read from YAML.
     public var baseDirectory: String = "."
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id", storage, masterKey = "master_key", catalogue, policies, listeners, upstream, limits, admin, audit
         case reloadIntervalMs = "reload_interval_ms", logLevel = "log_level"
-        case shutdownGraceSeconds = "shutdown_grace_seconds", metrics, quotaLeasing = "quota_leasing", tracing
+        case shutdownGraceSeconds = "shutdown_grace_seconds", metrics, quotaLeasing = "quota_leasing", tracing, webhooks
     }
 
     /// Decodes with defaults for everything but `storage`, `master_key` and `listeners`. In the administration
@@ -74,6 +76,7 @@ public struct GatewayConfig: Sendable, Codable {
         metrics = try section(.metrics, Metrics())
         quotaLeasing = try section(.quotaLeasing, QuotaLeasing())
         tracing = try section(.tracing, Tracing())
+        webhooks = try section(.webhooks, Webhooks())
     }
 
     /// What `/metrics` exports.
@@ -115,18 +118,21 @@ public struct GatewayConfig: Sendable, Codable {
         public var rateLimits: String?
         /// Release calendar, group pins, release upstreams; nil uses the built-in calendar.
         public var releases: String?
+        /// Webhook routes (event types and merchants to destinations); nil routes nothing.
+        public var webhooks: String?
 
         /// Makes policy locations.
-        public init(access: String, rateLimits: String? = nil, releases: String? = nil) {
+        public init(access: String, rateLimits: String? = nil, releases: String? = nil, webhooks: String? = nil) {
             self.access = access
             self.rateLimits = rateLimits
             self.releases = releases
+            self.webhooks = webhooks
         }
 
-        enum CodingKeys: String, CodingKey { case access, rateLimits = "rate_limits", releases }
+        enum CodingKeys: String, CodingKey { case access, rateLimits = "rate_limits", releases, webhooks }
 
         /// The files whose change triggers a reload.
-        var files: [String] { [access] + [rateLimits, releases].compactMap { $0 } }
+        var files: [String] { [access] + [rateLimits, releases, webhooks].compactMap { $0 } }
     }
 
     /// One ingress listener.
@@ -141,6 +147,10 @@ public struct GatewayConfig: Sendable, Codable {
         public var tls: TLS?
         /// Offer HTTP/2 through ALPN (TLS listeners only).
         public var http2: Bool?
+        /// Receive Klarna's webhooks here (`POST /klarna/webhooks/{partner_id}` only) instead of proxying.
+        public var klarnaWebhooks: Bool?
+
+        enum CodingKeys: String, CodingKey { case name, address, port, tls, http2, klarnaWebhooks = "klarna_webhooks" }
     }
 
     /// A listener's TLS settings.

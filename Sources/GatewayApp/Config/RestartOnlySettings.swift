@@ -3,7 +3,7 @@ import Foundation
 /// The parts of `gateway.yaml` a running gateway cannot change without a restart, and how a reload keeps them.
 ///
 /// These are bound once at start: sockets (listeners, admin), the store, the key ring, the audit writer, the
-/// upstream trust store, timeouts, retries, breaker and idempotency-key setting the runtime was built with, ingress limits, the metrics label set, quota leasing and tracing.
+/// upstream trust store, timeouts, retries, breaker and idempotency-key setting the runtime was built with, ingress limits, the metrics label set, quota leasing, tracing and webhook delivery.
 /// Everything else (policy and catalogue paths, egress rules, header stripping, the integrator tag, unknown
 /// operations, drain time, reload interval, log level, shutdown grace) applies on reload. Listener certificate
 /// and key *files* reload too: only their paths and the listener's shape need a restart.
@@ -25,6 +25,7 @@ enum RestartOnlySettings {
         check("metrics") { $0.metrics }
         check("quota_leasing") { $0.quotaLeasing }
         check("tracing") { $0.tracing }
+        check("webhooks") { $0.webhooks }
         check("upstream.ca_file") { $0.upstream.caFile }
         check("upstream.connect_timeout_ms") { $0.upstream.connectTimeoutMs }
         check("upstream.response_timeout_ms") { $0.upstream.responseTimeoutMs }
@@ -50,6 +51,7 @@ enum RestartOnlySettings {
         next.metrics = running.metrics
         next.quotaLeasing = running.quotaLeasing
         next.tracing = running.tracing
+        next.webhooks = running.webhooks
         next.upstream.caFile = running.upstream.caFile
         next.upstream.connectTimeoutMs = running.upstream.connectTimeoutMs
         next.upstream.responseTimeoutMs = running.upstream.responseTimeoutMs

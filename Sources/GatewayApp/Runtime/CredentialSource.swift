@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayWebhooks
 
 /// What the running gateway loads from the store: partners and merchants with their secrets opened, callers.
 public struct LoadedCredentials: Sendable {
@@ -31,9 +32,17 @@ public protocol CredentialSource: Sendable {
     func load() async throws -> LoadedCredentials
     /// Calls `onChange` soon after the source changes, until cancelled; false at once when it cannot push.
     func watchChanges(_ onChange: @escaping @Sendable () -> Void) async throws -> Bool
+    /// The webhook path's keys, routes and destinations, secrets opened; `routesPath` is `policies.webhooks`.
+    func loadWebhookDirectory(routesPath: String?) async throws -> WebhookDirectory
+    /// Where webhook events and deliveries are stored; nil when the source has no store.
+    var webhookStore: (any WebhookStore)? { get }
 }
 
 extension CredentialSource {
     /// No push by default: the gateway polls `generation()`.
     public func watchChanges(_ onChange: @escaping @Sendable () -> Void) async throws -> Bool { false }
+    /// No webhooks by default.
+    public func loadWebhookDirectory(routesPath: String?) async throws -> WebhookDirectory { .empty }
+    /// No store by default.
+    public var webhookStore: (any WebhookStore)? { nil }
 }

@@ -2,6 +2,7 @@ import Foundation
 import GatewayCore
 import GatewayPolicy
 import GatewayProxy
+import GatewayWebhooks
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -22,6 +23,8 @@ public final class GatewayService: Service, Sendable {
     public let runtime: ProxyRuntime
     /// Cluster mode's ledger client (PostgreSQL storage); nil for a single instance on SQLite.
     public let quota: QuotaLeaseDriver?
+    /// The webhook path (listeners marked `klarna_webhooks`, the delivery worker); nil when webhooks are not used.
+    public let webhooks: WebhookRuntime?
     private let server: IngressServer
     private let credentials: any CredentialSource
     private let group: MultiThreadedEventLoopGroup
@@ -53,8 +56,8 @@ public final class GatewayService: Service, Sendable {
     /// Reloads applied and rejected since start.
     public var reloadCounts: (applied: Int, rejected: Int) { state.counts }
 
-    /// Bound ports by listener name.
-    public var ports: [String: Int] { server.boundPorts }
+    /// Bound ports by listener name (the webhook listeners' too).
+    public var ports: [String: Int] { server.boundPorts.merging(webhooks?.boundPorts ?? [:]) { first, _ in first } }
 
     /// Ingress connections currently open.
     public var openConnections: Int { server.openConnections }
@@ -94,15 +97,23 @@ public final class GatewayService: Service, Sendable {
             )
             let quota = try await Self.startQuotaLeasing(config: config, runtime: runtime, environment: configSource?.environment, logger: logger)
             runtime.drainRetiredIdentities(drain: .seconds(Int64(config.upstream.drainSeconds)))
-            let listeners = try config.listeners.map { try ListenerFactory.spec(for: $0, config: config) }
-            let server = try await IngressServer.start(listeners: listeners, runtime: runtime, group: group)
+            let listeners = try config.listeners.filter { $0.klarnaWebhooks != true }.map { try ListenerFactory.spec(for: $0, config: config) }
+            let webhooks = try await Self.startWebhooks(
+                config: config, credentials: credentials, runtime: runtime, journal: journal, metrics: metrics, group: group, logger: logger)
+            let server: IngressServer
+            do {
+                server = try await IngressServer.start(listeners: listeners, runtime: runtime, group: group)
+            } catch {
+                await webhooks?.stop()
+                throw error
+            }
             logger.notice(
                 "gateway started",
                 metadata: ["node": "\(config.nodeID)", "snapshot": "\(snapshot.snapshot.version)", "merchants": "\(snapshot.snapshot.merchants.count)",
                            "partners": "\(snapshot.snapshot.partners.count)", "callers": "\(snapshot.snapshot.callersByTokenID.count)"])
             return GatewayService(
-                config: config, runtime: runtime, quota: quota, server: server, credentials: credentials, group: group, tracing: tracing,
-                logger: logger, state: state, source: configSource)
+                config: config, runtime: runtime, quota: quota, webhooks: webhooks, server: server, credentials: credentials, group: group,
+                tracing: tracing, logger: logger, state: state, source: configSource)
         } catch {
             await tracing?.stop()
             try? await group.shutdownGracefully()
@@ -111,13 +122,15 @@ public final class GatewayService: Service, Sendable {
     }
 
     private init(
-        config: GatewayConfig, runtime: ProxyRuntime, quota: QuotaLeaseDriver?, server: IngressServer, credentials: any CredentialSource,
-        group: MultiThreadedEventLoopGroup, tracing: GatewayTracing?, logger: Logger, state: ReloadState, source: ConfigSource?
+        config: GatewayConfig, runtime: ProxyRuntime, quota: QuotaLeaseDriver?, webhooks: WebhookRuntime?, server: IngressServer,
+        credentials: any CredentialSource, group: MultiThreadedEventLoopGroup, tracing: GatewayTracing?, logger: Logger, state: ReloadState,
+        source: ConfigSource?
     ) {
         self.tracing = tracing
         self.running = NIOLockedValueBox(config)
         self.runtime = runtime
         self.quota = quota
+        self.webhooks = webhooks
         self.server = server
         self.credentials = credentials
         self.group = group
@@ -159,6 +172,7 @@ public final class GatewayService: Service, Sendable {
                     for await _ in self.wakeups { ticks.continuation.yield(true) }
                 }
                 if let quota { tasks.addTask { await quota.run() } }
+                if let webhooks { tasks.addTask { await webhooks.worker.run() } }
                 tasks.addTask { [credentials, logger] in
                     do {
                         if try await credentials.watchChanges({ ticks.continuation.yield(false) }) == false { return }
@@ -227,6 +241,11 @@ public final class GatewayService: Service, Sendable {
                 metadata: ["settings": "\(restartOnly.joined(separator: ", "))", "file": "\(source?.path ?? "-")"])
         }
         let built = try await Self.buildSnapshot(config: next, credentials: credentials, version: state.nextVersion(), logger: logger)
+        // Keys, routes and destinations are checked with the rest: a bad routes file rejects the whole reload.
+        var webhookDirectory: WebhookDirectory?
+        if webhooks != nil {
+            webhookDirectory = try await credentials.loadWebhookDirectory(routesPath: next.policies.webhooks.map(next.resolve))
+        }
         // Certificates last among the checks: new contexts are installed only if all of them build, and only
         // once nothing else can fail.
         if force || state.tlsChanged(inputs.tls) {
@@ -236,6 +255,7 @@ public final class GatewayService: Service, Sendable {
         }
         self.running.withLockedValue { $0 = next }
         runtime.snapshots.replace(with: built.snapshot)
+        if let webhookDirectory { webhooks?.directory.replace(with: webhookDirectory) }
         // The store generation the snapshot was read at, which may be newer than the one polled.
         state.built(ReloadState.Stamps(generation: built.generation, files: inputs.files, tls: inputs.tls))
         runtime.drainRetiredIdentities(drain: .seconds(Int64(next.upstream.drainSeconds)))
@@ -258,6 +278,7 @@ public final class GatewayService: Service, Sendable {
             logger.warning("grace period over: closed connections still busy", metadata: ["connections": "\(cut)"])
         }
         runtime.closeUpstreamConnections()
+        await webhooks?.stop()
         // Unspent admissions go back to the ledger, for the instances still running.
         await quota?.releaseAll()
         try? await group.shutdownGracefully()

@@ -32,15 +32,16 @@ enum IngressRefusal {
 }
 
 /// A refusal as the caller receives it: Klarna's error shape with the gateway's code, the request id, and any
-/// headers the error carries. Every refusal the gateway sends is rendered here, whichever handler refused.
-struct RefusalResponse {
+/// headers the error carries. Every refusal the gateway sends is rendered here, whichever handler refused (the
+/// webhook listener's included).
+public struct RefusalResponse: Sendable {
     /// The response head.
-    let head: HTTPResponseHead
+    public let head: HTTPResponseHead
     /// The JSON body.
-    let body: String
+    public let body: String
 
     /// Renders `error`; `generatedKey` is the idempotency key the gateway added, `close` asks the caller to close.
-    init(_ error: GatewayError, requestID: String, generatedKey: String?, close: Bool) {
+    public init(_ error: GatewayError, requestID: String, generatedKey: String?, close: Bool) {
         body = error.klarnaJSON(errorID: requestID)
         var headers = HTTPHeaders()
         headers.reserveCapacity(5 + error.extraHeaders.count)
@@ -54,14 +55,14 @@ struct RefusalResponse {
     }
 
     /// Writes head, body and end; `promise` is the end's write.
-    func write(to context: ChannelHandlerContext, wrap: (HTTPServerResponsePart) -> NIOAny, promise: EventLoopPromise<Void>?) {
+    public func write(to context: ChannelHandlerContext, wrap: (HTTPServerResponsePart) -> NIOAny, promise: EventLoopPromise<Void>?) {
         context.write(wrap(.head(head)), promise: nil)
         context.write(wrap(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         context.writeAndFlush(wrap(.end(nil)), promise: promise)
     }
 
     /// Writes head, body and end; the future is the end's write.
-    func write(to context: ChannelHandlerContext, wrap: (HTTPServerResponsePart) -> NIOAny) -> EventLoopFuture<Void> {
+    public func write(to context: ChannelHandlerContext, wrap: (HTTPServerResponsePart) -> NIOAny) -> EventLoopFuture<Void> {
         let promise = context.eventLoop.makePromise(of: Void.self)
         write(to: context, wrap: wrap, promise: promise)
         return promise.futureResult

@@ -76,15 +76,9 @@ final class GatewayCluster: Sendable {
             merchants: (accounts + spareAccounts).map { .init(krn: "krn:partner:global:account:test:\($0)", acquirer: "ACQ1") },
             rateLimits: .unlimited, recordCapacity: 100_000)
         simulatorConfiguration.catalogueFile = catalogue
-        let simulatorConfigPath = directory.appendingPathComponent("simulator.json")
-        try JSONEncoder().encode(simulatorConfiguration).write(to: simulatorConfigPath)
-        let simulator = try ChildProcess(ChildProcess.productPath("klarna-simulator"), ["--config", simulatorConfigPath.path], directory: directory)
-        try await simulator.waitForOutput("klarna-simulator listening")
-        let ports = simulator.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { field -> Int? in
-            guard field.hasPrefix("https://127.0.0.1:") || field.hasPrefix("http://127.0.0.1:") else { return nil }
-            return Int(field.split(separator: ":").last ?? "")
-        }
-        guard ports.count == 2 else { throw WaitTimeout(what: "the simulator's ports in: \(simulator.stdout)") }
+        let simulated = try await SimulatorProcess.start(simulatorConfiguration, directory: directory)
+        let simulator = simulated.child
+        let ports = [simulated.port, simulated.controlPort]
 
         let database = try await PostgresStore.createDatabase(
             named: "kgw_cluster_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20), on: server)

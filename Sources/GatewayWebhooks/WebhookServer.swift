@@ -1,0 +1,146 @@
+import GatewayCore
+import GatewayProxy
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// The listeners marked `klarna_webhooks: true`: HTTP/1.1 (what Klarna sends), TLS from the listener's files,
+/// one `WebhookReceiverHandler` per connection. Separate from the proxy's listeners, so the proxy's request path
+/// never shares a pipeline with a handler that writes to the store.
+public final class WebhookServer: Sendable {
+    private let channels: [(name: String, channel: any Channel)]
+
+    /// The port each listener is bound to, by name.
+    public var boundPorts: [String: Int] {
+        Dictionary(channels.map { ($0.name, $0.channel.localAddress?.port ?? 0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    private init(channels: [(name: String, channel: any Channel)]) { self.channels = channels }
+
+    /// Binds every listener; throws (closing what was bound) when one fails. A connection idle for `idleTimeout` is
+    /// closed.
+    public static func start(
+        listeners: [ListenerSpec], receiver: WebhookReceiver, group: any EventLoopGroup, idleTimeout: TimeAmount = .seconds(30)
+    ) async throws -> WebhookServer {
+        var bound: [(name: String, channel: any Channel)] = []
+        do {
+            for listener in listeners {
+                let context = try listener.tls.map { try $0.makeContext(http2: false) }
+                let channel = try await ServerBootstrap(group: group)
+                    .serverChannelOption(.backlog, value: 256)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            let sync = channel.pipeline.syncOperations
+                            // The listener faces the internet: a connection that sends nothing for a while is closed,
+                            // so idle or trickling peers cannot hold sockets open.
+                            try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                            try sync.addHandler(IdleConnectionCloser())
+                            if let context { try sync.addHandler(NIOSSLServerHandler(context: context)) }
+                            try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                            try sync.addHandler(WebhookReceiverHandler(receiver: receiver))
+                        }
+                    }
+                    .bind(host: listener.host, port: listener.port).get()
+                bound.append((listener.name, channel))
+            }
+        } catch {
+            for (_, channel) in bound { try? await channel.close() }
+            throw error
+        }
+        return WebhookServer(channels: bound)
+    }
+
+    /// Stops accepting; connections in flight finish their answer.
+    public func stop() async {
+        for (_, channel) in channels { try? await channel.close() }
+    }
+}
+
+/// Reads one request at a time (the pipelining handler serialises them), keeps at most 1 MB of body, and writes
+/// the receiver's answer.
+final class WebhookReceiverHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let receiver: WebhookReceiver
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+
+    init(receiver: WebhookReceiver) { self.receiver = receiver }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+            // A declared length over the limit is refused without reading (and keeping) the body.
+            tooLarge = head.headers.first(name: "content-length").flatMap { Int($0) }.map { $0 > WebhookReceipt.maximumBodyBytes } ?? false
+        case .body(var chunk):
+            guard !tooLarge else { return }
+            if body.count + chunk.readableBytes > WebhookReceipt.maximumBodyBytes {
+                tooLarge = true
+                body = []
+            } else {
+                body.append(contentsOf: chunk.readBytes(length: chunk.readableBytes) ?? [])
+            }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let request = WebhookReceiver.Request(
+                method: head.method.rawValue, target: head.uri, keyID: head.headers.first(name: "klarna-signing-key-id"),
+                signature: head.headers.first(name: "klarna-signature"), body: tooLarge ? [] : body, tooLarge: tooLarge,
+                clientAddress: context.channel.remoteAddress?.ipAddress)
+            body = []
+            let keepAlive = head.isKeepAlive && !tooLarge
+            receiver.handle(request, on: context.eventLoop).assumeIsolated().whenComplete { result in
+                self.write(result, keepAlive: keepAlive, context: context)
+            }
+        }
+    }
+
+    private func write(_ result: Result<WebhookReceiver.Answer, any Error>, keepAlive: Bool, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        let answer: WebhookReceiver.Answer
+        switch result {
+        case .success(let value): answer = value
+        case .failure:
+            answer = WebhookReceiver.Answer(status: 500, body: "", requestID: RequestID.make(), refusal: GatewayError(.internalError, "Internal error"))
+        }
+        let wrap: (HTTPServerResponsePart) -> NIOAny = { NIOAny($0) }
+        let done: EventLoopFuture<Void>
+        if let refusal = answer.refusal {
+            done = RefusalResponse(refusal, requestID: answer.requestID, generatedKey: nil, close: !keepAlive).write(to: context, wrap: wrap)
+        } else {
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Length", value: String(answer.body.utf8.count))
+            headers.add(name: "Klarna-Gateway-Request-Id", value: answer.requestID)
+            if !keepAlive { headers.add(name: "Connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status), headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: answer.body)))), promise: nil)
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+            done = promise.futureResult
+        }
+        if !keepAlive {
+            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}
+
+/// Closes a connection when `IdleStateHandler` reports that nothing was read for its timeout.
+final class IdleConnectionCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+}
