@@ -179,6 +179,8 @@ struct LifecycleTests {
             try changed.write(toFile: gw.configPath, atomically: true, encoding: .utf8)
             served.child.kill(SIGHUP)
             try await served.waitForLog("configuration reloaded", count: 2)
+            // Logged right after "configuration reloaded", from the same reload: waited for, not assumed written.
+            try await served.waitForLog("log level changed by configuration")
             let warning = served.child.stderr.split(separator: "\n").first { $0.contains("need a restart") }.map(String.init) ?? ""
             #expect(warning.contains("listeners"), "no restart warning naming listeners: \(warning)")
             #expect(served.child.stderr.contains("log level changed by configuration"))
