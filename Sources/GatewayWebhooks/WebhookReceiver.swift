@@ -129,6 +129,15 @@ public final class WebhookReceiver: Sendable {
         }
     }
 
+    /// A request the HTTP parser could not read: refused in Klarna's shape and journaled like every refusal (its
+    /// target and body are unknown, so neither is recorded).
+    public func refuseMalformed(detail: String, clientAddress: String?, on eventLoop: any EventLoop) -> EventLoopFuture<Answer> {
+        let request = Request(method: "?", target: "?", keyID: nil, signature: nil, body: [], tooLarge: false, clientAddress: clientAddress)
+        return refuse(
+            WebhookReceipt.Refused(.malformed, detail: detail), request: request, requestID: RequestID.make(),
+            now: Int64(Date().timeIntervalSince1970 * 1_000_000), partnerID: nil, path: "?", bodyHash: Hex.emptySHA256, on: eventLoop)
+    }
+
     /// Journals a refusal and answers it; the refusal is answered even when its record fails (nothing was stored).
     private func refuse(
         _ refused: WebhookReceipt.Refused, request: Request, requestID: String, now: Int64, partnerID: String?, path: String, bodyHash: String,

@@ -39,7 +39,9 @@ public final class WebhookServer: Sendable {
                             try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                             try sync.addHandler(IdleConnectionCloser())
                             if let context { try sync.addHandler(NIOSSLServerHandler(context: context)) }
-                            try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                            // Parse errors are answered by `WebhookReceiverHandler` in Klarna's shape and journaled, not
+                            // by NIO's plain 400.
+                            try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
                             try sync.addHandler(WebhookReceiverHandler(receiver: receiver))
                         }
                     }
@@ -69,8 +71,31 @@ final class WebhookReceiverHandler: ChannelInboundHandler {
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
+    /// A request is being answered: a parse error then only closes the connection after that answer.
+    private var answering = false
+    private var closeAfterAnswer = false
 
     init(receiver: WebhookReceiver) { self.receiver = receiver }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        // After a parse error the byte stream cannot be trusted: answer (unless an answer is under way) and close.
+        guard !answering else {
+            closeAfterAnswer = true
+            return
+        }
+        answering = true
+        head = nil
+        body = []
+        let detail = parserError == .headerOverflow ? "The request head is too large." : "The request is malformed HTTP (\(parserError))."
+        receiver.refuseMalformed(detail: detail, clientAddress: context.channel.remoteAddress?.ipAddress, on: context.eventLoop)
+            .assumeIsolated().whenComplete { result in
+                self.write(result, keepAlive: false, context: context)
+            }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -96,8 +121,10 @@ final class WebhookReceiverHandler: ChannelInboundHandler {
                 clientAddress: context.channel.remoteAddress?.ipAddress)
             body = []
             let keepAlive = head.isKeepAlive && !tooLarge
+            answering = true
             receiver.handle(request, on: context.eventLoop).assumeIsolated().whenComplete { result in
-                self.write(result, keepAlive: keepAlive, context: context)
+                self.answering = false
+                self.write(result, keepAlive: keepAlive && !self.closeAfterAnswer, context: context)
             }
         }
     }

@@ -107,6 +107,13 @@ struct WebhookEndToEndTests {
             let oversized = [UInt8](repeating: UInt8(ascii: " "), count: 1_048_577)
             #expect(try await client.send("POST", "/klarna/webhooks/acq", headers: [("Klarna-Signing-Key-Id", keyID), ("Klarna-Signature", signature)], body: oversized).status == 413)
             try? await client.close()
+            // HTTP the parser cannot read: Klarna's error shape (not NIO's bare 400), and the connection closed.
+            let raw = try await RawConnection.open(port: hooks.webhooksPort, tls: TestTLS(trustRootsPEM: hooks.internalCA.certificatePEM))
+            await raw.send("POST /klarna/webhooks/acq HTTP/1.1\r\nHost: localhost\r\nContent-Length: twelve\r\n\r\n")
+            let malformed = await raw.response()
+            #expect(malformed?.status == 400)
+            #expect((malformed.flatMap { try? JSONValue.parse($0.body) })?["error_code"]?.stringValue == "GATEWAY_BAD_REQUEST", "\(String(describing: malformed))")
+            #expect(await raw.waitForClose())
 
             // A key added by hand signs a body that is not Klarna's envelope: 400 (verified first, then read).
             try "PLANTEDhandKEYsecret0b9f2e".write(to: hooks.directory.appendingPathComponent("hand-key"), atomically: true, encoding: .utf8)

@@ -17,6 +17,8 @@ public struct WebhookSigningKeys: Sendable {
 
 /// Why a delivery to the webhook listener was refused; the raw value is the metric label and the audit detail.
 public enum WebhookRefusal: String, Error, Sendable, CaseIterable {
+    /// Not HTTP the listener can parse (bad framing, an oversize head): answered, and the connection closed.
+    case malformed = "malformed"
     /// Not `POST /klarna/webhooks/{partner_id}`.
     case notFound = "not_found"
     /// Over the 1 MB body limit.
@@ -37,6 +39,7 @@ public enum WebhookRefusal: String, Error, Sendable, CaseIterable {
     /// The refusal as the sender receives it.
     public func error(detail: String? = nil) -> GatewayError {
         switch self {
+        case .malformed: GatewayError(.badRequest, detail ?? "The request is malformed HTTP.")
         case .notFound: GatewayError(.notFound, "This listener only receives Klarna webhooks: POST /klarna/webhooks/{partner_id}")
         case .tooLarge: GatewayError(.payloadTooLarge, "The webhook body is larger than \(WebhookReceipt.maximumBodyBytes) bytes")
         // One message for the three: a forger learns nothing about which keys exist.
