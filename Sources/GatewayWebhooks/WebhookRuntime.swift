@@ -24,7 +24,8 @@ public final class WebhookRuntime: Sendable {
     /// Binds the webhook listeners (none is fine: an instance may only deliver) and makes the worker.
     public static func start(
         listeners: [ListenerSpec], directory initial: WebhookDirectory, store: any WebhookStore, snapshots: SnapshotHolder, journal: any CallJournal,
-        metrics: WebhookMetrics, settings: WebhookDeliverySettings, nodeID: String, group: any EventLoopGroup, logger: Logger
+        metrics: WebhookMetrics, settings: WebhookDeliverySettings, nodeID: String, group: any EventLoopGroup, maxConnections: Int = 10_000,
+        logger: Logger
     ) async throws -> WebhookRuntime {
         // Leases this node held before it stopped (or was killed) are its own: take them back at once rather than
         // waiting for them to run out.
@@ -37,7 +38,7 @@ public final class WebhookRuntime: Sendable {
             let intake = WebhookIntake(store: store, onStored: { worker.wake() })
             let receiver = WebhookReceiver(directory: directory, snapshots: snapshots, intake: intake, journal: journal, metrics: metrics, logger: logger)
             do {
-                server = try await WebhookServer.start(listeners: listeners, receiver: receiver, group: group)
+                server = try await WebhookServer.start(listeners: listeners, receiver: receiver, group: group, maxConnections: maxConnections)
             } catch {
                 await worker.stop()
                 throw error

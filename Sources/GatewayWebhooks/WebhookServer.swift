@@ -19,11 +19,15 @@ public final class WebhookServer: Sendable {
     private init(channels: [(name: String, channel: any Channel)]) { self.channels = channels }
 
     /// Binds every listener; throws (closing what was bound) when one fails. A connection idle for `idleTimeout` is
-    /// closed.
+    /// closed; beyond `maxConnections` open across these listeners, a new one is closed as soon as it is accepted.
     public static func start(
-        listeners: [ListenerSpec], receiver: WebhookReceiver, group: any EventLoopGroup, idleTimeout: TimeAmount = .seconds(30)
+        listeners: [ListenerSpec], receiver: WebhookReceiver, group: any EventLoopGroup, maxConnections: Int = 10_000,
+        idleTimeout: TimeAmount = .seconds(30)
     ) async throws -> WebhookServer {
         var bound: [(name: String, channel: any Channel)] = []
+        // The listener faces the internet: its own count, so a flood of connections to it cannot take the proxy's
+        // places (or the proxy's callers its). Refused before TLS, as the proxy's listeners refuse.
+        let limit = IngressConnectionLimit(maximum: maxConnections)
         do {
             for listener in listeners {
                 let context = try listener.tls.map { try $0.makeContext(http2: false) }
@@ -32,7 +36,8 @@ public final class WebhookServer: Sendable {
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
+                        guard limit.admit(channel) else { return channel.eventLoop.makeFailedFuture(ConnectionLimitReached()) }
+                        return channel.eventLoop.makeCompletedFuture {
                             let sync = channel.pipeline.syncOperations
                             // The listener faces the internet: a connection that sends nothing for a while is closed,
                             // so idle or trickling peers cannot hold sockets open.
@@ -158,6 +163,9 @@ final class WebhookReceiverHandler: ChannelInboundHandler {
         }
     }
 }
+
+/// The child-channel initializer's failure for a connection beyond the limit; NIO closes the connection.
+struct ConnectionLimitReached: Error {}
 
 /// Closes a connection when `IdleStateHandler` reports that nothing was read for its timeout.
 final class IdleConnectionCloser: ChannelInboundHandler {

@@ -207,6 +207,35 @@ struct WebhookEndToEndTests {
         }
     }
 
+    @Test("the webhook listener keeps its own connection limit: beyond it a connection is closed at once, and a place freed is taken again")
+    func connectionLimit() async throws {
+        try await withWebhooks(environment: ["KGW_LIMITS__MAX_CONNECTIONS": "2"]) { hooks in
+            let tls = TestTLS(trustRootsPEM: hooks.internalCA.certificatePEM)
+            let first = try await RawConnection.open(port: hooks.webhooksPort, tls: tls)
+            let second = try await RawConnection.open(port: hooks.webhooksPort, tls: tls)
+            // Both are served: a request on each is answered (404: not the webhook path).
+            for connection in [first, second] {
+                await connection.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                #expect(await connection.response()?.status == 404)
+            }
+            let third = try? await RawConnection.open(port: hooks.webhooksPort, tls: tls)
+            #expect(await third?.waitForClose() ?? true, "a third connection was kept open beyond the limit of 2")
+            await first.close()
+            #expect(await first.waitForClose())
+            // The place the first one held is free again.
+            var answered = false
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !answered && ContinuousClock.now < deadline {
+                let again = try await RawConnection.open(port: hooks.webhooksPort, tls: tls)
+                await again.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                answered = await again.response(timeout: .seconds(2))?.status == 404
+                await again.close()
+            }
+            #expect(answered, "no connection was served after one of two closed")
+            await second.close()
+        }
+    }
+
     @Test("deliveries that run out of attempts are dead, listed, and delivered by replay (one event, then every dead one)", .timeLimit(.minutes(3)))
     func deadAndReplayed() async throws {
         try await withWebhooks(environment: ["KGW_WEBHOOKS__MAX_ATTEMPTS": "2"]) { hooks in

@@ -28,6 +28,6 @@ extension GatewayService {
         return try await WebhookRuntime.start(
             listeners: listeners, directory: directory, store: store, snapshots: runtime.snapshots, journal: journal,
             metrics: WebhookMetrics(factory: metrics.factory), settings: config.webhooks.deliverySettings(trustRootsPEM: trustRoots),
-            nodeID: config.nodeID, group: group, logger: logger)
+            nodeID: config.nodeID, group: group, maxConnections: config.limits.maxConnections, logger: logger)
     }
 }

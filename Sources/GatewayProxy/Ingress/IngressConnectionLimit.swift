@@ -29,7 +29,7 @@ public final class IngressConnectionLimit: Sendable {
     public var refused: Int { counts.withLockedValue { $0.refused } }
 
     /// Takes a place for `channel`, given back when it closes; false when the gateway is full.
-    func admit(_ channel: any Channel) -> Bool {
+    public func admit(_ channel: any Channel) -> Bool {
         let id = ObjectIdentifier(channel)
         let admitted = counts.withLockedValue { counts -> Bool in
             guard counts.open.count < maximum else {
