@@ -25,7 +25,7 @@ struct TracingTests {
         """
 
     static func tracing(_ receiver: OTLPReceiver, sampling: String = "{ratio: 1}") -> String {
-        "enabled: true, endpoint: \"\(receiver.endpoint)\", export_interval_ms: 100, export_timeout_ms: 2000, sampling: \(sampling)"
+        "enabled: true, endpoint: \"\(receiver.endpoint)\", export_interval_ms: 100, export_timeout_ms: 10000, sampling: \(sampling)"
     }
 
     @Test("a caller's traceparent is continued: the call's server span is its child, with the call's attributes, one child span per stage and the trace id as correlation id; Klarna never sees the trace headers")
