@@ -60,7 +60,6 @@ webhooks: {concurrency_per_destination: 32, poll_interval_ms: 100}
 YAML
 printf 'callers: {}\n' > "$G/access.yaml"
 printf 'routes:\n  - {events: ["payment.*"], merchants: ["*"], destinations: [sink]}\n' > "$G/webhooks.yaml"
-gw() { "$BIN" "$@" --config "$G/gateway.yaml"; }
 gw keys init >/dev/null
 printf 'klarna_test_api_%s' "$(openssl rand -hex 16)" > "$G/api-key"
 gw partners add acq --environment test --api-key-file "$G/api-key" --client-cert "$W/pki/client.pem" --client-key "$W/pki/client.key" \

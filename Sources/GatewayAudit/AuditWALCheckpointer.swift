@@ -130,10 +130,11 @@ final class AuditWALCheckpointer: @unchecked Sendable {
                     stats.withLock { $0.restarts += 1 }
                 }
             }
-            if stats.withLock({ $0.lastError }) != nil {
-                stats.withLock { $0.lastError = nil }
-                logger.notice("audit log checkpoints work again")
+            let recovered = stats.withLock { stats in
+                defer { stats.lastError = nil }
+                return stats.lastError != nil
             }
+            if recovered { logger.notice("audit log checkpoints work again") }
         } catch {
             // The writer's fallback bounds the log meanwhile; the next nudge tries again.
             let first = stats.withLock { stats in

@@ -36,7 +36,7 @@ public final class WebhookServer: Sendable {
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .childChannelInitializer { channel in
-                        guard limit.admit(channel) else { return channel.eventLoop.makeFailedFuture(ConnectionLimitReached()) }
+                        guard limit.admit(channel) else { return channel.eventLoop.makeFailedFuture(IngressConnectionLimitReached()) }
                         return channel.eventLoop.makeCompletedFuture {
                             let sync = channel.pipeline.syncOperations
                             // The listener faces the internet: a connection that sends nothing for a while is closed,
@@ -163,9 +163,6 @@ final class WebhookReceiverHandler: ChannelInboundHandler {
         }
     }
 }
-
-/// The child-channel initializer's failure for a connection beyond the limit; NIO closes the connection.
-struct ConnectionLimitReached: Error {}
 
 /// Closes a connection when `IdleStateHandler` reports that nothing was read for its timeout.
 final class IdleConnectionCloser: ChannelInboundHandler {

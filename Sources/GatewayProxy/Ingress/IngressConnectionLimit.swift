@@ -47,4 +47,7 @@ public final class IngressConnectionLimit: Sendable {
 }
 
 /// The child-channel initializer's failure for a connection beyond the limit; NIO closes the connection.
-struct IngressConnectionLimitReached: Error {}
+public struct IngressConnectionLimitReached: Error {
+    /// Makes the failure.
+    public init() {}
+}
