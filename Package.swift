@@ -224,7 +224,7 @@ let package = Package(
         // configs, stores and key rings.
         .testTarget(
             name: "GatewayCLITests",
-            dependencies: ["GatewayApp", "GatewayStore", "GatewayPostgres", "GatewayVault", "GatewayCore", "GatewayTestSupport"]
+            dependencies: ["GatewayApp", "GatewayStore", "GatewayPostgres", "GatewayVault", "GatewayCore", "GatewayTestSupport", "GatewayWebhooks"]
         ),
         .testTarget(
             name: "GatewayAuditTests",

@@ -7,8 +7,8 @@ import PostgresNIO
 /// instance's claims are taken over once their lease has run out. Commits use the server's `synchronous_commit`
 /// (on by default), so an answered event survives a crash of the gateway and of the server.
 extension PostgresStore: WebhookStore {
-    private static let eventColumns = "event_id, partner_id, signing_key_id, event_type, account, merchant_id, received_at_us, state, body"
-    private static let deliveryColumns = "event_id, destination, state, attempts, next_attempt_us, last_status, last_error"
+    static let eventColumns = "event_id, partner_id, signing_key_id, event_type, account, merchant_id, received_at_us, state, body"
+    static let deliveryColumns = "event_id, destination, state, attempts, next_attempt_us, last_status, last_error"
 
     /// Stores the new events (one statement per event, one transaction for all of them).
     public func saveWebhookEvents(_ events: [NewWebhookEvent]) async throws -> [Bool] {
@@ -17,15 +17,7 @@ extension PostgresStore: WebhookStore {
             stored.reserveCapacity(events.count)
             for new in events {
                 let event = new.event
-                let rows = try await connection.query(
-                    """
-                    INSERT INTO webhook_events (event_id, partner_id, signing_key_id, event_type, account, merchant_id, received_at_us, state, body)
-                    VALUES (\(event.eventID), \(event.partnerID), \(event.signingKeyID), \(event.eventType), \(event.account), \(event.merchantID),
-                        \(event.receivedAtMicros), \(event.state.rawValue), \(ByteBuffer(bytes: event.body)))
-                    ON CONFLICT (event_id) DO NOTHING RETURNING 1
-                    """, logger: logger)
-                var isNew = false
-                for try await _ in rows { isNew = true }
+                let isNew = try await Self.insertEvent(event, ifNew: true, connection, logger)
                 stored.append(isNew)
                 guard isNew, !new.destinations.isEmpty else { continue }
                 try await connection.query(
@@ -136,16 +128,10 @@ extension PostgresStore: WebhookStore {
     public func completeWebhookDeliveries(_ outcomes: [WebhookDeliveryOutcome]) async throws {
         guard !outcomes.isEmpty else { return }
         _ = try await write { connection in
-            // Arrays cannot hold NULLs through these bindings: a flag says whether each status is set.
-            try await connection.query(
-                """
-                INSERT INTO webhook_attempts (event_id, destination, attempt, time_us, status, error, node_id)
-                SELECT e, d, a, t, CASE WHEN has_status THEN s END, NULLIF(err, ''), n
-                FROM unnest(\(outcomes.map(\.eventID))::text[], \(outcomes.map(\.destination))::text[], \(outcomes.map(\.attempt))::int8[],
-                    \(outcomes.map(\.timeMicros))::int8[], \(outcomes.map { $0.status != nil })::bool[], \(outcomes.map { $0.status ?? 0 })::int8[],
-                    \(outcomes.map { $0.error ?? "" })::text[], \(outcomes.map(\.nodeID))::text[])
-                    AS o(e, d, a, t, has_status, s, err, n)
-                """, logger: logger)
+            try await Self.insertAttempts(
+                outcomes.map { (eventID: $0.eventID, WebhookAttemptRecord(
+                    destination: $0.destination, attempt: $0.attempt, timeMicros: $0.timeMicros, status: $0.status, error: $0.error, nodeID: $0.nodeID)) },
+                connection, logger)
             try await connection.query(
                 """
                 UPDATE webhook_deliveries w SET state = o.st, attempts = o.a, next_attempt_us = o.nx,
@@ -274,6 +260,36 @@ extension PostgresStore: WebhookStore {
             if found { try await PostgresStore.bumpGeneration(connection, logger) }
             return found
         }
+    }
+
+    /// Inserts one event; with `ifNew`, a stored id is left alone and false returned, else it fails the transaction.
+    static func insertEvent(_ event: WebhookEventRecord, ifNew: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
+        let rows = try await connection.query(
+            """
+            INSERT INTO webhook_events (event_id, partner_id, signing_key_id, event_type, account, merchant_id, received_at_us, state, body)
+            VALUES (\(event.eventID), \(event.partnerID), \(event.signingKeyID), \(event.eventType), \(event.account), \(event.merchantID),
+                \(event.receivedAtMicros), \(event.state.rawValue), \(ByteBuffer(bytes: event.body)))
+            \(unescaped: ifNew ? "ON CONFLICT (event_id) DO NOTHING" : "") RETURNING 1
+            """, logger: logger)
+        var inserted = false
+        for try await _ in rows { inserted = true }
+        return inserted
+    }
+
+    /// Inserts attempts in one statement. Arrays cannot hold NULLs through these bindings: a flag says whether each
+    /// status is set, and an empty error stands for none.
+    static func insertAttempts(_ attempts: [(eventID: String, WebhookAttemptRecord)], _ connection: PostgresConnection, _ logger: Logger) async throws {
+        guard !attempts.isEmpty else { return }
+        let records = attempts.map { $0.1 }
+        try await connection.query(
+            """
+            INSERT INTO webhook_attempts (event_id, destination, attempt, time_us, status, error, node_id)
+            SELECT e, d, a, t, CASE WHEN has_status THEN s END, NULLIF(err, ''), n
+            FROM unnest(\(attempts.map { $0.eventID })::text[], \(records.map(\.destination))::text[], \(records.map(\.attempt))::int8[],
+                \(records.map(\.timeMicros))::int8[], \(records.map { $0.status != nil })::bool[], \(records.map { $0.status ?? 0 })::int8[],
+                \(records.map { $0.error ?? "" })::text[], \(records.map(\.nodeID))::text[])
+                AS o(e, d, a, t, has_status, s, err, n)
+            """, logger: logger)
     }
 
     static func refreshEventStates(_ connection: PostgresConnection, _ logger: Logger, eventIDs: [String]) async throws {

@@ -8,10 +8,7 @@ extension SQLiteStore: WebhookStore {
     /// Stores events that are new, with their deliveries, in one transaction (the listener's group commit).
     public func saveWebhookEvents(_ events: [NewWebhookEvent]) async throws -> [Bool] {
         try await pool.write { db in
-            let insertEvent = try db.cachedStatement(sql: """
-                INSERT INTO webhook_events (event_id, partner_id, signing_key_id, event_type, account, merchant_id, received_at_us, state, body)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING
-                """)
+            let insertEvent = try db.cachedStatement(sql: SQLiteStore.eventInsert + " ON CONFLICT (event_id) DO NOTHING")
             let insertDelivery = try db.cachedStatement(sql: """
                 INSERT INTO webhook_deliveries (event_id, destination, state, attempts, next_attempt_us) VALUES (?, ?, 'pending', 0, ?)
                 """)
@@ -19,10 +16,7 @@ extension SQLiteStore: WebhookStore {
             stored.reserveCapacity(events.count)
             for new in events {
                 let event = new.event
-                try insertEvent.execute(arguments: [
-                    event.eventID, event.partnerID, event.signingKeyID, event.eventType, event.account, event.merchantID,
-                    event.receivedAtMicros, event.state.rawValue, Data(event.body),
-                ])
+                try insertEvent.execute(arguments: SQLiteStore.eventArguments(event))
                 let isNew = db.changesCount > 0
                 stored.append(isNew)
                 guard isNew else { continue }
@@ -77,11 +71,8 @@ extension SQLiteStore: WebhookStore {
     /// An event's attempts, oldest first.
     public func webhookAttempts(eventID: String) async throws -> [WebhookAttemptRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM webhook_attempts WHERE event_id = ? ORDER BY time_us, destination", arguments: [eventID]).map { row in
-                WebhookAttemptRecord(
-                    destination: row["destination"], attempt: row["attempt"], timeMicros: row["time_us"], status: row["status"], error: row["error"],
-                    nodeID: row["node_id"])
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM webhook_attempts WHERE event_id = ? ORDER BY time_us, destination", arguments: [eventID])
+                .map(SQLiteStore.webhookAttempt)
         }
     }
 
@@ -259,6 +250,24 @@ extension SQLiteStore: WebhookStore {
                     ELSE 'delivered' END
                 WHERE event_id = ?1 AND state IN ('pending', 'dead', 'delivered')
                 """, arguments: [eventID])
+    }
+
+    static let eventInsert = """
+        INSERT INTO webhook_events (event_id, partner_id, signing_key_id, event_type, account, merchant_id, received_at_us, state, body)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+
+    static func eventArguments(_ event: WebhookEventRecord) -> StatementArguments {
+        [
+            event.eventID, event.partnerID, event.signingKeyID, event.eventType, event.account, event.merchantID, event.receivedAtMicros,
+            event.state.rawValue, Data(event.body),
+        ]
+    }
+
+    static func webhookAttempt(_ row: Row) -> WebhookAttemptRecord {
+        WebhookAttemptRecord(
+            destination: row["destination"], attempt: row["attempt"], timeMicros: row["time_us"], status: row["status"], error: row["error"],
+            nodeID: row["node_id"])
     }
 
     static func webhookEvent(_ row: Row) -> WebhookEventRecord {

@@ -42,8 +42,9 @@ struct StoreCommand: AsyncParsableCommand {
             discussion: """
                 SRC and DST are each a SQLite file path or a postgres:// URL (the password may come from PGPASSWORD).
                 DST is created and migrated if needed and must hold no records. Sealed secrets are copied as
-                bytes, so both stores open with the same master key ring. Stop writers (the CLI, gateways
-                that write) during the copy. With --audit-from, the node's SQLite audit file is copied into the
+                bytes, so both stores open with the same master key ring. Webhook destinations and events come
+                along with their delivery state (leases left free). Stop writers (the CLI, gateways that write)
+                during the copy. With --audit-from, the node's SQLite audit file is copied into the
                 PostgreSQL trail too (same sequence numbers, hashes and checkpoints) and verified.
                 """)
 

@@ -267,9 +267,7 @@ struct WebhookEndToEndTests {
         .enabled(if: TestPostgres.serverURL != nil || TestPostgres.required, "needs PostgreSQL: run under bin/with-postgres"),
         .timeLimit(.minutes(4)))
     func killedInstanceTakenOver() async throws {
-        let server = try #require(TestPostgres.serverURL, "KGW_TEST_POSTGRES_URL is required here")
-        let database = try await PostgresStore.createDatabase(
-            named: "kgw_webhooks_e2e_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16), on: server)
+        let database = try await webhookTestDatabase("kgw_webhooks_e2e_")
         try await withWebhooks(storage: database) { hooks in
             let secret = "PLANTEDclusterSIGNINGsecret5e7d"
             try await hooks.addKnownKey(id: "cluster-key", secret: secret)
@@ -277,9 +275,7 @@ struct WebhookEndToEndTests {
             // deliveries stay claimed (leased) by A when A is killed.
             hooks.orders.setHanging(true)
             let ids = (0..<12).map { "cluster-\($0)-\(UUID().uuidString.prefix(8))" }
-            for id in ids {
-                #expect(try await hooks.postSigned(eventID: id, keyID: "cluster-key", secret: secret, port: hooks.webhooksPort) == 200)
-            }
+            try await hooks.postAccepted(ids, keyID: "cluster-key", secret: secret)
             _ = try await hooks.orders.waitFor(count: 8)
             try await hooks.stopGateway(SIGKILL)
 

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GatewayApp
 import GatewayCore
+import GatewayPostgres
 import GatewayTestSupport
 import KlarnaSimulator
 import NIOConcurrencyHelpers
@@ -173,11 +174,12 @@ final class WebhookHarness: Sendable {
         self.environment = environment
     }
 
-    /// Runs the CLI to completion; fails the test on a non-zero exit unless `expectFailure`.
+    /// Runs the CLI to completion (with the harness's config unless `withConfig` is false: `store copy` names its
+    /// stores instead); fails the test on a non-zero exit unless `expectFailure`.
     @discardableResult
-    func cli(_ arguments: [String], expectFailure: Bool = false) async throws -> String {
+    func cli(_ arguments: [String], withConfig: Bool = true, expectFailure: Bool = false) async throws -> String {
         let result = try await ChildProcess.run(
-            ChildProcess.productPath("klarna-gateway"), arguments + ["--config", configPath], directory: directory)
+            ChildProcess.productPath("klarna-gateway"), arguments + (withConfig ? ["--config", configPath] : []), directory: directory)
         outputs.withLockedValue { $0.append(result.stdout + result.stderr) }
         if expectFailure {
             #expect(result.status != 0, "\(arguments.joined(separator: " ")) should fail: \(result.stdout)")
@@ -187,10 +189,12 @@ final class WebhookHarness: Sendable {
         return result.stdout + result.stderr
     }
 
-    /// Starts `klarna-gateway serve` and waits until it serves; `nodeID` names another instance of the same store.
-    func serve(nodeID: String? = nil) async throws {
+    /// Starts `klarna-gateway serve` and waits until it serves; `nodeID` names another instance of the same store,
+    /// `storage` another store than the config's (a copy of it).
+    func serve(nodeID: String? = nil, storage: String? = nil) async throws {
         var environment = environment
         if let nodeID { environment["KGW_NODE_ID"] = nodeID }
+        if let storage { environment["KGW_STORAGE"] = storage }
         let process = try ChildProcess(
             ChildProcess.productPath("klarna-gateway"), ["serve", "--config", configPath], environment: environment, directory: directory)
         try await process.waitForOutput("klarna-gateway serving")
@@ -304,6 +308,13 @@ final class WebhookHarness: Sendable {
         return status
     }
 
+    /// Posts each of `ids` signed with a known key to the running gateway's webhook listener; each must be accepted.
+    func postAccepted(_ ids: [String], keyID: String, secret: String) async throws {
+        for id in ids {
+            #expect(try await postSigned(eventID: id, keyID: keyID, secret: secret, port: webhooksPort) == 200, "\(id)")
+        }
+    }
+
     /// Klarna's deliveries to the gateway, as the simulator logged them.
     func klarnaDeliveries() async throws -> [JSONValue] {
         try JSONValue.parse(try await control.send("GET", "/control/webhook-deliveries").body)["deliveries"]?.arrayValue ?? []
@@ -385,14 +396,16 @@ final class WebhookHarness: Sendable {
     }
 
     /// Every planted and Klarna-created secret, and everything they must not appear in: every process's output,
-    /// the store and the audit trail (with their WAL files).
+    /// and every SQLite file in the directory (the store, its copies, the audit trail, with their WAL files).
     func searchForSecrets() async throws {
         let keyBody = gatewayClient.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
         let secrets = try await signingKeySecrets() + [Self.acquirerKey, Self.ordersSecret, Self.ledgerSecret, String(keyBody.prefix(40))]
         #expect(try await signingKeySecrets().count >= 1, "the simulator created a signing key")
         var haystacks = outputs.withLockedValue { $0 }
         if let running = gateway.withLockedValue({ $0 }) { haystacks.append(running.process.stdout + running.process.stderr) }
-        for name in ["gateway.sqlite", "gateway.sqlite-wal", "audit.sqlite", "audit.sqlite-wal"] {
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains(".sqlite") }
+        #expect(files.contains("gateway.sqlite") && files.contains("audit.sqlite"))
+        for name in files {
             if let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) {
                 haystacks.append(String(decoding: data, as: UTF8.self))
             }
@@ -413,6 +426,13 @@ final class WebhookHarness: Sendable {
         try? await ledger.stop()
         try? FileManager.default.removeItem(at: directory)
     }
+}
+
+/// A new database on the test run's PostgreSQL server (`bin/with-postgres`): `prefix` and a random tail.
+func webhookTestDatabase(_ prefix: String) async throws -> String {
+    let server = try #require(TestPostgres.serverURL, "KGW_TEST_POSTGRES_URL is required here")
+    return try await PostgresStore.createDatabase(
+        named: prefix + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16), on: server)
 }
 
 /// Runs `body` against a fresh harness and always stops it.

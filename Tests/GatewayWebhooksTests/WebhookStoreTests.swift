@@ -98,8 +98,7 @@ struct WebhookStoreTests {
         "PostgreSQL: the same, and instances claiming at once (FOR UPDATE SKIP LOCKED) never take the same delivery",
         .enabled(if: TestPostgres.serverURL != nil || TestPostgres.required, "needs PostgreSQL: run under bin/with-postgres"))
     func postgres() async throws {
-        let server = try #require(TestPostgres.serverURL, "KGW_TEST_POSTGRES_URL is required here")
-        let url = try await PostgresStore.createDatabase(named: "kgw_webhooks_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20), on: server)
+        let url = try await webhookTestDatabase("kgw_webhooks_")
         let store = try await PostgresStore.open(url: url)
         defer { store.close() }
         try await exercise(store)

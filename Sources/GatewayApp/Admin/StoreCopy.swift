@@ -5,7 +5,8 @@ import GatewayStore
 /// deployment onto a shared database, or back), then a read-back that must match record for record.
 ///
 /// Sealed secrets are copied as bytes: both stores hold what the vault sealed, under the same master key ring,
-/// so the copy needs no key and never opens a secret. The audit trail is not part of the store: a node's SQLite
+/// so the copy needs no key and never opens a secret. Webhook destinations, events, deliveries and attempts are
+/// copied with their states (`StoreCopy+Webhooks`). The audit trail is not part of the store: a node's SQLite
 /// audit file is copied by `AuditCopy` (`store copy --audit-from`).
 public enum StoreCopy {
     /// What was copied, by kind.
@@ -22,15 +23,27 @@ public enum StoreCopy {
         public var rollouts: Int
         /// Change-log entries copied.
         public var adminEvents: Int
+        /// Webhook destinations copied.
+        public var webhookDestinations: Int
+        /// Webhook events copied (with their deliveries and attempts).
+        public var webhookEvents: Int
+        /// Webhook deliveries copied.
+        public var webhookDeliveries: Int
 
         /// Makes a report.
-        public init(partners: Int, merchants: Int, callers: Int, secrets: Int, rollouts: Int, adminEvents: Int) {
+        public init(
+            partners: Int, merchants: Int, callers: Int, secrets: Int, rollouts: Int, adminEvents: Int, webhookDestinations: Int = 0,
+            webhookEvents: Int = 0, webhookDeliveries: Int = 0
+        ) {
             self.partners = partners
             self.merchants = merchants
             self.callers = callers
             self.secrets = secrets
             self.rollouts = rollouts
             self.adminEvents = adminEvents
+            self.webhookDestinations = webhookDestinations
+            self.webhookEvents = webhookEvents
+            self.webhookDeliveries = webhookDeliveries
         }
 
         /// One line per kind.
@@ -42,6 +55,8 @@ public enum StoreCopy {
             secrets       \(secrets) (sealed bytes, copied as they are)
             rollouts      \(rollouts)
             admin events  \(adminEvents)
+            webhook destinations  \(webhookDestinations)
+            webhook events        \(webhookEvents) (\(webhookDeliveries) deliveries; states, attempts and next times as they were, leases free)
             """
         }
     }
@@ -53,8 +68,11 @@ public enum StoreCopy {
     public static func copy(from source: any GatewayStore, to destination: any GatewayStore) async throws -> Report {
         let existing = try await destination.contents()
         let existingEvents = try await destination.adminEvents()
+        let webhooks = try await webhookStores(source, destination)
+        var existingWebhooks = false
+        if let webhooks { existingWebhooks = try await holdsWebhooks(webhooks.destination) }
         guard existing.partners.isEmpty, existing.merchants.isEmpty, existing.callers.isEmpty, existing.secrets.isEmpty,
-            existing.rollouts.isEmpty, existingEvents.isEmpty
+            existing.rollouts.isEmpty, existingEvents.isEmpty, !existingWebhooks
         else {
             throw AdminError(
                 "the destination store is not empty (\(existing.partners.count) partners, \(existing.merchants.count) merchants, "
@@ -73,11 +91,15 @@ public enum StoreCopy {
         if !contents.secrets.isEmpty { try await destination.saveSecrets(contents.secrets) }
         for rollout in contents.rollouts { try await destination.saveRollout(rollout) }
         for event in events { try await destination.appendAdminEvent(event) }
+        var copied = WebhookCounts()
+        if let webhooks { copied = try await copyWebhooks(from: webhooks.source, to: webhooks.destination) }
 
         try await verify(source: contents, sourceEvents: events, destination: destination)
+        if let webhooks { try await verifyWebhooks(source: webhooks.source, destination: webhooks.destination) }
         return Report(
             partners: contents.partners.count, merchants: contents.merchants.count, callers: contents.callers.count,
-            secrets: contents.secrets.count, rollouts: contents.rollouts.count, adminEvents: events.count)
+            secrets: contents.secrets.count, rollouts: contents.rollouts.count, adminEvents: events.count,
+            webhookDestinations: copied.destinations, webhookEvents: copied.events, webhookDeliveries: copied.deliveries)
     }
 
     /// Reads the destination back and compares it with the source, kind by kind: counts, then the records.

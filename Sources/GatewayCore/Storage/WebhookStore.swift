@@ -43,4 +43,12 @@ public protocol WebhookStore: Sendable {
     func deleteWebhookDestination(name: String) async throws -> Bool
     /// Deletes one sealed secret (a signing key), bumping the generation; false when it did not exist.
     func deleteSealedSecret(owner: String, credentialID: String) async throws -> Bool
+
+    /// Up to `limit` events whose ids sort after `afterEventID` in byte order (from the first when nil), each with
+    /// its deliveries and attempts: `store copy` reads and verifies a store in pages of these, in the same order on
+    /// both stores.
+    func webhookEventCopies(after afterEventID: String?, limit: Int) async throws -> [WebhookEventCopy]
+    /// Writes events as copied (states, attempt counts, next times, attempts), every lease free, in one
+    /// transaction; an id already stored fails the whole batch (a copy goes into an empty store).
+    func insertWebhookEventCopies(_ copies: [WebhookEventCopy]) async throws
 }
