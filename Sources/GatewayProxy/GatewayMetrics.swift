@@ -115,6 +115,8 @@ public struct MetricsSample: Sendable {
     public var drainedConnections: [String: Int] = [:]
     /// Connections ended before any call since start, by reason (`connection_limit` and ConnectionRefusals').
     public var connectionRefusals: [String: Int] = [:]
+    /// Connections the webhook listeners closed at their own connection limit since start (nil without one).
+    public var webhookConnectionsRefused: Int?
     /// Log lines dropped since start because the log writer's queue was full (a stalled standard error).
     public var logLinesDropped = 0
     /// Cluster mode's lease state and the ledger client's totals (nil for a single instance).
@@ -221,6 +223,10 @@ private final class SampledSeries: Sendable {
             advance("kgw_log_lines_dropped_total", [], to: sample.logLinesDropped)
             for (reason, total) in sample.connectionRefusals {
                 advance("kgw_ingress_connections_refused_total", [("reason", reason)], to: total)
+            }
+            // A family of its own: the webhook listeners' limit is counted apart from the proxy's.
+            if let refused = sample.webhookConnectionsRefused {
+                advance("kgw_webhooks_connections_refused_total", [("reason", "connection_limit")], to: refused)
             }
             advance("kgw_config_reloads_total", [("result", "applied")], to: sample.reloads.applied)
             advance("kgw_config_reloads_total", [("result", "rejected")], to: sample.reloads.rejected)

@@ -15,6 +15,9 @@ public final class WebhookRuntime: Sendable {
     /// Bound ports of the webhook listeners, by name.
     public var boundPorts: [String: Int] { server?.boundPorts ?? [:] }
 
+    /// Connections the listeners closed at their connection limit since start; nil without a listener.
+    public var refusedConnections: Int? { server?.connectionLimit.refused }
+
     private init(directory: WebhookDirectoryHolder, worker: WebhookDeliveryWorker, server: WebhookServer?) {
         self.directory = directory
         self.worker = worker

@@ -10,13 +10,18 @@ import NIOSSL
 /// never shares a pipeline with a handler that writes to the store.
 public final class WebhookServer: Sendable {
     private let channels: [(name: String, channel: any Channel)]
+    /// Open and refused connections across these listeners (their own count, apart from the proxy's).
+    public let connectionLimit: IngressConnectionLimit
 
     /// The port each listener is bound to, by name.
     public var boundPorts: [String: Int] {
         Dictionary(channels.map { ($0.name, $0.channel.localAddress?.port ?? 0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    private init(channels: [(name: String, channel: any Channel)]) { self.channels = channels }
+    private init(channels: [(name: String, channel: any Channel)], connectionLimit: IngressConnectionLimit) {
+        self.channels = channels
+        self.connectionLimit = connectionLimit
+    }
 
     /// Binds every listener; throws (closing what was bound) when one fails. A connection idle for `idleTimeout` is
     /// closed; beyond `maxConnections` open across these listeners, a new one is closed as soon as it is accepted.
@@ -57,7 +62,7 @@ public final class WebhookServer: Sendable {
             for (_, channel) in bound { try? await channel.close() }
             throw error
         }
-        return WebhookServer(channels: bound)
+        return WebhookServer(channels: bound, connectionLimit: limit)
     }
 
     /// Stops accepting; connections in flight finish their answer.

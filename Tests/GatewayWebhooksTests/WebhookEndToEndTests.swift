@@ -207,7 +207,9 @@ struct WebhookEndToEndTests {
         }
     }
 
-    @Test("the webhook listener keeps its own connection limit: beyond it a connection is closed at once, and a place freed is taken again")
+    @Test(
+        "the webhook listener keeps its own connection limit: beyond it a connection is closed at once and counted on /metrics apart from the proxy's, and a place freed is taken again"
+    )
     func connectionLimit() async throws {
         try await withWebhooks(environment: ["KGW_LIMITS__MAX_CONNECTIONS": "2"]) { hooks in
             let tls = TestTLS(trustRootsPEM: hooks.internalCA.certificatePEM)
@@ -220,6 +222,9 @@ struct WebhookEndToEndTests {
             }
             let third = try? await RawConnection.open(port: hooks.webhooksPort, tls: tls)
             #expect(await third?.waitForClose() ?? true, "a third connection was kept open beyond the limit of 2")
+            // Counted once, in the webhook listeners' own series; the proxy's limit refused nothing.
+            let refused = try await hooks.connectionLimitRefusals(reaching: 1)
+            #expect(refused == [1, 0], "webhook listeners, proxy: \(refused)")
             await first.close()
             #expect(await first.waitForClose())
             // The place the first one held is free again.

@@ -282,6 +282,13 @@ final class WebhookHarness: Sendable {
         return last
     }
 
+    /// Connections closed at the connection limit, from `/metrics`: the webhook listeners' series once it reads
+    /// `value`, then the proxy's listeners' series.
+    func connectionLimitRefusals(reaching value: Double) async throws -> [Double?] {
+        let webhooks = try await metric(#"kgw_webhooks_connections_refused_total{reason="connection_limit"}"#, reaching: value)
+        return [webhooks, try await metric(#"kgw_ingress_connections_refused_total{reason="connection_limit"}"#)]
+    }
+
     /// Seals a signing key whose secret the test knows (`webhooks keys add`), for events the test signs itself.
     func addKnownKey(id: String, secret: String) async throws {
         let file = directory.appendingPathComponent("key-\(id)").path

@@ -31,6 +31,7 @@ public enum MetricsExposition {
                     refused[reason.rawValue] = service.runtime.connectionRefusals.count(of: reason)
                 }
                 sample.connectionRefusals = refused
+                sample.webhookConnectionsRefused = service.webhooks?.refusedConnections
                 if let quota = service.quota, let status = quota.limiter.quotaStatus { sample.quota = (status, quota.counters) }
                 service.runtime.metrics.record(sample)
                 return registry.emitToString()
