@@ -15,6 +15,9 @@ public final class WebhookRuntime: Sendable {
     /// Bound ports of the webhook listeners, by name.
     public var boundPorts: [String: Int] { server?.boundPorts ?? [:] }
 
+    /// The listeners' TLS contexts, for the gateway's reload; nil when this instance has no webhook listener.
+    public var tlsContexts: ListenerTLSContexts? { server?.tlsContexts }
+
     /// Connections the listeners closed at their connection limit since start; nil without a listener.
     public var refusedConnections: Int? { server?.connectionLimit.refused }
 

@@ -5,11 +5,13 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-/// The listeners marked `klarna_webhooks: true`: HTTP/1.1 (what Klarna sends), TLS from the listener's files,
-/// one `WebhookReceiverHandler` per connection. Separate from the proxy's listeners, so the proxy's request path
+/// The listeners marked `klarna_webhooks: true`: HTTP/1.1 (what Klarna sends), TLS from the listener's files
+/// (reloaded with the proxy's, through `tlsContexts`), one `WebhookReceiverHandler` per connection. Separate from the proxy's listeners, so the proxy's request path
 /// never shares a pipeline with a handler that writes to the store.
 public final class WebhookServer: Sendable {
     private let channels: [(name: String, channel: any Channel)]
+    /// The TLS context each listener gives new connections: a reload replaces them, open connections keep theirs.
+    public let tlsContexts: ListenerTLSContexts
     /// Open and refused connections across these listeners (their own count, apart from the proxy's).
     public let connectionLimit: IngressConnectionLimit
 
@@ -18,8 +20,9 @@ public final class WebhookServer: Sendable {
         Dictionary(channels.map { ($0.name, $0.channel.localAddress?.port ?? 0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    private init(channels: [(name: String, channel: any Channel)], connectionLimit: IngressConnectionLimit) {
+    private init(channels: [(name: String, channel: any Channel)], tlsContexts: ListenerTLSContexts, connectionLimit: IngressConnectionLimit) {
         self.channels = channels
+        self.tlsContexts = tlsContexts
         self.connectionLimit = connectionLimit
     }
 
@@ -33,9 +36,10 @@ public final class WebhookServer: Sendable {
         // The listener faces the internet: its own count, so a flood of connections to it cannot take the proxy's
         // places (or the proxy's callers its). Refused before TLS, as the proxy's listeners refuse.
         let limit = IngressConnectionLimit(maximum: maxConnections)
+        let tlsContexts = ListenerTLSContexts(offersHTTP2: false)
         do {
             for listener in listeners {
-                let context = try listener.tls.map { try $0.makeContext(http2: false) }
+                let holder = try tlsContexts.add(listener)
                 let channel = try await ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 256)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -48,7 +52,7 @@ public final class WebhookServer: Sendable {
                             // so idle or trickling peers cannot hold sockets open.
                             try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                             try sync.addHandler(IdleConnectionCloser())
-                            if let context { try sync.addHandler(NIOSSLServerHandler(context: context)) }
+                            if let holder { try sync.addHandler(NIOSSLServerHandler(context: holder.current)) }
                             // Parse errors are answered by `WebhookReceiverHandler` in Klarna's shape and journaled, not
                             // by NIO's plain 400.
                             try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
@@ -62,7 +66,7 @@ public final class WebhookServer: Sendable {
             for (_, channel) in bound { try? await channel.close() }
             throw error
         }
-        return WebhookServer(channels: bound, connectionLimit: limit)
+        return WebhookServer(channels: bound, tlsContexts: tlsContexts, connectionLimit: limit)
     }
 
     /// Stops accepting; connections in flight finish their answer.

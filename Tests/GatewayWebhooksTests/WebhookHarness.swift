@@ -207,6 +207,11 @@ final class WebhookHarness: Sendable {
         gateway.withLockedValue { $0 = (process, ports.loopback, ports.webhooks, ports.admin) }
     }
 
+    /// Sends `signal` to the running gateway (SIGHUP: reload now).
+    func signalGateway(_ signal: Int32) {
+        gateway.withLockedValue { $0 }?.process.kill(signal)
+    }
+
     /// Stops the gateway: SIGKILL (nothing is flushed) or SIGTERM (graceful).
     func stopGateway(_ signal: Int32) async throws {
         guard let running = gateway.withLockedValue({ $0 }) else { return }

@@ -250,7 +250,8 @@ public final class GatewayService: Service, Sendable {
         // once nothing else can fail.
         if force || state.tlsChanged(inputs.tls) {
             let listeners = try next.listeners.map { try ListenerFactory.spec(for: $0, config: next) }
-            try server.reloadTLS(listeners)
+            // The webhook listeners' too, in the same all-or-nothing step.
+            try ListenerTLSContexts.reload([server.tlsContexts] + [webhooks?.tlsContexts].compactMap { $0 }, from: listeners)
             logger.notice("listener certificates reloaded: new connections use them")
         }
         self.running.withLockedValue { $0 = next }

@@ -80,14 +80,14 @@ public struct ServerTLS: Sendable {
 
 /// The ingress side: binds every listener and gives each connection the gateway's HTTP pipeline.
 ///
-/// Each TLS listener reads its server context from a holder when a connection arrives, so `reloadTLS` makes
+/// Each TLS listener reads its server context from `tlsContexts` when a connection arrives, so a reload makes
 /// new handshakes use a new certificate while established connections keep theirs. Accepted connections are
 /// tracked so that `quiesce` can let in-flight calls finish before the process exits.
 public final class IngressServer: Sendable {
     /// The bound channels by listener name.
     private let channels: [(name: String, channel: any Channel)]
     /// The TLS context each TLS listener gives new connections, by listener name.
-    private let contexts: [String: TLSContextHolder]
+    public let tlsContexts: ListenerTLSContexts
     /// Open and refused connections across every listener.
     public let connectionLimit: IngressConnectionLimit
 
@@ -103,26 +103,25 @@ public final class IngressServer: Sendable {
     private let runtime: ProxyRuntime
 
     private init(
-        channels: [(name: String, channel: any Channel)], contexts: [String: TLSContextHolder], connectionLimit: IngressConnectionLimit,
+        channels: [(name: String, channel: any Channel)], tlsContexts: ListenerTLSContexts, connectionLimit: IngressConnectionLimit,
         runtime: ProxyRuntime
     ) {
         self.runtime = runtime
         self.channels = channels
-        self.contexts = contexts
+        self.tlsContexts = tlsContexts
         self.connectionLimit = connectionLimit
     }
 
     /// Binds every listener; throws (and closes what was bound) if any fails.
     public static func start(listeners: [ListenerSpec], runtime: ProxyRuntime, group: any EventLoopGroup) async throws -> IngressServer {
         var bound: [(name: String, channel: any Channel)] = []
-        var contexts: [String: TLSContextHolder] = [:]
+        let tlsContexts = ListenerTLSContexts(offersHTTP2: true)
         let connectionLimit = IngressConnectionLimit(maximum: runtime.limits.maxConnections)
         let stallTimeout = runtime.limits.idleTimeout
         let headerReadTimeout = runtime.limits.headerReadTimeout
         do {
             for listener in listeners {
-                let holder = try listener.tls.map { TLSContextHolder(try $0.makeContext(http2: listener.http2)) }
-                if let holder { contexts[listener.name] = holder }
+                let holder = try tlsContexts.add(listener)
                 let http2 = listener.http2 && holder != nil
                 let channel = try await ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 1024)
@@ -161,19 +160,7 @@ public final class IngressServer: Sendable {
             for (_, channel) in bound { try? await channel.close() }
             throw error
         }
-        return IngressServer(channels: bound, contexts: contexts, connectionLimit: connectionLimit, runtime: runtime)
-    }
-
-    /// Builds new server TLS contexts for the listeners in `listeners` and installs them only if every one
-    /// builds: new handshakes use them, established connections keep their old ones. Listeners not bound with
-    /// TLS (or not bound at all) are ignored; adding or removing TLS needs a restart.
-    public func reloadTLS(_ listeners: [ListenerSpec]) throws {
-        var built: [(TLSContextHolder, NIOSSLContext)] = []
-        for listener in listeners {
-            guard let holder = contexts[listener.name], let tls = listener.tls else { continue }
-            built.append((holder, try tls.makeContext(http2: listener.http2)))
-        }
-        for (holder, context) in built { holder.replace(with: context) }
+        return IngressServer(channels: bound, tlsContexts: tlsContexts, connectionLimit: connectionLimit, runtime: runtime)
     }
 
     /// Stops accepting connections.
@@ -199,17 +186,6 @@ public final class IngressServer: Sendable {
         for channel in left { try? await channel.close() }
         return left.count
     }
-}
-
-/// The server TLS context new connections of one listener get.
-final class TLSContextHolder: Sendable {
-    private let box: NIOLockedValueBox<NIOSSLContext>
-
-    init(_ context: NIOSSLContext) { box = NIOLockedValueBox(context) }
-
-    var current: NIOSSLContext { box.withLockedValue { $0 } }
-
-    func replace(with context: NIOSSLContext) { box.withLockedValue { $0 = context } }
 }
 
 /// HTTP/1.1: pipelining is serialised by NIO's pipeline handler, so the gateway handler sees one request at a time.
