@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 
 /// Plausible fixed answers for the catalogue operations the simulator does not model: every route answers, never
 /// with a bare 404.

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 
 /// An error answer in Klarna's shape: `{"error_id","error_type","error_code","error_message"}`, plus
 /// `validation_errors` for 400s.

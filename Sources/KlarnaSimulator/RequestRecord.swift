@@ -1,3 +1,4 @@
+import GatewayCore
 /// One request as the simulator received it, for tests to read through `GET /control/requests`.
 struct RecordedRequest: Sendable {
     let sequence: Int

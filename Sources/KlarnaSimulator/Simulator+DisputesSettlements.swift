@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 
 /// Disputes (per merchant) and settlements (per acquirer), over seeded data.
 extension Simulator {

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 
 /// Webhooks and signing keys (per acquirer), and `simulate`.
 extension Simulator {

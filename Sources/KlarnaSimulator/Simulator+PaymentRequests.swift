@@ -1,3 +1,4 @@
+import GatewayCore
 /// Payment requests: create, read, update, cancel, and the customer's side (`advance`, used by the control port).
 extension Simulator {
     /// Three hours, Klarna's default lifetime of an open payment request.

@@ -1,3 +1,4 @@
+import GatewayCore
 /// Authorisation and payment transactions: capture, refund, void, reauthorise, references, and reads.
 extension Simulator {
     /// Creates and stores an authorised transaction (captured at once for `capture: NOW`); returns its JSON.

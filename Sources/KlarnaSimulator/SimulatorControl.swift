@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 
 /// The control port's routes (plain HTTP on loopback; JSON in and out):
 ///

@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOHTTP1
 
 /// A complete request as the simulator's router sees it: the TLS layer and HTTP framing are already done.

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 
 /// A payment request with its owner and the data it was created with.
 struct PaymentRequestRecord: Sendable {

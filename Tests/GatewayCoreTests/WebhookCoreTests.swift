@@ -64,11 +64,11 @@ struct WebhookCoreTests {
         #expect(envelope.eventID == "e-1" && envelope.eventType == "payment.request.state-change.completed")
         #expect(envelope.subjectAccountID == "krn:partner:global:account:test:M1")
         for text in ["{", "{\"a\":1,}", "[01]", "{\"a\":\"\\x\"}", "{\"a\":1} x", "\"\u{01}\"", "nul"] {
-            #expect(throws: (any Error).self, "\(text)") { try WebhookJSON.parse(Array(text.utf8)) }
+            #expect(throws: (any Error).self, "\(text)") { try JSONValue.parse(Array(text.utf8)) }
         }
-        #expect(try WebhookJSON.parse(Array(#"{"a":[1,-2.5e3,true,false,null,"\u00e9\ud83d\ude00"]}"#.utf8))["a"] != nil)
+        #expect(try JSONValue.parse(Array(#"{"a":[1,-2.5e3,true,false,null,"\u00e9\ud83d\ude00"]}"#.utf8))["a"] != nil)
         let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
-        #expect(throws: (any Error).self) { try WebhookJSON.parse(Array(deep.utf8)) }
+        #expect(throws: (any Error).self) { try JSONValue.parse(Array(deep.utf8)) }
     }
 
     @Test("routes: type patterns and merchant selectors choose destinations in order, each once; problems name the line")

@@ -1,3 +1,4 @@
+import GatewayCore
 import GatewayTestSupport
 import Testing
 @testable import KlarnaSimulator

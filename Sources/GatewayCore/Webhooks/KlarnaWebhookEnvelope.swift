@@ -42,9 +42,9 @@ public struct KlarnaWebhookEnvelope: Sendable, Equatable {
 
     /// Reads the envelope of a delivery's raw body.
     public static func parse(_ body: [UInt8]) throws(Problem) -> KlarnaWebhookEnvelope {
-        let json: WebhookJSON
+        let json: JSONValue
         do {
-            json = try WebhookJSON.parse(body)
+            json = try JSONValue.parse(body)
         } catch {
             throw .notJSON(error.description)
         }

@@ -1,19 +1,6 @@
-/// A JSON value as the webhook path needs it: strict parsing of a delivery's body (RFC 8259, UTF-8), with no
-/// Foundation, so the envelope check stays a pure function of the bytes.
-public indirect enum WebhookJSON: Sendable, Equatable {
-    /// `null`.
-    case null
-    /// `true` or `false`.
-    case bool(Bool)
-    /// Kept as its text: the gateway never does arithmetic on Klarna's numbers.
-    case number(String)
-    /// A string, unescaped.
-    case string(String)
-    /// An array.
-    case array([WebhookJSON])
-    /// An object (a repeated member name keeps its last value).
-    case object([String: WebhookJSON])
-
+/// The strict parser: RFC 8259 over UTF-8, with no repairs (invalid UTF-8, lone surrogates, unknown escapes and
+/// leading zeros are refused), so a webhook body is read exactly as it was signed.
+extension JSONValue {
     /// Why a body is not JSON.
     public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
         /// Byte offset of the problem.
@@ -27,8 +14,8 @@ public indirect enum WebhookJSON: Sendable, Equatable {
     /// Nested arrays and objects deeper than this are refused, so a hostile body cannot exhaust the stack.
     public static let maximumDepth = 64
 
-    /// Parses a complete JSON text; anything but whitespace after the value is an error.
-    public static func parse(_ bytes: [UInt8]) throws(ParseError) -> WebhookJSON {
+    /// Parses a complete JSON text (RFC 8259, UTF-8); anything but whitespace after the value is an error.
+    public static func parse(_ bytes: [UInt8]) throws(ParseError) -> JSONValue {
         var parser = Parser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
@@ -37,15 +24,8 @@ public indirect enum WebhookJSON: Sendable, Equatable {
         return value
     }
 
-    /// The member `key` of an object (nil for anything else).
-    public subscript(key: String) -> WebhookJSON? {
-        if case .object(let members) = self { members[key] } else { nil }
-    }
-
-    /// The text of a string value.
-    public var stringValue: String? {
-        if case .string(let text) = self { text } else { nil }
-    }
+    /// Parses a string as JSON.
+    public static func parse(_ text: String) throws(ParseError) -> JSONValue { try parse(Array(text.utf8)) }
 
     private struct Parser {
         let bytes: [UInt8]
@@ -59,7 +39,7 @@ public indirect enum WebhookJSON: Sendable, Equatable {
 
         func fail(_ reason: String) -> ParseError { ParseError(offset: index, reason: reason) }
 
-        mutating func value(depth: Int) throws(ParseError) -> WebhookJSON {
+        mutating func value(depth: Int) throws(ParseError) -> JSONValue {
             guard index < bytes.count else { throw fail("unexpected end") }
             switch bytes[index] {
             case UInt8(ascii: "{"): return try object(depth: depth + 1)
@@ -68,7 +48,7 @@ public indirect enum WebhookJSON: Sendable, Equatable {
             case UInt8(ascii: "t"): try literal("true"); return .bool(true)
             case UInt8(ascii: "f"): try literal("false"); return .bool(false)
             case UInt8(ascii: "n"): try literal("null"); return .null
-            default: return .number(try number())
+            default: return try number()
             }
         }
 
@@ -78,10 +58,10 @@ public indirect enum WebhookJSON: Sendable, Equatable {
             index += utf8.count
         }
 
-        mutating func object(depth: Int) throws(ParseError) -> WebhookJSON {
-            guard depth <= WebhookJSON.maximumDepth else { throw fail("nested too deeply") }
+        mutating func object(depth: Int) throws(ParseError) -> JSONValue {
+            guard depth <= JSONValue.maximumDepth else { throw fail("nested too deeply") }
             index += 1
-            var members: [String: WebhookJSON] = [:]
+            var members: [(String, JSONValue)] = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
@@ -95,7 +75,7 @@ public indirect enum WebhookJSON: Sendable, Equatable {
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 index += 1
                 skipWhitespace()
-                members[key] = try value(depth: depth)
+                members.append((key, try value(depth: depth)))
                 skipWhitespace()
                 guard index < bytes.count else { throw fail("unexpected end") }
                 if bytes[index] == UInt8(ascii: ",") {
@@ -109,10 +89,10 @@ public indirect enum WebhookJSON: Sendable, Equatable {
             }
         }
 
-        mutating func array(depth: Int) throws(ParseError) -> WebhookJSON {
-            guard depth <= WebhookJSON.maximumDepth else { throw fail("nested too deeply") }
+        mutating func array(depth: Int) throws(ParseError) -> JSONValue {
+            guard depth <= JSONValue.maximumDepth else { throw fail("nested too deeply") }
             index += 1
-            var elements: [WebhookJSON] = []
+            var elements: [JSONValue] = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
                 index += 1
@@ -134,23 +114,31 @@ public indirect enum WebhookJSON: Sendable, Equatable {
             }
         }
 
-        mutating func number() throws(ParseError) -> String {
+        /// An integer without fraction or exponent that fits is `.int` (amounts are integers in minor units); any
+        /// other number is `.double`.
+        mutating func number() throws(ParseError) -> JSONValue {
             let start = index
             if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
             guard digits() > 0 else { throw fail("invalid value") }
             if bytes[start + (bytes[start] == UInt8(ascii: "-") ? 1 : 0)] == UInt8(ascii: "0"), index - start > (bytes[start] == UInt8(ascii: "-") ? 2 : 1) {
                 throw fail("leading zero")
             }
+            var isInteger = true
             if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+                isInteger = false
                 index += 1
                 guard digits() > 0 else { throw fail("digits expected after '.'") }
             }
             if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+                isInteger = false
                 index += 1
                 if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
                 guard digits() > 0 else { throw fail("digits expected in the exponent") }
             }
-            return String(decoding: bytes[start..<index], as: UTF8.self)
+            let text = String(decoding: bytes[start..<index], as: UTF8.self)
+            if isInteger, let value = Int(text) { return .int(value) }
+            guard let value = Double(text) else { throw fail("number out of range") }
+            return .double(value)
         }
 
         mutating func digits() -> Int {
