@@ -279,8 +279,7 @@ struct WebhookEndToEndTests {
             // Instance A receives everything and starts delivering into a receiver that never answers: its
             // deliveries stay claimed (leased) by A when A is killed.
             hooks.orders.setHanging(true)
-            let ids = (0..<12).map { "cluster-\($0)-\(UUID().uuidString.prefix(8))" }
-            try await hooks.postAccepted(ids, keyID: "cluster-key", secret: secret)
+            let ids = try await hooks.postAccepted(12, prefix: "cluster", keyID: "cluster-key", secret: secret)
             _ = try await hooks.orders.waitFor(count: 8)
             try await hooks.stopGateway(SIGKILL)
 

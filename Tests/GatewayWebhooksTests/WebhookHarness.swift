@@ -320,11 +320,14 @@ final class WebhookHarness: Sendable {
         return status
     }
 
-    /// Posts each of `ids` signed with a known key to the running gateway's webhook listener; each must be accepted.
-    func postAccepted(_ ids: [String], keyID: String, secret: String) async throws {
+    /// Posts `count` new events (ids `prefix-N-random`) signed with a known key to the running gateway's webhook
+    /// listener, each of which must be accepted; returns their ids.
+    func postAccepted(_ count: Int, prefix: String, keyID: String, secret: String) async throws -> [String] {
+        let ids = (0..<count).map { "\(prefix)-\($0)-\(UUID().uuidString.prefix(8))" }
         for id in ids {
             #expect(try await postSigned(eventID: id, keyID: keyID, secret: secret, port: webhooksPort) == 200, "\(id)")
         }
+        return ids
     }
 
     /// Klarna's deliveries to the gateway, as the simulator logged them.

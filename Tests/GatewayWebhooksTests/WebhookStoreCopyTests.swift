@@ -19,8 +19,7 @@ extension WebhookEndToEndTests {
             try await hooks.addKnownKey(id: "copy-key", secret: secret)
             // Received and attempted (the receiver refuses), so the copy has attempts and next times to carry.
             hooks.orders.setDown(true)
-            let ids = (0..<4).map { "copy-\($0)-\(UUID().uuidString.prefix(8))" }
-            try await hooks.postAccepted(ids, keyID: "copy-key", secret: secret)
+            let ids = try await hooks.postAccepted(4, prefix: "copy", keyID: "copy-key", secret: secret)
             _ = try await hooks.orders.waitFor(count: 4)
             try await hooks.stopGateway(SIGTERM)
             #expect(Set(try await hooks.events(state: .pending).map(\.eventID)) == Set(ids))
