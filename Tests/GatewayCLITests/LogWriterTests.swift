@@ -11,9 +11,9 @@ import GatewayCore
 /// (and counts) rather than blocking, and `flush` writes what is queued.
 @Suite("Log writer")
 struct LogWriterTests {
-    static func line(_ message: String, metadata: Logger.Metadata? = nil) -> LogLine {
+    static func line(_ message: String, level: Logger.Level = .info, metadata: Logger.Metadata? = nil) -> LogLine {
         LogLine(
-            seconds: 1_767_225_600, nanoseconds: 123_456_000, level: .info, label: "klarna-gateway", message: "\(message)",
+            seconds: 1_767_225_600, nanoseconds: 123_456_000, level: level, label: "klarna-gateway", message: "\(message)",
             handlerMetadata: ["node": "n1"], eventMetadata: metadata)
     }
 
@@ -66,6 +66,47 @@ struct LogWriterTests {
         }
         #expect(numbers.count == lines.count)
         #expect(numbers == numbers.sorted())
+    }
+
+    @Test("a batch's lines share one second's date and each has its own fraction, zero-padded")
+    func timeOfEachLine() {
+        var stamp = JSONLogFormat.SecondStamp()
+        var out: [UInt8] = []
+        for (seconds, nanoseconds) in [(1_767_225_600, 5_000), (1_767_225_600, 999_999_000), (1_767_225_601, 0), (1_767_312_000, 120_000_000)] {
+            var line = Self.line("tick")
+            line.seconds = seconds
+            line.nanoseconds = nanoseconds
+            JSONLogFormat.append(line, to: &out, stamp: &stamp)
+        }
+        let times = String(decoding: out, as: UTF8.self).split(separator: "\n").map { $0.dropFirst(#"{"time":""#.count).prefix(27) }
+        #expect(times == ["2026-01-01T00:00:00.000005Z", "2026-01-01T00:00:00.999999Z", "2026-01-01T00:00:01.000000Z", "2026-01-02T00:00:00.120000Z"])
+    }
+
+    @Test("lines queued close together are written as one batch, after the linger")
+    func batched() {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let writer = LogWriter(descriptor: fds[1], capacity: 1_000, linger: .milliseconds(300))
+        for index in 0..<50 { writer.enqueue(Self.line("line \(index)")) }
+        let lines = Self.read(fds[0], lines: 50)
+        #expect(lines.count == 50)
+        #expect(writer.batches == 1)
+    }
+
+    @Test("a line at warning is written at once, with the lines queued before it, without waiting for the linger")
+    func urgentLineCutsTheLingerShort() {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        // A linger far beyond `read`'s two seconds: the lines arrive in time only if the warning ends it.
+        let writer = LogWriter(descriptor: fds[1], capacity: 1_000, linger: .seconds(60))
+        writer.enqueue(Self.line("before"))
+        writer.enqueue(Self.line("problem", level: .warning))
+        let lines = Self.read(fds[0], lines: 2)
+        #expect(lines.count == 2)
+        #expect(lines.last?.contains(#""level":"warning""#) == true)
+        #expect(writer.batches == 1)
     }
 
     @Test("an access line queued as a record comes out byte for byte as the same fields logged as metadata would")

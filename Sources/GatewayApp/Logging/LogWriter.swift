@@ -25,85 +25,74 @@ struct LogLine: Sendable {
 /// Writes log lines to standard error from a thread of its own, so that no event loop waits on a `write(2)` or on
 /// formatting: a caller only appends to a queue.
 ///
+/// Lines are written in batches, up to `linger` late (as nginx's buffered `access_log` does): at `info` every call
+/// queues an access line, and waking the thread for each one cost a futex wake-up and a context switch per call. A
+/// line at `warning` or above is written at once, with whatever is queued before it.
+///
 /// The queue is bounded: past `capacity` lines waiting, new lines are dropped and counted (`dropped`), because a
 /// gateway that slows every call to keep up with a stalled log pipe fails its callers for the sake of its logs.
 final class LogWriter: Sendable {
     /// The process's writer (standard error).
     static let shared = LogWriter(descriptor: 2, capacity: 65_536)
 
-    private struct Queue {
-        var lines: [LogLine] = []
-    }
-
     private let descriptor: Int32
-    private let capacity: Int
-    private let queue = NIOLockedValueBox(Queue())
-    private let wake = ConditionLock(value: 0)
+    private let linger: Duration
+    private let queue: LogLineQueue
     private let droppedCount = Atomic<Int>(0)
-    /// Held while a batch is taken and written, so that `flush` also waits for a batch the thread already took.
-    private let writing = NIOLock()
+    private let batchCount = Atomic<Int>(0)
+    /// Held while a batch is taken and written, so that `flush` also waits for a batch the thread already took; it
+    /// guards the formatter's timestamp of the current second, which every line of a batch shares.
+    private let writing = NIOLockedValueBox(JSONLogFormat.SecondStamp())
 
     /// Lines dropped because the queue was full.
     var dropped: Int { droppedCount.load(ordering: .relaxed) }
 
-    init(descriptor: Int32, capacity: Int) {
+    /// Batches written so far.
+    var batches: Int { batchCount.load(ordering: .relaxed) }
+
+    init(descriptor: Int32, capacity: Int, linger: Duration = .milliseconds(10)) {
         self.descriptor = descriptor
-        self.capacity = capacity
+        self.linger = linger
+        queue = LogLineQueue(capacity: capacity)
         let thread = LogWriterThread(writer: self)
         thread.start()
     }
 
     /// Queues a line; never blocks on I/O.
     func enqueue(_ line: LogLine) {
-        let first: Bool? = queue.withLockedValue { queue in
-            guard queue.lines.count < capacity else { return nil }
-            queue.lines.append(line)
-            return queue.lines.count == 1
-        }
-        guard let first else {
+        if !queue.append(line, urgent: line.level >= .warning) {
             droppedCount.add(1, ordering: .relaxed)
-            return
-        }
-        if first {
-            wake.lock()
-            wake.unlock(withValue: 1)
         }
     }
 
     /// Writes everything queued before the call, on the caller's thread; for process exit.
     func flush() {
-        writing.withLock {
-            let lines = queue.withLockedValue { queue -> [LogLine] in
-                defer { queue.lines.removeAll() }
-                return queue.lines
-            }
-            write(lines)
+        writing.withLockedValue { stamp in
+            var lines: [LogLine] = []
+            queue.take(into: &lines)
+            write(lines, stamp: &stamp)
         }
     }
 
-    /// The writer thread's loop: waits for lines, formats a whole batch into one buffer, writes it.
+    /// The writer thread's loop: waits for a batch, formats it into one buffer, writes it.
     fileprivate func run() {
         var batch: [LogLine] = []
         while true {
-            wake.lock(whenValue: 1)
-            wake.unlock(withValue: 0)
-            while true {
-                let wrote = writing.withLock {
-                    queue.withLockedValue { queue in swap(&queue.lines, &batch) }
-                    write(batch)
-                    defer { batch.removeAll(keepingCapacity: true) }
-                    return !batch.isEmpty
-                }
-                if !wrote { break }
+            queue.waitForBatch(linger: linger)
+            writing.withLockedValue { stamp in
+                queue.take(into: &batch)
+                write(batch, stamp: &stamp)
             }
+            batch.removeAll(keepingCapacity: true)
         }
     }
 
-    private func write(_ lines: [LogLine]) {
+    private func write(_ lines: [LogLine], stamp: inout JSONLogFormat.SecondStamp) {
         guard !lines.isEmpty else { return }
+        batchCount.add(1, ordering: .relaxed)
         var buffer: [UInt8] = []
         buffer.reserveCapacity(lines.count * 256)
-        for line in lines { JSONLogFormat.append(line, to: &buffer) }
+        for line in lines { JSONLogFormat.append(line, to: &buffer, stamp: &stamp) }
         buffer.withUnsafeBytes { bytes in
             var offset = 0
             while offset < bytes.count {
@@ -149,10 +138,35 @@ private final class LogWriterThread: @unchecked Sendable {
 
 /// One JSON object per line: `time`, `level`, `logger`, `message`, then the metadata sorted by key.
 enum JSONLogFormat {
+    /// The `time` text of one second up to its fraction (`2026-01-01T00:00:00.`): made once per second, not per
+    /// line, because rendering a date (`gmtime_r` and a dozen small strings) was most of what a line cost.
+    struct SecondStamp: Sendable {
+        var second = Int.min
+        var text: [UInt8] = []
+    }
+
     static func append(_ line: LogLine, to out: inout [UInt8]) {
+        var stamp = SecondStamp()
+        append(line, to: &out, stamp: &stamp)
+    }
+
+    static func append(_ line: LogLine, to out: inout [UInt8], stamp: inout SecondStamp) {
         out.append(contentsOf: #"{"time":""#.utf8)
-        out.append(contentsOf: UTCTime.timestamp(epochSeconds: line.seconds, fraction: line.nanoseconds / 1000, digits: 6).utf8)
-        out.append(contentsOf: #"","level":""#.utf8)
+        if stamp.second != line.seconds {
+            let whole = UTCTime.timestamp(epochSeconds: line.seconds, fraction: 0, digits: 6)
+            stamp = SecondStamp(second: line.seconds, text: Array(whole.utf8.dropLast(7)))
+        }
+        out.append(contentsOf: stamp.text)
+        var micros = line.nanoseconds / 1000
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { digits in
+            for index in stride(from: 5, through: 0, by: -1) {
+                digits[index] = UInt8(ascii: "0") + UInt8(micros % 10)
+                micros /= 10
+            }
+            out.append(contentsOf: digits)
+        }
+        out.append(contentsOf: #"Z","level":""#.utf8)
         out.append(contentsOf: line.level.rawValue.utf8)
         out.append(contentsOf: #"","logger":"#.utf8)
         JSONText.appendQuoted(line.label, to: &out)
