@@ -1,30 +1,64 @@
 /// A partner with its credentials opened, ready for the hot path.
+///
+/// A value with its fields in one shared, immutable box: every call's target carries its partner, and copying the
+/// record, endpoint, secrets and identity field by field (a dozen reference counts) at each step cost more than
+/// the decisions made with them. A copy is now one reference count.
 public struct PartnerState: Sendable {
+    @usableFromInline final class Storage: Sendable {
+        @usableFromInline let record: PartnerRecord
+        @usableFromInline let endpoint: UpstreamEndpoint
+        @usableFromInline let authorization: Secret
+        @usableFromInline let keyEnvironment: KlarnaEnvironment?
+        @usableFromInline let clientIdentity: ClientIdentity
+        @usableFromInline let rateLimits: CategoryLimits?
+
+        @usableFromInline init(
+            record: PartnerRecord, endpoint: UpstreamEndpoint, authorization: Secret, keyEnvironment: KlarnaEnvironment?,
+            clientIdentity: ClientIdentity, rateLimits: CategoryLimits?
+        ) {
+            self.record = record
+            self.endpoint = endpoint
+            self.authorization = authorization
+            self.keyEnvironment = keyEnvironment
+            self.clientIdentity = clientIdentity
+            self.rateLimits = rateLimits
+        }
+    }
+
+    @usableFromInline var storage: Storage
+
     /// The stored record.
-    public let record: PartnerRecord
+    @inlinable public var record: PartnerRecord { storage.record }
     /// Where its calls go.
-    public let endpoint: UpstreamEndpoint
+    @inlinable public var endpoint: UpstreamEndpoint { storage.endpoint }
     /// The full `Authorization` value to send (`Basic …`), built once.
-    public let authorization: Secret
+    @inlinable public var authorization: Secret { storage.authorization }
     /// The environment the API key's prefix names.
-    public let keyEnvironment: KlarnaEnvironment?
+    @inlinable public var keyEnvironment: KlarnaEnvironment? { storage.keyEnvironment }
     /// The client certificate chain (PEM, public) and its opened private key (PEM).
-    public let clientIdentity: ClientIdentity
+    @inlinable public var clientIdentity: ClientIdentity { storage.clientIdentity }
     /// Its partner-level rate limits (its override in `rate-limits.yaml`, else its environment's), resolved when
     /// the snapshot is built so the rate-limit decision looks nothing up by id.
-    public internal(set) var rateLimits: CategoryLimits?
+    public internal(set) var rateLimits: CategoryLimits? {
+        @inlinable get { storage.rateLimits }
+        set {
+            storage = Storage(
+                record: storage.record, endpoint: storage.endpoint, authorization: storage.authorization,
+                keyEnvironment: storage.keyEnvironment, clientIdentity: storage.clientIdentity, rateLimits: newValue)
+        }
+    }
 
     /// Builds the hot-path view of a partner from its record and opened secrets; nil when the base URL is invalid.
     public init?(record: PartnerRecord, apiKey: Secret, clientKeyPEM: Secret, certificateFingerprint: String) {
         guard let endpoint = UpstreamEndpoint(baseURL: record.baseURL) else { return nil }
-        self.record = record
-        self.endpoint = endpoint
-        self.authorization = BasicAuthorization.header(for: apiKey, form: record.authForm)
-        self.keyEnvironment = KlarnaEnvironment.of(apiKey: apiKey.exposedValue)
-        self.clientIdentity = ClientIdentity(
-            certificateChainPEM: record.clientCertificatePEM, privateKeyPEM: clientKeyPEM,
-            fingerprint: certificateFingerprint, credential: record.clientKey
-        )
+        storage = Storage(
+            record: record, endpoint: endpoint, authorization: BasicAuthorization.header(for: apiKey, form: record.authForm),
+            keyEnvironment: KlarnaEnvironment.of(apiKey: apiKey.exposedValue),
+            clientIdentity: ClientIdentity(
+                certificateChainPEM: record.clientCertificatePEM, privateKeyPEM: clientKeyPEM,
+                fingerprint: certificateFingerprint, credential: record.clientKey
+            ),
+            rateLimits: nil)
     }
 }
 

@@ -9,46 +9,90 @@ public enum OperationScope: String, Sendable, Hashable, Codable {
 }
 
 /// One row of the operation catalogue: a Klarna API operation the gateway knows.
+///
+/// A value with its fields in one shared, immutable box: a call carries its operation through its facts, its plan
+/// and its records, and copying eleven fields (seven of them strings) at each step cost more than the decisions
+/// made with them. A copy is now one reference count.
 public struct Operation: Sendable, Hashable {
+    private final class Storage: Sendable {
+        let id: String
+        let method: String
+        let template: String
+        let scope: OperationScope
+        let family: String
+        let category: String
+        let introducedIn: String
+        let testOnly: Bool
+        let templateSegments: [Substring]
+        let accountSegmentIndex: Int?
+        let hasTokenSegment: Bool
+
+        init(
+            id: String, method: String, template: String, scope: OperationScope, family: String, category: String,
+            introducedIn: String, testOnly: Bool
+        ) {
+            self.id = id
+            self.method = method
+            self.template = template
+            self.scope = scope
+            self.family = family
+            self.category = category
+            self.introducedIn = introducedIn
+            self.testOnly = testOnly
+            self.templateSegments = Array(template.fastSplit(UInt8(ascii: "/")).dropFirst())
+            self.accountSegmentIndex = templateSegments.firstIndex(of: "{partner_account_id}")
+            self.hasTokenSegment = templateSegments.contains { $0.hasPrefix("{") && $0.lowercased().contains("token") }
+        }
+    }
+
+    private let storage: Storage
+
     /// Stable operation id (`capturePaymentTransaction`).
-    public let id: String
+    public var id: String { storage.id }
     /// HTTP method.
-    public let method: String
+    public var method: String { storage.method }
     /// Path template with `{name}` parameters.
-    public let template: String
+    public var template: String { storage.template }
     /// Merchant, acquirer or direct.
-    public let scope: OperationScope
+    public var scope: OperationScope { storage.scope }
     /// API family, the unit grants are written in (`payment-transaction`).
-    public let family: String
+    public var family: String { storage.family }
     /// Klarna rate-limit category (`payment-transaction-capture`).
-    public let category: String
+    public var category: String { storage.category }
     /// The release that introduced it (`stable-v1`, `r3` …).
-    public let introducedIn: String
+    public var introducedIn: String { storage.introducedIn }
     /// True where Klarna offers it in the test environment only.
-    public let testOnly: Bool
+    public var testOnly: Bool { storage.testOnly }
     /// The template's segments (without the leading empty one), split once.
-    public let templateSegments: [Substring]
+    public var templateSegments: [Substring] { storage.templateSegments }
     /// Index of the `{partner_account_id}` segment in the path's segments, for merchant-scoped operations.
-    public let accountSegmentIndex: Int?
+    public var accountSegmentIndex: Int? { storage.accountSegmentIndex }
     /// Whether a path parameter carries a customer's token (`{payment_token}` …), which the audit record replaces
     /// by its template name: known once here rather than searched for on every call.
-    public let hasTokenSegment: Bool
+    public var hasTokenSegment: Bool { storage.hasTokenSegment }
 
     /// Makes an operation.
     public init(
         id: String, method: String, template: String, scope: OperationScope, family: String, category: String,
         introducedIn: String, testOnly: Bool
     ) {
-        self.id = id
-        self.method = method
-        self.template = template
-        self.scope = scope
-        self.family = family
-        self.category = category
-        self.introducedIn = introducedIn
-        self.testOnly = testOnly
-        self.templateSegments = Array(template.fastSplit(UInt8(ascii: "/")).dropFirst())
-        self.accountSegmentIndex = templateSegments.firstIndex(of: "{partner_account_id}")
-        self.hasTokenSegment = templateSegments.contains { $0.hasPrefix("{") && $0.lowercased().contains("token") }
+        storage = Storage(
+            id: id, method: method, template: template, scope: scope, family: family, category: category,
+            introducedIn: introducedIn, testOnly: testOnly)
+    }
+
+    /// Equal when every catalogue field is (the derived ones follow from the template); the same box is equal at once.
+    public static func == (left: Operation, right: Operation) -> Bool {
+        left.storage === right.storage
+            || (left.id == right.id && left.method == right.method && left.template == right.template && left.scope == right.scope
+                && left.family == right.family && left.category == right.category && left.introducedIn == right.introducedIn
+                && left.testOnly == right.testOnly)
+    }
+
+    /// Hashes the fields `==` compares, less the ones an id and template already tell apart.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(id)
+        hasher.combine(method)
+        hasher.combine(template)
     }
 }

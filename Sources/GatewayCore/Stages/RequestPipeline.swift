@@ -1,13 +1,49 @@
 /// A call the pipeline decided to forward: everything the transport, the rate limiter and the audit trail need.
+///
+/// A value with its fields in one shared box: the handler reads its plan at each step of a call (rate limit,
+/// admission, attempt, send), and copying the facts, the target and the upstream head field by field at each step
+/// cost dozens of reference counts. A copy is now one; a header added to `upstream` (the idempotency key the
+/// transport generates) goes into the box in place while the plan holds the only reference to it.
 public struct ForwardPlan: Sendable {
+    // Unchecked: `upstream` changes only through `addUpstreamHeader`, on a box no other plan shares.
+    @usableFromInline final class Storage: @unchecked Sendable {
+        @usableFromInline let facts: CallFacts
+        @usableFromInline let target: CallTarget
+        @usableFromInline var upstream: UpstreamRequestHead
+        @usableFromInline let callerRateLimit: LimitSpec?
+
+        @usableFromInline init(facts: CallFacts, target: CallTarget, upstream: UpstreamRequestHead, callerRateLimit: LimitSpec?) {
+            self.facts = facts
+            self.target = target
+            self.upstream = upstream
+            self.callerRateLimit = callerRateLimit
+        }
+    }
+
+    @usableFromInline var storage: Storage
+
     /// What the stages learned, for the audit record.
-    public let facts: CallFacts
+    @inlinable public var facts: CallFacts { storage.facts }
     /// Who the call acts for.
-    public let target: CallTarget
+    @inlinable public var target: CallTarget { storage.target }
     /// The head to send upstream.
-    public var upstream: UpstreamRequestHead
+    @inlinable public var upstream: UpstreamRequestHead { storage.upstream }
     /// The caller's caller-level rate limit, as the snapshot resolved it.
-    public let callerRateLimit: LimitSpec?
+    @inlinable public var callerRateLimit: LimitSpec? { storage.callerRateLimit }
+
+    /// Makes a plan.
+    public init(facts: CallFacts, target: CallTarget, upstream: UpstreamRequestHead, callerRateLimit: LimitSpec?) {
+        storage = Storage(facts: facts, target: target, upstream: upstream, callerRateLimit: callerRateLimit)
+    }
+
+    /// Adds a header to the upstream head (`UpstreamRequestHead.addHeader`), copying the box first if another
+    /// plan shares it.
+    public mutating func addUpstreamHeader(_ name: String, _ value: String) {
+        if !isKnownUniquelyReferenced(&storage) {
+            storage = Storage(facts: storage.facts, target: storage.target, upstream: storage.upstream, callerRateLimit: storage.callerRateLimit)
+        }
+        storage.upstream.addHeader(name, value)
+    }
 }
 
 /// A refusal with what was known when it happened.

@@ -149,7 +149,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
                 RequestID.make()
             }
             call.record.idempotencyKey = callerKey ?? call.generatedKey
-            if let key = call.generatedKey { plan.upstream.addHeader(IdempotencyKeys.header, key) }
+            if let key = call.generatedKey { plan.addUpstreamHeader(IdempotencyKeys.header, key) }
             call.plan = plan
             call.chunked = head.headers[canonicalForm: "transfer-encoding"].contains("chunked")
             call.expectsContinue = head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
