@@ -29,6 +29,44 @@ struct RateLimiterTests {
         #expect(limiter.decide(m1, policy: policy, now: Self.second / 10) != .admit)
     }
 
+    @Test("a call that meets a key seen before and a new one commits both: the partner's burst spans its merchants")
+    func seenAndNewKeysInOneCall() {
+        let limiter = RateLimiter()
+        let policy = policy(merchant: LimitSpec(rate: 10, burst: 5), partner: LimitSpec(rate: 10, burst: 3))
+        // m1 makes both keys; m2's first call finds the partner's key and makes its own merchant key.
+        #expect(limiter.decide(m1, policy: policy, now: 0) == .admit)
+        #expect(limiter.decide(m2, policy: policy, now: 0) == .admit)
+        #expect(limiter.decide(m1, policy: policy, now: 0) == .admit)
+        // The partner's burst of 3 is spent although each merchant has room left.
+        #expect(limiter.decide(m2, policy: policy, now: 0) != .admit)
+        #expect(limiter.trackedKeys == 3)
+        // One interval later the partner admits one more, whichever merchant asks.
+        #expect(limiter.decide(m2, policy: policy, now: Self.second / 10) == .admit)
+        #expect(limiter.decide(m1, policy: policy, now: Self.second / 10) != .admit)
+    }
+
+    @Test("keys are equal when rule and parts are equal byte for byte, whatever storage the strings have")
+    func keyEquality() {
+        let category = "payment-transaction-management"
+        let made = String(decoding: Array("m1".utf8), as: UTF8.self)
+        let long = String(repeating: "x", count: 40)
+        #expect(RateLimitKey(rule: .merchant, first: "m1", second: category) == RateLimitKey(rule: .merchant, first: made, second: String(category)))
+        #expect(RateLimitKey(rule: .merchant, first: long, second: "") == RateLimitKey(rule: .merchant, first: String(decoding: Array(long.utf8), as: UTF8.self), second: ""))
+        #expect(RateLimitKey(rule: .merchant, first: "m1", second: category).hashValue == RateLimitKey(rule: .merchant, first: made, second: category).hashValue)
+        // Where one part ends and the other starts, and the rule, tell keys apart.
+        #expect(RateLimitKey(rule: .callerMerchant, first: "ab", second: "c") != RateLimitKey(rule: .callerMerchant, first: "a", second: "bc"))
+        #expect(RateLimitKey(rule: .merchant, first: "m1", second: category) != RateLimitKey(rule: .partner, first: "m1", second: category))
+        #expect(RateLimitKey(rule: .merchant, first: long + "a", second: "") != RateLimitKey(rule: .merchant, first: long + "b", second: ""))
+        // Many keys in one dictionary are each found again.
+        var table: [RateLimitKey: Int] = [:]
+        for index in 0..<10_000 { table[RateLimitKey(rule: .merchant, first: "m\(index)", second: category)] = index }
+        #expect(table.count == 10_000)
+        let found = (0..<10_000).filter { (index: Int) -> Bool in
+            table[RateLimitKey(rule: .merchant, first: "m" + String(index), second: category)] == index
+        }
+        #expect(found.count == 10_000)
+    }
+
     @Test("a steady overload is held to the rate over any window")
     func steadyOverload() {
         let limiter = RateLimiter()

@@ -165,52 +165,88 @@ public final class RateLimiter: Sendable {
     ) -> RateLimitDecision {
         let limits = applicable(subject, policy)
         if isClustered { return decideClustered(limits, policy: policy, now: now, since: since ?? now, wake: wake) }
-        // The waits and the TATs read live on the stack: no allocation while the shared lock is held, and each
-        // key's TAT is looked up once (the commit writes what the check read).
+        // The waits, the TATs read and where each TAT sits live on the stack: no allocation while the shared lock is
+        // held, each key is hashed once (the commit writes through the index the check found), and the limits are
+        // borrowed, not copied with their keys' strings.
+        typealias Slot = Dictionary<Key, Int64>.Index?
         return withUnsafeTemporaryAllocation(of: Int64.self, capacity: limits.count * 2) { scratch in
-            let waits = UnsafeMutableBufferPointer(rebasing: scratch[0..<limits.count])
-            let tats = UnsafeMutableBufferPointer(rebasing: scratch[limits.count...])
-            return state.withLock { state in
-                // How long each limit (or a hold learned from Klarna) makes this call wait.
-                for (index, limit) in limits.enumerated() {
-                    let tat = limit.gcra == nil ? nil : state.tats[limit.key]
-                    tats[index] = tat ?? .min
-                    var earliest = limit.gcra?.earliest(tat: tat) ?? Int64.min
-                    if !state.holds.isEmpty, let hold = state.holds[limit.key], hold > earliest { earliest = hold }
-                    waits[index] = earliest > now ? earliest - now : 0
+            withUnsafeTemporaryAllocation(of: Slot.self, capacity: limits.count) { slots in
+                slots.initialize(repeating: nil)
+                defer { _ = slots.deinitialize() }
+                return limits.withUnsafeBufferPointer { limits in
+                    decideLocally(limits, policy: policy, now: now, scratch: scratch, slots: slots)
                 }
-                var enforcedWait: Int64 = 0
-                var decider: Int?
-                for (index, limit) in limits.enumerated() where !limit.shadow && waits[index] > 0 {
-                    enforcedWait = max(enforcedWait, waits[index])
-                    if decider == nil { decider = index }
-                }
-                // Shaping only when every rule that has no room allows waiting that long.
-                let shapeable = limits.indices.allSatisfy { limits[$0].shadow || waits[$0] == 0 || limits[$0].maxDelay >= enforcedWait }
-                if let decider, !shapeable || state.queued >= policy.maxQueued {
-                    state.counts[limits[decider].rule].refused += 1
-                    return .refuse(refusal(limits[decider], wait: waits[decider], state: state, now: now), rule: limits[decider].rule)
-                }
-                // Admit now or after the wait: reserve room in every limit at the time the call will leave.
-                let at = now + enforcedWait
-                for (index, limit) in limits.enumerated() {
-                    if limit.shadow && waits[index] > enforcedWait {
-                        state.counts[limit.rule].shadowRefused += 1
-                        continue
-                    }
-                    if let gcra = limit.gcra { state.tats[limit.key] = gcra.advance(tat: tats[index] == .min ? nil : tats[index], at: at) }
-                    if enforcedWait > 0 && waits[index] > 0 {
-                        state.counts[limit.rule].delayed += 1
-                    } else {
-                        state.counts[limit.rule].admitted += 1
-                    }
-                }
-                if enforcedWait > 0 {
-                    state.queued += 1
-                    return .delay(nanoseconds: enforcedWait)
-                }
-                return .admit
             }
+        }
+    }
+
+    private func decideLocally(
+        _ limits: UnsafeBufferPointer<Applicable>, policy: RateLimitPolicy, now: Int64,
+        scratch: UnsafeMutableBufferPointer<Int64>, slots: UnsafeMutableBufferPointer<Dictionary<Key, Int64>.Index?>
+    ) -> RateLimitDecision {
+        let waits = UnsafeMutableBufferPointer(rebasing: scratch[0..<limits.count])
+        let tats = UnsafeMutableBufferPointer(rebasing: scratch[limits.count...])
+        return state.withLock { state in
+            // How long each limit (or a hold learned from Klarna) makes this call wait.
+            for index in limits.indices {
+                var tat: Int64?
+                if limits[index].gcra != nil, let slot = state.tats.index(forKey: limits[index].key) {
+                    slots[index] = slot
+                    tat = state.tats.values[slot]
+                }
+                tats[index] = tat ?? .min
+                var earliest = limits[index].gcra?.earliest(tat: tat) ?? Int64.min
+                if !state.holds.isEmpty, let hold = state.holds[limits[index].key], hold > earliest { earliest = hold }
+                waits[index] = earliest > now ? earliest - now : 0
+            }
+            var enforcedWait: Int64 = 0
+            var decider: Int?
+            for index in limits.indices where !limits[index].shadow && waits[index] > 0 {
+                enforcedWait = max(enforcedWait, waits[index])
+                if decider == nil { decider = index }
+            }
+            // Shaping only when every rule that has no room allows waiting that long.
+            let shapeable = limits.indices.allSatisfy { limits[$0].shadow || waits[$0] == 0 || limits[$0].maxDelay >= enforcedWait }
+            if let decider, !shapeable || state.queued >= policy.maxQueued {
+                state.counts[limits[decider].rule].refused += 1
+                return .refuse(refusal(limits[decider], wait: waits[decider], state: state, now: now), rule: limits[decider].rule)
+            }
+            // Admit now or after the wait: reserve room in every limit at the time the call will leave. Keys seen
+            // before are written through their index first; new keys are inserted after, since an insertion may
+            // move the others.
+            let at = now + enforcedWait
+            var inserts = false
+            for index in limits.indices {
+                if limits[index].shadow && waits[index] > enforcedWait {
+                    state.counts[limits[index].rule].shadowRefused += 1
+                    continue
+                }
+                if let gcra = limits[index].gcra {
+                    let advanced = gcra.advance(tat: tats[index] == .min ? nil : tats[index], at: at)
+                    if let slot = slots[index] {
+                        state.tats.values[slot] = advanced
+                    } else {
+                        tats[index] = advanced
+                        inserts = true
+                    }
+                }
+                if enforcedWait > 0 && waits[index] > 0 {
+                    state.counts[limits[index].rule].delayed += 1
+                } else {
+                    state.counts[limits[index].rule].admitted += 1
+                }
+            }
+            if inserts {
+                for index in limits.indices where slots[index] == nil && limits[index].gcra != nil
+                    && !(limits[index].shadow && waits[index] > enforcedWait) {
+                    state.tats[limits[index].key] = tats[index]
+                }
+            }
+            if enforcedWait > 0 {
+                state.queued += 1
+                return .delay(nanoseconds: enforcedWait)
+            }
+            return .admit
         }
     }
 
