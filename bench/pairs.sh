@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Two gateway configurations (or two builds) measured in turn on one provisioned gateway, ROUNDS times, the order
+# swapped every round: on this machine a single run drifts by a third between runs minutes apart, and the modes
+# measured last in one run come out slower, so a before/after or a mode's cost is read from pairs, not from one run.
+# Each line: req/s, p50, p99, non-2xx and CPU per call (user + system from /proc) of the gateway; then, per round,
+# B's req/s and CPU per call as ratios to A's.
+#   bench/pairs.sh                                   (ROUNDS=4 DUR=6s CONN=64 MERCHANTS=100 BIG=2000)
+#   A_MODE=off B_MODE=commit bench/pairs.sh          (audit `commit` against audit off)
+#   B_ENV="KGW_LOG_LEVEL=info" bench/pairs.sh        (the shipped log level against `warning`)
+#   A_BIN=/tmp/old/klarna-gateway bench/pairs.sh     (another build against this tree's release build)
+# A_MODE/B_MODE: an audit mode or `off`; A_ENV/B_ENV: extra environment for `serve`, e.g. KGW_TRACING__ENABLED=true.
+# Needs nginx (the peer's upstream stand-in), wrk, openssl and a release build (made if missing).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd)
+peer=${PEER:-$root/../shared/bench-peer}
+export W=${W:-${TMPDIR:-/tmp}/kgw-pairs}; export MERCHANTS=${MERCHANTS:-100}
+BIG=${BIG:-2000}
+ROUNDS=${ROUNDS:-4}
+export DUR=${DUR:-6s}
+source "$here/lib/gateway.sh"
+kgw_tools
+kgw_build
+A_BIN=${A_BIN:-$BIN}; B_BIN=${B_BIN:-$BIN}
+A_MODE=${A_MODE:-off}; B_MODE=${B_MODE:-off}
+A_ENV=${A_ENV:-}; B_ENV=${B_ENV:-}
+kgw_peer_start
+kgw_provision "$W/gateway" gateway.sqlite >/dev/null
+pid=""
+trap 'stop_gateway; "$peer/peer.sh" stop >/dev/null 2>&1' EXIT
+
+# One side's run: a fresh audit store, the gateway at `warning` unless the side's environment says otherwise.
+run_side() {
+  local side=$1 round=$2 bin mode env
+  if [ "$side" = A ]; then bin=$A_BIN mode=$A_MODE env=$A_ENV; else bin=$B_BIN mode=$B_MODE env=$B_ENV; fi
+  BIN=$bin
+  rm -f "$G"/audit-*.sqlite*
+  # shellcheck disable=SC2086 # env is a list of NAME=value words
+  start_gateway "$mode" "" KGW_LOG_LEVEL=warning $env
+  kgw_measure "$side-round$round" http://127.0.0.1:18080 "$pid"
+  stop_gateway
+}
+
+lines=""
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) = 1 ]; then order="A B"; else order="B A"; fi
+  for side in $order; do
+    line=$(run_side "$side" "$round")
+    echo "$line"
+    lines="$lines
+$line"
+  done
+done
+echo "A: $A_MODE $A_ENV ($A_BIN); B: $B_MODE $B_ENV ($B_BIN)"
+echo "$lines" | awk '
+  /rps=/ { split($1, n, "-round"); side = n[1]; round = n[2]
+           for (i = 2; i <= NF; i++) { split($i, kv, "="); v[side, round, kv[1]] = kv[2] } ; rounds[round] = 1 }
+  END { for (r in rounds) printf "round %s: B/A req/s %.2f, CPU per call %.2f (%s / %s us)\n", r,
+          v["B", r, "rps"] / v["A", r, "rps"], v["B", r, "cpu_us"] / v["A", r, "cpu_us"], v["B", r, "cpu_us"], v["A", r, "cpu_us"] }' | sort
