@@ -9,6 +9,8 @@
 # the others run at warning). With TRACING=1, twice more with audit off and tracing on, sampling 100% and 0%, exporting
 # to a local OTLP/HTTP sink (bench/lib/otlp-sink.py), against the audit-off run (tracing off). Each line also gives the CPU per call (user + system, from /proc) of the gateway and
 # of nginx's proxy processes summed, and the ratio of the two.
+# The runs follow one another, and on a shared machine the later ones drift (a mode measured last can look a third
+# dearer than it is): for a mode's cost or a before/after of a few percent, use bench/pairs.sh, which alternates.
 # Needs nginx, wrk, openssl (installed if missing) and a release build (made if missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd)
