@@ -87,7 +87,8 @@ struct LogWriterTests {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
         defer { close(fds[0]) }
-        let writer = LogWriter(descriptor: fds[1], capacity: 1_000, linger: .milliseconds(300))
+        // A linger long enough that a busy machine preempting this loop cannot split the batch, short of `read`'s 2 s.
+        let writer = LogWriter(descriptor: fds[1], capacity: 1_000, linger: .seconds(1))
         for index in 0..<50 { writer.enqueue(Self.line("line \(index)")) }
         let lines = Self.read(fds[0], lines: 50)
         #expect(lines.count == 50)
