@@ -44,7 +44,8 @@ lines=""
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then order="A B"; else order="B A"; fi
   for side in $order; do
-    line=$(run_side "$side" "$round")
+    # A gateway that does not start prints its log (start_gateway) into the captured output: show it, then stop.
+    if ! line=$(run_side "$side" "$round"); then echo "$line" >&2; exit 1; fi
     echo "$line"
     lines="$lines
 $line"
