@@ -76,7 +76,7 @@ public struct CallRecord: Sendable {
     /// (`{payment_token}`, `{payment_confirmation_token}`) replaced by their template names, since Klarna's
     /// tokens are bearer credentials of the customer.
     public static func recordedPath(rawTarget: String, operation: Operation?) -> String {
-        let queryStart = rawTarget.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let queryStart = rawTarget.firstIndex(ofByte: UInt8(ascii: "?"))
         // Most calls have neither a query nor a token in the path: the target is recorded as it came.
         guard queryStart != nil || operation?.hasTokenSegment == true else { return rawTarget }
         var path = String(rawTarget[..<(queryStart ?? rawTarget.endIndex)])

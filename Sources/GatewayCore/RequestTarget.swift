@@ -22,7 +22,7 @@ public struct RequestTarget: Sendable, Hashable {
             throw GatewayError(.badRequest, "Only origin-form request targets ('/v2/...') are accepted.")
         }
         // Byte searches: a Character search walks grapheme clusters, and this runs for every request.
-        let pathEnd = raw.utf8.firstIndex(of: UInt8(ascii: "?")) ?? raw.endIndex
+        let pathEnd = raw.firstIndex(ofByte: UInt8(ascii: "?")) ?? raw.endIndex
         let path = raw[raw.startIndex..<pathEnd]
         let query = pathEnd == raw.endIndex ? nil : raw[raw.utf8.index(after: pathEnd)...]
 
