@@ -164,7 +164,7 @@ struct AuditCanonicalWriter: AuditFieldVisitor, AuditPackedFieldVisitor {
     mutating func text(_ bytes: UnsafeBufferPointer<UInt8>) {
         key()
         // Most values need no escaping: a scan of the bytes, then one copy.
-        if Self.needsEscaping(bytes) {
+        if JSONText.needsEscaping(bytes) {
             var quoted: [UInt8] = []
             JSONText.appendQuoted(String(decoding: bytes, as: UTF8.self), to: &quoted)
             return quoted.withUnsafeBufferPointer { buffer.append($0) }
@@ -186,31 +186,6 @@ struct AuditCanonicalWriter: AuditFieldVisitor, AuditPackedFieldVisitor {
     }
 
     private static let null = UInt32(littleEndian: 0x6C6C_756E)  // "null"
-
-    /// Whether any byte is a control character, `"` or `\`; eight bytes at a time (the bit tricks find a zero
-    /// or a small byte in a word without a branch per byte).
-    static func needsEscaping(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let base = bytes.baseAddress else { return false }
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        var offset = 0
-        while offset + 8 <= bytes.count {
-            let word = UnsafeRawPointer(base + offset).loadUnaligned(as: UInt64.self)
-            let control = (word &- ones &* 0x20) & ~word & highs
-            let quote = word ^ (ones &* 0x22)
-            let backslash = word ^ (ones &* 0x5C)
-            let zeroQuote = (quote &- ones) & ~quote & highs
-            let zeroBackslash = (backslash &- ones) & ~backslash & highs
-            if control | zeroQuote | zeroBackslash != 0 { return true }
-            offset += 8
-        }
-        while offset < bytes.count {
-            let byte = base[offset]
-            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return true }
-            offset += 1
-        }
-        return false
-    }
 
     mutating func text(_ value: String?) {
         guard let value else { return null() }

@@ -121,7 +121,7 @@ public enum JSONText {
         // Most values (ids, KRNs, paths, codes) need no escape: they are copied in one piece, not a byte at a time,
         // which was most of what an access line cost the log writer's thread.
         let copied: Bool? = text.utf8.withContiguousStorageIfAvailable { bytes in
-            guard !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+            guard !needsEscaping(bytes) else { return false }
             out.append(contentsOf: bytes)
             return true
         }
@@ -144,6 +144,31 @@ public enum JSONText {
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// Whether any byte is a control character, `"` or `\`; eight bytes at a time (the bit tricks find a zero
+    /// or a small byte in a word without a branch per byte).
+    public static func needsEscaping(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            let word = UnsafeRawPointer(base + offset).loadUnaligned(as: UInt64.self)
+            let control = (word &- ones &* 0x20) & ~word & highs
+            let quote = word ^ (ones &* 0x22)
+            let backslash = word ^ (ones &* 0x5C)
+            let zeroQuote = (quote &- ones) & ~quote & highs
+            let zeroBackslash = (backslash &- ones) & ~backslash & highs
+            if control | zeroQuote | zeroBackslash != 0 { return true }
+            offset += 8
+        }
+        while offset < bytes.count {
+            let byte = base[offset]
+            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return true }
+            offset += 1
+        }
+        return false
     }
 
     private static func hexDigit(_ value: UInt8) -> UInt8 {

@@ -68,12 +68,12 @@ import Testing
             for byte: UInt8 in [0x00, 0x01, 0x0A, 0x1F, UInt8(ascii: "\""), UInt8(ascii: "\\")] {
                 var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: 20)
                 bytes[position] = byte
-                #expect(bytes.withUnsafeBufferPointer { AuditCanonicalWriter.needsEscaping($0) }, "byte \(byte) at \(position)")
+                #expect(bytes.withUnsafeBufferPointer { JSONText.needsEscaping($0) }, "byte \(byte) at \(position)")
             }
             for byte: UInt8 in [0x20, 0x21, 0x23, 0x5B, 0x5D, 0x7F, 0x80, 0xC3, 0xFF] {
                 var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: 20)
                 bytes[position] = byte
-                #expect(!bytes.withUnsafeBufferPointer { AuditCanonicalWriter.needsEscaping($0) }, "byte \(byte) at \(position)")
+                #expect(!bytes.withUnsafeBufferPointer { JSONText.needsEscaping($0) }, "byte \(byte) at \(position)")
             }
         }
     }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One key of one rate-limit rule: `merchant` × (merchant id, category), `partner` × (partner id, category),
 /// `caller` × (caller id), `caller_merchant` × (caller id, merchant id), `global`. A merchant or partner belongs
 /// to one environment, so the key needs none of its own.
@@ -63,26 +69,14 @@ public struct RateLimitKey: Hashable, Sendable {
         state ^= state >> 29
     }
 
-    /// Byte equality, eight bytes at a time: `==` on `String` compares by canonical equivalence, which would not
-    /// agree with a hash of the bytes for the rare strings that are equivalent but spelled apart.
+    /// Byte equality: `==` on `String` compares by canonical equivalence, which would not agree with a hash of the
+    /// bytes for the rare strings that are equivalent but spelled apart.
     private static func sameBytes(_ left: String, _ right: String) -> Bool {
         let contiguous = left.utf8.withContiguousStorageIfAvailable { leftBytes in
             right.utf8.withContiguousStorageIfAvailable { rightBytes in
                 guard leftBytes.count == rightBytes.count else { return false }
-                if leftBytes.baseAddress == rightBytes.baseAddress { return true }
-                let leftRaw = UnsafeRawBufferPointer(leftBytes)
-                let rightRaw = UnsafeRawBufferPointer(rightBytes)
-                var offset = 0
-                while offset + 8 <= leftRaw.count {
-                    if leftRaw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-                        != rightRaw.loadUnaligned(fromByteOffset: offset, as: UInt64.self) { return false }
-                    offset += 8
-                }
-                while offset < leftRaw.count {
-                    if leftRaw[offset] != rightRaw[offset] { return false }
-                    offset += 1
-                }
-                return true
+                guard let leftBase = leftBytes.baseAddress, let rightBase = rightBytes.baseAddress else { return true }
+                return leftBase == rightBase || memcmp(leftBase, rightBase, leftBytes.count) == 0
             }
         }
         return (contiguous ?? nil) ?? left.utf8.elementsEqual(right.utf8)

@@ -85,6 +85,8 @@ public struct RateLimitCounts: Sendable, Equatable {
 /// lease book instead of the local TAT; see `RateLimiter+Cluster.swift` and docs/quota-leasing.md.
 public final class RateLimiter: Sendable {
     typealias Key = RateLimitKey
+    /// Where a key's TAT sits in `State.tats`, once a decision has looked it up (nil: not there yet).
+    typealias Slot = Dictionary<Key, Int64>.Index?
 
     struct State {
         var tats: [Key: Int64] = [:]
@@ -168,7 +170,6 @@ public final class RateLimiter: Sendable {
         // The waits, the TATs read and where each TAT sits live on the stack: no allocation while the shared lock is
         // held, each key is hashed once (the commit writes through the index the check found), and the limits are
         // borrowed, not copied with their keys' strings.
-        typealias Slot = Dictionary<Key, Int64>.Index?
         return withUnsafeTemporaryAllocation(of: Int64.self, capacity: limits.count * 2) { scratch in
             withUnsafeTemporaryAllocation(of: Slot.self, capacity: limits.count) { slots in
                 slots.initialize(repeating: nil)
@@ -182,7 +183,7 @@ public final class RateLimiter: Sendable {
 
     private func decideLocally(
         _ limits: UnsafeBufferPointer<Applicable>, policy: RateLimitPolicy, now: Int64,
-        scratch: UnsafeMutableBufferPointer<Int64>, slots: UnsafeMutableBufferPointer<Dictionary<Key, Int64>.Index?>
+        scratch: UnsafeMutableBufferPointer<Int64>, slots: UnsafeMutableBufferPointer<Slot>
     ) -> RateLimitDecision {
         let waits = UnsafeMutableBufferPointer(rebasing: scratch[0..<limits.count])
         let tats = UnsafeMutableBufferPointer(rebasing: scratch[limits.count...])
