@@ -11,7 +11,8 @@ import GatewayCore
 /// A field is one tag byte, then a text's length (4 bytes) and UTF-8 bytes, or an integer's 8 bytes, or nothing
 /// for a null; fields follow `AuditEntry.fieldNames` after `seq`.
 struct AuditPackedRecords: Sendable {
-    private var bytes: [UInt8] = []
+    /// Nil until the first record: the writer makes empty values to swap batches out, and those allocate nothing.
+    private var storage: Storage?
     private var starts: [Int] = []
 
     static let null: UInt8 = 0
@@ -23,69 +24,152 @@ struct AuditPackedRecords: Sendable {
 
     /// Keeps room for as many records as `other` holds.
     mutating func reserveCapacity(like other: AuditPackedRecords) {
-        bytes.reserveCapacity(other.bytes.count)
+        if let capacity = other.storage?.capacity { storage = Storage(capacity: capacity) }
         starts.reserveCapacity(other.starts.count)
     }
 
     /// Packs `record`'s fields in canonical order: the packing side of `AuditEntry.init(_:nodeID:)`, which a test
     /// keeps in step with it (both must give the same canonical bytes).
     mutating func append(_ record: CallRecord, nodeID: String) {
-        starts.append(bytes.count)
-        text(nodeID)
-        integer(record.timeMicros)
-        text(record.phase.rawValue)
-        text(record.requestID)
-        text(record.facts.callerID)
-        text(record.facts.authentication?.rawValue)
-        text(record.callerCertificateFingerprint)
-        text(record.clientAddress)
-        text(record.facts.merchantID)
-        text(record.facts.partnerID)
-        text(record.facts.account)
-        text(record.facts.environment?.rawValue)
-        text(record.facts.operation?.id)
-        text(record.facts.operation?.family)
-        text(record.facts.operation?.template)
-        text(record.method)
-        text(record.path)
-        text(record.facts.release)
-        text(record.idempotencyKey)
-        text(record.correlationID)
-        text(record.requestBodySHA256)
-        integer(record.requestBodyBytes.map(Int64.init))
-        integer(record.status.map(Int64.init))
-        text(record.gatewayErrorCode)
-        text(record.klarnaErrorCode)
-        text(record.klarnaErrorID)
-        text(record.responseBodySHA256)
-        integer(record.responseBodyBytes.map(Int64.init))
-        integer(Int64(record.upstreamAttempts))
-        integer(record.upstreamLatencyMicros)
-        text(record.credential?.id)
-        integer(record.credential.map { Int64($0.version) })
-        text(record.upstreamCertificateFingerprint)
+        var packer = Packer(storage: uniqueStorage())
+        starts.append(packer.count)
+        packer.text(nodeID)
+        packer.integer(record.timeMicros)
+        packer.text(record.phase.rawValue)
+        packer.text(record.requestID)
+        packer.text(record.facts.callerID)
+        packer.text(record.facts.authentication?.rawValue)
+        packer.text(record.callerCertificateFingerprint)
+        packer.text(record.clientAddress)
+        packer.text(record.facts.merchantID)
+        packer.text(record.facts.partnerID)
+        packer.text(record.facts.account)
+        packer.text(record.facts.environment?.rawValue)
+        packer.text(record.facts.operation?.id)
+        packer.text(record.facts.operation?.family)
+        packer.text(record.facts.operation?.template)
+        packer.text(record.method)
+        packer.text(record.path)
+        packer.text(record.facts.release)
+        packer.text(record.idempotencyKey)
+        packer.text(record.correlationID)
+        packer.text(record.requestBodySHA256)
+        packer.integer(record.requestBodyBytes.map(Int64.init))
+        packer.integer(record.status.map(Int64.init))
+        packer.text(record.gatewayErrorCode)
+        packer.text(record.klarnaErrorCode)
+        packer.text(record.klarnaErrorID)
+        packer.text(record.responseBodySHA256)
+        packer.integer(record.responseBodyBytes.map(Int64.init))
+        packer.integer(Int64(record.upstreamAttempts))
+        packer.integer(record.upstreamLatencyMicros)
+        packer.text(record.credential?.id)
+        packer.integer(record.credential.map { Int64($0.version) })
+        packer.text(record.upstreamCertificateFingerprint)
+        packer.finish()
     }
 
-    private mutating func text(_ value: String?) {
-        guard let value else { return bytes.append(Self.null) }
-        bytes.append(Self.text)
-        withUnsafeBytes(of: UInt32(truncatingIfNeeded: value.utf8.count)) { bytes.append(contentsOf: $0) }
-        // Read in place (small strings too); only a bridged string takes the slower path.
-        if value.utf8.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil {
-            bytes.append(contentsOf: value.utf8)
+    /// The storage, copied first if another value shares it (values are moved between threads, not shared, so
+    /// this copies nothing in practice; it keeps value semantics should one ever be copied and appended to).
+    private mutating func uniqueStorage() -> Storage {
+        // Checked before binding the storage to a name, which would be a second reference.
+        if !isKnownUniquelyReferenced(&storage) { storage = storage?.copy() ?? Storage(capacity: 1_024) }
+        return storage!
+    }
+
+    /// The packed bytes in one allocation that doubles when full, written through a pointer: appending to an
+    /// array field by field (a capacity and uniqueness check and a call per piece) was most of what packing cost.
+    private final class Storage: @unchecked Sendable {  // @unchecked: written only while uniquely referenced
+        private(set) var base: UnsafeMutableRawPointer
+        private(set) var capacity: Int
+        var count = 0
+
+        init(capacity: Int) {
+            self.capacity = max(capacity, 64)
+            base = Self.allocate(self.capacity)
+        }
+
+        deinit { base.deallocate() }
+
+        func copy() -> Storage {
+            let copy = Storage(capacity: capacity)
+            copy.base.copyMemory(from: base, byteCount: count)
+            copy.count = count
+            return copy
+        }
+
+        /// Bound to bytes, as the reader reads them; fields are stored unaligned into it.
+        private static func allocate(_ byteCount: Int) -> UnsafeMutableRawPointer {
+            let base = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 8)
+            base.bindMemory(to: UInt8.self, capacity: byteCount)
+            return base
+        }
+
+        /// Makes room for `extra` more bytes after `used`.
+        func reserve(_ extra: Int, after used: Int) {
+            guard used + extra > capacity else { return }
+            var grown = capacity * 2
+            while grown < used + extra { grown *= 2 }
+            let moved = Self.allocate(grown)
+            moved.copyMemory(from: base, byteCount: used)
+            base.deallocate()
+            base = moved
+            capacity = grown
         }
     }
 
-    private mutating func integer(_ value: Int64?) {
-        guard let value else { return bytes.append(Self.null) }
-        bytes.append(Self.integer)
-        withUnsafeBytes(of: value) { bytes.append(contentsOf: $0) }
+    /// Writes one record's fields after the storage's bytes; `finish` makes them part of it.
+    private struct Packer {
+        let storage: Storage
+        var count: Int
+
+        init(storage: Storage) {
+            self.storage = storage
+            count = storage.count
+        }
+
+        mutating func text(_ value: String?) {
+            guard let value else { return null() }
+            // Read in place (small strings too); only a bridged string takes the slower path.
+            if value.utf8.withContiguousStorageIfAvailable({ bytes(UnsafeRawBufferPointer($0)) }) == nil {
+                Array(value.utf8).withUnsafeBytes { bytes($0) }
+            }
+        }
+
+        private mutating func bytes(_ utf8: UnsafeRawBufferPointer) {
+            storage.reserve(5 + utf8.count, after: count)
+            let at = storage.base + count
+            at.storeBytes(of: AuditPackedRecords.text, as: UInt8.self)
+            at.storeBytes(of: UInt32(truncatingIfNeeded: utf8.count), toByteOffset: 1, as: UInt32.self)
+            if let source = utf8.baseAddress { (at + 5).copyMemory(from: source, byteCount: utf8.count) }
+            count += 5 + utf8.count
+        }
+
+        mutating func integer(_ value: Int64?) {
+            guard let value else { return null() }
+            storage.reserve(9, after: count)
+            let at = storage.base + count
+            at.storeBytes(of: AuditPackedRecords.integer, as: UInt8.self)
+            at.storeBytes(of: value, toByteOffset: 1, as: Int64.self)
+            count += 9
+        }
+
+        private mutating func null() {
+            storage.reserve(1, after: count)
+            storage.base.storeBytes(of: AuditPackedRecords.null, toByteOffset: count, as: UInt8.self)
+            count += 1
+        }
+
+        func finish() { storage.count = count }
     }
 
     /// Runs `body` with a reader over the records; the pointers it hands out stay valid until `body` returns.
     func withReader<Result>(_ body: (Reader) throws -> Result) rethrows -> Result {
-        try bytes.withUnsafeBufferPointer { bytes in
-            try starts.withUnsafeBufferPointer { starts in try body(Reader(bytes: bytes, starts: starts)) }
+        let bytes = storage.map { UnsafeBufferPointer(start: $0.base.assumingMemoryBound(to: UInt8.self), count: $0.count) }
+        return try withExtendedLifetime(storage) {
+            try starts.withUnsafeBufferPointer { starts in
+                try body(Reader(bytes: bytes ?? UnsafeBufferPointer(start: nil, count: 0), starts: starts))
+            }
         }
     }
 

@@ -48,7 +48,10 @@ final class AuditSQLiteBackend: AuditBackend {
 
     private func append(_ segments: [AuditPackedRecords], links: AuditChainLinks, checkpoint: AuditCheckpoint?, to database: DatabaseQueue) throws {
         try database.writeWithoutTransaction { db in
-            try db.inTransaction(.immediate) {
+            // The transaction's statements are prepared once for the connection: `inTransaction` would parse
+            // `BEGIN` and `COMMIT` again for every batch.
+            try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+            do {
                 // Prepared statements for the life of the connection, their values bound straight from the packed
                 // records and the links, without SQLite copying them (`SQLITE_STATIC`: they outlive the step);
                 // GRDB's StatementArguments would box 36 DatabaseValues per record first. Rows go
@@ -56,9 +59,12 @@ final class AuditSQLiteBackend: AuditBackend {
                 // and ends a statement once per group instead of once per row.
                 let single = try db.cachedStatement(sql: AuditEntry.insertSQL).sqliteStatement
                 let multiple = try db.cachedStatement(sql: Self.multipleRowsSQL).sqliteStatement
+                // Cleared so that no statement keeps pointers into buffers freed after the batch; only those that
+                // were bound, since clearing visits every parameter (576 in the many-rows statement).
+                var used = (single: false, multiple: false)
                 defer {
-                    sqlite3_clear_bindings(single)
-                    sqlite3_clear_bindings(multiple)
+                    if used.single { sqlite3_clear_bindings(single) }
+                    if used.multiple { sqlite3_clear_bindings(multiple) }
                 }
                 try links.withReader { hashes in
                     var row = 0
@@ -68,6 +74,7 @@ final class AuditSQLiteBackend: AuditBackend {
                             while index < records.count {
                                 let count = records.count - index >= Self.rowsPerStatement ? Self.rowsPerStatement : 1
                                 let statement = count == 1 ? single : multiple
+                                if count == 1 { used.single = true } else { used.multiple = true }
                                 for offset in 0..<count {
                                     var binder = SQLiteBinder(statement: statement, firstIndex: Int32(offset * Self.columns + 1))
                                     binder.integer(links.firstSeq + Int64(row))
@@ -83,7 +90,11 @@ final class AuditSQLiteBackend: AuditBackend {
                     }
                 }
                 if let checkpoint { try db.execute(sql: AuditCheckpoint.insertSQL, arguments: checkpoint.insertArguments) }
-                return .commit
+                try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+            } catch {
+                // A full disk or an I/O error may have rolled back already; then this one fails, harmlessly.
+                try? db.rollback()
+                throw error
             }
         }
     }
