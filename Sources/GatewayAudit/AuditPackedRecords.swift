@@ -79,7 +79,7 @@ struct AuditPackedRecords: Sendable {
 
     /// The packed bytes in one allocation that doubles when full, written through a pointer: appending to an
     /// array field by field (a capacity and uniqueness check and a call per piece) was most of what packing cost.
-    private final class Storage: @unchecked Sendable {  // @unchecked: written only while uniquely referenced
+    fileprivate final class Storage: @unchecked Sendable {  // @unchecked: written only while uniquely referenced
         private(set) var base: UnsafeMutableRawPointer
         private(set) var capacity: Int
         var count = 0
@@ -163,20 +163,51 @@ struct AuditPackedRecords: Sendable {
         func finish() { storage.count = count }
     }
 
-    /// Runs `body` with a reader over the records; the pointers it hands out stay valid until `body` returns.
-    func withReader<Result>(_ body: (Reader) throws -> Result) rethrows -> Result {
-        let bytes = storage.map { UnsafeBufferPointer(start: $0.base.assumingMemoryBound(to: UInt8.self), count: $0.count) }
-        return try withExtendedLifetime(storage) {
-            try starts.withUnsafeBufferPointer { starts in
-                try body(Reader(bytes: bytes ?? UnsafeBufferPointer(start: nil, count: 0), starts: starts))
+    /// A reader over the records as they are now; it keeps their bytes alive and unchanged (an append made
+    /// while a reader exists copies them first).
+    var reader: Reader { Reader(storage: storage, starts: starts) }
+
+    /// Runs `body` with a reader over the records.
+    func withReader<Result>(_ body: (Reader) throws -> Result) rethrows -> Result { try body(reader) }
+
+    /// The records of several segments as one sequence of rows.
+    struct Rows {
+        private let readers: [Reader]
+        private var segment = 0
+        private var index = 0
+        /// Rows not yet visited.
+        private(set) var remaining: Int
+
+        init(_ segments: [AuditPackedRecords]) {
+            readers = segments.map(\.reader)
+            remaining = readers.reduce(0) { $0 + $1.count }
+        }
+
+        /// Hands the next row's fields to `visitor`; only while `remaining` is above zero.
+        mutating func visitNext<Visitor: AuditPackedFieldVisitor>(_ visitor: inout Visitor) {
+            while index == readers[segment].count {
+                segment += 1
+                index = 0
             }
+            readers[segment].visit(index, &visitor)
+            index += 1
+            remaining -= 1
         }
     }
 
     /// Reads packed records in place.
     struct Reader {
+        /// Holds the bytes `bytes` points into.
+        private let storage: Storage?
+        private let starts: [Int]
         let bytes: UnsafeBufferPointer<UInt8>
-        let starts: UnsafeBufferPointer<Int>
+
+        fileprivate init(storage: Storage?, starts: [Int]) {
+            self.storage = storage
+            self.starts = starts
+            bytes = storage.map { UnsafeBufferPointer(start: $0.base.assumingMemoryBound(to: UInt8.self), count: $0.count) }
+                ?? UnsafeBufferPointer(start: nil, count: 0)
+        }
 
         /// The number of records.
         var count: Int { starts.count }

@@ -54,39 +54,32 @@ final class AuditSQLiteBackend: AuditBackend {
             do {
                 // Prepared statements for the life of the connection, their values bound straight from the packed
                 // records and the links, without SQLite copying them (`SQLITE_STATIC`: they outlive the step);
-                // GRDB's StatementArguments would box 36 DatabaseValues per record first. Rows go
-                // `rowsPerStatement` to an INSERT while a batch has that many left: SQLite then opens its cursors
-                // and ends a statement once per group instead of once per row.
-                let single = try db.cachedStatement(sql: AuditEntry.insertSQL).sqliteStatement
-                let multiple = try db.cachedStatement(sql: Self.multipleRowsSQL).sqliteStatement
+                // GRDB's StatementArguments would box 36 DatabaseValues per record first. The batch's rows, across
+                // its loops' segments, go to INSERTs of 16, 8, 4, 2 or 1 rows, largest first: SQLite opens its
+                // cursors and ends a statement once per INSERT, which costs about as much as a row (a batch of 9 is
+                // two statements, where one per row was nine).
+                var bound: [OpaquePointer] = []
                 // Cleared so that no statement keeps pointers into buffers freed after the batch; only those that
-                // were bound, since clearing visits every parameter (576 in the many-rows statement).
-                var used = (single: false, multiple: false)
-                defer {
-                    if used.single { sqlite3_clear_bindings(single) }
-                    if used.multiple { sqlite3_clear_bindings(multiple) }
-                }
+                // were bound, since clearing visits every parameter (592 in the 16-row statement).
+                defer { for statement in bound { sqlite3_clear_bindings(statement) } }
                 try links.withReader { hashes in
+                    // The rows' readers keep the packed bytes alive until the last INSERT has run.
+                    var rows = AuditPackedRecords.Rows(segments)
                     var row = 0
-                    for segment in segments {
-                        try segment.withReader { records in
-                            var index = 0
-                            while index < records.count {
-                                let count = records.count - index >= Self.rowsPerStatement ? Self.rowsPerStatement : 1
-                                let statement = count == 1 ? single : multiple
-                                if count == 1 { used.single = true } else { used.multiple = true }
-                                for offset in 0..<count {
-                                    var binder = SQLiteBinder(statement: statement, firstIndex: Int32(offset * Self.columns + 1))
-                                    binder.integer(links.firstSeq + Int64(row))
-                                    records.visit(index + offset, &binder)
-                                    binder.text(hashes.previousHash(row))
-                                    binder.text(hashes.hash(row))
-                                    row += 1
-                                }
-                                try Self.step(statement, on: db.sqliteConnection, sql: count == 1 ? AuditEntry.insertSQL : Self.multipleRowsSQL)
-                                index += count
-                            }
+                    while rows.remaining > 0 {
+                        let size = Self.rowsPerStatement.first { $0 <= rows.remaining }!
+                        let sql = Self.insertSQL(rows: size)
+                        let statement = try db.cachedStatement(sql: sql).sqliteStatement
+                        if !bound.contains(statement) { bound.append(statement) }
+                        for offset in 0..<size {
+                            var binder = SQLiteBinder(statement: statement, firstIndex: Int32(offset * Self.columns + 1))
+                            binder.integer(links.firstSeq + Int64(row))
+                            rows.visitNext(&binder)
+                            binder.text(hashes.previousHash(row))
+                            binder.text(hashes.hash(row))
+                            row += 1
                         }
+                        try Self.step(statement, on: db.sqliteConnection, sql: sql)
                     }
                 }
                 if let checkpoint { try db.execute(sql: AuditCheckpoint.insertSQL, arguments: checkpoint.insertArguments) }
@@ -101,12 +94,15 @@ final class AuditSQLiteBackend: AuditBackend {
 
     /// Parameters per row: the chained fields, `prev_hash` and `hash`.
     private static let columns = AuditEntry.fieldNames.count + 2
-    private static let rowsPerStatement = 16
-    /// `AuditEntry.insertSQL` with `rowsPerStatement` rows of parameters.
-    private static let multipleRowsSQL: String = {
+    /// The INSERTs' sizes in rows, largest first.
+    private static let rowsPerStatement = [16, 8, 4, 2, 1]
+    private static let insertSQLs: [String] = rowsPerStatement.map { rows in
         let marks = "(" + Array(repeating: "?", count: columns).joined(separator: ",") + ")"
-        return AuditEntry.insertSQL + String(repeating: "," + marks, count: rowsPerStatement - 1)
-    }()
+        return AuditEntry.insertSQL + String(repeating: "," + marks, count: rows - 1)
+    }
+
+    /// `AuditEntry.insertSQL` with `rows` rows of parameters (one of `rowsPerStatement`).
+    private static func insertSQL(rows: Int) -> String { insertSQLs[rowsPerStatement.firstIndex(of: rows)!] }
 
     /// Inserts the bound rows; throws when they were not inserted.
     private static func step(_ statement: OpaquePointer, on connection: OpaquePointer?, sql: String) throws {
