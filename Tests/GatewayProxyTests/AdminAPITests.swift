@@ -8,6 +8,9 @@ import Testing
 /// Issue 18's first slice: the admin API on a real admin listener over a real store and audit trail.
 @Suite("Admin API")
 struct AdminAPITests {
+    /// An entity tag of the right shape that no merchant has.
+    static let staleETag = "\"" + String(repeating: "0", count: 32) + "\""
+
     @Test("each role's rights: viewer reads and cannot suspend, operator suspends; a wrong, missing, caller or removed token is 401")
     func rolesAndTokens() async throws {
         try await withAdminAPI { api in
@@ -175,7 +178,8 @@ struct AdminAPITests {
             let refusals: [(TestHTTPResponse, String, String?)] = [
                 (try await api.send("POST", "/admin/v1/merchants/m2/resume", as: .viewer, headers: [("If-Match", "x")]), "GATEWAY_FORBIDDEN", "admin:viewer-admin"),
                 (try await api.send("GET", "/admin/v1/merchants", as: nil), "GATEWAY_UNAUTHENTICATED", nil),
-                (try await api.send("POST", "/admin/v1/merchants/m2/resume", as: .operator, headers: [("If-Match", "\"stale\"")]), "GATEWAY_PRECONDITION_FAILED", "admin:operator-admin"),
+                (try await api.send("POST", "/admin/v1/merchants/m2/resume", as: .operator, headers: [("If-Match", Self.staleETag)]), "GATEWAY_PRECONDITION_FAILED", "admin:operator-admin"),
+                (try await api.send("POST", "/admin/v1/merchants/m2/resume", as: .operator, headers: [("If-Match", "*")]), "GATEWAY_BAD_REQUEST", "admin:operator-admin"),
                 (try await api.send("POST", "/admin/v1/merchants/m2/resume", as: .operator), "GATEWAY_PRECONDITION_REQUIRED", "admin:operator-admin"),
                 (try await api.send("GET", "/admin/v1/merchants/ghost", as: .viewer), "GATEWAY_NOT_FOUND", "admin:viewer-admin"),
             ]
@@ -272,6 +276,89 @@ struct AdminAPITests {
             #expect(try await served.stop() == 0)
             let phases = try AuditTrailTests.records(served.auditPath, requestID: try #require(changed.header("Klarna-Gateway-Request-Id"))).map(\.0)
             #expect(phases == ["intent", "outcome"])
+        }
+    }
+
+    @Test("every answer of every endpoint, refusals included, matches the OpenAPI document: status, headers, body schema")
+    func answersMatchTheDocument() async throws {
+        try await withAdminAPI { api in
+            var answers: [(String, String, TestHTTPResponse)] = []
+            func call(_ method: String, _ path: String, as role: AdminRole?, headers: [(String, String)] = [], body: String? = nil) async throws -> TestHTTPResponse {
+                let response = try await api.send(method, path, as: role, headers: headers, body: body)
+                answers.append((method, path, response))
+                return response
+            }
+            _ = try await call("GET", "/admin/v1/openapi.json", as: nil)
+            _ = try await call("GET", "/admin/v1/merchants?limit=2&q=m", as: .viewer)
+            _ = try await call("GET", "/admin/v1/merchants?limit=x", as: .viewer)
+            _ = try await call("GET", "/admin/v1/merchants", as: nil)
+            let m2 = try await call("GET", "/admin/v1/merchants/m2", as: .viewer)
+            _ = try await call("GET", "/admin/v1/merchants/none", as: .viewer)
+            let etag = try #require(m2.header("ETag"))
+            _ = try await call("POST", "/admin/v1/merchants/m2/suspend", as: .viewer, headers: [("If-Match", etag)])
+            _ = try await call("POST", "/admin/v1/merchants/m2/suspend", as: .operator)
+            let suspended = try await call("POST", "/admin/v1/merchants/m2/suspend", as: .operator, headers: [("If-Match", etag)])
+            _ = try await call("POST", "/admin/v1/merchants/m2/resume", as: .operator, headers: [("If-Match", etag)])
+            let resumed = try await call("POST", "/admin/v1/merchants/m2/resume", as: .operator, headers: [("If-Match", try #require(suspended.header("ETag")))])
+            _ = try await call("PUT", "/admin/v1/merchants/m2/release", as: .operator, headers: [("If-Match", try #require(resumed.header("ETag")))], body: "[]")
+            _ = try await call("PUT", "/admin/v1/merchants/m2/release", as: .operator, headers: [("If-Match", try #require(resumed.header("ETag")))], body: #"{"release":"r5"}"#)
+            _ = try await call("GET", "/admin/v1/callers", as: .viewer)
+            _ = try await call("POST", "/admin/v1/callers/orders/revoke", as: .operator)
+            _ = try await call("POST", "/admin/v1/callers/ghost/revoke", as: .operator)
+            _ = try await call("GET", "/admin/v1/partners", as: .security)
+            _ = try await call("GET", "/admin/v1/partners", as: nil)
+            #expect(Set(answers.map(\.2.status)) == [200, 400, 401, 403, 404, 412, 428])
+
+            let document = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            let input = JSONValue.object([
+                ("document", .string(document.appendingPathComponent("Sources/GatewayApp/Resources/admin-openapi.json").path)),
+                ("answers", .array(answers.map { method, path, response in
+                    .object([
+                        ("method", .string(method)), ("path", .string(path)), ("status", .int(response.status)),
+                        ("headers", .object(response.headers.map { ($0.0, JSONValue.string($0.1)) })), ("body", .string(response.text)),
+                    ])
+                })),
+            ])
+            // Run from a scratch directory: the child's captured output is written where it runs.
+            let checked = try await ChildProcess.run(
+                "/usr/bin/env", ["python3", document.appendingPathComponent("bin/openapi-check").path], directory: FileManager.default.temporaryDirectory,
+                stdin: input.text, timeout: .seconds(60))
+            #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+            #expect(checked.stdout.contains("\(answers.count) answers checked, 0 problems"))
+        }
+    }
+
+    /// schemathesis, as `bin/test` installs it (a virtual environment under `.build/`); nil when not given.
+    static var schemathesis: String? { ProcessInfo.processInfo.environment["KGW_SCHEMATHESIS"] }
+    /// Whether a missing schemathesis fails the test instead of skipping it (`bin/test` sets it).
+    static var schemathesisRequired: Bool { ProcessInfo.processInfo.environment["KGW_REQUIRE_SCHEMATHESIS"] == "1" }
+
+    @Test(
+        "schemathesis finds no server error and no answer off the document, with and without a valid token",
+        .enabled(if: schemathesis != nil || schemathesisRequired, "needs schemathesis (KGW_SCHEMATHESIS): bin/test installs it"))
+    func propertyBasedCheck() async throws {
+        let binary = try #require(Self.schemathesis, "KGW_REQUIRE_SCHEMATHESIS is set but KGW_SCHEMATHESIS is not; bin/test installs it")
+        try await withAdminAPI { api in
+            let base = "http://127.0.0.1:\(api.server.port)"
+            let directory = FileManager.default.temporaryDirectory
+            let settings = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("bin/schemathesis.toml").path
+            let run = try await ChildProcess.run(
+                binary,
+                [
+                    "--config-file", settings, "run", base + "/admin/v1/openapi.json", "--url", base, "--header", "Authorization: Bearer \(api.tokens[.security] ?? "")",
+                    "--checks", "all", "--max-examples", "20", "--workers", "1", "--seed", "18", "--no-color",
+                    // No example database between runs either (bin/schemathesis.toml turns the crash cache off).
+                    "--generation-database", "none",
+                ],
+                environment: [
+                    "HOME": directory.path, "SCHEMATHESIS_HOOKS": "",
+                    "HYPOTHESIS_STORAGE_DIRECTORY": directory.appendingPathComponent("kgw-hypothesis").path,
+                ], directory: directory, timeout: .seconds(900))
+            #expect(run.stdout.contains("Tested: 8"), "schemathesis did not test every operation:\n\(run.stdout.suffix(4000))")
+            #expect(run.status == 0, "schemathesis failed:\n\(run.stdout.suffix(12_000))\n\(run.stderr.suffix(2000))")
+            // Nothing it sent made the gateway leak a secret either.
+            for secret in api.gw.plantedSecrets { #expect(!run.stdout.contains(secret)) }
         }
     }
 

@@ -49,7 +49,8 @@ extension AdminAPI {
                 limit = value
             }
             let search = query["q"].flatMap { $0.isEmpty ? nil : $0 }
-            if let search, search.utf8.count > 100 { throw GatewayError(.badRequest, "q has at most 100 characters") }
+            if let search, search.count > 100 { throw GatewayError(.badRequest, "q has at most 100 characters") }
+            if let after = query["after"], after.count > 64 { throw GatewayError(.badRequest, "after is a merchant id: at most 64 characters") }
             // One more than asked tells whether another page follows without a count over the whole table.
             let page = try await api.service.merchantPage(after: query["after"], matching: search, limit: limit + 1)
             let shown = page.prefix(limit)
@@ -70,6 +71,9 @@ extension AdminAPI {
             let current = try await find(id)
             guard let ifMatch = request.headers.first(name: "If-Match") else {
                 throw GatewayError(.preconditionRequired, "send If-Match with the merchant's ETag (GET /admin/v1/merchants/\(id))")
+            }
+            guard MerchantRecord.isETag(ifMatch) else {
+                throw GatewayError(.badRequest, "If-Match is not a merchant's ETag (a quoted string of 32 hex digits; * is not accepted)")
             }
             guard ifMatch == current.etag else { throw Self.stale(current) }
             var preview = current
