@@ -21,22 +21,21 @@ extension AdminAPI {
 
         /// Carries out the route; refusals are thrown as `GatewayError`s.
         func perform(_ parameters: [String]) async throws -> AdminResponse {
-            switch route.operationID {
-            case "admin.listMerchants": return try await listMerchants()
-            case "admin.getMerchant":
+            switch route.action {
+            case .listMerchants: return try await listMerchants()
+            case .getMerchant:
                 let record = try await find(parameters[0])
                 return AdminResponse(.ok, json: AdminJSON.merchant(record), requestID: requestID, etag: record.etag)
-            case "admin.suspendMerchant": return try await changeMerchant(parameters[0]) { $0.status = .suspended }
-            case "admin.resumeMerchant": return try await changeMerchant(parameters[0]) { $0.status = .active }
-            case "admin.pinMerchantRelease": return try await pinRelease(parameters[0])
-            case "admin.listCallers":
+            case .suspendMerchant: return try await changeMerchant(parameters[0]) { $0.status = .suspended }
+            case .resumeMerchant: return try await changeMerchant(parameters[0]) { $0.status = .active }
+            case .pinMerchantRelease: return try await pinRelease(parameters[0])
+            case .listCallers:
                 let callers = try await api.service.listCallers()
                 return AdminResponse(.ok, json: .object([("callers", .array(callers.map(AdminJSON.caller)))]), requestID: requestID)
-            case "admin.revokeCaller": return try await revokeCaller(parameters[0])
-            case "admin.listPartners":
+            case .revokeCaller: return try await revokeCaller(parameters[0])
+            case .listPartners:
                 let partners = try await api.service.store.partners()
                 return AdminResponse(.ok, json: .object([("partners", .array(partners.map(AdminJSON.partner)))]), requestID: requestID)
-            default: throw GatewayError(.notFound, "no such admin API path")
             }
         }
 

@@ -1,9 +1,22 @@
 import GatewayCore
 
-/// One endpoint of the admin API: what it is called in the audit trail, its path template and the role it needs.
+/// What an endpoint does; its raw value is the `operationId` in the OpenAPI document and the `operation_id` of
+/// its audit records.
+enum AdminAction: String, Sendable {
+    case listMerchants = "admin.listMerchants"
+    case getMerchant = "admin.getMerchant"
+    case suspendMerchant = "admin.suspendMerchant"
+    case resumeMerchant = "admin.resumeMerchant"
+    case pinMerchantRelease = "admin.pinMerchantRelease"
+    case listCallers = "admin.listCallers"
+    case revokeCaller = "admin.revokeCaller"
+    case listPartners = "admin.listPartners"
+}
+
+/// One endpoint of the admin API: what it does, its path template and the role it needs.
 struct AdminRoute: Sendable, Equatable {
-    /// `operation_id` of its audit records.
-    let operationID: String
+    /// What it does.
+    let action: AdminAction
     /// The method it answers.
     let method: String
     /// `/admin/v1/merchants/{id}/suspend`: `{…}` segments match one path segment each.
@@ -11,18 +24,21 @@ struct AdminRoute: Sendable, Equatable {
     /// The least role allowed.
     let role: AdminRole
 
-    /// Every endpoint but the OpenAPI document (which needs no token); docs/admin-openapi and docs/admin-api.md
-    /// describe the same list.
+    /// Every endpoint but the OpenAPI document (which needs no token); `Resources/admin-openapi.json` and
+    /// docs/admin-api.md describe the same list (a test compares the document with it).
     static let all: [AdminRoute] = [
-        AdminRoute(operationID: "admin.listMerchants", method: "GET", template: "/admin/v1/merchants", role: .viewer),
-        AdminRoute(operationID: "admin.getMerchant", method: "GET", template: "/admin/v1/merchants/{id}", role: .viewer),
-        AdminRoute(operationID: "admin.suspendMerchant", method: "POST", template: "/admin/v1/merchants/{id}/suspend", role: .operator),
-        AdminRoute(operationID: "admin.resumeMerchant", method: "POST", template: "/admin/v1/merchants/{id}/resume", role: .operator),
-        AdminRoute(operationID: "admin.pinMerchantRelease", method: "PUT", template: "/admin/v1/merchants/{id}/release", role: .operator),
-        AdminRoute(operationID: "admin.listCallers", method: "GET", template: "/admin/v1/callers", role: .viewer),
-        AdminRoute(operationID: "admin.revokeCaller", method: "POST", template: "/admin/v1/callers/{name}/revoke", role: .operator),
-        AdminRoute(operationID: "admin.listPartners", method: "GET", template: "/admin/v1/partners", role: .viewer),
+        AdminRoute(action: .listMerchants, method: "GET", template: "/admin/v1/merchants", role: .viewer),
+        AdminRoute(action: .getMerchant, method: "GET", template: "/admin/v1/merchants/{id}", role: .viewer),
+        AdminRoute(action: .suspendMerchant, method: "POST", template: "/admin/v1/merchants/{id}/suspend", role: .operator),
+        AdminRoute(action: .resumeMerchant, method: "POST", template: "/admin/v1/merchants/{id}/resume", role: .operator),
+        AdminRoute(action: .pinMerchantRelease, method: "PUT", template: "/admin/v1/merchants/{id}/release", role: .operator),
+        AdminRoute(action: .listCallers, method: "GET", template: "/admin/v1/callers", role: .viewer),
+        AdminRoute(action: .revokeCaller, method: "POST", template: "/admin/v1/callers/{name}/revoke", role: .operator),
+        AdminRoute(action: .listPartners, method: "GET", template: "/admin/v1/partners", role: .viewer),
     ]
+
+    /// `operation_id` of its audit records.
+    var operationID: String { action.rawValue }
 
     /// Where a request goes.
     enum Match: Equatable {
