@@ -57,6 +57,11 @@ public struct AdminAPI: Sendable {
         if request.method == "GET", request.path == "/admin/v1/openapi.json" {
             return AdminResponse(.ok, text: Self.openAPIDocument, contentType: "application/json", requestID: requestID)
         }
+        if request.bodyTooLarge {
+            return await refuse(
+                GatewayError(.payloadTooLarge, "the admin API takes bodies of at most \(AdminHandler.maxBodyBytes / 1024) KiB"), request,
+                requestID: requestID, account: nil, route: nil)
+        }
         let address = request.clientAddress ?? "unknown"
         let wait = backoff.delay(for: address)
         if wait > .zero { try? await Task.sleep(for: wait) }

@@ -15,14 +15,17 @@ public struct AdminRequest: Sendable {
     public var body: [UInt8]
     /// The peer's address.
     public var clientAddress: String?
+    /// Whether the body was over the listener's bound (then `body` is empty and the request is refused).
+    public var bodyTooLarge: Bool
 
     /// Makes a request.
-    public init(method: String, target: String, headers: HTTPHeaders, body: [UInt8], clientAddress: String?) {
+    public init(method: String, target: String, headers: HTTPHeaders, body: [UInt8], clientAddress: String?, bodyTooLarge: Bool = false) {
         self.method = method
         self.target = target
         self.headers = headers
         self.body = body
         self.clientAddress = clientAddress
+        self.bodyTooLarge = bodyTooLarge
     }
 
     /// The path, without the query.

@@ -175,14 +175,9 @@ final class AdminHandler: ChannelInboundHandler {
 
     /// Hands a request to the admin API off the event loop and writes its answer back on it.
     private func serve(_ api: AdminAPI, head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let requestID = RequestID.make()
-        guard !bodyTooLarge else {
-            write(AdminResponse(refusal: GatewayError(.payloadTooLarge, "the admin API takes bodies of at most 64 KiB"), requestID: requestID), context: context)
-            return
-        }
         let request = AdminRequest(
-            method: head.method.rawValue, target: head.uri, headers: head.headers, body: body,
-            clientAddress: context.channel.remoteAddress?.ipAddress)
+            method: head.method.rawValue, target: head.uri, headers: head.headers, body: bodyTooLarge ? [] : body,
+            clientAddress: context.channel.remoteAddress?.ipAddress, bodyTooLarge: bodyTooLarge)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask { await api.handle(request) }.whenSuccess { response in
             let (handler, context) = loopBound.value
