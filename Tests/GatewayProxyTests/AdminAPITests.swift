@@ -42,6 +42,12 @@ struct AdminAPITests {
             // A caller's token is not an admin token, even for a path that exists.
             let caller = try await api.client.send("GET", "/admin/v1/merchants", headers: [api.gw.bearer("checkout")])
             #expect(caller.status == 401)
+            // And an admin token is not a caller token: the data plane refuses it.
+            let proxy = api.gw.client()
+            let call = try await proxy.send(
+                "GET", "/v2/accounts/m1" + AuditTrailTests.transaction, headers: [("Authorization", "Bearer \(api.tokens[.security] ?? "")")])
+            try await proxy.close()
+            #expect(call.errorCode == "GATEWAY_UNAUTHENTICATED")
             // A tampered secret half of a real admin token.
             let real = try #require(api.tokens[.security])
             let tampered = try await api.client.send("GET", "/admin/v1/partners", headers: [("Authorization", "Bearer " + real.dropLast() + (real.hasSuffix("A") ? "B" : "A"))])
