@@ -198,8 +198,19 @@ struct AdminAPITests {
             // Reads are not changes: nothing recorded.
             let read = try await api.send("GET", "/admin/v1/partners", as: .viewer)
             #expect(try await api.auditRecords(read.header("Klarna-Gateway-Request-Id")).isEmpty)
+            // A guessed token is refused and recorded, the guess itself is not.
+            let guess = "adm_kgw_00000000000000ff_" + String(repeating: "G", count: 43)
+            #expect(try await api.client.send("GET", "/admin/v1/callers", headers: [("Authorization", "Bearer " + guess)]).status == 401)
             await api.gw.audit.flush()
             #expect(try AuditVerifier.verify(path: api.gw.auditPath).isIntact)
+            var stored = api.gw.logs.text
+            for suffix in ["", "-wal"] {
+                stored += String(decoding: FileManager.default.contents(atPath: api.gw.auditPath + suffix) ?? Data(), as: UTF8.self)
+            }
+            #expect(stored.contains("admin:operator-admin"), "the search below would find nothing anywhere")
+            for secret in api.tokens.values.map({ String($0.suffix(43)) }) + [String(guess.suffix(43))] + api.gw.plantedSecrets {
+                #expect(!stored.contains(secret), "a token or key is in the audit store or the log")
+            }
         }
     }
 
