@@ -14,6 +14,7 @@ extension CLITests {
         #expect(added.stderr.contains("shown only this once"))
         try await run(["admins", "add", "alice", "--role", "viewer"], expect: 1, transcript: log)
         try await run(["admins", "add", "bob", "--role", "root"], expect: 64, transcript: log)
+        #expect(try await run(["admins", "add", "krn:x", "--role", "viewer"], expect: 1, transcript: log).stderr.contains("an admin name may not start with 'krn:'"))
 
         let listed = try await run(["admins", "list"], transcript: log)
         #expect(listed.stdout.hasPrefix("alice\toperator\tadded "))
