@@ -14,30 +14,9 @@ import Testing
     @Test(.enabled(if: TestPostgres.serverURL != nil || TestPostgres.required, "needs PostgreSQL: run under bin/with-postgres"))
     func aSuspensionThroughTheAPIReachesTheOtherInstanceAtOnce() async throws {
         let server = try #require(TestPostgres.serverURL, "KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
-        let database = try await PostgresStore.createDatabase(
-            named: "kgw_admin_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20), on: server)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-pg-admin-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        try GatewayHarness.defaultAccess.write(to: directory.appendingPathComponent("access.yaml"), atomically: true, encoding: .utf8)
-        func config(node: String) throws -> GatewayConfig {
-            let path = directory.appendingPathComponent("\(node).yaml")
-            try """
-                node_id: \(node)
-                storage: "\(database)"
-                master_key: {file: master.key}
-                catalogue: \(repository.appendingPathComponent("config/catalogue/operations.tsv").path)
-                policies: {access: access.yaml}
-                listeners:
-                  - {name: loopback, address: 127.0.0.1, port: 0}
-                # An hour: only a notification can bring the change to the other instance.
-                reload_interval_ms: 3600000
-                """.write(to: path, atomically: true, encoding: .utf8)
-            return try ConfigLoader.loadGateway(path: path.path, environment: [:])
-        }
-        let configs = [try config(node: "gw-a"), try config(node: "gw-b")]
-        try AdminService.initializeKeyRing(config: configs[0])
+        let instances = try await PostgresInstances(server: server, databasePrefix: "kgw_admin_", nodes: ["gw-a", "gw-b"])
+        defer { try? FileManager.default.removeItem(at: instances.directory) }
+        let configs = instances.configs
         let admin = try await AdminService.open(config: configs[0], environment: [:])
         let acquirer = try TestPKI().issueClient(commonName: "acquirer")
         _ = try await admin.addPartner(NewPartner(
