@@ -295,6 +295,13 @@ struct AdminAPITests {
             #expect(try await served.stop() == 0)
             let phases = try AuditTrailTests.records(served.auditPath, requestID: try #require(changed.header("Klarna-Gateway-Request-Id"))).map(\.0)
             #expect(phases == ["intent", "outcome"])
+            // An admin's actions are found as docs/admin-api.md says.
+            let export = try await ChildProcess.run(
+                ChildProcess.productPath("klarna-gateway"), ["audit", "export", "--audit-db", served.auditPath, "--caller", "admin:ops", "--format", "jsonl"],
+                directory: gw.directory)
+            #expect(export.status == 0, "\(export.stderr)")
+            let lines = export.stdout.split(separator: "\n")
+            #expect(lines.count == 2 && lines.allSatisfy { $0.contains("\"operation_id\":\"admin.suspendMerchant\"") }, "\(export.stdout)")
         }
     }
 
