@@ -142,7 +142,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "OTel", package: "swift-otel"),
-            ]
+            ],
+            // The admin API's OpenAPI document, compiled into the binary: one file, served as committed.
+            resources: [.embedInCode("Resources/admin-openapi.json")]
         ),
         .executableTarget(
             name: "KlarnaGatewayCLI",

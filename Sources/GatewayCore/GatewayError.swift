@@ -59,6 +59,10 @@ public struct GatewayError: Error, Sendable, Hashable {
         case notFound = "GATEWAY_NOT_FOUND"
         /// A verified webhook the store could not make durable: Klarna retries it.
         case webhookNotStored = "GATEWAY_WEBHOOK_NOT_STORED"
+        /// An admin API change whose `If-Match` no longer names the resource's current version.
+        case preconditionFailed = "GATEWAY_PRECONDITION_FAILED"
+        /// An admin API change sent without `If-Match`.
+        case preconditionRequired = "GATEWAY_PRECONDITION_REQUIRED"
 
         /// The HTTP status this refusal is sent with.
         public var status: Int {
@@ -74,6 +78,8 @@ public struct GatewayError: Error, Sendable, Hashable {
             case .headersTooLarge: 431
             case .unknownOperation, .operationNotInRelease, .notFound: 404
             case .releaseNotAvailable: 409
+            case .preconditionFailed: 412
+            case .preconditionRequired: 428
             case .rateLimited: 429
             case .internalError: 500
             // Nothing reached Klarna (unreachable, breaker open, not an allowed host): 503, safe to repeat.

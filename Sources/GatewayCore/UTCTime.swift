@@ -13,6 +13,12 @@ public enum UTCTime {
         return (Int(spec.tv_sec), Int(spec.tv_nsec))
     }
 
+    /// Microseconds since the Unix epoch, now: the unit of every stored time.
+    public static func nowMicros() -> Int64 {
+        let now = now()
+        return Int64(now.seconds) * 1_000_000 + Int64(now.nanoseconds / 1000)
+    }
+
     /// `YYYY-MM-DD` of an instant.
     public static func day(epochSeconds: Int) -> String {
         let parts = components(epochSeconds)

@@ -29,7 +29,7 @@ extension PostgresStore {
     static func fetchMerchants(
         _ connection: PostgresConnection, _ logger: Logger, id: String? = nil, account: String? = nil
     ) async throws -> [MerchantRecord] {
-        let columns = "id, partner_id, account, groups, status, api_key_id, api_key_version, release"
+        let columns = merchantColumns
         let query: PostgresQuery
         if let id {
             query = "SELECT \(unescaped: columns) FROM merchants WHERE id = \(id)"
@@ -38,6 +38,14 @@ extension PostgresStore {
         } else {
             query = "SELECT \(unescaped: columns) FROM merchants ORDER BY id COLLATE \"C\""
         }
+        return try await fetchMerchants(connection, logger, query: query)
+    }
+
+    /// Merchant columns in the order `fetchMerchants(_:_:query:)` decodes them.
+    static let merchantColumns = "id, partner_id, account, groups, status, api_key_id, api_key_version, release"
+
+    /// The merchants a query selecting `merchantColumns` returns.
+    static func fetchMerchants(_ connection: PostgresConnection, _ logger: Logger, query: PostgresQuery) async throws -> [MerchantRecord] {
         var merchants: [MerchantRecord] = []
         let rows = try await connection.query(query, logger: logger)
         for try await (id, partnerID, accountText, groupsText, statusText, keyID, keyVersion, release)

@@ -136,6 +136,20 @@ extension PostgresStore {
             """,
             "CREATE INDEX webhook_attempts_event ON webhook_attempts(event_id)",
         ]),
+        SchemaMigration(version: 6, name: "admin accounts", statements: [
+            """
+            CREATE TABLE admin_accounts (
+                name TEXT PRIMARY KEY,
+                role TEXT NOT NULL,
+                token_id TEXT NOT NULL UNIQUE,
+                token_hash TEXT NOT NULL,
+                created_at_us BIGINT NOT NULL
+            )
+            """,
+            // The admin API pages merchants in byte order (`COLLATE "C"`, as every listing here sorts), which the
+            // primary key's collation cannot serve.
+            "CREATE INDEX merchants_id_bytes ON merchants (id COLLATE \"C\")",
+        ]),
     ]
 
     /// A constant key for `pg_advisory_xact_lock`, so that instances starting together migrate one at a time.

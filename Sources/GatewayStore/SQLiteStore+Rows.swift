@@ -126,6 +126,11 @@ extension SQLiteStore {
         } else {
             cursor = try Row.fetchCursor(db, sql: "SELECT \(merchantColumns) FROM merchants ORDER BY id")
         }
+        return try merchants(cursor)
+    }
+
+    /// Every merchant a cursor over `merchantColumns` yields.
+    static func merchants(_ cursor: RowCursor) throws -> [MerchantRecord] {
         var merchants: [MerchantRecord] = []
         while let row = try cursor.next() { merchants.append(try merchant(row)) }
         return merchants

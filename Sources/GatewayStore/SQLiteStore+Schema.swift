@@ -142,6 +142,17 @@ extension SQLiteStore {
             """,
             "CREATE INDEX webhook_attempts_event ON webhook_attempts(event_id)",
         ]),
+        SchemaMigration(version: 6, name: "admin accounts", statements: [
+            """
+            CREATE TABLE admin_accounts (
+                name TEXT PRIMARY KEY NOT NULL,
+                role TEXT NOT NULL,
+                token_id TEXT NOT NULL UNIQUE,
+                token_hash TEXT NOT NULL,
+                created_at_us INTEGER NOT NULL
+            )
+            """
+        ]),
     ]
 
     /// The identifiers GRDB's migrator recorded before `schema_migrations` existed, by the version they became.

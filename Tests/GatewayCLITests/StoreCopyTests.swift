@@ -33,8 +33,8 @@ import Testing
         return directory
     }
 
-    /// A SQLite store with a bit of everything: partner, merchants (one with its own key), callers, a roll-out,
-    /// a pin, the change log and the gateway's own secret.
+    /// A SQLite store with a bit of everything: partner, merchants (one with its own key), callers, an admin
+    /// account, a roll-out, a pin, the change log and the gateway's own secret.
     static func populatedStore(at path: String, sealer: SecretSealer) async throws -> AdminService {
         let admin = AdminService(store: try await SQLiteStore.open(path: path), sealer: sealer)
         let identity = try TestPKI().issueClient(commonName: "acq")
@@ -49,6 +49,7 @@ import Testing
         }
         _ = try await admin.addCaller(id: "checkout")
         _ = try await admin.addCaller(id: "batch", certificateFingerprint: String(repeating: "cd", count: 32), issueToken: false)
+        _ = try await admin.addAdmin(name: "ops", role: .operator)
         try await admin.store.saveRollout(Rollout(release: "v2/r6", percent: 12.5, group: "eu"))
         try await admin.store.appendAdminEvent(AdminEvent(timeMicros: 1_700_000_000_000_000, actor: "ops", action: "releases.rollout", detail: "v2/r6 eu 12.5%"))
         try await admin.store.saveSecrets([try sealer.seal(Secret("gateway-own-signing-key"), owner: "gateway", credential: CredentialRef(id: "audit_signing_key", version: 1))])
@@ -58,8 +59,9 @@ import Testing
     static func sameRecords(_ a: any GatewayStore, _ b: any GatewayStore) async throws -> Bool {
         let (x, y) = (try await a.contents(), try await b.contents())
         let (xEvents, yEvents) = (try await a.adminEvents(), try await b.adminEvents())
+        let (xAdmins, yAdmins) = (try await (a as? any AdminAccountStore)?.adminAccounts(), try await (b as? any AdminAccountStore)?.adminAccounts())
         return x.partners == y.partners && x.merchants == y.merchants && x.callers == y.callers
-            && Set(x.secrets) == Set(y.secrets) && x.rollouts == y.rollouts && xEvents == yEvents
+            && Set(x.secrets) == Set(y.secrets) && x.rollouts == y.rollouts && xEvents == yEvents && xAdmins == yAdmins
     }
 
     @Test func aCopyThereAndBackHoldsEveryRecordAndItsSecretsStillOpen() async throws {
@@ -70,7 +72,7 @@ import Testing
         let middle = try await GatewayConfig.openStore(middleLocation)
 
         let report = try await StoreCopy.copy(from: original.store, to: middle)
-        #expect(report == StoreCopy.Report(partners: 1, merchants: 251, callers: 2, secrets: 4, rollouts: 1, adminEvents: 1))
+        #expect(report == StoreCopy.Report(partners: 1, merchants: 251, callers: 2, secrets: 4, rollouts: 1, adminEvents: 1, adminAccounts: 1))
         #expect(try await Self.sameRecords(original.store, middle))
         // The copy serves: secrets open with the same key ring, as sealed.
         let loaded = try await CredentialLoader(store: middle, sealer: sealer).loadCredentials()

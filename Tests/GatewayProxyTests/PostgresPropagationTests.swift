@@ -20,30 +20,8 @@ import Testing
             Issue.record("KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
             return
         }
-        let database = try await PostgresStore.createDatabase(
-            named: "kgw_prop_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20), on: server)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-pg-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        try GatewayHarness.defaultAccess.write(to: directory.appendingPathComponent("access.yaml"), atomically: true, encoding: .utf8)
-        func config(node: String) throws -> GatewayConfig {
-            let text = """
-                node_id: \(node)
-                storage: "\(database)"
-                master_key: {file: master.key}
-                catalogue: \(repository.appendingPathComponent("config/catalogue/operations.tsv").path)
-                policies: {access: access.yaml}
-                listeners:
-                  - {name: loopback, address: 127.0.0.1, port: 0}
-                # An hour: within this test, only a notification can bring a change.
-                reload_interval_ms: 3600000
-                """
-            let path = directory.appendingPathComponent("\(node).yaml")
-            try text.write(to: path, atomically: true, encoding: .utf8)
-            return try ConfigLoader.loadGateway(path: path.path, environment: [:])
-        }
-        let configs = [try config(node: "gw-a"), try config(node: "gw-b")]
-        try AdminService.initializeKeyRing(config: configs[0])
+        let instances = try await PostgresInstances(server: server, databasePrefix: "kgw_prop_", nodes: ["gw-a", "gw-b"])
+        let configs = instances.configs
         let cli = try await AdminService.open(config: configs[0], environment: [:])
         let pki = try TestPKI()
         let acquirer = try pki.issueClient(commonName: "acquirer")

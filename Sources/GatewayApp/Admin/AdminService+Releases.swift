@@ -84,8 +84,7 @@ extension AdminService {
     /// Appends a change to the store's change log, naming the operating-system user.
     func logChange(_ action: String, _ detail: String) async throws {
         let actor = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown"
-        let now = UTCTime.now()
         try await store.appendAdminEvent(AdminEvent(
-            timeMicros: Int64(now.seconds) * 1_000_000 + Int64(now.nanoseconds / 1000), actor: actor, action: action, detail: detail))
+            timeMicros: UTCTime.nowMicros(), actor: actor, action: action, detail: detail))
     }
 }

@@ -29,11 +29,13 @@ public enum StoreCopy {
         public var webhookEvents: Int
         /// Webhook deliveries copied.
         public var webhookDeliveries: Int
+        /// Admin accounts copied.
+        public var adminAccounts: Int
 
         /// Makes a report.
         public init(
             partners: Int, merchants: Int, callers: Int, secrets: Int, rollouts: Int, adminEvents: Int, webhookDestinations: Int = 0,
-            webhookEvents: Int = 0, webhookDeliveries: Int = 0
+            webhookEvents: Int = 0, webhookDeliveries: Int = 0, adminAccounts: Int = 0
         ) {
             self.partners = partners
             self.merchants = merchants
@@ -44,6 +46,7 @@ public enum StoreCopy {
             self.webhookDestinations = webhookDestinations
             self.webhookEvents = webhookEvents
             self.webhookDeliveries = webhookDeliveries
+            self.adminAccounts = adminAccounts
         }
 
         /// One line per kind.
@@ -55,6 +58,7 @@ public enum StoreCopy {
             secrets       \(secrets) (sealed bytes, copied as they are)
             rollouts      \(rollouts)
             admin events  \(adminEvents)
+            admin accounts  \(adminAccounts) (token hashes, copied as they are)
             webhook destinations  \(webhookDestinations)
             webhook events        \(webhookEvents) (\(webhookDeliveries) deliveries; states, attempts and next times as they were, leases free)
             """
@@ -71,8 +75,9 @@ public enum StoreCopy {
         let webhooks = try await webhookStores(source, destination)
         var existingWebhooks = false
         if let webhooks { existingWebhooks = try await holdsWebhooks(webhooks.destination) }
+        let existingAdmins = try await holdsAdminAccounts(destination)
         guard existing.partners.isEmpty, existing.merchants.isEmpty, existing.callers.isEmpty, existing.secrets.isEmpty,
-            existing.rollouts.isEmpty, existingEvents.isEmpty, !existingWebhooks
+            existing.rollouts.isEmpty, existingEvents.isEmpty, !existingWebhooks, !existingAdmins
         else {
             throw AdminError(
                 "the destination store is not empty (\(existing.partners.count) partners, \(existing.merchants.count) merchants, "
@@ -96,10 +101,12 @@ public enum StoreCopy {
 
         try await verify(source: contents, sourceEvents: events, destination: destination)
         if let webhooks { try await verifyWebhooks(source: webhooks.source, destination: webhooks.destination) }
+        let adminAccounts = try await copyAdminAccounts(from: source, to: destination)
         return Report(
             partners: contents.partners.count, merchants: contents.merchants.count, callers: contents.callers.count,
             secrets: contents.secrets.count, rollouts: contents.rollouts.count, adminEvents: events.count,
-            webhookDestinations: copied.destinations, webhookEvents: copied.events, webhookDeliveries: copied.deliveries)
+            webhookDestinations: copied.destinations, webhookEvents: copied.events, webhookDeliveries: copied.deliveries,
+            adminAccounts: adminAccounts)
     }
 
     /// Reads the destination back and compares it with the source, kind by kind: counts, then the records.

@@ -22,6 +22,8 @@ public struct AdminRoutes: Sendable {
     public var logLevel: @Sendable () -> String
     /// Sets the log level; false for a name that is not a level.
     public var setLogLevel: @Sendable (String) -> Bool
+    /// `/admin/v1/`; nil serves none of it (404).
+    public var api: AdminAPI?
 
     /// Routes over the process-wide JSON log level, and `metrics` if given.
     public init(
@@ -31,18 +33,21 @@ public struct AdminRoutes: Sendable {
             guard let level = Logger.Level(rawValue: name) else { return false }
             JSONLogHandler.setLevel(level)
             return true
-        }
+        },
+        api: AdminAPI? = nil
     ) {
+        self.api = api
         self.metrics = metrics
         self.logLevel = logLevel
         self.setLogLevel = setLogLevel
     }
 }
 
-/// The admin listener (loopback only): `/healthz` says the process is alive, `/readyz` whether it can serve
+/// The admin listener (loopback by default): `/healthz` says the process is alive, `/readyz` whether it can serve
 /// calls (the audit writer can record, a snapshot is loaded) and each upstream host's circuit breaker,
-/// `/metrics` the Prometheus exposition, `GET`/`PUT /log-level` the log level. It carries no secret, and no
-/// merchant id unless metrics are configured with merchant labels.
+/// `/metrics` the Prometheus exposition, `GET`/`PUT /log-level` the log level, and `/admin/v1/` the admin API
+/// (docs/admin-api.md). It carries no secret, and no merchant id outside the admin API unless metrics are
+/// configured with merchant labels.
 public final class AdminServer: Sendable {
     private let channel: any Channel
 
@@ -95,15 +100,19 @@ public final class AdminServer: Sendable {
     public func stop() async { try? await channel.close() }
 }
 
-/// Answers `/healthz`, `/readyz`, `/metrics` and `/log-level`; everything else is 404.
+/// Answers `/healthz`, `/readyz`, `/metrics`, `/log-level` and `/admin/v1/`; everything else is 404.
 final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// The largest request body read; an admin API body is a small JSON object.
+    static let maxBodyBytes = 64 * 1024
+
     private let readiness: @Sendable () -> Readiness
     private let routes: AdminRoutes
     private var head: HTTPRequestHead?
-    private var body = ""
+    private var body: [UInt8] = []
+    private var bodyTooLarge = false
 
     init(readiness: @escaping @Sendable () -> Readiness, routes: AdminRoutes) {
         self.readiness = readiness
@@ -114,14 +123,22 @@ final class AdminHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-            body = ""
-        case .body(var buffer):
-            // A log level is a word; anything longer is not one.
-            if body.utf8.count < 256 { body += buffer.readString(length: min(buffer.readableBytes, 256)) ?? "" }
+            body = []
+            bodyTooLarge = false
+        case .body(let buffer):
+            if body.count + buffer.readableBytes > Self.maxBodyBytes {
+                bodyTooLarge = true
+            } else {
+                body += buffer.readableBytesView
+            }
         case .end:
             guard let head else { return }
             self.head = nil
             let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            if let api = routes.api, path.hasPrefix("/admin/") {
+                serve(api, head: head, context: context)
+                return
+            }
             switch (head.method, path) {
             case (_, "/healthz"): respond(context: context, .ok, "{\"alive\":true}")
             case (_, "/readyz"):
@@ -142,7 +159,8 @@ final class AdminHandler: ChannelInboundHandler {
                 }
             case (.GET, "/log-level"): respond(context: context, .ok, "{\"level\":\(JSONText.quote(routes.logLevel()))}")
             case (.PUT, "/log-level"):
-                let name = Self.levelName(in: body)
+                // A log level is a word; anything longer is not one.
+                let name = Self.levelName(in: String(decoding: body.prefix(256), as: UTF8.self))
                 if routes.setLogLevel(name) {
                     respond(context: context, .ok, "{\"level\":\(JSONText.quote(routes.logLevel()))}")
                 } else {
@@ -153,6 +171,24 @@ final class AdminHandler: ChannelInboundHandler {
             default: respond(context: context, .notFound, "{\"error\":\"not found\"}")
             }
         }
+    }
+
+    /// Hands a request to the admin API off the event loop and writes its answer back on it.
+    private func serve(_ api: AdminAPI, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let request = AdminRequest(
+            method: head.method.rawValue, target: head.uri, headers: head.headers, body: bodyTooLarge ? [] : body,
+            clientAddress: context.channel.remoteAddress?.ipAddress, bodyTooLarge: bodyTooLarge)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask { await api.handle(request) }.whenSuccess { response in
+            let (handler, context) = loopBound.value
+            handler.write(response, context: context)
+        }
+    }
+
+    private func write(_ response: AdminResponse, context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(.head(response.head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: response.body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     /// `debug`, or `{"level":"debug"}`.

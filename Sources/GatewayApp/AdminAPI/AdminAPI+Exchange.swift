@@ -1,0 +1,133 @@
+import GatewayCore
+
+extension AdminAPI {
+    /// One authenticated, authorized request and what it learned on the way (the merchant it names, for the
+    /// refusal record if it is refused later).
+    final class Exchange {
+        let api: AdminAPI
+        let request: AdminRequest
+        let requestID: String
+        let account: AdminAccount
+        let route: AdminRoute
+        var merchant: MerchantRecord?
+
+        init(api: AdminAPI, request: AdminRequest, requestID: String, account: AdminAccount, route: AdminRoute) {
+            self.api = api
+            self.request = request
+            self.requestID = requestID
+            self.account = account
+            self.route = route
+        }
+
+        /// Carries out the route; refusals are thrown as `GatewayError`s.
+        func perform(_ parameters: [String]) async throws -> AdminResponse {
+            switch route.action {
+            case .listMerchants: return try await listMerchants()
+            case .getMerchant:
+                let record = try await find(parameters[0])
+                return AdminResponse(.ok, json: AdminJSON.merchant(record), requestID: requestID, etag: record.etag)
+            case .suspendMerchant: return try await changeMerchant(parameters[0]) { $0.status = .suspended }
+            case .resumeMerchant: return try await changeMerchant(parameters[0]) { $0.status = .active }
+            case .pinMerchantRelease: return try await pinRelease(parameters[0])
+            case .listCallers:
+                let callers = try await api.service.listCallers()
+                return AdminResponse(.ok, json: .object([("callers", .array(callers.map(AdminJSON.caller)))]), requestID: requestID)
+            case .revokeCaller: return try await revokeCaller(parameters[0])
+            case .listPartners:
+                let partners = try await api.service.store.partners()
+                return AdminResponse(.ok, json: .object([("partners", .array(partners.map(AdminJSON.partner)))]), requestID: requestID)
+            }
+        }
+
+        /// A page of merchants: `limit` (1–500, 50 by default), `after` (the previous page's `next_cursor`), `q`.
+        private func listMerchants() async throws -> AdminResponse {
+            let query = request.query
+            var limit = 50
+            if let text = query["limit"] {
+                guard let value = Int(text), (1...500).contains(value) else { throw GatewayError(.badRequest, "limit is a number from 1 to 500") }
+                limit = value
+            }
+            let search = query["q"].flatMap { $0.isEmpty ? nil : $0 }
+            if let search, search.count > 100 { throw GatewayError(.badRequest, "q has at most 100 characters") }
+            if let after = query["after"], after.count > 64 { throw GatewayError(.badRequest, "after is a merchant id: at most 64 characters") }
+            // One more than asked tells whether another page follows without a count over the whole table.
+            let page = try await api.service.merchantPage(after: query["after"], matching: search, limit: limit + 1)
+            let shown = page.prefix(limit)
+            let next: JSONValue = page.count > limit ? shown.last.map { .string($0.id) } ?? .null : .null
+            return AdminResponse(.ok, json: .object([("merchants", .array(shown.map(AdminJSON.merchant))), ("next_cursor", next)]), requestID: requestID)
+        }
+
+        private func find(_ id: String) async throws -> MerchantRecord {
+            guard let record = try await api.service.store.merchant(id: id) else {
+                throw GatewayError(.notFound, "no merchant with id '\(id)'")
+            }
+            merchant = record
+            return record
+        }
+
+        /// A change under `If-Match`: missing 428, stale 412 (with the current `ETag`), else intent, write, outcome.
+        private func changeMerchant(_ id: String, _ change: (inout MerchantRecord) throws -> Void) async throws -> AdminResponse {
+            let current = try await find(id)
+            guard let ifMatch = request.headers.first(name: "If-Match") else {
+                throw GatewayError(.preconditionRequired, "send If-Match with the merchant's ETag (GET /admin/v1/merchants/\(id))")
+            }
+            guard MerchantRecord.isETag(ifMatch) else {
+                throw GatewayError(.badRequest, "If-Match is not a merchant's ETag (a quoted string of 32 hex digits; * is not accepted)")
+            }
+            guard ifMatch == current.etag else { throw Self.stale(current) }
+            var preview = current
+            try change(&preview)
+            try await api.recordIntent(self, merchant: preview)
+            let changed: MerchantRecord
+            do {
+                changed = try await api.service.changeMerchant(id: id, ifMatch: ifMatch, change)
+            } catch AdminService.ConditionalChangeError.stale(let now) {
+                merchant = now
+                throw Self.stale(now)
+            }
+            merchant = changed
+            await api.recordOutcome(self, merchant: changed, status: 200)
+            return AdminResponse(.ok, json: AdminJSON.merchant(changed), requestID: requestID, etag: changed.etag)
+        }
+
+        private static func stale(_ current: MerchantRecord) -> GatewayError {
+            GatewayError(
+                .preconditionFailed, "the merchant changed since that ETag was read; read it again and retry",
+                headers: [.init("ETag", current.etag)])
+        }
+
+        /// `{"release":"r5"}` pins, `{"release":null}` removes the pin; a release not available in the merchant's
+        /// environment is refused, as `merchants update --release` refuses it.
+        private func pinRelease(_ id: String) async throws -> AdminResponse {
+            guard let body = try? JSONValue.parse(request.body), let value = body["release"] else {
+                throw GatewayError(.badRequest, "send {\"release\": \"NAME\"} or {\"release\": null}")
+            }
+            let release: String?
+            switch value {
+            case .null: release = nil
+            case .string(let name): release = name
+            default: throw GatewayError(.badRequest, "release is a release name or null")
+            }
+            let policy = api.releases()
+            return try await changeMerchant(id) { record in
+                if let release {
+                    do {
+                        try AdminService.checkPin(release, environment: record.account.environment, policy: policy)
+                    } catch let error as AdminError {
+                        throw GatewayError(.badRequest, error.message)
+                    }
+                }
+                record.release = release
+            }
+        }
+
+        /// Revoking only ever takes rights away and repeating it changes nothing, so it needs no `If-Match`.
+        private func revokeCaller(_ id: String) async throws -> AdminResponse {
+            guard try await api.service.store.caller(id: id) != nil else { throw GatewayError(.notFound, "no caller with id '\(id)'") }
+            try await api.recordIntent(self, merchant: nil)
+            let revoked = try await api.service.revokeCaller(id: id)
+            await api.recordOutcome(self, merchant: nil, status: 200)
+            return AdminResponse(.ok, json: AdminJSON.caller(revoked), requestID: requestID)
+        }
+    }
+}

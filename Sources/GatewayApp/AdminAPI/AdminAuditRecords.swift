@@ -1,0 +1,45 @@
+import Crypto
+import GatewayCore
+
+/// The audit trail's records of the admin API, in the trail's existing columns, as the webhook path's are: the
+/// field list, the canonical encoding and `audit verify`, export and prune stay as they are (docs/admin-api.md
+/// maps the columns). The admin is the caller (`admin:NAME`), `operation_family` is `admin`, the operation id
+/// and template say what was done, and the merchant and partner columns name the merchant changed.
+enum AdminAuditRecords {
+    /// `operation_family` of every admin record.
+    static let family = "admin"
+
+    /// A record of `request` in `phase`; `account` is nil while (or because) the admin is unknown.
+    static func record(
+        _ phase: CallRecord.Phase, requestID: String, request: AdminRequest, account: AdminAccount?, route: AdminRoute?,
+        merchant: MerchantRecord? = nil, status: Int? = nil, refusal: GatewayError? = nil
+    ) -> CallRecord {
+        var record = CallRecord(
+            phase: phase, requestID: requestID, timeMicros: UTCTime.nowMicros(), method: request.method,
+            path: CallRecord.recordedPath(rawTarget: request.target, operation: nil))
+        record.clientAddress = request.clientAddress
+        if let account {
+            record.facts.callerID = "admin:" + account.name
+            record.facts.authentication = .token
+        }
+        if let route {
+            record.facts.operation = Operation(
+                id: route.operationID, method: request.method, template: route.template, scope: .acquirer, family: family, category: family,
+                introducedIn: "gateway", testOnly: false)
+        }
+        if let merchant {
+            record.facts.merchantID = merchant.id
+            record.facts.partnerID = merchant.partnerID
+            record.facts.account = merchant.account.rawValue
+            record.facts.environment = merchant.account.environment
+            record.facts.release = merchant.release
+        }
+        if !request.body.isEmpty {
+            record.requestBodySHA256 = Hex.encode(SHA256.hash(data: request.body))
+            record.requestBodyBytes = request.body.count
+        }
+        record.status = status ?? refusal?.status
+        record.gatewayErrorCode = refusal?.code.rawValue
+        return record
+    }
+}

@@ -1,0 +1,74 @@
+import GatewayCore
+
+/// What an endpoint does; its raw value is the `operationId` in the OpenAPI document and the `operation_id` of
+/// its audit records.
+enum AdminAction: String, Sendable {
+    case listMerchants = "admin.listMerchants"
+    case getMerchant = "admin.getMerchant"
+    case suspendMerchant = "admin.suspendMerchant"
+    case resumeMerchant = "admin.resumeMerchant"
+    case pinMerchantRelease = "admin.pinMerchantRelease"
+    case listCallers = "admin.listCallers"
+    case revokeCaller = "admin.revokeCaller"
+    case listPartners = "admin.listPartners"
+}
+
+/// One endpoint of the admin API: what it does, its path template and the role it needs.
+struct AdminRoute: Sendable, Equatable {
+    /// What it does.
+    let action: AdminAction
+    /// The method it answers.
+    let method: String
+    /// `/admin/v1/merchants/{id}/suspend`: `{…}` segments match one path segment each.
+    let template: String
+    /// The least role allowed.
+    let role: AdminRole
+
+    /// Every endpoint but the OpenAPI document (which needs no token); `Resources/admin-openapi.json` and
+    /// docs/admin-api.md describe the same list (a test compares the document with it).
+    static let all: [AdminRoute] = [
+        AdminRoute(action: .listMerchants, method: "GET", template: "/admin/v1/merchants", role: .viewer),
+        AdminRoute(action: .getMerchant, method: "GET", template: "/admin/v1/merchants/{id}", role: .viewer),
+        AdminRoute(action: .suspendMerchant, method: "POST", template: "/admin/v1/merchants/{id}/suspend", role: .operator),
+        AdminRoute(action: .resumeMerchant, method: "POST", template: "/admin/v1/merchants/{id}/resume", role: .operator),
+        AdminRoute(action: .pinMerchantRelease, method: "PUT", template: "/admin/v1/merchants/{id}/release", role: .operator),
+        AdminRoute(action: .listCallers, method: "GET", template: "/admin/v1/callers", role: .viewer),
+        AdminRoute(action: .revokeCaller, method: "POST", template: "/admin/v1/callers/{name}/revoke", role: .operator),
+        AdminRoute(action: .listPartners, method: "GET", template: "/admin/v1/partners", role: .viewer),
+    ]
+
+    /// `operation_id` of its audit records.
+    var operationID: String { action.rawValue }
+
+    /// Where a request goes.
+    enum Match: Equatable {
+        /// This route, with the values of its `{…}` segments in order.
+        case route(AdminRoute, parameters: [String])
+        /// The path exists, not with this method; `allow` lists the methods it has.
+        case methodNotAllowed(allow: String)
+        /// No such path.
+        case notFound
+    }
+
+    /// The route for `method` and `path` (no query).
+    static func match(method: String, path: String) -> Match {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        var allowed: [String] = []
+        for route in all {
+            let template = route.template.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            guard template.count == segments.count else { continue }
+            var parameters: [String] = []
+            let matches = zip(template, segments).allSatisfy { pattern, segment in
+                if pattern.hasPrefix("{") {
+                    parameters.append(String(segment))
+                    return !segment.isEmpty
+                }
+                return pattern == segment
+            }
+            guard matches else { continue }
+            if route.method == method { return .route(route, parameters: parameters) }
+            allowed.append(route.method)
+        }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(allow: allowed.joined(separator: ", "))
+    }
+}

@@ -1,0 +1,44 @@
+/// What an admin account may do through the admin API. Each role includes the rights of the ones before it, so
+/// `security` can also do what `operator` can: the people who hold keys are never stopped from suspending.
+public enum AdminRole: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Reads everything the API shows (which is never a secret).
+    case viewer
+    /// Changes merchants, callers, releases, suspensions, replays.
+    case `operator`
+    /// Changes partners' credentials, keys and admin accounts.
+    case security
+
+    private var rank: Int {
+        switch self {
+        case .viewer: 0
+        case .operator: 1
+        case .security: 2
+        }
+    }
+
+    /// Whether this role has the rights of `required`.
+    public func allows(_ required: AdminRole) -> Bool { rank >= required.rank }
+}
+
+/// An admin account as the store keeps it: never the token, only its id and hash (as for callers).
+public struct AdminAccount: Sendable, Hashable, Codable {
+    /// The account's name, as audit records show it (`admin:NAME`).
+    public var name: String
+    /// What it may do.
+    public var role: AdminRole
+    /// The public half of its token, to find the hash to compare.
+    public var tokenID: String
+    /// SHA-256 of the token's secret half, lowercase hex.
+    public var tokenHash: String
+    /// When it was added, microseconds since the Unix epoch, UTC.
+    public var createdMicros: Int64
+
+    /// Makes an account record.
+    public init(name: String, role: AdminRole, tokenID: String, tokenHash: String, createdMicros: Int64) {
+        self.name = name
+        self.role = role
+        self.tokenID = tokenID
+        self.tokenHash = tokenHash
+        self.createdMicros = createdMicros
+    }
+}

@@ -1,0 +1,21 @@
+extension MerchantRecord {
+    /// The merchant's entity tag (`"…"`, strong): a hash of every stored field, so any change by anyone (the API,
+    /// the CLI, another instance) gives a new one and a write carrying the old one is refused (412).
+    public var etag: String {
+        // Unit separators cannot occur in any field (ids, KRNs, group and release names are checked), so the
+        // joined text names exactly one record.
+        let fields = [
+            id, partnerID, account.rawValue, groups.joined(separator: "\u{1E}"), status.rawValue, apiKey?.description ?? "",
+            release ?? "",
+        ]
+        return "\"" + CallerToken.hash(fields.joined(separator: "\u{1F}")).prefix(32) + "\""
+    }
+
+    /// Whether `text` has the shape of a merchant's entity tag (`"` 32 lowercase hex digits `"`); anything else,
+    /// `*` included, cannot name a version of a merchant.
+    public static func isETag(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        return bytes.count == 34 && bytes.first == UInt8(ascii: "\"") && bytes.last == UInt8(ascii: "\"")
+            && bytes[1..<33].allSatisfy(Hex.isLowerHexDigit)
+    }
+}

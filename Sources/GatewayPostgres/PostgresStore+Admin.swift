@@ -1,0 +1,97 @@
+import Foundation
+import GatewayCore
+import PostgresNIO
+
+extension PostgresStore: AdminAccountStore, MerchantPaging {
+    /// Every admin account, by name.
+    public func adminAccounts() async throws -> [AdminAccount] {
+        try await read { connection in
+            try await PostgresStore.fetchAdminAccounts(
+                connection, logger,
+                "SELECT name, role, token_id, token_hash, created_at_us FROM admin_accounts ORDER BY name COLLATE \"C\"")
+        }
+    }
+
+    /// The account whose token has this id, through the unique index.
+    public func adminAccount(tokenID: String) async throws -> AdminAccount? {
+        try await read { connection in
+            try await PostgresStore.fetchAdminAccounts(
+                connection, logger, "SELECT name, role, token_id, token_hash, created_at_us FROM admin_accounts WHERE token_id = \(tokenID)"
+            ).first
+        }
+    }
+
+    /// Inserts an account; a name already taken fails on the primary key.
+    public func insertAdminAccount(_ account: AdminAccount) async throws {
+        try await write { connection in
+            _ = try await connection.query(
+                """
+                INSERT INTO admin_accounts (name, role, token_id, token_hash, created_at_us)
+                VALUES (\(account.name), \(account.role.rawValue), \(account.tokenID), \(account.tokenHash), \(account.createdMicros))
+                """, logger: logger)
+        }
+    }
+
+    /// Deletes an account; false when it did not exist.
+    public func deleteAdminAccount(name: String) async throws -> Bool {
+        try await write { connection in
+            let rows = try await connection.query("DELETE FROM admin_accounts WHERE name = \(name) RETURNING name", logger: logger)
+            for try await _ in rows.decode(String.self) { return true }
+            return false
+        }
+    }
+
+    /// A page of merchants in byte order of their ids (the `merchants_id_bytes` index); a search filters the rows
+    /// after the cursor and stops at the page's end.
+    public func merchantPage(after: String?, matching: String?, limit: Int) async throws -> [MerchantRecord] {
+        try await read { connection in
+            let columns = PostgresStore.merchantColumns
+            let query: PostgresQuery
+            if let matching {
+                let pattern = PostgresStore.containsPattern(matching)
+                query = """
+                    SELECT \(unescaped: columns) FROM merchants WHERE id COLLATE "C" > \(after ?? "")
+                    AND (lower(id) LIKE \(pattern) ESCAPE '\\' OR lower(account) LIKE \(pattern) ESCAPE '\\')
+                    ORDER BY id COLLATE "C" LIMIT \(limit)
+                    """
+            } else {
+                query = "SELECT \(unescaped: columns) FROM merchants WHERE id COLLATE \"C\" > \(after ?? "") ORDER BY id COLLATE \"C\" LIMIT \(limit)"
+            }
+            return try await PostgresStore.fetchMerchants(connection, logger, query: query)
+        }
+    }
+
+    /// Updates the row only where every column still holds `current`'s value, bumping the generation (and
+    /// notifying) when it did.
+    public func replaceMerchant(_ current: MerchantRecord, with next: MerchantRecord) async throws -> Bool {
+        try await write { connection in
+            try await PostgresStore.lockWrites(connection, logger)
+            let rows = try await connection.query(
+                """
+                UPDATE merchants SET partner_id = \(next.partnerID), account = \(next.account.rawValue),
+                    groups = \(JSONStringArray.render(next.groups)), status = \(next.status.rawValue), api_key_id = \(next.apiKey?.id),
+                    api_key_version = \(next.apiKey?.version), release = \(next.release)
+                WHERE id = \(current.id) AND partner_id = \(current.partnerID) AND account = \(current.account.rawValue)
+                    AND groups = \(JSONStringArray.render(current.groups)) AND status = \(current.status.rawValue)
+                    AND api_key_id IS NOT DISTINCT FROM \(current.apiKey?.id)
+                    AND api_key_version IS NOT DISTINCT FROM \(current.apiKey?.version)
+                    AND release IS NOT DISTINCT FROM \(current.release)
+                RETURNING id
+                """, logger: logger)
+            var replaced = false
+            for try await _ in rows.decode(String.self) { replaced = true }
+            if replaced { try await PostgresStore.bumpGeneration(connection, logger) }
+            return replaced
+        }
+    }
+
+    static func fetchAdminAccounts(_ connection: PostgresConnection, _ logger: Logger, _ query: PostgresQuery) async throws -> [AdminAccount] {
+        var accounts: [AdminAccount] = []
+        let rows = try await connection.query(query, logger: logger)
+        for try await (name, roleText, tokenID, tokenHash, created) in rows.decode((String, String, String, String, Int64).self) {
+            guard let role = AdminRole(rawValue: roleText) else { throw StoreError("admin account \(name): unknown role in the store") }
+            accounts.append(AdminAccount(name: name, role: role, tokenID: tokenID, tokenHash: tokenHash, createdMicros: created))
+        }
+        return accounts
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import GatewayCore
+import GRDB
+
+extension SQLiteStore: AdminAccountStore, MerchantPaging {
+    /// Every admin account, by name.
+    public func adminAccounts() async throws -> [AdminAccount] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM admin_accounts ORDER BY name").map(SQLiteStore.adminAccount)
+        }
+    }
+
+    /// The account whose token has this id, through the unique index.
+    public func adminAccount(tokenID: String) async throws -> AdminAccount? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM admin_accounts WHERE token_id = ?", arguments: [tokenID]).map(SQLiteStore.adminAccount)
+        }
+    }
+
+    /// Inserts an account; a name already taken fails on the primary key.
+    public func insertAdminAccount(_ account: AdminAccount) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO admin_accounts (name, role, token_id, token_hash, created_at_us) VALUES (?, ?, ?, ?, ?)",
+                arguments: [account.name, account.role.rawValue, account.tokenID, account.tokenHash, account.createdMicros])
+        }
+    }
+
+    /// Deletes an account; false when it did not exist.
+    public func deleteAdminAccount(name: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM admin_accounts WHERE name = ?", arguments: [name])
+            return db.changesCount > 0
+        }
+    }
+
+    /// A page of merchants in id order, through the primary key; a search scans the ids and accounts after the
+    /// cursor (100,000 rows in a few milliseconds) and stops at the page's end.
+    public func merchantPage(after: String?, matching: String?, limit: Int) async throws -> [MerchantRecord] {
+        try await pool.read { db in
+            var sql = "SELECT \(SQLiteStore.merchantColumns) FROM merchants WHERE id > ?"
+            var arguments: StatementArguments = [after ?? ""]
+            if let matching {
+                let pattern = SQLiteStore.containsPattern(matching)
+                sql += " AND (lower(id) LIKE ? ESCAPE '\\' OR lower(account) LIKE ? ESCAPE '\\')"
+                arguments += [pattern, pattern]
+            }
+            sql += " ORDER BY id LIMIT ?"
+            arguments += [limit]
+            return try SQLiteStore.merchants(try Row.fetchCursor(db, sql: sql, arguments: arguments))
+        }
+    }
+
+    /// Updates the row only where every column still holds `current`'s value, bumping the generation when it did.
+    /// The id is set to itself so that both records bind through the one `arguments(_:)`.
+    public func replaceMerchant(_ current: MerchantRecord, with next: MerchantRecord) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE merchants SET id = ?, partner_id = ?, account = ?, groups = ?, status = ?, api_key_id = ?, api_key_version = ?, release = ?
+                    WHERE id = ? AND partner_id = ? AND account = ? AND groups = ? AND status = ? AND api_key_id IS ? AND api_key_version IS ?
+                        AND release IS ?
+                    """,
+                arguments: SQLiteStore.arguments(next) + SQLiteStore.arguments(current))
+            guard db.changesCount > 0 else { return false }
+            try SQLiteStore.bumpGeneration(db)
+            return true
+        }
+    }
+
+    static func adminAccount(_ row: Row) throws -> AdminAccount {
+        let name: String = row["name"]
+        guard let role = AdminRole(rawValue: row["role"]) else { throw StoreError("admin account \(name): unknown role in the store") }
+        return AdminAccount(name: name, role: role, tokenID: row["token_id"], tokenHash: row["token_hash"], createdMicros: row["created_at_us"])
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import GatewayApp
+import GatewayCore
+import GatewayTestSupport
+import GRDB
+import NIOPosix
+import Testing
+
+/// A harness gateway with the admin API on an admin listener of its own (real socket, real store, the gateway's
+/// own journal), and one admin account per role.
+struct AdminAPIHarness {
+    let gw: GatewayHarness
+    let server: AdminServer
+    let client: TestHTTPClient
+    /// Each role's admin token, as `admins add` printed it.
+    let tokens: [AdminRole: String]
+
+    /// `Authorization: Bearer` for a role's account.
+    func bearer(_ role: AdminRole) -> (String, String) { ("Authorization", "Bearer \(tokens[role] ?? "none")") }
+
+    /// One request to the admin API.
+    func send(
+        _ method: String, _ path: String, as role: AdminRole?, headers: [(String, String)] = [], body: String? = nil
+    ) async throws -> TestHTTPResponse {
+        try await client.send(method, path, headers: (role.map { [bearer($0)] } ?? []) + headers, body: body.map { Array($0.utf8) })
+    }
+
+    /// The merchant's ETag, read through the API.
+    func etag(_ id: String) async throws -> String {
+        try #require(try await send("GET", "/admin/v1/merchants/\(id)", as: .viewer).header("ETag"))
+    }
+
+    /// (phase, caller, status, gateway error, operation id, merchant) of the audit records of a request.
+    func auditRecords(_ requestID: String?) async throws -> [(String, String?, Int?, String?, String?, String?)] {
+        await gw.audit.flush()
+        let queue = try DatabaseQueue(path: gw.auditPath)
+        return try await queue.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT phase, caller_id, status, gateway_error_code, operation_id, merchant_id FROM audit_records
+                    WHERE request_id = ? ORDER BY seq
+                    """, arguments: [requestID ?? "-"]
+            ).map { ($0[0], $0[1], $0[2], $0[3], $0[4], $0[5]) }
+        }
+    }
+}
+
+/// Runs `body` against a harness gateway with the admin API and always stops both.
+func withAdminAPI(
+    backoff: AdminBackoff = AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)), _ body: (AdminAPIHarness) async throws -> Void
+) async throws {
+    try await withGateway { gw in
+        var tokens: [AdminRole: String] = [:]
+        for role in AdminRole.allCases {
+            tokens[role] = try await gw.admin.addAdmin(name: "\(role.rawValue)-admin", role: role).token.exposedValue
+        }
+        let api = AdminAPI(service: gw.admin, gateway: gw.service, logger: gw.logs.logger(), backoff: backoff)
+        let server = try await AdminServer.start(
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, routes: AdminRoutes(api: api)
+        ) { AdminServer.readiness(audit: gw.audit, service: gw.service) }
+        let harness = AdminAPIHarness(gw: gw, server: server, client: TestHTTPClient(port: server.port, tls: nil), tokens: tokens)
+        do {
+            try await body(harness)
+        } catch {
+            try? await harness.client.close()
+            await server.stop()
+            throw error
+        }
+        try? await harness.client.close()
+        await server.stop()
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import GatewayApp
+import GatewayCore
+import GatewayPostgres
+import GatewayTestSupport
+
+/// Gateway instances sharing one new PostgreSQL database, each with a loopback listener and polling off (an hour),
+/// so that only a notification can bring a change; the directory holds their configs, the key ring and the grants.
+struct PostgresInstances {
+    let directory: URL
+    let configs: [GatewayConfig]
+
+    /// Configs for `nodes` on a new database of the server bin/with-postgres started, and the key ring.
+    init(server: String, databasePrefix: String, nodes: [String]) async throws {
+        let database = try await PostgresStore.createDatabase(
+            named: databasePrefix + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20), on: server)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-pg-\(UUID().uuidString.prefix(8))")
+        self.directory = directory
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        try GatewayHarness.defaultAccess.write(to: directory.appendingPathComponent("access.yaml"), atomically: true, encoding: .utf8)
+        let configs = try nodes.map { node in
+            let path = directory.appendingPathComponent("\(node).yaml")
+            try """
+                node_id: \(node)
+                storage: "\(database)"
+                master_key: {file: master.key}
+                catalogue: \(repository.appendingPathComponent("config/catalogue/operations.tsv").path)
+                policies: {access: access.yaml}
+                listeners:
+                  - {name: loopback, address: 127.0.0.1, port: 0}
+                # An hour: within a test, only a notification can bring a change.
+                reload_interval_ms: 3600000
+                """.write(to: path, atomically: true, encoding: .utf8)
+            return try ConfigLoader.loadGateway(path: path.path, environment: [:])
+        }
+        self.configs = configs
+        try AdminService.initializeKeyRing(config: configs[0])
+    }
+}
