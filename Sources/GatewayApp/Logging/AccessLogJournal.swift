@@ -37,9 +37,12 @@ public struct AccessLogJournal: CallJournal {
         waiter.journaled(.success(()), phase: record.phase)
     }
 
+    /// Only outcomes and refusals, and only while the level lets `info` lines through.
+    public func wouldRecord(_ record: CallRecord) -> Bool { record.phase != .intent && logger.logLevel <= .info }
+
     private func log(_ record: CallRecord) {
         // The level is checked before anything is built: at `warning` a call costs nothing here.
-        guard record.phase != .intent, logger.logLevel <= .info else { return }
+        guard wouldRecord(record) else { return }
         if let direct {
             JSONLogHandler.logCall(record, label: direct.label, metadata: direct.metadata)
         } else {

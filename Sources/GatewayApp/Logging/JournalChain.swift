@@ -15,6 +15,11 @@ public struct JournalChain: CallJournal {
         followers = Array(journals.dropFirst())
     }
 
+    /// Whether any journal of the chain would record `record`.
+    public func wouldRecord(_ record: CallRecord) -> Bool {
+        decider.wouldRecord(record) || followers.contains { $0.wouldRecord(record) }
+    }
+
     /// Whether any journal of the chain keeps the bodies' hashes.
     public var recordsBodyHashes: Bool { decider.recordsBodyHashes || followers.contains { $0.recordsBodyHashes } }
 
@@ -30,9 +35,13 @@ public struct JournalChain: CallJournal {
         return decided
     }
 
-    /// Records as `record(_:on:)` does; the followers are told by one object that then tells `waiter`.
+    /// Records as `record(_:on:)` does; the followers are told by one object that then tells `waiter`, made only
+    /// when a follower would record this record (an intent, or any record with the access log at `warning`, needs
+    /// none: the decider tells `waiter` itself).
     public func record(_ record: CallRecord, on eventLoop: any EventLoop, waiter: any JournalWaiter) {
-        guard !followers.isEmpty else { return decider.record(record, on: eventLoop, waiter: waiter) }
+        guard followers.contains(where: { $0.wouldRecord(record) }) else {
+            return decider.record(record, on: eventLoop, waiter: waiter)
+        }
         decider.record(record, on: eventLoop, waiter: Followers(record: record, journals: followers, eventLoop: eventLoop, then: waiter))
     }
 
