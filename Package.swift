@@ -204,7 +204,7 @@ let package = Package(
         .executableTarget(
             name: "gateway-alloc-count",
             dependencies: [
-                "GatewayApp", "GatewayProxy",
+                "GatewayApp", "GatewayAudit", "GatewayProxy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],

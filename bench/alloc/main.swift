@@ -11,6 +11,7 @@
 import Glibc
 #endif
 import GatewayApp
+import GatewayAudit
 import GatewayProxy
 import Logging
 import MallocInterposerSwift
@@ -26,9 +27,18 @@ struct AllocCount {
         let config = try ConfigLoader.loadGateway(path: arguments[1])
         let logger = Logger(label: "alloc-count") { _ in SwiftLogNoOpLogHandler() }
         let credentials = try await CredentialLoader.open(config: config)
-        // Audit off, and no reload loop running (`run()` is never called): only the calls themselves allocate.
-        let service = try await GatewayService.start(
-            config: config, credentials: credentials, journal: AccessLogJournal(logger: logger), logger: logger, threads: 1)
+        // No reload loop running (`run()` is never called): only the calls themselves allocate. The audit trail is
+        // off unless the configuration turns it on (AUDIT_MODE in bench/alloc-count.sh); then it is wired as
+        // `serve` wires it, and the writer's thread's allocations count too.
+        var journal: any CallJournal = AccessLogJournal(logger: logger)
+        var audit: AuditWriter?
+        if config.auditEnabled {
+            let signer = try await AuditSigningKey.loadOrCreate(store: credentials.store, sealer: credentials.sealer)
+            let writer = AuditWriter(settings: config.audit, nodeID: config.nodeID, signer: signer, resolve: config.resolve, logger: logger)
+            audit = writer
+            journal = JournalChain([writer, journal])
+        }
+        let service = try await GatewayService.start(config: config, credentials: credentials, journal: journal, logger: logger, threads: 1)
         var failed = false
         var index = 2
         while index < arguments.count {
@@ -46,6 +56,7 @@ struct AllocCount {
             if perCall <= 0 { failed = true }
         }
         await service.shutdown()
+        await audit?.shutdown()
         if failed { exit(1) }
     }
 
