@@ -5,31 +5,33 @@ import Crypto
 struct AuditChainLinks {
     /// The first record's sequence number; the others follow without gaps.
     let firstSeq: Int64
-    /// The hash (hex) the first record chains from.
-    let previousHash: [UInt8]
-    /// Each record's hash, 64 hex digits each, in sequence order.
-    var hashes: [UInt8] = []
+    /// The hash (hex) the first record chains from, then each record's hash, 64 hex digits each: one buffer per
+    /// batch, in which a record's predecessor is the 64 bytes before its own.
+    var hashes: [UInt8]
+
+    /// Links that start after `previousHash` (64 hex digits), with no record yet.
+    init(firstSeq: Int64, previousHash: [UInt8]) {
+        self.firstSeq = firstSeq
+        hashes = previousHash
+    }
 
     /// Runs `body` with the hashes in place; the pointers it hands out stay valid until `body` returns.
     func withReader<Result>(_ body: (Reader) throws -> Result) rethrows -> Result {
-        try hashes.withUnsafeBufferPointer { hashes in
-            try previousHash.withUnsafeBufferPointer { previous in try body(Reader(hashes: hashes, previous: previous)) }
-        }
+        try hashes.withUnsafeBufferPointer { try body(Reader(hashes: $0)) }
     }
 
     /// Reads each record's previous hash and hash (64 hex bytes each) in place.
     struct Reader {
         let hashes: UnsafeBufferPointer<UInt8>
-        let previous: UnsafeBufferPointer<UInt8>
 
         /// The hash the record at `index` (counted across the batch) chains from.
         func previousHash(_ index: Int) -> UnsafeBufferPointer<UInt8> {
-            index == 0 ? previous : UnsafeBufferPointer(rebasing: hashes[((index - 1) * 64)..<(index * 64)])
+            UnsafeBufferPointer(rebasing: hashes[(index * 64)..<(index * 64 + 64)])
         }
 
         /// The hash of the record at `index`.
         func hash(_ index: Int) -> UnsafeBufferPointer<UInt8> {
-            UnsafeBufferPointer(rebasing: hashes[(index * 64)..<(index * 64 + 64)])
+            UnsafeBufferPointer(rebasing: hashes[((index + 1) * 64)..<((index + 1) * 64 + 64)])
         }
     }
 }
@@ -38,26 +40,38 @@ struct AuditChainLinks {
 /// chaining a record costs one encoding into a reused buffer and one SHA-256.
 struct AuditChainLinker {
     private(set) var seq: Int64
-    private(set) var hash: String
+    /// The head's hash as 64 hex digits; each batch's links start with a copy of it.
+    private var hexHash: [UInt8]
     private var previous: [UInt8]
     private let scratch = AuditCanonicalBuffer()
 
     init(seq: Int64, hash: String) {
         self.seq = seq
-        self.hash = hash
+        hexHash = Array(hash.utf8)
         previous = AuditCanonical.previousBytes(hash)
     }
 
+    /// The head's hash (hex), as checkpoints sign it.
+    var hash: String { String(decoding: hexHash, as: UTF8.self) }
+
+    /// Links that start at the head, with no record: what a checkpoint alone is written with.
+    var emptyLinks: AuditChainLinks { AuditChainLinks(firstSeq: seq + 1, previousHash: hexHash) }
+
     /// Gives the records of `segments` (in order) the next sequence numbers and their hashes.
     mutating func link(_ segments: [AuditPackedRecords]) -> AuditChainLinks {
-        var links = AuditChainLinks(firstSeq: seq + 1, previousHash: Array(hash.utf8))
         var total = 0
         for segment in segments { total += segment.count }
+        // One buffer for the batch: the head's hash, then each record's.
+        var links = AuditChainLinks(firstSeq: seq + 1, previousHash: [])
+        links.hashes = [UInt8](unsafeUninitializedCapacity: (total + 1) * 64) { buffer, initialized in
+            _ = buffer.initialize(from: hexHash)
+            initialized = 64
+        }
         guard total > 0 else { return links }
-        links.hashes = [UInt8](repeating: 0, count: total * 64)
+        links.hashes.append(contentsOf: repeatElement(0, count: total * 64))
         links.hashes.withUnsafeMutableBufferPointer { hashes in
             Self.digits.withUnsafeBufferPointer { digits in
-                var position = 0
+                var position = 64
                 for segment in segments {
                     segment.withReader { reader in
                         for index in 0..<reader.count {
@@ -81,7 +95,9 @@ struct AuditChainLinker {
                 }
             }
         }
-        hash = String(decoding: links.hashes.suffix(64), as: UTF8.self)
+        hexHash.withUnsafeMutableBufferPointer { head in
+            for index in 0..<64 { head[index] = links.hashes[links.hashes.count - 64 + index] }
+        }
         return links
     }
 

@@ -28,6 +28,12 @@ struct AuditPackedRecords: Sendable {
         starts.reserveCapacity(other.starts.count)
     }
 
+    /// Drops the records and keeps the buffers for the next ones (a shared buffer is left to its other holder).
+    mutating func removeAll() {
+        if isKnownUniquelyReferenced(&storage) { storage?.count = 0 } else { storage = nil }
+        starts.removeAll(keepingCapacity: true)
+    }
+
     /// Packs `record`'s fields in canonical order: the packing side of `AuditEntry.init(_:nodeID:)`, which a test
     /// keeps in step with it (both must give the same canonical bytes).
     mutating func append(_ record: CallRecord, nodeID: String) {
