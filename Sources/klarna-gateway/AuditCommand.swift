@@ -192,9 +192,7 @@ struct AuditCommand: AsyncParsableCommand {
 /// Parses the command line's dates.
 enum AuditDate {
     static func micros(_ text: String) throws -> Int64 {
-        if let date = try? Date(text, strategy: .iso8601) { return Int64(date.timeIntervalSince1970 * 1_000_000) }
-        let dateOnly = Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!).year().month().day()
-        if let date = try? Date(text, strategy: dateOnly) { return Int64(date.timeIntervalSince1970 * 1_000_000) }
-        throw ValidationError("not an ISO 8601 date or date-time: \(text)")
+        guard let micros = AuditFilter.micros(text) else { throw ValidationError("not an ISO 8601 date or date-time: \(text)") }
+        return micros
     }
 }

@@ -35,7 +35,7 @@ import Testing
                 journal: AccessLogJournal(logger: logger), logger: logger, threads: 1))
         }
         let runners = services.map { service in Task { _ = try? await service.run() } }
-        let api = AdminAPI(service: admin, gateway: services[0], logger: logger, backoff: AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)))
+        let api = AdminAPI(service: admin, gateway: services[0], audit: nil, logger: logger, backoff: AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)))
         let listener = try await AdminServer.start(
             host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, routes: AdminRoutes(api: api)
         ) { Readiness(ready: true, json: "{}") }

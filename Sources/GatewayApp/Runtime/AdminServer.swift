@@ -79,9 +79,7 @@ public final class AdminServer: Sendable {
         let auditReady = health?.isHealthy ?? true
         var parts = ["\"snapshot\":\(service.runtime.snapshots.current.version)", "\"store_generation\":\(service.snapshotGeneration)"]
         if let health {
-            parts.append(
-                "\"audit\":{\"healthy\":\(health.isHealthy),\"queue_depth\":\(health.queueDepth),\"last_seq\":\(health.lastSeq),"
-                    + "\"consecutive_failures\":\(health.consecutiveFailures),\"last_error\":\(health.lastError.map(JSONText.quote) ?? "null")}")
+            parts.append("\"audit\":" + JSONValue.object(AdminJSON.auditHealth(health)).text)
         } else {
             parts.append("\"audit\":\"disabled\"")
         }
