@@ -65,7 +65,8 @@ struct Serve: AsyncParsableCommand {
                     service: AdminService(store: credentials.store, sealer: credentials.sealer), gateway: service, audit: trail, logger: logger)
                 let routes = AdminRoutes(metrics: MetricsExposition.route(registry: registry, service: service, audit: audit), api: api)
                 admin = try await AdminServer.start(
-                    host: address.address, port: address.port, group: MultiThreadedEventLoopGroup.singleton, routes: routes
+                    host: address.address, port: address.port, group: MultiThreadedEventLoopGroup.singleton, routes: routes,
+                    tls: try AdminServer.tlsContext(address, config: configuration)
                 ) {
                     AdminServer.readiness(audit: audit, service: service)
                 }

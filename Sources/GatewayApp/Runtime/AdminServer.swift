@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// What `/readyz` reports, gathered when asked.
 public struct Readiness: Sendable {
@@ -56,21 +57,28 @@ public final class AdminServer: Sendable {
 
     private init(channel: any Channel) { self.channel = channel }
 
-    /// Binds the admin listener; `readiness` is asked on every `/readyz`.
+    /// Binds the admin listener, over TLS when `tls` is given; `readiness` is asked on every `/readyz`.
     public static func start(
-        host: String, port: Int, group: any EventLoopGroup, routes: AdminRoutes = AdminRoutes(),
+        host: String, port: Int, group: any EventLoopGroup, routes: AdminRoutes = AdminRoutes(), tls: NIOSSLContext? = nil,
         readiness: @escaping @Sendable () -> Readiness
     ) async throws -> AdminServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(AdminHandler(readiness: readiness, routes: routes))
                 }
             }
             .bind(host: host, port: port).get()
         return AdminServer(channel: channel)
+    }
+
+    /// The server context `admin.tls` names, read from its files and checked now (so a bad file stops `serve` at
+    /// start); nil when the admin listener has no `tls`.
+    public static func tlsContext(_ admin: GatewayConfig.AdminListener, config: GatewayConfig) throws -> NIOSSLContext? {
+        try ListenerFactory.adminContext(admin, config: config)
     }
 
     /// Readiness of a gateway whose calls are journaled by `audit` (nil when audit is off).
