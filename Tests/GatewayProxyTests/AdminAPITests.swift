@@ -302,6 +302,16 @@ struct AdminAPITests {
             #expect(export.status == 0, "\(export.stderr)")
             let lines = export.stdout.split(separator: "\n")
             #expect(lines.count == 2 && lines.allSatisfy { $0.contains("\"operation_id\":\"admin.suspendMerchant\"") }, "\(export.stdout)")
+            // And one request's records by its id, or every refusal with one code, as the admin API finds them.
+            let byRequest = try await ChildProcess.run(
+                ChildProcess.productPath("klarna-gateway"),
+                ["audit", "export", "--audit-db", served.auditPath, "--request-id", try #require(changed.header("Klarna-Gateway-Request-Id"))],
+                directory: gw.directory)
+            #expect(byRequest.stdout.split(separator: "\n").count == 2, "\(byRequest.stdout)\(byRequest.stderr)")
+            let byCode = try await ChildProcess.run(
+                ChildProcess.productPath("klarna-gateway"), ["audit", "export", "--audit-db", served.auditPath, "--error-code", "GATEWAY_UNAUTHENTICATED"],
+                directory: gw.directory)
+            #expect(byCode.stdout.split(separator: "\n").count == 1 && byCode.stdout.contains("\"status\":401"), "\(byCode.stdout)\(byCode.stderr)")
         }
     }
 
