@@ -63,7 +63,8 @@ struct Serve: AsyncParsableCommand {
                 let trail = audit.map { AdminAuditTrail(store: configuration.resolve(configuration.audit.path), writer: $0) }
                 let api = AdminAPI(
                     service: AdminService(store: credentials.store, sealer: credentials.sealer), gateway: service, audit: trail, logger: logger)
-                let routes = AdminRoutes(metrics: MetricsExposition.route(registry: registry, service: service, audit: audit), api: api)
+                var routes = AdminRoutes(metrics: MetricsExposition.route(registry: registry, service: service, audit: audit), api: api)
+                routes.logLevelChangeAllowed = ConfigLoader.isLoopback(address.address)
                 admin = try await AdminServer.start(
                     host: address.address, port: address.port, group: MultiThreadedEventLoopGroup.singleton, routes: routes,
                     tls: try AdminServer.tlsContext(address, config: configuration)

@@ -21,7 +21,7 @@ struct AdminAPITLSTests {
         #expect(throws: ConfigError.self) { try AdminServer.tlsContext(admin, config: config) }
     }
 
-    @Test("the served binary answers the admin API and /readyz over real TLS, refuses plain HTTP there, and no answer or log holds the key")
+    @Test("the served binary off loopback answers the admin API and /readyz over real TLS, refuses plain HTTP and PUT /log-level there, and no answer or log holds the key")
     func servedOverTLS() async throws {
         try await withGateway { gw in
             let pki = try TestPKI(name: "admin listener CA")
@@ -29,8 +29,12 @@ struct AdminAPITLSTests {
             let files = try pki.write(identity, to: gw.directory, name: "admin-listener")
             let viewer = try await gw.admin.addAdmin(name: "watch", role: .viewer).token.exposedValue
             let operatorToken = try await gw.admin.addAdmin(name: "ops", role: .operator).token.exposedValue
+            // Every address, so off loopback: allowed because of tls.
             let served = try await ServedGateway.start(
-                gw, environment: ["KGW_ADMIN__TLS__CERTIFICATE": files.certificate.path, "KGW_ADMIN__TLS__PRIVATE_KEY": files.key.path])
+                gw,
+                environment: [
+                    "KGW_ADMIN__ADDRESS": "0.0.0.0", "KGW_ADMIN__TLS__CERTIFICATE": files.certificate.path, "KGW_ADMIN__TLS__PRIVATE_KEY": files.key.path,
+                ])
             let client = TestHTTPClient(port: served.adminPort, tls: TestTLS(trustRootsPEM: pki.caCertificatePEM))
             var answers: [TestHTTPResponse] = []
             for path in ["/admin/v1/audit/status", "/admin/v1/releases", "/admin/v1/upstreams", "/admin/v1/merchants/m3"] {
@@ -47,6 +51,9 @@ struct AdminAPITLSTests {
             let ready = try await client.send("GET", "/readyz")
             #expect(ready.status == 200)
             answers.append(ready)
+            // Off loopback the log level, which takes no token, can be read but not set.
+            #expect(try await client.send("PUT", "/log-level", body: Array("debug".utf8)).status == 403)
+            #expect(try await client.send("GET", "/log-level").text.contains("\"info\""))
             try await client.close()
 
             // Plain HTTP to the TLS port gets no HTTP answer: a token sent that way never reaches the API.

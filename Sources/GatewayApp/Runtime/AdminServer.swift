@@ -25,6 +25,9 @@ public struct AdminRoutes: Sendable {
     public var setLogLevel: @Sendable (String) -> Bool
     /// `/admin/v1/`; nil serves none of it (404).
     public var api: AdminAPI?
+    /// Whether `PUT /log-level` is served. It takes no token and is not audited, so it is served on a loopback
+    /// listener only (where reaching it already takes a shell on the host or a tunnel).
+    public var logLevelChangeAllowed = true
 
     /// Routes over the process-wide JSON log level, and `metrics` if given.
     public init(
@@ -164,6 +167,10 @@ final class AdminHandler: ChannelInboundHandler {
                     }
                 }
             case (.GET, "/log-level"): respond(context: context, .ok, "{\"level\":\(JSONText.quote(routes.logLevel()))}")
+            case (.PUT, "/log-level") where !routes.logLevelChangeAllowed:
+                respond(
+                    context: context, .forbidden,
+                    "{\"error\":\"PUT /log-level is served on a loopback admin listener only; change log_level in the config and reload (SIGHUP)\"}")
             case (.PUT, "/log-level"):
                 // A log level is a word; anything longer is not one.
                 let name = Self.levelName(in: String(decoding: body.prefix(256), as: UTF8.self))
