@@ -15,7 +15,7 @@ enum AuditPostgresReader {
     static let logger = Logger(label: "klarna-gateway.audit-reader", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Runs `body` on one connection in a read-only snapshot.
-    private static func reading<T>(_ urlText: String, _ body: (Reader) throws -> T) throws -> T {
+    static func reading<T>(_ urlText: String, _ body: (Reader) throws -> T) throws -> T {
         let url = try PostgresURL(urlText)
         let connection = try PostgresConnection.blockingConnect(url, id: 2, logger: logger)
         defer { try? connection.close().wait() }
@@ -113,12 +113,14 @@ enum AuditPostgresReader {
     // MARK: - Export, tail, stats
 
     /// The filter as a PostgreSQL condition with numbered parameters, after `binds`' existing ones.
-    private static func condition(_ filter: AuditFilter, _ binds: inout PostgresBindings) -> [String] {
+    static func condition(_ filter: AuditFilter, _ binds: inout PostgresBindings) -> [String] {
         var conditions: [String] = []
         if let since = filter.sinceMicros { binds.append(since); conditions.append("time_us >= $\(binds.count)") }
         if let until = filter.untilMicros { binds.append(until); conditions.append("time_us < $\(binds.count)") }
         if let merchant = filter.merchantID { binds.append(merchant); conditions.append("merchant_id = $\(binds.count)") }
         if let caller = filter.callerID { binds.append(caller); conditions.append("caller_id = $\(binds.count)") }
+        if let request = filter.requestID { binds.append(request); conditions.append("request_id = $\(binds.count)") }
+        if let code = filter.gatewayErrorCode { binds.append(code); conditions.append("gateway_error_code = $\(binds.count)") }
         return conditions
     }
 
@@ -127,24 +129,13 @@ enum AuditPostgresReader {
         try reading(url) { reader in
             var count = 0
             if let header = format.header { try output.write(header) }
-            var cursor: (time: Int64, node: String, seq: Int64)?
+            var cursor: AuditCursor?
             while true {
-                var binds = PostgresBindings()
-                var conditions = condition(filter, &binds)
-                if let cursor {
-                    binds.append(cursor.time)
-                    binds.append(cursor.node)
-                    binds.append(cursor.seq)
-                    conditions.append("(time_us, node_id, seq) > ($\(binds.count - 2), $\(binds.count - 1), $\(binds.count))")
-                }
-                let clause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
-                let page = try entries(reader.run(PostgresQuery(
-                    unsafeSQL: "SELECT \(AuditEntry.selectColumns) FROM audit_records\(clause) ORDER BY time_us, node_id, seq LIMIT \(pageSize)",
-                    binds: binds)))
-                for entry in page { try output.write(format.line(for: entry)) }
-                count += page.count
-                guard let last = page.last, page.count == pageSize else { break }
-                cursor = (last.timeMicros, last.nodeID, last.seq)
+                let records = try page(reader, filter: filter, after: cursor, limit: pageSize)
+                for entry in records { try output.write(format.line(for: entry)) }
+                count += records.count
+                guard let last = records.last, records.count == pageSize else { break }
+                cursor = AuditCursor(after: last)
             }
             try output.flush()
             return count

@@ -12,13 +12,22 @@ public struct AuditFilter: Sendable {
     public var merchantID: String?
     /// Only this caller.
     public var callerID: String?
+    /// Only the records of this request.
+    public var requestID: String?
+    /// Only records with this gateway error code.
+    public var gatewayErrorCode: String?
 
     /// Makes a filter.
-    public init(sinceMicros: Int64? = nil, untilMicros: Int64? = nil, merchantID: String? = nil, callerID: String? = nil) {
+    public init(
+        sinceMicros: Int64? = nil, untilMicros: Int64? = nil, merchantID: String? = nil, callerID: String? = nil, requestID: String? = nil,
+        gatewayErrorCode: String? = nil
+    ) {
         self.sinceMicros = sinceMicros
         self.untilMicros = untilMicros
         self.merchantID = merchantID
         self.callerID = callerID
+        self.requestID = requestID
+        self.gatewayErrorCode = gatewayErrorCode
     }
 
     var whereClause: (sql: String, arguments: StatementArguments) {
@@ -28,6 +37,8 @@ public struct AuditFilter: Sendable {
         if let untilMicros { conditions.append("time_us < ?"); arguments.append(untilMicros) }
         if let merchantID { conditions.append("merchant_id = ?"); arguments.append(merchantID) }
         if let callerID { conditions.append("caller_id = ?"); arguments.append(callerID) }
+        if let requestID { conditions.append("request_id = ?"); arguments.append(requestID) }
+        if let gatewayErrorCode { conditions.append("gateway_error_code = ?"); arguments.append(gatewayErrorCode) }
         let sql = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         return (sql, StatementArguments(arguments))
     }

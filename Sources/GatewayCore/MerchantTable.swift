@@ -89,6 +89,16 @@ public struct MerchantTable: Sendable {
     /// How many merchants there are.
     public var count: Int { entries.count }
 
+    /// How many merchants are pinned to each release, per environment: one walk of the table, for the admin API
+    /// (a pin lives in the side array, so merchants without one cost a comparison each).
+    public func releasePins() -> [KlarnaEnvironment: [String: Int]] {
+        var pins: [KlarnaEnvironment: [String: Int]] = [:]
+        for entry in entries where entry.rare >= 0 {
+            if let release = rare[Int(entry.rare)].release { pins[entry.environment, default: [:]][release, default: 0] += 1 }
+        }
+        return pins
+    }
+
     /// The merchant with this gateway id.
     public subscript(_ id: String) -> MerchantState? {
         byID.find(hash: id.hashValue) { entries[Int($0)].id == id }.map { state(at: $0) }

@@ -126,6 +126,12 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(help: "Only this caller id.")
         var caller: String?
 
+        @Option(help: "Only the records of this request id (Klarna-Gateway-Request-Id).")
+        var requestId: String?
+
+        @Option(help: "Only records with this gateway error code (GATEWAY_MERCHANT_SUSPENDED …).")
+        var errorCode: String?
+
         @Option(help: "jsonl or csv.")
         var format: String = "jsonl"
 
@@ -133,7 +139,7 @@ struct AuditCommand: AsyncParsableCommand {
             guard let format = AuditExportFormat(rawValue: format) else { throw ValidationError("--format is jsonl or csv") }
             let filter = AuditFilter(
                 sinceMicros: try since.map(AuditDate.micros), untilMicros: try until.map(AuditDate.micros),
-                merchantID: merchant, callerID: caller)
+                merchantID: merchant, callerID: caller, requestID: requestId, gatewayErrorCode: errorCode)
             let output = AuditOutput.standardOutput()
             try AuditReader.export(path: try store.settings().store, filter: filter, format: format, to: output)
             try output.flush()
@@ -192,9 +198,7 @@ struct AuditCommand: AsyncParsableCommand {
 /// Parses the command line's dates.
 enum AuditDate {
     static func micros(_ text: String) throws -> Int64 {
-        if let date = try? Date(text, strategy: .iso8601) { return Int64(date.timeIntervalSince1970 * 1_000_000) }
-        let dateOnly = Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!).year().month().day()
-        if let date = try? Date(text, strategy: dateOnly) { return Int64(date.timeIntervalSince1970 * 1_000_000) }
-        throw ValidationError("not an ISO 8601 date or date-time: \(text)")
+        guard let micros = AuditFilter.micros(text) else { throw ValidationError("not an ISO 8601 date or date-time: \(text)") }
+        return micros
     }
 }

@@ -60,10 +60,14 @@ struct Serve: AsyncParsableCommand {
             if let address = configuration.admin {
                 let audit = writer
                 // The admin API writes through the same store and sealer the gateway reads, and records in its journal.
-                let api = AdminAPI(service: AdminService(store: credentials.store, sealer: credentials.sealer), gateway: service, logger: logger)
-                let routes = AdminRoutes(metrics: MetricsExposition.route(registry: registry, service: service, audit: audit), api: api)
+                let trail = audit.map { AdminAuditTrail(store: configuration.resolve(configuration.audit.path), writer: $0) }
+                let api = AdminAPI(
+                    service: AdminService(store: credentials.store, sealer: credentials.sealer), gateway: service, audit: trail, logger: logger)
+                var routes = AdminRoutes(metrics: MetricsExposition.route(registry: registry, service: service, audit: audit), api: api)
+                routes.logLevelChangeAllowed = ConfigLoader.isLoopback(address.address)
                 admin = try await AdminServer.start(
-                    host: address.address, port: address.port, group: MultiThreadedEventLoopGroup.singleton, routes: routes
+                    host: address.address, port: address.port, group: MultiThreadedEventLoopGroup.singleton, routes: routes,
+                    tls: try AdminServer.tlsContext(address, config: configuration)
                 ) {
                     AdminServer.readiness(audit: audit, service: service)
                 }

@@ -55,7 +55,9 @@ func withAdminAPI(
         for role in AdminRole.allCases {
             tokens[role] = try await gw.admin.addAdmin(name: "\(role.rawValue)-admin", role: role).token.exposedValue
         }
-        let api = AdminAPI(service: gw.admin, gateway: gw.service, logger: gw.logs.logger(), backoff: backoff)
+        let api = AdminAPI(
+            service: gw.admin, gateway: gw.service, audit: AdminAuditTrail(store: gw.auditPath, writer: gw.audit), logger: gw.logs.logger(),
+            backoff: backoff)
         let server = try await AdminServer.start(
             host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, routes: AdminRoutes(api: api)
         ) { AdminServer.readiness(audit: gw.audit, service: gw.service) }

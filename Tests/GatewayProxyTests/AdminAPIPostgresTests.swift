@@ -1,5 +1,6 @@
 import Foundation
 @testable import GatewayApp
+import GatewayAudit
 import GatewayCore
 import GatewayPostgres
 import GatewayProxy
@@ -9,7 +10,8 @@ import NIOPosix
 import Testing
 
 /// The admin API on one of two instances sharing PostgreSQL: its change reaches the other instance by
-/// LISTEN/NOTIFY (polling off), and paging, search and If-Match behave as on SQLite.
+/// LISTEN/NOTIFY (polling off), paging, search and If-Match behave as on SQLite, and its audit records, written to
+/// the PostgreSQL trail, are found by request id.
 @Suite struct AdminAPIPostgresTests {
     @Test(.enabled(if: TestPostgres.serverURL != nil || TestPostgres.required, "needs PostgreSQL: run under bin/with-postgres"))
     func aSuspensionThroughTheAPIReachesTheOtherInstanceAtOnce() async throws {
@@ -28,14 +30,20 @@ import Testing
         let token = try await admin.addAdmin(name: "ops", role: .operator).token.exposedValue
 
         let logger = Logger(label: "admin-api-postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+        // Instance a records in a trail in the same database, as `audit.path: postgres://…` configures it.
+        let credentials = try await CredentialLoader.open(config: configs[0], environment: [:])
+        let writer = AuditWriter(
+            path: configs[0].storage, nodeID: configs[0].nodeID, signer: try await AuditSigningKey.loadOrCreate(store: credentials.store, sealer: credentials.sealer),
+            logger: logger)
         var services: [GatewayService] = []
-        for config in configs {
+        for (index, config) in configs.enumerated() {
             services.append(try await GatewayService.start(
-                config: config, credentials: try await CredentialLoader.open(config: config, environment: [:]),
-                journal: AccessLogJournal(logger: logger), logger: logger, threads: 1))
+                config: config, credentials: index == 0 ? credentials : try await CredentialLoader.open(config: config, environment: [:]),
+                journal: index == 0 ? JournalChain([writer, AccessLogJournal(logger: logger)]) : AccessLogJournal(logger: logger), logger: logger, threads: 1))
         }
         let runners = services.map { service in Task { _ = try? await service.run() } }
-        let api = AdminAPI(service: admin, gateway: services[0], logger: logger, backoff: AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)))
+        let api = AdminAPI(
+            service: admin, gateway: services[0], audit: AdminAuditTrail(store: configs[0].storage, writer: writer), logger: logger, backoff: AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)))
         let listener = try await AdminServer.start(
             host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, routes: AdminRoutes(api: api)
         ) { Readiness(ready: true, json: "{}") }
@@ -64,12 +72,28 @@ import Testing
         print("suspension visible on the other instance after \(ContinuousClock.now - started)")
         #expect(try await client.send("POST", "/admin/v1/merchants/m7/resume", headers: [bearer, ("If-Match", etag)]).status == 412)
 
+        // The suspension's intent and outcome, read back from the PostgreSQL trail through the API.
+        await writer.flush()
+        let requestID = try #require(suspended.header("Klarna-Gateway-Request-Id"))
+        let records = try await client.send("GET", "/admin/v1/audit/records?request_id=\(requestID)", headers: [bearer])
+        #expect(records.status == 200)
+        #expect(records.json["records"]?.arrayValue?.compactMap { $0["phase"]?.stringValue } == ["intent", "outcome"])
+        let found = records.json["records"]?.arrayValue ?? []
+        #expect(found.compactMap { $0["node_id"]?.stringValue } == ["gw-a", "gw-a"])
+        #expect(found.compactMap { $0["merchant_id"]?.stringValue } == ["m7", "m7"])
+        let refusals = try await client.send("GET", "/admin/v1/audit/records?error_code=GATEWAY_PRECONDITION_FAILED&limit=1", headers: [bearer])
+        #expect(refusals.json["records"]?.arrayValue?.count == 1)
+        let status = try await client.send("GET", "/admin/v1/audit/status", headers: [bearer])
+        #expect(status.json["healthy"]?.boolValue == true)
+        #expect((status.json["last_seq"]?.intValue ?? 0) >= 3)
+
         try await client.close()
         await listener.stop()
         for runner in runners {
             runner.cancel()
             await runner.value
         }
+        await writer.shutdown()
         (admin.store as? PostgresStore)?.close()
     }
 }

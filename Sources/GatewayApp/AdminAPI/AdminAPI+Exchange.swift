@@ -36,17 +36,17 @@ extension AdminAPI {
             case .listPartners:
                 let partners = try await api.service.store.partners()
                 return AdminResponse(.ok, json: .object([("partners", .array(partners.map(AdminJSON.partner)))]), requestID: requestID)
+            case .listAuditRecords: return try await listAuditRecords()
+            case .getAuditStatus: return AdminResponse(.ok, json: AdminJSON.auditStatus(api.audit?.writer.health), requestID: requestID)
+            case .listUpstreams: return AdminResponse(.ok, json: AdminJSON.upstreams(api.runtime), requestID: requestID)
+            case .listReleases: return AdminResponse(.ok, json: AdminJSON.releases(api.runtime.snapshots.current), requestID: requestID)
             }
         }
 
         /// A page of merchants: `limit` (1–500, 50 by default), `after` (the previous page's `next_cursor`), `q`.
         private func listMerchants() async throws -> AdminResponse {
             let query = request.query
-            var limit = 50
-            if let text = query["limit"] {
-                guard let value = Int(text), (1...500).contains(value) else { throw GatewayError(.badRequest, "limit is a number from 1 to 500") }
-                limit = value
-            }
+            let limit = try pageLimit()
             let search = query["q"].flatMap { $0.isEmpty ? nil : $0 }
             if let search, search.count > 100 { throw GatewayError(.badRequest, "q has at most 100 characters") }
             if let after = query["after"], after.count > 64 { throw GatewayError(.badRequest, "after is a merchant id: at most 64 characters") }
@@ -55,6 +55,13 @@ extension AdminAPI {
             let shown = page.prefix(limit)
             let next: JSONValue = page.count > limit ? shown.last.map { .string($0.id) } ?? .null : .null
             return AdminResponse(.ok, json: .object([("merchants", .array(shown.map(AdminJSON.merchant))), ("next_cursor", next)]), requestID: requestID)
+        }
+
+        /// A list's `limit` parameter: 1–500, 50 when not given.
+        func pageLimit() throws -> Int {
+            guard let text = request.query["limit"] else { return 50 }
+            guard let value = Int(text), (1...500).contains(value) else { throw GatewayError(.badRequest, "limit is a number from 1 to 500") }
+            return value
         }
 
         private func find(_ id: String) async throws -> MerchantRecord {

@@ -19,34 +19,40 @@ public struct AdminAPI: Sendable {
     let journal: any CallJournal
     /// Slows down repeated authentication failures.
     let backoff: AdminBackoff
-    /// The release calendar in force, to check pins against.
-    let releases: @Sendable () -> ReleasePolicy
+    /// The running gateway's shared state: its snapshot (release calendar, merchants), breakers, calls in flight.
+    let runtime: ProxyRuntime
+    /// The audit trail's store and writer, for `/admin/v1/audit/…`; nil when the gateway records no trail.
+    let audit: AdminAuditTrail?
     /// Called after a change is committed: the gateway reloads now instead of at its next poll.
     let applied: @Sendable () -> Void
     /// The loop records are made on.
     let eventLoop: any EventLoop
     let logger: Logger
 
-    /// Makes the API over a store, the gateway's journal and its release calendar.
+    /// Makes the API over a store, the gateway's journal and its run-time state.
     public init(
-        service: AdminService, journal: any CallJournal, backoff: AdminBackoff = AdminBackoff(), eventLoop: any EventLoop,
-        logger: Logger, releases: @escaping @Sendable () -> ReleasePolicy, applied: @escaping @Sendable () -> Void
+        service: AdminService, journal: any CallJournal, runtime: ProxyRuntime, audit: AdminAuditTrail?, backoff: AdminBackoff = AdminBackoff(),
+        eventLoop: any EventLoop, logger: Logger, applied: @escaping @Sendable () -> Void
     ) {
         self.service = service
         self.journal = journal
         self.backoff = backoff
-        self.releases = releases
+        self.runtime = runtime
+        self.audit = audit
         self.applied = applied
         self.eventLoop = eventLoop
         self.logger = logger
     }
 
-    /// The API over a running gateway: its journal, its release calendar, its reload.
-    public init(service: AdminService, gateway: GatewayService, logger: Logger, backoff: AdminBackoff = AdminBackoff()) {
+    /// The API over a running gateway: its journal, its run-time state, its reload, and its audit trail if any.
+    public init(service: AdminService, gateway: GatewayService, audit: AdminAuditTrail?, logger: Logger, backoff: AdminBackoff = AdminBackoff()) {
         self.init(
-            service: service, journal: gateway.runtime.journal, backoff: backoff, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger,
-            releases: { gateway.runtime.snapshots.current.releases }, applied: { gateway.requestReload() })
+            service: service, journal: gateway.runtime.journal, runtime: gateway.runtime, audit: audit, backoff: backoff,
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger, applied: { gateway.requestReload() })
     }
+
+    /// The release calendar in force, to check pins against.
+    func releases() -> ReleasePolicy { runtime.snapshots.current.releases }
 
     /// The OpenAPI 3.1 document of this API (`Sources/GatewayApp/Resources/admin-openapi.json`).
     public static let openAPIDocument = String(decoding: PackageResources.admin_openapi_json, as: UTF8.self)

@@ -11,6 +11,10 @@ enum AdminAction: String, Sendable {
     case listCallers = "admin.listCallers"
     case revokeCaller = "admin.revokeCaller"
     case listPartners = "admin.listPartners"
+    case listAuditRecords = "admin.listAuditRecords"
+    case getAuditStatus = "admin.getAuditStatus"
+    case listUpstreams = "admin.listUpstreams"
+    case listReleases = "admin.listReleases"
 }
 
 /// One endpoint of the admin API: what it does, its path template and the role it needs.
@@ -35,6 +39,10 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .listCallers, method: "GET", template: "/admin/v1/callers", role: .viewer),
         AdminRoute(action: .revokeCaller, method: "POST", template: "/admin/v1/callers/{name}/revoke", role: .operator),
         AdminRoute(action: .listPartners, method: "GET", template: "/admin/v1/partners", role: .viewer),
+        AdminRoute(action: .listAuditRecords, method: "GET", template: "/admin/v1/audit/records", role: .viewer),
+        AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
+        AdminRoute(action: .listUpstreams, method: "GET", template: "/admin/v1/upstreams", role: .viewer),
+        AdminRoute(action: .listReleases, method: "GET", template: "/admin/v1/releases", role: .viewer),
     ]
 
     /// `operation_id` of its audit records.

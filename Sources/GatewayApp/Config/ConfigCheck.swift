@@ -31,7 +31,7 @@ public enum ConfigCheck {
             return report
         }
         report.summary.append(
-            "config \(path): node \(config.nodeID), \(config.listeners.count) listener(s), admin \(config.admin.map { "\($0.address):\($0.port)" } ?? "off"), "
+            "config \(path): node \(config.nodeID), \(config.listeners.count) listener(s), admin \(config.admin.map { "\($0.address):\($0.port)\($0.tls == nil ? "" : " (TLS)")" } ?? "off"), "
                 + "audit \(config.auditEnabled ? PostgresURL.redacted(config.audit.path) : "off"), log level \(config.logLevel)")
         if config.storageIsPostgres {
             let q = config.quotaLeasing
@@ -39,6 +39,7 @@ public enum ConfigCheck {
                 "quota leasing: limits shared through the store's ledger (lease horizon \(q.leaseHorizonMs) ms, lifetime \(q.leaseLifetimeMs) ms, "
                     + "heartbeat \(q.heartbeatIntervalMs) ms, instance window \(q.instanceWindowMs) ms, ledger timeout \(q.ledgerTimeoutMs) ms)")
         }
+        if let admin = config.admin { attempt { _ = try ListenerFactory.adminContext(admin, config: config) } }
         var catalogue: OperationCatalogue?
         attempt {
             let loaded = try PolicyLoader.loadCatalogue(path: config.resolve(config.catalogue))

@@ -73,8 +73,11 @@ public enum ConfigLoader {
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logLevel) {
             throw ConfigError(source: source, reason: "log_level '\(config.logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
-        if let admin = config.admin, !isLoopback(admin.address) {
-            throw ConfigError(source: source, reason: "admin listens on \(admin.address); the admin listener (plain HTTP) is allowed on loopback addresses only")
+        // An admin token must not cross a network in clear text: off loopback, the admin listener needs TLS.
+        if let admin = config.admin, admin.tls == nil, !isLoopback(admin.address) {
+            throw ConfigError(
+                source: source,
+                reason: "admin listens on \(admin.address) without tls; plain HTTP is allowed on loopback addresses only (set admin.tls.certificate and admin.tls.private_key)")
         }
         if !["refuse", "forward"].contains(config.upstream.unknownOperations) {
             throw ConfigError(source: source, reason: "upstream.unknown_operations must be refuse or forward, not '\(config.upstream.unknownOperations)'")

@@ -20,8 +20,8 @@ public struct GatewayConfig: Sendable, Codable {
     public var upstream: Upstream
     /// Size limits on ingress requests.
     public var limits: Limits
-    /// The admin listener (`/healthz`, `/readyz`, `/metrics`); nil for none.
-    public var admin: Address?
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`, `/admin/v1/`); nil for none.
+    public var admin: AdminListener?
     /// The audit trail: file, durability mode, checkpoints, queue bound.
     public var audit: AuditSettings
     /// False runs without an audit trail (benchmarks only: every call then goes unrecorded).
@@ -67,7 +67,7 @@ public struct GatewayConfig: Sendable, Codable {
         listeners = serving ? try c.decode([Listener].self, forKey: .listeners) : []
         upstream = try section(.upstream, Upstream())
         limits = try section(.limits, Limits())
-        admin = serving ? try c.decodeIfPresent(Address.self, forKey: .admin) : nil
+        admin = serving ? try c.decodeIfPresent(AdminListener.self, forKey: .admin) : nil
         audit = try section(.audit, AuditSettings())
         auditEnabled = try section(.audit, AuditToggle()).enabled ?? true
         reloadIntervalMs = try section(.reloadIntervalMs, 500)
@@ -313,12 +313,24 @@ public struct GatewayConfig: Sendable, Codable {
         }
     }
 
-    /// A bind address.
-    public struct Address: Sendable, Codable {
+    /// Where the admin listener binds, and its TLS when configured.
+    public struct AdminListener: Sendable, Codable {
         /// Address.
         public var address: String
         /// Port.
         public var port: Int
+        /// Server certificate and key; nil serves plain HTTP, which is allowed on loopback only.
+        public var tls: AdminTLS?
+    }
+
+    /// The admin listener's TLS: a server certificate; admins authenticate with tokens, not client certificates.
+    public struct AdminTLS: Sendable, Codable {
+        /// Server certificate chain, PEM.
+        public var certificate: String
+        /// Server private key, PEM.
+        public var privateKey: String
+
+        enum CodingKeys: String, CodingKey { case certificate, privateKey = "private_key" }
     }
 
     /// A config-relative path made absolute.

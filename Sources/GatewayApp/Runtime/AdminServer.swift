@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// What `/readyz` reports, gathered when asked.
 public struct Readiness: Sendable {
@@ -24,6 +25,9 @@ public struct AdminRoutes: Sendable {
     public var setLogLevel: @Sendable (String) -> Bool
     /// `/admin/v1/`; nil serves none of it (404).
     public var api: AdminAPI?
+    /// Whether `PUT /log-level` is served. It takes no token and is not audited, so it is served on a loopback
+    /// listener only (where reaching it already takes a shell on the host or a tunnel).
+    public var logLevelChangeAllowed = true
 
     /// Routes over the process-wide JSON log level, and `metrics` if given.
     public init(
@@ -56,15 +60,16 @@ public final class AdminServer: Sendable {
 
     private init(channel: any Channel) { self.channel = channel }
 
-    /// Binds the admin listener; `readiness` is asked on every `/readyz`.
+    /// Binds the admin listener, over TLS when `tls` is given; `readiness` is asked on every `/readyz`.
     public static func start(
-        host: String, port: Int, group: any EventLoopGroup, routes: AdminRoutes = AdminRoutes(),
+        host: String, port: Int, group: any EventLoopGroup, routes: AdminRoutes = AdminRoutes(), tls: NIOSSLContext? = nil,
         readiness: @escaping @Sendable () -> Readiness
     ) async throws -> AdminServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(AdminHandler(readiness: readiness, routes: routes))
                 }
@@ -73,15 +78,19 @@ public final class AdminServer: Sendable {
         return AdminServer(channel: channel)
     }
 
+    /// The server context `admin.tls` names, read from its files and checked now (so a bad file stops `serve` at
+    /// start); nil when the admin listener has no `tls`.
+    public static func tlsContext(_ admin: GatewayConfig.AdminListener, config: GatewayConfig) throws -> NIOSSLContext? {
+        try ListenerFactory.adminContext(admin, config: config)
+    }
+
     /// Readiness of a gateway whose calls are journaled by `audit` (nil when audit is off).
     public static func readiness(audit: AuditWriter?, service: GatewayService) -> Readiness {
         let health = audit?.health
         let auditReady = health?.isHealthy ?? true
         var parts = ["\"snapshot\":\(service.runtime.snapshots.current.version)", "\"store_generation\":\(service.snapshotGeneration)"]
         if let health {
-            parts.append(
-                "\"audit\":{\"healthy\":\(health.isHealthy),\"queue_depth\":\(health.queueDepth),\"last_seq\":\(health.lastSeq),"
-                    + "\"consecutive_failures\":\(health.consecutiveFailures),\"last_error\":\(health.lastError.map(JSONText.quote) ?? "null")}")
+            parts.append("\"audit\":" + JSONValue.object(AdminJSON.auditHealth(health)).text)
         } else {
             parts.append("\"audit\":\"disabled\"")
         }
@@ -158,6 +167,10 @@ final class AdminHandler: ChannelInboundHandler {
                     }
                 }
             case (.GET, "/log-level"): respond(context: context, .ok, "{\"level\":\(JSONText.quote(routes.logLevel()))}")
+            case (.PUT, "/log-level") where !routes.logLevelChangeAllowed:
+                respond(
+                    context: context, .forbidden,
+                    "{\"error\":\"PUT /log-level is served on a loopback admin listener only; change log_level in the config and reload (SIGHUP)\"}")
             case (.PUT, "/log-level"):
                 // A log level is a word; anything longer is not one.
                 let name = Self.levelName(in: String(decoding: body.prefix(256), as: UTF8.self))

@@ -1,0 +1,77 @@
+import Foundation
+@testable import GatewayApp
+import GatewayCore
+import GatewayTestSupport
+import Testing
+
+/// The admin listener over TLS (`admin.tls`): the served binary, a real handshake, tokens only inside it.
+@Suite("Admin API over TLS")
+struct AdminAPITLSTests {
+    @Test("off loopback the admin listener needs tls; with a certificate and key configured it is accepted")
+    func configuration() throws {
+        let path = ShippedConfigTests.repository.appendingPathComponent("config/demo.yaml").path
+        #expect(throws: ConfigError.self) { try ConfigLoader.loadGateway(path: path, environment: ["KGW_ADMIN__ADDRESS": "10.0.0.1"]) }
+        let config = try ConfigLoader.loadGateway(
+            path: path,
+            environment: ["KGW_ADMIN__ADDRESS": "10.0.0.1", "KGW_ADMIN__TLS__CERTIFICATE": "admin.pem", "KGW_ADMIN__TLS__PRIVATE_KEY": "admin-key.pem"])
+        #expect(config.admin?.tls?.certificate == "admin.pem")
+        #expect(config.admin?.tls?.privateKey == "admin-key.pem")
+        // The files are read when the listener starts (and by `config check`): a missing one is named.
+        let admin = try #require(config.admin)
+        #expect(throws: ConfigError.self) { try AdminServer.tlsContext(admin, config: config) }
+    }
+
+    @Test("the served binary off loopback answers the admin API and /readyz over real TLS, refuses plain HTTP and PUT /log-level there, and no answer or log holds the key")
+    func servedOverTLS() async throws {
+        try await withGateway { gw in
+            let pki = try TestPKI(name: "admin listener CA")
+            let identity = try pki.issueServer()
+            let files = try pki.write(identity, to: gw.directory, name: "admin-listener")
+            let viewer = try await gw.admin.addAdmin(name: "watch", role: .viewer).token.exposedValue
+            let operatorToken = try await gw.admin.addAdmin(name: "ops", role: .operator).token.exposedValue
+            // Every address, so off loopback: allowed because of tls.
+            let served = try await ServedGateway.start(
+                gw,
+                environment: [
+                    "KGW_ADMIN__ADDRESS": "0.0.0.0", "KGW_ADMIN__TLS__CERTIFICATE": files.certificate.path, "KGW_ADMIN__TLS__PRIVATE_KEY": files.key.path,
+                ])
+            let client = TestHTTPClient(port: served.adminPort, tls: TestTLS(trustRootsPEM: pki.caCertificatePEM))
+            var answers: [TestHTTPResponse] = []
+            for path in ["/admin/v1/audit/status", "/admin/v1/releases", "/admin/v1/upstreams", "/admin/v1/merchants/m3"] {
+                let answer = try await client.send("GET", path, headers: [("Authorization", "Bearer \(viewer)")])
+                #expect(answer.status == 200, "\(path)")
+                answers.append(answer)
+            }
+            #expect(answers[0].json["enabled"]?.boolValue == true)
+            let etag = try #require(answers[3].header("ETag"))
+            let suspended = try await client.send("POST", "/admin/v1/merchants/m3/suspend", headers: [("Authorization", "Bearer \(operatorToken)"), ("If-Match", etag)])
+            #expect(suspended.status == 200)
+            answers.append(suspended)
+            #expect(try await gw.admin.showMerchant(id: "m3").status == .suspended)
+            let ready = try await client.send("GET", "/readyz")
+            #expect(ready.status == 200)
+            answers.append(ready)
+            // Off loopback the log level, which takes no token, can be read but not set.
+            #expect(try await client.send("PUT", "/log-level", body: Array("debug".utf8)).status == 403)
+            #expect(try await client.send("GET", "/log-level").text.contains("\"info\""))
+            try await client.close()
+
+            // Plain HTTP to the TLS port gets no HTTP answer: a token sent that way never reaches the API.
+            let plain = TestHTTPClient(port: served.adminPort, tls: nil)
+            let refused: TestHTTPResponse? = try? await plain.send("GET", "/admin/v1/merchants", headers: [("Authorization", "Bearer \(viewer)")])
+            #expect(refused == nil || refused?.status == 400 || refused?.status == 0, "plain HTTP was answered: \(refused?.status ?? -1)")
+            try? await plain.close()
+            // A client that does not trust the listener's CA does not get through the handshake.
+            let stranger = TestHTTPClient(port: served.adminPort, tls: TestTLS(trustRootsPEM: try TestPKI(name: "other CA").caCertificatePEM))
+            #expect((try? await stranger.send("GET", "/healthz")) == nil)
+            try? await stranger.close()
+
+            #expect(try await served.stop() == 0)
+            let text = answers.map { $0.text + $0.headers.map { "\($0.0): \($0.1)" }.joined(separator: "\n") }.joined() + served.child.stdout + served.child.stderr
+            let keyBody = identity.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+            for secret in [String(keyBody.prefix(40)), String(viewer.suffix(43)), String(operatorToken.suffix(43))] + gw.plantedSecrets {
+                #expect(!text.contains(secret), "a secret is in an answer or the log")
+            }
+        }
+    }
+}
