@@ -24,14 +24,24 @@ A_BIN=${A_BIN:-$BIN}; B_BIN=${B_BIN:-$BIN}
 A_MODE=${A_MODE:-off}; B_MODE=${B_MODE:-off}
 A_ENV=${A_ENV:-}; B_ENV=${B_ENV:-}
 kgw_peer_start
-kgw_provision "$W/gateway" gateway.sqlite >/dev/null
+# Each build provisions its own store when the two differ: a newer build migrates a store's schema on start, and
+# an older one then refuses it.
+BIN=$A_BIN kgw_provision "$W/gateway-a" gateway.sqlite >/dev/null
+A_DIR=$G A_TOKENS=$TOKENS
+if [ "$B_BIN" = "$A_BIN" ]; then
+  B_DIR=$A_DIR B_TOKENS=$A_TOKENS
+else
+  BIN=$B_BIN kgw_provision "$W/gateway-b" gateway.sqlite >/dev/null
+  B_DIR=$G B_TOKENS=$TOKENS
+fi
 pid=""
 trap 'stop_gateway; "$peer/peer.sh" stop >/dev/null 2>&1' EXIT
 
 # One side's run: a fresh audit store, the gateway at `warning` unless the side's environment says otherwise.
 run_side() {
   local side=$1 round=$2 bin mode env
-  if [ "$side" = A ]; then bin=$A_BIN mode=$A_MODE env=$A_ENV; else bin=$B_BIN mode=$B_MODE env=$B_ENV; fi
+  if [ "$side" = A ]; then bin=$A_BIN mode=$A_MODE env=$A_ENV G=$A_DIR TOKENS=$A_TOKENS
+  else bin=$B_BIN mode=$B_MODE env=$B_ENV G=$B_DIR TOKENS=$B_TOKENS; fi
   BIN=$bin
   rm -f "$G"/audit-*.sqlite*
   # shellcheck disable=SC2086 # env is a list of NAME=value words
