@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Two gateway configurations (or two builds) measured in turn on one provisioned gateway, ROUNDS times, the order
+# Two gateway configurations (or two builds, each with a store it provisioned) measured in turn, ROUNDS times, the order
 # swapped every round: on this machine a single run drifts by a third between runs minutes apart, and the modes
 # measured last in one run come out slower, so a before/after or a mode's cost is read from pairs, not from one run.
 # Each line: req/s, p50, p99, non-2xx and CPU per call (user + system from /proc) of the gateway; then, per round,
