@@ -41,8 +41,9 @@ public final class AuditWriter: @unchecked Sendable {
     /// What one event loop recorded in one tick (or one record from a caller off its loop).
     struct LoopBatch {
         let loop: any EventLoop
-        /// The loop's queue the records came from, which takes their emptied buffer back; nil off the loops.
-        var queue: LoopQueue?
+        /// The loop's queue the records came from, which takes their emptied buffer back; nil off the loops. Weak:
+        /// the queue holds its own batch.
+        weak var queue: LoopQueue?
         var records = AuditPackedRecords()
         /// Empty in `async` mode, where callers are answered on enqueue.
         var completions: [Completion] = []

@@ -39,12 +39,15 @@ import Testing
         }
         let counts = checkpointer.counts
         #expect(counts.passive >= 2)
-        #expect(counts.restarts >= 1)
         #expect(counts.lastError == nil)
         // About 2,700 frames were written; started over at 400 (plus what came during a checkpoint), the log
-        // never held more than a fraction of them.
+        // never held more than a fraction of them. The file keeps its high-water mark when the log starts over.
         let wal = try Self.walBytes(path)
         #expect(wal < 1_200 * Self.frameBytes, "log of \(wal) bytes")
+        // Once the log reached the restart threshold, the checkpointer started it over. On a busy machine the
+        // checkpointer may instead copy each round whole before the next one begins, and SQLite then starts the log
+        // over by itself at the next commit: the log never reaches the threshold and no restart is needed.
+        if wal >= 400 * Self.frameBytes { #expect(counts.restarts >= 1, "log of \(wal) bytes") }
         database.writeWithoutTransaction { db in AuditWALCheckpointer.unwatch(db.sqliteConnection!) }
         try database.close()
         checkpointer.close()
