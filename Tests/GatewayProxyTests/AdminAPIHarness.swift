@@ -48,9 +48,10 @@ struct AdminAPIHarness {
 
 /// Runs `body` against a harness gateway with the admin API and always stops both.
 func withAdminAPI(
-    backoff: AdminBackoff = AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)), _ body: (AdminAPIHarness) async throws -> Void
+    rateLimits: String? = nil, backoff: AdminBackoff = AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)),
+    _ body: (AdminAPIHarness) async throws -> Void
 ) async throws {
-    try await withGateway { gw in
+    try await withGateway(rateLimits: rateLimits) { gw in
         var tokens: [AdminRole: String] = [:]
         for role in AdminRole.allCases {
             tokens[role] = try await gw.admin.addAdmin(name: "\(role.rawValue)-admin", role: role).token.exposedValue

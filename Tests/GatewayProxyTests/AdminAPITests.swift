@@ -317,7 +317,8 @@ struct AdminAPITests {
 
     @Test("every answer of every endpoint, refusals included, matches the OpenAPI document: status, headers, body schema")
     func answersMatchTheDocument() async throws {
-        try await withAdminAPI { api in
+        // With limits, so that the rate-limit answers have rows to check.
+        try await withAdminAPI(rateLimits: AdminAPIRateLimitTests.limits) { api in
             var answers: [(String, String, TestHTTPResponse)] = []
             func call(_ method: String, _ path: String, as role: AdminRole?, headers: [(String, String)] = [], body: String? = nil) async throws -> TestHTTPResponse {
                 let response = try await api.send(method, path, as: role, headers: headers, body: body)
@@ -355,6 +356,10 @@ struct AdminAPITests {
             _ = try await call("GET", "/admin/v1/audit/status", as: .viewer)
             _ = try await call("GET", "/admin/v1/upstreams", as: .viewer)
             _ = try await call("GET", "/admin/v1/releases", as: .viewer)
+            _ = try await call("GET", "/admin/v1/rate-limits/merchants/m1", as: .viewer)
+            _ = try await call("GET", "/admin/v1/rate-limits/merchants/none", as: .viewer)
+            _ = try await call("GET", "/admin/v1/rate-limits/callers/checkout", as: .viewer)
+            _ = try await call("GET", "/admin/v1/rate-limits/callers/checkout", as: nil)
             #expect(Set(answers.map(\.2.status)) == [200, 400, 401, 403, 404, 412, 413, 428])
 
             let document = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
