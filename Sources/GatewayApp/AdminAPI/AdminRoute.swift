@@ -17,6 +17,7 @@ enum AdminAction: String, Sendable {
     case listReleases = "admin.listReleases"
     case getMerchantRateLimits = "admin.getMerchantRateLimits"
     case getCallerRateLimits = "admin.getCallerRateLimits"
+    case previewRollout = "admin.previewRollout"
 }
 
 /// One endpoint of the admin API: what it does, its path template and the role it needs.
@@ -45,6 +46,7 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
         AdminRoute(action: .listUpstreams, method: "GET", template: "/admin/v1/upstreams", role: .viewer),
         AdminRoute(action: .listReleases, method: "GET", template: "/admin/v1/releases", role: .viewer),
+        AdminRoute(action: .previewRollout, method: "GET", template: "/admin/v1/releases/rollout-preview", role: .viewer),
         AdminRoute(action: .getMerchantRateLimits, method: "GET", template: "/admin/v1/rate-limits/merchants/{id}", role: .viewer),
         AdminRoute(action: .getCallerRateLimits, method: "GET", template: "/admin/v1/rate-limits/callers/{id}", role: .viewer),
     ]
