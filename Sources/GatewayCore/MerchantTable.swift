@@ -99,6 +99,9 @@ public struct MerchantTable: Sendable {
         return pins
     }
 
+    /// Every merchant's record, in table order, made as it is walked: for the admin API's roll-out preview.
+    public var records: LazyMapSequence<Range<Int>, MerchantRecord> { entries.indices.lazy.map { state(at: Int32($0)).record } }
+
     /// The merchant with this gateway id.
     public subscript(_ id: String) -> MerchantState? {
         byID.find(hash: id.hashValue) { entries[Int($0)].id == id }.map { state(at: $0) }

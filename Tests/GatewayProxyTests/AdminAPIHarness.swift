@@ -30,6 +30,27 @@ struct AdminAPIHarness {
         try #require(try await send("GET", "/admin/v1/merchants/\(id)", as: .viewer).header("ETag"))
     }
 
+    /// `paths` read with GET as every role, each expected to answer 200: the bodies and headers as one text.
+    func readAsEveryRole(_ paths: [String]) async throws -> String {
+        var text = ""
+        for role in AdminRole.allCases {
+            for path in paths {
+                let answer = try await send("GET", path, as: role)
+                #expect(answer.status == 200, "\(path) as \(role)")
+                text += answer.text + answer.headers.map { "\($0.0): \($0.1)" }.joined(separator: "\n")
+            }
+        }
+        return text
+    }
+
+    /// Expects no secret in `text`: the harness's planted keys, the admin tokens' secret parts, the stored token hashes.
+    func expectNoSecret(in text: String) async throws {
+        let storedHashes = try await gw.admin.listAdmins().map(\.tokenHash) + (try await gw.admin.listCallers().compactMap(\.tokenHash))
+        for secret in gw.plantedSecrets + tokens.values.map({ String($0.suffix(43)) }) + storedHashes {
+            #expect(!text.contains(secret), "a secret is in an answer")
+        }
+    }
+
     /// (phase, caller, status, gateway error, operation id, merchant) of the audit records of a request.
     func auditRecords(_ requestID: String?) async throws -> [(String, String?, Int?, String?, String?, String?)] {
         await gw.audit.flush()
@@ -48,9 +69,10 @@ struct AdminAPIHarness {
 
 /// Runs `body` against a harness gateway with the admin API and always stops both.
 func withAdminAPI(
-    backoff: AdminBackoff = AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)), _ body: (AdminAPIHarness) async throws -> Void
+    rateLimits: String? = nil, backoff: AdminBackoff = AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)),
+    _ body: (AdminAPIHarness) async throws -> Void
 ) async throws {
-    try await withGateway { gw in
+    try await withGateway(rateLimits: rateLimits) { gw in
         var tokens: [AdminRole: String] = [:]
         for role in AdminRole.allCases {
             tokens[role] = try await gw.admin.addAdmin(name: "\(role.rawValue)-admin", role: role).token.exposedValue

@@ -99,6 +99,20 @@ struct AdminAPITests {
             #expect(byID.json["merchants"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == (0...9).map { "p07777\($0)" })
             #expect(elapsed < .seconds(2), "a search over 100,000 merchants took \(elapsed)")
             print("a search over 100,000 merchants answered in \(elapsed)")
+
+            // A 10% roll-out preview walks the snapshot's 100,000 merchants: the hash-chosen share, timed too.
+            try await api.gw.waitForReload()
+            let rollout = Rollout(release: "r8", percent: 10, group: "bulk")
+            let chosen = merchants.filter { rollout.includes($0) }.map(\.id)
+            let previewStarted = ContinuousClock.now
+            let preview = try await api.send("GET", "/admin/v1/releases/rollout-preview?environment=test&release=r8&percent=10&group=bulk&limit=500", as: .viewer)
+            let previewElapsed = ContinuousClock.now - previewStarted
+            #expect(preview.json["merchants"]?.intValue == 100_004)
+            #expect(preview.json["moving"]?.intValue == chosen.count)
+            #expect((9_000...11_000).contains(chosen.count))
+            #expect(preview.json["merchant_ids"]?.arrayValue?.compactMap(\.stringValue) == Array(chosen.prefix(500)))
+            #expect(previewElapsed < .seconds(2), "a roll-out preview over 100,000 merchants took \(previewElapsed)")
+            print("a roll-out preview over 100,000 merchants answered in \(previewElapsed)")
             let byAccount = try await api.send("GET", "/admin/v1/merchants?q=pgp012345", as: .viewer)
             #expect(byAccount.json["merchants"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == ["p012345"])
             // LIKE's wildcards are searched for, not obeyed.
@@ -317,7 +331,8 @@ struct AdminAPITests {
 
     @Test("every answer of every endpoint, refusals included, matches the OpenAPI document: status, headers, body schema")
     func answersMatchTheDocument() async throws {
-        try await withAdminAPI { api in
+        // With limits, so that the rate-limit answers have rows to check.
+        try await withAdminAPI(rateLimits: AdminAPIRateLimitTests.limits) { api in
             var answers: [(String, String, TestHTTPResponse)] = []
             func call(_ method: String, _ path: String, as role: AdminRole?, headers: [(String, String)] = [], body: String? = nil) async throws -> TestHTTPResponse {
                 let response = try await api.send(method, path, as: role, headers: headers, body: body)
@@ -355,6 +370,13 @@ struct AdminAPITests {
             _ = try await call("GET", "/admin/v1/audit/status", as: .viewer)
             _ = try await call("GET", "/admin/v1/upstreams", as: .viewer)
             _ = try await call("GET", "/admin/v1/releases", as: .viewer)
+            _ = try await call("GET", "/admin/v1/releases/rollout-preview?environment=test&release=r8&percent=50", as: .viewer)
+            _ = try await call("GET", "/admin/v1/releases/rollout-preview?environment=test&release=r8&group=eu&limit=1", as: .viewer)
+            _ = try await call("GET", "/admin/v1/releases/rollout-preview?environment=prod&release=r8", as: .viewer)
+            _ = try await call("GET", "/admin/v1/rate-limits/merchants/m1", as: .viewer)
+            _ = try await call("GET", "/admin/v1/rate-limits/merchants/none", as: .viewer)
+            _ = try await call("GET", "/admin/v1/rate-limits/callers/checkout", as: .viewer)
+            _ = try await call("GET", "/admin/v1/rate-limits/callers/checkout", as: nil)
             #expect(Set(answers.map(\.2.status)) == [200, 400, 401, 403, 404, 412, 413, 428])
 
             let document = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

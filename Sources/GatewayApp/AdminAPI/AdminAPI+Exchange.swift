@@ -40,6 +40,9 @@ extension AdminAPI {
             case .getAuditStatus: return AdminResponse(.ok, json: AdminJSON.auditStatus(api.audit?.writer.health), requestID: requestID)
             case .listUpstreams: return AdminResponse(.ok, json: AdminJSON.upstreams(api.runtime), requestID: requestID)
             case .listReleases: return AdminResponse(.ok, json: AdminJSON.releases(api.runtime.snapshots.current), requestID: requestID)
+            case .previewRollout: return try previewRollout()
+            case .getMerchantRateLimits: return try merchantRateLimits(parameters[0])
+            case .getCallerRateLimits: return try await callerRateLimits(parameters[0])
             }
         }
 

@@ -15,6 +15,9 @@ enum AdminAction: String, Sendable {
     case getAuditStatus = "admin.getAuditStatus"
     case listUpstreams = "admin.listUpstreams"
     case listReleases = "admin.listReleases"
+    case getMerchantRateLimits = "admin.getMerchantRateLimits"
+    case getCallerRateLimits = "admin.getCallerRateLimits"
+    case previewRollout = "admin.previewRollout"
 }
 
 /// One endpoint of the admin API: what it does, its path template and the role it needs.
@@ -43,6 +46,9 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
         AdminRoute(action: .listUpstreams, method: "GET", template: "/admin/v1/upstreams", role: .viewer),
         AdminRoute(action: .listReleases, method: "GET", template: "/admin/v1/releases", role: .viewer),
+        AdminRoute(action: .previewRollout, method: "GET", template: "/admin/v1/releases/rollout-preview", role: .viewer),
+        AdminRoute(action: .getMerchantRateLimits, method: "GET", template: "/admin/v1/rate-limits/merchants/{id}", role: .viewer),
+        AdminRoute(action: .getCallerRateLimits, method: "GET", template: "/admin/v1/rate-limits/callers/{id}", role: .viewer),
     ]
 
     /// `operation_id` of its audit records.

@@ -127,7 +127,7 @@ public final class RateLimiter: Sendable {
         let shadow: Bool
     }
 
-    private func applicable(_ subject: RateLimitSubject, _ policy: RateLimitPolicy) -> [Applicable] {
+    func applicable(_ subject: RateLimitSubject, _ policy: RateLimitPolicy) -> [Applicable] {
         var out: [Applicable] = []
         out.reserveCapacity(RateLimitRule.allCases.count)
         // The policy's dictionaries are usually empty or tiny: an empty one is not asked (asking hashes the key).

@@ -1,0 +1,45 @@
+import GatewayCore
+import NIOCore
+
+extension AdminAPI.Exchange {
+    /// `GET /admin/v1/rate-limits/merchants/{id}`: the merchant's room per Klarna category under the `merchant` rule
+    /// and the holds learned from Klarna's 429s, for the merchant as the running gateway's snapshot knows it.
+    func merchantRateLimits(_ id: String) throws -> AdminResponse {
+        let snapshot = api.runtime.snapshots.current
+        guard let record = snapshot.merchants[id]?.record else { throw GatewayError(.notFound, "no merchant with id '\(id)'") }
+        // A merchant key is (merchant, category): one subject per category the catalogue knows finds every key
+        // the request path can have made for it, without a scan of the limiter's map.
+        let subjects = Set(snapshot.catalogue.operations.map(\.category)).sorted().map { category in
+            RateLimitSubject(
+                callerID: "", merchantID: record.id, merchantGroups: record.groups, partnerID: record.partnerID,
+                environment: record.account.environment, category: category)
+        }
+        let rooms = room(subjects, rule: .merchant, snapshot: snapshot)
+        return AdminResponse(
+            .ok,
+            json: .object(
+                [("merchant_id", .string(record.id)), ("environment", .string(record.account.environment.rawValue))]
+                    + AdminJSON.rateLimitRooms(rooms, clustered: api.runtime.rateLimiter.isClustered)),
+            requestID: requestID)
+    }
+
+    /// `GET /admin/v1/rate-limits/callers/{id}`: the caller's room under the `caller` rule (its override in
+    /// `rate-limits.yaml`, else the `caller` figure).
+    func callerRateLimits(_ id: String) async throws -> AdminResponse {
+        guard try await api.service.store.caller(id: id) != nil else { throw GatewayError(.notFound, "no caller with id '\(id)'") }
+        let snapshot = api.runtime.snapshots.current
+        // Only the caller's own key is read; partner, environment and category do not enter it.
+        let subject = RateLimitSubject(callerID: id, merchantID: nil, merchantGroups: [], partnerID: "", environment: .test, category: "")
+        let rooms = room([subject], rule: .caller, snapshot: snapshot)
+        return AdminResponse(
+            .ok, json: .object([("caller_id", .string(id))] + AdminJSON.rateLimitRooms(rooms, clustered: api.runtime.rateLimiter.isClustered)),
+            requestID: requestID)
+    }
+
+    /// The keys of `rule` that have a limit or a hold, read from the running limiter now.
+    private func room(_ subjects: [RateLimitSubject], rule: RateLimitRule, snapshot: GatewaySnapshot) -> [RateLimitRoom] {
+        let now = Int64(NIODeadline.now().uptimeNanoseconds)
+        return api.runtime.rateLimiter.room(subjects, rules: [rule], policy: snapshot.rateLimits, now: now)
+            .filter { $0.limit != nil || $0.heldFor > 0 }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import GatewayCore
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// Issue 18's rate-limit state: a merchant's and a caller's room, read from the running gateway's limiter after
+/// real calls through it, on a real admin listener over a real store.
+@Suite("Admin API: rate-limit state")
+struct AdminAPIRateLimitTests {
+    /// One call per 100 s keeps the room after a few calls exact for the test's duration.
+    static let limits = """
+        merchant:
+          test:
+            default: {rate: 0.01, burst: 3}
+        caller: {rate: 0.01, burst: 5}
+        """
+
+    /// The `rules` of an answer, by category (`-` for none).
+    static func rules(_ answer: TestHTTPResponse) -> [String: JSONValue] {
+        Dictionary((answer.json["rules"]?.arrayValue ?? []).map { ($0["category"]?.stringValue ?? "-", $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    @Test("a merchant's room per category and a caller's room follow the calls made; a hold learned from Klarna shows")
+    func room() async throws {
+        try await withAdminAPI(rateLimits: Self.limits) { api in
+            let client = api.gw.client()
+            for _ in 0..<2 {
+                #expect(try await client.send("GET", "/v2/accounts/m1" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")]).status == 200)
+            }
+            try await client.close()
+            let category = try #require(api.gw.service.runtime.snapshots.current.catalogue.operations.first { $0.id == "readPaymentTransaction" }?.category)
+
+            let merchant = try await api.send("GET", "/admin/v1/rate-limits/merchants/m1", as: .viewer)
+            #expect(merchant.status == 200)
+            #expect(merchant.json["merchant_id"]?.stringValue == "m1")
+            #expect(merchant.json["environment"]?.stringValue == "test")
+            #expect(merchant.json["clustered"]?.boolValue == false)
+            let rules = Self.rules(merchant)
+            // Every category has the environment's default limit; only the one called has less than its burst.
+            #expect(rules.count == Set(api.gw.service.runtime.snapshots.current.catalogue.operations.map(\.category)).count)
+            #expect(rules[category]?["remaining"]?.intValue == 1)
+            #expect(rules[category]?["burst"]?.intValue == 3)
+            #expect(rules[category]?["rule"]?.stringValue == "merchant")
+            #expect((rules[category]?["reset_after_ms"]?.intValue ?? 0) > 100_000)
+            #expect(rules.filter { $0.key != category }.values.allSatisfy { $0["remaining"]?.intValue == 3 && $0["reset_after_ms"]?.intValue == 0 })
+            #expect(rules.values.allSatisfy { $0["held_for_ms"]?.intValue == 0 })
+            // A merchant not called has its full burst everywhere.
+            let untouched = Self.rules(try await api.send("GET", "/admin/v1/rate-limits/merchants/m3", as: .viewer))
+            #expect(!untouched.isEmpty && untouched.values.allSatisfy { $0["remaining"]?.intValue == 3 })
+
+            // Klarna's 429 holds the merchant's key: the relay calls `hold` with the subject of the call; so does this.
+            let limiter = api.gw.service.runtime.rateLimiter
+            let subject = RateLimitSubject(callerID: "checkout", merchantID: "m1", merchantGroups: [], partnerID: "acq", environment: .test, category: category)
+            limiter.hold(subject, until: Int64(NIODeadline.now().uptimeNanoseconds) + 60_000_000_000)
+            let held = Self.rules(try await api.send("GET", "/admin/v1/rate-limits/merchants/m1", as: .operator))
+            #expect((50_000...60_000).contains(held[category]?["held_for_ms"]?.intValue ?? 0))
+            #expect(held.filter { $0.key != category }.values.allSatisfy { $0["held_for_ms"]?.intValue == 0 })
+
+            let caller = try await api.send("GET", "/admin/v1/rate-limits/callers/checkout", as: .security)
+            #expect(caller.status == 200)
+            #expect(caller.json["caller_id"]?.stringValue == "checkout")
+            let callerRules = caller.json["rules"]?.arrayValue ?? []
+            #expect(callerRules.count == 1)
+            #expect(callerRules.first?["rule"]?.stringValue == "caller")
+            #expect(callerRules.first?["category"] == .null)
+            #expect(callerRules.first?["remaining"]?.intValue == 3)
+            #expect(callerRules.first?["burst"]?.intValue == 5)
+            let idle = try await api.send("GET", "/admin/v1/rate-limits/callers/orders", as: .viewer)
+            #expect(idle.json["rules"]?.arrayValue?.first?["remaining"]?.intValue == 5)
+        }
+    }
+
+    @Test("without rate-limits.yaml Klarna's figures; unknown ids are 404; no token is 401; nothing secret in any answer")
+    func refusalsAndSecrets() async throws {
+        try await withAdminAPI { api in
+            let client = api.gw.client()
+            _ = try await client.send("GET", "/v2/accounts/m1" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")])
+            try await client.close()
+            let merchant = try await api.send("GET", "/admin/v1/rate-limits/merchants/m1", as: .viewer)
+            #expect(merchant.status == 200)
+            // Without rate-limits.yaml the merchant has Klarna's published test figures; the caller has no limit.
+            let rules = Self.rules(merchant)
+            #expect(rules["payment-request-management"]?["rate"]?.intValue == 5)
+            #expect(rules.filter { $0.key != "payment-request-management" }.values.allSatisfy { $0["rate"]?.intValue == 50 })
+            #expect(try await api.send("GET", "/admin/v1/rate-limits/callers/checkout", as: .viewer).json["rules"]?.arrayValue?.isEmpty == true)
+            for path in ["/admin/v1/rate-limits/merchants/nope", "/admin/v1/rate-limits/callers/nobody"] {
+                #expect(try await api.send("GET", path, as: .viewer).errorCode == "GATEWAY_NOT_FOUND", "\(path)")
+            }
+            #expect(try await api.send("GET", "/admin/v1/rate-limits/merchants", as: .viewer).status == 404)
+            #expect(try await api.send("POST", "/admin/v1/rate-limits/merchants/m1", as: .operator).status == 405)
+            #expect(try await api.send("GET", "/admin/v1/rate-limits/merchants/m1", as: nil).status == 401)
+            #expect(try await api.send("GET", "/admin/v1/rate-limits/callers/checkout", as: nil, headers: [("Authorization", "Bearer kgwa_wrong")]).status == 401)
+
+            let text = try await api.readAsEveryRole(["/admin/v1/rate-limits/merchants/m1", "/admin/v1/rate-limits/merchants/m2", "/admin/v1/rate-limits/callers/checkout"])
+            #expect(text.contains("payment-request-management"), "the search below would search empty answers")
+            try await api.expectNoSecret(in: text)
+        }
+    }
+}
