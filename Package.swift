@@ -204,7 +204,7 @@ let package = Package(
         .executableTarget(
             name: "gateway-alloc-count",
             dependencies: [
-                "GatewayApp", "GatewayAudit", "GatewayProxy",
+                "GatewayApp", "GatewayProxy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],

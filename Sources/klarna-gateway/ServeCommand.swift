@@ -26,17 +26,10 @@ struct Serve: AsyncParsableCommand {
             var logger = Logger(label: "klarna-gateway")
             logger[metadataKey: "node"] = "\(configuration.nodeID)"
             let credentials = try await CredentialLoader.open(config: configuration)
-            var writer: AuditWriter?
-            var journal: any CallJournal = AccessLogJournal(logger: logger)
-            if configuration.auditEnabled {
-                // The credentials' store and sealer: one store (one PostgreSQL pool) per process, not two.
-                let signer = try await AuditSigningKey.loadOrCreate(store: credentials.store, sealer: credentials.sealer)
-                let audit = AuditWriter(settings: configuration.audit, nodeID: configuration.nodeID, signer: signer, resolve: configuration.resolve, logger: logger)
-                writer = audit
-                journal = JournalChain([audit, journal])
-            } else {
-                logger.warning("audit trail disabled (audit.enabled: false): calls are not recorded")
-            }
+            let journals = try await CallJournals.open(config: configuration, credentials: credentials, logger: logger)
+            let writer = journals.audit
+            let journal = journals.journal
+            if writer == nil { logger.warning("audit trail disabled (audit.enabled: false): calls are not recorded") }
             // One registry for the process: the gateway's own metrics and anything else made through swift-metrics
             // (the global factory, bootstrapped once, here) are exported together on /metrics.
             let registry = PrometheusCollectorRegistry()

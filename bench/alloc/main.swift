@@ -11,7 +11,6 @@
 import Glibc
 #endif
 import GatewayApp
-import GatewayAudit
 import GatewayProxy
 import Logging
 import MallocInterposerSwift
@@ -30,15 +29,9 @@ struct AllocCount {
         // No reload loop running (`run()` is never called): only the calls themselves allocate. The audit trail is
         // off unless the configuration turns it on (AUDIT_MODE in bench/alloc-count.sh); then it is wired as
         // `serve` wires it, and the writer's thread's allocations count too.
-        var journal: any CallJournal = AccessLogJournal(logger: logger)
-        var audit: AuditWriter?
-        if config.auditEnabled {
-            let signer = try await AuditSigningKey.loadOrCreate(store: credentials.store, sealer: credentials.sealer)
-            let writer = AuditWriter(settings: config.audit, nodeID: config.nodeID, signer: signer, resolve: config.resolve, logger: logger)
-            audit = writer
-            journal = JournalChain([writer, journal])
-        }
-        let service = try await GatewayService.start(config: config, credentials: credentials, journal: journal, logger: logger, threads: 1)
+        let journals = try await CallJournals.open(config: config, credentials: credentials, logger: logger)
+        let service = try await GatewayService.start(
+            config: config, credentials: credentials, journal: journals.journal, logger: logger, threads: 1)
         var failed = false
         var index = 2
         while index < arguments.count {
@@ -56,7 +49,7 @@ struct AllocCount {
             if perCall <= 0 { failed = true }
         }
         await service.shutdown()
-        await audit?.shutdown()
+        await journals.audit?.shutdown()
         if failed { exit(1) }
     }
 
