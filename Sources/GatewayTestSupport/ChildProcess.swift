@@ -4,7 +4,7 @@ import Foundation
 /// search everything it printed (for planted secrets, for example).
 public final class ChildProcess: @unchecked Sendable {
     /// The running process.
-    public let process: Process
+    public let process: SpawnedProcess
     /// Where its standard output goes.
     public let stdoutURL: URL
     /// Where its standard error goes.
@@ -27,24 +27,13 @@ public final class ChildProcess: @unchecked Sendable {
         _ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: URL,
         stdin: String? = nil
     ) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         let tag = UUID().uuidString.prefix(8)
         let name = URL(fileURLWithPath: executable).lastPathComponent
         stdoutURL = directory.appendingPathComponent("\(name)-\(tag).out")
         stderrURL = directory.appendingPathComponent("\(name)-\(tag).err")
-        _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
-        process.standardError = try FileHandle(forWritingTo: stderrURL)
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        self.process = process
+        process = try SpawnedProcess(
+            executable, arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { _, new in new },
+            stdout: stdoutURL.path, stderr: stderrURL.path, stdin: Data((stdin ?? "").utf8))
     }
 
     /// Runs a command to completion and returns its exit status and output.
@@ -68,7 +57,7 @@ public final class ChildProcess: @unchecked Sendable {
         while process.isRunning {
             if ContinuousClock.now > deadline {
                 kill(SIGKILL)
-                throw ChildProcessError.timedOut(process.executableURL?.lastPathComponent ?? "?")
+                throw ChildProcessError.timedOut(process.executableName)
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -88,13 +77,9 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Sends a signal (SIGTERM, SIGKILL, …).
-    public func kill(_ signal: Int32) {
-        if process.isRunning { _ = Foundation.kill(process.processIdentifier, signal) }
-    }
+    public func kill(_ signal: Int32) { process.kill(signal) }
 
-    deinit {
-        if process.isRunning { _ = Foundation.kill(process.processIdentifier, SIGKILL) }
-    }
+    deinit { process.kill(SIGKILL) }
 }
 
 /// Why a child process did not do what a test waited for.
@@ -103,12 +88,15 @@ public enum ChildProcessError: Error, CustomStringConvertible {
     case timedOut(String)
     /// It exited before printing what was awaited.
     case exited(Int32, stderr: String)
+    /// It could not be started.
+    case spawn(String, errno: Int32)
 
     /// A readable reason.
     public var description: String {
         switch self {
         case .timedOut(let what): "timed out: \(what)"
         case .exited(let status, let stderr): "exited with status \(status): \(stderr.suffix(2000))"
+        case .spawn(let what, let code): "could not start \(what): \(String(cString: strerror(code)))"
         }
     }
 }
