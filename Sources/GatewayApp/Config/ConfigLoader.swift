@@ -82,6 +82,9 @@ public enum ConfigLoader {
         if !["refuse", "forward"].contains(config.upstream.unknownOperations) {
             throw ConfigError(source: source, reason: "upstream.unknown_operations must be refuse or forward, not '\(config.upstream.unknownOperations)'")
         }
+        if config.eventLoops < 0 {
+            throw ConfigError(source: source, reason: "event_loops must be 0 (one per core) or a number of threads, not \(config.eventLoops)")
+        }
         if config.upstream.drainSeconds < 0 || config.shutdownGraceSeconds < 0 {
             throw ConfigError(source: source, reason: "upstream.drain_seconds and shutdown_grace_seconds must not be negative")
         }

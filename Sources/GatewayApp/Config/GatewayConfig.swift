@@ -30,6 +30,8 @@ public struct GatewayConfig: Sendable, Codable {
     public var reloadIntervalMs: Int
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error`, `critical`.
     public var logLevel: String
+    /// Event-loop threads serving calls; 0 (the default) is one per core.
+    public var eventLoops: Int
     /// How long a graceful stop (SIGTERM, SIGINT) waits for calls in flight before closing what is left, seconds.
     public var shutdownGraceSeconds: Int
     /// Metrics settings.
@@ -45,7 +47,7 @@ public struct GatewayConfig: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id", storage, masterKey = "master_key", catalogue, policies, listeners, upstream, limits, admin, audit
-        case reloadIntervalMs = "reload_interval_ms", logLevel = "log_level"
+        case reloadIntervalMs = "reload_interval_ms", logLevel = "log_level", eventLoops = "event_loops"
         case shutdownGraceSeconds = "shutdown_grace_seconds", metrics, quotaLeasing = "quota_leasing", tracing, webhooks
     }
 
@@ -72,6 +74,7 @@ public struct GatewayConfig: Sendable, Codable {
         auditEnabled = try section(.audit, AuditToggle()).enabled ?? true
         reloadIntervalMs = try section(.reloadIntervalMs, 500)
         logLevel = try section(.logLevel, "info")
+        eventLoops = try section(.eventLoops, 0)
         shutdownGraceSeconds = try section(.shutdownGraceSeconds, 65)
         metrics = try section(.metrics, Metrics())
         quotaLeasing = try section(.quotaLeasing, QuotaLeasing())

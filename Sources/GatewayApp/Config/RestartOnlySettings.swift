@@ -2,7 +2,7 @@ import Foundation
 
 /// The parts of `gateway.yaml` a running gateway cannot change without a restart, and how a reload keeps them.
 ///
-/// These are bound once at start: sockets (listeners, admin), the store, the key ring, the audit writer, the
+/// These are bound once at start: the event loops, sockets (listeners, admin), the store, the key ring, the audit writer, the
 /// upstream trust store, timeouts, retries, breaker and idempotency-key setting the runtime was built with, ingress limits, the metrics label set, quota leasing, tracing and webhook delivery.
 /// Everything else (policy and catalogue paths, egress rules, header stripping, the integrator tag, unknown
 /// operations, drain time, reload interval, log level, shutdown grace) applies on reload. Listener certificate
@@ -15,6 +15,7 @@ enum RestartOnlySettings {
             if encoded(value(running)) != encoded(value(loaded)) { names.append(name) }
         }
         check("node_id") { $0.nodeID }
+        check("event_loops") { $0.eventLoops }
         check("storage") { $0.storage }
         check("master_key") { $0.masterKey }
         check("listeners") { $0.listeners }
@@ -41,6 +42,7 @@ enum RestartOnlySettings {
     static func keeping(restartOnly running: GatewayConfig, rest loaded: GatewayConfig) -> GatewayConfig {
         var next = loaded
         next.nodeID = running.nodeID
+        next.eventLoops = running.eventLoops
         next.storage = running.storage
         next.masterKey = running.masterKey
         next.listeners = running.listeners
