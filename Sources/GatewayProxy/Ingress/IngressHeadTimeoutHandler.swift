@@ -110,6 +110,17 @@ final class IngressHeadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
         }
     }
 
+    /// Asks for the next read while the connection's one request is answered. The pipelining handler above holds
+    /// that read until the answer is written, and NIO meanwhile takes the socket out of epoll and puts it back
+    /// afterwards: two `epoll_ctl` calls per request, which nginx does not make. Asked for here, below the
+    /// pipelining handler, the read keeps the socket registered. A request read meanwhile waits in the pipelining
+    /// handler as before; with two outstanding the hold applies again, so a client that pipelines without reading
+    /// its answers is still held to one read's worth, and a graceful stop keeps the hold.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if outstanding == 1, case .none = gracefulStop { context.read() }
+        context.fireChannelReadComplete()
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
             outstanding = max(0, outstanding - 1)
