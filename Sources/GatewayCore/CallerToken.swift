@@ -68,18 +68,21 @@ public struct CallerToken: Sendable {
             let digest = secret.withUTF8 { SHA256.hash(data: $0) }
             let stored = storedHash.utf8
             guard stored.count == 2 * SHA256.byteCount else { return false }
-            var difference: UInt8 = 0
-            var index = stored.startIndex
-            for byte in digest {
-                let high = stored[index]
-                index = stored.index(after: index)
-                let low = stored[index]
-                index = stored.index(after: index)
-                // A stored hash is lowercase hex by construction; anything else cannot match.
-                guard let value = Hex.byte(high: high, low: low) else { return false }
-                difference |= value ^ byte
+            // Read in place: iterating the digest itself copies its bytes into an array first.
+            return digest.withUnsafeBytes { bytes in
+                var difference: UInt8 = 0
+                var index = stored.startIndex
+                for byte in bytes {
+                    let high = stored[index]
+                    index = stored.index(after: index)
+                    let low = stored[index]
+                    index = stored.index(after: index)
+                    // A stored hash is lowercase hex by construction; anything else cannot match.
+                    guard let value = Hex.byte(high: high, low: low) else { return false }
+                    difference |= value ^ byte
+                }
+                return difference == 0
             }
-            return difference == 0
         }
     }
 
