@@ -38,6 +38,7 @@ extension AdminAPI {
                 return AdminResponse(.ok, json: .object([("partners", .array(partners.map(AdminJSON.partner)))]), requestID: requestID)
             case .listAuditRecords: return try await listAuditRecords()
             case .getAuditStatus: return AdminResponse(.ok, json: AdminJSON.auditStatus(api.audit?.writer.health), requestID: requestID)
+            case .getTraffic: return try await traffic()
             case .listUpstreams: return AdminResponse(.ok, json: AdminJSON.upstreams(api.runtime), requestID: requestID)
             case .listReleases: return AdminResponse(.ok, json: AdminJSON.releases(api.runtime.snapshots.current), requestID: requestID)
             case .previewRollout: return try previewRollout()

@@ -13,6 +13,7 @@ enum AdminAction: String, Sendable {
     case listPartners = "admin.listPartners"
     case listAuditRecords = "admin.listAuditRecords"
     case getAuditStatus = "admin.getAuditStatus"
+    case getTraffic = "admin.getTraffic"
     case listUpstreams = "admin.listUpstreams"
     case listReleases = "admin.listReleases"
     case getMerchantRateLimits = "admin.getMerchantRateLimits"
@@ -44,6 +45,7 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .listPartners, method: "GET", template: "/admin/v1/partners", role: .viewer),
         AdminRoute(action: .listAuditRecords, method: "GET", template: "/admin/v1/audit/records", role: .viewer),
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
+        AdminRoute(action: .getTraffic, method: "GET", template: "/admin/v1/audit/traffic", role: .viewer),
         AdminRoute(action: .listUpstreams, method: "GET", template: "/admin/v1/upstreams", role: .viewer),
         AdminRoute(action: .listReleases, method: "GET", template: "/admin/v1/releases", role: .viewer),
         AdminRoute(action: .previewRollout, method: "GET", template: "/admin/v1/releases/rollout-preview", role: .viewer),
