@@ -68,6 +68,9 @@ public struct AdminAPI: Sendable {
                 GatewayError(.payloadTooLarge, "the admin API takes bodies of at most \(AdminHandler.maxBodyBytes / 1024) KiB"), request,
                 requestID: requestID, account: nil, route: nil)
         }
+        if let crossSite = CrossSiteCheck.refusal(request) {
+            return await refuse(crossSite, request, requestID: requestID, account: nil, route: nil)
+        }
         let address = request.clientAddress ?? "unknown"
         let wait = backoff.delay(for: address)
         if wait > .zero { try? await Task.sleep(for: wait) }
