@@ -20,8 +20,12 @@ extension AdminAPI.Exchange {
         }
         let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let fromMicros = nowMicros - Int64(minutes) * 60_000_000
+        // host[:port] as the breakers name it, so the console can put each host's breaker beside its figures.
         let hosts = Dictionary(
-            try await api.service.store.partners().map { ($0.id, URLComponents(string: $0.baseURL)?.host ?? $0.baseURL) }, uniquingKeysWith: { a, _ in a })
+            try await api.service.store.partners().map { partner in
+                let url = URLComponents(string: partner.baseURL)
+                return (partner.id, (url?.host ?? partner.baseURL) + (url?.port.map { ":\($0)" } ?? ""))
+            }, uniquingKeysWith: { a, _ in a })
         let store = trail.store
         let cap = Self.trafficRecordCap
         let (entries, truncated) = try await NIOThreadPool.singleton.runIfActive {

@@ -3,7 +3,8 @@ import GatewayAudit
 import GatewayCore
 
 /// Calls of a time window counted from their audit records: rate, statuses, error codes, upstream latency, per
-/// upstream host and per minute. Admin requests (`operation_family` `admin`) are not calls and are left out.
+/// upstream host and per minute. Admin requests (`operation_family` `admin`, or a path under `/admin/`) are not
+/// calls and are left out.
 struct TrafficSummary {
     /// One call: its outcome or refusal record (an intent is followed by one of them, so it is not counted).
     private struct Call {
@@ -22,7 +23,8 @@ struct TrafficSummary {
     /// Sums `entries`; `hosts` gives each partner's upstream host.
     init(entries: [AuditEntry], hosts: [String: String], fromMicros: Int64, toMicros: Int64, truncated: Bool) {
         calls = entries.compactMap { entry in
-            guard entry.phase != "intent", entry.operationFamily != "admin" else { return nil }
+            // An admin refusal made before its route was known (a wrong token) has no operation family, only its path.
+            guard entry.phase != "intent", entry.operationFamily != "admin", !entry.path.hasPrefix("/admin/") else { return nil }
             let code = entry.gatewayErrorCode ?? entry.klarnaErrorCode ?? ((entry.status ?? 0) >= 400 ? "HTTP_\(entry.status ?? 0)" : nil)
             return Call(
                 minute: entry.timeMicros / 60_000_000, status: entry.status, errorCode: code, latencyMicros: entry.upstreamLatencyMicros,

@@ -1,4 +1,4 @@
-// DOM helpers. Every text goes in through textContent, never innerHTML, so nothing the API returns (merchant ids,
+// DOM helpers. Every text goes in as a text node, never parsed as markup, so nothing the API returns (merchant ids,
 // error messages, audit fields) can become markup or script.
 
 /** An element with attributes (`on…` functions become listeners) and children (strings become text). */
@@ -29,9 +29,11 @@ export function table(caption, columns, rows, empty = 'None.') {
     el('tbody', {}, rows.map((row) => el('tr', {}, row.map((cell, i) => el('td', { class: columns[i].num ? 'num' : null }, cell)))))));
 }
 
-/** A definition list of [term, value] pairs. */
+/** A definition list of [term, value] pairs; `figures` groups each pair in a div (HTML allows it) to lay them out as tiles. */
 export function details(pairs, className = 'detail') {
-  return el('dl', { class: className }, pairs.flatMap(([term, value]) => [el('dt', {}, term), el('dd', {}, value ?? '—')]));
+  const pair = ([term, value]) => [el('dt', {}, term), el('dd', {}, value ?? '—')];
+  if (className === 'figures') return el('dl', { class: className }, pairs.map((p) => el('div', {}, pair(p))));
+  return el('dl', { class: className }, pairs.flatMap(pair));
 }
 
 /** A labelled input. */
