@@ -21,16 +21,22 @@ struct ConsoleBrowserTests {
     static var browserRequired: Bool { ProcessInfo.processInfo.environment["KGW_REQUIRE_CHROMIUM"] == "1" }
 
     @Test(
-        "log in, read the overview, find a merchant and suspend it, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused",
+        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused",
         .enabled(if: browserInstalled || browserRequired, "needs chromium, chromium-driver, python3-selenium and libnss3-tools: bin/test installs them"))
     func consoleInChromium() async throws {
         try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but chromium, chromium-driver, python3-selenium or certutil is missing; bin/test installs them")
         try await withAdminAPI(tls: true) { api in
             let authority = try #require(api.tlsAuthority)
+            // The merchant to suspend is found by search among 10,000 (ids c00001…; accounts that no id search matches).
+            let bulk = (1...10_000).map { number in
+                MerchantRecord(id: String(format: "c%05d", number), partnerID: "acq", account: AccountKRN("krn:partner:global:account:test:BULK\(number)")!)
+            }
+            try await api.gw.admin.store.saveMerchants(bulk, secrets: [])
+            try await api.gw.waitForReload()
             let client = api.gw.client()
             // Traffic for the overview, and one refused call per width for the audit explorer to find.
             #expect(try await client.send("GET", "/v2/accounts/m1" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")]).status == 200)
-            for (width, merchant) in [(1280, "m3"), (390, "m4")] {
+            for (width, merchant) in [(1280, "c07321"), (390, "c04242")] {
                 let refused = try await client.send("GET", "/v2/accounts/nobody" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")])
                 #expect(refused.status >= 400)
                 let callID = try #require(refused.header("Klarna-Gateway-Request-Id"))
@@ -51,6 +57,10 @@ struct ConsoleBrowserTests {
                 // The suspension made in the browser is in force, and in the audit trail as intent and outcome.
                 let merchantNow = try await api.send("GET", "/admin/v1/merchants/\(merchant)", as: .viewer)
                 #expect(merchantNow.json["status"]?.stringValue == "suspended", "\(merchant) at \(width) px")
+                #expect(merchantNow.json["release"]?.stringValue == report["pinned_release"]?.stringValue && report["pinned_release"] != nil)
+                try await api.gw.waitForReload()
+                let next = try await client.send("GET", "/v2/accounts/\(merchant)" + AuditTrailTests.transaction, headers: [api.gw.bearer("orders")])
+                #expect(next.errorCode == "GATEWAY_MERCHANT_SUSPENDED", "the merchant's next call is refused")
                 let suspendID = report["suspend_request_id"]?.stringValue
                 #expect(suspendID != nil)
                 let records = try await api.auditRecords(suspendID)

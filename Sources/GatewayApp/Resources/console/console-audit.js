@@ -30,9 +30,13 @@ export async function render(view, argument) {
     : el('p', {}, badge('disabled', 'warn'), ' The gateway records no audit trail.'));
 
   let cursors = [null];
+  // Only the latest search's answer is shown, whatever order the answers arrive in.
+  let latest = 0;
   async function search() {
+    const mine = ++latest;
     const parameters = Object.fromEntries(filters.map(([name]) => [name, inputs[name].value.trim()]));
     const { json } = await call('GET', withQuery('/admin/v1/audit/records', { ...parameters, after: cursors.at(-1), limit: 50 }));
+    if (mine !== latest) return;
     const open = (r) => el('button', { type: 'button', class: 'linkish mono', onclick: () => showRequest(r.request_id) }, r.request_id);
     const previous = el('button', { type: 'button', class: 'secondary', disabled: cursors.length < 2 }, 'Previous page');
     const next = el('button', { type: 'button', class: 'secondary', disabled: !json.next_cursor }, 'Next page');

@@ -13,9 +13,13 @@ export async function render(view) {
   const search = el('input', { id: 'merchant-search', type: 'search', name: 'q', maxlength: 100, autocomplete: 'off' });
   const form = el('form', { role: 'search' }, el('label', {}, 'Id or account contains', search), el('button', { type: 'submit' }, 'Search'));
   let cursors = [null];
+  // Answers can arrive out of order (a search typed while the first page loads): only the latest request's is shown.
+  let latest = 0;
   async function show() {
+    const mine = ++latest;
     const after = cursors.at(-1);
     const { json } = await call('GET', withQuery('/admin/v1/merchants', { q: search.value.trim(), after, limit: 50 }));
+    if (mine !== latest) return;
     const previous = el('button', { type: 'button', class: 'secondary', disabled: cursors.length < 2 }, 'Previous page');
     const next = el('button', { type: 'button', class: 'secondary', disabled: !json.next_cursor }, 'Next page');
     previous.addEventListener('click', () => { cursors.pop(); show().catch((e) => say(errorText(e))); });
@@ -54,9 +58,10 @@ export async function renderOne(view, id) {
     const resume = el('button', { type: 'button', id: 'resume', disabled: m.status === 'active' }, 'Resume');
     suspend.addEventListener('click', () => act('Suspend', 'POST', `${base}/suspend`));
     resume.addEventListener('click', () => act('Resume', 'POST', `${base}/resume`));
-    const names = releases?.environments.find((e) => e.environment === m.environment)?.releases.filter((r) => r.available).map((r) => r.name) ?? [];
+    // A pin names a release by its id (`stable-v1`); its name (`stable/v1`) is only shown.
+    const offered = releases?.environments.find((e) => e.environment === m.environment)?.releases.filter((r) => r.available) ?? [];
     const pin = el('select', { id: 'pin' }, el('option', { value: '' }, 'no pin (follow roll-outs)'),
-      names.map((name) => el('option', { value: name, selected: name === m.release }, name)));
+      offered.map((r) => el('option', { value: r.id, selected: r.id === m.release }, r.name === r.id ? r.id : `${r.id} (${r.name})`)));
     const pinForm = el('form', {}, el('label', {}, 'Release pin', pin), el('button', { type: 'submit' }, 'Set pin'));
     pinForm.addEventListener('submit', (event) => { event.preventDefault(); act('Release pin', 'PUT', `${base}/release`, { release: pin.value || null }); });
     const parts = [

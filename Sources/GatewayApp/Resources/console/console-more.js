@@ -31,12 +31,12 @@ export async function renderReleases(view) {
   view.append(el('h2', {}, 'Releases'), el('p', { class: 'muted' }, `Calendar for ${json.today} (snapshot ${json.snapshot}).`));
   for (const environment of json.environments) {
     view.append(el('h3', {}, `${environment.environment}: latest ${environment.latest ?? 'none'}`),
-      table(`Releases in ${environment.environment}`, [{ title: 'Release' }, { title: 'API' }, { title: 'Available from' }, { title: 'Available' }, { title: 'Pinned merchants', num: true }],
-        environment.releases.map((r) => [r.name, r.api_major, r.available_from ?? '—', r.available ? badge('available', 'ok') : badge('not yet', 'warn'), String(r.pinned_merchants)])));
+      table(`Releases in ${environment.environment}`, [{ title: 'Release' }, { title: 'Name' }, { title: 'API' }, { title: 'Available from' }, { title: 'Available' }, { title: 'Pinned merchants', num: true }],
+        environment.releases.map((r) => [r.id, r.name, r.api_major, r.available_from ?? '—', r.available ? badge('available', 'ok') : badge('not yet', 'warn'), String(r.pinned_merchants)])));
   }
   view.append(table('Roll-outs in force', [{ title: 'Release' }, { title: 'Percent', num: true }, { title: 'Group' }], json.rollouts.map((r) => [r.release, String(r.percent), r.group ?? 'all'])));
   const environment = el('select', { id: 'rollout-environment' }, json.environments.map((e) => el('option', { value: e.environment }, e.environment)));
-  const release = el('select', { id: 'rollout-release' }, [...new Set(json.environments.flatMap((e) => e.releases.map((r) => r.name)))].map((n) => el('option', { value: n }, n)));
+  const release = el('select', { id: 'rollout-release' }, [...new Set(json.environments.flatMap((e) => e.releases.map((r) => r.id)))].map((id) => el('option', { value: id }, id)));
   const percent = el('input', { id: 'rollout-percent', type: 'range', min: 0, max: 100, step: 1, value: 10 });
   const percentText = el('output', { for: 'rollout-percent' }, '10 %');
   percent.addEventListener('input', () => { percentText.textContent = `${percent.value} %`; });

@@ -23,7 +23,8 @@ export function badge(text, kind) { return el('span', { class: `badge ${kind}` }
 /** A table: `columns` of { title, num }, `rows` of cells (nodes or text); a caption names it for screen readers. */
 export function table(caption, columns, rows, empty = 'None.') {
   if (rows.length === 0) return el('p', { class: 'muted' }, `${caption}: ${empty}`);
-  return el('div', { class: 'scroll' }, el('table', {},
+  // Focusable, so a table wider than a phone can be scrolled with the keyboard.
+  return el('div', { class: 'scroll', tabindex: '0', role: 'region', 'aria-label': caption }, el('table', {},
     el('caption', { class: 'muted' }, caption),
     el('thead', {}, el('tr', {}, columns.map((c) => el('th', { scope: 'col', class: c.num ? 'num' : null }, c.title)))),
     el('tbody', {}, rows.map((row) => el('tr', {}, row.map((cell, i) => el('td', { class: columns[i].num ? 'num' : null }, cell)))))));
