@@ -341,6 +341,7 @@ struct AdminAPITests {
                 return response
             }
             _ = try await call("GET", "/admin/v1/openapi.json", as: nil)
+            _ = try await call("GET", "/admin/v1/account", as: .operator)
             _ = try await call("GET", "/admin/v1/merchants?limit=2&q=m", as: .viewer)
             _ = try await call("GET", "/admin/v1/merchants?limit=x", as: .viewer)
             _ = try await call("GET", "/admin/v1/merchants", as: nil)

@@ -21,7 +21,7 @@ struct ConsoleBrowserTests {
     static var browserRequired: Bool { ProcessInfo.processInfo.environment["KGW_REQUIRE_CHROMIUM"] == "1" }
 
     @Test(
-        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused",
+        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change",
         .enabled(if: browserInstalled || browserRequired, "needs chromium, chromium-driver, python3-selenium and libnss3-tools: bin/test installs them"))
     func consoleInChromium() async throws {
         try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but chromium, chromium-driver, python3-selenium or certutil is missing; bin/test installs them")
@@ -83,6 +83,21 @@ struct ConsoleBrowserTests {
                     #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-\(width).png").path), "screenshot \(page) at \(width) px")
                 }
             }
+
+            // A viewer is shown the merchant read-only and changes nothing.
+            let out = Self.repository.appendingPathComponent(".build/console-screenshots")
+            let viewer = try await ChildProcess.run(
+                "/usr/bin/python3", [Self.repository.appendingPathComponent("bin/console-browser-check").path],
+                environment: [
+                    "KGW_CONSOLE_URL": "https://localhost:\(api.server.port)/console/", "KGW_CONSOLE_CA": authority.caCertificatePEM,
+                    "KGW_CONSOLE_TOKEN": api.tokens[.viewer] ?? "", "KGW_CONSOLE_ROLE": "viewer", "KGW_CONSOLE_WIDTH": "390",
+                    "KGW_CONSOLE_MERCHANT": "c00001", "KGW_CONSOLE_REQUEST_ID": "-", "KGW_CONSOLE_OUT": out.path,
+                ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
+            #expect(viewer.status == 0, "the viewer's browser run failed:\n\(viewer.stdout.suffix(6000))\n\(viewer.stderr.suffix(3000))")
+            #expect(try await api.send("GET", "/admin/v1/merchants/c00001", as: .viewer).json["status"]?.stringValue == "active")
+            let dump = try String(contentsOf: out.appendingPathComponent("dump.txt"), encoding: .utf8)
+            #expect(dump.contains("Your role is viewer"))
+            try await api.expectNoSecret(in: dump + viewer.stdout + viewer.stderr)
             try await client.close()
         }
     }

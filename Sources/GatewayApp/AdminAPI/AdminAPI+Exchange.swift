@@ -22,6 +22,10 @@ extension AdminAPI {
         /// Carries out the route; refusals are thrown as `GatewayError`s.
         func perform(_ parameters: [String]) async throws -> AdminResponse {
             switch route.action {
+            // Who the token belongs to, so a client (the console) can offer only what the role may do.
+            case .getAccount:
+                return AdminResponse(
+                    .ok, json: .object([("name", .string(account.name)), ("role", .string(account.role.rawValue))]), requestID: requestID)
             case .listMerchants: return try await listMerchants()
             case .getMerchant:
                 let record = try await find(parameters[0])

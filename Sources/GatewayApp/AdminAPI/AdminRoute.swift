@@ -3,6 +3,7 @@ import GatewayCore
 /// What an endpoint does; its raw value is the `operationId` in the OpenAPI document and the `operation_id` of
 /// its audit records.
 enum AdminAction: String, Sendable {
+    case getAccount = "admin.getAccount"
     case listMerchants = "admin.listMerchants"
     case getMerchant = "admin.getMerchant"
     case suspendMerchant = "admin.suspendMerchant"
@@ -35,6 +36,7 @@ struct AdminRoute: Sendable, Equatable {
     /// Every endpoint but the OpenAPI document (which needs no token); `Resources/admin-openapi.json` and
     /// docs/admin-api.md describe the same list (a test compares the document with it).
     static let all: [AdminRoute] = [
+        AdminRoute(action: .getAccount, method: "GET", template: "/admin/v1/account", role: .viewer),
         AdminRoute(action: .listMerchants, method: "GET", template: "/admin/v1/merchants", role: .viewer),
         AdminRoute(action: .getMerchant, method: "GET", template: "/admin/v1/merchants/{id}", role: .viewer),
         AdminRoute(action: .suspendMerchant, method: "POST", template: "/admin/v1/merchants/{id}/suspend", role: .operator),

@@ -5,8 +5,17 @@ let token = null;
 /** Keeps the token for the calls that follow. */
 export function setToken(value) { token = value; }
 
-/** Forgets the token. */
-export function clearToken() { token = null; }
+/** Forgets the token and the account. */
+export function clearToken() { token = null; account = null; }
+
+// The account the token belongs to ({ name, role }), read at login.
+let account = null;
+
+/** Keeps the logged-in account. */
+export function setAccount(value) { account = value; }
+
+/** Whether the logged-in account may change merchants and callers (operator or security). */
+export function mayChange() { return account !== null && account.role !== 'viewer'; }
 
 /** Whether a token is held. */
 export function hasToken() { return token !== null; }

@@ -1,6 +1,6 @@
 // Merchants: search and page through them; one merchant's state, suspend/resume and release pin (each sent with
 // the ETag read, so a concurrent change is refused rather than overwritten), and its recent calls and refusals.
-import { call, withQuery } from './console-api.js';
+import { call, withQuery, mayChange } from './console-api.js';
 import { el, badge, table, details, field, say, errorText, microsTime } from './console-view.js';
 
 function statusBadge(status) { return badge(status, status === 'active' ? 'ok' : 'bad'); }
@@ -54,15 +54,16 @@ export async function renderOne(view, id) {
       }
     };
     const base = `/admin/v1/merchants/${encodeURIComponent(m.id)}`;
-    const suspend = el('button', { type: 'button', class: 'danger', id: 'suspend', disabled: m.status === 'suspended' }, 'Suspend');
-    const resume = el('button', { type: 'button', id: 'resume', disabled: m.status === 'active' }, 'Resume');
+    const readOnly = !mayChange();
+    const suspend = el('button', { type: 'button', class: 'danger', id: 'suspend', disabled: readOnly || m.status === 'suspended' }, 'Suspend');
+    const resume = el('button', { type: 'button', id: 'resume', disabled: readOnly || m.status === 'active' }, 'Resume');
     suspend.addEventListener('click', () => act('Suspend', 'POST', `${base}/suspend`));
     resume.addEventListener('click', () => act('Resume', 'POST', `${base}/resume`));
     // A pin names a release by its id (`stable-v1`); its name (`stable/v1`) is only shown.
     const offered = releases?.environments.find((e) => e.environment === m.environment)?.releases.filter((r) => r.available) ?? [];
     const pin = el('select', { id: 'pin' }, el('option', { value: '' }, 'no pin (follow roll-outs)'),
       offered.map((r) => el('option', { value: r.id, selected: r.id === m.release }, r.name === r.id ? r.id : `${r.id} (${r.name})`)));
-    const pinForm = el('form', {}, el('label', {}, 'Release pin', pin), el('button', { type: 'submit' }, 'Set pin'));
+    const pinForm = el('form', {}, el('label', {}, 'Release pin', pin), el('button', { type: 'submit', disabled: readOnly }, 'Set pin'));
     pinForm.addEventListener('submit', (event) => { event.preventDefault(); act('Release pin', 'PUT', `${base}/release`, { release: pin.value || null }); });
     const parts = [
       el('h2', {}, `Merchant ${m.id}`),
@@ -74,6 +75,7 @@ export async function renderOne(view, id) {
       el('div', { class: 'actions' }, suspend, resume),
       pinForm,
     ];
+    if (readOnly) parts.push(el('p', { id: 'read-only', class: 'note' }, 'Your role is viewer: changes need an operator or security account.'));
     if (message) parts.push(el('p', { id: 'merchant-message', role: 'alert' }, message));
     parts.push(el('div', { id: 'merchant-calls' }, el('p', { class: 'muted' }, 'Loading recent calls…')));
     body.replaceChildren(...parts);

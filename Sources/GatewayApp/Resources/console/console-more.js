@@ -1,6 +1,6 @@
 // Callers, releases (calendar and roll-out preview) and rate-limit state: read pages over the admin API, plus
 // revoking a caller.
-import { call, withQuery } from './console-api.js';
+import { call, withQuery, mayChange } from './console-api.js';
 import { el, badge, table, details, field, say, errorText, ms } from './console-view.js';
 
 /** Callers: their state, whether they hold a token (never the token), revoke. */
@@ -10,7 +10,7 @@ export async function renderCallers(view) {
   async function show(message) {
     const { json } = await call('GET', '/admin/v1/callers');
     const revoke = (c) => {
-      const button = el('button', { type: 'button', class: 'danger', disabled: c.status !== 'active' }, `Revoke ${c.id}`);
+      const button = el('button', { type: 'button', class: 'danger', disabled: !mayChange() || c.status !== 'active' }, `Revoke ${c.id}`);
       button.addEventListener('click', async () => {
         try { await call('POST', `/admin/v1/callers/${encodeURIComponent(c.id)}/revoke`); await show(`Caller ${c.id} revoked.`); }
         catch (error) { await show(`Revoke refused: ${errorText(error)}`); }

@@ -1,6 +1,6 @@
 // The console's entry: login and logout, and a hash router over the pages. Each page is a module whose
 // `render(view, argument)` fills the view and may return a function that stops its timers when the page is left.
-import { call, setToken, clearToken, hasToken } from './console-api.js';
+import { call, setToken, setAccount, clearToken, hasToken } from './console-api.js';
 import { el, say, errorText } from './console-view.js';
 import * as overview from './console-overview.js';
 import * as merchants from './console-merchants.js';
@@ -25,6 +25,7 @@ function showLogin(message = '') {
   document.getElementById('app-view').replaceChildren();
   document.getElementById('app-view').hidden = true;
   document.getElementById('nav').hidden = true;
+  document.getElementById('who').textContent = '';
   document.getElementById('login-view').hidden = false;
   document.getElementById('login-error').textContent = message;
   document.getElementById('token').focus();
@@ -61,7 +62,9 @@ async function logIn(event) {
   input.value = '';
   setToken(value);
   try {
-    await call('GET', '/admin/v1/audit/status');
+    const { json } = await call('GET', '/admin/v1/account');
+    setAccount(json);
+    document.getElementById('who').textContent = `${json.name} (${json.role})`;
   } catch (error) {
     showLogin(error.status === 401 ? 'That token is not valid.' : errorText(error));
     return;
