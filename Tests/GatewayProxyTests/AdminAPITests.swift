@@ -372,6 +372,8 @@ struct AdminAPITests {
             _ = try await call("GET", "/admin/v1/audit/status", as: .viewer)
             _ = try await call("GET", "/admin/v1/audit/traffic?minutes=60", as: .viewer)
             _ = try await call("GET", "/admin/v1/audit/traffic?minutes=0", as: .viewer)
+            _ = try await call("GET", "/admin/v1/audit/verification", as: .operator)
+            _ = try await call("GET", "/admin/v1/audit/verification", as: .viewer)
             _ = try await call("GET", "/admin/v1/upstreams", as: .viewer)
             _ = try await call("GET", "/admin/v1/releases", as: .viewer)
             _ = try await call("GET", "/admin/v1/releases/rollout-preview?environment=test&release=r8&percent=50", as: .viewer)

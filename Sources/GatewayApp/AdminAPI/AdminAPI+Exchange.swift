@@ -43,6 +43,7 @@ extension AdminAPI {
             case .listAuditRecords: return try await listAuditRecords()
             case .getAuditStatus: return AdminResponse(.ok, json: AdminJSON.auditStatus(api.audit?.writer.health), requestID: requestID)
             case .getTraffic: return try await traffic()
+            case .verifyAuditTrail: return try await verifyTrail()
             case .listUpstreams: return AdminResponse(.ok, json: AdminJSON.upstreams(api.runtime), requestID: requestID)
             case .listReleases: return AdminResponse(.ok, json: AdminJSON.releases(api.runtime.snapshots.current), requestID: requestID)
             case .previewRollout: return try previewRollout()

@@ -2,6 +2,7 @@ import Foundation
 import GatewayCore
 import GatewayProxy
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -25,6 +26,8 @@ public struct AdminAPI: Sendable {
     let audit: AdminAuditTrail?
     /// Called after a change is committed: the gateway reloads now instead of at its next poll.
     let applied: @Sendable () -> Void
+    /// Whether `GET /admin/v1/audit/verification` is running: it reads the whole trail, so one at a time.
+    let verification = NIOLockedValueBox(false)
     /// The loop records are made on.
     let eventLoop: any EventLoop
     let logger: Logger

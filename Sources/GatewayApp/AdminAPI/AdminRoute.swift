@@ -15,6 +15,7 @@ enum AdminAction: String, Sendable {
     case listAuditRecords = "admin.listAuditRecords"
     case getAuditStatus = "admin.getAuditStatus"
     case getTraffic = "admin.getTraffic"
+    case verifyAuditTrail = "admin.verifyAuditTrail"
     case listUpstreams = "admin.listUpstreams"
     case listReleases = "admin.listReleases"
     case getMerchantRateLimits = "admin.getMerchantRateLimits"
@@ -48,6 +49,7 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .listAuditRecords, method: "GET", template: "/admin/v1/audit/records", role: .viewer),
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
         AdminRoute(action: .getTraffic, method: "GET", template: "/admin/v1/audit/traffic", role: .viewer),
+        AdminRoute(action: .verifyAuditTrail, method: "GET", template: "/admin/v1/audit/verification", role: .operator),
         AdminRoute(action: .listUpstreams, method: "GET", template: "/admin/v1/upstreams", role: .viewer),
         AdminRoute(action: .listReleases, method: "GET", template: "/admin/v1/releases", role: .viewer),
         AdminRoute(action: .previewRollout, method: "GET", template: "/admin/v1/releases/rollout-preview", role: .viewer),

@@ -1,6 +1,6 @@
 // Audit explorer: search the trail by request id, merchant, caller, error code and time; one request's records
 // (intent and outcome) in full; the writer's state and last checkpoint.
-import { call, withQuery } from './console-api.js';
+import { call, withQuery, mayChange } from './console-api.js';
 import { el, badge, table, details, field, say, errorText, microsTime } from './console-view.js';
 
 const filters = [
@@ -21,13 +21,33 @@ export async function render(view, argument) {
   view.append(el('h2', {}, 'Audit'), state, form, results, one);
 
   const { json: status } = await call('GET', '/admin/v1/audit/status');
-  state.replaceChildren(status.enabled
-    ? details([
+  const verdict = el('div', { id: 'audit-verify', role: 'status' });
+  const verify = el('button', { type: 'button', id: 'verify', class: 'secondary', disabled: !mayChange() }, 'Verify the trail now');
+  verify.addEventListener('click', async () => {
+    verify.disabled = true;
+    verdict.replaceChildren(el('p', { class: 'muted' }, 'Verifying: every record is read…'));
+    try {
+      const { json: v } = await call('GET', '/admin/v1/audit/verification');
+      const first = v.problems[0];
+      verdict.replaceChildren(details([
+        ['Verification', v.intact ? badge('intact', 'ok') : badge(`broken: ${v.problem_count} problem(s)`, 'bad')],
+        ['Records checked', `${v.records_checked} (seq ${v.anchor_seq + 1}…${v.last_seq})`],
+        ['Checkpoints checked', `${v.checkpoints_checked} (newest ${v.newest_checkpoint_seq})`],
+        ...(first ? [['First bad sequence number', `${first.seq}: ${first.kind} (${first.detail})`]] : []),
+        ...v.notes.map((note) => ['Note', note]),
+      ]));
+    } catch (error) {
+      verdict.replaceChildren(el('p', { class: 'error', role: 'alert' }, errorText(error)));
+    } finally {
+      verify.disabled = false;
+    }
+  });
+  state.replaceChildren(...(status.enabled
+    ? [details([
       ['Writer', badge(status.healthy ? 'healthy' : 'unhealthy', status.healthy ? 'ok' : 'bad')],
       ['Last record', String(status.last_seq)], ['Last checkpoint', String(status.last_checkpoint_seq)],
-      ['Verify', 'klarna-gateway audit verify checks the chain and signatures up to the last checkpoint'],
-    ])
-    : el('p', {}, badge('disabled', 'warn'), ' The gateway records no audit trail.'));
+    ]), el('div', { class: 'actions' }, verify, mayChange() ? null : el('span', { class: 'note' }, 'Verifying needs an operator or security account.')), verdict]
+    : [el('p', {}, badge('disabled', 'warn'), ' The gateway records no audit trail.')]));
 
   let cursors = [null];
   // Only the latest search's answer is shown, whatever order the answers arrive in.
