@@ -293,7 +293,7 @@ struct AdminAPITests {
         #expect(backoff.delay(for: "d", now: start + .seconds(2)) == .zero)
     }
 
-    @Test("the served binary answers the admin API on its admin listener and records the change in its trail")
+    @Test("the served binary answers the admin API and the console on its admin listener and records the change in its trail")
     func servedBinary() async throws {
         try await withGateway { gw in
             let token = try await gw.admin.addAdmin(name: "ops", role: .operator).token.exposedValue
@@ -306,6 +306,10 @@ struct AdminAPITests {
             #expect(changed.status == 200)
             #expect(try await gw.admin.showMerchant(id: "m3").status == .suspended)
             #expect(try await client.send("GET", "/admin/v1/merchants", headers: [gw.bearer("checkout")]).status == 401)
+            // The console is served beside the API, with its Content-Security-Policy.
+            let console = try await client.send("GET", "/console/")
+            #expect(console.status == 200)
+            #expect(console.header("Content-Security-Policy")?.contains("default-src 'self'") == true)
             try await client.close()
             #expect(try await served.stop() == 0)
             let phases = try AuditTrailTests.records(served.auditPath, requestID: try #require(changed.header("Klarna-Gateway-Request-Id"))).map(\.0)
