@@ -143,8 +143,11 @@ let package = Package(
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "OTel", package: "swift-otel"),
             ],
-            // The admin API's OpenAPI document, compiled into the binary: one file, served as committed.
+            // The admin API's OpenAPI document and the web console's files, compiled into the binary: served as
+            // committed, nothing read from disk at run time.
             resources: [.embedInCode("Resources/admin-openapi.json")]
+                + ["console.html", "console.css", "console.js", "console-api.js", "console-view.js", "console-overview.js", "console-merchants.js", "console-audit.js", "console-more.js"]
+                .map { .embedInCode("Resources/console/\($0)") }
         ),
         .executableTarget(
             name: "KlarnaGatewayCLI",

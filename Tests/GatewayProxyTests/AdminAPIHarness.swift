@@ -1,6 +1,7 @@
 import Foundation
 import GatewayApp
 import GatewayCore
+import GatewayProxy
 import GatewayTestSupport
 import GRDB
 import NIOPosix
@@ -14,6 +15,8 @@ struct AdminAPIHarness {
     let client: TestHTTPClient
     /// Each role's admin token, as `admins add` printed it.
     let tokens: [AdminRole: String]
+    /// The CA of the admin listener's certificate (for `localhost`) when it speaks TLS.
+    let tlsAuthority: TestPKI?
 
     /// `Authorization: Bearer` for a role's account.
     func bearer(_ role: AdminRole) -> (String, String) { ("Authorization", "Bearer \(tokens[role] ?? "none")") }
@@ -47,7 +50,9 @@ struct AdminAPIHarness {
     func expectNoSecret(in text: String) async throws {
         let storedHashes = try await gw.admin.listAdmins().map(\.tokenHash) + (try await gw.admin.listCallers().compactMap(\.tokenHash))
         for secret in gw.plantedSecrets + tokens.values.map({ String($0.suffix(43)) }) + storedHashes {
-            #expect(!text.contains(secret), "a secret is in an answer")
+            // A Bool, so that a failure does not print the text, and the secret in it, into the test log.
+            let leaked = text.contains(secret)
+            #expect(!leaked, "a secret is in an answer")
         }
     }
 
@@ -67,9 +72,10 @@ struct AdminAPIHarness {
     }
 }
 
-/// Runs `body` against a harness gateway with the admin API and always stops both.
+/// Runs `body` against a harness gateway with the admin API and always stops both; with `tls`, the admin listener
+/// speaks TLS with a certificate for `localhost` from a CA of its own.
 func withAdminAPI(
-    rateLimits: String? = nil, backoff: AdminBackoff = AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)),
+    rateLimits: String? = nil, backoff: AdminBackoff = AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)), tls: Bool = false,
     _ body: (AdminAPIHarness) async throws -> Void
 ) async throws {
     try await withGateway(rateLimits: rateLimits) { gw in
@@ -80,10 +86,18 @@ func withAdminAPI(
         let api = AdminAPI(
             service: gw.admin, gateway: gw.service, audit: AdminAuditTrail(store: gw.auditPath, writer: gw.audit), logger: gw.logs.logger(),
             backoff: backoff)
+        let authority = tls ? try TestPKI(name: "admin listener CA") : nil
+        let context = try authority.map { pki in
+            let identity = try pki.issueServer()
+            return try ServerTLS(
+                certificateChainPEM: identity.certificatePEM, privateKey: Secret(identity.privateKeyPEM), clientCAPEM: nil, clientAuthentication: .none
+            ).makeContext(http2: false)
+        }
         let server = try await AdminServer.start(
-            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, routes: AdminRoutes(api: api)
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, routes: AdminRoutes(api: api), tls: context
         ) { AdminServer.readiness(audit: gw.audit, service: gw.service) }
-        let harness = AdminAPIHarness(gw: gw, server: server, client: TestHTTPClient(port: server.port, tls: nil), tokens: tokens)
+        let client = TestHTTPClient(port: server.port, tls: authority.map { TestTLS(trustRootsPEM: $0.caCertificatePEM) })
+        let harness = AdminAPIHarness(gw: gw, server: server, client: client, tokens: tokens, tlsAuthority: authority)
         do {
             try await body(harness)
         } catch {

@@ -86,6 +86,11 @@ import Testing
         let status = try await client.send("GET", "/admin/v1/audit/status", headers: [bearer])
         #expect(status.json["healthy"]?.boolValue == true)
         #expect((status.json["last_seq"]?.intValue ?? 0) >= 3)
+        // The traffic summary reads the same PostgreSQL trail; its records here are all admin requests, not calls.
+        let traffic = try await client.send("GET", "/admin/v1/audit/traffic?minutes=60", headers: [bearer])
+        #expect(traffic.status == 200)
+        #expect(traffic.json["calls"]?.intValue == 0)
+        #expect(traffic.json["truncated"]?.boolValue == false)
 
         try await client.close()
         await listener.stop()

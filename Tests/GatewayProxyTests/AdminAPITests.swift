@@ -293,7 +293,7 @@ struct AdminAPITests {
         #expect(backoff.delay(for: "d", now: start + .seconds(2)) == .zero)
     }
 
-    @Test("the served binary answers the admin API on its admin listener and records the change in its trail")
+    @Test("the served binary answers the admin API and the console on its admin listener and records the change in its trail")
     func servedBinary() async throws {
         try await withGateway { gw in
             let token = try await gw.admin.addAdmin(name: "ops", role: .operator).token.exposedValue
@@ -306,6 +306,10 @@ struct AdminAPITests {
             #expect(changed.status == 200)
             #expect(try await gw.admin.showMerchant(id: "m3").status == .suspended)
             #expect(try await client.send("GET", "/admin/v1/merchants", headers: [gw.bearer("checkout")]).status == 401)
+            // The console is served beside the API, with its Content-Security-Policy.
+            let console = try await client.send("GET", "/console/")
+            #expect(console.status == 200)
+            #expect(console.header("Content-Security-Policy")?.contains("default-src 'self'") == true)
             try await client.close()
             #expect(try await served.stop() == 0)
             let phases = try AuditTrailTests.records(served.auditPath, requestID: try #require(changed.header("Klarna-Gateway-Request-Id"))).map(\.0)
@@ -341,6 +345,7 @@ struct AdminAPITests {
                 return response
             }
             _ = try await call("GET", "/admin/v1/openapi.json", as: nil)
+            _ = try await call("GET", "/admin/v1/account", as: .operator)
             _ = try await call("GET", "/admin/v1/merchants?limit=2&q=m", as: .viewer)
             _ = try await call("GET", "/admin/v1/merchants?limit=x", as: .viewer)
             _ = try await call("GET", "/admin/v1/merchants", as: nil)
@@ -369,6 +374,10 @@ struct AdminAPITests {
             _ = try await call("GET", "/admin/v1/audit/records?to=never", as: .viewer)
             _ = try await call("GET", "/admin/v1/audit/records", as: nil)
             _ = try await call("GET", "/admin/v1/audit/status", as: .viewer)
+            _ = try await call("GET", "/admin/v1/audit/traffic?minutes=60", as: .viewer)
+            _ = try await call("GET", "/admin/v1/audit/traffic?minutes=0", as: .viewer)
+            _ = try await call("GET", "/admin/v1/audit/verification", as: .operator)
+            _ = try await call("GET", "/admin/v1/audit/verification", as: .viewer)
             _ = try await call("GET", "/admin/v1/upstreams", as: .viewer)
             _ = try await call("GET", "/admin/v1/releases", as: .viewer)
             _ = try await call("GET", "/admin/v1/releases/rollout-preview?environment=test&release=r8&percent=50", as: .viewer)

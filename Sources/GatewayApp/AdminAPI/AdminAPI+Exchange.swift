@@ -22,6 +22,10 @@ extension AdminAPI {
         /// Carries out the route; refusals are thrown as `GatewayError`s.
         func perform(_ parameters: [String]) async throws -> AdminResponse {
             switch route.action {
+            // Who the token belongs to, so a client (the console) can offer only what the role may do.
+            case .getAccount:
+                return AdminResponse(
+                    .ok, json: .object([("name", .string(account.name)), ("role", .string(account.role.rawValue))]), requestID: requestID)
             case .listMerchants: return try await listMerchants()
             case .getMerchant:
                 let record = try await find(parameters[0])
@@ -38,6 +42,8 @@ extension AdminAPI {
                 return AdminResponse(.ok, json: .object([("partners", .array(partners.map(AdminJSON.partner)))]), requestID: requestID)
             case .listAuditRecords: return try await listAuditRecords()
             case .getAuditStatus: return AdminResponse(.ok, json: AdminJSON.auditStatus(api.audit?.writer.health), requestID: requestID)
+            case .getTraffic: return try await traffic()
+            case .verifyAuditTrail: return try await verifyTrail()
             case .listUpstreams: return AdminResponse(.ok, json: AdminJSON.upstreams(api.runtime), requestID: requestID)
             case .listReleases: return AdminResponse(.ok, json: AdminJSON.releases(api.runtime.snapshots.current), requestID: requestID)
             case .previewRollout: return try previewRollout()

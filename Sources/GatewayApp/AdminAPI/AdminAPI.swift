@@ -2,6 +2,7 @@ import Foundation
 import GatewayCore
 import GatewayProxy
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -25,6 +26,8 @@ public struct AdminAPI: Sendable {
     let audit: AdminAuditTrail?
     /// Called after a change is committed: the gateway reloads now instead of at its next poll.
     let applied: @Sendable () -> Void
+    /// Whether `GET /admin/v1/audit/verification` is running: it reads the whole trail, so one at a time.
+    let verification = NIOLockedValueBox(false)
     /// The loop records are made on.
     let eventLoop: any EventLoop
     let logger: Logger
@@ -67,6 +70,9 @@ public struct AdminAPI: Sendable {
             return await refuse(
                 GatewayError(.payloadTooLarge, "the admin API takes bodies of at most \(AdminHandler.maxBodyBytes / 1024) KiB"), request,
                 requestID: requestID, account: nil, route: nil)
+        }
+        if let crossSite = CrossSiteCheck.refusal(request) {
+            return await refuse(crossSite, request, requestID: requestID, account: nil, route: nil)
         }
         let address = request.clientAddress ?? "unknown"
         let wait = backoff.delay(for: address)

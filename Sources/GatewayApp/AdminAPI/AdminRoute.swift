@@ -3,6 +3,7 @@ import GatewayCore
 /// What an endpoint does; its raw value is the `operationId` in the OpenAPI document and the `operation_id` of
 /// its audit records.
 enum AdminAction: String, Sendable {
+    case getAccount = "admin.getAccount"
     case listMerchants = "admin.listMerchants"
     case getMerchant = "admin.getMerchant"
     case suspendMerchant = "admin.suspendMerchant"
@@ -13,6 +14,8 @@ enum AdminAction: String, Sendable {
     case listPartners = "admin.listPartners"
     case listAuditRecords = "admin.listAuditRecords"
     case getAuditStatus = "admin.getAuditStatus"
+    case getTraffic = "admin.getTraffic"
+    case verifyAuditTrail = "admin.verifyAuditTrail"
     case listUpstreams = "admin.listUpstreams"
     case listReleases = "admin.listReleases"
     case getMerchantRateLimits = "admin.getMerchantRateLimits"
@@ -34,6 +37,7 @@ struct AdminRoute: Sendable, Equatable {
     /// Every endpoint but the OpenAPI document (which needs no token); `Resources/admin-openapi.json` and
     /// docs/admin-api.md describe the same list (a test compares the document with it).
     static let all: [AdminRoute] = [
+        AdminRoute(action: .getAccount, method: "GET", template: "/admin/v1/account", role: .viewer),
         AdminRoute(action: .listMerchants, method: "GET", template: "/admin/v1/merchants", role: .viewer),
         AdminRoute(action: .getMerchant, method: "GET", template: "/admin/v1/merchants/{id}", role: .viewer),
         AdminRoute(action: .suspendMerchant, method: "POST", template: "/admin/v1/merchants/{id}/suspend", role: .operator),
@@ -44,6 +48,8 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .listPartners, method: "GET", template: "/admin/v1/partners", role: .viewer),
         AdminRoute(action: .listAuditRecords, method: "GET", template: "/admin/v1/audit/records", role: .viewer),
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
+        AdminRoute(action: .getTraffic, method: "GET", template: "/admin/v1/audit/traffic", role: .viewer),
+        AdminRoute(action: .verifyAuditTrail, method: "GET", template: "/admin/v1/audit/verification", role: .operator),
         AdminRoute(action: .listUpstreams, method: "GET", template: "/admin/v1/upstreams", role: .viewer),
         AdminRoute(action: .listReleases, method: "GET", template: "/admin/v1/releases", role: .viewer),
         AdminRoute(action: .previewRollout, method: "GET", template: "/admin/v1/releases/rollout-preview", role: .viewer),

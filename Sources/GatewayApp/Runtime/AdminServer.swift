@@ -109,7 +109,7 @@ public final class AdminServer: Sendable {
     public func stop() async { try? await channel.close() }
 }
 
-/// Answers `/healthz`, `/readyz`, `/metrics`, `/log-level` and `/admin/v1/`; everything else is 404.
+/// Answers `/healthz`, `/readyz`, `/metrics`, `/log-level`, `/admin/v1/` and `/console/`; everything else is 404.
 final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -146,6 +146,14 @@ final class AdminHandler: ChannelInboundHandler {
             let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
             if let api = routes.api, path.hasPrefix("/admin/") {
                 serve(api, head: head, context: context)
+                return
+            }
+            // The console is a client of the admin API, so it is served only where the API is.
+            if routes.api != nil, path == "/console" || path.hasPrefix("/console/") {
+                let (head, bytes) = ConsoleAssets.answer(method: head.method, path: path)
+                context.write(wrapOutboundOut(.head(head)), promise: nil)
+                if !bytes.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil) }
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
                 return
             }
             switch (head.method, path) {

@@ -1,0 +1,80 @@
+// Callers, releases (calendar and roll-out preview) and rate-limit state: read pages over the admin API, plus
+// revoking a caller.
+import { call, withQuery, mayChange } from './console-api.js';
+import { el, badge, table, details, field, say, errorText, ms } from './console-view.js';
+
+/** Callers: their state, whether they hold a token (never the token), revoke. */
+export async function renderCallers(view) {
+  const body = el('div', {});
+  view.append(el('h2', {}, 'Callers'), body);
+  async function show(message) {
+    const { json } = await call('GET', '/admin/v1/callers');
+    const revoke = (c) => {
+      const button = el('button', { type: 'button', class: 'danger', disabled: !mayChange() || c.status !== 'active' }, `Revoke ${c.id}`);
+      button.addEventListener('click', async () => {
+        try { await call('POST', `/admin/v1/callers/${encodeURIComponent(c.id)}/revoke`); await show(`Caller ${c.id} revoked.`); }
+        catch (error) { await show(`Revoke refused: ${errorText(error)}`); }
+      });
+      return button;
+    };
+    body.replaceChildren(
+      ...(message ? [el('p', { role: 'alert' }, message)] : []),
+      table('Callers', [{ title: 'Id' }, { title: 'Status' }, { title: 'Token' }, { title: 'Certificate (SHA-256)' }, { title: 'Action' }],
+        json.callers.map((c) => [c.id, badge(c.status, c.status === 'active' ? 'ok' : 'bad'), c.token ? 'yes' : 'no', el('span', { class: 'mono' }, c.certificate_fingerprint ?? '—'), revoke(c)])));
+  }
+  await show();
+}
+
+/** Releases: the calendar per environment, and a roll-out preview (how many merchants would move) before any apply. */
+export async function renderReleases(view) {
+  const { json } = await call('GET', '/admin/v1/releases');
+  view.append(el('h2', {}, 'Releases'), el('p', { class: 'muted' }, `Calendar for ${json.today} (snapshot ${json.snapshot}).`));
+  for (const environment of json.environments) {
+    view.append(el('h3', {}, `${environment.environment}: latest ${environment.latest ?? 'none'}`),
+      table(`Releases in ${environment.environment}`, [{ title: 'Release' }, { title: 'Name' }, { title: 'API' }, { title: 'Available from' }, { title: 'Available' }, { title: 'Pinned merchants', num: true }],
+        environment.releases.map((r) => [r.id, r.name, r.api_major, r.available_from ?? '—', r.available ? badge('available', 'ok') : badge('not yet', 'warn'), String(r.pinned_merchants)])));
+  }
+  view.append(table('Roll-outs in force', [{ title: 'Release' }, { title: 'Percent', num: true }, { title: 'Group' }], json.rollouts.map((r) => [r.release, String(r.percent), r.group ?? 'all'])));
+  const environment = el('select', { id: 'rollout-environment' }, json.environments.map((e) => el('option', { value: e.environment }, e.environment)));
+  const release = el('select', { id: 'rollout-release' }, [...new Set(json.environments.flatMap((e) => e.releases.map((r) => r.id)))].map((id) => el('option', { value: id }, id)));
+  const percent = el('input', { id: 'rollout-percent', type: 'range', min: 0, max: 100, step: 1, value: 10 });
+  const percentText = el('output', { for: 'rollout-percent' }, '10 %');
+  percent.addEventListener('input', () => { percentText.textContent = `${percent.value} %`; });
+  const group = el('input', { id: 'rollout-group', autocomplete: 'off' });
+  const result = el('div', { id: 'rollout-result' });
+  const form = el('form', {}, el('label', {}, 'Environment', environment), el('label', {}, 'Release', release),
+    el('label', {}, 'Percent', percent, percentText), el('label', {}, 'Group (optional)', group), el('button', { type: 'submit' }, 'Preview'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const { json: p } = await call('GET', withQuery('/admin/v1/releases/rollout-preview', { environment: environment.value, release: release.value, percent: percent.value, group: group.value.trim(), limit: 20 }));
+      result.replaceChildren(details([
+        ['Merchants in environment', String(p.merchants)], ['Would move', String(p.moving)],
+        ['Available today', p.available ? badge('yes', 'ok') : badge('no: moved merchants’ calls would be refused', 'bad')],
+      ]), table('Moves', [{ title: 'From' }, { title: 'To' }, { title: 'Merchants', num: true }], p.changes.map((c) => [c.from ?? 'none', c.to ?? 'none', String(c.merchants)])),
+      el('p', { class: 'note' }, 'Applying a roll-out is not in the admin API yet: use klarna-gateway releases rollout.'));
+    } catch (error) { result.replaceChildren(el('p', { class: 'error', role: 'alert' }, errorText(error))); }
+  });
+  view.append(el('h3', {}, 'Roll-out preview'), form, result);
+}
+
+/** Rate limits: a merchant's or a caller's room per rule on this instance, and Klarna's holds. */
+export async function renderRateLimits(view) {
+  const kind = el('select', { id: 'limits-kind' }, el('option', { value: 'merchants' }, 'Merchant'), el('option', { value: 'callers' }, 'Caller'));
+  const id = el('input', { id: 'limits-id', required: true, autocomplete: 'off', maxlength: 100 });
+  const result = el('div', { id: 'limits-result' });
+  const form = el('form', {}, el('label', {}, 'Kind', kind), el('label', {}, 'Id', id), el('button', { type: 'submit' }, 'Show'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const { json } = await call('GET', `/admin/v1/rate-limits/${kind.value}/${encodeURIComponent(id.value.trim())}`);
+      result.replaceChildren(
+        ...(json.clustered ? [el('p', { class: 'note' }, 'Cluster mode: room is leased from the shared ledger, so remaining is not known here.')] : []),
+        table('Rules', [{ title: 'Rule' }, { title: 'Category' }, { title: 'Rate/s', num: true }, { title: 'Burst', num: true }, { title: 'Remaining', num: true }, { title: 'Full again in', num: true }, { title: 'State' }],
+          json.rules.map((r) => [r.rule, r.category ?? '—', String(r.rate ?? '—'), String(r.burst ?? '—'), String(r.remaining ?? '—'), ms(r.reset_after_ms),
+            r.held_for_ms > 0 ? badge(`held by Klarna ${r.held_for_ms} ms`, 'bad') : r.remaining === 0 ? badge('throttled', 'bad') : badge('has room', 'ok')]),
+          'no limit or hold applies.'));
+    } catch (error) { result.replaceChildren(el('p', { class: 'error', role: 'alert' }, errorText(error))); }
+  });
+  view.append(el('h2', {}, 'Rate limits'), el('p', { class: 'muted' }, 'State of this instance’s limiter.'), form, result);
+}

@@ -1,0 +1,89 @@
+// The console's entry: login and logout, and a hash router over the pages. Each page is a module whose
+// `render(view, argument)` fills the view and may return a function that stops its timers when the page is left.
+import { call, setToken, setAccount, clearToken, hasToken } from './console-api.js';
+import { el, say, errorText } from './console-view.js';
+import * as overview from './console-overview.js';
+import * as merchants from './console-merchants.js';
+import * as audit from './console-audit.js';
+import * as more from './console-more.js';
+
+const pages = {
+  overview: { title: 'Overview', render: overview.render },
+  merchants: { title: 'Merchants', render: merchants.render },
+  merchant: { title: 'Merchant', render: merchants.renderOne, nav: 'merchants' },
+  audit: { title: 'Audit', render: audit.render },
+  callers: { title: 'Callers', render: more.renderCallers },
+  releases: { title: 'Releases', render: more.renderReleases },
+  'rate-limits': { title: 'Rate limits', render: more.renderRateLimits },
+};
+
+let leave = null;
+
+function showLogin(message = '') {
+  if (leave) { leave(); leave = null; }
+  clearToken();
+  document.getElementById('app-view').replaceChildren();
+  document.getElementById('app-view').hidden = true;
+  document.getElementById('nav').hidden = true;
+  document.getElementById('who').textContent = '';
+  document.getElementById('login-view').hidden = false;
+  document.getElementById('login-error').textContent = message;
+  document.getElementById('token').focus();
+}
+
+/** Shows the page the hash names (`#merchant/m1`, `#audit/request_id=…`); a session that expired goes back to login. */
+async function route() {
+  if (!hasToken()) { showLogin(); return; }
+  const [name, ...rest] = (location.hash.slice(1) || 'overview').split('/');
+  const page = pages[name] ?? pages.overview;
+  const argument = decodeURIComponent(rest.join('/'));
+  if (leave) { leave(); leave = null; }
+  for (const link of document.querySelectorAll('nav a')) {
+    if (link.getAttribute('href') === `#${page.nav ?? name}`) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  document.title = `${page.title} · klarna-gateway console`;
+  const view = el('div', {});
+  document.getElementById('app-view').replaceChildren(view);
+  say('');
+  try {
+    leave = (await page.render(view, argument)) ?? null;
+  } catch (error) {
+    if (error.status === 401) { showLogin('The token is no longer valid; log in again.'); return; }
+    view.append(el('p', { class: 'error', role: 'alert' }, errorText(error)));
+  }
+}
+
+async function logIn(event) {
+  event.preventDefault();
+  const input = document.getElementById('token');
+  const value = input.value.trim();
+  // The field is emptied at once so the token does not stay in the page's DOM.
+  input.value = '';
+  setToken(value);
+  try {
+    const { json } = await call('GET', '/admin/v1/account');
+    setAccount(json);
+    document.getElementById('who').textContent = `${json.name} (${json.role})`;
+  } catch (error) {
+    showLogin(error.status === 401 ? 'That token is not valid.' : errorText(error));
+    return;
+  }
+  document.getElementById('login-error').textContent = '';
+  document.getElementById('login-view').hidden = true;
+  document.getElementById('nav').hidden = false;
+  document.getElementById('app-view').hidden = false;
+  if (!location.hash || location.hash === '#') location.hash = '#overview';
+  await route();
+  document.getElementById('main').focus();
+}
+
+function logOut() {
+  showLogin('Logged out.');
+  history.replaceState(null, '', location.pathname);
+}
+
+document.getElementById('login-form').addEventListener('submit', logIn);
+document.getElementById('logout').addEventListener('click', logOut);
+window.addEventListener('hashchange', route);
+showLogin();

@@ -1,0 +1,107 @@
+import Foundation
+import GatewayApp
+import GatewayCore
+import GatewayTestSupport
+import GRDB
+import Testing
+
+/// The web console in a real headless Chromium (bin/console-browser-check, selenium against Debian's chromium and
+/// chromium-driver) over the admin listener's real TLS, at a desktop and a phone width.
+@Suite("Console in Chromium")
+struct ConsoleBrowserTests {
+    /// The repository, for bin/ and for the screenshots under .build/.
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Whether the browser, its driver, selenium and certutil are here.
+    static var browserInstalled: Bool {
+        ["/usr/bin/chromium", "/usr/bin/chromedriver", "/usr/bin/certutil", "/usr/lib/python3/dist-packages/selenium/__init__.py"]
+            .allSatisfy { FileManager.default.fileExists(atPath: $0) }
+    }
+    /// Whether a missing browser fails the test instead of skipping it (`bin/test` sets it).
+    static var browserRequired: Bool { ProcessInfo.processInfo.environment["KGW_REQUIRE_CHROMIUM"] == "1" }
+
+    @Test(
+        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change",
+        .enabled(if: browserInstalled || browserRequired, "needs chromium, chromium-driver, python3-selenium and libnss3-tools: bin/test installs them"))
+    func consoleInChromium() async throws {
+        try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but chromium, chromium-driver, python3-selenium or certutil is missing; bin/test installs them")
+        try await withAdminAPI(tls: true) { api in
+            let authority = try #require(api.tlsAuthority)
+            // The merchant to suspend is found by search among 10,000 (ids c00001…; accounts that no id search matches).
+            let bulk = (1...10_000).map { number in
+                MerchantRecord(id: String(format: "c%05d", number), partnerID: "acq", account: AccountKRN("krn:partner:global:account:test:BULK\(number)")!)
+            }
+            try await api.gw.admin.store.saveMerchants(bulk, secrets: [])
+            try await api.gw.waitForReload()
+            let client = api.gw.client()
+            // Traffic for the overview, and one refused call per width for the audit explorer to find.
+            #expect(try await client.send("GET", "/v2/accounts/m1" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")]).status == 200)
+            for (width, merchant) in [(1280, "c07321"), (390, "c04242")] {
+                let refused = try await client.send("GET", "/v2/accounts/nobody" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")])
+                #expect(refused.status >= 400)
+                let callID = try #require(refused.header("Klarna-Gateway-Request-Id"))
+                await api.gw.audit.flush()
+
+                let out = Self.repository.appendingPathComponent(".build/console-screenshots")
+                let run = try await ChildProcess.run(
+                    "/usr/bin/python3", [Self.repository.appendingPathComponent("bin/console-browser-check").path],
+                    environment: [
+                        "KGW_CONSOLE_URL": "https://localhost:\(api.server.port)/console/", "KGW_CONSOLE_CA": authority.caCertificatePEM,
+                        "KGW_CONSOLE_TOKEN": api.tokens[.operator] ?? "", "KGW_CONSOLE_WIDTH": String(width), "KGW_CONSOLE_MERCHANT": merchant,
+                        "KGW_CONSOLE_REQUEST_ID": callID, "KGW_CONSOLE_OUT": out.path,
+                    ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
+                let report = try JSONValue.parse(Array((run.stdout.split(separator: "\n").last.map(String.init) ?? "{}").utf8))
+                #expect(run.status == 0, "the browser run at \(width) px failed:\n\(run.stdout.suffix(6000))\n\(run.stderr.suffix(3000))")
+                #expect(report["ok"]?.boolValue == true)
+
+                // The suspension made in the browser is in force, and in the audit trail as intent and outcome.
+                let merchantNow = try await api.send("GET", "/admin/v1/merchants/\(merchant)", as: .viewer)
+                #expect(merchantNow.json["status"]?.stringValue == "suspended", "\(merchant) at \(width) px")
+                #expect(merchantNow.json["release"]?.stringValue == report["pinned_release"]?.stringValue && report["pinned_release"] != nil)
+                try await api.gw.waitForReload()
+                let next = try await client.send("GET", "/v2/accounts/\(merchant)" + AuditTrailTests.transaction, headers: [api.gw.bearer("orders")])
+                #expect(next.errorCode == "GATEWAY_MERCHANT_SUSPENDED", "the merchant's next call is refused")
+                let suspendID = report["suspend_request_id"]?.stringValue
+                #expect(suspendID != nil)
+                let records = try await api.auditRecords(suspendID)
+                #expect(records.map(\.0) == ["intent", "outcome"])
+                #expect(records.allSatisfy { $0.1 == "admin:operator-admin" && $0.4 == "admin.suspendMerchant" && $0.5 == merchant })
+                // The cross-site POST the browser sent (a resume of the same merchant) changed nothing and is recorded.
+                await api.gw.audit.flush()
+                let crossSite = try await DatabaseQueue(path: api.gw.auditPath).read { db in
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM audit_records WHERE phase = 'refusal' AND gateway_error_code = 'GATEWAY_FORBIDDEN' AND path = ?",
+                        arguments: ["/admin/v1/merchants/\(merchant)/resume"])
+                }
+                #expect(crossSite == 1)
+
+                // Every page's DOM, input values, cookies, storage and console log, searched for every secret.
+                let dump = try String(contentsOf: out.appendingPathComponent("dump.txt"), encoding: .utf8)
+                // Bools, so that a failure does not print the dump (and whatever it holds) into the test log.
+                let holdsPages = dump.contains("Requests/s")
+                #expect(holdsPages, "the dump holds the pages")
+                try await api.expectNoSecret(in: dump + run.stdout + run.stderr)
+                for page in ["login", "overview", "merchants", "merchant", "audit", "callers", "releases", "rate-limits"] {
+                    #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-\(width).png").path), "screenshot \(page) at \(width) px")
+                }
+            }
+
+            // A viewer is shown the merchant read-only and changes nothing.
+            let out = Self.repository.appendingPathComponent(".build/console-screenshots")
+            let viewer = try await ChildProcess.run(
+                "/usr/bin/python3", [Self.repository.appendingPathComponent("bin/console-browser-check").path],
+                environment: [
+                    "KGW_CONSOLE_URL": "https://localhost:\(api.server.port)/console/", "KGW_CONSOLE_CA": authority.caCertificatePEM,
+                    "KGW_CONSOLE_TOKEN": api.tokens[.viewer] ?? "", "KGW_CONSOLE_ROLE": "viewer", "KGW_CONSOLE_WIDTH": "390",
+                    "KGW_CONSOLE_MERCHANT": "c00001", "KGW_CONSOLE_REQUEST_ID": "-", "KGW_CONSOLE_OUT": out.path,
+                ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
+            #expect(viewer.status == 0, "the viewer's browser run failed:\n\(viewer.stdout.suffix(6000))\n\(viewer.stderr.suffix(3000))")
+            #expect(try await api.send("GET", "/admin/v1/merchants/c00001", as: .viewer).json["status"]?.stringValue == "active")
+            let dump = try String(contentsOf: out.appendingPathComponent("dump.txt"), encoding: .utf8)
+            let readOnlyShown = dump.contains("Your role is viewer")
+            #expect(readOnlyShown, "the viewer is told changes need another role")
+            try await api.expectNoSecret(in: dump + viewer.stdout + viewer.stderr)
+            try await client.close()
+        }
+    }
+}
