@@ -79,6 +79,13 @@ start_gateway() {
   pid=$!
   for _ in $(seq 1 300); do grep -q "klarna-gateway serving" "$G/serve.log" && break; sleep 0.2; done
   grep -q "klarna-gateway serving" "$G/serve.log" || { cat "$G/serve.log"; exit 1; }
+  # Twice a paired run has met a gateway that said it was serving and then refused connections (not reproduced
+  # since): say so loudly, with what was listening, instead of measuring a refused load.
+  if ! (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null; then
+    { echo "gateway $pid printed its serving line but refuses connections on 18080"; ps -o pid,stat,etime,args -p "$pid"
+      ss -ltnp | grep -E ':1808|:1844'; cat "$G/serve.log"; } >&2
+    exit 1
+  fi
 }
 # "|| true" twice: in an EXIT trap under set -e, a gateway already stopped would otherwise end the trap early.
 stop_gateway() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
