@@ -60,6 +60,7 @@ struct Serve: AsyncParsableCommand {
                     service: AdminService(store: credentials.store, sealer: credentials.sealer), gateway: service, audit: trail, logger: logger)
                 var routes = AdminRoutes(metrics: MetricsExposition.route(registry: registry, service: service, audit: audit), api: api)
                 routes.logLevelChangeAllowed = ConfigLoader.isLoopback(address.address)
+                routes.detailsNeedToken = !routes.logLevelChangeAllowed
                 admin = try await AdminServer.start(
                     host: address.address, port: address.port, group: MultiThreadedEventLoopGroup.singleton, routes: routes,
                     tls: try AdminServer.tlsContext(address, config: configuration)

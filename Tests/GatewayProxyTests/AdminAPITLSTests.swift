@@ -21,7 +21,7 @@ struct AdminAPITLSTests {
         #expect(throws: ConfigError.self) { try AdminServer.tlsContext(admin, config: config) }
     }
 
-    @Test("the served binary off loopback answers the admin API and /readyz over real TLS, refuses plain HTTP and PUT /log-level there, and no answer or log holds the key")
+    @Test("the served binary off loopback answers the admin API over real TLS, keeps /metrics and /readyz's details for admin tokens, refuses plain HTTP and PUT /log-level there, and no answer or log holds the key")
     func servedOverTLS() async throws {
         try await withGateway { gw in
             let pki = try TestPKI(name: "admin listener CA")
@@ -48,9 +48,24 @@ struct AdminAPITLSTests {
             #expect(suspended.status == 200)
             answers.append(suspended)
             #expect(try await gw.admin.showMerchant(id: "m3").status == .suspended)
+            // Off loopback a probe without a token learns only whether to send traffic; a token shows the rest.
             let ready = try await client.send("GET", "/readyz")
             #expect(ready.status == 200)
+            #expect(ready.text == "{\"ready\":true}")
             answers.append(ready)
+            let detailed = try await client.send("GET", "/readyz", headers: [("Authorization", "Bearer \(viewer)")])
+            #expect(detailed.status == 200 && detailed.json["audit"] != nil && detailed.json["upstream"] != nil, "\(detailed.text)")
+            answers.append(detailed)
+            #expect(try await client.send("GET", "/readyz", headers: [("Authorization", "Bearer kgwa_wrong")]).status == 401)
+            #expect(try await client.send("GET", "/healthz").status == 200)
+            // Metrics need a token of any role there, and a refused scrape is audited like the API's refusals.
+            let anonymous = try await client.send("GET", "/metrics")
+            #expect(anonymous.status == 401)
+            #expect(anonymous.json["error_code"]?.stringValue == "GATEWAY_UNAUTHENTICATED", "\(anonymous.text)")
+            answers.append(anonymous)
+            let scraped = try await client.send("GET", "/metrics", headers: [("Authorization", "Bearer \(viewer)")])
+            #expect(scraped.status == 200 && scraped.text.contains("kgw_"), "\(scraped.status)")
+            answers.append(scraped)
             // Off loopback the log level, which takes no token, can be read but not set.
             #expect(try await client.send("PUT", "/log-level", body: Array("debug".utf8)).status == 403)
             #expect(try await client.send("GET", "/log-level").text.contains("\"info\""))

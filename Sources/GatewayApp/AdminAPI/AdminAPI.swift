@@ -115,7 +115,7 @@ public struct AdminAPI: Sendable {
     }
 
     /// The account whose token the request carries; nil when it carries none that is valid.
-    private func authenticate(_ request: AdminRequest) async throws -> AdminAccount? {
+    func authenticate(_ request: AdminRequest) async throws -> AdminAccount? {
         guard let header = request.headers.first(name: "Authorization"), header.count > 7,
             header.prefix(7).lowercased() == "bearer ", let presented = AdminToken.parse(header.dropFirst(7)[...])
         else { return nil }

@@ -28,6 +28,10 @@ public struct AdminRoutes: Sendable {
     /// Whether `PUT /log-level` is served. It takes no token and is not audited, so it is served on a loopback
     /// listener only (where reaching it already takes a shell on the host or a tunnel).
     public var logLevelChangeAllowed = true
+    /// Whether `/metrics`, and `/readyz` beyond its `ready` bit, need an admin token (any role): set off loopback,
+    /// where anyone who reaches the port would otherwise read the gateway's traffic and its upstream hosts.
+    /// `/healthz` and `/readyz`'s bit stay open for load balancers and probes, which carry no token.
+    public var detailsNeedToken = false
 
     /// Routes over the process-wide JSON log level, and `metrics` if given.
     public init(
@@ -158,20 +162,28 @@ final class AdminHandler: ChannelInboundHandler {
             }
             switch (head.method, path) {
             case (_, "/healthz"): respond(context: context, .ok, "{\"alive\":true}")
-            case (_, "/readyz"):
+            case (_, "/readyz") where routes.detailsNeedToken && !head.headers.contains(name: "Authorization"):
+                // A probe carries no token: it gets the bit it acts on and nothing more.
                 let report = readiness()
-                respond(context: context, report.ready ? .ok : .serviceUnavailable, report.json)
+                respond(context: context, report.ready ? .ok : .serviceUnavailable, "{\"ready\":\(report.ready)}")
+            case (_, "/readyz"):
+                afterTokenCheck(head: head, context: context) { handler, context in
+                    let report = handler.readiness()
+                    handler.respond(context: context, report.ready ? .ok : .serviceUnavailable, report.json)
+                }
             case (.GET, "/metrics"):
                 guard let metrics = routes.metrics else {
                     respond(context: context, .notFound, "{\"error\":\"metrics are not enabled\"}")
                     return
                 }
-                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                metrics(context.eventLoop).hop(to: context.eventLoop).whenComplete { result in
-                    let (handler, context) = loopBound.value
-                    switch result {
-                    case .success(let text): handler.respond(context: context, .ok, text, contentType: "text/plain; version=0.0.4; charset=utf-8")
-                    case .failure(let error): handler.respond(context: context, .internalServerError, "{\"error\":\(JSONText.quote("\(error)"))}")
+                afterTokenCheck(head: head, context: context) { handler, context in
+                    let loopBound = NIOLoopBound((handler, context), eventLoop: context.eventLoop)
+                    metrics(context.eventLoop).hop(to: context.eventLoop).whenComplete { result in
+                        let (handler, context) = loopBound.value
+                        switch result {
+                        case .success(let text): handler.respond(context: context, .ok, text, contentType: "text/plain; version=0.0.4; charset=utf-8")
+                        case .failure(let error): handler.respond(context: context, .internalServerError, "{\"error\":\(JSONText.quote("\(error)"))}")
+                        }
                     }
                 }
             case (.GET, "/log-level"): respond(context: context, .ok, "{\"level\":\(JSONText.quote(routes.logLevel()))}")
@@ -191,6 +203,24 @@ final class AdminHandler: ChannelInboundHandler {
                 }
             default: respond(context: context, .notFound, "{\"error\":\"not found\"}")
             }
+        }
+    }
+
+    /// Runs `body` at once where details need no token; else only once the request's admin token is checked (off
+    /// the event loop, by the admin API), answering the refusal instead when it is not valid.
+    private func afterTokenCheck(
+        head: HTTPRequestHead, context: ChannelHandlerContext, _ body: @escaping (AdminHandler, ChannelHandlerContext) -> Void
+    ) {
+        guard routes.detailsNeedToken else { return body(self, context) }
+        guard let api = routes.api else {
+            return respond(context: context, .forbidden, "{\"error\":\"off loopback this needs an admin token, and the admin API is not served\"}")
+        }
+        let request = AdminRequest(
+            method: head.method.rawValue, target: head.uri, headers: head.headers, body: [], clientAddress: context.channel.remoteAddress?.ipAddress)
+        let loopBound = NIOLoopBound((self, context, body), eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask { await api.observabilityRefusal(request) }.whenSuccess { refusal in
+            let (handler, context, body) = loopBound.value
+            if let refusal { handler.write(refusal, context: context) } else { body(handler, context) }
         }
     }
 
