@@ -37,6 +37,8 @@ extension AdminAPI {
                 let callers = try await api.service.listCallers()
                 return AdminResponse(.ok, json: .object([("callers", .array(callers.map(AdminJSON.caller)))]), requestID: requestID)
             case .revokeCaller: return try await revokeCaller(parameters[0])
+            case .addCaller: return try await addCaller()
+            case .rotateCallerToken: return try await rotateCallerToken(parameters[0])
             case .listPartners:
                 let partners = try await api.service.store.partners()
                 return AdminResponse(.ok, json: .object([("partners", .array(partners.map(AdminJSON.partner)))]), requestID: requestID)

@@ -11,6 +11,8 @@ enum AdminAction: String, Sendable {
     case pinMerchantRelease = "admin.pinMerchantRelease"
     case listCallers = "admin.listCallers"
     case revokeCaller = "admin.revokeCaller"
+    case addCaller = "admin.addCaller"
+    case rotateCallerToken = "admin.rotateCallerToken"
     case listPartners = "admin.listPartners"
     case listAuditRecords = "admin.listAuditRecords"
     case getAuditStatus = "admin.getAuditStatus"
@@ -45,6 +47,8 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .pinMerchantRelease, method: "PUT", template: "/admin/v1/merchants/{id}/release", role: .operator),
         AdminRoute(action: .listCallers, method: "GET", template: "/admin/v1/callers", role: .viewer),
         AdminRoute(action: .revokeCaller, method: "POST", template: "/admin/v1/callers/{name}/revoke", role: .operator),
+        AdminRoute(action: .addCaller, method: "POST", template: "/admin/v1/callers", role: .operator),
+        AdminRoute(action: .rotateCallerToken, method: "POST", template: "/admin/v1/callers/{name}/rotate-token", role: .operator),
         AdminRoute(action: .listPartners, method: "GET", template: "/admin/v1/partners", role: .viewer),
         AdminRoute(action: .listAuditRecords, method: "GET", template: "/admin/v1/audit/records", role: .viewer),
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
