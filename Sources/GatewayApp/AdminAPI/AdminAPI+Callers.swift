@@ -48,14 +48,4 @@ extension AdminAPI.Exchange {
         guard bytes.count == 95 else { return false }
         return bytes.enumerated().allSatisfy { index, byte in index % 3 == 2 ? byte == UInt8(ascii: ":") : hex.contains(byte) }
     }
-
-    /// Runs an `AdminService` operation; its refusals (an `AdminError`: a rule the input breaks) become 400s with
-    /// its message, which never holds a secret.
-    func serviceRule<T>(_ operation: () async throws -> T) async throws -> T {
-        do {
-            return try await operation()
-        } catch let error as AdminError {
-            throw GatewayError(.badRequest, error.message)
-        }
-    }
 }

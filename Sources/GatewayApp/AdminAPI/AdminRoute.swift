@@ -13,6 +13,10 @@ enum AdminAction: String, Sendable {
     case revokeCaller = "admin.revokeCaller"
     case addCaller = "admin.addCaller"
     case rotateCallerToken = "admin.rotateCallerToken"
+    case addMerchant = "admin.addMerchant"
+    case updateMerchant = "admin.updateMerchant"
+    case removeMerchant = "admin.removeMerchant"
+    case importMerchants = "admin.importMerchants"
     case listPartners = "admin.listPartners"
     case listAuditRecords = "admin.listAuditRecords"
     case getAuditStatus = "admin.getAuditStatus"
@@ -42,6 +46,10 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .getAccount, method: "GET", template: "/admin/v1/account", role: .viewer),
         AdminRoute(action: .listMerchants, method: "GET", template: "/admin/v1/merchants", role: .viewer),
         AdminRoute(action: .getMerchant, method: "GET", template: "/admin/v1/merchants/{id}", role: .viewer),
+        AdminRoute(action: .addMerchant, method: "POST", template: "/admin/v1/merchants", role: .operator),
+        AdminRoute(action: .updateMerchant, method: "PATCH", template: "/admin/v1/merchants/{id}", role: .operator),
+        AdminRoute(action: .removeMerchant, method: "DELETE", template: "/admin/v1/merchants/{id}", role: .operator),
+        AdminRoute(action: .importMerchants, method: "POST", template: "/admin/v1/merchants/import", role: .operator),
         AdminRoute(action: .suspendMerchant, method: "POST", template: "/admin/v1/merchants/{id}/suspend", role: .operator),
         AdminRoute(action: .resumeMerchant, method: "POST", template: "/admin/v1/merchants/{id}/resume", role: .operator),
         AdminRoute(action: .pinMerchantRelease, method: "PUT", template: "/admin/v1/merchants/{id}/release", role: .operator),
@@ -74,10 +82,11 @@ struct AdminRoute: Sendable, Equatable {
         case notFound
     }
 
-    /// The route for `method` and `path` (no query).
+    /// The route for `method` and `path` (no query). As in OpenAPI, a path that matches a template with fewer
+    /// `{…}` segments is that template's only (`/merchants/import` is the import, never the merchant `import`).
     static func match(method: String, path: String) -> Match {
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        var allowed: [String] = []
+        var candidates: [(route: AdminRoute, parameters: [String])] = []
         for route in all {
             let template = route.template.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
             guard template.count == segments.count else { continue }
@@ -89,10 +98,11 @@ struct AdminRoute: Sendable, Equatable {
                 }
                 return pattern == segment
             }
-            guard matches else { continue }
-            if route.method == method { return .route(route, parameters: parameters) }
-            allowed.append(route.method)
+            if matches { candidates.append((route, parameters)) }
         }
-        return allowed.isEmpty ? .notFound : .methodNotAllowed(allow: allowed.joined(separator: ", "))
+        guard let fewest = candidates.map(\.parameters.count).min() else { return .notFound }
+        let specific = candidates.filter { $0.parameters.count == fewest }
+        if let found = specific.first(where: { $0.route.method == method }) { return .route(found.route, parameters: found.parameters) }
+        return .methodNotAllowed(allow: specific.map(\.route.method).joined(separator: ", "))
     }
 }
