@@ -379,6 +379,14 @@ struct AdminAPITests {
             _ = try await call("DELETE", "/admin/v1/merchants/doc-m", as: .operator, headers: [("If-Match", try #require(patched.header("ETag")))])
             _ = try await call("POST", "/admin/v1/merchants/import", as: .operator, headers: [("Content-Type", "text/csv")], body: "id,partner,account\nimp1,acq,krn:partner:global:account:test:IMP1\n")
             _ = try await call("POST", "/admin/v1/merchants/import", as: .operator, headers: [("Content-Type", "text/csv")], body: "nonsense")
+            let rollouts = try await call("GET", "/admin/v1/releases/rollouts", as: .viewer)
+            let rolled = try await call(
+                "POST", "/admin/v1/releases/rollouts", as: .operator, headers: [("If-Match", try #require(rollouts.header("ETag")))],
+                body: #"{"release":"r8","percent":12.5,"group":null}"#)
+            _ = try await call("POST", "/admin/v1/releases/rollouts", as: .operator, body: #"{"release":"r8","percent":12.5}"#)
+            _ = try await call("DELETE", "/admin/v1/releases/rollouts/r8", as: .operator, headers: [("If-Match", try #require(rollouts.header("ETag")))])
+            _ = try await call("DELETE", "/admin/v1/releases/rollouts/r8", as: .operator, headers: [("If-Match", try #require(rolled.header("ETag")))])
+            _ = try await call("GET", "/admin/v1/releases/history?limit=2", as: .viewer)
             _ = try await call("GET", "/admin/v1/partners", as: .security)
             _ = try await call("GET", "/admin/v1/partners", as: nil)
             _ = try await call("PUT", "/admin/v1/merchants/m2/release", as: .operator, body: String(repeating: " ", count: 70_000))

@@ -53,6 +53,10 @@ extension AdminAPI {
             case .listUpstreams: return AdminResponse(.ok, json: AdminJSON.upstreams(api.runtime), requestID: requestID)
             case .listReleases: return AdminResponse(.ok, json: AdminJSON.releases(api.runtime.snapshots.current), requestID: requestID)
             case .previewRollout: return try previewRollout()
+            case .listRollouts: return try await listRollouts()
+            case .applyRollout: return try await applyRollout()
+            case .rollBackRelease: return try await rollBack(parameters[0])
+            case .getReleaseHistory: return try await releaseHistory()
             case .getMerchantRateLimits: return try merchantRateLimits(parameters[0])
             case .getCallerRateLimits: return try await callerRateLimits(parameters[0])
             }

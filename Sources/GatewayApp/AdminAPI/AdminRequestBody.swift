@@ -18,6 +18,9 @@ struct AdminRequestBody {
         self.fields = fields
     }
 
+    /// A field as sent; nil when absent.
+    func value(_ name: String) -> JSONValue? { fields[name] }
+
     /// Whether the field was sent (null included).
     func has(_ name: String) -> Bool { fields[name] != nil }
 

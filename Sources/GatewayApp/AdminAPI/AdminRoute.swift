@@ -27,6 +27,10 @@ enum AdminAction: String, Sendable {
     case getMerchantRateLimits = "admin.getMerchantRateLimits"
     case getCallerRateLimits = "admin.getCallerRateLimits"
     case previewRollout = "admin.previewRollout"
+    case listRollouts = "admin.listRollouts"
+    case applyRollout = "admin.applyRollout"
+    case rollBackRelease = "admin.rollBackRelease"
+    case getReleaseHistory = "admin.getReleaseHistory"
 }
 
 /// One endpoint of the admin API: what it does, its path template and the role it needs.
@@ -65,6 +69,10 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .listUpstreams, method: "GET", template: "/admin/v1/upstreams", role: .viewer),
         AdminRoute(action: .listReleases, method: "GET", template: "/admin/v1/releases", role: .viewer),
         AdminRoute(action: .previewRollout, method: "GET", template: "/admin/v1/releases/rollout-preview", role: .viewer),
+        AdminRoute(action: .listRollouts, method: "GET", template: "/admin/v1/releases/rollouts", role: .viewer),
+        AdminRoute(action: .applyRollout, method: "POST", template: "/admin/v1/releases/rollouts", role: .operator),
+        AdminRoute(action: .rollBackRelease, method: "DELETE", template: "/admin/v1/releases/rollouts/{release}", role: .operator),
+        AdminRoute(action: .getReleaseHistory, method: "GET", template: "/admin/v1/releases/history", role: .viewer),
         AdminRoute(action: .getMerchantRateLimits, method: "GET", template: "/admin/v1/rate-limits/merchants/{id}", role: .viewer),
         AdminRoute(action: .getCallerRateLimits, method: "GET", template: "/admin/v1/rate-limits/callers/{id}", role: .viewer),
     ]
