@@ -1,5 +1,5 @@
-// Callers, releases (calendar and roll-out preview) and rate-limit state: read pages over the admin API, plus
-// revoking a caller.
+// Callers, releases (calendar, roll-out preview, apply and roll back) and rate-limit state: read pages over the
+// admin API, plus revoking a caller.
 import { call, withQuery, mayChange } from './console-api.js';
 import { el, badge, table, details, field, say, errorText, ms } from './console-view.js';
 
@@ -25,7 +25,7 @@ export async function renderCallers(view) {
   await show();
 }
 
-/** Releases: the calendar per environment, and a roll-out preview (how many merchants would move) before any apply. */
+/** Releases: the calendar per environment, and a roll-out preview (how many merchants would move) before its apply. */
 export async function renderReleases(view) {
   const { json } = await call('GET', '/admin/v1/releases');
   view.append(el('h2', {}, 'Releases'), el('p', { class: 'muted' }, `Calendar for ${json.today} (snapshot ${json.snapshot}).`));
@@ -47,12 +47,33 @@ export async function renderReleases(view) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     try {
-      const { json: p } = await call('GET', withQuery('/admin/v1/releases/rollout-preview', { environment: environment.value, release: release.value, percent: percent.value, group: group.value.trim(), limit: 20 }));
+      // The roll-outs' ETag as the preview is made: an apply after someone else changed any roll-out is refused (412).
+      const [{ json: p }, { etag }] = await Promise.all([
+        call('GET', withQuery('/admin/v1/releases/rollout-preview', { environment: environment.value, release: release.value, percent: percent.value, group: group.value.trim(), limit: 20 })),
+        call('GET', '/admin/v1/releases/rollouts')]);
+      const chosen = { release: p.release, percent: p.percent, group: p.group };
+      const apply = el('button', { type: 'button', id: 'rollout-apply', disabled: !mayChange() }, `Apply ${chosen.release} to ${chosen.percent} %${chosen.group ? ` of ${chosen.group}` : ''}`);
+      const outcome = el('div', { id: 'rollout-outcome' });
+      apply.addEventListener('click', async () => {
+        apply.disabled = true;
+        try {
+          const { json: a, etag: after } = await call('POST', '/admin/v1/releases/rollouts', { ifMatch: etag, body: chosen });
+          const back = el('button', { type: 'button', id: 'rollout-rollback', class: 'danger' }, `Roll back ${chosen.release}`);
+          back.addEventListener('click', async () => {
+            back.disabled = true;
+            try {
+              const { json: b } = await call('DELETE', `/admin/v1/releases/rollouts/${encodeURIComponent(chosen.release)}`, { ifMatch: after });
+              outcome.replaceChildren(el('p', { role: 'alert' }, `Rolled back ${chosen.release}: ${b.removed} roll-out(s) ended.`));
+            } catch (error) { outcome.replaceChildren(el('p', { class: 'error', role: 'alert' }, `Roll back refused: ${errorText(error)}`)); }
+          });
+          outcome.replaceChildren(el('p', { role: 'alert' }, `Applied: the roll-out covers ${a.merchants} merchant(s); pinned merchants keep their pin.`), back);
+        } catch (error) { outcome.replaceChildren(el('p', { class: 'error', role: 'alert' }, `Apply refused: ${errorText(error)}`)); }
+      });
       result.replaceChildren(details([
         ['Merchants in environment', String(p.merchants)], ['Would move', String(p.moving)],
         ['Available today', p.available ? badge('yes', 'ok') : badge('no: moved merchants’ calls would be refused', 'bad')],
       ]), table('Moves', [{ title: 'From' }, { title: 'To' }, { title: 'Merchants', num: true }], p.changes.map((c) => [c.from ?? 'none', c.to ?? 'none', String(c.merchants)])),
-      el('p', { class: 'note' }, 'Applying a roll-out is not in the admin API yet: use klarna-gateway releases rollout.'));
+      ...(mayChange() ? [] : [el('p', { class: 'note' }, 'Your role is viewer: applying needs an operator or security account.')]), apply, outcome);
     } catch (error) { result.replaceChildren(el('p', { class: 'error', role: 'alert' }, errorText(error))); }
   });
   view.append(el('h3', {}, 'Roll-out preview'), form, result);
