@@ -46,6 +46,7 @@ extension AdminAPI {
             case .listPartners:
                 let partners = try await api.service.store.partners()
                 return AdminResponse(.ok, json: .object([("partners", .array(partners.map(AdminJSON.partner)))]), requestID: requestID)
+            case .replacePartnerCredentials: return try await replacePartnerCredentials(parameters[0])
             case .listAuditRecords: return try await listAuditRecords()
             case .getAuditStatus: return AdminResponse(.ok, json: AdminJSON.auditStatus(api.audit?.writer.health), requestID: requestID)
             case .getTraffic: return try await traffic()

@@ -18,6 +18,7 @@ enum AdminAction: String, Sendable {
     case removeMerchant = "admin.removeMerchant"
     case importMerchants = "admin.importMerchants"
     case listPartners = "admin.listPartners"
+    case replacePartnerCredentials = "admin.replacePartnerCredentials"
     case listAuditRecords = "admin.listAuditRecords"
     case getAuditStatus = "admin.getAuditStatus"
     case getTraffic = "admin.getTraffic"
@@ -62,6 +63,7 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .addCaller, method: "POST", template: "/admin/v1/callers", role: .operator),
         AdminRoute(action: .rotateCallerToken, method: "POST", template: "/admin/v1/callers/{name}/rotate-token", role: .operator),
         AdminRoute(action: .listPartners, method: "GET", template: "/admin/v1/partners", role: .viewer),
+        AdminRoute(action: .replacePartnerCredentials, method: "PUT", template: "/admin/v1/partners/{id}/credentials", role: .security),
         AdminRoute(action: .listAuditRecords, method: "GET", template: "/admin/v1/audit/records", role: .viewer),
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
         AdminRoute(action: .getTraffic, method: "GET", template: "/admin/v1/audit/traffic", role: .viewer),
