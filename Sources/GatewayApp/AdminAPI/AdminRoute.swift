@@ -19,6 +19,9 @@ enum AdminAction: String, Sendable {
     case importMerchants = "admin.importMerchants"
     case listPartners = "admin.listPartners"
     case replacePartnerCredentials = "admin.replacePartnerCredentials"
+    case listAdmins = "admin.listAdmins"
+    case addAdmin = "admin.addAdmin"
+    case removeAdmin = "admin.removeAdmin"
     case listAuditRecords = "admin.listAuditRecords"
     case getAuditStatus = "admin.getAuditStatus"
     case getTraffic = "admin.getTraffic"
@@ -64,6 +67,9 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .rotateCallerToken, method: "POST", template: "/admin/v1/callers/{name}/rotate-token", role: .operator),
         AdminRoute(action: .listPartners, method: "GET", template: "/admin/v1/partners", role: .viewer),
         AdminRoute(action: .replacePartnerCredentials, method: "PUT", template: "/admin/v1/partners/{id}/credentials", role: .security),
+        AdminRoute(action: .listAdmins, method: "GET", template: "/admin/v1/admins", role: .security),
+        AdminRoute(action: .addAdmin, method: "POST", template: "/admin/v1/admins", role: .security),
+        AdminRoute(action: .removeAdmin, method: "DELETE", template: "/admin/v1/admins/{name}", role: .security),
         AdminRoute(action: .listAuditRecords, method: "GET", template: "/admin/v1/audit/records", role: .viewer),
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
         AdminRoute(action: .getTraffic, method: "GET", template: "/admin/v1/audit/traffic", role: .viewer),
