@@ -28,7 +28,7 @@ struct AdminAPIVerifyTests {
             // An edit made behind the writer's back, as an intruder with the file would make it.
             let queue = try DatabaseQueue(path: api.gw.auditPath)
             try await queue.writeWithoutTransaction { try $0.execute(sql: "UPDATE audit_records SET status = 500 WHERE seq = 2") }
-            try await queue.close()
+            try queue.close()
             let broken = try await api.send("GET", "/admin/v1/audit/verification", as: .security)
             #expect(broken.status == 200)
             #expect(broken.json["intact"]?.boolValue == false)
