@@ -74,6 +74,10 @@ struct ConsoleBrowserTests {
                         arguments: ["/admin/v1/merchants/\(merchant)/resume"])
                 }
                 #expect(crossSite == 1)
+                // The caller added in the browser exists with a token; the page showed the token once (its tail only
+                // is reported back, and the stored hash is among the secrets searched for below).
+                #expect(try await api.gw.admin.store.caller(id: "console-caller-\(width)")?.tokenHash != nil)
+                #expect(report["caller_token_tail"]?.stringValue?.count == 6)
                 // The roll-out applied after its preview and rolled back in the browser: none left, both in the history.
                 #expect(try await api.gw.admin.store.rollouts().isEmpty)
                 let actions = try await api.gw.admin.store.adminEvents().filter { $0.actor == "admin:operator-admin" }.map(\.action)

@@ -1,13 +1,19 @@
-// Callers, releases (calendar, roll-out preview, apply and roll back) and rate-limit state: read pages over the
-// admin API, plus revoking a caller.
+// Callers (add, new token, revoke), releases (calendar, roll-out preview, apply and roll back) and rate-limit
+// state, over the admin API.
 import { call, withQuery, mayChange } from './console-api.js';
 import { el, badge, table, details, field, say, errorText, ms } from './console-view.js';
 
-/** Callers: their state, whether they hold a token (never the token), revoke. */
+/** Callers: their state, whether they hold a token (never the token), add, rotate a token, revoke. A new token is
+ * shown once, in this page only, until the page is left or redrawn: the API never answers it again. */
 export async function renderCallers(view) {
   const body = el('div', {});
-  view.append(el('h2', {}, 'Callers'), body);
-  async function show(message) {
+  const id = el('input', { id: 'caller-id', required: true, autocomplete: 'off', maxlength: 64 });
+  const add = el('form', { id: 'caller-add' }, el('label', {}, 'New caller id', id), el('button', { type: 'submit', disabled: !mayChange() }, 'Add caller'));
+  view.append(el('h2', {}, 'Callers'), add, body);
+  // The token once: monospaced, with the reminder that it cannot be shown again.
+  const shownOnce = (callerID, token) => [el('p', { role: 'alert' }, `Token of ${callerID}, shown once (copy it now; it cannot be shown again):`),
+    el('p', { id: 'caller-token', class: 'mono' }, token)];
+  async function show(...message) {
     const { json } = await call('GET', '/admin/v1/callers');
     const revoke = (c) => {
       const button = el('button', { type: 'button', class: 'danger', disabled: !mayChange() || c.status !== 'active' }, `Revoke ${c.id}`);
@@ -17,11 +23,29 @@ export async function renderCallers(view) {
       });
       return button;
     };
+    const rotate = (c) => {
+      const button = el('button', { type: 'button', disabled: !mayChange() || !c.token }, `New token for ${c.id}`);
+      button.addEventListener('click', async () => {
+        try {
+          const { json: r } = await call('POST', `/admin/v1/callers/${encodeURIComponent(c.id)}/rotate-token`);
+          await show(...shownOnce(c.id, r.token));
+        } catch (error) { await show(`Rotation refused: ${errorText(error)}`); }
+      });
+      return button;
+    };
     body.replaceChildren(
-      ...(message ? [el('p', { role: 'alert' }, message)] : []),
+      ...message.map((m) => typeof m === 'string' ? el('p', { role: 'alert' }, m) : m),
       table('Callers', [{ title: 'Id' }, { title: 'Status' }, { title: 'Token' }, { title: 'Certificate (SHA-256)' }, { title: 'Action' }],
-        json.callers.map((c) => [c.id, badge(c.status, c.status === 'active' ? 'ok' : 'bad'), c.token ? 'yes' : 'no', el('span', { class: 'mono' }, c.certificate_fingerprint ?? '—'), revoke(c)])));
+        json.callers.map((c) => [c.id, badge(c.status, c.status === 'active' ? 'ok' : 'bad'), c.token ? 'yes' : 'no', el('span', { class: 'mono' }, c.certificate_fingerprint ?? '—'), el('span', {}, rotate(c), ' ', revoke(c))])));
   }
+  add.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const { json: a } = await call('POST', '/admin/v1/callers', { body: { id: id.value.trim() } });
+      id.value = '';
+      await show(...shownOnce(a.caller.id, a.token));
+    } catch (error) { await show(`Add refused: ${errorText(error)}`); }
+  });
   await show();
 }
 
