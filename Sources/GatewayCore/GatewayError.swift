@@ -63,6 +63,8 @@ public struct GatewayError: Error, Sendable, Hashable {
         case preconditionFailed = "GATEWAY_PRECONDITION_FAILED"
         /// An admin API change sent without `If-Match`.
         case preconditionRequired = "GATEWAY_PRECONDITION_REQUIRED"
+        /// An admin API addition of something that already exists (a caller, a merchant, an admin of that name).
+        case conflict = "GATEWAY_CONFLICT"
 
         /// The HTTP status this refusal is sent with.
         public var status: Int {
@@ -77,7 +79,7 @@ public struct GatewayError: Error, Sendable, Hashable {
             case .uriTooLong: 414
             case .headersTooLarge: 431
             case .unknownOperation, .operationNotInRelease, .notFound: 404
-            case .releaseNotAvailable: 409
+            case .releaseNotAvailable, .conflict: 409
             case .preconditionFailed: 412
             case .preconditionRequired: 428
             case .rateLimited: 429

@@ -75,10 +75,10 @@ struct AdminAPIHarness {
 /// Runs `body` against a harness gateway with the admin API and always stops both; with `tls`, the admin listener
 /// speaks TLS with a certificate for `localhost` from a CA of its own.
 func withAdminAPI(
-    rateLimits: String? = nil, backoff: AdminBackoff = AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)), tls: Bool = false,
+    access: String = GatewayHarness.defaultAccess, rateLimits: String? = nil, backoff: AdminBackoff = AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)), tls: Bool = false,
     _ body: (AdminAPIHarness) async throws -> Void
 ) async throws {
-    try await withGateway(rateLimits: rateLimits) { gw in
+    try await withGateway(access: access, rateLimits: rateLimits) { gw in
         var tokens: [AdminRole: String] = [:]
         for role in AdminRole.allCases {
             tokens[role] = try await gw.admin.addAdmin(name: "\(role.rawValue)-admin", role: role).token.exposedValue

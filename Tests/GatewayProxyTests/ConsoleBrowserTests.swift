@@ -74,6 +74,14 @@ struct ConsoleBrowserTests {
                         arguments: ["/admin/v1/merchants/\(merchant)/resume"])
                 }
                 #expect(crossSite == 1)
+                // The caller added in the browser exists with a token; the page showed the token once (its tail only
+                // is reported back, and the stored hash is among the secrets searched for below).
+                #expect(try await api.gw.admin.store.caller(id: "console-caller-\(width)")?.tokenHash != nil)
+                #expect(report["caller_token_tail"]?.stringValue?.count == 6)
+                // The roll-out applied after its preview and rolled back in the browser: none left, both in the history.
+                #expect(try await api.gw.admin.store.rollouts().isEmpty)
+                let actions = try await api.gw.admin.store.adminEvents().filter { $0.actor == "admin:operator-admin" }.map(\.action)
+                #expect(actions.suffix(2) == ["releases.rollout", "releases.rollback"], "\(actions)")
 
                 // Every page's DOM, input values, cookies, storage and console log, searched for every secret.
                 let dump = try String(contentsOf: out.appendingPathComponent("dump.txt"), encoding: .utf8)
@@ -97,6 +105,7 @@ struct ConsoleBrowserTests {
                 ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
             #expect(viewer.status == 0, "the viewer's browser run failed:\n\(viewer.stdout.suffix(6000))\n\(viewer.stderr.suffix(3000))")
             #expect(try await api.send("GET", "/admin/v1/merchants/c00001", as: .viewer).json["status"]?.stringValue == "active")
+            #expect(try await api.gw.admin.store.rollouts().isEmpty)
             let dump = try String(contentsOf: out.appendingPathComponent("dump.txt"), encoding: .utf8)
             let readOnlyShown = dump.contains("Your role is viewer")
             #expect(readOnlyShown, "the viewer is told changes need another role")

@@ -36,25 +36,26 @@ extension AdminService {
     }
 
     /// Moves a stable, hash-chosen share of merchants (of a group) onto a release. Raising the share only adds
-    /// merchants and lowering it only removes them. Returns how many merchants the roll-out covers now.
+    /// merchants and lowering it only removes them. Returns how many merchants the roll-out covers now. `actor`
+    /// names who made it in the change log (the admin API's `admin:NAME`; the operating-system user by default).
     @discardableResult
-    public func rollOut(release: String, percent: Double, group: String?, policy: ReleasePolicy) async throws -> Int {
+    public func rollOut(release: String, percent: Double, group: String?, policy: ReleasePolicy, actor: String? = nil) async throws -> Int {
         guard policy.release(release) != nil else {
             throw AdminError("unknown release '\(release)' (known: \(policy.releases.map(\.id).joined(separator: ", ")))")
         }
         guard (0...100).contains(percent) else { throw AdminError("--percent must be between 0 and 100") }
         let rollout = Rollout(release: release, percent: percent, group: group)
         try await store.saveRollout(rollout)
-        try await logChange("releases.rollout", "\(release) at \(percent)%\(group.map { " of group \($0)" } ?? "")")
+        try await logChange("releases.rollout", "\(release) at \(percent)%\(group.map { " of group \($0)" } ?? "")", actor: actor)
         return try await store.merchants().filter { rollout.includes($0) }.count
     }
 
     /// Ends every roll-out of a release: its merchants return to their previous release.
     @discardableResult
-    public func rollBack(release: String) async throws -> Int {
+    public func rollBack(release: String, actor: String? = nil) async throws -> Int {
         let removed = try await store.deleteRollouts(release: release)
         guard removed > 0 else { throw AdminError("no roll-out of '\(release)' is in force") }
-        try await logChange("releases.rollback", release)
+        try await logChange("releases.rollback", release, actor: actor)
         return removed
     }
 
@@ -82,8 +83,8 @@ extension AdminService {
     }
 
     /// Appends a change to the store's change log, naming the operating-system user.
-    func logChange(_ action: String, _ detail: String) async throws {
-        let actor = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown"
+    func logChange(_ action: String, _ detail: String, actor: String? = nil) async throws {
+        let actor = actor ?? ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown"
         try await store.appendAdminEvent(AdminEvent(
             timeMicros: UTCTime.nowMicros(), actor: actor, action: action, detail: detail))
     }

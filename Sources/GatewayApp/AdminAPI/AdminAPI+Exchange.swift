@@ -37,9 +37,19 @@ extension AdminAPI {
                 let callers = try await api.service.listCallers()
                 return AdminResponse(.ok, json: .object([("callers", .array(callers.map(AdminJSON.caller)))]), requestID: requestID)
             case .revokeCaller: return try await revokeCaller(parameters[0])
+            case .addCaller: return try await addCaller()
+            case .rotateCallerToken: return try await rotateCallerToken(parameters[0])
+            case .addMerchant: return try await addMerchant()
+            case .updateMerchant: return try await updateMerchant(parameters[0])
+            case .removeMerchant: return try await removeMerchant(parameters[0])
+            case .importMerchants: return try await importMerchants()
             case .listPartners:
                 let partners = try await api.service.store.partners()
                 return AdminResponse(.ok, json: .object([("partners", .array(partners.map(AdminJSON.partner)))]), requestID: requestID)
+            case .replacePartnerCredentials: return try await replacePartnerCredentials(parameters[0])
+            case .listAdmins: return try await listAdmins()
+            case .addAdmin: return try await addAdmin()
+            case .removeAdmin: return try await removeAdmin(parameters[0])
             case .listAuditRecords: return try await listAuditRecords()
             case .getAuditStatus: return AdminResponse(.ok, json: AdminJSON.auditStatus(api.audit?.writer.health), requestID: requestID)
             case .getTraffic: return try await traffic()
@@ -47,6 +57,10 @@ extension AdminAPI {
             case .listUpstreams: return AdminResponse(.ok, json: AdminJSON.upstreams(api.runtime), requestID: requestID)
             case .listReleases: return AdminResponse(.ok, json: AdminJSON.releases(api.runtime.snapshots.current), requestID: requestID)
             case .previewRollout: return try previewRollout()
+            case .listRollouts: return try await listRollouts()
+            case .applyRollout: return try await applyRollout()
+            case .rollBackRelease: return try await rollBack(parameters[0])
+            case .getReleaseHistory: return try await releaseHistory()
             case .getMerchantRateLimits: return try merchantRateLimits(parameters[0])
             case .getCallerRateLimits: return try await callerRateLimits(parameters[0])
             }
@@ -73,7 +87,7 @@ extension AdminAPI {
             return value
         }
 
-        private func find(_ id: String) async throws -> MerchantRecord {
+        func find(_ id: String) async throws -> MerchantRecord {
             guard let record = try await api.service.store.merchant(id: id) else {
                 throw GatewayError(.notFound, "no merchant with id '\(id)'")
             }
@@ -82,7 +96,12 @@ extension AdminAPI {
         }
 
         /// A change under `If-Match`: missing 428, stale 412 (with the current `ETag`), else intent, write, outcome.
-        private func changeMerchant(_ id: String, _ change: (inout MerchantRecord) throws -> Void) async throws -> AdminResponse {
+        private func changeMerchant(_ id: String, _ change: @escaping (inout MerchantRecord) throws -> Void) async throws -> AdminResponse {
+            try await changeMerchant(id, prepared: { _ in change })
+        }
+
+        /// The merchant `id` if `If-Match` names its current version: missing 428, malformed 400, stale 412.
+        func matching(_ id: String) async throws -> (current: MerchantRecord, ifMatch: String) {
             let current = try await find(id)
             guard let ifMatch = request.headers.first(name: "If-Match") else {
                 throw GatewayError(.preconditionRequired, "send If-Match with the merchant's ETag (GET /admin/v1/merchants/\(id))")
@@ -91,6 +110,16 @@ extension AdminAPI {
                 throw GatewayError(.badRequest, "If-Match is not a merchant's ETag (a quoted string of 32 hex digits; * is not accepted)")
             }
             guard ifMatch == current.etag else { throw Self.stale(current) }
+            return (current, ifMatch)
+        }
+
+        /// As above, with the change made from what `prepare` looks up (a partner) once `If-Match` has matched, so a
+        /// stale request is refused before anything else is read.
+        func changeMerchant(
+            _ id: String, prepared prepare: (MerchantRecord) async throws -> (inout MerchantRecord) throws -> Void
+        ) async throws -> AdminResponse {
+            let (current, ifMatch) = try await matching(id)
+            let change = try await prepare(current)
             var preview = current
             try change(&preview)
             try await api.recordIntent(self, merchant: preview)
@@ -106,7 +135,7 @@ extension AdminAPI {
             return AdminResponse(.ok, json: AdminJSON.merchant(changed), requestID: requestID, etag: changed.etag)
         }
 
-        private static func stale(_ current: MerchantRecord) -> GatewayError {
+        static func stale(_ current: MerchantRecord) -> GatewayError {
             GatewayError(
                 .preconditionFailed, "the merchant changed since that ETag was read; read it again and retry",
                 headers: [.init("ETag", current.etag)])

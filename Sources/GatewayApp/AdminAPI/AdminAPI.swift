@@ -68,7 +68,7 @@ public struct AdminAPI: Sendable {
         }
         if request.bodyTooLarge {
             return await refuse(
-                GatewayError(.payloadTooLarge, "the admin API takes bodies of at most \(AdminHandler.maxBodyBytes / 1024) KiB"), request,
+                GatewayError(.payloadTooLarge, "the admin API takes bodies of at most \(AdminHandler.maxBodyBytes(for: request.target) / 1024) KiB"), request,
                 requestID: requestID, account: nil, route: nil)
         }
         if let crossSite = CrossSiteCheck.refusal(request) {

@@ -39,7 +39,18 @@ enum AdminJSON {
             ("client_key", credential(record.clientKey)),
             ("client_certificate_fingerprint", (try? ClientCertificate(pem: record.clientCertificatePEM)).map { .string($0.fingerprint) } ?? .null),
             ("default_release", record.defaultRelease.map(JSONValue.string) ?? .null),
+            ("etag", .string(partnerETag(record))),
         ])
+    }
+
+    /// A partner's entity tag: a hash of every stored field (its secrets by reference and version, so a new key or
+    /// certificate gives a new tag).
+    static func partnerETag(_ record: PartnerRecord) -> String {
+        let fields = [
+            record.id, record.environment.rawValue, record.baseURL, record.authForm.rawValue, record.apiKey.description, record.clientCertificatePEM,
+            record.clientKey.description, record.defaultRelease ?? "",
+        ]
+        return "\"" + CallerToken.hash("partner\u{1E}" + fields.joined(separator: "\u{1F}")).prefix(32) + "\""
     }
 
     /// A sealed credential by reference: which one and which version, nothing of the secret.

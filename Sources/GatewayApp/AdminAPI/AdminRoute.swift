@@ -11,7 +11,17 @@ enum AdminAction: String, Sendable {
     case pinMerchantRelease = "admin.pinMerchantRelease"
     case listCallers = "admin.listCallers"
     case revokeCaller = "admin.revokeCaller"
+    case addCaller = "admin.addCaller"
+    case rotateCallerToken = "admin.rotateCallerToken"
+    case addMerchant = "admin.addMerchant"
+    case updateMerchant = "admin.updateMerchant"
+    case removeMerchant = "admin.removeMerchant"
+    case importMerchants = "admin.importMerchants"
     case listPartners = "admin.listPartners"
+    case replacePartnerCredentials = "admin.replacePartnerCredentials"
+    case listAdmins = "admin.listAdmins"
+    case addAdmin = "admin.addAdmin"
+    case removeAdmin = "admin.removeAdmin"
     case listAuditRecords = "admin.listAuditRecords"
     case getAuditStatus = "admin.getAuditStatus"
     case getTraffic = "admin.getTraffic"
@@ -21,6 +31,10 @@ enum AdminAction: String, Sendable {
     case getMerchantRateLimits = "admin.getMerchantRateLimits"
     case getCallerRateLimits = "admin.getCallerRateLimits"
     case previewRollout = "admin.previewRollout"
+    case listRollouts = "admin.listRollouts"
+    case applyRollout = "admin.applyRollout"
+    case rollBackRelease = "admin.rollBackRelease"
+    case getReleaseHistory = "admin.getReleaseHistory"
 }
 
 /// One endpoint of the admin API: what it does, its path template and the role it needs.
@@ -40,12 +54,22 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .getAccount, method: "GET", template: "/admin/v1/account", role: .viewer),
         AdminRoute(action: .listMerchants, method: "GET", template: "/admin/v1/merchants", role: .viewer),
         AdminRoute(action: .getMerchant, method: "GET", template: "/admin/v1/merchants/{id}", role: .viewer),
+        AdminRoute(action: .addMerchant, method: "POST", template: "/admin/v1/merchants", role: .operator),
+        AdminRoute(action: .updateMerchant, method: "PATCH", template: "/admin/v1/merchants/{id}", role: .operator),
+        AdminRoute(action: .removeMerchant, method: "DELETE", template: "/admin/v1/merchants/{id}", role: .operator),
+        AdminRoute(action: .importMerchants, method: "POST", template: "/admin/v1/merchants/import", role: .operator),
         AdminRoute(action: .suspendMerchant, method: "POST", template: "/admin/v1/merchants/{id}/suspend", role: .operator),
         AdminRoute(action: .resumeMerchant, method: "POST", template: "/admin/v1/merchants/{id}/resume", role: .operator),
         AdminRoute(action: .pinMerchantRelease, method: "PUT", template: "/admin/v1/merchants/{id}/release", role: .operator),
         AdminRoute(action: .listCallers, method: "GET", template: "/admin/v1/callers", role: .viewer),
         AdminRoute(action: .revokeCaller, method: "POST", template: "/admin/v1/callers/{name}/revoke", role: .operator),
+        AdminRoute(action: .addCaller, method: "POST", template: "/admin/v1/callers", role: .operator),
+        AdminRoute(action: .rotateCallerToken, method: "POST", template: "/admin/v1/callers/{name}/rotate-token", role: .operator),
         AdminRoute(action: .listPartners, method: "GET", template: "/admin/v1/partners", role: .viewer),
+        AdminRoute(action: .replacePartnerCredentials, method: "PUT", template: "/admin/v1/partners/{id}/credentials", role: .security),
+        AdminRoute(action: .listAdmins, method: "GET", template: "/admin/v1/admins", role: .security),
+        AdminRoute(action: .addAdmin, method: "POST", template: "/admin/v1/admins", role: .security),
+        AdminRoute(action: .removeAdmin, method: "DELETE", template: "/admin/v1/admins/{name}", role: .security),
         AdminRoute(action: .listAuditRecords, method: "GET", template: "/admin/v1/audit/records", role: .viewer),
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
         AdminRoute(action: .getTraffic, method: "GET", template: "/admin/v1/audit/traffic", role: .viewer),
@@ -53,6 +77,10 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .listUpstreams, method: "GET", template: "/admin/v1/upstreams", role: .viewer),
         AdminRoute(action: .listReleases, method: "GET", template: "/admin/v1/releases", role: .viewer),
         AdminRoute(action: .previewRollout, method: "GET", template: "/admin/v1/releases/rollout-preview", role: .viewer),
+        AdminRoute(action: .listRollouts, method: "GET", template: "/admin/v1/releases/rollouts", role: .viewer),
+        AdminRoute(action: .applyRollout, method: "POST", template: "/admin/v1/releases/rollouts", role: .operator),
+        AdminRoute(action: .rollBackRelease, method: "DELETE", template: "/admin/v1/releases/rollouts/{release}", role: .operator),
+        AdminRoute(action: .getReleaseHistory, method: "GET", template: "/admin/v1/releases/history", role: .viewer),
         AdminRoute(action: .getMerchantRateLimits, method: "GET", template: "/admin/v1/rate-limits/merchants/{id}", role: .viewer),
         AdminRoute(action: .getCallerRateLimits, method: "GET", template: "/admin/v1/rate-limits/callers/{id}", role: .viewer),
     ]
@@ -70,10 +98,11 @@ struct AdminRoute: Sendable, Equatable {
         case notFound
     }
 
-    /// The route for `method` and `path` (no query).
+    /// The route for `method` and `path` (no query). As in OpenAPI, a path that matches a template with fewer
+    /// `{…}` segments is that template's only (`/merchants/import` is the import, never the merchant `import`).
     static func match(method: String, path: String) -> Match {
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        var allowed: [String] = []
+        var candidates: [(route: AdminRoute, parameters: [String])] = []
         for route in all {
             let template = route.template.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
             guard template.count == segments.count else { continue }
@@ -85,10 +114,11 @@ struct AdminRoute: Sendable, Equatable {
                 }
                 return pattern == segment
             }
-            guard matches else { continue }
-            if route.method == method { return .route(route, parameters: parameters) }
-            allowed.append(route.method)
+            if matches { candidates.append((route, parameters)) }
         }
-        return allowed.isEmpty ? .notFound : .methodNotAllowed(allow: allowed.joined(separator: ", "))
+        guard let fewest = candidates.map(\.parameters.count).min() else { return .notFound }
+        let specific = candidates.filter { $0.parameters.count == fewest }
+        if let found = specific.first(where: { $0.route.method == method }) { return .route(found.route, parameters: found.parameters) }
+        return .methodNotAllowed(allow: specific.map(\.route.method).joined(separator: ", "))
     }
 }

@@ -120,6 +120,16 @@ final class AdminHandler: ChannelInboundHandler {
 
     /// The largest request body read; an admin API body is a small JSON object.
     static let maxBodyBytes = 64 * 1024
+    /// The largest CSV a merchant import reads: about 100,000 lines of `id,partner,account,group`.
+    static let maxImportBodyBytes = 8 * 1024 * 1024
+    /// The path whose body may be as large as `maxImportBodyBytes`.
+    static let importPath = "/admin/v1/merchants/import"
+
+    /// The body bound for a request target: the import's for the import, 64 KiB for everything else.
+    static func maxBodyBytes(for uri: String) -> Int {
+        let path = uri.split(separator: "?", maxSplits: 1).first ?? ""
+        return path == importPath ? maxImportBodyBytes : maxBodyBytes
+    }
 
     private let readiness: @Sendable () -> Readiness
     private let routes: AdminRoutes
@@ -139,7 +149,7 @@ final class AdminHandler: ChannelInboundHandler {
             body = []
             bodyTooLarge = false
         case .body(let buffer):
-            if body.count + buffer.readableBytes > Self.maxBodyBytes {
+            if body.count + buffer.readableBytes > Self.maxBodyBytes(for: head?.uri ?? "") {
                 bodyTooLarge = true
             } else {
                 body += buffer.readableBytesView

@@ -1,13 +1,19 @@
-// Callers, releases (calendar and roll-out preview) and rate-limit state: read pages over the admin API, plus
-// revoking a caller.
+// Callers (add, new token, revoke), releases (calendar, roll-out preview, apply and roll back) and rate-limit
+// state, over the admin API.
 import { call, withQuery, mayChange } from './console-api.js';
 import { el, badge, table, details, field, say, errorText, ms } from './console-view.js';
 
-/** Callers: their state, whether they hold a token (never the token), revoke. */
+/** Callers: their state, whether they hold a token (never the token), add, rotate a token, revoke. A new token is
+ * shown once, in this page only, until the page is left or redrawn: the API never answers it again. */
 export async function renderCallers(view) {
   const body = el('div', {});
-  view.append(el('h2', {}, 'Callers'), body);
-  async function show(message) {
+  const id = el('input', { id: 'caller-id', required: true, autocomplete: 'off', maxlength: 64 });
+  const add = el('form', { id: 'caller-add' }, el('label', {}, 'New caller id', id), el('button', { type: 'submit', disabled: !mayChange() }, 'Add caller'));
+  view.append(el('h2', {}, 'Callers'), add, body);
+  // The token once: monospaced, with the reminder that it cannot be shown again.
+  const shownOnce = (callerID, token) => [el('p', { role: 'alert' }, `Token of ${callerID}, shown once (copy it now; it cannot be shown again):`),
+    el('p', { id: 'caller-token', class: 'mono' }, token)];
+  async function show(...message) {
     const { json } = await call('GET', '/admin/v1/callers');
     const revoke = (c) => {
       const button = el('button', { type: 'button', class: 'danger', disabled: !mayChange() || c.status !== 'active' }, `Revoke ${c.id}`);
@@ -17,15 +23,33 @@ export async function renderCallers(view) {
       });
       return button;
     };
+    const rotate = (c) => {
+      const button = el('button', { type: 'button', disabled: !mayChange() || !c.token }, `New token for ${c.id}`);
+      button.addEventListener('click', async () => {
+        try {
+          const { json: r } = await call('POST', `/admin/v1/callers/${encodeURIComponent(c.id)}/rotate-token`);
+          await show(...shownOnce(c.id, r.token));
+        } catch (error) { await show(`Rotation refused: ${errorText(error)}`); }
+      });
+      return button;
+    };
     body.replaceChildren(
-      ...(message ? [el('p', { role: 'alert' }, message)] : []),
+      ...message.map((m) => typeof m === 'string' ? el('p', { role: 'alert' }, m) : m),
       table('Callers', [{ title: 'Id' }, { title: 'Status' }, { title: 'Token' }, { title: 'Certificate (SHA-256)' }, { title: 'Action' }],
-        json.callers.map((c) => [c.id, badge(c.status, c.status === 'active' ? 'ok' : 'bad'), c.token ? 'yes' : 'no', el('span', { class: 'mono' }, c.certificate_fingerprint ?? '—'), revoke(c)])));
+        json.callers.map((c) => [c.id, badge(c.status, c.status === 'active' ? 'ok' : 'bad'), c.token ? 'yes' : 'no', el('span', { class: 'mono' }, c.certificate_fingerprint ?? '—'), el('span', {}, rotate(c), ' ', revoke(c))])));
   }
+  add.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const { json: a } = await call('POST', '/admin/v1/callers', { body: { id: id.value.trim() } });
+      id.value = '';
+      await show(...shownOnce(a.caller.id, a.token));
+    } catch (error) { await show(`Add refused: ${errorText(error)}`); }
+  });
   await show();
 }
 
-/** Releases: the calendar per environment, and a roll-out preview (how many merchants would move) before any apply. */
+/** Releases: the calendar per environment, and a roll-out preview (how many merchants would move) before its apply. */
 export async function renderReleases(view) {
   const { json } = await call('GET', '/admin/v1/releases');
   view.append(el('h2', {}, 'Releases'), el('p', { class: 'muted' }, `Calendar for ${json.today} (snapshot ${json.snapshot}).`));
@@ -47,12 +71,33 @@ export async function renderReleases(view) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     try {
-      const { json: p } = await call('GET', withQuery('/admin/v1/releases/rollout-preview', { environment: environment.value, release: release.value, percent: percent.value, group: group.value.trim(), limit: 20 }));
+      // The roll-outs' ETag as the preview is made: an apply after someone else changed any roll-out is refused (412).
+      const [{ json: p }, { etag }] = await Promise.all([
+        call('GET', withQuery('/admin/v1/releases/rollout-preview', { environment: environment.value, release: release.value, percent: percent.value, group: group.value.trim(), limit: 20 })),
+        call('GET', '/admin/v1/releases/rollouts')]);
+      const chosen = { release: p.release, percent: p.percent, group: p.group };
+      const apply = el('button', { type: 'button', id: 'rollout-apply', disabled: !mayChange() }, `Apply ${chosen.release} to ${chosen.percent} %${chosen.group ? ` of ${chosen.group}` : ''}`);
+      const outcome = el('div', { id: 'rollout-outcome' });
+      apply.addEventListener('click', async () => {
+        apply.disabled = true;
+        try {
+          const { json: a, etag: after } = await call('POST', '/admin/v1/releases/rollouts', { ifMatch: etag, body: chosen });
+          const back = el('button', { type: 'button', id: 'rollout-rollback', class: 'danger' }, `Roll back ${chosen.release}`);
+          back.addEventListener('click', async () => {
+            back.disabled = true;
+            try {
+              const { json: b } = await call('DELETE', `/admin/v1/releases/rollouts/${encodeURIComponent(chosen.release)}`, { ifMatch: after });
+              outcome.replaceChildren(el('p', { role: 'alert' }, `Rolled back ${chosen.release}: ${b.removed} roll-out(s) ended.`));
+            } catch (error) { outcome.replaceChildren(el('p', { class: 'error', role: 'alert' }, `Roll back refused: ${errorText(error)}`)); }
+          });
+          outcome.replaceChildren(el('p', { role: 'alert' }, `Applied: the roll-out covers ${a.merchants} merchant(s); pinned merchants keep their pin.`), back);
+        } catch (error) { outcome.replaceChildren(el('p', { class: 'error', role: 'alert' }, `Apply refused: ${errorText(error)}`)); }
+      });
       result.replaceChildren(details([
         ['Merchants in environment', String(p.merchants)], ['Would move', String(p.moving)],
         ['Available today', p.available ? badge('yes', 'ok') : badge('no: moved merchants’ calls would be refused', 'bad')],
       ]), table('Moves', [{ title: 'From' }, { title: 'To' }, { title: 'Merchants', num: true }], p.changes.map((c) => [c.from ?? 'none', c.to ?? 'none', String(c.merchants)])),
-      el('p', { class: 'note' }, 'Applying a roll-out is not in the admin API yet: use klarna-gateway releases rollout.'));
+      ...(mayChange() ? [] : [el('p', { class: 'note' }, 'Your role is viewer: applying needs an operator or security account.')]), apply, outcome);
     } catch (error) { result.replaceChildren(el('p', { class: 'error', role: 'alert' }, errorText(error))); }
   });
   view.append(el('h3', {}, 'Roll-out preview'), form, result);

@@ -1,0 +1,58 @@
+import Foundation
+import GatewayCore
+
+extension AdminAPI.Exchange {
+    /// `GET /admin/v1/admins` (security): every admin account's name, role and creation time; never a token, its
+    /// id or its hash.
+    func listAdmins() async throws -> AdminResponse {
+        let accounts = try await api.service.listAdmins()
+        return AdminResponse(.ok, json: .object([("admins", .array(accounts.map(Self.admin)))]), requestID: requestID)
+    }
+
+    /// `POST /admin/v1/admins` `{"name","role"}` (security): as `admins add`, a new account whose token is in this
+    /// answer once (the store keeps its hash). A name that exists: 409.
+    func addAdmin() async throws -> AdminResponse {
+        let body = try AdminRequestBody(request.body, allowed: ["name", "role"], shape: #"{"name": "NAME", "role": "viewer|operator|security"}"#)
+        let name = try body.requiredString("name")
+        if let problem = MerchantRecord.problem(withID: name) {
+            throw GatewayError(.badRequest, "an admin name" + problem.dropFirst("a merchant id".count))
+        }
+        guard let role = AdminRole(rawValue: try body.requiredString("role")) else {
+            throw GatewayError(.badRequest, "role is viewer, operator or security")
+        }
+        if try await api.service.listAdmins().contains(where: { $0.name == name }) {
+            throw GatewayError(.conflict, "admin '\(name)' already exists; remove it first to issue a new token")
+        }
+        try await api.recordIntent(self, merchant: nil)
+        let added = try await serviceRule { try await api.service.addAdmin(name: name, role: role) }
+        await api.recordOutcome(self, merchant: nil, status: 201)
+        return AdminResponse(
+            .created, json: .object([("admin", Self.admin(added.account)), ("token", .string(added.token.exposedValue))]), requestID: requestID)
+    }
+
+    /// `DELETE /admin/v1/admins/{name}` (security): as `admins remove`, its token stops at once. No `If-Match`:
+    /// removing only takes rights away. An account cannot remove itself (409), so the API cannot lock out the last
+    /// security admin by accident; the CLI can.
+    func removeAdmin(_ name: String) async throws -> AdminResponse {
+        guard let found = try await api.service.listAdmins().first(where: { $0.name == name }) else {
+            throw GatewayError(.notFound, "no admin with name '\(name)'")
+        }
+        guard name != account.name else { throw GatewayError(.conflict, "an admin account cannot remove itself; use another security account or the CLI") }
+        try await api.recordIntent(self, merchant: nil)
+        do {
+            try await api.service.removeAdmin(name: name)
+        } catch is AdminError {
+            throw GatewayError(.notFound, "no admin with name '\(name)'")
+        }
+        await api.recordOutcome(self, merchant: nil, status: 200)
+        return AdminResponse(.ok, json: Self.admin(found), requestID: requestID)
+    }
+
+    /// An admin account as answered: name, role, when it was made.
+    private static func admin(_ account: AdminAccount) -> JSONValue {
+        .object([
+            ("name", .string(account.name)), ("role", .string(account.role.rawValue)),
+            ("created", .string(UTCTime.timestamp(epochSeconds: Int(account.createdMicros / 1_000_000), fraction: Int(account.createdMicros % 1_000_000 / 1000), digits: 3))),
+        ])
+    }
+}
