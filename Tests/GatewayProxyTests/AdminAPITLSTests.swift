@@ -62,6 +62,7 @@ struct AdminAPITLSTests {
             let anonymous = try await client.send("GET", "/metrics")
             #expect(anonymous.status == 401)
             #expect(anonymous.json["error_code"]?.stringValue == "GATEWAY_UNAUTHENTICATED", "\(anonymous.text)")
+            #expect(anonymous.text.contains("/metrics needs Authorization"), "\(anonymous.text)")
             answers.append(anonymous)
             let scraped = try await client.send("GET", "/metrics", headers: [("Authorization", "Bearer \(viewer)")])
             #expect(scraped.status == 200 && scraped.text.contains("kgw_"), "\(scraped.status)")

@@ -15,12 +15,12 @@ extension AdminAPI {
                 return nil
             }
         } catch {
-            logger.error("admin token check for \\(request.path) failed", metadata: ["request_id": "\\(requestID)", "error": "\\(error)"])
+            logger.error("admin token check for \(request.path) failed", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
         }
         backoff.failed(address)
         return await refuse(
             GatewayError(
-                .unauthenticated, "off loopback, \\(request.path) needs Authorization: Bearer with an admin token of any role",
+                .unauthenticated, "off loopback, \(request.path) needs Authorization: Bearer with an admin token of any role",
                 headers: [.init("WWW-Authenticate", "Bearer")]),
             request, requestID: requestID, account: nil, route: nil)
     }
