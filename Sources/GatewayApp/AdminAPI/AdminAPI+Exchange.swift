@@ -103,14 +103,7 @@ extension AdminAPI {
         /// The merchant `id` if `If-Match` names its current version: missing 428, malformed 400, stale 412.
         func matching(_ id: String) async throws -> (current: MerchantRecord, ifMatch: String) {
             let current = try await find(id)
-            guard let ifMatch = request.headers.first(name: "If-Match") else {
-                throw GatewayError(.preconditionRequired, "send If-Match with the merchant's ETag (GET /admin/v1/merchants/\(id))")
-            }
-            guard MerchantRecord.isETag(ifMatch) else {
-                throw GatewayError(.badRequest, "If-Match is not a merchant's ETag (a quoted string of 32 hex digits; * is not accepted)")
-            }
-            guard ifMatch == current.etag else { throw Self.stale(current) }
-            return (current, ifMatch)
+            return (current, try self.ifMatch(current.etag, of: "merchant", readAt: "/admin/v1/merchants/\(id)"))
         }
 
         /// As above, with the change made from what `prepare` looks up (a partner) once `If-Match` has matched, so a
@@ -128,17 +121,11 @@ extension AdminAPI {
                 changed = try await api.service.changeMerchant(id: id, ifMatch: ifMatch, change)
             } catch AdminService.ConditionalChangeError.stale(let now) {
                 merchant = now
-                throw Self.stale(now)
+                throw Self.stale(now.etag, of: "merchant")
             }
             merchant = changed
             await api.recordOutcome(self, merchant: changed, status: 200)
             return AdminResponse(.ok, json: AdminJSON.merchant(changed), requestID: requestID, etag: changed.etag)
-        }
-
-        static func stale(_ current: MerchantRecord) -> GatewayError {
-            GatewayError(
-                .preconditionFailed, "the merchant changed since that ETag was read; read it again and retry",
-                headers: [.init("ETag", current.etag)])
         }
 
         /// `{"release":"r5"}` pins, `{"release":null}` removes the pin; a release not available in the merchant's

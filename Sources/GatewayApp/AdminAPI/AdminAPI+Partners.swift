@@ -20,17 +20,7 @@ extension AdminAPI.Exchange {
             throw GatewayError(.badRequest, "certificate_pem and private_key_pem are sent together")
         }
         guard let current = try await api.service.store.partner(id: id) else { throw GatewayError(.notFound, "no partner with id '\(id)'") }
-        guard let ifMatch = request.headers.first(name: "If-Match") else {
-            throw GatewayError(.preconditionRequired, "send If-Match with the partner's etag (GET /admin/v1/partners)")
-        }
-        guard MerchantRecord.isETag(ifMatch) else {
-            throw GatewayError(.badRequest, "If-Match is not an ETag of this API (a quoted string of 32 hex digits; * is not accepted)")
-        }
-        guard ifMatch == AdminJSON.partnerETag(current) else {
-            throw GatewayError(
-                .preconditionFailed, "the partner changed since that ETag was read; read it again and retry",
-                headers: [.init("ETag", AdminJSON.partnerETag(current))])
-        }
+        _ = try ifMatch(AdminJSON.partnerETag(current), of: "partner", readAt: "/admin/v1/partners")
         // The service's own checks, all of them before the first write, so a bad certificate does not leave a new key.
         try serviceRule {
             if let apiKey { try AdminService.checkAPIKey(apiKey, environment: current.environment, owner: "partner '\(id)'") }

@@ -72,17 +72,7 @@ extension AdminAPI.Exchange {
     @discardableResult
     private func matchingRollouts() async throws -> [Rollout] {
         let current = try await api.service.store.rollouts()
-        guard let ifMatch = request.headers.first(name: "If-Match") else {
-            throw GatewayError(.preconditionRequired, "send If-Match with the roll-outs' ETag (GET /admin/v1/releases/rollouts)")
-        }
-        guard MerchantRecord.isETag(ifMatch) else {
-            throw GatewayError(.badRequest, "If-Match is not an ETag of this API (a quoted string of 32 hex digits; * is not accepted)")
-        }
-        guard ifMatch == Self.etag(current) else {
-            throw GatewayError(
-                .preconditionFailed, "the roll-outs changed since that ETag was read; read them again and retry",
-                headers: [.init("ETag", Self.etag(current))])
-        }
+        _ = try ifMatch(Self.etag(current), of: "roll-outs", readAt: "/admin/v1/releases/rollouts")
         return current
     }
 
