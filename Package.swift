@@ -153,7 +153,6 @@ let package = Package(
             name: "KlarnaGatewayCLI",
             dependencies: [
                 "GatewayApp", "GatewayAudit", "GatewayProxy",
-                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -52,8 +52,11 @@ public struct MerchantRecord: Sendable, Hashable, Codable {
     }
 
     /// Why `id` cannot be an id of `kind` (partner, caller), which follow the merchant id rules; nil when it can.
-    public static func problem(withID id: String, kind: String) -> String? {
+    public static func problem(withID id: String, kind: String) -> String? { problem(withID: id, as: "a \(kind) id") }
+
+    /// The same for a name that follows the merchant id rules, each message worded for `noun` ("an admin name").
+    public static func problem(withID id: String, as noun: String) -> String? {
         // Every message starts with "a merchant id".
-        problem(withID: id).map { "a \(kind) id" + $0.dropFirst("a merchant id".count) }
+        problem(withID: id).map { noun + $0.dropFirst("a merchant id".count) }
     }
 }

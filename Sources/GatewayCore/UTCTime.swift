@@ -32,6 +32,13 @@ public enum UTCTime {
             + ".\(pad(Int32(fraction), digits))Z"
     }
 
+    /// The same for microseconds since the epoch, the unit of every stored time, with 1 to 6 fraction digits.
+    public static func timestamp(micros: Int64, digits: Int = 6) -> String {
+        var fraction = Int(micros % 1_000_000)
+        for _ in digits..<6 { fraction /= 10 }
+        return timestamp(epochSeconds: Int(micros / 1_000_000), fraction: fraction, digits: digits)
+    }
+
     /// An HTTP-date in IMF-fixdate form (RFC 9110 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
     public static func httpDate(epochSeconds: Int) -> String {
         let parts = components(epochSeconds)

@@ -76,7 +76,7 @@ struct Releases: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 for event in try await config.admin().store.adminEvents() {
-                    let time = UTCTime.timestamp(epochSeconds: Int(event.timeMicros / 1_000_000), fraction: Int(event.timeMicros % 1_000_000), digits: 6)
+                    let time = UTCTime.timestamp(micros: event.timeMicros)
                     print("\(time)\t\(event.actor)\t\(event.action)\t\(event.detail)")
                 }
             }

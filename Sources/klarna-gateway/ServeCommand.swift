@@ -3,7 +3,6 @@ import Foundation
 import GatewayApp
 import GatewayAudit
 import GatewayProxy
-import NIOCore
 import NIOPosix
 import Logging
 import Metrics
@@ -39,7 +38,6 @@ struct Serve: AsyncParsableCommand {
             let metrics = GatewayMetrics(factory: factory, merchantLabels: configuration.metrics.merchantLabels)
             let service = try await GatewayService.start(
                 config: configuration, credentials: credentials, journal: journal, logger: logger,
-                threads: configuration.eventLoops > 0 ? configuration.eventLoops : System.coreCount,
                 configSource: .init(path: config.path), metrics: metrics)
             // SIGHUP reloads everything now; SIGTERM and SIGINT stay with the service group (graceful stop).
             signal(SIGHUP, SIG_IGN)

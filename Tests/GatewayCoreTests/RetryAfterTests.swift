@@ -26,6 +26,14 @@ struct RetryAfterTests {
         }
     }
 
+    @Test("UTCTime.timestamp(micros:) writes a stored time with six or three fraction digits")
+    func storedTimes() {
+        let micros = Int64(Self.example) * 1_000_000 + 123_456
+        #expect(UTCTime.timestamp(micros: micros) == "1994-11-06T08:49:37.123456Z")
+        #expect(UTCTime.timestamp(micros: micros, digits: 3) == "1994-11-06T08:49:37.123Z")
+        #expect(UTCTime.timestamp(micros: Int64(Self.example) * 1_000_000 + 7, digits: 6) == "1994-11-06T08:49:37.000007Z")
+    }
+
     @Test("the three HTTP-date forms name the same instant")
     func dates() {
         #expect(RetryAfter.epochSeconds(httpDate: "Sun, 06 Nov 1994 08:49:37 GMT") == Self.example)

@@ -21,11 +21,12 @@ struct IngressReadHoldTests {
     }
 
     final class Rig {
-        let calls = try! CallHandlerTests.Rig()
+        let calls: CallHandlerTests.Rig
         let counter = ReadCounter()
         let channel: EmbeddedChannel
 
         init() throws {
+            calls = try CallHandlerTests.Rig()
             channel = EmbeddedChannel(loop: calls.loop)
             let sync = channel.pipeline.syncOperations
             try sync.addHandler(counter)

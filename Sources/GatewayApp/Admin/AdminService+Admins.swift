@@ -13,7 +13,7 @@ extension AdminService {
     /// Adds an admin account with a new token, returned once to be shown once; only its hash is stored.
     public func addAdmin(name: String, role: AdminRole) async throws -> (account: AdminAccount, token: Secret) {
         // Names follow the id rules, worded for a name ("an admin name has 1 to 64 characters").
-        if let problem = MerchantRecord.problem(withID: name) { throw AdminError("an admin name" + problem.dropFirst("a merchant id".count)) }
+        if let problem = MerchantRecord.problem(withID: name, as: "an admin name") { throw AdminError(problem) }
         let accounts = try adminAccountStore
         if try await accounts.adminAccounts().contains(where: { $0.name == name }) {
             throw AdminError("admin '\(name)' already exists; remove it first to issue a new token")

@@ -14,9 +14,7 @@ extension AdminAPI.Exchange {
     func addAdmin() async throws -> AdminResponse {
         let body = try AdminRequestBody(request.body, allowed: ["name", "role"], shape: #"{"name": "NAME", "role": "viewer|operator|security"}"#)
         let name = try body.requiredString("name")
-        if let problem = MerchantRecord.problem(withID: name) {
-            throw GatewayError(.badRequest, "an admin name" + problem.dropFirst("a merchant id".count))
-        }
+        if let problem = MerchantRecord.problem(withID: name, as: "an admin name") { throw GatewayError(.badRequest, problem) }
         guard let role = AdminRole(rawValue: try body.requiredString("role")) else {
             throw GatewayError(.badRequest, "role is viewer, operator or security")
         }
@@ -52,7 +50,7 @@ extension AdminAPI.Exchange {
     private static func admin(_ account: AdminAccount) -> JSONValue {
         .object([
             ("name", .string(account.name)), ("role", .string(account.role.rawValue)),
-            ("created", .string(UTCTime.timestamp(epochSeconds: Int(account.createdMicros / 1_000_000), fraction: Int(account.createdMicros % 1_000_000 / 1000), digits: 3))),
+            ("created", .string(UTCTime.timestamp(micros: account.createdMicros, digits: 3))),
         ])
     }
 }

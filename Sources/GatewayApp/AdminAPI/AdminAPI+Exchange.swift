@@ -143,11 +143,7 @@ extension AdminAPI {
             let policy = api.releases()
             return try await changeMerchant(id) { record in
                 if let release {
-                    do {
-                        try AdminService.checkPin(release, environment: record.account.environment, policy: policy)
-                    } catch let error as AdminError {
-                        throw GatewayError(.badRequest, error.message)
-                    }
+                    try self.serviceRule { try AdminService.checkPin(release, environment: record.account.environment, policy: policy) }
                 }
                 record.release = release
             }

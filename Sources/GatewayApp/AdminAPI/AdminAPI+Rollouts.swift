@@ -16,8 +16,8 @@ extension AdminAPI.Exchange {
         let body = try AdminRequestBody(request.body, allowed: ["release", "percent", "group"], shape: #"{"release": "r8", "percent": 10, "group": "eu"}"#)
         let release = try body.requiredString("release")
         let group = try body.string("group", nullable: true)
-        if let group, let problem = MerchantRecord.problem(withID: group) {
-            throw GatewayError(.badRequest, "group: " + problem.replacingOccurrences(of: "a merchant id", with: "a group name"))
+        if let group, let problem = MerchantRecord.problem(withID: group, as: "a group name") {
+            throw GatewayError(.badRequest, "group: " + problem)
         }
         let percent: Double
         switch body.value("percent") {
@@ -59,7 +59,7 @@ extension AdminAPI.Exchange {
             .ok,
             json: .object([("events", .array(events.map { event in
                 .object([
-                    ("time", .string(UTCTime.timestamp(epochSeconds: Int(event.timeMicros / 1_000_000), fraction: Int(event.timeMicros % 1_000_000), digits: 6))),
+                    ("time", .string(UTCTime.timestamp(micros: event.timeMicros))),
                     ("actor", .string(event.actor)), ("action", .string(event.action)), ("detail", .string(event.detail)),
                 ])
             }))]),

@@ -1,4 +1,3 @@
-import Foundation
 import GatewayAudit
 import GatewayCore
 import NIOPosix
@@ -18,13 +17,13 @@ extension AdminAPI.Exchange {
             guard let value = Int(text), (1...60).contains(value) else { throw GatewayError(.badRequest, "minutes is a number from 1 to 60") }
             minutes = value
         }
-        let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let nowMicros = UTCTime.nowMicros()
         let fromMicros = nowMicros - Int64(minutes) * 60_000_000
-        // host[:port] as the breakers name it, so the console can put each host's breaker beside its figures.
+        // The endpoint's authority, the key the breakers are kept by, so the console can put each host's breaker
+        // beside its figures.
         let hosts = Dictionary(
             try await api.service.store.partners().map { partner in
-                let url = URLComponents(string: partner.baseURL)
-                return (partner.id, (url?.host ?? partner.baseURL) + (url?.port.map { ":\($0)" } ?? ""))
+                (partner.id, UpstreamEndpoint(baseURL: partner.baseURL)?.authority ?? partner.baseURL)
             }, uniquingKeysWith: { a, _ in a })
         let store = trail.store
         let cap = Self.trafficRecordCap

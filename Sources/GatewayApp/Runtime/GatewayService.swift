@@ -65,12 +65,14 @@ public final class GatewayService: Service, Sendable {
     /// Open and refused ingress connections.
     public var ingressConnections: IngressConnectionLimit { server.connectionLimit }
 
-    /// Builds the first snapshot and binds every listener. With `configSource`, reloads re-read that file.
+    /// Builds the first snapshot and binds every listener. With `configSource`, reloads re-read that file;
+    /// `threads` overrides the config's `event_loops`.
     public static func start(
         config: GatewayConfig, credentials: any CredentialSource, journal: any CallJournal, logger: Logger,
-        threads: Int = System.coreCount, configSource: ConfigSource? = nil, metrics: GatewayMetrics = .disabled
+        threads: Int? = nil, configSource: ConfigSource? = nil, metrics: GatewayMetrics = .disabled
     ) async throws -> GatewayService {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        // `event_loops` unless the caller (a test, a benchmark) sets the count; 0 is one per core.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? (config.eventLoops > 0 ? config.eventLoops : System.coreCount))
         var tracing: GatewayTracing?
         do {
             let state = ReloadState()
