@@ -15,17 +15,24 @@ public protocol CallJournal: Sendable {
     /// Whether the records must carry the SHA-256 of the request and response bodies; when no journal keeps them,
     /// the data plane does not hash the bodies (the access log has no use for them).
     var recordsBodyHashes: Bool { get }
-    /// Whether recording `record` would do anything: a journal that follows another in a chain is not told of a
-    /// record it would drop, so the chain makes nothing to tell it with (an access log at `warning`, an intent).
-    func wouldRecord(_ record: CallRecord) -> Bool
+    /// Whether the journal makes records durable before it answers (an audit trail), so that a call's wait for it
+    /// is worth a span of its own; a log line is not waited for and gets none.
+    var isDurable: Bool { get }
+    /// Whether recording a record of `phase` would do anything (an access log at `warning` drops every record,
+    /// and intents always): the data plane does not hand such a record over, since handing over a call's record
+    /// copies its twenty-odd references, and a chain tells no follower of one.
+    func wouldRecord(phase: CallRecord.Phase) -> Bool
 }
 
 extension CallJournal {
     /// A journal keeps the bodies' hashes unless it says otherwise.
     public var recordsBodyHashes: Bool { true }
 
+    /// A journal is durable unless it says otherwise.
+    public var isDurable: Bool { true }
+
     /// A journal records everything unless it says otherwise.
-    public func wouldRecord(_ record: CallRecord) -> Bool { true }
+    public func wouldRecord(phase: CallRecord.Phase) -> Bool { true }
 
     /// For journals that only make futures: the waiter is told when the future completes.
     public func record(_ record: CallRecord, on eventLoop: any EventLoop, waiter: any JournalWaiter) {

@@ -58,10 +58,21 @@ public final class GatewayMetrics: Sendable {
 
     /// Counts a finished call (its outcome or refusal record) and its latency since `started`.
     public func observe(_ record: CallRecord, started: NIODeadline) {
-        let outcome = Self.outcome(of: record)
+        observe(
+            family: record.facts.operation?.family, status: record.status, gatewayErrorCode: record.gatewayErrorCode,
+            merchantID: record.facts.merchantID, upstreamLatencyMicros: record.upstreamLatencyMicros, started: started)
+    }
+
+    /// Counts a finished call from the fields of its record that metrics use; the request path passes them from the
+    /// call's object one by one, since handing over the whole record copies every reference it holds.
+    public func observe(
+        family: String?, status: Int?, gatewayErrorCode: String?, merchantID: String?, upstreamLatencyMicros: Int64?,
+        started: NIODeadline
+    ) {
+        let outcome = Self.outcome(gatewayErrorCode: gatewayErrorCode)
         let key = CallKey(
-            family: record.facts.operation?.family ?? "unmatched", status: record.status ?? 0, outcome: outcome,
-            merchant: merchantLabels ? record.facts.merchantID : nil)
+            family: family ?? "unmatched", status: status ?? 0, outcome: outcome,
+            merchant: merchantLabels ? merchantID : nil)
         let series = calls.withLockedValue { calls in
             if let existing = calls[key] { return existing }
             let made = CallSeries(key, factory: factory)
@@ -70,8 +81,8 @@ public final class GatewayMetrics: Sendable {
         }
         series.requests.increment()
         series.duration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
-        if let micros = record.upstreamLatencyMicros { series.upstreamDuration.recordNanoseconds(micros * 1000) }
-        if let code = record.gatewayErrorCode {
+        if let micros = upstreamLatencyMicros { series.upstreamDuration.recordNanoseconds(micros * 1000) }
+        if let code = gatewayErrorCode {
             let counter = errors.withLockedValue { errors in
                 if let existing = errors[code] { return existing }
                 let made = Counter(label: "kgw_gateway_errors_total", dimensions: [("code", code)], factory: factory)
@@ -84,8 +95,8 @@ public final class GatewayMetrics: Sendable {
 
     /// `answered` (Klarna's answer relayed, whatever its status), `failed` (a permitted call the gateway could not
     /// complete: upstream or audit trouble) or `refused` (a gateway decision: authentication, grants, limits…).
-    static func outcome(of record: CallRecord) -> String {
-        guard let code = record.gatewayErrorCode else { return "answered" }
+    static func outcome(gatewayErrorCode: String?) -> String {
+        guard let code = gatewayErrorCode else { return "answered" }
         return code.contains("UPSTREAM") || code.contains("AUDIT") ? "failed" : "refused"
     }
 

@@ -76,6 +76,8 @@ public final class ProxyRuntime: Sendable {
     public let journal: any CallJournal
     /// Whether calls hash their bodies (`CallJournal.recordsBodyHashes`), read once instead of per call.
     let hashesBodies: Bool
+    /// Whether calls wait for a durable journal (`CallJournal.isDurable`): only then do its commits get spans.
+    let journalIsDurable: Bool
     /// Rate-limit state shared by every event loop: local, or leased from a shared ledger in cluster mode.
     public let rateLimiter: RateLimiter
     /// Today's date in UTC, for release availability.
@@ -117,6 +119,7 @@ public final class ProxyRuntime: Sendable {
         self.inFlight = AdmissionGate(limit: limits.maxInFlightRequests)
         self.journal = journal
         self.hashesBodies = journal.recordsBodyHashes
+        self.journalIsDurable = journal.isDurable
         self.logger = logger
     }
 

@@ -22,8 +22,16 @@ struct CallHandlerTests {
     final class HeldJournal: CallJournal, @unchecked Sendable {
         private(set) var pending: [(record: CallRecord, promise: EventLoopPromise<Void>)] = []
         private(set) var written: [CallRecord] = []
+        /// The phases this journal would record; others (as an access log drops them) must not be handed over.
+        let keeps: Set<CallRecord.Phase>
+        private(set) var handedDropped = 0
+
+        init(keeps: Set<CallRecord.Phase> = [.intent, .outcome, .refusal]) { self.keeps = keeps }
+
+        func wouldRecord(phase: CallRecord.Phase) -> Bool { keeps.contains(phase) }
 
         func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+            if !keeps.contains(record.phase) { handedDropped += 1 }
             let promise = eventLoop.makePromise(of: Void.self)
             pending.append((record, promise))
             return promise.futureResult
@@ -49,12 +57,16 @@ struct CallHandlerTests {
     /// One caller connection, its runtime and the loop everything runs on.
     final class Rig {
         let loop = EmbeddedEventLoop()
-        let journal = HeldJournal()
+        let journal: HeldJournal
         let runtime: ProxyRuntime
         let ingress: EmbeddedChannel
         let token = CallerToken.generate()
 
-        init(rateLimits: RateLimitPolicy = RateLimitPolicy(), retry: RetryPolicy = RetryPolicy(), addKeys: Bool = true, maxHeld: Int = 4_194_304) throws {
+        init(
+            rateLimits: RateLimitPolicy = RateLimitPolicy(), retry: RetryPolicy = RetryPolicy(), addKeys: Bool = true, maxHeld: Int = 4_194_304,
+            journal: HeldJournal = HeldJournal()
+        ) throws {
+            self.journal = journal
             let partner = PartnerState(
                 record: PartnerRecord(
                     id: "acq", environment: .test, baseURL: "https://api-global.test.klarna.com", apiKey: CredentialRef(id: "partner:acq:api-key", version: 1),
@@ -180,6 +192,33 @@ struct CallHandlerTests {
         try rig.request(.GET, Self.read)
         rig.journal.flush()
         #expect(try rig.received(on: upstream).head != nil)
+    }
+
+    @Test("a journal that would drop a phase is not handed it: the call goes on at once, and records it keeps still hold the call")
+    func droppedPhasesAreNotHandedOver() throws {
+        // As the access log alone at `info`: intents dropped, outcomes kept.
+        let rig = try Rig(journal: HeldJournal(keeps: [.outcome, .refusal]))
+        let upstream = try rig.idleUpstream()
+        try rig.request(.GET, Self.read)
+        #expect(try rig.received(on: upstream).head != nil, "waited for an intent the journal does not keep")
+        try rig.respond(on: upstream, .ok, body: #"{"ok":true}"#)
+        #expect(try rig.answer().status == nil, "released before the outcome was recorded")
+        #expect(rig.journal.pending.map(\.record.phase) == [.outcome])
+        rig.journal.flush()
+        #expect(try rig.answer().status == 200)
+
+        // As the access log alone at `warning`: nothing kept, nothing handed over, every call answered.
+        let quiet = try Rig(journal: HeldJournal(keeps: []))
+        let next = try quiet.idleUpstream()
+        try quiet.request(.GET, Self.read)
+        try quiet.respond(on: next, .ok, body: #"{"ok":true}"#)
+        #expect(try quiet.answer().status == 200)
+        let refused = HTTPHeaders([("Host", "gw"), ("Authorization", "Bearer kgw_nope.nope"), ("Content-Length", "0")])
+        try quiet.ingress.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: Self.read, headers: refused)))
+        try quiet.ingress.writeInbound(HTTPServerRequestPart.end(nil))
+        #expect(try quiet.answer().status == 401)
+        #expect(quiet.journal.pending.isEmpty && quiet.journal.written.isEmpty && quiet.journal.handedDropped == 0)
+        #expect(quiet.runtime.callsInFlight == 0)
     }
 
     @Test("Klarna answers before the request's end: an end arriving while the outcome is journaled does not lose the answer")

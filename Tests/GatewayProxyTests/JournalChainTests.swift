@@ -52,14 +52,14 @@ import Testing
         quiet.logLevel = .warning
 
         let chain = JournalChain([audit, AccessLogJournal(logger: logs.logger())])
-        #expect(chain.wouldRecord(Self.record(.intent, "req-none")), "the audit trail records intents")
+        #expect(chain.wouldRecord(phase: .intent), "the audit trail records intents")
         #expect(try await Self.journal(Self.record(.intent, "req-intent"), chain, on: loop) == .intent)
         #expect(try await Self.journal(Self.record(.outcome, "req-outcome"), chain, on: loop) == .outcome)
         #expect(try await Self.journal(Self.record(.refusal, "req-refusal"), chain, on: loop) == .refusal)
 
         let atWarning = JournalChain([audit, AccessLogJournal(logger: quiet)])
         #expect(try await Self.journal(Self.record(.outcome, "req-quiet"), atWarning, on: loop) == .outcome)
-        #expect(!AccessLogJournal(logger: quiet).wouldRecord(Self.record(.outcome, "req-quiet")))
+        #expect(!AccessLogJournal(logger: quiet).wouldRecord(phase: .outcome))
 
         await audit.shutdown()
         // The access log was told of the outcome and the refusal after the audit trail had them, not of the intent,

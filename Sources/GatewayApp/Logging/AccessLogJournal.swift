@@ -25,6 +25,9 @@ public struct AccessLogJournal: CallJournal {
     /// The access line has no body hashes.
     public var recordsBodyHashes: Bool { false }
 
+    /// A log line is queued, not made durable before the call goes on.
+    public var isDurable: Bool { false }
+
     /// Logs outcomes and refusals; intents are not logged (the outcome line carries everything).
     public func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         log(record)
@@ -38,11 +41,11 @@ public struct AccessLogJournal: CallJournal {
     }
 
     /// Only outcomes and refusals, and only while the level lets `info` lines through.
-    public func wouldRecord(_ record: CallRecord) -> Bool { record.phase != .intent && logger.logLevel <= .info }
+    public func wouldRecord(phase: CallRecord.Phase) -> Bool { phase != .intent && logger.logLevel <= .info }
 
     private func log(_ record: CallRecord) {
         // The level is checked before anything is built: at `warning` a call costs nothing here.
-        guard wouldRecord(record) else { return }
+        guard wouldRecord(phase: record.phase) else { return }
         if let direct {
             JSONLogHandler.logCall(record, label: direct.label, metadata: direct.metadata)
         } else {

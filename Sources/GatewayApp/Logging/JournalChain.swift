@@ -16,12 +16,15 @@ public struct JournalChain: CallJournal {
     }
 
     /// Whether any journal of the chain would record `record`.
-    public func wouldRecord(_ record: CallRecord) -> Bool {
-        decider.wouldRecord(record) || followers.contains { $0.wouldRecord(record) }
+    public func wouldRecord(phase: CallRecord.Phase) -> Bool {
+        decider.wouldRecord(phase: phase) || followers.contains { $0.wouldRecord(phase: phase) }
     }
 
     /// Whether any journal of the chain keeps the bodies' hashes.
     public var recordsBodyHashes: Bool { decider.recordsBodyHashes || followers.contains { $0.recordsBodyHashes } }
+
+    /// The chain's answer is the decider's, so it is as durable as the decider.
+    public var isDurable: Bool { decider.isDurable }
 
     /// Records in the deciding journal and, once it accepted, in the others; the followers' answers are not
     /// waited for (they never fail a call), so the caller's future is the decider's own: no future per follower.
@@ -39,7 +42,7 @@ public struct JournalChain: CallJournal {
     /// when a follower would record this record (an intent, or any record with the access log at `warning`, needs
     /// none: the decider tells `waiter` itself).
     public func record(_ record: CallRecord, on eventLoop: any EventLoop, waiter: any JournalWaiter) {
-        guard followers.contains(where: { $0.wouldRecord(record) }) else {
+        guard followers.contains(where: { $0.wouldRecord(phase: record.phase) }) else {
             return decider.record(record, on: eventLoop, waiter: waiter)
         }
         decider.record(record, on: eventLoop, waiter: Followers(record: record, journals: followers, eventLoop: eventLoop, then: waiter))

@@ -171,6 +171,9 @@ struct CallTrace {
         span.end()
     }
 
+    /// Whether any of the call's spans is still open: only then has `finish` anything to do.
+    var hasOpenSpans: Bool { call != nil || rateLimit != nil || journal != nil || attempt != nil }
+
     /// The call is over: every span still open ends, and the call's span takes the record's attributes.
     mutating func finish(record: CallRecord, generatedKey: Bool) {
         rateLimitEnded()

@@ -4,11 +4,23 @@ import NIOCore
 /// A call's records go to the journal with the call itself as the waiter: the result comes back through
 /// `CallState.journaled` to the handler, with no future and no closure per record.
 extension GatewayRequestHandler {
-    /// Hands `record` to the journal; its result arrives at `journaled(_:phase:call:)`.
-    func journal(_ record: CallRecord, call: CallState, context: ChannelHandlerContext) {
+    /// Hands the call's record to the journal; its result arrives at `journaled(_:phase:call:)`. A record no journal
+    /// would keep (audit off, the access log at `warning` or the record an intent) is not handed over: handing it
+    /// over copies it, and the journal would only answer at once that it is recorded.
+    func journal(call: CallState, context: ChannelHandlerContext) {
         call.journalsInFlight += 1
         call.journalHandler = self
-        runtime.journal.record(record, on: context.eventLoop, waiter: call)
+        let phase = call.record.phase
+        guard runtime.journal.wouldRecord(phase: phase) else { return call.journaled(.success(()), phase: phase) }
+        runtime.journal.record(call.record, on: context.eventLoop, waiter: call)
+    }
+
+    /// Counts the finished call in the metrics, reading its record's fields in place.
+    private func observe(_ call: CallState) {
+        runtime.metrics.observe(
+            family: call.record.facts.operation?.family, status: call.record.status,
+            gatewayErrorCode: call.record.gatewayErrorCode, merchantID: call.record.facts.merchantID,
+            upstreamLatencyMicros: call.record.upstreamLatencyMicros, started: call.started)
     }
 
     /// A record of `call` is durable or failed: the machine learns it if the call is still this handler's.
@@ -23,11 +35,11 @@ extension GatewayRequestHandler {
             perform(action, call: call, context: context)
         case .outcome:
             // A refusal that replaced the outcome meanwhile is counted when its own record is.
-            if recorded, call.record.phase == .outcome { runtime.metrics.observe(call.record, started: call.started) }
+            if recorded, call.record.phase == .outcome { observe(call) }
             guard let context, self.call === call else { return }
             perform(call.machine.outcomeJournaled(recorded: recorded), call: call, context: context)
         case .refusal:
-            runtime.metrics.observe(call.record, started: call.started)
+            observe(call)
             guard let context, self.call === call else { return }
             perform(call.machine.refusalJournaled(), call: call, context: context)
         }

@@ -62,10 +62,10 @@ extension GatewayRequestHandler {
         if runtime.hashesBodies { call.record.responseBodySHA256 = CallState.hex(of: call.responseHash) }
         call.trace.promoteIfError(runtime.tracing, record: call.record)
         call.record.trace = call.trace.identity
-        call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditOutcome)
+        if runtime.journalIsDurable { call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditOutcome) }
         call.record.phase = .outcome
         call.record.timeMicros = CallState.nowMicros()
-        journal(call.record, call: call, context: context)
+        journal(call: call, context: context)
     }
 
     /// Sends the held head and body to the caller; from here on the answer streams.

@@ -12,8 +12,8 @@ extension GatewayRequestHandler {
         // In place, not a copy: the outcome or refusal record sets both again.
         call.record.phase = .intent
         call.record.timeMicros = CallState.nowMicros()
-        call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditIntent)
-        journal(call.record, call: call, context: context)
+        if runtime.journalIsDurable { call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditIntent) }
+        journal(call: call, context: context)
     }
 
     /// Asks the breaker of Klarna's host whether the next attempt may go out.

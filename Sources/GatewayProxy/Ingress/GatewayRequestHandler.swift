@@ -342,8 +342,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         call.trace.promoteIfError(runtime.tracing, record: call.record)
         call.record.trace = call.trace.identity
         call.trace.attemptEnded(failure: error.code.rawValue)
-        call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditRefusal)
-        journal(call.record, call: call, context: context)
+        if runtime.journalIsDurable { call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditRefusal) }
+        journal(call: call, context: context)
     }
 
     private func writeRefusal(call: CallState, connectionClose: Bool, closeAfter: Bool, context: ChannelHandlerContext) {
@@ -375,7 +375,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     /// Ends the call's spans and gives its in-flight place back, once.
     private func endCall() {
         guard let call else { return }
-        call.trace.finish(record: call.record, generatedKey: call.generatedKey != nil)
+        // Tracing off (or the spans already ended) leaves nothing to finish, and handing over the record copies it.
+        if call.trace.hasOpenSpans { call.trace.finish(record: call.record, generatedKey: call.generatedKey != nil) }
         guard call.admitted else { return }
         call.admitted = false
         runtime.inFlight.leave()
