@@ -73,14 +73,17 @@ YAML
 start_gateway() {
   local mode=$1 audit=${2:-audit-$1.sqlite}
   shift $(($# > 1 ? 2 : 1))
+  # Emptied here, not only by the redirection below: that runs in the background child, and until it has, the
+  # loop would find the previous run's serving line and load a gateway that is not listening yet.
+  : > "$G/serve.log"
   if [ "$mode" = off ]; then env KGW_AUDIT__ENABLED=false "$@" "$BIN" serve --config "$G/gateway.yaml" > "$G/serve.log" 2>&1 &
   else env KGW_AUDIT__MODE="$mode" KGW_AUDIT__PATH="$audit" "$@" "$BIN" serve --config "$G/gateway.yaml" > "$G/serve.log" 2>&1 &
   fi
   pid=$!
   for _ in $(seq 1 300); do grep -q "klarna-gateway serving" "$G/serve.log" && break; sleep 0.2; done
   grep -q "klarna-gateway serving" "$G/serve.log" || { cat "$G/serve.log"; exit 1; }
-  # Twice a paired run has met a gateway that said it was serving and then refused connections (not reproduced
-  # since): say so loudly, with what was listening, instead of measuring a refused load.
+  # A gateway that said it was serving must accept; if not, say so loudly, with what was listening, instead of
+  # measuring a refused load. (The times this was seen were the stale serving line emptied above.)
   if ! (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null; then
     { echo "gateway $pid printed its serving line but refuses connections on 18080"; ps -o pid,stat,etime,args -p "$pid"
       ss -ltnp | grep -E ':1808|:1844'; cat "$G/serve.log"; } >&2
