@@ -44,9 +44,9 @@ enum Fixtures {
 
     static func snapshot(
         partners: [PartnerState]? = nil, merchants: [MerchantState]? = nil, egress: [EgressRule] = [], forwardUnknown: Bool = false,
-        rateLimits: RateLimitPolicy = .klarnaDefaults
+        rateLimits: RateLimitPolicy = .klarnaDefaults, revoked: Set<String> = []
     ) -> GatewaySnapshot {
-        let callers = [
+        let listed = [
             CallerRecord(id: "checkout", tokenID: tokens["checkout"]!.id, tokenHash: tokens["checkout"]!.secretHash, certificateFingerprint: nil),
             CallerRecord(id: "orders", tokenID: tokens["orders"]!.id, tokenHash: tokens["orders"]!.secretHash, certificateFingerprint: nil),
             CallerRecord(id: "ops", tokenID: tokens["ops"]!.id, tokenHash: tokens["ops"]!.secretHash, certificateFingerprint: nil, status: .revoked),
@@ -54,6 +54,12 @@ enum Fixtures {
             CallerRecord(id: "robot", tokenID: nil, tokenHash: nil, certificateFingerprint: certOnlyFingerprint),
             CallerRecord(id: "everything", tokenID: tokens["everything"]!.id, tokenHash: tokens["everything"]!.secretHash, certificateFingerprint: nil),
         ]
+        let callers = listed.map { caller in
+            guard revoked.contains(caller.id) else { return caller }
+            return CallerRecord(
+                id: caller.id, tokenID: caller.tokenID, tokenHash: caller.tokenHash, certificateFingerprint: caller.certificateFingerprint,
+                status: .revoked)
+        }
         let access = AccessPolicy(callers: [
             "checkout": Grant(merchants: ["m1", "group:eu"], partners: ["acq"], families: ["payment-request", "payment-transaction", "webhooks"]),
             "orders": Grant(merchants: ["partner:acq"], families: ["payment-transaction"]),

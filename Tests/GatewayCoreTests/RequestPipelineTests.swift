@@ -95,6 +95,29 @@ struct RequestPipelineTests {
         #expect(refusalCode(plan("GET", "/v2/accounts/m1" + Self.readTransaction, [Fixtures.bearer("ops")])) == .unauthenticated)
     }
 
+    @Test("a connection's authentication memo answers only the same credentials against the same snapshot")
+    func authenticationMemo() {
+        let path = "/v2/accounts/m1" + Self.readTransaction
+        var memo = CallerAuthentication.Memo()
+        func code(_ headers: [(String, String)], fingerprint: String? = nil, in snapshot: GatewaySnapshot) -> GatewayError.Code? {
+            refusalCode(pipeline.plan(
+                IngressRequest(method: "GET", target: path, headers: HeaderList(headers), clientCertificateFingerprint: fingerprint),
+                requestID: "3f2a6c1e-0000-4000-8000-000000000002", snapshot: snapshot, today: "2026-11-28", memo: &memo))
+        }
+        #expect(code([Fixtures.bearer("checkout")], in: snapshot) == nil)
+        #expect(code([Fixtures.bearer("checkout")], in: snapshot) == nil, "the memo's own credentials")
+        // Another token, a wrong one, or the same token with a certificate of someone else: decided in full.
+        let wrong = ("Authorization", "Bearer kgw_" + CallerToken.generate().id + "_" + String(repeating: "a", count: 43))
+        #expect(code([wrong], in: snapshot) == .unauthenticated)
+        #expect(code([Fixtures.bearer("checkout")], fingerprint: Fixtures.certOnlyFingerprint, in: snapshot) == .unauthenticated)
+        #expect(code([Fixtures.bearer("checkout")], in: snapshot) == nil, "a refusal does not spoil the memo")
+        // A reload that revokes the caller makes a new snapshot: the memo no longer answers.
+        #expect(code([Fixtures.bearer("checkout")], in: Fixtures.snapshot(revoked: ["checkout"])) == .unauthenticated)
+        // A bound caller's memo does not answer the same token without its certificate.
+        #expect(code([Fixtures.bearer("bound")], fingerprint: Fixtures.boundFingerprint, in: snapshot) == nil)
+        #expect(code([Fixtures.bearer("bound")], in: snapshot) == .unauthenticated)
+    }
+
     @Test("two Authorization headers are a bad request")
     func twoAuthorizations() {
         #expect(refusalCode(plan("GET", "/v2/accounts/m1" + Self.readTransaction, [Fixtures.bearer("checkout"), Fixtures.bearer("orders")])) == .badRequest)

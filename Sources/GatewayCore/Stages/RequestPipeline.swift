@@ -76,9 +76,19 @@ public struct RequestPipeline: Sendable {
     public func plan<H: HeaderLookup>(
         _ request: IngressRequest<H>, requestID: String, snapshot: GatewaySnapshot, today: String, correlationID: String? = nil
     ) -> Result<ForwardPlan, Refusal> {
+        var memo = CallerAuthentication.Memo()
+        return plan(request, requestID: requestID, snapshot: snapshot, today: today, correlationID: correlationID, memo: &memo)
+    }
+
+    /// Plans as `plan(_:requestID:snapshot:today:correlationID:)` does, with the connection's authentication memo
+    /// (`CallerAuthentication.Memo`): the data plane keeps one per caller connection.
+    public func plan<H: HeaderLookup>(
+        _ request: IngressRequest<H>, requestID: String, snapshot: GatewaySnapshot, today: String, correlationID: String? = nil,
+        memo: inout CallerAuthentication.Memo
+    ) -> Result<ForwardPlan, Refusal> {
         var facts = CallFacts()
         do throws(GatewayError) {
-            let caller = try authentication.authenticate(request, in: snapshot)
+            let caller = try authentication.authenticate(request, in: snapshot, memo: &memo)
             facts.callerID = caller.caller.id
             facts.authentication = caller.method
             let target = try RequestTarget(parsing: request.target)

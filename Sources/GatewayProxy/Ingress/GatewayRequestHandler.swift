@@ -31,6 +31,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     /// The caller's address and certificate: given to an HTTP/2 stream by its connection, read on the first
     /// request of an HTTP/1 connection.
     private var caller: CallerConnection?
+    /// The connection's last token authentication, answering its next request with the same credentials.
+    private var authentication = CallerAuthentication.Memo()
 
     init(runtime: ProxyRuntime, isHTTP2: Bool, lifetime: HTTP2ConnectionLifetimeHandler? = nil, caller: CallerConnection? = nil) {
         self.runtime = runtime
@@ -133,7 +135,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         )
         // A traced call's correlation id is its trace id (docs/observability.md).
         let correlationID = call.trace.identity?.traceIDHex
-        switch runtime.pipeline.plan(request, requestID: call.requestID, snapshot: snapshot, today: runtime.calendarDay.today, correlationID: correlationID) {
+        switch runtime.pipeline.plan(
+            request, requestID: call.requestID, snapshot: snapshot, today: runtime.calendarDay.today, correlationID: correlationID,
+            memo: &authentication
+        ) {
         case .failure(let refusal):
             call.record.facts = refusal.facts
             call.record.path = CallRecord.recordedPath(rawTarget: head.uri, operation: refusal.facts.operation)
