@@ -114,6 +114,16 @@ public enum ConstantTime {
     /// Whether two strings' UTF-8 bytes are equal, in time proportional to the length only (no copies).
     public static func equal(_ a: String.UTF8View, _ b: String.UTF8View) -> Bool {
         guard a.count == b.count else { return false }
+        // Over the contiguous bytes (native strings always have them): stepping two UTF-8 views in a zip was most
+        // of what comparing a 71-byte token cost.
+        let compared = a.withContiguousStorageIfAvailable { left in
+            b.withContiguousStorageIfAvailable { right in
+                var difference: UInt8 = 0
+                for index in 0..<left.count { difference |= left[index] ^ right[index] }
+                return difference == 0
+            }
+        }
+        if let compared = compared ?? nil { return compared }
         var difference: UInt8 = 0
         for (x, y) in zip(a, b) { difference |= x ^ y }
         return difference == 0
