@@ -281,6 +281,30 @@ struct CallHandlerTests {
         #expect(rig.journal.written.last?.upstreamAttempts == 2)
     }
 
+    /// Stands for a socket that refuses the write: the flush closes the channel, failing what was written.
+    final class RefusingFlush: ChannelOutboundHandler {
+        typealias OutboundIn = HTTPClientRequestPart
+        func flush(context: ChannelHandlerContext) { context.close(promise: nil) }
+    }
+
+    @Test("a request whose write the connection refused was not sent: even a key-less POST is tried again on another connection")
+    func refusedWriteIsNotSent() throws {
+        let rig = try Rig(retry: RetryPolicy(maxAttempts: 2, backoff: Backoff(baseMs: 100, capMs: 100)), addKeys: false)
+        let second = try rig.idleUpstream()
+        let refusing = try rig.idleUpstream()  // the pool hands out its newest idle connection first
+        try refusing.pipeline.syncOperations.addHandler(RefusingFlush(), position: .first)
+        try rig.request(.POST, Self.capture, headers: [("Content-Type", "application/json")], body: #"{"captured_amount":100}"#)
+        rig.journal.flush()
+        #expect(!refusing.isActive)
+        rig.loop.advanceTime(by: .seconds(1))
+        let sent = try rig.received(on: second)
+        #expect(sent.head?.method == .POST, "a request Klarna never saw was not tried again")
+        try rig.respond(on: second, .ok, body: #"{"ok":true}"#)
+        rig.journal.flush()
+        #expect(try rig.answer().status == 200)
+        #expect(rig.journal.written.last?.upstreamAttempts == 2)
+    }
+
     @Test("outcome unknown: a key-less POST whose connection drops after sending is not sent again; 504 names the risk")
     func outcomeUnknown() throws {
         let rig = try Rig(addKeys: false)
