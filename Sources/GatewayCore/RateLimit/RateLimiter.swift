@@ -128,33 +128,43 @@ public final class RateLimiter: Sendable {
     }
 
     func applicable(_ subject: RateLimitSubject, _ policy: RateLimitPolicy) -> [Applicable] {
-        var out: [Applicable] = []
-        out.reserveCapacity(RateLimitRule.allCases.count)
-        // The policy's dictionaries are usually empty or tiny: an empty one is not asked (asking hashes the key).
-        let hasOptions = !policy.options.isEmpty
-        func add(_ rule: RateLimitRule, _ key: Key, _ spec: LimitSpec?) {
-            let options = hasOptions ? policy.options[rule.rawValue] : nil
-            out.append(Applicable(
-                rule: rule, key: key, gcra: spec?.gcra, maxDelay: Int64(options?.maxDelayMs ?? 0) * 1_000_000,
-                shadow: options?.shadow ?? false))
+        withApplicable(subject, policy) { Array($0) }
+    }
+
+    /// The limits that apply to `subject`, made on the stack for `body`: a decision allocates no list of them.
+    func withApplicable<Result>(
+        _ subject: RateLimitSubject, _ policy: RateLimitPolicy, _ body: (UnsafeBufferPointer<Applicable>) -> Result
+    ) -> Result {
+        withUnsafeTemporaryAllocation(of: Applicable.self, capacity: RateLimitRule.allCases.count) { buffer in
+            var count = 0
+            defer { buffer.baseAddress?.deinitialize(count: count) }
+            // The policy's dictionaries are usually empty or tiny: an empty one is not asked (asking hashes the key).
+            let hasOptions = !policy.options.isEmpty
+            func add(_ rule: RateLimitRule, _ key: Key, _ spec: LimitSpec?) {
+                let options = hasOptions ? policy.options[rule.rawValue] : nil
+                (buffer.baseAddress! + count).initialize(to: Applicable(
+                    rule: rule, key: key, gcra: spec?.gcra, maxDelay: Int64(options?.maxDelayMs ?? 0) * 1_000_000,
+                    shadow: options?.shadow ?? false))
+                count += 1
+            }
+            if let merchantID = subject.merchantID {
+                let plan = (policy.merchantPlans.isEmpty ? nil : policy.merchantPlans[merchantID])
+                    ?? (policy.groupPlans.isEmpty ? nil : subject.merchantGroups.lazy.compactMap { policy.groupPlans[$0] }.first)
+                let limits = plan.flatMap { policy.plans[$0]?.merchant } ?? policy.merchant[subject.environment]
+                // Added even without a limit, so that holds learned from Klarna's 429s apply to the key.
+                add(.merchant, Key(rule: .merchant, first: merchantID, second: subject.category), limits?.limit(for: subject.category))
+            }
+            let resolved = subject.resolved ?? ResolvedRateLimits(
+                partner: policy.partnerLimits(partnerID: subject.partnerID, environment: subject.environment),
+                caller: policy.callerLimit(callerID: subject.callerID))
+            add(.partner, Key(rule: .partner, first: subject.partnerID, second: subject.category), resolved.partner?.limit(for: subject.category))
+            if let spec = resolved.caller { add(.caller, Key(rule: .caller, first: subject.callerID, second: ""), spec) }
+            if let spec = policy.callerMerchant, let merchantID = subject.merchantID {
+                add(.callerMerchant, Key(rule: .callerMerchant, first: subject.callerID, second: merchantID), spec)
+            }
+            if let spec = policy.global { add(.global, Key(rule: .global, first: "", second: ""), spec) }
+            return body(UnsafeBufferPointer(rebasing: buffer[..<count]))
         }
-        if let merchantID = subject.merchantID {
-            let plan = (policy.merchantPlans.isEmpty ? nil : policy.merchantPlans[merchantID])
-                ?? (policy.groupPlans.isEmpty ? nil : subject.merchantGroups.lazy.compactMap { policy.groupPlans[$0] }.first)
-            let limits = plan.flatMap { policy.plans[$0]?.merchant } ?? policy.merchant[subject.environment]
-            // Added even without a limit, so that holds learned from Klarna's 429s apply to the key.
-            add(.merchant, Key(rule: .merchant, first: merchantID, second: subject.category), limits?.limit(for: subject.category))
-        }
-        let resolved = subject.resolved ?? ResolvedRateLimits(
-            partner: policy.partnerLimits(partnerID: subject.partnerID, environment: subject.environment),
-            caller: policy.callerLimit(callerID: subject.callerID))
-        add(.partner, Key(rule: .partner, first: subject.partnerID, second: subject.category), resolved.partner?.limit(for: subject.category))
-        if let spec = resolved.caller { add(.caller, Key(rule: .caller, first: subject.callerID, second: ""), spec) }
-        if let spec = policy.callerMerchant, let merchantID = subject.merchantID {
-            add(.callerMerchant, Key(rule: .callerMerchant, first: subject.callerID, second: merchantID), spec)
-        }
-        if let spec = policy.global { add(.global, Key(rule: .global, first: "", second: ""), spec) }
-        return out
     }
 
     /// Decides one call at `now` (nanoseconds on a monotonic clock) and commits its use of every limit.
@@ -165,17 +175,16 @@ public final class RateLimiter: Sendable {
     public func decide(
         _ subject: RateLimitSubject, policy: RateLimitPolicy, now: Int64, since: Int64? = nil, wake: (@Sendable () -> Void)? = nil
     ) -> RateLimitDecision {
-        let limits = applicable(subject, policy)
-        if isClustered { return decideClustered(limits, policy: policy, now: now, since: since ?? now, wake: wake) }
-        // The waits, the TATs read and where each TAT sits live on the stack: no allocation while the shared lock is
-        // held, each key is hashed once (the commit writes through the index the check found), and the limits are
-        // borrowed, not copied with their keys' strings.
-        return withUnsafeTemporaryAllocation(of: Int64.self, capacity: limits.count * 2) { scratch in
-            withUnsafeTemporaryAllocation(of: Slot.self, capacity: limits.count) { slots in
-                slots.initialize(repeating: nil)
-                defer { _ = slots.deinitialize() }
-                return limits.withUnsafeBufferPointer { limits in
-                    decideLocally(limits, policy: policy, now: now, scratch: scratch, slots: slots)
+        withApplicable(subject, policy) { limits in
+            if isClustered { return decideClustered(Array(limits), policy: policy, now: now, since: since ?? now, wake: wake) }
+            // The waits, the TATs read and where each TAT sits live on the stack: no allocation while the shared lock
+            // is held, each key is hashed once (the commit writes through the index the check found), and the limits
+            // are borrowed, not copied with their keys' strings.
+            return withUnsafeTemporaryAllocation(of: Int64.self, capacity: limits.count * 2) { scratch in
+                withUnsafeTemporaryAllocation(of: Slot.self, capacity: limits.count) { slots in
+                    slots.initialize(repeating: nil)
+                    defer { _ = slots.deinitialize() }
+                    return decideLocally(limits, policy: policy, now: now, scratch: scratch, slots: slots)
                 }
             }
         }
