@@ -25,7 +25,15 @@ struct ConsoleBrowserTests {
         .enabled(if: browserInstalled || browserRequired, "needs chromium, chromium-driver, python3-selenium and libnss3-tools: bin/test installs them"))
     func consoleInChromium() async throws {
         try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but chromium, chromium-driver, python3-selenium or certutil is missing; bin/test installs them")
-        try await withAdminAPI(tls: true) { api in
+        // m3 alone has a tight merchant limit, so that the rate-limits page has a merchant throttled now to show.
+        let limits = """
+            plans:
+              tight:
+                merchant: {default: {rate: 0.01, burst: 1}}
+            assign:
+              merchants: {m3: tight}
+            """
+        try await withAdminAPI(rateLimits: limits, tls: true) { api in
             let authority = try #require(api.tlsAuthority)
             // The merchant to suspend is found by search among 10,000 (ids c00001…; accounts that no id search matches).
             let bulk = (1...10_000).map { number in
@@ -36,6 +44,9 @@ struct ConsoleBrowserTests {
             let client = api.gw.client()
             // Traffic for the overview, and one refused call per width for the audit explorer to find.
             #expect(try await client.send("GET", "/v2/accounts/m1" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")]).status == 200)
+            #expect(try await client.send("GET", "/v2/accounts/m3" + AuditTrailTests.transaction, headers: [api.gw.bearer("orders")]).errorCode != "GATEWAY_RATE_LIMITED")
+            let throttled = try await client.send("GET", "/v2/accounts/m3" + AuditTrailTests.transaction, headers: [api.gw.bearer("orders")])
+            #expect(throttled.errorCode == "GATEWAY_RATE_LIMITED", "m3's second call (the first spent its burst of 1) is refused")
             for (width, merchant) in [(1280, "c07321"), (390, "c04242")] {
                 let refused = try await client.send("GET", "/v2/accounts/nobody" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")])
                 #expect(refused.status >= 400)
@@ -48,7 +59,7 @@ struct ConsoleBrowserTests {
                     environment: [
                         "KGW_CONSOLE_URL": "https://localhost:\(api.server.port)/console/", "KGW_CONSOLE_CA": authority.caCertificatePEM,
                         "KGW_CONSOLE_TOKEN": api.tokens[.operator] ?? "", "KGW_CONSOLE_WIDTH": String(width), "KGW_CONSOLE_MERCHANT": merchant,
-                        "KGW_CONSOLE_REQUEST_ID": callID, "KGW_CONSOLE_OUT": out.path,
+                        "KGW_CONSOLE_REQUEST_ID": callID, "KGW_CONSOLE_OUT": out.path, "KGW_CONSOLE_THROTTLED": "m3",
                     ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
                 let report = try JSONValue.parse(Array((run.stdout.split(separator: "\n").last.map(String.init) ?? "{}").utf8))
                 #expect(run.status == 0, "the browser run at \(width) px failed:\n\(run.stdout.suffix(6000))\n\(run.stderr.suffix(3000))")

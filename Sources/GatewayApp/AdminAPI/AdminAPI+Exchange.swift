@@ -63,6 +63,7 @@ extension AdminAPI {
             case .getReleaseHistory: return try await releaseHistory()
             case .getMerchantRateLimits: return try merchantRateLimits(parameters[0])
             case .getCallerRateLimits: return try await callerRateLimits(parameters[0])
+            case .listThrottled: return try throttled()
             }
         }
 

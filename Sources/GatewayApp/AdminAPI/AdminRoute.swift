@@ -30,6 +30,7 @@ enum AdminAction: String, Sendable {
     case listReleases = "admin.listReleases"
     case getMerchantRateLimits = "admin.getMerchantRateLimits"
     case getCallerRateLimits = "admin.getCallerRateLimits"
+    case listThrottled = "admin.listThrottled"
     case previewRollout = "admin.previewRollout"
     case listRollouts = "admin.listRollouts"
     case applyRollout = "admin.applyRollout"
@@ -83,6 +84,7 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .getReleaseHistory, method: "GET", template: "/admin/v1/releases/history", role: .viewer),
         AdminRoute(action: .getMerchantRateLimits, method: "GET", template: "/admin/v1/rate-limits/merchants/{id}", role: .viewer),
         AdminRoute(action: .getCallerRateLimits, method: "GET", template: "/admin/v1/rate-limits/callers/{id}", role: .viewer),
+        AdminRoute(action: .listThrottled, method: "GET", template: "/admin/v1/rate-limits/throttled", role: .viewer),
     ]
 
     /// `operation_id` of its audit records.

@@ -23,6 +23,7 @@ enum ConsoleAssets {
             "console-merchants.js": Asset(bytes: PackageResources.console_merchants_js, contentType: js),
             "console-audit.js": Asset(bytes: PackageResources.console_audit_js, contentType: js),
             "console-more.js": Asset(bytes: PackageResources.console_more_js, contentType: js),
+            "console-rate-limits.js": Asset(bytes: PackageResources.console_rate_limits_js, contentType: js),
         ]
     }()
 

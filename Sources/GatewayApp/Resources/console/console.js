@@ -6,6 +6,7 @@ import * as overview from './console-overview.js';
 import * as merchants from './console-merchants.js';
 import * as audit from './console-audit.js';
 import * as more from './console-more.js';
+import * as rateLimits from './console-rate-limits.js';
 
 const pages = {
   overview: { title: 'Overview', render: overview.render },
@@ -14,7 +15,7 @@ const pages = {
   audit: { title: 'Audit', render: audit.render },
   callers: { title: 'Callers', render: more.renderCallers },
   releases: { title: 'Releases', render: more.renderReleases },
-  'rate-limits': { title: 'Rate limits', render: more.renderRateLimits },
+  'rate-limits': { title: 'Rate limits', render: rateLimits.render },
 };
 
 let leave = null;
