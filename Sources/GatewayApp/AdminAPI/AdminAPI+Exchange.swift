@@ -51,6 +51,7 @@ extension AdminAPI {
             case .addAdmin: return try await addAdmin()
             case .removeAdmin: return try await removeAdmin(parameters[0])
             case .listAuditRecords: return try await listAuditRecords()
+            case .tailAuditRecords: return try await tailAuditRecords()
             case .getAuditStatus: return AdminResponse(.ok, json: AdminJSON.auditStatus(api.audit?.writer.health), requestID: requestID)
             case .getTraffic: return try await traffic()
             case .verifyAuditTrail: return try await verifyTrail()

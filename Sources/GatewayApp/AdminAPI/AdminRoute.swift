@@ -23,6 +23,7 @@ enum AdminAction: String, Sendable {
     case addAdmin = "admin.addAdmin"
     case removeAdmin = "admin.removeAdmin"
     case listAuditRecords = "admin.listAuditRecords"
+    case tailAuditRecords = "admin.tailAuditRecords"
     case getAuditStatus = "admin.getAuditStatus"
     case getTraffic = "admin.getTraffic"
     case verifyAuditTrail = "admin.verifyAuditTrail"
@@ -72,6 +73,7 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .addAdmin, method: "POST", template: "/admin/v1/admins", role: .security),
         AdminRoute(action: .removeAdmin, method: "DELETE", template: "/admin/v1/admins/{name}", role: .security),
         AdminRoute(action: .listAuditRecords, method: "GET", template: "/admin/v1/audit/records", role: .viewer),
+        AdminRoute(action: .tailAuditRecords, method: "GET", template: "/admin/v1/audit/tail", role: .viewer),
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
         AdminRoute(action: .getTraffic, method: "GET", template: "/admin/v1/audit/traffic", role: .viewer),
         AdminRoute(action: .verifyAuditTrail, method: "GET", template: "/admin/v1/audit/verification", role: .operator),

@@ -22,6 +22,7 @@ enum ConsoleAssets {
             "console-overview.js": Asset(bytes: PackageResources.console_overview_js, contentType: js),
             "console-merchants.js": Asset(bytes: PackageResources.console_merchants_js, contentType: js),
             "console-audit.js": Asset(bytes: PackageResources.console_audit_js, contentType: js),
+            "console-audit-live.js": Asset(bytes: PackageResources.console_audit_live_js, contentType: js),
             "console-more.js": Asset(bytes: PackageResources.console_more_js, contentType: js),
             "console-rate-limits.js": Asset(bytes: PackageResources.console_rate_limits_js, contentType: js),
         ]
