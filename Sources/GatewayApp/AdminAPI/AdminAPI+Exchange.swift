@@ -65,6 +65,10 @@ extension AdminAPI {
             case .getMerchantRateLimits: return try merchantRateLimits(parameters[0])
             case .getCallerRateLimits: return try await callerRateLimits(parameters[0])
             case .listThrottled: return try throttled()
+            case .getAccessPolicy: return try policy(.access)
+            case .validateAccessPolicy: return try await validatePolicy(.access)
+            case .getRateLimitPolicy: return try policy(.rateLimits)
+            case .validateRateLimitPolicy: return try await validatePolicy(.rateLimits)
             }
         }
 

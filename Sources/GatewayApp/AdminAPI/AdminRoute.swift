@@ -32,6 +32,10 @@ enum AdminAction: String, Sendable {
     case getMerchantRateLimits = "admin.getMerchantRateLimits"
     case getCallerRateLimits = "admin.getCallerRateLimits"
     case listThrottled = "admin.listThrottled"
+    case getAccessPolicy = "admin.getAccessPolicy"
+    case validateAccessPolicy = "admin.validateAccessPolicy"
+    case getRateLimitPolicy = "admin.getRateLimitPolicy"
+    case validateRateLimitPolicy = "admin.validateRateLimitPolicy"
     case previewRollout = "admin.previewRollout"
     case listRollouts = "admin.listRollouts"
     case applyRollout = "admin.applyRollout"
@@ -87,6 +91,10 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .getMerchantRateLimits, method: "GET", template: "/admin/v1/rate-limits/merchants/{id}", role: .viewer),
         AdminRoute(action: .getCallerRateLimits, method: "GET", template: "/admin/v1/rate-limits/callers/{id}", role: .viewer),
         AdminRoute(action: .listThrottled, method: "GET", template: "/admin/v1/rate-limits/throttled", role: .viewer),
+        AdminRoute(action: .getAccessPolicy, method: "GET", template: "/admin/v1/policies/access", role: .viewer),
+        AdminRoute(action: .validateAccessPolicy, method: "POST", template: "/admin/v1/policies/access/validate", role: .operator),
+        AdminRoute(action: .getRateLimitPolicy, method: "GET", template: "/admin/v1/policies/rate-limits", role: .viewer),
+        AdminRoute(action: .validateRateLimitPolicy, method: "POST", template: "/admin/v1/policies/rate-limits/validate", role: .operator),
     ]
 
     /// `operation_id` of its audit records.
