@@ -1,7 +1,8 @@
-// Callers (add, new token, revoke) and releases (calendar, roll-out preview, apply and roll back), over the
-// admin API.
+// Callers (add, new token, revoke) and releases (calendar, availability per environment, roll-out preview, apply and
+// roll back), over the admin API.
 import { call, withQuery, mayChange } from './console-api.js';
 import { el, badge, table, details, errorText } from './console-view.js';
+import { releaseCalendar } from './console-release-calendar.js';
 
 /** Callers: their state, whether they hold a token (never the token), add, rotate a token, revoke. A new token is
  * shown once, in this page only, until the page is left or redrawn: the API never answers it again. */
@@ -52,7 +53,7 @@ export async function renderCallers(view) {
 /** Releases: the calendar per environment, and a roll-out preview (how many merchants would move) before its apply. */
 export async function renderReleases(view) {
   const { json } = await call('GET', '/admin/v1/releases');
-  view.append(el('h2', {}, 'Releases'), el('p', { class: 'muted' }, `Calendar for ${json.today} (snapshot ${json.snapshot}).`));
+  view.append(el('h2', {}, 'Releases'), el('p', { class: 'muted' }, `Calendar for ${json.today} (snapshot ${json.snapshot}).`), releaseCalendar(json));
   for (const environment of json.environments) {
     view.append(el('h3', {}, `${environment.environment}: latest ${environment.latest ?? 'none'}`),
       table(`Releases in ${environment.environment}`, [{ title: 'Release' }, { title: 'Name' }, { title: 'API' }, { title: 'Available from' }, { title: 'Available' }, { title: 'Pinned merchants', num: true }],
