@@ -100,6 +100,9 @@ struct ConsoleBrowserTests {
                         arguments: ["console-m-\(width)"])
                 }
                 #expect(merchantChanges == ["admin.addMerchant", "admin.updateMerchant"])
+                // The policy proposals made in the browser: the invalid one recorded as a refusal; nothing applied.
+                #expect(try await api.auditRecords(report["policy_refusal_id"]?.stringValue).map(\.3) == ["GATEWAY_BAD_REQUEST"])
+                #expect(api.gw.service.runtime.snapshots.current.access.callers["checkout"] != nil)
                 // The caller added in the browser exists with a token; the page showed the token once (its tail only
                 // is reported back, and the stored hash is among the secrets searched for below).
                 #expect(try await api.gw.admin.store.caller(id: "console-caller-\(width)")?.tokenHash != nil)
@@ -115,7 +118,7 @@ struct ConsoleBrowserTests {
                 let holdsPages = dump.contains("Requests/s")
                 #expect(holdsPages, "the dump holds the pages")
                 try await api.expectNoSecret(in: dump + run.stdout + run.stderr)
-                for page in ["login", "overview", "merchants", "merchant", "merchant-added", "audit", "callers", "releases", "rate-limits"] {
+                for page in ["login", "overview", "merchants", "merchant", "merchant-added", "audit", "callers", "releases", "rate-limits", "policies"] {
                     #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-\(width).png").path), "screenshot \(page) at \(width) px")
                 }
             }

@@ -27,6 +27,7 @@ enum ConsoleAssets {
             "console-more.js": Asset(bytes: PackageResources.console_more_js, contentType: js),
             "console-release-calendar.js": Asset(bytes: PackageResources.console_release_calendar_js, contentType: js),
             "console-rate-limits.js": Asset(bytes: PackageResources.console_rate_limits_js, contentType: js),
+            "console-policies.js": Asset(bytes: PackageResources.console_policies_js, contentType: js),
         ]
     }()
 

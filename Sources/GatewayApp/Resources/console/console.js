@@ -7,6 +7,7 @@ import * as merchants from './console-merchants.js';
 import * as audit from './console-audit.js';
 import * as more from './console-more.js';
 import * as rateLimits from './console-rate-limits.js';
+import * as policies from './console-policies.js';
 
 const pages = {
   overview: { title: 'Overview', render: overview.render },
@@ -16,6 +17,7 @@ const pages = {
   callers: { title: 'Callers', render: more.renderCallers },
   releases: { title: 'Releases', render: more.renderReleases },
   'rate-limits': { title: 'Rate limits', render: rateLimits.render },
+  policies: { title: 'Policies', render: policies.render },
 };
 
 let leave = null;
