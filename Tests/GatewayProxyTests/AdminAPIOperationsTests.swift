@@ -122,7 +122,10 @@ struct AdminAPIOperationsTests {
                 "PUT", "/admin/v1/merchants/m4/release", as: .operator, headers: [("If-Match", try await api.etag("m4"))], body: #"{"release":"r5"}"#)
             #expect(pinned.status == 200)
             try await api.gw.waitForReload()
+            // The gateway may reload again on its own (its poll) around the read: the answer's snapshot is one of these.
+            let before = Int(api.gw.service.runtime.snapshots.current.version)
             let answer = try await api.send("GET", "/admin/v1/releases", as: .viewer)
+            let after = Int(api.gw.service.runtime.snapshots.current.version)
             #expect(answer.status == 200)
             let environments = answer.json["environments"]?.arrayValue ?? []
             #expect(environments.compactMap { $0["environment"]?.stringValue } == ["test", "live"])
@@ -137,7 +140,7 @@ struct AdminAPIOperationsTests {
             #expect(pins(test, "r5") == 1)
             #expect(pins(test, "r4") == 0)
             #expect(pins(environments.last, "r5") == 0)
-            #expect(answer.json["snapshot"]?.intValue == Int(api.gw.service.runtime.snapshots.current.version))
+            #expect((before...after).contains(answer.json["snapshot"]?.intValue ?? -1))
             #expect(try await api.send("GET", "/admin/v1/releases", as: nil).status == 401)
         }
     }

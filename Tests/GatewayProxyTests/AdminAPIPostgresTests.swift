@@ -82,6 +82,14 @@ import Testing
         #expect(found.compactMap { $0["node_id"]?.stringValue } == ["gw-a", "gw-a"])
         #expect(found.compactMap { $0["merchant_id"]?.stringValue } == ["m7", "m7"])
         let refusals = try await client.send("GET", "/admin/v1/audit/records?error_code=GATEWAY_PRECONDITION_FAILED&limit=1", headers: [bearer])
+        // The tail reads the same trail: the newest two are the resume's refusal (412) after the suspension's outcome,
+        // and from the cursor before them it answers them again in the same shape as audit/records.
+        let tail = try await client.send("GET", "/admin/v1/audit/tail?limit=2", headers: [bearer])
+        #expect(tail.json["records"]?.arrayValue?.compactMap { $0["phase"]?.stringValue } == ["outcome", "refusal"])
+        let resumed = try await client.send("GET", "/admin/v1/audit/records?limit=500", headers: [bearer]).json["records"]?.arrayValue ?? []
+        #expect(tail.json["records"]?.arrayValue == Array(resumed.suffix(2)))
+        #expect(try await client.send("GET", "/admin/v1/audit/tail?after=" + (tail.json["next_cursor"]?.stringValue ?? "-"), headers: [bearer])
+            .json["records"]?.arrayValue?.isEmpty == true)
         #expect(refusals.json["records"]?.arrayValue?.count == 1)
         let status = try await client.send("GET", "/admin/v1/audit/status", headers: [bearer])
         #expect(status.json["healthy"]?.boolValue == true)

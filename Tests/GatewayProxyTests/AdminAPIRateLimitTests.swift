@@ -71,6 +71,69 @@ struct AdminAPIRateLimitTests {
         }
     }
 
+    @Test("who is throttled now: the merchant and the caller refused and the merchant Klarna holds, with rule, room and wait; paged, filtered by rule; refusals in the gateway's error shape")
+    func throttled() async throws {
+        try await withAdminAPI(rateLimits: Self.limits) { api in
+            let client = api.gw.client()
+            // m1's burst of 3 is spent, its fourth call refused by the merchant rule; checkout has then spent 3 of its
+            // 5 (a refused call spends nothing), so its third call to m2 is refused by the caller rule.
+            var codes: [String?] = []
+            for merchant in ["m1", "m1", "m1", "m1", "m2", "m2", "m2"] {
+                codes.append(try await client.send("GET", "/v2/accounts/\(merchant)" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")]).errorCode)
+            }
+            try await client.close()
+            #expect(codes.map { $0 == "GATEWAY_RATE_LIMITED" } == [false, false, false, true, false, false, true], "\(codes)")
+            let category = try #require(api.gw.service.runtime.snapshots.current.catalogue.operations.first { $0.id == "readPaymentTransaction" }?.category)
+            let limiter = api.gw.service.runtime.rateLimiter
+            let subject = RateLimitSubject(callerID: "checkout", merchantID: "m3", merchantGroups: [], partnerID: "acq", environment: .test, category: category)
+            limiter.hold(subject, until: Int64(NIODeadline.now().uptimeNanoseconds) + 60_000_000_000)
+            // The sweep that runs on a timer keeps what the window still covers.
+            api.gw.service.runtime.sweepRateLimits()
+
+            let answer = try await api.send("GET", "/admin/v1/rate-limits/throttled", as: .viewer)
+            #expect(answer.status == 200)
+            #expect(answer.json["clustered"]?.boolValue == false && answer.json["complete"]?.boolValue == true)
+            #expect(answer.json["window_seconds"]?.intValue == 300)
+            #expect(answer.json["next_cursor"] == .null)
+            let keys = answer.json["throttled"]?.arrayValue ?? []
+            #expect(keys.map { $0["rule"]?.stringValue ?? "-" } == ["caller", "merchant", "merchant"])
+            let caller = keys.first
+            #expect(caller?["caller_id"]?.stringValue == "checkout" && caller?["merchant_id"] == .null && caller?["category"] == .null)
+            #expect(caller?["burst"]?.intValue == 5 && caller?["remaining"]?.intValue == 0 && caller?["refused"]?.intValue == 1)
+            #expect(caller?["throttled_now"]?.boolValue == true && (caller?["retry_after_ms"]?.intValue ?? 0) > 0)
+            let m1 = keys.dropFirst().first
+            #expect(m1?["merchant_id"]?.stringValue == "m1" && m1?["category"]?.stringValue == category && m1?["caller_id"] == .null)
+            #expect(m1?["burst"]?.intValue == 3 && m1?["remaining"]?.intValue == 0 && m1?["refused"]?.intValue == 1 && m1?["delayed"]?.intValue == 0)
+            #expect(m1?["throttled_now"]?.boolValue == true && (m1?["retry_after_ms"]?.intValue ?? 0) > 0 && m1?["held_for_ms"]?.intValue == 0)
+            #expect(m1?["last_throttled_ms_ago"]?.intValue != nil)
+            // Held by Klarna: no limit of the gateway's threw it back, so no figures and no refusals.
+            let m3 = keys.last
+            #expect(m3?["merchant_id"]?.stringValue == "m3" && m3?["rate"] == .null && m3?["refused"]?.intValue == 0)
+            #expect((m3?["held_for_ms"]?.intValue ?? 0) > 0 && m3?["throttled_now"]?.boolValue == true && m3?["last_throttled_ms_ago"] == .null)
+            // m2 spent no burst it lacked: it is not listed.
+            #expect(!keys.contains { $0["merchant_id"]?.stringValue == "m2" })
+
+            // Pages of 2, then the rest; one rule only.
+            let first = try await api.send("GET", "/admin/v1/rate-limits/throttled?limit=2", as: .operator)
+            #expect(first.json["throttled"]?.arrayValue?.count == 2)
+            let cursor = try #require(first.json["next_cursor"]?.stringValue)
+            let rest = try await api.send("GET", "/admin/v1/rate-limits/throttled?limit=2&after=" + cursor, as: .security)
+            #expect(rest.json["throttled"]?.arrayValue?.map { $0["merchant_id"]?.stringValue } == ["m3"])
+            #expect(rest.json["next_cursor"] == .null)
+            let callers = try await api.send("GET", "/admin/v1/rate-limits/throttled?rule=caller", as: .viewer)
+            #expect(callers.json["throttled"]?.arrayValue?.map { $0["caller_id"]?.stringValue } == ["checkout"])
+
+            for query in ["rule=nobody", "limit=0", "after=" + String(repeating: "x", count: 201)] {
+                let refused = try await api.send("GET", "/admin/v1/rate-limits/throttled?" + query, as: .viewer)
+                #expect(refused.errorCode == "GATEWAY_BAD_REQUEST", "\(query)")
+                #expect(refused.json["error_id"]?.stringValue == refused.header("Klarna-Gateway-Request-Id") && refused.json["error_id"] != nil)
+            }
+            #expect(try await api.send("GET", "/admin/v1/rate-limits/throttled", as: nil).errorCode == "GATEWAY_UNAUTHENTICATED")
+            #expect(try await api.send("DELETE", "/admin/v1/rate-limits/throttled", as: .security).status == 405)
+            try await api.expectNoSecret(in: try await api.readAsEveryRole(["/admin/v1/rate-limits/throttled"]))
+        }
+    }
+
     @Test("without rate-limits.yaml Klarna's figures; unknown ids are 404; no token is 401; nothing secret in any answer")
     func refusalsAndSecrets() async throws {
         try await withAdminAPI { api in

@@ -25,7 +25,15 @@ struct ConsoleBrowserTests {
         .enabled(if: browserInstalled || browserRequired, "needs chromium, chromium-driver, python3-selenium and libnss3-tools: bin/test installs them"))
     func consoleInChromium() async throws {
         try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but chromium, chromium-driver, python3-selenium or certutil is missing; bin/test installs them")
-        try await withAdminAPI(tls: true) { api in
+        // m3 alone has a tight merchant limit, so that the rate-limits page has a merchant throttled now to show.
+        let limits = """
+            plans:
+              tight:
+                merchant: {default: {rate: 0.01, burst: 1}}
+            assign:
+              merchants: {m3: tight}
+            """
+        try await withAdminAPI(rateLimits: limits, tls: true) { api in
             let authority = try #require(api.tlsAuthority)
             // The merchant to suspend is found by search among 10,000 (ids c00001…; accounts that no id search matches).
             let bulk = (1...10_000).map { number in
@@ -36,6 +44,13 @@ struct ConsoleBrowserTests {
             let client = api.gw.client()
             // Traffic for the overview, and one refused call per width for the audit explorer to find.
             #expect(try await client.send("GET", "/v2/accounts/m1" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")]).status == 200)
+            #expect(try await client.send("GET", "/v2/accounts/m3" + AuditTrailTests.transaction, headers: [api.gw.bearer("orders")]).errorCode != "GATEWAY_RATE_LIMITED")
+            let throttled = try await client.send("GET", "/v2/accounts/m3" + AuditTrailTests.transaction, headers: [api.gw.bearer("orders")])
+            #expect(throttled.errorCode == "GATEWAY_RATE_LIMITED", "m3's second call (the first spent its burst of 1) is refused")
+            // Two releases' first days in each environment, for the calendar on the releases page.
+            let calendar = api.gw.service.runtime.snapshots.current.releases.releases.suffix(2).flatMap { release in
+                [("test", release.test), ("live", release.live)].compactMap { environment, day in day.map { "\(release.id) \(environment) \($0)" } }
+            }.joined(separator: ";")
             for (width, merchant) in [(1280, "c07321"), (390, "c04242")] {
                 let refused = try await client.send("GET", "/v2/accounts/nobody" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")])
                 #expect(refused.status >= 400)
@@ -48,7 +63,8 @@ struct ConsoleBrowserTests {
                     environment: [
                         "KGW_CONSOLE_URL": "https://localhost:\(api.server.port)/console/", "KGW_CONSOLE_CA": authority.caCertificatePEM,
                         "KGW_CONSOLE_TOKEN": api.tokens[.operator] ?? "", "KGW_CONSOLE_WIDTH": String(width), "KGW_CONSOLE_MERCHANT": merchant,
-                        "KGW_CONSOLE_REQUEST_ID": callID, "KGW_CONSOLE_OUT": out.path,
+                        "KGW_CONSOLE_REQUEST_ID": callID, "KGW_CONSOLE_OUT": out.path, "KGW_CONSOLE_THROTTLED": "m3",
+                        "KGW_CONSOLE_CALENDAR": calendar, "KGW_CONSOLE_PARTNER": "acq",
                     ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
                 let report = try JSONValue.parse(Array((run.stdout.split(separator: "\n").last.map(String.init) ?? "{}").utf8))
                 #expect(run.status == 0, "the browser run at \(width) px failed:\n\(run.stdout.suffix(6000))\n\(run.stderr.suffix(3000))")
@@ -74,6 +90,19 @@ struct ConsoleBrowserTests {
                         arguments: ["/admin/v1/merchants/\(merchant)/resume"])
                 }
                 #expect(crossSite == 1)
+                // The merchant added in the browser, then given a second group there: in the store as changed, and in
+                // the trail as the operator's addition and change.
+                let added = try await api.gw.admin.store.merchant(id: "console-m-\(width)")
+                #expect(added?.groups == ["eu", "nordics"] && added?.partnerID == "acq", "\(String(describing: added))")
+                let merchantChanges = try await DatabaseQueue(path: api.gw.auditPath).read { db in
+                    try String.fetchAll(
+                        db, sql: "SELECT operation_id FROM audit_records WHERE phase = 'outcome' AND merchant_id = ? AND caller_id = 'admin:operator-admin' ORDER BY seq",
+                        arguments: ["console-m-\(width)"])
+                }
+                #expect(merchantChanges == ["admin.addMerchant", "admin.updateMerchant"])
+                // The policy proposals made in the browser: the invalid one recorded as a refusal; nothing applied.
+                #expect(try await api.auditRecords(report["policy_refusal_id"]?.stringValue).map(\.3) == ["GATEWAY_BAD_REQUEST"])
+                #expect(api.gw.service.runtime.snapshots.current.access.callers["checkout"] != nil)
                 // The caller added in the browser exists with a token; the page showed the token once (its tail only
                 // is reported back, and the stored hash is among the secrets searched for below).
                 #expect(try await api.gw.admin.store.caller(id: "console-caller-\(width)")?.tokenHash != nil)
@@ -89,7 +118,7 @@ struct ConsoleBrowserTests {
                 let holdsPages = dump.contains("Requests/s")
                 #expect(holdsPages, "the dump holds the pages")
                 try await api.expectNoSecret(in: dump + run.stdout + run.stderr)
-                for page in ["login", "overview", "merchants", "merchant", "audit", "callers", "releases", "rate-limits"] {
+                for page in ["login", "overview", "merchants", "merchant", "merchant-added", "audit", "callers", "releases", "rate-limits", "policies"] {
                     #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-\(width).png").path), "screenshot \(page) at \(width) px")
                 }
             }

@@ -13,6 +13,37 @@ extension AdminAPI.Exchange {
     /// `caller`, `error_code`, `from` (inclusive) and `to` (exclusive); `limit` 1–500 (50), `after` the previous
     /// page's `next_cursor`. Read with `AuditReader`, the code `audit export` uses.
     func listAuditRecords() async throws -> AdminResponse {
+        let (trail, filter, after, limit) = try auditQuery()
+        // The reader blocks on its store (a file, or a PostgreSQL connection of its own): off the cooperative pool.
+        let page = try await NIOThreadPool.singleton.runIfActive {
+            try AuditReader.page(path: trail.store, filter: filter, after: after, limit: limit)
+        }
+        return AdminResponse(
+            .ok, json: .object([("records", try Self.auditRecords(page.entries)), ("next_cursor", page.next.map { .string($0.text) } ?? .null)]),
+            requestID: requestID)
+    }
+
+    /// The records after `after` (a cursor of this or of `audit/records`), or without it the newest `limit`, with
+    /// the same filters: `next_cursor` is where the next call resumes, also when nothing new was there (the cursor
+    /// sent comes back), so a client following the trail calls again with it; null only when nothing matched yet.
+    func tailAuditRecords() async throws -> AdminResponse {
+        let (trail, filter, after, limit) = try auditQuery()
+        let (entries, more) = try await NIOThreadPool.singleton.runIfActive {
+            guard let after else { return (try AuditReader.latest(path: trail.store, filter: filter, limit: limit), false) }
+            let page = try AuditReader.page(path: trail.store, filter: filter, after: after, limit: limit)
+            return (page.entries, page.next != nil)
+        }
+        let next = entries.last.map(AuditCursor.init(after:)) ?? after
+        return AdminResponse(
+            .ok,
+            json: .object([
+                ("records", try Self.auditRecords(entries)), ("next_cursor", next.map { .string($0.text) } ?? .null), ("more", .bool(more)),
+            ]),
+            requestID: requestID)
+    }
+
+    /// The trail and the query both audit reads take: filters, `after` and `limit`.
+    private func auditQuery() throws -> (trail: AdminAuditTrail, filter: AuditFilter, after: AuditCursor?, limit: Int) {
         guard let trail = api.audit else { throw GatewayError(.notFound, "the audit trail is disabled (audit.enabled: false)") }
         let query = request.query
         var filter = AuditFilter()
@@ -34,15 +65,11 @@ extension AdminAPI.Exchange {
             guard text.count <= 200, let parsed = AuditCursor(text: text) else { throw GatewayError(.badRequest, "after is a previous page's next_cursor") }
             cursor = parsed
         }
-        let chosen = filter
-        let after = cursor
-        // The reader blocks on its store (a file, or a PostgreSQL connection of its own): off the cooperative pool.
-        let page = try await NIOThreadPool.singleton.runIfActive {
-            try AuditReader.page(path: trail.store, filter: chosen, after: after, limit: limit)
-        }
-        // Each record exactly as `audit export --format jsonl` writes it (the canonical fields, `prev_hash`, `hash`).
-        let records = try page.entries.map { try JSONValue.parse(AuditExportFormat.jsonl.line(for: $0)) }
-        return AdminResponse(
-            .ok, json: .object([("records", .array(records)), ("next_cursor", page.next.map { .string($0.text) } ?? .null)]), requestID: requestID)
+        return (trail, filter, cursor, limit)
+    }
+
+    /// Each record exactly as `audit export --format jsonl` writes it (the canonical fields, `prev_hash`, `hash`).
+    private static func auditRecords(_ entries: [AuditEntry]) throws -> JSONValue {
+        .array(try entries.map { try JSONValue.parse(AuditExportFormat.jsonl.line(for: $0)) })
     }
 }

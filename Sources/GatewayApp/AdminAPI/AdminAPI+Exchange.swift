@@ -51,6 +51,7 @@ extension AdminAPI {
             case .addAdmin: return try await addAdmin()
             case .removeAdmin: return try await removeAdmin(parameters[0])
             case .listAuditRecords: return try await listAuditRecords()
+            case .tailAuditRecords: return try await tailAuditRecords()
             case .getAuditStatus: return AdminResponse(.ok, json: AdminJSON.auditStatus(api.audit?.writer.health), requestID: requestID)
             case .getTraffic: return try await traffic()
             case .verifyAuditTrail: return try await verifyTrail()
@@ -63,6 +64,11 @@ extension AdminAPI {
             case .getReleaseHistory: return try await releaseHistory()
             case .getMerchantRateLimits: return try merchantRateLimits(parameters[0])
             case .getCallerRateLimits: return try await callerRateLimits(parameters[0])
+            case .listThrottled: return try throttled()
+            case .getAccessPolicy: return try policy(.access)
+            case .validateAccessPolicy: return try await validatePolicy(.access)
+            case .getRateLimitPolicy: return try policy(.rateLimits)
+            case .validateRateLimitPolicy: return try await validatePolicy(.rateLimits)
             }
         }
 

@@ -36,6 +36,39 @@ extension AdminAPI.Exchange {
             requestID: requestID)
     }
 
+    /// `GET /admin/v1/rate-limits/throttled`: every key a rule refused or delayed within the limiter's window, or
+    /// Klarna's hold keeps back, a page at a time in byte order of its cursor (`rule:first:second`), optionally of
+    /// one `rule`. The limiter copies its marks out under its lock; sorting and rendering happen after.
+    func throttled() throws -> AdminResponse {
+        let query = request.query
+        let limit = try pageLimit()
+        var rule: RateLimitRule?
+        if let text = query["rule"] {
+            guard let parsed = RateLimitRule(rawValue: text) else {
+                throw GatewayError(.badRequest, "rule is one of \(RateLimitRule.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            rule = parsed
+        }
+        let after = query["after"]
+        if let after, after.count > 200 { throw GatewayError(.badRequest, "after is a previous page's next_cursor") }
+        let limiter = api.runtime.rateLimiter
+        let (keys, complete) = limiter.throttled(now: Int64(NIODeadline.now().uptimeNanoseconds))
+        let listed = keys.map { (cursor: AdminJSON.throttleCursor($0.key), throttle: $0) }
+            .filter { entry in (rule.map { entry.throttle.key.rule == $0 } ?? true) && (after.map { entry.cursor > $0 } ?? true) }
+            .sorted { $0.cursor < $1.cursor }
+        let shown = listed.prefix(limit)
+        return AdminResponse(
+            .ok,
+            json: .object([
+                ("clustered", .bool(limiter.isClustered)),
+                ("window_seconds", .int(Int(RateLimiter.throttleWindow / 1_000_000_000))),
+                ("complete", .bool(complete)),
+                ("throttled", .array(shown.map { AdminJSON.throttle($0.throttle) })),
+                ("next_cursor", listed.count > limit ? shown.last.map { .string($0.cursor) } ?? .null : .null),
+            ]),
+            requestID: requestID)
+    }
+
     /// The keys of `rule` that have a limit or a hold, read from the running limiter now.
     private func room(_ subjects: [RateLimitSubject], rule: RateLimitRule, snapshot: GatewaySnapshot) -> [RateLimitRoom] {
         let now = Int64(NIODeadline.now().uptimeNanoseconds)

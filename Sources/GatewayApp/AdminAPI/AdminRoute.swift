@@ -23,6 +23,7 @@ enum AdminAction: String, Sendable {
     case addAdmin = "admin.addAdmin"
     case removeAdmin = "admin.removeAdmin"
     case listAuditRecords = "admin.listAuditRecords"
+    case tailAuditRecords = "admin.tailAuditRecords"
     case getAuditStatus = "admin.getAuditStatus"
     case getTraffic = "admin.getTraffic"
     case verifyAuditTrail = "admin.verifyAuditTrail"
@@ -30,6 +31,11 @@ enum AdminAction: String, Sendable {
     case listReleases = "admin.listReleases"
     case getMerchantRateLimits = "admin.getMerchantRateLimits"
     case getCallerRateLimits = "admin.getCallerRateLimits"
+    case listThrottled = "admin.listThrottled"
+    case getAccessPolicy = "admin.getAccessPolicy"
+    case validateAccessPolicy = "admin.validateAccessPolicy"
+    case getRateLimitPolicy = "admin.getRateLimitPolicy"
+    case validateRateLimitPolicy = "admin.validateRateLimitPolicy"
     case previewRollout = "admin.previewRollout"
     case listRollouts = "admin.listRollouts"
     case applyRollout = "admin.applyRollout"
@@ -71,6 +77,7 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .addAdmin, method: "POST", template: "/admin/v1/admins", role: .security),
         AdminRoute(action: .removeAdmin, method: "DELETE", template: "/admin/v1/admins/{name}", role: .security),
         AdminRoute(action: .listAuditRecords, method: "GET", template: "/admin/v1/audit/records", role: .viewer),
+        AdminRoute(action: .tailAuditRecords, method: "GET", template: "/admin/v1/audit/tail", role: .viewer),
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
         AdminRoute(action: .getTraffic, method: "GET", template: "/admin/v1/audit/traffic", role: .viewer),
         AdminRoute(action: .verifyAuditTrail, method: "GET", template: "/admin/v1/audit/verification", role: .operator),
@@ -83,6 +90,11 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .getReleaseHistory, method: "GET", template: "/admin/v1/releases/history", role: .viewer),
         AdminRoute(action: .getMerchantRateLimits, method: "GET", template: "/admin/v1/rate-limits/merchants/{id}", role: .viewer),
         AdminRoute(action: .getCallerRateLimits, method: "GET", template: "/admin/v1/rate-limits/callers/{id}", role: .viewer),
+        AdminRoute(action: .listThrottled, method: "GET", template: "/admin/v1/rate-limits/throttled", role: .viewer),
+        AdminRoute(action: .getAccessPolicy, method: "GET", template: "/admin/v1/policies/access", role: .viewer),
+        AdminRoute(action: .validateAccessPolicy, method: "POST", template: "/admin/v1/policies/access/validate", role: .operator),
+        AdminRoute(action: .getRateLimitPolicy, method: "GET", template: "/admin/v1/policies/rate-limits", role: .viewer),
+        AdminRoute(action: .validateRateLimitPolicy, method: "POST", template: "/admin/v1/policies/rate-limits/validate", role: .operator),
     ]
 
     /// `operation_id` of its audit records.

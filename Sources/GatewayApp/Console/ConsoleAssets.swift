@@ -21,8 +21,13 @@ enum ConsoleAssets {
             "console-view.js": Asset(bytes: PackageResources.console_view_js, contentType: js),
             "console-overview.js": Asset(bytes: PackageResources.console_overview_js, contentType: js),
             "console-merchants.js": Asset(bytes: PackageResources.console_merchants_js, contentType: js),
+            "console-merchant-forms.js": Asset(bytes: PackageResources.console_merchant_forms_js, contentType: js),
             "console-audit.js": Asset(bytes: PackageResources.console_audit_js, contentType: js),
+            "console-audit-live.js": Asset(bytes: PackageResources.console_audit_live_js, contentType: js),
             "console-more.js": Asset(bytes: PackageResources.console_more_js, contentType: js),
+            "console-release-calendar.js": Asset(bytes: PackageResources.console_release_calendar_js, contentType: js),
+            "console-rate-limits.js": Asset(bytes: PackageResources.console_rate_limits_js, contentType: js),
+            "console-policies.js": Asset(bytes: PackageResources.console_policies_js, contentType: js),
         ]
     }()
 

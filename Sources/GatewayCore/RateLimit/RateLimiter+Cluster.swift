@@ -33,6 +33,7 @@ extension RateLimiter {
                 state.parked[key, default: []].append(wake ?? {})
                 return (.park, actions)
             case .refuse(let index, let wait):
+                state.markThrottled(limits[index], now: now, until: now + wait, refused: true)
                 return (.refuse(refusal(limits[index], wait: wait, resetAfter: wait), rule: limits[index].rule), actions)
             }
         }

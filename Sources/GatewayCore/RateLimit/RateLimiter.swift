@@ -97,6 +97,10 @@ public final class RateLimiter: Sendable {
         var cluster: ClusterLimits?
         /// Calls parked for a lease, by the lease they wait for.
         var parked: [QuotaLeaseKey: [@Sendable () -> Void]] = [:]
+        /// Keys refused or delayed recently, for the admin API (`RateLimiter+Throttled.swift`).
+        var throttleMarks: [Key: ThrottleMark] = [:]
+        /// When a throttled key was last left out because `throttleMarks` was full.
+        var lastUnmarked: Int64?
     }
 
     let state: Mutex<State>
@@ -219,6 +223,7 @@ public final class RateLimiter: Sendable {
             let shapeable = limits.indices.allSatisfy { limits[$0].shadow || waits[$0] == 0 || limits[$0].maxDelay >= enforcedWait }
             if let decider, !shapeable || state.queued >= policy.maxQueued {
                 state.counts[limits[decider].rule].refused += 1
+                state.markThrottled(limits[decider], now: now, until: now + waits[decider], refused: true)
                 return .refuse(refusal(limits[decider], wait: waits[decider], state: state, now: now), rule: limits[decider].rule)
             }
             // Admit now or after the wait: reserve room in every limit at the time the call will leave. Keys seen
@@ -253,6 +258,9 @@ public final class RateLimiter: Sendable {
                 }
             }
             if enforcedWait > 0 {
+                for index in limits.indices where !limits[index].shadow && waits[index] > 0 {
+                    state.markThrottled(limits[index], now: now, until: now + waits[index], refused: false)
+                }
                 state.queued += 1
                 return .delay(nanoseconds: enforcedWait)
             }
@@ -296,6 +304,7 @@ public final class RateLimiter: Sendable {
         state.withLock { state in
             state.tats = state.tats.filter { $0.value > now }
             state.holds = state.holds.filter { $0.value > now }
+            state.sweepThrottleMarks(now: now)
             state.cluster?.sweep(now: now)
         }
     }

@@ -1,7 +1,8 @@
-// Audit explorer: search the trail by request id, merchant, caller, error code and time; one request's records
-// (intent and outcome) in full; the writer's state and last checkpoint.
+// Audit explorer: search the trail by request id, merchant, caller, error code and time; follow it live; one
+// request's records (intent and outcome) in full; the writer's state and last checkpoint.
 import { call, withQuery, mayChange } from './console-api.js';
 import { el, badge, table, details, field, say, errorText, microsTime } from './console-view.js';
+import { liveView } from './console-audit-live.js';
 
 const filters = [
   ['request_id', 'Request id'], ['merchant', 'Merchant'], ['caller', 'Caller'], ['error_code', 'Error code'],
@@ -18,7 +19,8 @@ export async function render(view, argument) {
   const state = el('div', { id: 'audit-state' });
   const results = el('div', { id: 'audit-results' });
   const one = el('div', { id: 'audit-record' });
-  view.append(el('h2', {}, 'Audit'), state, form, results, one);
+  const live = liveView(() => Object.fromEntries(filters.map(([name]) => [name, inputs[name].value.trim()])), (id) => showRequest(id), phaseBadge);
+  view.append(el('h2', {}, 'Audit'), state, form, results, ...live.elements, one);
 
   const { json: status } = await call('GET', '/admin/v1/audit/status');
   const verdict = el('div', { id: 'audit-verify', role: 'status' });
@@ -83,4 +85,5 @@ export async function render(view, argument) {
 
   form.addEventListener('submit', (event) => { event.preventDefault(); cursors = [null]; search().catch((e) => say(errorText(e))); });
   await search();
+  return live.stop;
 }

@@ -1,7 +1,9 @@
-// Merchants: search and page through them; one merchant's state, suspend/resume and release pin (each sent with
-// the ETag read, so a concurrent change is refused rather than overwritten), and its recent calls and refusals.
+// Merchants: search and page through them, add one; one merchant's state, suspend/resume, release pin and its
+// partner, account and groups (each sent with the ETag read, so a concurrent change is refused rather than
+// overwritten), and its recent calls and refusals.
 import { call, withQuery, mayChange } from './console-api.js';
 import { el, badge, table, details, field, say, errorText, microsTime } from './console-view.js';
+import { addForm, editForm } from './console-merchant-forms.js';
 
 function statusBadge(status) { return badge(status, status === 'active' ? 'ok' : 'bad'); }
 
@@ -31,7 +33,7 @@ export async function render(view) {
       el('div', { class: 'actions' }, previous, next, el('span', { class: 'muted' }, `Page ${cursors.length}`)));
   }
   form.addEventListener('submit', (event) => { event.preventDefault(); cursors = [null]; show().catch((e) => say(errorText(e))); });
-  view.append(el('h2', {}, 'Merchants'), form, results);
+  view.append(el('h2', {}, 'Merchants'), form, results, await addForm());
   await show();
 }
 
@@ -74,6 +76,7 @@ export async function renderOne(view, id) {
       ]),
       el('div', { class: 'actions' }, suspend, resume),
       pinForm,
+      await editForm(m, act),
     ];
     if (readOnly) parts.push(el('p', { id: 'read-only', class: 'note' }, 'Your role is viewer: changes need an operator or security account.'));
     if (message) parts.push(el('p', { id: 'merchant-message', role: 'alert' }, message));

@@ -1,7 +1,8 @@
-// Callers (add, new token, revoke), releases (calendar, roll-out preview, apply and roll back) and rate-limit
-// state, over the admin API.
+// Callers (add, new token, revoke) and releases (calendar, availability per environment, roll-out preview, apply and
+// roll back), over the admin API.
 import { call, withQuery, mayChange } from './console-api.js';
-import { el, badge, table, details, field, say, errorText, ms } from './console-view.js';
+import { el, badge, table, details, errorText } from './console-view.js';
+import { releaseCalendar } from './console-release-calendar.js';
 
 /** Callers: their state, whether they hold a token (never the token), add, rotate a token, revoke. A new token is
  * shown once, in this page only, until the page is left or redrawn: the API never answers it again. */
@@ -52,7 +53,7 @@ export async function renderCallers(view) {
 /** Releases: the calendar per environment, and a roll-out preview (how many merchants would move) before its apply. */
 export async function renderReleases(view) {
   const { json } = await call('GET', '/admin/v1/releases');
-  view.append(el('h2', {}, 'Releases'), el('p', { class: 'muted' }, `Calendar for ${json.today} (snapshot ${json.snapshot}).`));
+  view.append(el('h2', {}, 'Releases'), el('p', { class: 'muted' }, `Calendar for ${json.today} (snapshot ${json.snapshot}).`), releaseCalendar(json));
   for (const environment of json.environments) {
     view.append(el('h3', {}, `${environment.environment}: latest ${environment.latest ?? 'none'}`),
       table(`Releases in ${environment.environment}`, [{ title: 'Release' }, { title: 'Name' }, { title: 'API' }, { title: 'Available from' }, { title: 'Available' }, { title: 'Pinned merchants', num: true }],
@@ -101,25 +102,4 @@ export async function renderReleases(view) {
     } catch (error) { result.replaceChildren(el('p', { class: 'error', role: 'alert' }, errorText(error))); }
   });
   view.append(el('h3', {}, 'Roll-out preview'), form, result);
-}
-
-/** Rate limits: a merchant's or a caller's room per rule on this instance, and Klarna's holds. */
-export async function renderRateLimits(view) {
-  const kind = el('select', { id: 'limits-kind' }, el('option', { value: 'merchants' }, 'Merchant'), el('option', { value: 'callers' }, 'Caller'));
-  const id = el('input', { id: 'limits-id', required: true, autocomplete: 'off', maxlength: 100 });
-  const result = el('div', { id: 'limits-result' });
-  const form = el('form', {}, el('label', {}, 'Kind', kind), el('label', {}, 'Id', id), el('button', { type: 'submit' }, 'Show'));
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    try {
-      const { json } = await call('GET', `/admin/v1/rate-limits/${kind.value}/${encodeURIComponent(id.value.trim())}`);
-      result.replaceChildren(
-        ...(json.clustered ? [el('p', { class: 'note' }, 'Cluster mode: room is leased from the shared ledger, so remaining is not known here.')] : []),
-        table('Rules', [{ title: 'Rule' }, { title: 'Category' }, { title: 'Rate/s', num: true }, { title: 'Burst', num: true }, { title: 'Remaining', num: true }, { title: 'Full again in', num: true }, { title: 'State' }],
-          json.rules.map((r) => [r.rule, r.category ?? '—', String(r.rate ?? '—'), String(r.burst ?? '—'), String(r.remaining ?? '—'), ms(r.reset_after_ms),
-            r.held_for_ms > 0 ? badge(`held by Klarna ${r.held_for_ms} ms`, 'bad') : r.remaining === 0 ? badge('throttled', 'bad') : badge('has room', 'ok')]),
-          'no limit or hold applies.'));
-    } catch (error) { result.replaceChildren(el('p', { class: 'error', role: 'alert' }, errorText(error))); }
-  });
-  view.append(el('h2', {}, 'Rate limits'), el('p', { class: 'muted' }, 'State of this instance’s limiter.'), form, result);
 }

@@ -6,6 +6,8 @@ import * as overview from './console-overview.js';
 import * as merchants from './console-merchants.js';
 import * as audit from './console-audit.js';
 import * as more from './console-more.js';
+import * as rateLimits from './console-rate-limits.js';
+import * as policies from './console-policies.js';
 
 const pages = {
   overview: { title: 'Overview', render: overview.render },
@@ -14,7 +16,8 @@ const pages = {
   audit: { title: 'Audit', render: audit.render },
   callers: { title: 'Callers', render: more.renderCallers },
   releases: { title: 'Releases', render: more.renderReleases },
-  'rate-limits': { title: 'Rate limits', render: more.renderRateLimits },
+  'rate-limits': { title: 'Rate limits', render: rateLimits.render },
+  policies: { title: 'Policies', render: policies.render },
 };
 
 let leave = null;
