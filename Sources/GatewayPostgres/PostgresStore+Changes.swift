@@ -4,19 +4,21 @@ import PostgresNIO
 extension PostgresStore {
     /// Listens on `kgw_changes` and calls `onChange` for every notification, until the calling task is cancelled.
     ///
-    /// One pooled connection is held for the listen. When it drops (a PostgreSQL restart), `onChange` is called
-    /// once more after reconnecting, since notifications sent meanwhile are lost, and the listen resumes after a
-    /// back-off of at most 5 s. The gateway's own polling covers the time in between.
+    /// One pooled connection is held for the listen. `onChange` is also called once each time the listen is
+    /// established, since a change committed before it notified nobody here. When the connection drops (a
+    /// PostgreSQL restart), the listen resumes after a back-off of at most 5 s; the gateway's own polling covers
+    /// the time in between.
     public func watchChanges(_ onChange: @escaping @Sendable () -> Void) async throws -> Bool {
         var backoff = Duration.milliseconds(100)
-        var reconnected = false
         while !Task.isCancelled {
             do {
                 try await client.withConnection { connection in
                     try await connection.listen(on: PostgresStore.changeChannel) { notifications in
                         backoff = .milliseconds(100)
-                        // The listen is registered before this runs: a change from here on is not missed.
-                        if reconnected { onChange() }
+                        // The listen is registered before this runs: a change from here on is not missed. One
+                        // committed before it (while reconnecting, or the first time, between the snapshot's
+                        // first load and this listen) notified nobody here, so every listen starts with a check.
+                        onChange()
                         for try await _ in notifications { onChange() }
                     }
                 }
@@ -24,7 +26,6 @@ extension PostgresStore {
                 if Task.isCancelled { break }
                 logger.warning("listening for store changes failed; retrying", metadata: ["error": "\(PostgresStore.storeError(error, url: url))"])
             }
-            reconnected = true
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(5))
         }
