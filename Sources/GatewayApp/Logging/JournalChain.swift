@@ -15,7 +15,7 @@ public struct JournalChain: CallJournal {
         followers = Array(journals.dropFirst())
     }
 
-    /// Whether any journal of the chain would record `record`.
+    /// Whether any journal of the chain would record a record of `phase`.
     public func wouldRecord(phase: CallRecord.Phase) -> Bool {
         decider.wouldRecord(phase: phase) || followers.contains { $0.wouldRecord(phase: phase) }
     }

@@ -91,8 +91,8 @@ extension GatewayRequestHandler {
         // Once the head is on the wire Klarna may act on it; before, a failure means it saw nothing. A write the
         // socket refuses closes the channel before `flush` returns (NIO closes a channel whose write failed, and
         // the call has already heard of it), so an open channel means the bytes were written or are queued:
-        // counted as sent, the safe side for retries. A promise told the same, at five allocations per call (the
-        // promise, its callback, and the promise list, promise and callback NIOSSL makes to aggregate it).
+        // counted as sent, the safe side for retries. A promise told the same at seven allocations per call: the
+        // promise and its callback, and what NIOSSL makes to aggregate write promises (a list, a promise, a callback).
         if connection.channel.isActive { call.machine.headWritten(attempt: attempt) }
     }
 
