@@ -55,12 +55,8 @@ extension AdminService {
         if try await store.partner(id: input.id) != nil {
             throw AdminError("partner '\(input.id)' already exists; use `partners rotate-key` or `partners rotate-cert`")
         }
-        try AdminService.checkAPIKey(input.apiKey, environment: input.environment, owner: "partner '\(input.id)'")
+        try AdminService.check(input)
         let baseURL = input.baseURL ?? input.environment.defaultBaseURL
-        try AdminService.checkBaseURL(baseURL, environment: input.environment)
-        let certificate = try ClientCertificate(pem: input.certificatePEM)
-        try certificate.checkValidity()
-        try certificate.checkPrivateKey(input.clientKeyPEM)
 
         let owner = SecretOwner.partner(input.id)
         let record = PartnerRecord(
@@ -74,6 +70,16 @@ extension AdminService {
         ]
         try await store.savePartner(record, secrets: secrets)
         return record
+    }
+
+    /// The checks of a new partner that need no store: the key's prefix for its environment, the base URL, and a
+    /// certificate that parses, is valid now and matches its key.
+    public static func check(_ input: NewPartner) throws {
+        try checkAPIKey(input.apiKey, environment: input.environment, owner: "partner '\(input.id)'")
+        try checkBaseURL(input.baseURL ?? input.environment.defaultBaseURL, environment: input.environment)
+        let certificate = try ClientCertificate(pem: input.certificatePEM)
+        try certificate.checkValidity()
+        try certificate.checkPrivateKey(input.clientKeyPEM)
     }
 
     /// Every partner, summarised.

@@ -46,6 +46,7 @@ extension AdminAPI {
             case .listPartners:
                 let partners = try await api.service.store.partners()
                 return AdminResponse(.ok, json: .object([("partners", .array(partners.map(AdminJSON.partner)))]), requestID: requestID)
+            case .addPartner: return try await addPartner()
             case .replacePartnerCredentials: return try await replacePartnerCredentials(parameters[0])
             case .listAdmins: return try await listAdmins()
             case .addAdmin: return try await addAdmin()

@@ -1,6 +1,36 @@
 import GatewayCore
 
 extension AdminAPI.Exchange {
+    /// `POST /admin/v1/partners`: a new partner with its API key and client certificate and key, checked and sealed
+    /// as `partners add` checks and seals them (id, key prefix of the environment, base URL, certificate valid and
+    /// matching its key) before anything is written. The answer is the partner by reference, never a secret.
+    func addPartner() async throws -> AdminResponse {
+        let body = try AdminRequestBody(
+            request.body, allowed: ["id", "environment", "base_url", "auth_form", "api_key", "certificate_pem", "private_key_pem"],
+            shape: #"{"id": "ID", "environment": "test", "base_url": "URL", "auth_form": "raw", "api_key": "KEY", "certificate_pem": "PEM", "private_key_pem": "PEM"}"#)
+        let id = try body.requiredString("id")
+        let environment = try body.requiredString("environment")
+        guard let environment = KlarnaEnvironment(rawValue: environment) else { throw GatewayError(.badRequest, "environment is test or live") }
+        let authForm = try body.string("auth_form").map { text in
+            guard let form = BasicAuthForm(rawValue: text) else { throw GatewayError(.badRequest, "auth_form is raw or empty-user") }
+            return form
+        }
+        // Read as secrets at once; a refusal names the field, never its value.
+        let input = NewPartner(
+            id: id, environment: environment, apiKey: Secret(try body.requiredString("api_key", maxLength: 4096)),
+            certificatePEM: try body.requiredString("certificate_pem", maxLength: 32_768),
+            clientKeyPEM: Secret(try body.requiredString("private_key_pem", maxLength: 16_384)),
+            baseURL: try body.string("base_url", maxLength: 2048), authForm: authForm ?? .rawKey)
+        if let problem = AdminService.idProblem(id, kind: "partner") { throw GatewayError(.badRequest, problem) }
+        if try await api.service.store.partner(id: id) != nil { throw GatewayError(.conflict, "partner '\(id)' already exists") }
+        // Every check before the intent, so a bad certificate is a refusal, not an intent without an outcome.
+        try serviceRule { try AdminService.check(input) }
+        try await api.recordIntent(self, merchant: nil, partner: (id, environment))
+        let added = try await serviceRule { try await api.service.addPartner(input) }
+        await api.recordOutcome(self, merchant: nil, partner: (id, environment), status: 201)
+        return AdminResponse(.created, json: AdminJSON.partner(added), requestID: requestID, etag: AdminJSON.partnerETag(added))
+    }
+
     /// `PUT /admin/v1/partners/{id}/credentials` under the partner's `If-Match`: a new API key (`api_key`) and/or a new
     /// client certificate with its key (`certificate_pem` and `private_key_pem`), sealed with the master key at once
     /// as `partners rotate-key` and `rotate-cert` seal them. Everything is checked before anything is written; the

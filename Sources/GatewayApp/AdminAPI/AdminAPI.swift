@@ -146,9 +146,10 @@ public struct AdminAPI: Sendable {
     }
 
     /// Records what is about to change; throws 503 when the trail cannot record it, and nothing changes.
-    func recordIntent(_ exchange: Exchange, merchant: MerchantRecord?) async throws {
+    func recordIntent(_ exchange: Exchange, merchant: MerchantRecord?, partner: AdminAuditRecords.PartnerNamed? = nil) async throws {
         let record = AdminAuditRecords.record(
-            .intent, requestID: exchange.requestID, request: exchange.request, account: exchange.account, route: exchange.route, merchant: merchant)
+            .intent, requestID: exchange.requestID, request: exchange.request, account: exchange.account, route: exchange.route, merchant: merchant,
+            partner: partner)
         do {
             try await journal.record(record, on: eventLoop).get()
         } catch {
@@ -157,11 +158,11 @@ public struct AdminAPI: Sendable {
     }
 
     /// Records what changed, and has the gateway reload at once.
-    func recordOutcome(_ exchange: Exchange, merchant: MerchantRecord?, status: Int) async {
+    func recordOutcome(_ exchange: Exchange, merchant: MerchantRecord?, partner: AdminAuditRecords.PartnerNamed? = nil, status: Int) async {
         applied()
         let record = AdminAuditRecords.record(
             .outcome, requestID: exchange.requestID, request: exchange.request, account: exchange.account, route: exchange.route,
-            merchant: merchant, status: status)
+            merchant: merchant, partner: partner, status: status)
         do {
             try await journal.record(record, on: eventLoop).get()
         } catch {

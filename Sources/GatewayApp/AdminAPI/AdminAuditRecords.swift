@@ -9,10 +9,13 @@ enum AdminAuditRecords {
     /// `operation_family` of every admin record.
     static let family = "admin"
 
+    /// A partner a change names (added or changed), for the record's partner and environment columns.
+    typealias PartnerNamed = (id: String, environment: KlarnaEnvironment)
+
     /// A record of `request` in `phase`; `account` is nil while (or because) the admin is unknown.
     static func record(
         _ phase: CallRecord.Phase, requestID: String, request: AdminRequest, account: AdminAccount?, route: AdminRoute?,
-        merchant: MerchantRecord? = nil, status: Int? = nil, refusal: GatewayError? = nil
+        merchant: MerchantRecord? = nil, partner: PartnerNamed? = nil, status: Int? = nil, refusal: GatewayError? = nil
     ) -> CallRecord {
         var record = CallRecord(
             phase: phase, requestID: requestID, timeMicros: UTCTime.nowMicros(), method: request.method,
@@ -33,6 +36,10 @@ enum AdminAuditRecords {
             record.facts.account = merchant.account.rawValue
             record.facts.environment = merchant.account.environment
             record.facts.release = merchant.release
+        }
+        if let partner {
+            record.facts.partnerID = partner.id
+            record.facts.environment = partner.environment
         }
         if !request.body.isEmpty {
             record.requestBodySHA256 = Hex.encode(SHA256.hash(data: request.body))

@@ -18,6 +18,7 @@ enum AdminAction: String, Sendable {
     case removeMerchant = "admin.removeMerchant"
     case importMerchants = "admin.importMerchants"
     case listPartners = "admin.listPartners"
+    case addPartner = "admin.addPartner"
     case replacePartnerCredentials = "admin.replacePartnerCredentials"
     case listAdmins = "admin.listAdmins"
     case addAdmin = "admin.addAdmin"
@@ -72,6 +73,7 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .addCaller, method: "POST", template: "/admin/v1/callers", role: .operator),
         AdminRoute(action: .rotateCallerToken, method: "POST", template: "/admin/v1/callers/{name}/rotate-token", role: .operator),
         AdminRoute(action: .listPartners, method: "GET", template: "/admin/v1/partners", role: .viewer),
+        AdminRoute(action: .addPartner, method: "POST", template: "/admin/v1/partners", role: .security),
         AdminRoute(action: .replacePartnerCredentials, method: "PUT", template: "/admin/v1/partners/{id}/credentials", role: .security),
         AdminRoute(action: .listAdmins, method: "GET", template: "/admin/v1/admins", role: .security),
         AdminRoute(action: .addAdmin, method: "POST", template: "/admin/v1/admins", role: .security),
