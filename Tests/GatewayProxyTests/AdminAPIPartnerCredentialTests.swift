@@ -65,23 +65,29 @@ struct AdminAPIPartnerCredentialTests {
             #expect(try api.gw.admin.sealer.open(sealedClientKey).exposedValue == identity.privateKeyPEM)
             #expect(try await send(.security, etag).status == 412, "the old ETag is stale now")
 
-            // Nowhere after: no answer (these, and every read as every role), the log or the audit store.
-            var text = answers.map { $0.text + $0.headers.map { "\($0.0): \($0.1)" }.joined(separator: "\n") }.joined(separator: "\n")
-            text += try await api.readAsEveryRole(["/admin/v1/partners", "/admin/v1/audit/records?limit=500"])
-            await api.gw.audit.flush()
-            text += api.gw.logs.text
-            for suffix in ["", "-wal"] {
-                text += String(decoding: FileManager.default.contents(atPath: api.gw.auditPath + suffix) ?? Data(), as: UTF8.self)
-            }
-            #expect(text.contains("admin.replacePartnerCredentials"), "the search below would find nothing anywhere")
-            for secret in [newKey, String(keyBody.prefix(40)), String(keyBody.suffix(40))] {
-                let leaked = text.contains(secret)
-                #expect(!leaked, "an uploaded secret is in an answer, the log or the audit trail")
-            }
-            let holdsKeyPEM = text.contains("PRIVATE KEY")
-            #expect(!holdsKeyPEM, "a private key's PEM is in an answer, the log or the audit trail")
-            try await api.expectNoSecret(in: text)
+            try await Self.expectNowhere([newKey, String(keyBody.prefix(40)), String(keyBody.suffix(40))], after: answers, in: api,
+                                         recordedAs: "admin.replacePartnerCredentials")
         }
+    }
+
+    /// Nowhere after an upload: no answer (those given, and every read as every role), the log or the audit store
+    /// holds one of `secrets` or a private key's PEM; `operation` must be found there, or the search proves nothing.
+    static func expectNowhere(_ secrets: [String], after answers: [TestHTTPResponse], in api: AdminAPIHarness, recordedAs operation: String) async throws {
+        var text = answers.map { $0.text + $0.headers.map { "\($0.0): \($0.1)" }.joined(separator: "\n") }.joined(separator: "\n")
+        text += try await api.readAsEveryRole(["/admin/v1/partners", "/admin/v1/audit/records?limit=500"])
+        await api.gw.audit.flush()
+        text += api.gw.logs.text
+        for suffix in ["", "-wal"] {
+            text += String(decoding: FileManager.default.contents(atPath: api.gw.auditPath + suffix) ?? Data(), as: UTF8.self)
+        }
+        #expect(text.contains(operation), "the search below would find nothing anywhere")
+        for secret in secrets {
+            let leaked = text.contains(secret)
+            #expect(!leaked, "an uploaded secret is in an answer, the log or the audit trail")
+        }
+        let holdsKeyPEM = text.contains("PRIVATE KEY")
+        #expect(!holdsKeyPEM, "a private key's PEM is in an answer, the log or the audit trail")
+        try await api.expectNoSecret(in: text)
     }
 
     @Test("security adds a partner: checked, sealed at once, loaded by the gateway, named in its audit records; viewer and operator 403; a taken id 409; no secret anywhere after")
@@ -137,19 +143,8 @@ struct AdminAPIPartnerCredentialTests {
             try await waitUntil("the gateway loads the new partner") { api.gw.service.runtime.snapshots.current.partners["acq_two"] != nil }
             #expect(try await send(.security, body(key: key)).status == 409, "added twice")
 
-            var text = answers.map { $0.text + $0.headers.map { "\($0.0): \($0.1)" }.joined(separator: "\n") }.joined(separator: "\n")
-            text += try await api.readAsEveryRole(["/admin/v1/partners", "/admin/v1/audit/records?limit=500"])
-            text += api.gw.logs.text
-            for suffix in ["", "-wal"] {
-                text += String(decoding: FileManager.default.contents(atPath: api.gw.auditPath + suffix) ?? Data(), as: UTF8.self)
-            }
-            #expect(text.contains("admin.addPartner"), "the search below would find nothing anywhere")
-            for secret in [key, String(keyBody.prefix(40)), String(keyBody.suffix(40))] {
-                let leaked = text.contains(secret)
-                #expect(!leaked, "an uploaded secret is in an answer, the log or the audit trail")
-            }
-            #expect(!text.contains("PRIVATE KEY"), "a private key's PEM is in an answer, the log or the audit trail")
-            try await api.expectNoSecret(in: text)
+            try await Self.expectNowhere([key, String(keyBody.prefix(40)), String(keyBody.suffix(40))], after: answers, in: api,
+                                         recordedAs: "admin.addPartner")
         }
     }
 }
