@@ -47,6 +47,8 @@ extension AdminAPI {
                 let partners = try await api.service.store.partners()
                 return AdminResponse(.ok, json: .object([("partners", .array(partners.map(AdminJSON.partner)))]), requestID: requestID)
             case .addPartner: return try await addPartner()
+            case .getLogLevel: return getLogLevel()
+            case .setLogLevel: return try await setLogLevel()
             case .replacePartnerCredentials: return try await replacePartnerCredentials(parameters[0])
             case .listAdmins: return try await listAdmins()
             case .addAdmin: return try await addAdmin()

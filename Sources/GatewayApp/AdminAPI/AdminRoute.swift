@@ -26,6 +26,8 @@ enum AdminAction: String, Sendable {
     case listAuditRecords = "admin.listAuditRecords"
     case tailAuditRecords = "admin.tailAuditRecords"
     case getAuditStatus = "admin.getAuditStatus"
+    case getLogLevel = "admin.getLogLevel"
+    case setLogLevel = "admin.setLogLevel"
     case getTraffic = "admin.getTraffic"
     case verifyAuditTrail = "admin.verifyAuditTrail"
     case listUpstreams = "admin.listUpstreams"
@@ -81,6 +83,8 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .listAuditRecords, method: "GET", template: "/admin/v1/audit/records", role: .viewer),
         AdminRoute(action: .tailAuditRecords, method: "GET", template: "/admin/v1/audit/tail", role: .viewer),
         AdminRoute(action: .getAuditStatus, method: "GET", template: "/admin/v1/audit/status", role: .viewer),
+        AdminRoute(action: .getLogLevel, method: "GET", template: "/admin/v1/log-level", role: .viewer),
+        AdminRoute(action: .setLogLevel, method: "PUT", template: "/admin/v1/log-level", role: .operator),
         AdminRoute(action: .getTraffic, method: "GET", template: "/admin/v1/audit/traffic", role: .viewer),
         AdminRoute(action: .verifyAuditTrail, method: "GET", template: "/admin/v1/audit/verification", role: .operator),
         AdminRoute(action: .listUpstreams, method: "GET", template: "/admin/v1/upstreams", role: .viewer),
