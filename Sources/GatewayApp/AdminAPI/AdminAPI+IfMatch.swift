@@ -7,7 +7,7 @@ extension AdminAPI.Exchange {
         guard let ifMatch = request.headers.first(name: "If-Match") else {
             throw GatewayError(.preconditionRequired, "send If-Match with the \(resource)'s ETag (GET \(path))")
         }
-        guard MerchantRecord.isETag(ifMatch) else {
+        guard EntityTag.isWellFormed(ifMatch) else {
             throw GatewayError(.badRequest, "If-Match is not an ETag of this API (a quoted string of 32 hex digits; * is not accepted)")
         }
         guard ifMatch == current else { throw Self.stale(current, of: resource) }

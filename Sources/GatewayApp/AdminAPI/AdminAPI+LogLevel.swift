@@ -26,5 +26,5 @@ extension AdminAPI.Exchange {
     }
 
     /// A level's entity tag, in the API's one shape (a quoted string of 32 hex digits).
-    static func logLevelETag(_ level: String) -> String { "\"" + CallerToken.hash("log-level\u{1E}" + level).prefix(32) + "\"" }
+    static func logLevelETag(_ level: String) -> String { EntityTag.hashing("log-level\u{1E}" + level) }
 }

@@ -76,7 +76,7 @@ extension AdminAPI.Exchange {
     }
 
     /// A policy's version: a hash of its sorted encoding, quoted as an entity tag.
-    private static func version(_ json: JSONValue) -> String { "\"" + CallerToken.hash("policy\u{1E}" + json.text).prefix(32) + "\"" }
+    private static func version(_ json: JSONValue) -> String { EntityTag.hashing("policy\u{1E}" + json.text) }
 
     /// A message short enough for an error answer: a file with hundreds of problems names the first ones.
     private static func bounded(_ message: String) -> String { message.count > 4_000 ? String(message.prefix(4_000)) + "…" : message }

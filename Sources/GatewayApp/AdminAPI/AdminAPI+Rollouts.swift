@@ -79,7 +79,7 @@ extension AdminAPI.Exchange {
     /// The set's entity tag: a hash of every roll-out, in a fixed order.
     static func etag(_ rollouts: [Rollout]) -> String {
         let lines = rollouts.map { "\($0.release)\u{1F}\($0.percent)\u{1F}\($0.group ?? "")" }.sorted()
-        return "\"" + CallerToken.hash("rollouts\u{1E}" + lines.joined(separator: "\u{1E}")).prefix(32) + "\""
+        return EntityTag.hashing("rollouts\u{1E}" + lines.joined(separator: "\u{1E}"))
     }
 
     private static func rollouts(_ rollouts: [Rollout], extra: [(String, JSONValue)] = []) -> JSONValue {

@@ -50,7 +50,7 @@ enum AdminJSON {
             record.id, record.environment.rawValue, record.baseURL, record.authForm.rawValue, record.apiKey.description, record.clientCertificatePEM,
             record.clientKey.description, record.defaultRelease ?? "",
         ]
-        return "\"" + CallerToken.hash("partner\u{1E}" + fields.joined(separator: "\u{1F}")).prefix(32) + "\""
+        return EntityTag.hashing("partner\u{1E}" + fields.joined(separator: "\u{1F}"))
     }
 
     /// A sealed credential by reference: which one and which version, nothing of the secret.

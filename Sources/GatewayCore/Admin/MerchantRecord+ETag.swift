@@ -8,14 +8,6 @@ extension MerchantRecord {
             id, partnerID, account.rawValue, groups.joined(separator: "\u{1E}"), status.rawValue, apiKey?.description ?? "",
             release ?? "",
         ]
-        return "\"" + CallerToken.hash(fields.joined(separator: "\u{1F}")).prefix(32) + "\""
-    }
-
-    /// Whether `text` has the shape of a merchant's entity tag (`"` 32 lowercase hex digits `"`); anything else,
-    /// `*` included, cannot name a version of a merchant.
-    public static func isETag(_ text: String) -> Bool {
-        let bytes = Array(text.utf8)
-        return bytes.count == 34 && bytes.first == UInt8(ascii: "\"") && bytes.last == UInt8(ascii: "\"")
-            && bytes[1..<33].allSatisfy(Hex.isLowerHexDigit)
+        return EntityTag.hashing(fields.joined(separator: "\u{1F}"))
     }
 }
