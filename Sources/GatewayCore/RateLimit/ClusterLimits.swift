@@ -48,7 +48,7 @@ public struct ClusterLimits: Sendable {
     /// Decides one call first seen at `since` against `limits` (every rule that applies to it, in attribution
     /// order), with `room` false when the queue of waiting calls is full. Counts go to `counts` as in local mode.
     mutating func decide(
-        _ limits: [RateLimiter.Applicable], holds: [RateLimitKey: Int64], room: Bool, now: Int64, since: Int64,
+        _ limits: UnsafeBufferPointer<RateLimiter.Applicable>, holds: [RateLimitKey: Int64], room: Bool, now: Int64, since: Int64,
         counts: inout RuleCounts
     ) -> (Outcome, [QuotaLeaseAction]) {
         let waited = max(0, now - since)

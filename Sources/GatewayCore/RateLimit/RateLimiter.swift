@@ -180,7 +180,7 @@ public final class RateLimiter: Sendable {
         _ subject: RateLimitSubject, policy: RateLimitPolicy, now: Int64, since: Int64? = nil, wake: (@Sendable () -> Void)? = nil
     ) -> RateLimitDecision {
         withApplicable(subject, policy) { limits in
-            if isClustered { return decideClustered(Array(limits), policy: policy, now: now, since: since ?? now, wake: wake) }
+            if isClustered { return decideClustered(limits, policy: policy, now: now, since: since ?? now, wake: wake) }
             // The waits, the TATs read and where each TAT sits live on the stack: no allocation while the shared lock
             // is held, each key is hashed once (the commit writes through the index the check found), and the limits
             // are borrowed, not copied with their keys' strings.
