@@ -23,7 +23,7 @@ extension AdminAPI.Exchange {
         }
         try await api.recordIntent(self, merchant: nil)
         let added = try await serviceRule { try await api.service.addAdmin(name: name, role: role) }
-        await api.recordOutcome(self, merchant: nil, status: 201)
+        await api.recordOutcome(self, merchant: nil, status: 201, inSnapshot: false)
         return AdminResponse(
             .created, json: .object([("admin", Self.admin(added.account)), ("token", .string(added.token.exposedValue))]), requestID: requestID)
     }
@@ -42,7 +42,7 @@ extension AdminAPI.Exchange {
         } catch is AdminError {
             throw GatewayError(.notFound, "no admin with name '\(name)'")
         }
-        await api.recordOutcome(self, merchant: nil, status: 200)
+        await api.recordOutcome(self, merchant: nil, status: 200, inSnapshot: false)
         return AdminResponse(.ok, json: Self.admin(found), requestID: requestID)
     }
 

@@ -21,7 +21,7 @@ extension AdminAPI.Exchange {
         _ = try ifMatch(Self.logLevelETag(JSONLogHandler.level.rawValue), of: "log level", readAt: "/admin/v1/log-level")
         try await api.recordIntent(self, merchant: nil)
         JSONLogHandler.setLevel(level)
-        await api.recordOutcome(self, merchant: nil, status: 200)
+        await api.recordOutcome(self, merchant: nil, status: 200, inSnapshot: false)
         return getLogLevel()
     }
 

@@ -157,9 +157,13 @@ public struct AdminAPI: Sendable {
         }
     }
 
-    /// Records what changed, and has the gateway reload at once.
-    func recordOutcome(_ exchange: Exchange, merchant: MerchantRecord?, partner: AdminAuditRecords.PartnerNamed? = nil, status: Int) async {
-        applied()
+    /// Records what changed, and has the gateway reload at once when the change is in its snapshot; `inSnapshot` is
+    /// false for what the snapshot does not hold (the log level, admin accounts), which a full reload would only
+    /// rebuild unchanged.
+    func recordOutcome(
+        _ exchange: Exchange, merchant: MerchantRecord?, partner: AdminAuditRecords.PartnerNamed? = nil, status: Int, inSnapshot: Bool = true
+    ) async {
+        if inSnapshot { applied() }
         let record = AdminAuditRecords.record(
             .outcome, requestID: exchange.requestID, request: exchange.request, account: exchange.account, route: exchange.route,
             merchant: merchant, partner: partner, status: status)
