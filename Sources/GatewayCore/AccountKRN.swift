@@ -23,6 +23,12 @@ public struct AccountKRN: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The environment of `text` when it is exactly a partner account KRN, nil otherwise: the check without the
     /// copy, for the request path, which looks the merchant up by the path's own bytes.
     public static func environment(of text: some StringProtocol) -> KlarnaEnvironment? {
+        // Through a pointer where the bytes are contiguous (a native string's are): a substring's UTF-8 iterator
+        // checks its bounds and index per byte.
+        text.utf8.withContiguousStorageIfAvailable(environment(ofBytes:)) ?? Array(text.utf8).withUnsafeBufferPointer(environment(ofBytes:))
+    }
+
+    private static func environment(ofBytes text: UnsafeBufferPointer<UInt8>) -> KlarnaEnvironment? {
         // One pass over the bytes: `hasPrefix` on a `StringProtocol` compares by Unicode canonical equivalence,
         // which cost more than the rest of the check, and this runs for every merchant-scoped request.
         let prefix: StaticString = "krn:partner:global:account:"
@@ -31,7 +37,7 @@ public struct AccountKRN: Sendable, Hashable, Codable, CustomStringConvertible {
         let environmentNames: (test: StaticString, live: StaticString) = ("test:", "live:")
         var environment = KlarnaEnvironment.test
         var index = 0
-        for byte in text.utf8 {
+        for byte in text {
             if index < prefixLength {
                 guard byte == prefix.utf8Start[index] else { return nil }
             } else if index == prefixLength {

@@ -46,16 +46,27 @@ public struct CallerToken: Sendable {
 
         /// Parses `kgw_<id>_<secret>`; nil for anything not of the exact shape (wrong prefix, length or alphabet).
         public init?(_ text: Substring) {
-            // On the UTF-8 view: every valid token is ASCII, and Character steps would walk grapheme clusters.
+            // On the UTF-8 bytes, through a pointer where they are contiguous (a native string's are): every valid
+            // token is ASCII, Character steps would walk grapheme clusters, and a substring's index steps check
+            // their bounds per byte.
             let bytes = text.utf8
-            guard bytes.count == 4 + 16 + 1 + 43, bytes.starts(with: "kgw_".utf8) else { return nil }
+            guard bytes.count == Self.length,
+                bytes.withContiguousStorageIfAvailable(Self.isWellFormed) ?? Array(bytes).withUnsafeBufferPointer(Self.isWellFormed)
+            else { return nil }
             let idStart = bytes.index(bytes.startIndex, offsetBy: 4)
             let idEnd = bytes.index(idStart, offsetBy: 16)
-            guard bytes[idEnd] == UInt8(ascii: "_"), bytes[idStart..<idEnd].allSatisfy(Hex.isLowerHexDigit) else { return nil }
-            let secretStart = bytes.index(after: idEnd)
-            guard bytes[secretStart...].allSatisfy(Base64URL.isAlphabetByte) else { return nil }
             id = text[idStart..<idEnd]
-            secret = text[secretStart...]
+            secret = text[bytes.index(after: idEnd)...]
+        }
+
+        /// `kgw_`, the id, `_`, the secret.
+        static let length = 4 + 16 + 1 + 43
+
+        /// Whether `length` bytes have the token's shape.
+        private static func isWellFormed(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            bytes.count == length && bytes[0] == UInt8(ascii: "k") && bytes[1] == UInt8(ascii: "g") && bytes[2] == UInt8(ascii: "w")
+                && bytes[3] == UInt8(ascii: "_") && bytes[20] == UInt8(ascii: "_")
+                && bytes[4..<20].allSatisfy(Hex.isLowerHexDigit) && bytes[21...].allSatisfy(Base64URL.isAlphabetByte)
         }
 
         /// The number the id's hex digits spell: the key the snapshot finds the caller by.
@@ -66,22 +77,20 @@ public struct CallerToken: Sendable {
         public func matches(storedHash: String) -> Bool {
             var secret = secret
             let digest = secret.withUTF8 { SHA256.hash(data: $0) }
-            let stored = storedHash.utf8
-            guard stored.count == 2 * SHA256.byteCount else { return false }
-            // Read in place: iterating the digest itself copies its bytes into an array first.
-            return digest.withUnsafeBytes { bytes in
-                var difference: UInt8 = 0
-                var index = stored.startIndex
-                for byte in bytes {
-                    let high = stored[index]
-                    index = stored.index(after: index)
-                    let low = stored[index]
-                    index = stored.index(after: index)
-                    // A stored hash is lowercase hex by construction; anything else cannot match.
-                    guard let value = Hex.byte(high: high, low: low) else { return false }
-                    difference |= value ^ byte
+            var stored = storedHash
+            // Both read in place: iterating the digest copies its bytes into an array first, and stepping the
+            // stored hash's UTF-8 view checks each index.
+            return stored.withUTF8 { stored in
+                guard stored.count == 2 * SHA256.byteCount else { return false }
+                return digest.withUnsafeBytes { bytes in
+                    var difference: UInt8 = 0
+                    for (offset, byte) in bytes.enumerated() {
+                        // A stored hash is lowercase hex by construction; anything else cannot match.
+                        guard let value = Hex.byte(high: stored[2 * offset], low: stored[2 * offset + 1]) else { return false }
+                        difference |= value ^ byte
+                    }
+                    return difference == 0
                 }
-                return difference == 0
             }
         }
     }

@@ -182,7 +182,11 @@ public struct PipelineSettings: Sendable {
     /// Hosts the gateway may send to, beyond Klarna's own.
     public var egress: [EgressRule]
     /// Lower-cased tracing headers to strip before forwarding.
-    public var stripHeaders: Set<String>
+    public var stripHeaders: Set<String> {
+        didSet { droppedHeaders = Self.dropped(stripping: stripHeaders) }
+    }
+    /// What the request path drops before forwarding: the hop-by-hop headers and `stripHeaders`, in one set.
+    private(set) var droppedHeaders: HeaderNameSet
     /// `Klarna-Integration-Metadata` value, one line of JSON; nil to send none.
     public var integrationMetadata: String?
     /// Forward requests no catalogue operation matches (for operations Klarna added before the catalogue was
@@ -195,9 +199,15 @@ public struct PipelineSettings: Sendable {
         integrationMetadata: String? = nil, forwardUnknownOperations: Bool = false
     ) {
         self.egress = egress
-        self.stripHeaders = Set(stripHeaders.map { $0.lowercased() })
+        let stripHeaders = Set(stripHeaders.map { $0.lowercased() })
+        self.stripHeaders = stripHeaders
+        droppedHeaders = Self.dropped(stripping: stripHeaders)
         self.integrationMetadata = integrationMetadata
         self.forwardUnknownOperations = forwardUnknownOperations
+    }
+
+    private static func dropped(stripping: Set<String>) -> HeaderNameSet {
+        HeaderNameSet(CredentialInjection.hopByHop.union(stripping))
     }
 
     /// Tracing headers stripped by default: they describe the acquirer's internals, not the Klarna call.

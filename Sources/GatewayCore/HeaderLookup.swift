@@ -4,6 +4,8 @@ public protocol HeaderLookup {
     func values(of name: String) -> [String]
     /// Every (name, value) pair, in order.
     func forEachHeader(_ body: (String, String) throws -> Void) rethrows
+    /// How many pairs there are.
+    var headerCount: Int { get }
 }
 
 extension HeaderLookup {
@@ -21,6 +23,13 @@ extension HeaderLookup {
         }
         guard count <= 1 else { throw GatewayError(.badRequest, "The header \(name) appears more than once.") }
         return found
+    }
+
+    /// How many pairs there are, counted by walking them (a list that knows its count says so instead).
+    public var headerCount: Int {
+        var count = 0
+        forEachHeader { _, _ in count += 1 }
+        return count
     }
 
     /// How many times the header `name` (lower-case) appears.
@@ -50,4 +59,7 @@ public struct HeaderList: HeaderLookup, Sendable, ExpressibleByDictionaryLiteral
     public func forEachHeader(_ body: (String, String) throws -> Void) rethrows {
         for (name, value) in pairs { try body(name, value) }
     }
+
+    /// How many pairs there are.
+    public var headerCount: Int { pairs.count }
 }

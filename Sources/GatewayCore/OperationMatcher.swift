@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Finds the catalogue operation for a method and path by walking a trie of path segments.
 ///
 /// One walk per request, literal segments before parameters, so the cost is proportional to the path's depth and
@@ -25,14 +29,50 @@ public struct OperationMatcher: Sendable {
     }
 
     final class Node: Sendable {
-        let literals: [Substring: Node]
+        /// The literal segments' bytes back to back, and where each ends, beside its child in `literalNodes`.
+        /// Found by comparing lengths and bytes in turn: a node has at most about a dozen, and hashing every
+        /// segment (KRNs of 40 bytes among them) cost more than comparing, as did a `Substring` per segment.
+        let literalBytes: [UInt8]
+        let literalEnds: [Int]
+        let literalNodes: [Node]
         let parameter: Node?
-        let operations: [String: Operation]
+        /// The methods with an operation here, beside their operations.
+        let methods: [String]
+        let methodOperations: [Operation]
+        /// The deepest path below this node, in segments: a longer path cannot match.
+        let depth: Int
 
         init(literals: [Substring: Node], parameter: Node?, operations: [String: Operation]) {
-            self.literals = literals
+            let literals = literals.sorted { $0.key < $1.key }
+            literalBytes = literals.flatMap { Array($0.key.utf8) }
+            literalEnds = literals.reduce(into: []) { ends, literal in ends.append((ends.last ?? 0) + literal.key.utf8.count) }
+            literalNodes = literals.map(\.value)
             self.parameter = parameter
-            self.operations = operations
+            let operations = operations.sorted { $0.key < $1.key }
+            methods = operations.map(\.key)
+            methodOperations = operations.map(\.value)
+            depth = 1 + max(literalNodes.map(\.depth).max() ?? -1, parameter?.depth ?? -1)
+        }
+
+        /// The child for the literal segment `bytes`, if the node has one.
+        func literal(_ bytes: UnsafeBufferPointer<UInt8>) -> Node? {
+            // No template has an empty segment.
+            guard !literalEnds.isEmpty, !bytes.isEmpty else { return nil }
+            return literalBytes.withUnsafeBufferPointer { keys in
+                var start = 0
+                for (position, end) in literalEnds.enumerated() {
+                    if end - start == bytes.count && memcmp(keys.baseAddress! + start, bytes.baseAddress!, bytes.count) == 0 {
+                        return literalNodes[position]
+                    }
+                    start = end
+                }
+                return nil
+            }
+        }
+
+        /// The operation for a method, if the node has one.
+        func operation(_ method: String) -> Operation? {
+            methods.firstIndex(of: method).map { methodOperations[$0] }
         }
     }
 
@@ -75,21 +115,46 @@ public struct OperationMatcher: Sendable {
 
     /// Matches a path (no query string) that has already passed `RequestTarget` validation.
     public func match(method: String, path: Substring) -> Result<Match, Miss> {
-        // The piece before the leading `/` is dropped; splitting after it makes one array, not two.
-        let segments = path.utf8.first == UInt8(ascii: "/")
-            ? path.dropFirst().fastSplit(UInt8(ascii: "/")) : Array(path.fastSplit(UInt8(ascii: "/")).dropFirst())
-        guard let node = Self.walk(root, segments[...]) else { return .failure(.noSuchPath) }
-        guard let operation = node.operations[method] else {
-            return .failure(.methodNotAllowed(allowed: node.operations.keys.sorted()))
+        // The trie is walked over the path's bytes and the segments' offsets, kept on the stack; the segments
+        // become substrings once, for a match.
+        let found = path.utf8.withContiguousStorageIfAvailable { bytes in Self.find(in: root, path: bytes) }
+            ?? Array(path.utf8).withUnsafeBufferPointer { bytes in Self.find(in: root, path: bytes) }
+        guard let (node, bounds) = found else { return .failure(.noSuchPath) }
+        guard let operation = node.operation(method) else { return .failure(.methodNotAllowed(allowed: node.methods)) }
+        let utf8 = path.utf8
+        let segments = bounds.map { bound in
+            path[utf8.index(utf8.startIndex, offsetBy: bound.lowerBound)..<utf8.index(utf8.startIndex, offsetBy: bound.upperBound)]
         }
         return .success(Match(operation: operation, segments: segments))
     }
 
+    /// The node a path leads to and its segments' byte ranges (without the piece before the leading `/`).
+    private static func find(in root: Node, path: UnsafeBufferPointer<UInt8>) -> (Node, [Range<Int>])? {
+        guard var start = path.firstIndex(of: UInt8(ascii: "/")).map({ $0 + 1 }) else {
+            // No `/`: nothing after the piece that is dropped, so the root, which holds no operation.
+            return nil
+        }
+        // No template is deeper than the trie, so a path with more segments cannot match and is not split further.
+        return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: root.depth + 1) { bounds in
+            var count = 0
+            while count < bounds.count {
+                let end = path[start...].firstIndex(of: UInt8(ascii: "/")) ?? path.count
+                bounds[count] = start..<end
+                count += 1
+                if end == path.count { break }
+                start = end + 1
+            }
+            guard count <= root.depth, let node = walk(root, path, UnsafeBufferPointer(rebasing: bounds[..<count])) else { return nil }
+            return (node, Array(bounds[..<count]))
+        }
+    }
+
     /// Depth-first: literals win, and a parameter is tried when the literal branch leads nowhere.
-    private static func walk(_ node: Node, _ rest: ArraySlice<Substring>) -> Node? {
-        guard let head = rest.first else { return node.operations.isEmpty ? nil : node }
-        if let next = node.literals[head], let found = walk(next, rest.dropFirst()) { return found }
-        if let next = node.parameter, !head.isEmpty, let found = walk(next, rest.dropFirst()) { return found }
+    private static func walk(_ node: Node, _ path: UnsafeBufferPointer<UInt8>, _ rest: UnsafeBufferPointer<Range<Int>>) -> Node? {
+        guard let head = rest.first else { return node.methods.isEmpty ? nil : node }
+        let more = UnsafeBufferPointer(rebasing: rest.dropFirst())
+        if let next = node.literal(UnsafeBufferPointer(rebasing: path[head])), let found = walk(next, path, more) { return found }
+        if let next = node.parameter, !head.isEmpty, let found = walk(next, path, more) { return found }
         return nil
     }
 }

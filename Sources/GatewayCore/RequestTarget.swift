@@ -26,36 +26,11 @@ public struct RequestTarget: Sendable, Hashable {
         let path = raw[raw.startIndex..<pathEnd]
         let query = pathEnd == raw.endIndex ? nil : raw[raw.utf8.index(after: pathEnd)...]
 
-        var bytes = path.utf8.makeIterator()
-        var previous: UInt8 = 0
-        var segmentLength = 0
-        var segmentDots = 0
-        while let byte = bytes.next() {
-            if byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "#") {
-                throw GatewayError(.badRequest, "The path contains a byte that is not allowed in a Klarna path.")
-            }
-            if byte == UInt8(ascii: "%") {
-                guard let high = bytes.next(), let low = bytes.next(), let decoded = Self.hexPair(high, low) else {
-                    throw GatewayError(.badRequest, "The path contains a malformed percent-encoding.")
-                }
-                // Encoded separators, dots, colons, percent signs (double encoding) and control bytes would mean
-                // something different to the gateway and to Klarna; refuse them instead of guessing.
-                if decoded < 0x20 || decoded >= 0x7F || "/\\.:%?#".utf8.contains(decoded) {
-                    throw GatewayError(.badRequest, "The path contains a percent-encoded character that is not allowed.")
-                }
-            }
-            if byte == UInt8(ascii: "/") {
-                if previous == UInt8(ascii: "/") { throw GatewayError(.badRequest, "The path contains an empty segment.") }
-                if segmentLength > 0 && segmentLength == segmentDots { throw Self.dotSegment }
-                segmentLength = 0
-                segmentDots = 0
-            } else {
-                segmentLength += 1
-                if byte == UInt8(ascii: ".") { segmentDots += 1 }
-            }
-            previous = byte
-        }
-        if segmentLength > 0 && segmentLength == segmentDots { throw Self.dotSegment }
+        // Scanned through a pointer where the bytes are contiguous (a native string's always are): stepping a
+        // substring's UTF-8 iterator checks its bounds and index per byte, and this runs for every request.
+        let problem = path.utf8.withContiguousStorageIfAvailable(Self.problem(inPath:))
+            ?? Array(path.utf8).withUnsafeBufferPointer(Self.problem(inPath:))
+        if let problem { throw problem }
         if path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/") {
             throw GatewayError(.badRequest, "The path ends with '/'.")
         }
@@ -69,6 +44,46 @@ public struct RequestTarget: Sendable, Hashable {
         }
         self.path = path
         self.query = query
+    }
+
+    /// What is wrong with a path's bytes, if anything: control and non-ASCII bytes, malformed or dangerous
+    /// percent-encodings, empty and dot segments. Returned, not thrown: the standard library's pointer access
+    /// rethrows untyped errors.
+    private static func problem(inPath bytes: UnsafeBufferPointer<UInt8>) -> GatewayError? {
+        var previous: UInt8 = 0
+        var segmentLength = 0
+        var segmentDots = 0
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            index += 1
+            if byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "#") {
+                return GatewayError(.badRequest, "The path contains a byte that is not allowed in a Klarna path.")
+            }
+            if byte == UInt8(ascii: "%") {
+                guard index + 1 < bytes.count, let decoded = hexPair(bytes[index], bytes[index + 1]) else {
+                    return GatewayError(.badRequest, "The path contains a malformed percent-encoding.")
+                }
+                index += 2
+                // Encoded separators, dots, colons, percent signs (double encoding) and control bytes would mean
+                // something different to the gateway and to Klarna; refuse them instead of guessing.
+                if decoded < 0x20 || decoded >= 0x7F || "/\\.:%?#".utf8.contains(decoded) {
+                    return GatewayError(.badRequest, "The path contains a percent-encoded character that is not allowed.")
+                }
+            }
+            if byte == UInt8(ascii: "/") {
+                if previous == UInt8(ascii: "/") { return GatewayError(.badRequest, "The path contains an empty segment.") }
+                if segmentLength > 0 && segmentLength == segmentDots { return dotSegment }
+                segmentLength = 0
+                segmentDots = 0
+            } else {
+                segmentLength += 1
+                if byte == UInt8(ascii: ".") { segmentDots += 1 }
+            }
+            previous = byte
+        }
+        if segmentLength > 0 && segmentLength == segmentDots { return dotSegment }
+        return nil
     }
 
     static let dotSegment = GatewayError(.badRequest, "The path contains a '.' or '..' segment.")

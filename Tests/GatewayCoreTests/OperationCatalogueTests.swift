@@ -44,6 +44,28 @@ struct OperationCatalogueTests {
         #expect(allowed == ["POST"])
     }
 
+    @Test("the matcher walks bytes: deeper, shorter and prefix paths miss, segments come back as sent")
+    func byteWalkEdges() throws {
+        let matcher = Fixtures.catalogue.matcher
+        let deepest = Fixtures.catalogue.operations.map(\.templateSegments.count).max()!
+        let tooDeep = "/v2/accounts/x/payment/requests" + String(repeating: "/x", count: deepest)
+        #expect(throws: OperationMatcher.Miss.noSuchPath) { try matcher.match(method: "GET", path: Substring(tooDeep)).get() }
+        #expect(throws: OperationMatcher.Miss.noSuchPath) { try matcher.match(method: "GET", path: "/v2/accounts").get() }
+        #expect(throws: OperationMatcher.Miss.noSuchPath) { try matcher.match(method: "GET", path: "/v2/accountsx/x/payment/requests").get() }
+        #expect(throws: OperationMatcher.Miss.noSuchPath) { try matcher.match(method: "GET", path: "/v2/account/x/payment/requests").get() }
+        #expect(throws: OperationMatcher.Miss.noSuchPath) { try matcher.match(method: "GET", path: "v2").get() }
+        // An empty segment never fills a parameter.
+        #expect(throws: OperationMatcher.Miss.noSuchPath) { try matcher.match(method: "POST", path: "/v2/accounts//payment/requests").get() }
+        // A substring of a longer string: the offsets are the substring's own.
+        let whole = "GET /v2/accounts/krn:partner:global:account:test:M7/payment/requests?x=1"
+        let path = whole.dropFirst(4).prefix { $0 != "?" }
+        let match = try matcher.match(method: "POST", path: path).get()
+        #expect(match.segments == ["v2", "accounts", "krn:partner:global:account:test:M7", "payment", "requests"])
+        // A bridged or otherwise non-contiguous string takes the copying path and agrees.
+        let copied = try matcher.match(method: "POST", path: Substring(String(path))).get()
+        #expect(copied.operation.id == match.operation.id && copied.segments == match.segments)
+    }
+
     @Test("the catalogue parser names the line of a bad row")
     func parserErrors() {
         let header = OperationCatalogue.columns.joined(separator: "\t")

@@ -200,6 +200,26 @@ struct RequestPipelineTests {
         #expect(names.filter { $0 == "partner-correlation-id" }.count == 1)
     }
 
+    @Test("dropped headers are found in any case; Connection names only make a second pass when they add one")
+    func droppedHeaderNames() throws {
+        let plan = try plan("GET", "/v2/accounts/m1" + Self.readTransaction, [
+            Fixtures.bearer("checkout"), ("TraceParent", "00-x"), ("KEEP-ALIVE", "5"), ("Connection", "keep-alive, X-HOP , close"),
+            ("x-hop", "1"), ("X-Hot", "kept"), ("Partner-Correlation-ID", "c1"), ("Klarna-Integration-Metadata", "{}"),
+        ]).get()
+        let names = plan.upstream.headers.map { $0.0.lowercased() }
+        for dropped in ["traceparent", "keep-alive", "connection", "x-hop"] { #expect(!names.contains(dropped), "\(dropped) was sent") }
+        #expect(names.contains("x-hot"))
+        #expect(plan.upstream.correlationID == "c1")
+        #expect(names.filter { $0 == "klarna-integration-metadata" }.count == 1)
+        // A Connection header naming only what is dropped anyway keeps the caller's other headers.
+        let plain = try self.plan("GET", "/v2/accounts/m1" + Self.readTransaction, [Fixtures.bearer("checkout"), ("Connection", "close"), ("X-Hop", "1")]).get()
+        #expect(plain.upstream.headers.map { $0.0 }.contains("X-Hop"))
+
+        let set = HeaderNameSet(["TE", "x-b3-spanid"])
+        #expect(set.contains("te") && set.contains("Te") && set.contains("X-B3-SPANID"))
+        #expect(!set.contains("tf") && !set.contains("x-b3-spanix") && !set.contains("") && !set.contains(String(repeating: "x", count: 64)))
+    }
+
     @Test("refusals render in Klarna's error shape")
     func errorShape() {
         let json = GatewayError(.forbidden, "no \"way\"").klarnaJSON(errorID: "id-1")

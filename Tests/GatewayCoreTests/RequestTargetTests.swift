@@ -18,7 +18,7 @@ struct RequestTargetTests {
         "http://evil.example/v2/settlements", "evil.example:443", "*", "/v2/../admin", "/v2/./settlements",
         "/v2/accounts/a%2Fb/payment", "/v2/accounts/a%5Cb", "/v2/accounts/a%00b", "/v2/accounts/krn%3Apartner",
         "/v2/accounts/%252e%252e", "/v2//settlements", "/v2\\settlements", "/v2/settlements?api_key=x",
-        "/v2/settlements?token=abc", "/v2/settlements/", "/v2/sett lements", "/v2/%zz",
+        "/v2/settlements?token=abc", "/v2/settlements/", "/v2/sett lements", "/v2/%zz", "/v2/a%4", "/v2/a%", "/v2/a/.", "/v2/../a",
     ])
     func refused(_ target: String) {
         #expect(throws: GatewayError.self) { try RequestTarget(parsing: target) }

@@ -58,29 +58,38 @@ public struct CredentialInjection: Sendable {
             path += query
         }
 
-        // Headers the request names in `Connection` are hop-by-hop too.
-        var dropped = Self.hopByHop
-        for value in headers.values(of: "connection") {
-            for token in value.split(separator: ",") {
-                dropped.insert(token.trimmingSpaces.lowercased())
-            }
-        }
         var out: [(String, String)] = []
         // The caller's headers plus the four the gateway may add here, `Host`, and the idempotency key the
         // transport may add (`addHeader`): one allocation for the list.
-        var count = 0
-        headers.forEachHeader { _, _ in count += 1 }
-        out.reserveCapacity(count + 6)
+        out.reserveCapacity(headers.headerCount + 6)
         var correlationID: String?
         var hasIntegrationMetadata = false
-        headers.forEachHeader { name, value in
-            // The gateway's own headers go first, before a lower-cased copy of a long name is ever made.
-            if ASCIICase.hasPrefix(name, lowercase: "klarna-gateway-") { return }
-            let lowered = ASCIICase.lowercased(name)
-            if dropped.contains(lowered) || settings.stripHeaders.contains(lowered) { return }
-            if lowered == "partner-correlation-id" { correlationID = value }
-            if lowered == "klarna-integration-metadata" { hasIntegrationMetadata = true }
-            out.append((name, value))
+        var namesMore = false
+        func collect(droppingAlso named: Set<String>) {
+            headers.forEachHeader { name, value in
+                // The gateway's own headers go first, before a long name is compared with anything else.
+                if ASCIICase.hasPrefix(name, lowercase: "klarna-gateway-") { return }
+                if settings.droppedHeaders.contains(name) {
+                    if !namesMore && ASCIICase.equals(name, lowercase: "connection") { namesMore = Self.namesMore(value, settings) }
+                    return
+                }
+                if !named.isEmpty && named.contains(ASCIICase.lowercased(name)) { return }
+                if ASCIICase.equals(name, lowercase: "partner-correlation-id") { correlationID = value }
+                if ASCIICase.equals(name, lowercase: "klarna-integration-metadata") { hasIntegrationMetadata = true }
+                out.append((name, value))
+            }
+        }
+        collect(droppingAlso: [])
+        if namesMore {
+            // Headers the request names in `Connection` are hop-by-hop too. Rare enough to collect again.
+            var named = Set<String>()
+            for value in headers.values(of: "connection") {
+                for token in value.split(separator: ",") { named.insert(token.trimmingSpaces.lowercased()) }
+            }
+            out.removeAll(keepingCapacity: true)
+            correlationID = nil
+            hasIntegrationMetadata = false
+            collect(droppingAlso: named)
         }
         let authorization: Secret
         let credential: CredentialRef
@@ -117,6 +126,17 @@ public struct CredentialInjection: Sendable {
             method: method, target: path, headers: out, endpoint: endpoint, identity: partner.clientIdentity,
             credential: credential, correlationID: correlationID ?? ""
         )
+    }
+}
+
+extension CredentialInjection {
+    /// Whether a `Connection` value names a header beyond those dropped anyway (`close`, `keep-alive`, …): only
+    /// then is the list collected a second time.
+    static func namesMore(_ connection: String, _ settings: PipelineSettings) -> Bool {
+        connection.split(separator: ",").contains { token in
+            let name = token.trimmingSpaces
+            return !name.isEmpty && !ASCIICase.equals(String(name), lowercase: "close") && !settings.droppedHeaders.contains(String(name))
+        }
     }
 }
 

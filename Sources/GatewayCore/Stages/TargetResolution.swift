@@ -48,7 +48,8 @@ public struct TargetResolution: Sendable {
         case .merchant:
             guard let index = operation.accountSegmentIndex, index < segments.count else { throw Self.hidden }
             let fromPath = try merchant(forSegment: segments[index], in: snapshot)
-            if let named {
+            // The header naming the merchant the path names (as callers send it) needs no second lookup.
+            if let named, fromPath?.record.id != named {
                 guard let fromHeader = snapshot.merchants[named] else { throw Self.hidden }
                 guard let fromPath else { throw Self.hidden }
                 guard fromHeader.record.id == fromPath.record.id else {

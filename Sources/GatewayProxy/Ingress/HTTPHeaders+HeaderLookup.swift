@@ -9,4 +9,7 @@ extension HTTPHeaders: HeaderLookup {
     public func forEachHeader(_ body: (String, String) throws -> Void) rethrows {
         for (name, value) in self { try body(name, value) }
     }
+
+    /// How many pairs there are.
+    public var headerCount: Int { count }
 }
