@@ -31,14 +31,19 @@ public enum ASCIICase {
     /// The one comparison the others share: `text`'s bytes, upper-case ASCII folded, start with `expected`.
     @inlinable
     static func hasPrefix(_ text: String, expected: UnsafeBufferPointer<UInt8>) -> Bool {
-        var index = 0
-        for byte in text.utf8 {
-            if index == expected.count { return true }
-            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            if folded != expected[index] { return false }
-            index += 1
-        }
-        return index == expected.count
+        // Through a pointer where the bytes are contiguous (a native string's are): the UTF-8 view's iterator
+        // checks its position per byte, and every header of every request is compared this way.
+        text.utf8.withContiguousStorageIfAvailable { bytes in
+            guard bytes.count >= expected.count else { return false }
+            for index in 0..<expected.count where folded(bytes[index]) != expected[index] { return false }
+            return true
+        } ?? text.utf8.starts(with: expected) { folded($0) == $1 }
+    }
+
+    /// `byte` with upper-case ASCII made lower-case.
+    @inlinable
+    static func folded(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
 }
 

@@ -116,20 +116,25 @@ public struct OperationMatcher: Sendable {
     /// Matches a path (no query string) that has already passed `RequestTarget` validation.
     public func match(method: String, path: Substring) -> Result<Match, Miss> {
         // The trie is walked over the path's bytes and the segments' offsets, kept on the stack; the segments
-        // become substrings once, for a match.
-        let found = path.utf8.withContiguousStorageIfAvailable { bytes in Self.find(in: root, path: bytes) }
-            ?? Array(path.utf8).withUnsafeBufferPointer { bytes in Self.find(in: root, path: bytes) }
-        guard let (node, bounds) = found else { return .failure(.noSuchPath) }
-        guard let operation = node.operation(method) else { return .failure(.methodNotAllowed(allowed: node.methods)) }
+        // become substrings once, for a match, in the one array the match keeps.
         let utf8 = path.utf8
-        let segments = bounds.map { bound in
-            path[utf8.index(utf8.startIndex, offsetBy: bound.lowerBound)..<utf8.index(utf8.startIndex, offsetBy: bound.upperBound)]
+        func segments(_ bounds: UnsafeBufferPointer<Range<Int>>) -> [Substring] {
+            bounds.map { bound in
+                path[utf8.index(utf8.startIndex, offsetBy: bound.lowerBound)..<utf8.index(utf8.startIndex, offsetBy: bound.upperBound)]
+            }
         }
+        let found = utf8.withContiguousStorageIfAvailable { bytes in Self.find(in: root, path: bytes, segments: segments) }
+            ?? Array(utf8).withUnsafeBufferPointer { bytes in Self.find(in: root, path: bytes, segments: segments) }
+        guard let (node, segments) = found else { return .failure(.noSuchPath) }
+        guard let operation = node.operation(method) else { return .failure(.methodNotAllowed(allowed: node.methods)) }
         return .success(Match(operation: operation, segments: segments))
     }
 
-    /// The node a path leads to and its segments' byte ranges (without the piece before the leading `/`).
-    private static func find(in root: Node, path: UnsafeBufferPointer<UInt8>) -> (Node, [Range<Int>])? {
+    /// The node a path leads to and its segments (without the piece before the leading `/`), made by `segments`
+    /// from their byte ranges.
+    private static func find(
+        in root: Node, path: UnsafeBufferPointer<UInt8>, segments: (UnsafeBufferPointer<Range<Int>>) -> [Substring]
+    ) -> (Node, [Substring])? {
         guard var start = path.firstIndex(of: UInt8(ascii: "/")).map({ $0 + 1 }) else {
             // No `/`: nothing after the piece that is dropped, so the root, which holds no operation.
             return nil
@@ -139,13 +144,14 @@ public struct OperationMatcher: Sendable {
             var count = 0
             while count < bounds.count {
                 let end = path[start...].firstIndex(of: UInt8(ascii: "/")) ?? path.count
-                bounds[count] = start..<end
+                bounds.initializeElement(at: count, to: start..<end)
                 count += 1
                 if end == path.count { break }
                 start = end + 1
             }
-            guard count <= root.depth, let node = walk(root, path, UnsafeBufferPointer(rebasing: bounds[..<count])) else { return nil }
-            return (node, Array(bounds[..<count]))
+            let found = UnsafeBufferPointer(rebasing: bounds[..<count])
+            guard count <= root.depth, let node = walk(root, path, found) else { return nil }
+            return (node, segments(found))
         }
     }
 
