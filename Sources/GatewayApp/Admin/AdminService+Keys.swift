@@ -27,7 +27,9 @@ extension AdminService {
         let ring = try MasterKeyRing.load(file: path).addingNewVersion()
         try ring.write(to: path, overwrite: true)
         let rotated = SecretSealer(ring: ring)
-        let count = try await store.resealAllSecrets { try rotated.reseal($0) }
+        let count = try await changing("keys.rotate", "master key version \(ring.currentVersion)") {
+            try await store.resealAllSecrets { try rotated.reseal($0) }
+        }
         return (ring.currentVersion, count)
     }
 }
