@@ -129,7 +129,7 @@ extension PostgresStore: AdminEventAuditing {
     /// Marks `node`'s claimed event as recorded.
     public func finishAdminEvent(id: Int64, node: String, atMicros: Int64) async throws {
         try await write { connection in
-            try await connection.query(
+            _ = try await connection.query(
                 "UPDATE admin_events SET audited_at_us = \(atMicros) WHERE id = \(id) AND audited_by = \(node)", logger: logger)
         }
     }
