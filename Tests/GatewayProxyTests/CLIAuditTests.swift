@@ -129,7 +129,7 @@ import Testing
     }
 
     @Test(
-        "with two instances on PostgreSQL, exactly one records each CLI change",
+        "with two instances on PostgreSQL, exactly one records each CLI change, made before they started or while they run",
         .enabled(if: TestPostgres.serverURL != nil || TestPostgres.required, "needs PostgreSQL: run under bin/with-postgres"))
     func twoInstancesRecordEachChangeOnce() async throws {
         let server = try #require(TestPostgres.serverURL, "KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
@@ -141,15 +141,17 @@ import Testing
         _ = try await admin.addPartner(NewPartner(
             id: "acq", environment: .test, apiKey: Secret("klarna_test_api_PLANTEDpgCLIaudit0f3"), certificatePEM: acquirer.certificatePEM,
             clientKeyPEM: Secret(acquirer.privateKeyPEM), baseURL: "https://localhost:9", authForm: .rawKey))
-        var nodes: [ServedGateway] = []
-        for (index, node) in ["gw-a", "gw-b"].enumerated() {
-            nodes.append(try await ServedGateway.start(configPath: paths[index], directory: instances.directory, environment: ["KGW_NODE_ID": node]))
-        }
-        for index in 1...12 {
+        func add(_ index: Int) async throws {
             try await Self.cli(
                 ["merchants", "add", "pm\(index)", "--partner", "acq", "--account", "krn:partner:global:account:test:PGC\(index)"], configPath: paths[index % 2],
                 directory: instances.directory, user: "ops-\(index)")
         }
+        // Half before any instance runs, so that both start with the same unclaimed events; half while both run.
+        for index in 1...6 { try await add(index) }
+        async let first = ServedGateway.start(configPath: paths[0], directory: instances.directory, environment: ["KGW_NODE_ID": "gw-a"])
+        async let second = ServedGateway.start(configPath: paths[1], directory: instances.directory, environment: ["KGW_NODE_ID": "gw-b"])
+        let nodes = try await [first, second]
+        for index in 7...12 { try await add(index) }
         let store = try #require(admin.store as? any AdminEventAuditing)
         try await waitUntil("every event recorded and finished") {
             try await admin.store.adminEvents().allSatisfy { $0.auditedBy == "gw-a" || $0.auditedBy == "gw-b" }
