@@ -108,13 +108,16 @@ public struct AdminEvent: Sendable, Hashable, Codable {
     public var action: String
     /// The change's parameters, human-readable, never a secret.
     public var detail: String
+    /// The node (or `admin-api`) that has recorded it in an audit chain; nil while no node has finished recording it.
+    public var auditedBy: String?
 
-    /// Makes an event.
-    public init(timeMicros: Int64, actor: String, action: String, detail: String) {
+    /// Makes an event; `auditedBy` is set only for an event already audited where it was made (the admin API's).
+    public init(timeMicros: Int64, actor: String, action: String, detail: String, auditedBy: String? = nil) {
         self.timeMicros = timeMicros
         self.actor = actor
         self.action = action
         self.detail = detail
+        self.auditedBy = auditedBy
     }
 }
 

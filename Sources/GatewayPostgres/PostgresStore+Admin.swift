@@ -95,3 +95,52 @@ extension PostgresStore: AdminAccountStore, MerchantPaging {
         return accounts
     }
 }
+
+extension PostgresStore: AdminEventAuditing {
+    /// Up to `limit` events no node has claimed, oldest first, through the index of unfinished events.
+    public func unclaimedAdminEvents(limit: Int) async throws -> [StoredAdminEvent] {
+        try await read { connection in
+            try await PostgresStore.storedEvents(
+                connection, logger,
+                "SELECT id, time_us, actor, action, detail FROM admin_events WHERE audited_by IS NULL AND audited_at_us IS NULL ORDER BY id LIMIT \(limit)")
+        }
+    }
+
+    /// Claims an event for `node`: the conditional `UPDATE` lets exactly one of several instances win (the row lock
+    /// makes a second claimant wait, then find `audited_by` set).
+    public func claimAdminEvent(id: Int64, node: String) async throws -> Bool {
+        try await write { connection in
+            let rows = try await connection.query(
+                "UPDATE admin_events SET audited_by = \(node) WHERE id = \(id) AND audited_by IS NULL RETURNING id", logger: logger)
+            for try await _ in rows.decode(Int64.self) { return true }
+            return false
+        }
+    }
+
+    /// The events `node` claimed and has not finished, oldest first.
+    public func unfinishedAdminEvents(claimedBy node: String) async throws -> [StoredAdminEvent] {
+        try await read { connection in
+            try await PostgresStore.storedEvents(
+                connection, logger,
+                "SELECT id, time_us, actor, action, detail FROM admin_events WHERE audited_by = \(node) AND audited_at_us IS NULL ORDER BY id")
+        }
+    }
+
+    /// Marks `node`'s claimed event as recorded.
+    public func finishAdminEvent(id: Int64, node: String, atMicros: Int64) async throws {
+        try await write { connection in
+            _ = try await connection.query(
+                "UPDATE admin_events SET audited_at_us = \(atMicros) WHERE id = \(id) AND audited_by = \(node)", logger: logger)
+        }
+    }
+
+    static func storedEvents(_ connection: PostgresConnection, _ logger: Logger, _ query: PostgresQuery) async throws -> [StoredAdminEvent] {
+        var events: [StoredAdminEvent] = []
+        for try await (id, time, actor, action, detail) in try await connection.query(query, logger: logger).decode(
+            (Int64, Int64, String, String, String).self)
+        {
+            events.append(StoredAdminEvent(id: id, event: AdminEvent(timeMicros: time, actor: actor, action: action, detail: detail)))
+        }
+        return events
+    }
+}

@@ -180,27 +180,33 @@ extension PostgresStore {
         }
     }
 
-    /// Appends to the change log (no generation bump: nothing the gateway serves changed).
+    /// Appends to the change log in a transaction of its own (no generation bump: nothing the gateway serves changed).
     public func appendAdminEvent(_ event: AdminEvent) async throws {
-        try await write { connection in
-            _ = try await connection.query(
-                """
-                INSERT INTO admin_events (time_us, actor, action, detail)
-                VALUES (\(event.timeMicros), \(event.actor), \(event.action), \(event.detail))
-                """, logger: logger)
-        }
+        try await write { connection in try await PostgresStore.insert(event, connection, logger) }
     }
 
-    /// The change log, oldest first.
+    /// The change log, oldest first; `auditedBy` only for events whose recording is finished.
     public func adminEvents() async throws -> [AdminEvent] {
         try await read { connection in
             var events: [AdminEvent] = []
-            let rows = try await connection.query("SELECT time_us, actor, action, detail FROM admin_events ORDER BY id", logger: logger)
-            for try await (time, actor, action, detail) in rows.decode((Int64, String, String, String).self) {
-                events.append(AdminEvent(timeMicros: time, actor: actor, action: action, detail: detail))
+            let rows = try await connection.query(
+                "SELECT time_us, actor, action, detail, CASE WHEN audited_at_us IS NOT NULL THEN audited_by END FROM admin_events ORDER BY id",
+                logger: logger)
+            for try await (time, actor, action, detail, auditedBy) in rows.decode((Int64, String, String, String, String?).self) {
+                events.append(AdminEvent(timeMicros: time, actor: actor, action: action, detail: detail, auditedBy: auditedBy))
             }
             return events
         }
+    }
+
+    /// Inserts a change-log event; one the admin API audited itself is inserted as finished.
+    static func insert(_ event: AdminEvent, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        let finished: Int64? = event.auditedBy == nil ? nil : event.timeMicros
+        try await connection.query(
+            """
+            INSERT INTO admin_events (time_us, actor, action, detail, audited_by, audited_at_us)
+            VALUES (\(event.timeMicros), \(event.actor), \(event.action), \(event.detail), \(event.auditedBy), \(finished))
+            """, logger: logger)
     }
 
     /// Staged roll-outs in force.

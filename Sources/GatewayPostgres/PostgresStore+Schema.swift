@@ -150,6 +150,13 @@ extension PostgresStore {
             // primary key's collation cannot serve.
             "CREATE INDEX merchants_id_bytes ON merchants (id COLLATE \"C\")",
         ]),
+        // As `SQLiteStore.auditedEventsSchema`, for the same reasons.
+        SchemaMigration(version: 7, name: "change log audited by running nodes", statements: [
+            "ALTER TABLE admin_events ADD COLUMN audited_by TEXT",
+            "ALTER TABLE admin_events ADD COLUMN audited_at_us BIGINT",
+            "UPDATE admin_events SET audited_by = 'before-schema-7', audited_at_us = time_us",
+            "CREATE INDEX admin_events_unfinished ON admin_events(audited_by, id) WHERE audited_at_us IS NULL",
+        ]),
     ]
 
     /// A constant key for `pg_advisory_xact_lock`, so that instances starting together migrate one at a time.

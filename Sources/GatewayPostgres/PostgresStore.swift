@@ -71,9 +71,16 @@ public final class PostgresStore: GatewayStore {
         try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
     }
 
-    /// Runs `body` in a write transaction; `body` must call `lockWrites` first if it bumps the generation.
+    /// Runs `body` in a write transaction; `body` must call `lockWrites` first if it bumps the generation. The
+    /// task's pending change-log event (`AdminEvent.pending`) is appended in the same transaction, unless the
+    /// write changed nothing, so a change and its event commit together.
     func write<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
-        try await transaction("BEGIN", body)
+        guard let event = AdminEvent.pending else { return try await transaction("BEGIN", body) }
+        return try await transaction("BEGIN") { connection in
+            let result = try await body(connection)
+            if !AdminEvent.changedNothing(result) { try await PostgresStore.insert(event, connection, logger) }
+            return result
+        }
     }
 
     private func transaction<Result: Sendable>(

@@ -19,7 +19,7 @@ extension SQLiteStore: AdminAccountStore, MerchantPaging {
 
     /// Inserts an account; a name already taken fails on the primary key.
     public func insertAdminAccount(_ account: AdminAccount) async throws {
-        try await pool.write { db in
+        try await change { db in
             try db.execute(
                 sql: "INSERT INTO admin_accounts (name, role, token_id, token_hash, created_at_us) VALUES (?, ?, ?, ?, ?)",
                 arguments: [account.name, account.role.rawValue, account.tokenID, account.tokenHash, account.createdMicros])
@@ -28,7 +28,7 @@ extension SQLiteStore: AdminAccountStore, MerchantPaging {
 
     /// Deletes an account; false when it did not exist.
     public func deleteAdminAccount(name: String) async throws -> Bool {
-        try await pool.write { db in
+        try await change { db in
             try db.execute(sql: "DELETE FROM admin_accounts WHERE name = ?", arguments: [name])
             return db.changesCount > 0
         }
@@ -54,7 +54,7 @@ extension SQLiteStore: AdminAccountStore, MerchantPaging {
     /// Updates the row only where every column still holds `current`'s value, bumping the generation when it did.
     /// The id is set to itself so that both records bind through the one `arguments(_:)`.
     public func replaceMerchant(_ current: MerchantRecord, with next: MerchantRecord) async throws -> Bool {
-        try await pool.write { db in
+        try await change { db in
             try db.execute(
                 sql: """
                     UPDATE merchants SET id = ?, partner_id = ?, account = ?, groups = ?, status = ?, api_key_id = ?, api_key_version = ?, release = ?
@@ -72,5 +72,48 @@ extension SQLiteStore: AdminAccountStore, MerchantPaging {
         let name: String = row["name"]
         guard let role = AdminRole(rawValue: row["role"]) else { throw StoreError("admin account \(name): unknown role in the store") }
         return AdminAccount(name: name, role: role, tokenID: row["token_id"], tokenHash: row["token_hash"], createdMicros: row["created_at_us"])
+    }
+}
+
+extension SQLiteStore: AdminEventAuditing {
+    /// Up to `limit` events no node has claimed, oldest first, through the index of unfinished events.
+    public func unclaimedAdminEvents(limit: Int) async throws -> [StoredAdminEvent] {
+        try await pool.read { db in
+            try SQLiteStore.storedEvents(db, where: "audited_by IS NULL AND audited_at_us IS NULL", arguments: [], limit: limit)
+        }
+    }
+
+    /// Claims an event for `node`: the conditional `UPDATE` lets exactly one of several claimants win.
+    public func claimAdminEvent(id: Int64, node: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE admin_events SET audited_by = ? WHERE id = ? AND audited_by IS NULL", arguments: [node, id])
+            return db.changesCount == 1
+        }
+    }
+
+    /// The events `node` claimed and has not finished, oldest first.
+    public func unfinishedAdminEvents(claimedBy node: String) async throws -> [StoredAdminEvent] {
+        try await pool.read { db in
+            try SQLiteStore.storedEvents(db, where: "audited_by = ? AND audited_at_us IS NULL", arguments: [node], limit: nil)
+        }
+    }
+
+    /// Marks `node`'s claimed event as recorded.
+    public func finishAdminEvent(id: Int64, node: String, atMicros: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE admin_events SET audited_at_us = ? WHERE id = ? AND audited_by = ?", arguments: [atMicros, id, node])
+        }
+    }
+
+    static func storedEvents(_ db: Database, where condition: String, arguments: StatementArguments, limit: Int?) throws -> [StoredAdminEvent] {
+        var sql = "SELECT id, time_us, actor, action, detail FROM admin_events WHERE \(condition) ORDER BY id"
+        var arguments = arguments
+        if let limit {
+            sql += " LIMIT ?"
+            arguments += [limit]
+        }
+        return try Row.fetchAll(db, sql: sql, arguments: arguments).map {
+            StoredAdminEvent(id: $0[0], event: AdminEvent(timeMicros: $0[1], actor: $0[2], action: $0[3], detail: $0[4]))
+        }
     }
 }

@@ -15,7 +15,7 @@ extension SQLiteStore {
 
     /// Inserts or replaces a partner together with its sealed secrets, atomically.
     public func savePartner(_ partner: PartnerRecord, secrets: [SealedSecret]) async throws {
-        try await pool.write { db in
+        try await change { db in
             try db.execute(sql: SQLiteStore.partnerUpsert, arguments: SQLiteStore.arguments(partner))
             try SQLiteStore.upsert(secrets, db)
             try SQLiteStore.bumpGeneration(db)
@@ -39,7 +39,7 @@ extension SQLiteStore {
 
     /// Inserts or replaces merchants and their secrets in one transaction, with one prepared statement.
     public func saveMerchants(_ merchants: [MerchantRecord], secrets: [SealedSecret]) async throws {
-        try await pool.write { db in
+        try await change { db in
             let statement = try db.cachedStatement(sql: SQLiteStore.merchantUpsert)
             for merchant in merchants { try statement.execute(arguments: SQLiteStore.arguments(merchant)) }
             try SQLiteStore.upsert(secrets, db)
@@ -49,7 +49,7 @@ extension SQLiteStore {
 
     /// Deletes a merchant and every version of its secrets; false when it did not exist.
     public func deleteMerchant(id: String) async throws -> Bool {
-        try await pool.write { db in
+        try await change { db in
             try db.execute(sql: "DELETE FROM merchants WHERE id = ?", arguments: [id])
             guard db.changesCount > 0 else { return false }
             try db.execute(sql: "DELETE FROM secrets WHERE owner = ?", arguments: [SecretOwner.merchant(id)])
@@ -65,7 +65,7 @@ extension SQLiteStore {
 
     /// Inserts or replaces a caller.
     public func saveCaller(_ caller: CallerRecord) async throws {
-        try await pool.write { db in
+        try await change { db in
             try db.execute(sql: SQLiteStore.callerUpsert, arguments: SQLiteStore.arguments(caller))
             try SQLiteStore.bumpGeneration(db)
         }
@@ -79,7 +79,7 @@ extension SQLiteStore {
     /// Replaces sealed secrets in one transaction; a secret with no existing row is refused, since re-sealing
     /// must never invent a credential.
     public func replaceSealedSecrets(_ secrets: [SealedSecret]) async throws {
-        try await pool.write { db in
+        try await change { db in
             let statement = try db.cachedStatement(sql: """
                 UPDATE secrets SET key_version = ?, combined = ?
                 WHERE owner = ? AND credential_id = ? AND credential_version = ?
@@ -96,7 +96,7 @@ extension SQLiteStore {
 
     /// Rewrites every sealed secret with `transform` in one write transaction; a throwing transform changes nothing.
     public func resealAllSecrets(_ transform: @escaping @Sendable (SealedSecret) throws -> SealedSecret) async throws -> Int {
-        try await pool.write { db in
+        try await change { db in
             let resealed = try SQLiteStore.fetchSecrets(db).map(transform)
             let statement = try db.cachedStatement(sql: """
                 UPDATE secrets SET key_version = ?, combined = ?
@@ -125,7 +125,7 @@ extension SQLiteStore {
 
     /// Inserts or replaces the gateway's own sealed secrets.
     public func saveSecrets(_ secrets: [SealedSecret]) async throws {
-        try await pool.write { db in
+        try await change { db in
             for secret in secrets {
                 try db.execute(
                     sql: """
@@ -139,22 +139,38 @@ extension SQLiteStore {
         }
     }
 
-    /// Appends to the change log (no generation bump: nothing the gateway serves changed).
+    /// Appends to the change log in a transaction of its own (no generation bump: nothing the gateway serves changed).
     public func appendAdminEvent(_ event: AdminEvent) async throws {
-        try await pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO admin_events (time_us, actor, action, detail) VALUES (?, ?, ?, ?)",
-                arguments: [event.timeMicros, event.actor, event.action, event.detail])
+        try await pool.write { db in try SQLiteStore.insert(event, db) }
+    }
+
+    /// The change log, oldest first; `auditedBy` only for events whose recording is finished.
+    public func adminEvents() async throws -> [AdminEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT time_us, actor, action, detail, CASE WHEN audited_at_us IS NOT NULL THEN audited_by END FROM admin_events ORDER BY id"
+            ).map {
+                AdminEvent(timeMicros: $0[0], actor: $0[1], action: $0[2], detail: $0[3], auditedBy: $0[4])
+            }
         }
     }
 
-    /// The change log, oldest first.
-    public func adminEvents() async throws -> [AdminEvent] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT time_us, actor, action, detail FROM admin_events ORDER BY id").map {
-                AdminEvent(timeMicros: $0[0], actor: $0[1], action: $0[2], detail: $0[3])
-            }
+    /// Runs `body` in a write transaction that also appends the task's pending change-log event
+    /// (`AdminEvent.pending`), unless the write changed nothing: the change and its event commit together.
+    func change<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
+        guard let event = AdminEvent.pending else { return try await pool.write(body) }
+        return try await pool.write { db in
+            let result = try body(db)
+            if !AdminEvent.changedNothing(result) { try SQLiteStore.insert(event, db) }
+            return result
         }
+    }
+
+    /// Inserts a change-log event; one the admin API audited itself is inserted as finished.
+    static func insert(_ event: AdminEvent, _ db: Database) throws {
+        try db.execute(
+            sql: "INSERT INTO admin_events (time_us, actor, action, detail, audited_by, audited_at_us) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [event.timeMicros, event.actor, event.action, event.detail, event.auditedBy, event.auditedBy == nil ? nil : event.timeMicros])
     }
 
     /// Staged roll-outs in force.
@@ -164,7 +180,7 @@ extension SQLiteStore {
 
     /// Inserts or replaces the roll-out of a release for its group (or all merchants).
     public func saveRollout(_ rollout: Rollout) async throws {
-        try await pool.write { db in
+        try await change { db in
             try db.execute(
                 sql: """
                     INSERT INTO rollouts (release, group_name, percent) VALUES (?, ?, ?)
@@ -177,7 +193,7 @@ extension SQLiteStore {
 
     /// Removes every roll-out of a release.
     public func deleteRollouts(release: String) async throws -> Int {
-        try await pool.write { db in
+        try await change { db in
             try db.execute(sql: "DELETE FROM rollouts WHERE release = ?", arguments: [release])
             let removed = db.changesCount
             try SQLiteStore.bumpGeneration(db)

@@ -153,6 +153,18 @@ extension SQLiteStore {
             )
             """
         ]),
+        SchemaMigration(version: 7, name: "change log audited by running nodes", statements: SQLiteStore.auditedEventsSchema),
+    ]
+
+    /// Version 7: which node claimed each change-log event for its audit chain, and when it finished recording it.
+    /// Events from before the step are marked as never to be recorded: the admin API had audited its own, and
+    /// recording them now would give those changes a second record.
+    static let auditedEventsSchema = [
+        "ALTER TABLE admin_events ADD COLUMN audited_by TEXT",
+        "ALTER TABLE admin_events ADD COLUMN audited_at_us INTEGER",
+        "UPDATE admin_events SET audited_by = 'before-schema-7', audited_at_us = time_us",
+        // Only unfinished events are indexed: the rows a node looks for are few, the log itself grows forever.
+        "CREATE INDEX admin_events_unfinished ON admin_events(audited_by, id) WHERE audited_at_us IS NULL",
     ]
 
     /// The identifiers GRDB's migrator recorded before `schema_migrations` existed, by the version they became.

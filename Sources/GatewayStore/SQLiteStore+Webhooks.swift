@@ -144,7 +144,7 @@ extension SQLiteStore: WebhookStore {
         }
         let filter = conditions.joined(separator: " AND ")
         let selected = filterArguments
-        return try await pool.write { db in
+        return try await change { db in
             let events = try String.fetchAll(db, sql: "SELECT DISTINCT event_id FROM webhook_deliveries WHERE \(filter)", arguments: selected)
             var update: StatementArguments = [nowMicros]
             update += selected
@@ -196,7 +196,7 @@ extension SQLiteStore: WebhookStore {
 
     /// Inserts or replaces a destination and its sealed secrets.
     public func saveWebhookDestination(_ destination: WebhookDestinationRecord, secrets: [SealedSecret]) async throws {
-        try await pool.write { db in
+        try await change { db in
             try db.execute(
                 sql: """
                     INSERT INTO webhook_destinations (name, url, secret_id, secret_version, client_certificate_pem, client_key_id, client_key_version)
@@ -216,7 +216,7 @@ extension SQLiteStore: WebhookStore {
 
     /// Deletes a destination and its secrets; its pending deliveries die with it (replayable once it is back).
     public func deleteWebhookDestination(name: String) async throws -> Bool {
-        try await pool.write { db in
+        try await change { db in
             try db.execute(sql: "DELETE FROM webhook_destinations WHERE name = ?", arguments: [name])
             guard db.changesCount > 0 else { return false }
             try db.execute(sql: "DELETE FROM secrets WHERE owner = ?", arguments: [SecretOwner.webhookDestination(name)])
@@ -232,7 +232,7 @@ extension SQLiteStore: WebhookStore {
 
     /// Deletes one sealed secret.
     public func deleteSealedSecret(owner: String, credentialID: String) async throws -> Bool {
-        try await pool.write { db in
+        try await change { db in
             try db.execute(sql: "DELETE FROM secrets WHERE owner = ? AND credential_id = ?", arguments: [owner, credentialID])
             guard db.changesCount > 0 else { return false }
             try SQLiteStore.bumpGeneration(db)

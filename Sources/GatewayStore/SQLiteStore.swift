@@ -54,6 +54,10 @@ public final class SQLiteStore: GatewayStore {
                 throw StoreError("cannot create the store directory \(directory): \(error.localizedDescription)")
             }
         }
+        // An existing file is left alone: closing a descriptor of a file drops every POSIX lock the process holds on
+        // it, those of SQLite's connections included, and a process that opens the store twice (a test harness) would
+        // then let another process (the CLI) take the file as unused, checkpoint and reset the log under its readers.
+        if FileManager.default.fileExists(atPath: path) { return restrict(path) }
         let fd = posixOpen(path, O_RDWR | O_CREAT, 0o600)
         guard fd >= 0 else { throw StoreError("cannot create the store \(path): \(String(cString: strerror(errno)))") }
         close(fd)

@@ -75,7 +75,7 @@ struct Releases: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                for event in try await config.admin().store.adminEvents() {
+                for event in try await config.admin().store.adminEvents() where event.isReleaseChange {
                     let time = UTCTime.timestamp(micros: event.timeMicros)
                     print("\(time)\t\(event.actor)\t\(event.action)\t\(event.detail)")
                 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GatewayApp
 import GatewayAudit
+import GatewayCore
 import GatewayProxy
 import NIOPosix
 import Logging
@@ -54,8 +55,10 @@ struct Serve: AsyncParsableCommand {
                 let audit = writer
                 // The admin API writes through the same store and sealer the gateway reads, and records in its journal.
                 let trail = audit.map { AdminAuditTrail(store: configuration.resolve(configuration.audit.path), writer: $0) }
+                // No change-log event for the API's changes: it audits them itself, with the admin's name.
                 let api = AdminAPI(
-                    service: AdminService(store: credentials.store, sealer: credentials.sealer), gateway: service, audit: trail, logger: logger)
+                    service: AdminService(store: credentials.store, sealer: credentials.sealer, changeActor: nil), gateway: service, audit: trail,
+                    logger: logger)
                 var routes = AdminRoutes(metrics: MetricsExposition.route(registry: registry, service: service, audit: audit), api: api)
                 routes.logLevelChangeAllowed = ConfigLoader.isLoopback(address.address)
                 routes.detailsNeedToken = !routes.logLevelChangeAllowed
@@ -71,8 +74,20 @@ struct Serve: AsyncParsableCommand {
             if let admin { ports.append("admin=\(admin.port)") }
             let line = "klarna-gateway serving \(ports.joined(separator: " "))\n"
             service.onRunning.withLockedValue { $0 = { FileHandle.standardOutput.write(Data(line.utf8)) } }
+            // Changes made with the CLI (now, or while no gateway ran) go into this node's chain; only with a trail,
+            // else they wait in the store for a node that has one.
+            let recorder = (credentials.store as? any AdminEventAuditing).flatMap { store in
+                writer.map { _ in
+                    AdminEventRecorder(
+                        store: store, node: configuration.nodeID, journal: journal,
+                        interval: .milliseconds(max(50, min(configuration.reloadIntervalMs, 1000))), logger: logger)
+                }
+            }
+            let recording = recorder.map { recorder in Task { await recorder.run() } }
             let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
+            recording?.cancel()
+            await recording?.value
             await admin?.stop()
             // Every record of every answered call is written before the process exits.
             await writer?.shutdown()

@@ -229,11 +229,9 @@ struct Webhooks: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let store = try await config.admin().webhookStore
-                if let eventID, try await store.webhookEvent(id: eventID) == nil { throw ValidationFailure("no event with id '\(eventID)'") }
-                let count = try await store.replayWebhookDeliveries(
-                    eventID: eventID, destination: destination, includeDelivered: eventID != nil,
-                    nowMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+                let admin = try await config.admin()
+                if let eventID, try await admin.webhookStore.webhookEvent(id: eventID) == nil { throw ValidationFailure("no event with id '\(eventID)'") }
+                let count = try await admin.replayWebhookDeliveries(eventID: eventID, destination: destination)
                 print("\(count) deliveries pending again")
             }
         }

@@ -273,3 +273,73 @@ import Testing
         #expect(try await loader.loadCredentials().partners.count == 1)
     }
 }
+
+extension AdminServiceTests {
+    /// Every change the CLI can make appends one change-log event naming the OS user (here `changeActor`), with
+    /// names, ids, versions and fingerprints but no secret; a refused change appends none; the admin API's service
+    /// (no `changeActor`) appends none, except its roll-outs, stored as audited by the API.
+    @Test func everyChangeLogsOneEventWithoutASecret() async throws {
+        let admin = AdminService(store: self.admin.store, sealer: self.admin.sealer, keyOrigin: self.admin.keyOrigin, changeActor: "ops-test")
+        let rotatedKey = Secret("klarna_test_api_PLANTEDrotatedADMINkey_6a")
+        let merchantKey = Secret("klarna_test_api_PLANTEDmerchantADMINkey_2c")
+        let signingKey = Secret("PLANTEDwebhookSIGNINGsecret_77f1")
+        let destinationSecret = Secret("PLANTEDdestinationSECRET_0b3e")
+        let renewed = try pki.issueClient(commonName: "acq_test renewed")
+        let release = try #require(ReleasePolicy.klarnaCalendar.releases.last?.id)
+
+        try await admin.addPartner(NewPartner(
+            id: "acq_test", environment: .test, apiKey: AdminServiceTests.apiKey, certificatePEM: identity.certificatePEM,
+            clientKeyPEM: Secret(identity.privateKeyPEM), authForm: .emptyUser))
+        try await admin.rotatePartnerKey(id: "acq_test", apiKey: rotatedKey)
+        try await admin.rotatePartnerCertificate(id: "acq_test", certificatePEM: renewed.certificatePEM, clientKeyPEM: Secret(renewed.privateKeyPEM))
+        try await admin.addMerchant(id: "m1", partnerID: "acq_test", account: "krn:partner:global:account:test:M1", apiKey: merchantKey)
+        try await admin.setMerchantStatus(id: "m1", .suspended)
+        try await admin.setMerchantStatus(id: "m1", .active)
+        let current = try await admin.showMerchant(id: "m1")
+        _ = try await admin.changeMerchant(id: "m1", ifMatch: current.etag) { $0.groups = ["eu"] }
+        _ = try await admin.importMerchants(csv: "id,partner,account\nm2,acq_test,krn:partner:global:account:test:M2\n")
+        try await admin.removeMerchant(id: "m2")
+        let (_, token) = try await admin.addCaller(id: "checkout")
+        let rotatedToken = try await admin.rotateCallerToken(id: "checkout")
+        try await admin.revokeCaller(id: "checkout")
+        let (_, adminToken) = try await admin.addAdmin(name: "ops", role: .viewer)
+        try await admin.removeAdmin(name: "ops")
+        _ = try await admin.rotateMasterKey()
+        try await admin.rollOut(release: release, percent: 10, group: nil, policy: .klarnaCalendar)
+        try await admin.rollBack(release: release)
+        try await admin.addWebhookKey(partnerID: "acq_test", keyID: "key-1", secret: signingKey)
+        try await admin.removeWebhookKey(partnerID: "acq_test", keyID: "key-1")
+        try await admin.addWebhookDestination(name: "orders", url: "https://hooks.example/orders", secret: destinationSecret, clientCertificatePEM: nil, clientKeyPEM: nil)
+        try await admin.removeWebhookDestination(name: "orders", routesPath: nil)
+        // Refused or without effect: no event.
+        await #expect(throws: (any Error).self) { try await admin.removeMerchant(id: "absent") }
+        await #expect(throws: (any Error).self) { try await admin.revokeCaller(id: "absent") }
+        #expect(try await admin.replayWebhookDeliveries(eventID: nil, destination: nil) == 0)
+
+        let events = try await admin.store.adminEvents()
+        #expect(events.map(\.action) == [
+            "partners.add", "partners.rotate-key", "partners.rotate-cert", "merchants.add", "merchants.suspend", "merchants.resume",
+            "merchants.update", "merchants.import", "merchants.remove", "callers.add", "callers.rotate-token", "callers.revoke",
+            "admins.add", "admins.remove", "keys.rotate", "releases.rollout", "releases.rollback", "webhooks.keys.add",
+            "webhooks.keys.remove", "webhooks.destinations.add", "webhooks.destinations.remove",
+        ])
+        #expect(events.allSatisfy { $0.actor == "ops-test" && $0.auditedBy == nil })
+        #expect(events.first { $0.action == "callers.add" }?.detail == "checkout token \(try #require(token).id) certificate -")
+        #expect(events.first { $0.action == "partners.rotate-cert" }?.detail.contains(renewed.fingerprint) == true)
+        let keyBody = renewed.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+        let secrets = [
+            AdminServiceTests.apiKey.exposedValue, rotatedKey.exposedValue, merchantKey.exposedValue, signingKey.exposedValue,
+            destinationSecret.exposedValue, String(keyBody.prefix(40)), try #require(token).secret.exposedValue, rotatedToken.secret.exposedValue,
+            String(adminToken.exposedValue.suffix(43)),
+        ]
+        for event in events { for secret in secrets { #expect(!event.detail.contains(secret), "\(event.action) holds a secret") } }
+
+        // The admin API's service: no event of its own, but its roll-outs for the release history, already audited.
+        let api = AdminService(store: admin.store, sealer: admin.sealer, changeActor: nil)
+        try await api.setMerchantStatus(id: "m1", .suspended)
+        try await api.rollOut(release: release, percent: 5, group: nil, policy: .klarnaCalendar, actor: "admin:alice")
+        let after = try await admin.store.adminEvents().dropFirst(events.count)
+        #expect(after.map(\.action) == ["releases.rollout"])
+        #expect(after.first?.actor == "admin:alice" && after.first?.auditedBy == AdminEvent.auditedByAdminAPI)
+    }
+}

@@ -15,11 +15,16 @@ struct ServedGateway {
 
     /// Starts the binary and waits for its "serving" line.
     static func start(_ gw: GatewayHarness, environment extra: [String: String] = [:]) async throws -> ServedGateway {
-        let auditPath = gw.directory.appendingPathComponent("served-\(UUID().uuidString.prefix(6)).sqlite").path
+        try await start(configPath: gw.configPath, directory: gw.directory, environment: extra)
+    }
+
+    /// Starts the binary on any config (another store, another node id through `KGW_NODE_ID` in `extra`).
+    static func start(configPath: String, directory: URL, environment extra: [String: String] = [:]) async throws -> ServedGateway {
+        let auditPath = directory.appendingPathComponent("served-\(UUID().uuidString.prefix(6)).sqlite").path
         var environment = ["KGW_AUDIT__PATH": auditPath, "KGW_NODE_ID": "served-node", "KGW_ADMIN__ADDRESS": "127.0.0.1", "KGW_ADMIN__PORT": "0"]
         environment.merge(extra) { _, new in new }
         let child = try ChildProcess(
-            ChildProcess.productPath("klarna-gateway"), ["serve", "--config", gw.configPath], environment: environment, directory: gw.directory)
+            ChildProcess.productPath("klarna-gateway"), ["serve", "--config", configPath], environment: environment, directory: directory)
         do {
             try await child.waitForOutput("klarna-gateway serving")
         } catch {

@@ -22,7 +22,7 @@ extension AdminService {
         let account = AdminAccount(
             name: name, role: role, tokenID: token.id, tokenHash: token.secretHash,
             createdMicros: UTCTime.nowMicros())
-        try await accounts.insertAdminAccount(account)
+        try await changing("admins.add", "\(name) role \(role.rawValue)") { try await accounts.insertAdminAccount(account) }
         return (account, AdminToken.rendered(token))
     }
 
@@ -31,7 +31,8 @@ extension AdminService {
 
     /// Removes an admin account: its token stops working at once.
     public func removeAdmin(name: String) async throws {
-        guard try await adminAccountStore.deleteAdminAccount(name: name) else { throw AdminError.notFound("admin", name) }
+        let accounts = try adminAccountStore
+        guard try await changing("admins.remove", name, { try await accounts.deleteAdminAccount(name: name) }) else { throw AdminError.notFound("admin", name) }
     }
 
     /// The account a presented admin token belongs to; nil for an unknown token or a wrong secret (compared in

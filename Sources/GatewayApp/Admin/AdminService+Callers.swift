@@ -15,7 +15,8 @@ extension AdminService {
         let token = issueToken ? CallerToken.generate() : nil
         let record = CallerRecord(
             id: id, tokenID: token?.id, tokenHash: token?.secretHash, certificateFingerprint: fingerprint)
-        try await store.saveCaller(record)
+        // The token's id, never its secret half: the id is what `callers list` shows.
+        try await changing("callers.add", "\(id) token \(token?.id ?? "-") certificate \(fingerprint ?? "-")") { try await store.saveCaller(record) }
         return (record, token)
     }
 
@@ -27,7 +28,7 @@ extension AdminService {
     public func revokeCaller(id: String) async throws -> CallerRecord {
         guard var record = try await store.caller(id: id) else { throw AdminError.notFound("caller", id) }
         record.status = .revoked
-        try await store.saveCaller(record)
+        try await changing("callers.revoke", id) { try await store.saveCaller(record) }
         return record
     }
 
@@ -37,7 +38,7 @@ extension AdminService {
         let token = CallerToken.generate()
         record.tokenID = token.id
         record.tokenHash = token.secretHash
-        try await store.saveCaller(record)
+        try await changing("callers.rotate-token", "\(id) token \(token.id)") { try await store.saveCaller(record) }
         return token
     }
 

@@ -27,7 +27,10 @@ extension AdminService {
         let ring = try MasterKeyRing.load(file: path).addingNewVersion()
         try ring.write(to: path, overwrite: true)
         let rotated = SecretSealer(ring: ring)
-        let count = try await store.resealAllSecrets { try rotated.reseal($0) }
+        // A pair, not the bare count, so that a rotation with no secret to re-seal is logged too: the ring changed.
+        let (count, _) = try await changing("keys.rotate", "master key version \(ring.currentVersion)") {
+            (try await store.resealAllSecrets { try rotated.reseal($0) }, ring.currentVersion)
+        }
         return (ring.currentVersion, count)
     }
 }

@@ -30,7 +30,8 @@ extension AdminService {
         guard current.etag == etag else { throw ConditionalChangeError.stale(current: current) }
         var next = current
         try change(&next)
-        guard try await merchantPaging.replaceMerchant(current, with: next) else {
+        let paging = try merchantPaging
+        guard try await changing("merchants.update", "\(id)", { try await paging.replaceMerchant(current, with: next) }) else {
             throw ConditionalChangeError.stale(current: try await showMerchant(id: id))
         }
         return next

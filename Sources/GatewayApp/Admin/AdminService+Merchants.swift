@@ -23,7 +23,9 @@ extension AdminService {
             secrets.append(try sealer.seal(apiKey, owner: SecretOwner.merchant(id), credential: credential))
             record.apiKey = credential
         }
-        try await store.saveMerchants([record], secrets: secrets)
+        let detail = "\(id) partner \(partnerID) account \(krn) groups \(groups.isEmpty ? "-" : groups.joined(separator: ";"))"
+            + (record.apiKey.map { " own key \($0)" } ?? "")
+        try await changing("merchants.add", detail) { try await store.saveMerchants([record], secrets: secrets) }
         return record
     }
 
@@ -41,13 +43,13 @@ extension AdminService {
     public func setMerchantStatus(id: String, _ status: MerchantStatus) async throws -> MerchantRecord {
         var record = try await showMerchant(id: id)
         record.status = status
-        try await store.saveMerchants([record], secrets: [])
+        try await changing(status == .suspended ? "merchants.suspend" : "merchants.resume", id) { try await store.saveMerchants([record], secrets: []) }
         return record
     }
 
     /// Removes a merchant and its sealed secrets.
     public func removeMerchant(id: String) async throws {
-        guard try await store.deleteMerchant(id: id) else { throw AdminError.notFound("merchant", id) }
+        guard try await changing("merchants.remove", id, { try await store.deleteMerchant(id: id) }) else { throw AdminError.notFound("merchant", id) }
     }
 
     /// The merchant's parsed account, or why it cannot be saved as given: id rules, KRN shape, environment,

@@ -68,7 +68,10 @@ extension AdminService {
             try sealer.seal(input.apiKey, owner: owner, credential: record.apiKey),
             try sealer.seal(input.clientKeyPEM, owner: owner, credential: record.clientKey),
         ]
-        try await store.savePartner(record, secrets: secrets)
+        let fingerprint = try ClientCertificate(pem: input.certificatePEM).fingerprint
+        try await changing("partners.add", "\(input.id) \(input.environment.rawValue) \(baseURL) api key \(record.apiKey) client certificate \(fingerprint)") {
+            try await store.savePartner(record, secrets: secrets)
+        }
         return record
     }
 
@@ -105,7 +108,7 @@ extension AdminService {
         try AdminService.checkAPIKey(apiKey, environment: record.environment, owner: "partner '\(id)'")
         record.apiKey = SecretOwner.partnerAPIKey(id, version: record.apiKey.version + 1)
         let sealed = try sealer.seal(apiKey, owner: SecretOwner.partner(id), credential: record.apiKey)
-        try await store.savePartner(record, secrets: [sealed])
+        try await changing("partners.rotate-key", "\(id) api key \(record.apiKey)") { try await store.savePartner(record, secrets: [sealed]) }
         return record.apiKey
     }
 
@@ -119,7 +122,9 @@ extension AdminService {
         record.clientCertificatePEM = certificatePEM
         record.clientKey = SecretOwner.partnerClientKey(id, version: record.clientKey.version + 1)
         let sealed = try sealer.seal(clientKeyPEM, owner: SecretOwner.partner(id), credential: record.clientKey)
-        try await store.savePartner(record, secrets: [sealed])
+        try await changing("partners.rotate-cert", "\(id) client certificate \(certificate.fingerprint) key \(record.clientKey)") {
+            try await store.savePartner(record, secrets: [sealed])
+        }
         return record.clientKey
     }
 

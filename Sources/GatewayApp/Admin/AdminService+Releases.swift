@@ -45,17 +45,17 @@ extension AdminService {
         }
         guard (0...100).contains(percent) else { throw AdminError("--percent must be between 0 and 100") }
         let rollout = Rollout(release: release, percent: percent, group: group)
-        try await store.saveRollout(rollout)
-        try await logChange("releases.rollout", "\(release) at \(percent)%\(group.map { " of group \($0)" } ?? "")", actor: actor)
+        try await changing("releases.rollout", "\(release) at \(percent)%\(group.map { " of group \($0)" } ?? "")", actor: actor) {
+            try await store.saveRollout(rollout)
+        }
         return try await store.merchants().filter { rollout.includes($0) }.count
     }
 
     /// Ends every roll-out of a release: its merchants return to their previous release.
     @discardableResult
     public func rollBack(release: String, actor: String? = nil) async throws -> Int {
-        let removed = try await store.deleteRollouts(release: release)
+        let removed = try await changing("releases.rollback", release, actor: actor) { try await store.deleteRollouts(release: release) }
         guard removed > 0 else { throw AdminError("no roll-out of '\(release)' is in force") }
-        try await logChange("releases.rollback", release, actor: actor)
         return removed
     }
 
@@ -77,15 +77,7 @@ extension AdminService {
         var record = try await showMerchant(id: id)
         if let release { try AdminService.checkPin(release, environment: record.account.environment, policy: policy, today: today) }
         record.release = release
-        try await store.saveMerchants([record], secrets: [])
-        try await logChange("merchants.release", "\(id) pinned to \(release ?? "none")")
+        try await changing("merchants.release", "\(id) pinned to \(release ?? "none")") { try await store.saveMerchants([record], secrets: []) }
         return record
-    }
-
-    /// Appends a change to the store's change log, naming the operating-system user.
-    func logChange(_ action: String, _ detail: String, actor: String? = nil) async throws {
-        let actor = actor ?? ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown"
-        try await store.appendAdminEvent(AdminEvent(
-            timeMicros: UTCTime.nowMicros(), actor: actor, action: action, detail: detail))
     }
 }

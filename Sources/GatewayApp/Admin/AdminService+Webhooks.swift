@@ -49,16 +49,17 @@ extension AdminService {
         if try await listWebhookKeys(partnerID: partnerID).contains(where: { $0.keyID == keyID }) {
             throw AdminError("partner '\(partnerID)' already has signing key \(keyID)")
         }
-        try await sealWebhookKey(partnerID: partnerID, keyID: keyID, secret: secret)
-        try await logChange("webhooks.keys.add", "\(partnerID) \(keyID)")
+        try await changing("webhooks.keys.add", "\(partnerID) \(keyID)") { try await sealWebhookKey(partnerID: partnerID, keyID: keyID, secret: secret) }
     }
 
     /// Removes a signing key: deliveries signed with it are refused from the next reload on.
     public func removeWebhookKey(partnerID: String, keyID: String) async throws {
-        guard try await webhookStore.deleteSealedSecret(owner: SecretOwner.webhookSigning(partnerID), credentialID: keyID) else {
+        let webhooks = try webhookStore
+        guard try await changing("webhooks.keys.remove", "\(partnerID) \(keyID)", {
+            try await webhooks.deleteSealedSecret(owner: SecretOwner.webhookSigning(partnerID), credentialID: keyID)
+        }) else {
             throw AdminError("partner '\(partnerID)' has no signing key \(keyID)")
         }
-        try await logChange("webhooks.keys.remove", "\(partnerID) \(keyID)")
     }
 
     /// `webhooks register`: a new signing key at Klarna, sealed the moment it arrives, then a webhook to `url`
@@ -72,8 +73,7 @@ extension AdminService {
         }
         let client = KlarnaNotificationClient(partner: try await openPartner(partnerID), trustRootsPEM: trustRootsPEM)
         let key = try await client.createSigningKey()
-        try await sealWebhookKey(partnerID: partnerID, keyID: key.id, secret: key.secret)
-        try await logChange("webhooks.keys.create", "\(partnerID) \(key.id)")
+        try await changing("webhooks.keys.create", "\(partnerID) \(key.id)") { try await sealWebhookKey(partnerID: partnerID, keyID: key.id, secret: key.secret) }
         let webhookID: String
         do {
             webhookID = try await client.createWebhook(url: url, eventTypes: eventTypes, eventVersion: eventVersion, signingKeyID: key.id)
@@ -89,8 +89,7 @@ extension AdminService {
     public func rotateWebhookKey(partnerID: String, trustRootsPEM: String?) async throws -> (keyID: String, moved: [String]) {
         let client = KlarnaNotificationClient(partner: try await openPartner(partnerID), trustRootsPEM: trustRootsPEM)
         let key = try await client.createSigningKey()
-        try await sealWebhookKey(partnerID: partnerID, keyID: key.id, secret: key.secret)
-        try await logChange("webhooks.keys.create", "\(partnerID) \(key.id)")
+        try await changing("webhooks.keys.create", "\(partnerID) \(key.id)") { try await sealWebhookKey(partnerID: partnerID, keyID: key.id, secret: key.secret) }
         var moved: [String] = []
         for hook in try await client.listWebhooks() where hook.signingKeyID != key.id {
             try await client.moveWebhook(id: hook.id, to: key.id)
@@ -120,8 +119,8 @@ extension AdminService {
         var sealed: [SealedSecret] = []
         if let secret, let ref = record.secret { sealed.append(try sealer.seal(secret, owner: owner, credential: ref)) }
         if let key = clientKeyPEM, let ref = record.clientKey { sealed.append(try sealer.seal(key, owner: owner, credential: ref)) }
-        try await webhookStore.saveWebhookDestination(record, secrets: sealed)
-        try await logChange("webhooks.destinations.add", "\(name) \(url)")
+        let webhooks = try webhookStore
+        try await changing("webhooks.destinations.add", "\(name) \(url)") { try await webhooks.saveWebhookDestination(record, secrets: sealed) }
     }
 
     /// Removes a destination; refused while a route in `routesPath` still names it.
@@ -132,8 +131,20 @@ extension AdminService {
                 throw AdminError("the route on line \(route.line) of \(routesPath) names '\(name)'; change the routes first")
             }
         }
-        guard try await webhookStore.deleteWebhookDestination(name: name) else { throw AdminError.notFound("destination", name) }
-        try await logChange("webhooks.destinations.remove", name)
+        let webhooks = try webhookStore
+        guard try await changing("webhooks.destinations.remove", name, { try await webhooks.deleteWebhookDestination(name: name) }) else {
+            throw AdminError.notFound("destination", name)
+        }
+    }
+
+    /// `webhooks replay`: deliveries of one event (delivered ones too) or every dead delivery, due again now; how many.
+    public func replayWebhookDeliveries(eventID: String?, destination: String?) async throws -> Int {
+        let webhooks = try webhookStore
+        let detail = "\(eventID ?? "every dead delivery")\(destination.map { " to \($0)" } ?? "")"
+        return try await changing("webhooks.replay", detail) {
+            try await webhooks.replayWebhookDeliveries(
+                eventID: eventID, destination: destination, includeDelivered: eventID != nil, nowMicros: UTCTime.nowMicros())
+        }
     }
 
     private func sealWebhookKey(partnerID: String, keyID: String, secret: Secret) async throws {

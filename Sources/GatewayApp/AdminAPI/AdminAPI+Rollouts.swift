@@ -54,7 +54,7 @@ extension AdminAPI.Exchange {
     /// `GET /admin/v1/releases/history?limit=`: the release change log (`releases history`), newest first.
     func releaseHistory() async throws -> AdminResponse {
         let limit = try pageLimit()
-        let events = try await api.service.store.adminEvents().suffix(limit).reversed()
+        let events = try await api.service.store.adminEvents().filter(\.isReleaseChange).suffix(limit).reversed()
         return AdminResponse(
             .ok,
             json: .object([("events", .array(events.map { event in

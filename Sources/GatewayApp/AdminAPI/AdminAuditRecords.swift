@@ -50,3 +50,21 @@ enum AdminAuditRecords {
         return record
     }
 }
+
+extension AdminAuditRecords {
+    /// The record of a change made outside the admin API (the CLI), from its change-log event, in the same columns
+    /// as the API's records: the maker is the caller (`cli:USER`), the operation id and template name the command
+    /// (`cli.merchants.suspend`, `klarna-gateway merchants suspend`), the method is `CLI` and the path the change's
+    /// details. The time is the change's, not the recording's; the request id names the event (`admin-event-ID`), so
+    /// a record written twice after a crash is recognisably the same change.
+    static func record(of stored: StoredAdminEvent) -> CallRecord {
+        let event = stored.event
+        var record = CallRecord(
+            phase: .outcome, requestID: "admin-event-\(stored.id)", timeMicros: event.timeMicros, method: "CLI", path: event.detail)
+        record.facts.callerID = "cli:" + event.actor
+        record.facts.operation = Operation(
+            id: "cli." + event.action, method: "CLI", template: "klarna-gateway " + event.action.replacingOccurrences(of: ".", with: " "),
+            scope: .acquirer, family: family, category: family, introducedIn: "gateway", testOnly: false)
+        return record
+    }
+}

@@ -1,0 +1,80 @@
+import GatewayCore
+import GatewayProxy
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Records the store's change log (changes the CLI made, with or without a gateway running) in this node's audit
+/// chain, one admin record per event, as docs/admin-api.md ("Audit of CLI changes") describes.
+///
+/// Each event is claimed first (one conditional `UPDATE`, so of several instances sharing a store exactly one
+/// records it), then recorded through the node's journal, then marked finished once the record is durable. The
+/// node's own unfinished claims are recorded again at every pass, the first one at start, so a crash between the
+/// claim and the finish loses no record; at worst the event is recorded twice, under the same request id.
+public struct AdminEventRecorder: Sendable {
+    /// The store's change log.
+    let store: any AdminEventAuditing
+    /// This node's id, which claims carry.
+    let node: String
+    /// Where the records go: the gateway's journal (the audit trail and the access log), as the admin API's do.
+    let journal: any CallJournal
+    /// How long to wait between passes.
+    let interval: Duration
+    let eventLoop: any EventLoop
+    let logger: Logger
+
+    /// The most events one query reads; a larger backlog (after a long time without a gateway) takes several.
+    static let batch = 100
+
+    /// Makes a recorder for `node`, looking for new events every `interval`.
+    public init(store: any AdminEventAuditing, node: String, journal: any CallJournal, interval: Duration, logger: Logger) {
+        self.store = store
+        self.node = node
+        self.journal = journal
+        self.interval = interval
+        self.eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        self.logger = logger
+    }
+
+    /// Records pending events every `interval` until cancelled; a failed pass (store or trail unavailable) is
+    /// logged and retried at the next, its claims kept.
+    public func run() async {
+        while !Task.isCancelled {
+            do {
+                try await recordPending()
+            } catch {
+                logger.warning("change-log events not recorded in the audit trail yet; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// One pass: this node's unfinished claims first, then every event no node has claimed; returns how many it
+    /// recorded.
+    @discardableResult
+    public func recordPending() async throws -> Int {
+        var recorded = 0
+        for stored in try await store.unfinishedAdminEvents(claimedBy: node) {
+            try await record(stored)
+            recorded += 1
+        }
+        while !Task.isCancelled {
+            let events = try await store.unclaimedAdminEvents(limit: Self.batch)
+            for stored in events where try await store.claimAdminEvent(id: stored.id, node: node) {
+                try await record(stored)
+                recorded += 1
+            }
+            if events.count < Self.batch { break }
+        }
+        return recorded
+    }
+
+    /// Records one claimed event and, once the record is durable, marks it finished.
+    private func record(_ stored: StoredAdminEvent) async throws {
+        try await journal.record(AdminAuditRecords.record(of: stored), on: eventLoop).get()
+        try await store.finishAdminEvent(id: stored.id, node: node, atMicros: UTCTime.nowMicros())
+        logger.info(
+            "change made outside the admin API recorded in the audit trail",
+            metadata: ["event": "\(stored.id)", "action": "\(stored.event.action)", "actor": "\(stored.event.actor)"])
+    }
+}
