@@ -21,7 +21,7 @@ struct ConsoleBrowserTests {
     static var browserRequired: Bool { ProcessInfo.processInfo.environment["KGW_REQUIRE_CHROMIUM"] == "1" }
 
     @Test(
-        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change",
+        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, import a CSV and remove a merchant, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change",
         .enabled(if: browserInstalled || browserRequired, "needs chromium, chromium-driver, python3-selenium and libnss3-tools: bin/test installs them"))
     func consoleInChromium() async throws {
         try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but chromium, chromium-driver, python3-selenium or certutil is missing; bin/test installs them")
@@ -100,6 +100,17 @@ struct ConsoleBrowserTests {
                         arguments: ["console-m-\(width)"])
                 }
                 #expect(merchantChanges == ["admin.addMerchant", "admin.updateMerchant"])
+                // The CSV import made in the browser: the file with problems recorded as a refusal after its intent
+                // and nothing of it imported; the good file's merchants in the store, the one removed there gone, and
+                // the import and the removal in the trail as the operator's.
+                #expect(try await api.auditRecords(report["import_refusal_id"]?.stringValue).map { [$0.0, $0.3 ?? "-"] } == [["intent", "-"], ["refusal", "GATEWAY_BAD_REQUEST"]])
+                #expect(try await api.auditRecords(report["import_request_id"]?.stringValue).map { [$0.0, $0.4 ?? "-"] } == [["intent", "admin.importMerchants"], ["outcome", "admin.importMerchants"]])
+                #expect(try await api.gw.admin.store.merchant(id: "console-imp-\(width)-1")?.partnerID == "acq")
+                #expect(try await api.gw.admin.store.merchant(id: "console-imp-\(width)-2") == nil, "removed in the browser")
+                #expect(try await api.gw.admin.store.merchant(id: "console-imp-\(width)-3") == nil, "the refused file imported nothing")
+                let removal = try await api.auditRecords(report["remove_request_id"]?.stringValue)
+                #expect(removal.map(\.0) == ["intent", "outcome"])
+                #expect(removal.allSatisfy { $0.1 == "admin:operator-admin" && $0.4 == "admin.removeMerchant" && $0.5 == "console-imp-\(width)-2" })
                 // The policy proposals made in the browser: the invalid one recorded as a refusal; nothing applied.
                 #expect(try await api.auditRecords(report["policy_refusal_id"]?.stringValue).map(\.3) == ["GATEWAY_BAD_REQUEST"])
                 #expect(api.gw.service.runtime.snapshots.current.access.callers["checkout"] != nil)
@@ -118,7 +129,7 @@ struct ConsoleBrowserTests {
                 let holdsPages = dump.contains("Requests/s")
                 #expect(holdsPages, "the dump holds the pages")
                 try await api.expectNoSecret(in: dump + run.stdout + run.stderr)
-                for page in ["login", "overview", "merchants", "merchant", "merchant-added", "audit", "callers", "releases", "rate-limits", "policies"] {
+                for page in ["login", "overview", "merchants", "merchant", "merchant-added", "merchants-import", "merchant-removed", "audit", "callers", "releases", "rate-limits", "policies"] {
                     #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-\(width).png").path), "screenshot \(page) at \(width) px")
                 }
             }
