@@ -1,5 +1,5 @@
 import Foundation
-import GatewayApp
+@testable import GatewayApp
 import GatewayCore
 import GatewayTestSupport
 import GRDB
@@ -21,7 +21,7 @@ struct ConsoleBrowserTests {
     static var browserRequired: Bool { ProcessInfo.processInfo.environment["KGW_REQUIRE_CHROMIUM"] == "1" }
 
     @Test(
-        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, import a CSV and remove a merchant, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change",
+        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, import a CSV and remove a merchant, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change; a security account manages admin accounts",
         .enabled(if: browserInstalled || browserRequired, "needs chromium, chromium-driver, python3-selenium and libnss3-tools: bin/test installs them"))
     func consoleInChromium() async throws {
         try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but chromium, chromium-driver, python3-selenium or certutil is missing; bin/test installs them")
@@ -151,6 +151,43 @@ struct ConsoleBrowserTests {
             #expect(readOnlyShown, "the viewer is told changes need another role")
             try await api.expectNoSecret(in: dump + viewer.stdout + viewer.stderr)
             try await client.close()
+            try await Self.securityRun(api, authority: authority)
+        }
+    }
+
+    /// The security account's walk: an admin added (its token shown once) and removed, in the store and the trail as
+    /// the security admin's, and no harness secret in any page, input or the report.
+    static func securityRun(_ api: AdminAPIHarness, authority: TestPKI) async throws {
+        let out = repository.appendingPathComponent(".build/console-screenshots")
+        let run = try await ChildProcess.run(
+            "/usr/bin/python3", [repository.appendingPathComponent("bin/console-browser-check").path],
+            environment: [
+                "KGW_CONSOLE_URL": "https://localhost:\(api.server.port)/console/", "KGW_CONSOLE_CA": authority.caCertificatePEM,
+                "KGW_CONSOLE_TOKEN": api.tokens[.security] ?? "", "KGW_CONSOLE_ROLE": "security", "KGW_CONSOLE_WIDTH": "390",
+                "KGW_CONSOLE_MERCHANT": "c00001", "KGW_CONSOLE_REQUEST_ID": "-", "KGW_CONSOLE_OUT": out.path,
+            ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
+        let report = try JSONValue.parse(Array((run.stdout.split(separator: "\n").last.map(String.init) ?? "{}").utf8))
+        #expect(run.status == 0, "the security account's browser run failed:\n\(run.stdout.suffix(6000))\n\(run.stderr.suffix(3000))")
+
+        // The admin added there (its token shown once: the report has its tail only) and removed there.
+        #expect(report["admin_token_tail"]?.stringValue?.count == 6)
+        #expect(try await api.gw.admin.listAdmins().contains { $0.name == "console-admin-390" } == false)
+        await api.gw.audit.flush()
+        let adminChanges = try await DatabaseQueue(path: api.gw.auditPath).read { db in
+            try String.fetchAll(
+                db, sql: """
+                    SELECT operation_id FROM audit_records WHERE phase = 'outcome' AND caller_id = 'admin:security-admin'
+                    AND operation_id IN ('admin.addAdmin', 'admin.removeAdmin') ORDER BY seq
+                    """)
+        }
+        #expect(adminChanges == ["admin.addAdmin", "admin.removeAdmin"], "\(adminChanges)")
+        #expect(try await api.auditRecords(report["admin_remove_request_id"]?.stringValue).map(\.0) == ["intent", "outcome"])
+
+        // No harness secret in any page, input, cookie, storage, the console log or the report.
+        let dump = try String(contentsOf: out.appendingPathComponent("dump.txt"), encoding: .utf8)
+        try await api.expectNoSecret(in: dump + run.stdout + run.stderr)
+        for page in ["admins"] {
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-390.png").path), "screenshot \(page)")
         }
     }
 }

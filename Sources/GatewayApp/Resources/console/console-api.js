@@ -17,6 +17,12 @@ export function setAccount(value) { account = value; }
 /** Whether the logged-in account may change merchants and callers (operator or security). */
 export function mayChange() { return account !== null && account.role !== 'viewer'; }
 
+/** Whether the logged-in account may manage admin accounts and partners (security). */
+export function isSecurity() { return account !== null && account.role === 'security'; }
+
+/** The logged-in account's name, or null. */
+export function accountName() { return account?.name ?? null; }
+
 /** Whether a token is held. */
 export function hasToken() { return token !== null; }
 
