@@ -21,7 +21,7 @@ struct ConsoleBrowserTests {
     static var browserRequired: Bool { ProcessInfo.processInfo.environment["KGW_REQUIRE_CHROMIUM"] == "1" }
 
     @Test(
-        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, import a CSV and remove a merchant, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change; a security account manages admin accounts",
+        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, import a CSV and remove a merchant, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change; a security account manages admin accounts and uploads a partner's credentials",
         .enabled(if: browserInstalled || browserRequired, "needs chromium, chromium-driver, python3-selenium and libnss3-tools: bin/test installs them"))
     func consoleInChromium() async throws {
         try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but chromium, chromium-driver, python3-selenium or certutil is missing; bin/test installs them")
@@ -155,16 +155,23 @@ struct ConsoleBrowserTests {
         }
     }
 
-    /// The security account's walk: an admin added (its token shown once) and removed, in the store and the trail as
-    /// the security admin's, and no harness secret in any page, input or the report.
+    /// The security account's walk (after the others, since it gives the data plane's partner a certificate the
+    /// simulator does not know): an admin added and removed and a partner's credentials uploaded; every change in the
+    /// store and the trail as the security admin's, and no uploaded secret in any page, input, the report, an answer,
+    /// the log or the trail.
     static func securityRun(_ api: AdminAPIHarness, authority: TestPKI) async throws {
+        let newKey = "klarna_test_api_CONSOLE" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        let identity = try TestPKI(name: "console upload CA").issueClient(commonName: "acq-console")
+        let before = try #require(try await api.gw.admin.store.partner(id: "acq"))
         let out = repository.appendingPathComponent(".build/console-screenshots")
         let run = try await ChildProcess.run(
             "/usr/bin/python3", [repository.appendingPathComponent("bin/console-browser-check").path],
             environment: [
                 "KGW_CONSOLE_URL": "https://localhost:\(api.server.port)/console/", "KGW_CONSOLE_CA": authority.caCertificatePEM,
                 "KGW_CONSOLE_TOKEN": api.tokens[.security] ?? "", "KGW_CONSOLE_ROLE": "security", "KGW_CONSOLE_WIDTH": "390",
-                "KGW_CONSOLE_MERCHANT": "c00001", "KGW_CONSOLE_REQUEST_ID": "-", "KGW_CONSOLE_OUT": out.path,
+                "KGW_CONSOLE_MERCHANT": "c00001", "KGW_CONSOLE_REQUEST_ID": "-", "KGW_CONSOLE_OUT": out.path, "KGW_CONSOLE_PARTNER": "acq",
+                "KGW_CONSOLE_NEW_API_KEY": newKey, "KGW_CONSOLE_NEW_CERT": identity.certificatePEM, "KGW_CONSOLE_NEW_KEY": identity.privateKeyPEM,
+                "KGW_CONSOLE_NEW_FINGERPRINT": try ClientCertificate(pem: identity.certificatePEM).fingerprint,
             ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
         let report = try JSONValue.parse(Array((run.stdout.split(separator: "\n").last.map(String.init) ?? "{}").utf8))
         #expect(run.status == 0, "the security account's browser run failed:\n\(run.stdout.suffix(6000))\n\(run.stderr.suffix(3000))")
@@ -183,10 +190,36 @@ struct ConsoleBrowserTests {
         #expect(adminChanges == ["admin.addAdmin", "admin.removeAdmin"], "\(adminChanges)")
         #expect(try await api.auditRecords(report["admin_remove_request_id"]?.stringValue).map(\.0) == ["intent", "outcome"])
 
-        // No harness secret in any page, input, cookie, storage, the console log or the report.
+        // The credentials uploaded there: sealed as the next versions, opening to what was typed in.
+        let after = try #require(try await api.gw.admin.store.partner(id: "acq"))
+        #expect(after.apiKey.version == before.apiKey.version + 1 && after.clientKey.version == before.clientKey.version + 1)
+        let secrets = try await api.gw.admin.store.sealedSecrets()
+        #expect(try secrets.first { $0.credential == after.apiKey }.map { try api.gw.admin.sealer.open($0).exposedValue } == newKey)
+        #expect(try secrets.first { $0.credential == after.clientKey }.map { try api.gw.admin.sealer.open($0).exposedValue.trimmingCharacters(in: .whitespacesAndNewlines) }
+            == identity.privateKeyPEM.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(after.clientCertificatePEM.contains(identity.certificatePEM.split(separator: "\n")[1]))
+        for (key, operation, last) in [
+            ("upload_request_id", "admin.replacePartnerCredentials", "outcome"),
+        ] {
+            let records = try await api.auditRecords(report[key]?.stringValue)
+            #expect(records.map(\.0) == ["intent", last], "\(key)")
+            #expect(records.allSatisfy { $0.1 == "admin:security-admin" && $0.4 == operation }, "\(key)")
+        }
+
+        // No uploaded or planted secret in any page, input, cookie, storage, the console log or the report; nor in an
+        // answer, the log or the audit store (searched by the partner credential tests' own search).
         let dump = try String(contentsOf: out.appendingPathComponent("dump.txt"), encoding: .utf8)
+        let holdsPages = dump.contains("Upload credentials")
+        #expect(holdsPages, "the dump holds the partner page")
+        let keyBody = identity.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+        let planted = [newKey, String(keyBody.prefix(40)), String(keyBody.suffix(40))]
+        for secret in planted {
+            let leaked = (dump + run.stdout + run.stderr).contains(secret)
+            #expect(!leaked, "an uploaded secret is in a page, an input, the console log or the report")
+        }
         try await api.expectNoSecret(in: dump + run.stdout + run.stderr)
-        for page in ["admins"] {
+        try await AdminAPIPartnerCredentialTests.expectNowhere(planted, after: [], in: api, recordedAs: "admin.replacePartnerCredentials")
+        for page in ["admins", "partner"] {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-390.png").path), "screenshot \(page)")
         }
     }

@@ -29,6 +29,7 @@ enum ConsoleAssets {
             "console-rate-limits.js": Asset(bytes: PackageResources.console_rate_limits_js, contentType: js),
             "console-policies.js": Asset(bytes: PackageResources.console_policies_js, contentType: js),
             "console-admins.js": Asset(bytes: PackageResources.console_admins_js, contentType: js),
+            "console-partners.js": Asset(bytes: PackageResources.console_partners_js, contentType: js),
         ]
     }()
 

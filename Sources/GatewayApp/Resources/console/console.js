@@ -8,6 +8,7 @@ import * as audit from './console-audit.js';
 import * as more from './console-more.js';
 import * as rateLimits from './console-rate-limits.js';
 import * as policies from './console-policies.js';
+import * as partners from './console-partners.js';
 import * as admins from './console-admins.js';
 
 const pages = {
@@ -19,6 +20,8 @@ const pages = {
   releases: { title: 'Releases', render: more.renderReleases },
   'rate-limits': { title: 'Rate limits', render: rateLimits.render },
   policies: { title: 'Policies', render: policies.render },
+  partners: { title: 'Partners', render: partners.render },
+  partner: { title: 'Partner', render: partners.renderOne, nav: 'partners' },
   admins: { title: 'Admin accounts', render: admins.render },
 };
 
