@@ -21,7 +21,7 @@ struct ConsoleBrowserTests {
     static var browserRequired: Bool { ProcessInfo.processInfo.environment["KGW_REQUIRE_CHROMIUM"] == "1" }
 
     @Test(
-        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, import a CSV and remove a merchant, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change; a security account manages admin accounts and uploads a partner's credentials",
+        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, import a CSV and remove a merchant, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change; a security account manages admins and partners",
         .enabled(if: browserInstalled || browserRequired, "needs chromium, chromium-driver, python3-selenium and libnss3-tools: bin/test installs them"))
     func consoleInChromium() async throws {
         try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but chromium, chromium-driver, python3-selenium or certutil is missing; bin/test installs them")
@@ -156,10 +156,15 @@ struct ConsoleBrowserTests {
     }
 
     /// The security account's walk (after the others, since it gives the data plane's partner a certificate the
-    /// simulator does not know): an admin added and removed and a partner's credentials uploaded; every change in the
-    /// store and the trail as the security admin's, and no uploaded secret in any page, input, the report, an answer,
-    /// the log or the trail.
+    /// simulator does not know): an admin added and removed, a partner's credentials uploaded and its settings changed,
+    /// a partner in use refused removal and a spare one removed; every change in the store and the trail as the
+    /// security admin's, and no uploaded secret in any page, input, the report, an answer, the log or the trail.
     static func securityRun(_ api: AdminAPIHarness, authority: TestPKI) async throws {
+        let spareKey = "klarna_test_api_SPARE" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        let spare = try TestPKI(name: "spare partner CA").issueClient(commonName: "spare")
+        _ = try await api.gw.admin.addPartner(NewPartner(
+            id: "spare", environment: .test, apiKey: Secret(spareKey), certificatePEM: spare.certificatePEM, clientKeyPEM: Secret(spare.privateKeyPEM),
+            baseURL: "https://localhost:1"))
         let newKey = "klarna_test_api_CONSOLE" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
         let identity = try TestPKI(name: "console upload CA").issueClient(commonName: "acq-console")
         let before = try #require(try await api.gw.admin.store.partner(id: "acq"))
@@ -172,6 +177,7 @@ struct ConsoleBrowserTests {
                 "KGW_CONSOLE_MERCHANT": "c00001", "KGW_CONSOLE_REQUEST_ID": "-", "KGW_CONSOLE_OUT": out.path, "KGW_CONSOLE_PARTNER": "acq",
                 "KGW_CONSOLE_NEW_API_KEY": newKey, "KGW_CONSOLE_NEW_CERT": identity.certificatePEM, "KGW_CONSOLE_NEW_KEY": identity.privateKeyPEM,
                 "KGW_CONSOLE_NEW_FINGERPRINT": try ClientCertificate(pem: identity.certificatePEM).fingerprint,
+                "KGW_CONSOLE_BUSY_PARTNER": "acq_live", "KGW_CONSOLE_SPARE_PARTNER": "spare",
             ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
         let report = try JSONValue.parse(Array((run.stdout.split(separator: "\n").last.map(String.init) ?? "{}").utf8))
         #expect(run.status == 0, "the security account's browser run failed:\n\(run.stdout.suffix(6000))\n\(run.stderr.suffix(3000))")
@@ -198,8 +204,13 @@ struct ConsoleBrowserTests {
         #expect(try secrets.first { $0.credential == after.clientKey }.map { try api.gw.admin.sealer.open($0).exposedValue.trimmingCharacters(in: .whitespacesAndNewlines) }
             == identity.privateKeyPEM.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(after.clientCertificatePEM.contains(identity.certificatePEM.split(separator: "\n")[1]))
+        // The change made there, and the removals.
+        #expect(after.baseURL == "https://localhost:1/console" && after.defaultRelease == report["default_release"]?.stringValue && after.defaultRelease != nil)
+        #expect(try await api.gw.admin.store.partner(id: "acq_live") != nil, "a partner in use is kept")
+        #expect(try await api.gw.admin.store.partner(id: "spare") == nil, "the spare partner is removed")
         for (key, operation, last) in [
-            ("upload_request_id", "admin.replacePartnerCredentials", "outcome"),
+            ("upload_request_id", "admin.replacePartnerCredentials", "outcome"), ("change_request_id", "admin.updatePartner", "outcome"),
+            ("spare_remove_request_id", "admin.removePartner", "outcome"), ("busy_remove_request_id", "admin.removePartner", "refusal"),
         ] {
             let records = try await api.auditRecords(report[key]?.stringValue)
             #expect(records.map(\.0) == ["intent", last], "\(key)")
@@ -212,14 +223,15 @@ struct ConsoleBrowserTests {
         let holdsPages = dump.contains("Upload credentials")
         #expect(holdsPages, "the dump holds the partner page")
         let keyBody = identity.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
-        let planted = [newKey, String(keyBody.prefix(40)), String(keyBody.suffix(40))]
+        let spareBody = spare.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+        let planted = [newKey, spareKey, String(keyBody.prefix(40)), String(keyBody.suffix(40)), String(spareBody.prefix(40))]
         for secret in planted {
             let leaked = (dump + run.stdout + run.stderr).contains(secret)
             #expect(!leaked, "an uploaded secret is in a page, an input, the console log or the report")
         }
         try await api.expectNoSecret(in: dump + run.stdout + run.stderr)
         try await AdminAPIPartnerCredentialTests.expectNowhere(planted, after: [], in: api, recordedAs: "admin.replacePartnerCredentials")
-        for page in ["admins", "partner"] {
+        for page in ["admins", "partner", "partner-removed"] {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-390.png").path), "screenshot \(page)")
         }
     }
