@@ -18,6 +18,16 @@ public struct SealedSecret: Sendable, Hashable, Codable {
     }
 }
 
+/// What `GatewayStore.deletePartner` did.
+public enum PartnerDeletion: Sendable, Hashable {
+    /// The partner and its secrets are gone.
+    case deleted
+    /// No partner has that id.
+    case notFound
+    /// Merchants still use the partner (how many); nothing was deleted.
+    case inUse(merchants: Int)
+}
+
 /// Everything the gateway persists besides audit records, behind one protocol so that the SQLite store and a
 /// PostgreSQL store can be swapped with the same semantics.
 ///
@@ -34,6 +44,9 @@ public protocol GatewayStore: Sendable {
     func partners() async throws -> [PartnerRecord]
     /// Inserts or replaces a partner together with its sealed secrets, atomically.
     func savePartner(_ partner: PartnerRecord, secrets: [SealedSecret]) async throws
+    /// Deletes a partner and every version of its secrets unless a merchant still uses it, checked in the same
+    /// transaction as the delete, so a merchant added meanwhile cannot be left without its partner.
+    func deletePartner(id: String) async throws -> PartnerDeletion
 
     /// Every merchant.
     func merchants() async throws -> [MerchantRecord]

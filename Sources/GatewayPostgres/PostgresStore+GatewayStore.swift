@@ -84,6 +84,24 @@ extension PostgresStore {
         }
     }
 
+    /// Deletes a partner and every version of its secrets unless a merchant uses it; the count and the delete are
+    /// made under the store's write lock, which every writer takes first, so no merchant is added in between.
+    public func deletePartner(id: String) async throws -> PartnerDeletion {
+        try await write { connection in
+            try await PostgresStore.lockWrites(connection, logger)
+            var merchants = 0
+            for try await count in try await connection.query("SELECT COUNT(*) FROM merchants WHERE partner_id = \(id)", logger: logger).decode(Int.self) {
+                merchants = count
+            }
+            guard merchants == 0 else { return .inUse(merchants: merchants) }
+            let deleted = try await connection.query("DELETE FROM partners WHERE id = \(id) RETURNING id", logger: logger).collect()
+            guard !deleted.isEmpty else { return .notFound }
+            try await connection.query("DELETE FROM secrets WHERE owner = \(SecretOwner.partner(id))", logger: logger)
+            try await PostgresStore.bumpGeneration(connection, logger)
+            return .deleted
+        }
+    }
+
     /// Deletes a merchant and every version of its secrets; false when it did not exist.
     public func deleteMerchant(id: String) async throws -> Bool {
         try await write { connection in

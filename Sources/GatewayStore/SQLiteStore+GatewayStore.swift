@@ -22,6 +22,20 @@ extension SQLiteStore {
         }
     }
 
+    /// Deletes a partner and every version of its secrets unless a merchant uses it (counted in the same write
+    /// transaction, which SQLite serialises, so no merchant can be added to it between the count and the delete).
+    public func deletePartner(id: String) async throws -> PartnerDeletion {
+        try await pool.write { db in
+            let merchants = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM merchants WHERE partner_id = ?", arguments: [id]) ?? 0
+            guard merchants == 0 else { return .inUse(merchants: merchants) }
+            try db.execute(sql: "DELETE FROM partners WHERE id = ?", arguments: [id])
+            guard db.changesCount > 0 else { return .notFound }
+            try db.execute(sql: "DELETE FROM secrets WHERE owner = ?", arguments: [SecretOwner.partner(id)])
+            try SQLiteStore.bumpGeneration(db)
+            return .deleted
+        }
+    }
+
     /// Every merchant, by id.
     public func merchants() async throws -> [MerchantRecord] {
         try await pool.read { db in try SQLiteStore.fetchMerchants(db) }

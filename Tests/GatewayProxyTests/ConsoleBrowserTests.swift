@@ -1,5 +1,5 @@
 import Foundation
-import GatewayApp
+@testable import GatewayApp
 import GatewayCore
 import GatewayTestSupport
 import GRDB
@@ -21,7 +21,7 @@ struct ConsoleBrowserTests {
     static var browserRequired: Bool { ProcessInfo.processInfo.environment["KGW_REQUIRE_CHROMIUM"] == "1" }
 
     @Test(
-        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change",
+        "log in, read the overview, find a merchant among 10,000, suspend it (its next call is refused) and pin a release, import a CSV and remove a merchant, find a refused call by request id, every page, log out; at 1280 and 390 px; no secret in any page, cookie, storage or console log; a cross-site POST is refused; a viewer is offered no change; a security account manages admins and partners",
         .enabled(if: browserInstalled || browserRequired, "needs chromium, chromium-driver, python3-selenium and libnss3-tools: bin/test installs them"))
     func consoleInChromium() async throws {
         try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but chromium, chromium-driver, python3-selenium or certutil is missing; bin/test installs them")
@@ -100,6 +100,17 @@ struct ConsoleBrowserTests {
                         arguments: ["console-m-\(width)"])
                 }
                 #expect(merchantChanges == ["admin.addMerchant", "admin.updateMerchant"])
+                // The CSV import made in the browser: the file with problems recorded as a refusal after its intent
+                // and nothing of it imported; the good file's merchants in the store, the one removed there gone, and
+                // the import and the removal in the trail as the operator's.
+                #expect(try await api.auditRecords(report["import_refusal_id"]?.stringValue).map { [$0.0, $0.3 ?? "-"] } == [["intent", "-"], ["refusal", "GATEWAY_BAD_REQUEST"]])
+                #expect(try await api.auditRecords(report["import_request_id"]?.stringValue).map { [$0.0, $0.4 ?? "-"] } == [["intent", "admin.importMerchants"], ["outcome", "admin.importMerchants"]])
+                #expect(try await api.gw.admin.store.merchant(id: "console-imp-\(width)-1")?.partnerID == "acq")
+                #expect(try await api.gw.admin.store.merchant(id: "console-imp-\(width)-2") == nil, "removed in the browser")
+                #expect(try await api.gw.admin.store.merchant(id: "console-imp-\(width)-3") == nil, "the refused file imported nothing")
+                let removal = try await api.auditRecords(report["remove_request_id"]?.stringValue)
+                #expect(removal.map(\.0) == ["intent", "outcome"])
+                #expect(removal.allSatisfy { $0.1 == "admin:operator-admin" && $0.4 == "admin.removeMerchant" && $0.5 == "console-imp-\(width)-2" })
                 // The policy proposals made in the browser: the invalid one recorded as a refusal; nothing applied.
                 #expect(try await api.auditRecords(report["policy_refusal_id"]?.stringValue).map(\.3) == ["GATEWAY_BAD_REQUEST"])
                 #expect(api.gw.service.runtime.snapshots.current.access.callers["checkout"] != nil)
@@ -118,7 +129,7 @@ struct ConsoleBrowserTests {
                 let holdsPages = dump.contains("Requests/s")
                 #expect(holdsPages, "the dump holds the pages")
                 try await api.expectNoSecret(in: dump + run.stdout + run.stderr)
-                for page in ["login", "overview", "merchants", "merchant", "merchant-added", "audit", "callers", "releases", "rate-limits", "policies"] {
+                for page in ["login", "overview", "merchants", "merchant", "merchant-added", "merchants-import", "merchant-removed", "audit", "callers", "releases", "rate-limits", "policies"] {
                     #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-\(width).png").path), "screenshot \(page) at \(width) px")
                 }
             }
@@ -140,6 +151,88 @@ struct ConsoleBrowserTests {
             #expect(readOnlyShown, "the viewer is told changes need another role")
             try await api.expectNoSecret(in: dump + viewer.stdout + viewer.stderr)
             try await client.close()
+            try await Self.securityRun(api, authority: authority)
+        }
+    }
+
+    /// The security account's walk (after the others, since it gives the data plane's partner a certificate the
+    /// simulator does not know): an admin added and removed, a partner's credentials uploaded and its settings changed,
+    /// a partner in use refused removal and a spare one removed; every change in the store and the trail as the
+    /// security admin's, and no uploaded secret in any page, input, the report, an answer, the log or the trail.
+    static func securityRun(_ api: AdminAPIHarness, authority: TestPKI) async throws {
+        let spareKey = "klarna_test_api_SPARE" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        let spare = try TestPKI(name: "spare partner CA").issueClient(commonName: "spare")
+        _ = try await api.gw.admin.addPartner(NewPartner(
+            id: "spare", environment: .test, apiKey: Secret(spareKey), certificatePEM: spare.certificatePEM, clientKeyPEM: Secret(spare.privateKeyPEM),
+            baseURL: "https://localhost:1"))
+        let newKey = "klarna_test_api_CONSOLE" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        let identity = try TestPKI(name: "console upload CA").issueClient(commonName: "acq-console")
+        let before = try #require(try await api.gw.admin.store.partner(id: "acq"))
+        let out = repository.appendingPathComponent(".build/console-screenshots")
+        let run = try await ChildProcess.run(
+            "/usr/bin/python3", [repository.appendingPathComponent("bin/console-browser-check").path],
+            environment: [
+                "KGW_CONSOLE_URL": "https://localhost:\(api.server.port)/console/", "KGW_CONSOLE_CA": authority.caCertificatePEM,
+                "KGW_CONSOLE_TOKEN": api.tokens[.security] ?? "", "KGW_CONSOLE_ROLE": "security", "KGW_CONSOLE_WIDTH": "390",
+                "KGW_CONSOLE_MERCHANT": "c00001", "KGW_CONSOLE_REQUEST_ID": "-", "KGW_CONSOLE_OUT": out.path, "KGW_CONSOLE_PARTNER": "acq",
+                "KGW_CONSOLE_NEW_API_KEY": newKey, "KGW_CONSOLE_NEW_CERT": identity.certificatePEM, "KGW_CONSOLE_NEW_KEY": identity.privateKeyPEM,
+                "KGW_CONSOLE_NEW_FINGERPRINT": try ClientCertificate(pem: identity.certificatePEM).fingerprint,
+                "KGW_CONSOLE_BUSY_PARTNER": "acq_live", "KGW_CONSOLE_SPARE_PARTNER": "spare",
+            ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
+        let report = try JSONValue.parse(Array((run.stdout.split(separator: "\n").last.map(String.init) ?? "{}").utf8))
+        #expect(run.status == 0, "the security account's browser run failed:\n\(run.stdout.suffix(6000))\n\(run.stderr.suffix(3000))")
+
+        // The admin added there (its token shown once: the report has its tail only) and removed there.
+        #expect(report["admin_token_tail"]?.stringValue?.count == 6)
+        #expect(try await api.gw.admin.listAdmins().contains { $0.name == "console-admin-390" } == false)
+        await api.gw.audit.flush()
+        let adminChanges = try await DatabaseQueue(path: api.gw.auditPath).read { db in
+            try String.fetchAll(
+                db, sql: """
+                    SELECT operation_id FROM audit_records WHERE phase = 'outcome' AND caller_id = 'admin:security-admin'
+                    AND operation_id IN ('admin.addAdmin', 'admin.removeAdmin') ORDER BY seq
+                    """)
+        }
+        #expect(adminChanges == ["admin.addAdmin", "admin.removeAdmin"], "\(adminChanges)")
+        #expect(try await api.auditRecords(report["admin_remove_request_id"]?.stringValue).map(\.0) == ["intent", "outcome"])
+
+        // The credentials uploaded there: sealed as the next versions, opening to what was typed in.
+        let after = try #require(try await api.gw.admin.store.partner(id: "acq"))
+        #expect(after.apiKey.version == before.apiKey.version + 1 && after.clientKey.version == before.clientKey.version + 1)
+        let secrets = try await api.gw.admin.store.sealedSecrets()
+        #expect(try secrets.first { $0.credential == after.apiKey }.map { try api.gw.admin.sealer.open($0).exposedValue } == newKey)
+        #expect(try secrets.first { $0.credential == after.clientKey }.map { try api.gw.admin.sealer.open($0).exposedValue.trimmingCharacters(in: .whitespacesAndNewlines) }
+            == identity.privateKeyPEM.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(after.clientCertificatePEM.contains(identity.certificatePEM.split(separator: "\n")[1]))
+        // The change made there, and the removals.
+        #expect(after.baseURL == "https://localhost:1/console" && after.defaultRelease == report["default_release"]?.stringValue && after.defaultRelease != nil)
+        #expect(try await api.gw.admin.store.partner(id: "acq_live") != nil, "a partner in use is kept")
+        #expect(try await api.gw.admin.store.partner(id: "spare") == nil, "the spare partner is removed")
+        for (key, operation, last) in [
+            ("upload_request_id", "admin.replacePartnerCredentials", "outcome"), ("change_request_id", "admin.updatePartner", "outcome"),
+            ("spare_remove_request_id", "admin.removePartner", "outcome"), ("busy_remove_request_id", "admin.removePartner", "refusal"),
+        ] {
+            let records = try await api.auditRecords(report[key]?.stringValue)
+            #expect(records.map(\.0) == ["intent", last], "\(key)")
+            #expect(records.allSatisfy { $0.1 == "admin:security-admin" && $0.4 == operation }, "\(key)")
+        }
+
+        // No uploaded or planted secret in any page, input, cookie, storage, the console log or the report; nor in an
+        // answer, the log or the audit store (searched by the partner credential tests' own search).
+        let dump = try String(contentsOf: out.appendingPathComponent("dump.txt"), encoding: .utf8)
+        let holdsPages = dump.contains("Upload credentials")
+        #expect(holdsPages, "the dump holds the partner page")
+        let keyBody = identity.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+        let spareBody = spare.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+        let planted = [newKey, spareKey, String(keyBody.prefix(40)), String(keyBody.suffix(40)), String(spareBody.prefix(40))]
+        for secret in planted {
+            let leaked = (dump + run.stdout + run.stderr).contains(secret)
+            #expect(!leaked, "an uploaded secret is in a page, an input, the console log or the report")
+        }
+        try await api.expectNoSecret(in: dump + run.stdout + run.stderr)
+        try await AdminAPIPartnerCredentialTests.expectNowhere(planted, after: [], in: api, recordedAs: "admin.replacePartnerCredentials")
+        for page in ["admins", "partner", "partner-removed"] {
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-390.png").path), "screenshot \(page)")
         }
     }
 }

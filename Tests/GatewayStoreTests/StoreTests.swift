@@ -69,6 +69,24 @@ import Testing
     }
 
     @Test(arguments: StoreKind.available)
+    func partnerDeletedWithItsSecretsOnlyWhenNoMerchantUsesIt(_ kind: StoreKind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let (partner, secrets) = try fixture.partner()
+        try await fixture.store.savePartner(partner, secrets: secrets)
+        try await fixture.store.saveMerchants([StoreFixture.merchant(1)], secrets: [])
+        let generation = try await fixture.store.generation()
+        #expect(try await fixture.store.deletePartner(id: partner.id) == .inUse(merchants: 1))
+        #expect(try await fixture.store.partners() == [partner], "a partner in use is kept")
+        #expect(try await fixture.store.generation() == generation, "a refused deletion changes nothing")
+        #expect(try await fixture.store.deleteMerchant(id: "m_1"))
+        #expect(try await fixture.store.deletePartner(id: partner.id) == .deleted)
+        #expect(try await fixture.store.partners().isEmpty)
+        #expect(try await fixture.store.sealedSecrets().allSatisfy { $0.owner != SecretOwner.partner(partner.id) }, "its secrets go with it")
+        #expect(try await fixture.store.generation() > generation)
+        #expect(try await fixture.store.deletePartner(id: partner.id) == .notFound)
+    }
+
+    @Test(arguments: StoreKind.available)
     func oneAccountBelongsToOneMerchant(_ kind: StoreKind) async throws {
         let fixture = try await StoreFixture(kind)
         let (partner, secrets) = try fixture.partner()

@@ -19,6 +19,8 @@ extension AdminService {
     public enum ConditionalChangeError: Error, Sendable {
         /// The merchant's entity tag is no longer the one given (changed by someone else meanwhile).
         case stale(current: MerchantRecord)
+        /// The partner is no longer as it was read (changed by someone else meanwhile).
+        case stalePartner(current: PartnerRecord)
     }
 
     /// Applies `change` to the merchant only while its entity tag is still `etag`; the store compares every column

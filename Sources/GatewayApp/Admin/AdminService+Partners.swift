@@ -47,7 +47,78 @@ public struct NewPartner: Sendable {
     }
 }
 
+/// A change of a partner's settings, not of its secrets; nil leaves a field as it is.
+public struct PartnerChange: Sendable {
+    /// A new upstream base URL.
+    public var baseURL: String?
+    /// A new form of the key in `Authorization`.
+    public var authForm: BasicAuthForm?
+    /// A new default release; `.some(nil)` removes it.
+    public var defaultRelease: String??
+
+    /// Makes a change; the fields not given stay as they are.
+    public init(baseURL: String? = nil, authForm: BasicAuthForm? = nil, defaultRelease: String?? = nil) {
+        self.baseURL = baseURL
+        self.authForm = authForm
+        self.defaultRelease = defaultRelease
+    }
+}
+
 extension AdminService {
+    /// `record` with `change` made, checked as `partners add` checks a base URL and as `merchants update --release`
+    /// checks a release (known, and available in the partner's environment today: else every call of its merchants
+    /// that follow the default would be refused).
+    public static func changed(
+        _ record: PartnerRecord, by change: PartnerChange, policy: ReleasePolicy, today: String = AdminService.today()
+    ) throws -> PartnerRecord {
+        var record = record
+        if let baseURL = change.baseURL {
+            try checkBaseURL(baseURL, environment: record.environment)
+            record.baseURL = baseURL
+        }
+        if let authForm = change.authForm { record.authForm = authForm }
+        if let defaultRelease = change.defaultRelease {
+            if let release = defaultRelease { try checkPin(release, environment: record.environment, policy: policy, today: today) }
+            record.defaultRelease = defaultRelease
+        }
+        return record
+    }
+
+    /// Changes a partner's base URL, auth form or default release after the checks of `changed(_:by:policy:)`. When
+    /// `unchangedSince` is given, the partner as stored must still equal it, else `ConditionalChangeError.stalePartner`
+    /// (the store has no conditional partner write, so two changes in the same moment can both pass).
+    @discardableResult
+    public func updatePartner(
+        id: String, _ change: PartnerChange, policy: ReleasePolicy, unchangedSince expected: PartnerRecord? = nil
+    ) async throws -> PartnerRecord {
+        guard let current = try await store.partner(id: id) else { throw AdminError.notFound("partner", id) }
+        if let expected, expected != current { throw ConditionalChangeError.stalePartner(current: current) }
+        let record = try AdminService.changed(current, by: change, policy: policy)
+        try await store.savePartner(record, secrets: [])
+        return record
+    }
+
+    /// Removes a partner and its sealed secrets; refused while merchants use it (move or remove them first).
+    public func removePartner(id: String) async throws {
+        switch try await store.deletePartner(id: id) {
+        case .deleted: return
+        case .notFound: throw AdminError.notFound("partner", id)
+        case .inUse(let merchants): throw PartnerInUse(merchants: merchants, partner: id)
+        }
+    }
+
+    /// A partner that merchants still use cannot be removed.
+    public struct PartnerInUse: Error, CustomStringConvertible {
+        /// How many merchants use it.
+        public let merchants: Int
+        /// The partner.
+        public let partner: String
+        /// Why, for the CLI and the API's 409.
+        public var description: String {
+            "partner '\(partner)' is used by \(merchants) merchant(s); move or remove them first"
+        }
+    }
+
     /// Adds a partner after checking its id, key prefix, base URL, certificate and key; refuses an existing id.
     @discardableResult
     public func addPartner(_ input: NewPartner) async throws -> PartnerRecord {

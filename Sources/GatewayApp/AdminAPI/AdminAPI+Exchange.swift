@@ -50,6 +50,8 @@ extension AdminAPI {
             case .getLogLevel: return getLogLevel()
             case .setLogLevel: return try await setLogLevel()
             case .replacePartnerCredentials: return try await replacePartnerCredentials(parameters[0])
+            case .updatePartner: return try await updatePartner(parameters[0])
+            case .removePartner: return try await removePartner(parameters[0])
             case .listAdmins: return try await listAdmins()
             case .addAdmin: return try await addAdmin()
             case .removeAdmin: return try await removeAdmin(parameters[0])

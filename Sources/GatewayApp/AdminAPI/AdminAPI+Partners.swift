@@ -71,4 +71,54 @@ extension AdminAPI.Exchange {
         guard let changed = try await api.service.store.partner(id: id) else { throw GatewayError(.notFound, "no partner with id '\(id)'") }
         return AdminResponse(.ok, json: AdminJSON.partner(changed), requestID: requestID, etag: AdminJSON.partnerETag(changed))
     }
+
+    /// `PATCH /admin/v1/partners/{id}` under the partner's `If-Match`: any of `base_url`, `auth_form` and
+    /// `default_release` (null removes it), checked by `AdminService.changed` as `partners add` checks a base URL and
+    /// `merchants update --release` a release, before the intent, so a bad value is a refusal alone.
+    func updatePartner(_ id: String) async throws -> AdminResponse {
+        let fields = ["base_url", "auth_form", "default_release"]
+        let body = try AdminRequestBody(request.body, allowed: Set(fields), shape: "an object of any of " + fields.joined(separator: ", "))
+        guard fields.contains(where: body.has) else { throw GatewayError(.badRequest, "send at least one of " + fields.joined(separator: ", ")) }
+        let baseURL = try body.string("base_url", maxLength: 2048)
+        let authForm = try body.string("auth_form").map { text in
+            guard let form = BasicAuthForm(rawValue: text) else { throw GatewayError(.badRequest, "auth_form is raw or empty-user") }
+            return form
+        }
+        let defaultRelease: String?? = body.has("default_release") ? .some(try body.string("default_release", nullable: true)) : nil
+        guard let current = try await api.service.store.partner(id: id) else { throw GatewayError(.notFound, "no partner with id '\(id)'") }
+        _ = try ifMatch(AdminJSON.partnerETag(current), of: "partner", readAt: "/admin/v1/partners")
+        let change = PartnerChange(baseURL: baseURL, authForm: authForm, defaultRelease: defaultRelease)
+        let policy = api.releases()
+        _ = try serviceRule { try AdminService.changed(current, by: change, policy: policy) }
+        let named = (id: id, environment: current.environment)
+        try await api.recordIntent(self, merchant: nil, partner: named)
+        let changed: PartnerRecord
+        do {
+            changed = try await serviceRule { try await api.service.updatePartner(id: id, change, policy: policy, unchangedSince: current) }
+        } catch AdminService.ConditionalChangeError.stalePartner(let now) {
+            throw Self.stale(AdminJSON.partnerETag(now), of: "partner")
+        }
+        await api.recordOutcome(self, merchant: nil, partner: named, status: 200)
+        return AdminResponse(.ok, json: AdminJSON.partner(changed), requestID: requestID, etag: AdminJSON.partnerETag(changed))
+    }
+
+    /// `DELETE /admin/v1/partners/{id}` under the partner's `If-Match`: the partner and its sealed secrets, as the
+    /// store deletes them, refused with 409 while merchants use it. Whether merchants use it is decided by the store
+    /// in the transaction that deletes (a merchant added a moment before counts), so a 409 follows the intent. The
+    /// answer is the partner as it was.
+    func removePartner(_ id: String) async throws -> AdminResponse {
+        guard let current = try await api.service.store.partner(id: id) else { throw GatewayError(.notFound, "no partner with id '\(id)'") }
+        _ = try ifMatch(AdminJSON.partnerETag(current), of: "partner", readAt: "/admin/v1/partners")
+        let named = (id: id, environment: current.environment)
+        try await api.recordIntent(self, merchant: nil, partner: named)
+        do {
+            try await api.service.removePartner(id: id)
+        } catch let inUse as AdminService.PartnerInUse {
+            throw GatewayError(.conflict, inUse.description)
+        } catch is AdminError {
+            throw GatewayError(.notFound, "no partner with id '\(id)'")
+        }
+        await api.recordOutcome(self, merchant: nil, partner: named, status: 200)
+        return AdminResponse(.ok, json: AdminJSON.partner(current), requestID: requestID)
+    }
 }

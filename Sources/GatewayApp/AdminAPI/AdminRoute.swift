@@ -20,6 +20,8 @@ enum AdminAction: String, Sendable {
     case listPartners = "admin.listPartners"
     case addPartner = "admin.addPartner"
     case replacePartnerCredentials = "admin.replacePartnerCredentials"
+    case updatePartner = "admin.updatePartner"
+    case removePartner = "admin.removePartner"
     case listAdmins = "admin.listAdmins"
     case addAdmin = "admin.addAdmin"
     case removeAdmin = "admin.removeAdmin"
@@ -77,6 +79,8 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .listPartners, method: "GET", template: "/admin/v1/partners", role: .viewer),
         AdminRoute(action: .addPartner, method: "POST", template: "/admin/v1/partners", role: .security),
         AdminRoute(action: .replacePartnerCredentials, method: "PUT", template: "/admin/v1/partners/{id}/credentials", role: .security),
+        AdminRoute(action: .updatePartner, method: "PATCH", template: "/admin/v1/partners/{id}", role: .security),
+        AdminRoute(action: .removePartner, method: "DELETE", template: "/admin/v1/partners/{id}", role: .security),
         AdminRoute(action: .listAdmins, method: "GET", template: "/admin/v1/admins", role: .security),
         AdminRoute(action: .addAdmin, method: "POST", template: "/admin/v1/admins", role: .security),
         AdminRoute(action: .removeAdmin, method: "DELETE", template: "/admin/v1/admins/{name}", role: .security),

@@ -17,6 +17,12 @@ export function setAccount(value) { account = value; }
 /** Whether the logged-in account may change merchants and callers (operator or security). */
 export function mayChange() { return account !== null && account.role !== 'viewer'; }
 
+/** Whether the logged-in account may manage admin accounts and partners (security). */
+export function isSecurity() { return account !== null && account.role === 'security'; }
+
+/** The logged-in account's name, or null. */
+export function accountName() { return account?.name ?? null; }
+
 /** Whether a token is held. */
 export function hasToken() { return token !== null; }
 
@@ -30,13 +36,15 @@ export class APIError extends Error {
   }
 }
 
-/** One call: resolves to { json, etag, requestID } or throws an APIError. */
-export async function call(method, path, { body, ifMatch } = {}) {
+/** One call: resolves to { json, etag, requestID } or throws an APIError. `body` is sent as JSON; `raw` as it is,
+ * with `contentType` (a CSV file for the merchant import). */
+export async function call(method, path, { body, ifMatch, raw, contentType } = {}) {
   const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (raw !== undefined) headers['Content-Type'] = contentType ?? 'text/plain';
   if (ifMatch) headers['If-Match'] = ifMatch;
   const response = await fetch(path, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    method, headers, body: raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body),
     credentials: 'omit', cache: 'no-store', redirect: 'error',
   });
   const text = await response.text();

@@ -1,6 +1,6 @@
-// The merchants page's forms: add a merchant, and change one's partner, account and groups (with the ETag read,
-// so a concurrent change is refused with 412 rather than overwritten). An own API key is not offered: it is a
-// secret, set with the CLI.
+// The merchants page's forms: add a merchant, import a CSV file of them, and change one's partner, account and
+// groups (with the ETag read, so a concurrent change is refused with 412 rather than overwritten). An own API key is
+// not offered: it is a secret, set with the CLI.
 import { call, mayChange } from './console-api.js';
 import { el, errorText } from './console-view.js';
 
@@ -50,4 +50,38 @@ export async function editForm(m, act) {
     act('Change', 'PATCH', `/admin/v1/merchants/${encodeURIComponent(m.id)}`, change);
   });
   return el('section', { 'aria-labelledby': 'merchant-edit-title' }, el('h3', { id: 'merchant-edit-title' }, 'Change partner, account or groups'), form);
+}
+
+// The API takes an import of at most 8 MiB; a bigger file is refused here before it is sent.
+const maximumImportBytes = 8 * 1024 * 1024;
+
+/** "Import from CSV": a file of `id,partner,account[,group]` lines sent as it is to the import, which takes all of it
+ * or nothing. The answer's counts are shown; a 400's problems one per line, as the API numbers them. */
+export function importForm(refresh) {
+  const file = el('input', { id: 'merchant-import-file', type: 'file', accept: '.csv,text/csv', required: true });
+  const message = el('div', { id: 'merchant-import-message' });
+  const form = el('form', { id: 'merchant-import' }, el('label', {}, 'CSV file (id,partner,account[,group])', file),
+    el('button', { type: 'submit', disabled: !mayChange() }, 'Import'));
+  const show = (...nodes) => message.replaceChildren(...nodes.filter(Boolean));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const chosen = file.files[0];
+    if (!chosen) { show(el('p', { class: 'error', role: 'alert' }, 'Choose a CSV file first.')); return; }
+    if (chosen.size > maximumImportBytes) { show(el('p', { class: 'error', role: 'alert' }, 'The file is over 8 MiB: split it.')); return; }
+    show(el('p', { class: 'muted', role: 'status' }, `Importing ${chosen.name}…`));
+    try {
+      const { json, requestID } = await call('POST', '/admin/v1/merchants/import', { raw: await chosen.text(), contentType: 'text/csv' });
+      form.reset();
+      show(el('p', { role: 'alert' }, `Imported ${chosen.name}: ${json.added} added, ${json.updated} updated (request ${requestID}).`));
+      await refresh();
+    } catch (error) {
+      // The import's refusal is its first line, then one problem per line ("line 3: …").
+      const [first, ...problems] = error.message.split('\n');
+      show(el('p', { class: 'error', role: 'alert' }, `Import refused: ${first}`, ` · ${error.code ?? ''} · request ${error.requestID ?? '—'}`),
+        problems.length ? el('ul', { id: 'merchant-import-problems' }, problems.map((p) => el('li', {}, p))) : null);
+    }
+  });
+  return el('section', { 'aria-labelledby': 'merchant-import-title' }, el('h3', { id: 'merchant-import-title' }, 'Import merchants from CSV'),
+    el('p', { class: 'note' }, 'All or nothing: existing merchants keep their status, own key and pin; their partner, account and groups are replaced. Groups are separated by ";".'),
+    form, message);
 }

@@ -1,9 +1,9 @@
-// Merchants: search and page through them, add one; one merchant's state, suspend/resume, release pin and its
-// partner, account and groups (each sent with the ETag read, so a concurrent change is refused rather than
-// overwritten), and its recent calls and refusals.
+// Merchants: search and page through them, add one, import a CSV file; one merchant's state, suspend/resume, release
+// pin, its partner, account and groups, and its removal (each sent with the ETag read, so a concurrent change is
+// refused rather than overwritten), and its recent calls and refusals.
 import { call, withQuery, mayChange } from './console-api.js';
-import { el, badge, table, details, field, say, errorText, microsTime } from './console-view.js';
-import { addForm, editForm } from './console-merchant-forms.js';
+import { el, badge, table, details, say, errorText, microsTime, confirmButton } from './console-view.js';
+import { addForm, editForm, importForm } from './console-merchant-forms.js';
 
 function statusBadge(status) { return badge(status, status === 'active' ? 'ok' : 'bad'); }
 
@@ -33,7 +33,9 @@ export async function render(view) {
       el('div', { class: 'actions' }, previous, next, el('span', { class: 'muted' }, `Page ${cursors.length}`)));
   }
   form.addEventListener('submit', (event) => { event.preventDefault(); cursors = [null]; show().catch((e) => say(errorText(e))); });
-  view.append(el('h2', {}, 'Merchants'), form, results, await addForm());
+  // After an import the list is read again from its first page, so added merchants show.
+  const refresh = () => { cursors = [null]; return show().catch((e) => say(errorText(e))); };
+  view.append(el('h2', {}, 'Merchants'), form, results, await addForm(), importForm(refresh));
   await show();
 }
 
@@ -67,6 +69,19 @@ export async function renderOne(view, id) {
       offered.map((r) => el('option', { value: r.id, selected: r.id === m.release }, r.name === r.id ? r.id : `${r.id} (${r.name})`)));
     const pinForm = el('form', {}, el('label', {}, 'Release pin', pin), el('button', { type: 'submit', disabled: readOnly }, 'Set pin'));
     pinForm.addEventListener('submit', (event) => { event.preventDefault(); act('Release pin', 'PUT', `${base}/release`, { release: pin.value || null }); });
+    // The removal sends the ETag read with this page, so a merchant someone changed meanwhile is not removed (412).
+    const remove = confirmButton('merchant-remove', 'Remove merchant…',
+      `Remove merchant ${m.id} and its sealed secrets? Its calls are refused once the gateway reloads; this cannot be undone.`,
+      `Yes, remove ${m.id}`, async () => {
+        try {
+          const { requestID } = await call('DELETE', base, { ifMatch: etag });
+          body.replaceChildren(el('h2', {}, `Merchant ${m.id}`),
+            el('p', { id: 'merchant-removed', role: 'alert' }, `Merchant ${m.id} removed (request ${requestID}).`),
+            el('p', {}, el('a', { href: '#merchants' }, 'Back to the merchants')));
+        } catch (error) {
+          await show(`Remove refused: ${errorText(error)}`);
+        }
+      }, readOnly);
     const parts = [
       el('h2', {}, `Merchant ${m.id}`),
       details([
@@ -74,7 +89,7 @@ export async function renderOne(view, id) {
         ['Partner', m.partner_id], ['Groups', m.groups.join(', ') || 'none'], ['Release pin', m.release ?? 'none'],
         ['Own API key', m.own_api_key ? `${m.own_api_key.credential_id} v${m.own_api_key.version}` : 'none (the partner’s)'],
       ]),
-      el('div', { class: 'actions' }, suspend, resume),
+      el('div', { class: 'actions' }, suspend, resume, remove),
       pinForm,
       await editForm(m, act),
     ];

@@ -58,3 +58,21 @@ export function ms(value) { return value === null || value === undefined ? '—'
 
 /** Microseconds since the epoch as an ISO time. */
 export function microsTime(micros) { return new Date(Number(micros) / 1000).toISOString().replace('.000Z', 'Z'); }
+
+/** A button that asks before it acts: a click shows `question` (role="alert") with `yesLabel` and Cancel in its place;
+ * Cancel puts the button back, Yes runs `onYes`. Focus goes to Cancel, so an Enter pressed by habit removes nothing.
+ * Ids: `id`, `id-yes`, `id-cancel`, `id-question`. */
+export function confirmButton(id, label, question, yesLabel, onYes, disabled = false) {
+  const box = el('span', { class: 'confirm' });
+  const button = el('button', { type: 'button', class: 'danger', id, disabled }, label);
+  button.addEventListener('click', () => {
+    const yes = el('button', { type: 'button', class: 'danger', id: `${id}-yes` }, yesLabel);
+    const cancel = el('button', { type: 'button', class: 'secondary', id: `${id}-cancel` }, 'Cancel');
+    cancel.addEventListener('click', () => { box.replaceChildren(button); button.focus(); });
+    yes.addEventListener('click', () => { yes.disabled = true; cancel.disabled = true; onYes(); });
+    box.replaceChildren(el('span', { id: `${id}-question`, role: 'alert' }, question), ' ', yes, ' ', cancel);
+    cancel.focus();
+  });
+  box.append(button);
+  return box;
+}

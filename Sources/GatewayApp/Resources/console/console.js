@@ -1,6 +1,6 @@
 // The console's entry: login and logout, and a hash router over the pages. Each page is a module whose
 // `render(view, argument)` fills the view and may return a function that stops its timers when the page is left.
-import { call, setToken, setAccount, clearToken, hasToken } from './console-api.js';
+import { call, setToken, setAccount, clearToken, hasToken, isSecurity } from './console-api.js';
 import { el, say, errorText } from './console-view.js';
 import * as overview from './console-overview.js';
 import * as merchants from './console-merchants.js';
@@ -8,6 +8,8 @@ import * as audit from './console-audit.js';
 import * as more from './console-more.js';
 import * as rateLimits from './console-rate-limits.js';
 import * as policies from './console-policies.js';
+import * as partners from './console-partners.js';
+import * as admins from './console-admins.js';
 
 const pages = {
   overview: { title: 'Overview', render: overview.render },
@@ -18,6 +20,9 @@ const pages = {
   releases: { title: 'Releases', render: more.renderReleases },
   'rate-limits': { title: 'Rate limits', render: rateLimits.render },
   policies: { title: 'Policies', render: policies.render },
+  partners: { title: 'Partners', render: partners.render },
+  partner: { title: 'Partner', render: partners.renderOne, nav: 'partners' },
+  admins: { title: 'Admin accounts', render: admins.render },
 };
 
 let leave = null;
@@ -29,6 +34,7 @@ function showLogin(message = '') {
   document.getElementById('app-view').hidden = true;
   document.getElementById('nav').hidden = true;
   document.getElementById('who').textContent = '';
+  document.getElementById('nav-admins').hidden = true;
   document.getElementById('login-view').hidden = false;
   document.getElementById('login-error').textContent = message;
   document.getElementById('token').focus();
@@ -68,6 +74,8 @@ async function logIn(event) {
     const { json } = await call('GET', '/admin/v1/account');
     setAccount(json);
     document.getElementById('who').textContent = `${json.name} (${json.role})`;
+    // Only a security account may read admin accounts; the others are not offered the page.
+    document.getElementById('nav-admins').hidden = !isSecurity();
   } catch (error) {
     showLogin(error.status === 401 ? 'That token is not valid.' : errorText(error));
     return;
