@@ -62,11 +62,24 @@ public struct AccountKRN: Sendable, Hashable, Codable, CustomStringConvertible {
         self.rawValue = rawValue
         self.environment = environment
         // The prefix and `test:`/`live:` are ASCII, so the id starts at a fixed byte offset.
-        let start = rawValue.utf8.index(rawValue.utf8.startIndex, offsetBy: AccountKRN.prefix.utf8.count + 5)
+        let start = rawValue.utf8.index(rawValue.utf8.startIndex, offsetBy: AccountKRN.idOffset)
         self.accountID = rawValue[start...]
     }
 
+    /// Rebuilds a KRN from its parts, in one allocation: the merchant table keeps only the id.
+    init(environment: KlarnaEnvironment, accountID: String) {
+        var rawValue = ""
+        rawValue.reserveCapacity(Self.idOffset + accountID.utf8.count)
+        rawValue += Self.prefix
+        rawValue += environment.rawValue
+        rawValue += ":"
+        rawValue += accountID
+        self.init(validated: rawValue, environment: environment)
+    }
+
     static let prefix = "krn:partner:global:account:"
+    /// Where the id starts: after the prefix and `test:` or `live:` (ASCII, so a fixed byte offset).
+    static let idOffset = prefix.utf8.count + 5
 
     /// Klarna's account ids are letters, digits, `-` and `_`; anything else (`%`, `/`, `\`, NUL) is an attack or a bug.
     static func isIDByte(_ byte: UInt8) -> Bool {

@@ -3,11 +3,14 @@
 /// Stored compactly because an acquirer has 100,000 merchants and more: one small entry per merchant in one array,
 /// and two open-addressed indexes of array positions. Two dictionaries of `MerchantState` took 57 MB for 100,000
 /// merchants (a 170-byte value in each of 262,144 buckets, most fields empty for most merchants); this takes about
-/// 8 MB plus the KRN strings. Fields most merchants lack (own key, release pin) live in a side array.
+/// 8 MB (the KRNs' common prefix not stored per merchant). Fields most merchants lack (own key, release pin) live in a side array.
 public struct MerchantTable: Sendable {
     private struct Entry: Sendable {
         let id: String
-        let account: String
+        /// The account KRN's id, after `krn:partner:global:account:{environment}:`: the prefix is the same for every
+        /// merchant, and an id of up to 15 bytes is stored in the `String` itself, where a whole KRN (38 bytes and
+        /// more) took a heap allocation of its own, 8 MB for 100,000 merchants.
+        let accountID: String
         let groups: [String]
         /// Position in `partnerIDs`: a partner's id is stored once, not once per merchant.
         let partner: Int32
@@ -64,7 +67,7 @@ public struct MerchantTable: Sendable {
                 ))
             }
             let entry = Entry(
-                id: record.id, account: record.account.rawValue, groups: groups, partner: partner, rare: rarePosition,
+                id: record.id, accountID: String(record.account.accountID), groups: groups, partner: partner, rare: rarePosition,
                 status: record.status, environment: record.account.environment
             )
             let idHash = record.id.hashValue
@@ -77,7 +80,9 @@ public struct MerchantTable: Sendable {
                 entries.append(entry)
                 byID.insert(position, hash: idHash) { _ in false }
             }
-            byAccount.insert(position, hash: entry.account.hashValue) { entries[Int($0)].account == entry.account }
+            byAccount.insert(position, hash: Self.accountHash(entry.accountID.utf8, entry.environment)) {
+                entries[Int($0)].environment == entry.environment && entries[Int($0)].accountID == entry.accountID
+            }
         }
         self.entries = entries
         self.partnerIDs = partnerIDs
@@ -108,10 +113,24 @@ public struct MerchantTable: Sendable {
     }
 
     /// The merchant whose account is this KRN (its raw value); a `Substring` of a request's path is looked up as it
-    /// is, without a copy (a String and a Substring of the same text hash alike).
+    /// is, without a copy.
     public subscript(account account: some StringProtocol) -> MerchantState? {
-        let found = byAccount.find(hash: account.hashValue) { entries[Int($0)].account == account }
+        guard let environment = AccountKRN.environment(of: account) else { return nil }
+        let id = account.utf8.dropFirst(AccountKRN.idOffset)
+        let found = byAccount.find(hash: Self.accountHash(id, environment)) {
+            entries[Int($0)].environment == environment && entries[Int($0)].accountID.utf8.elementsEqual(id)
+        }
         return found.map { state(at: $0) }
+    }
+
+    /// The account index's hash: the environment and the id's bytes, read in place where they are contiguous.
+    private static func accountHash<ID: Collection<UInt8>>(_ id: ID, _ environment: KlarnaEnvironment) -> Int {
+        var hasher = Hasher()
+        hasher.combine(environment)
+        if id.withContiguousStorageIfAvailable({ hasher.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {
+            Array(id).withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+        return hasher.finalize()
     }
 
     private func state(at position: Int32) -> MerchantState {
@@ -119,7 +138,7 @@ public struct MerchantTable: Sendable {
         let extra = entry.rare >= 0 ? rare[Int(entry.rare)] : nil
         let record = MerchantRecord(
             id: entry.id, partnerID: partnerIDs[Int(entry.partner)],
-            account: AccountKRN(validated: entry.account, environment: entry.environment), groups: entry.groups,
+            account: AccountKRN(environment: entry.environment, accountID: entry.accountID), groups: entry.groups,
             status: entry.status, apiKey: extra?.apiKey, release: extra?.release
         )
         return MerchantState(record: record, ownAuthorization: extra?.ownAuthorization, ownKeyEnvironment: extra?.ownKeyEnvironment)

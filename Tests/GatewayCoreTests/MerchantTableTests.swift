@@ -45,6 +45,25 @@ struct MerchantTableTests {
         #expect(empty[account: "krn:partner:global:account:test:M1"] == nil)
     }
 
+    @Test("the table keeps an account's id only: the same id in test and live is two merchants, a long id works too")
+    func accountIDsPerEnvironment() {
+        let longID = "M" + String(repeating: "x", count: 60)
+        let table = MerchantTable([
+            Fixtures.merchant("m-test", account: "krn:partner:global:account:test:M1"),
+            Fixtures.merchant("m-live", account: "krn:partner:global:account:live:M1"),
+            Fixtures.merchant("m-long", account: "krn:partner:global:account:live:" + longID),
+        ])
+        #expect(table[account: "krn:partner:global:account:test:M1"]?.record.id == "m-test")
+        #expect(table[account: "krn:partner:global:account:live:M1"]?.record.id == "m-live")
+        #expect(table["m-live"]?.record.account.rawValue == "krn:partner:global:account:live:M1")
+        #expect(table[account: "krn:partner:global:account:live:" + longID]?.record.id == "m-long")
+        #expect(table["m-long"]?.record.account.accountID == longID[...])
+        // An id that is a prefix or an extension of a stored one is not it.
+        #expect(table[account: "krn:partner:global:account:test:M"] == nil)
+        #expect(table[account: "krn:partner:global:account:test:M10"] == nil)
+        #expect(table[account: "krn:partner:global:account:live:" + longID + "y"] == nil)
+    }
+
     @Test("a release pin and a merchant's own key survive the compact form")
     func rareFields() {
         let pinned = MerchantState(

@@ -80,6 +80,7 @@ public final class GatewayService: Service, Sendable {
             let tls = ReloadState.stamp(of: Self.tlsFiles(config: config))
             let snapshot = try await Self.buildSnapshot(config: config, credentials: credentials, version: state.nextVersion(), logger: logger)
             state.built(ReloadState.Stamps(generation: snapshot.generation, files: files, tls: tls), counted: false)
+            FreedMemory.returnToSystem()
             if let problem = config.unknownTimeoutFamilyProblem(catalogue: snapshot.snapshot.catalogue) { throw problem }
             let upstreamCA = try config.upstream.caFile.map { try String(contentsOfFile: config.resolve($0), encoding: .utf8) }
             if config.tracing.enabled {
@@ -258,6 +259,9 @@ public final class GatewayService: Service, Sendable {
         }
         self.running.withLockedValue { $0 = next }
         runtime.snapshots.replace(with: built.snapshot)
+        // What the build read is freed by now; the snapshot replaced goes with its last call, and the next build's
+        // trim gives that back.
+        FreedMemory.returnToSystem()
         if let webhookDirectory { webhooks?.directory.replace(with: webhookDirectory) }
         // The store generation the snapshot was read at, which may be newer than the one polled.
         state.built(ReloadState.Stamps(generation: built.generation, files: inputs.files, tls: inputs.tls))
