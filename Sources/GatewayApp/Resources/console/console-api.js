@@ -17,8 +17,8 @@ export function setAccount(value) { account = value; }
 /** Whether the logged-in account may change merchants and callers (operator or security). */
 export function mayChange() { return account !== null && account.role !== 'viewer'; }
 
-/** Whether a token is held. */
-export function hasToken() { return token !== null; }
+/** Whether an account is logged in: by its token, or by the browser's client certificate alone (no token). */
+export function loggedIn() { return account !== null; }
 
 /** A refusal of the API, with its error code and request id. */
 export class APIError extends Error {
@@ -32,7 +32,8 @@ export class APIError extends Error {
 
 /** One call: resolves to { json, etag, requestID } or throws an APIError. */
 export async function call(method, path, { body, ifMatch } = {}) {
-  const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
+  // Without a token the TLS handshake's client certificate is the only credential, so no Authorization is sent.
+  const headers = token === null ? { Accept: 'application/json' } : { Authorization: `Bearer ${token}`, Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (ifMatch) headers['If-Match'] = ifMatch;
   const response = await fetch(path, {
