@@ -8,7 +8,7 @@ extension PostgresStore: AdminAccountStore, MerchantPaging {
         try await read { connection in
             try await PostgresStore.fetchAdminAccounts(
                 connection, logger,
-                "SELECT name, role, token_id, token_hash, created_at_us FROM admin_accounts ORDER BY name COLLATE \"C\"")
+                "SELECT \(unescaped: PostgresStore.adminColumns) FROM admin_accounts ORDER BY name COLLATE \"C\"")
         }
     }
 
@@ -16,7 +16,17 @@ extension PostgresStore: AdminAccountStore, MerchantPaging {
     public func adminAccount(tokenID: String) async throws -> AdminAccount? {
         try await read { connection in
             try await PostgresStore.fetchAdminAccounts(
-                connection, logger, "SELECT name, role, token_id, token_hash, created_at_us FROM admin_accounts WHERE token_id = \(tokenID)"
+                connection, logger, "SELECT \(unescaped: PostgresStore.adminColumns) FROM admin_accounts WHERE token_id = \(tokenID)"
+            ).first
+        }
+    }
+
+    /// The account holding this client certificate, through its unique index.
+    public func adminAccount(certificateFingerprint: String) async throws -> AdminAccount? {
+        try await read { connection in
+            try await PostgresStore.fetchAdminAccounts(
+                connection, logger,
+                "SELECT \(unescaped: PostgresStore.adminColumns) FROM admin_accounts WHERE certificate_fingerprint = \(certificateFingerprint)"
             ).first
         }
     }
@@ -26,8 +36,9 @@ extension PostgresStore: AdminAccountStore, MerchantPaging {
         try await write { connection in
             _ = try await connection.query(
                 """
-                INSERT INTO admin_accounts (name, role, token_id, token_hash, created_at_us)
-                VALUES (\(account.name), \(account.role.rawValue), \(account.tokenID), \(account.tokenHash), \(account.createdMicros))
+                INSERT INTO admin_accounts (name, role, token_id, token_hash, created_at_us, certificate_fingerprint)
+                VALUES (\(account.name), \(account.role.rawValue), \(account.tokenID), \(account.tokenHash), \(account.createdMicros),
+                    \(account.certificateFingerprint))
                 """, logger: logger)
         }
     }
@@ -85,12 +96,16 @@ extension PostgresStore: AdminAccountStore, MerchantPaging {
         }
     }
 
+    /// The columns `fetchAdminAccounts` decodes, in its order.
+    static let adminColumns = "name, role, token_id, token_hash, created_at_us, certificate_fingerprint"
+
     static func fetchAdminAccounts(_ connection: PostgresConnection, _ logger: Logger, _ query: PostgresQuery) async throws -> [AdminAccount] {
         var accounts: [AdminAccount] = []
         let rows = try await connection.query(query, logger: logger)
-        for try await (name, roleText, tokenID, tokenHash, created) in rows.decode((String, String, String, String, Int64).self) {
+        for try await (name, roleText, tokenID, tokenHash, created, fingerprint) in rows.decode((String, String, String, String, Int64, String?).self) {
             guard let role = AdminRole(rawValue: roleText) else { throw StoreError("admin account \(name): unknown role in the store") }
-            accounts.append(AdminAccount(name: name, role: role, tokenID: tokenID, tokenHash: tokenHash, createdMicros: created))
+            accounts.append(
+                AdminAccount(name: name, role: role, tokenID: tokenID, tokenHash: tokenHash, createdMicros: created, certificateFingerprint: fingerprint))
         }
         return accounts
     }

@@ -157,6 +157,11 @@ extension PostgresStore {
             "UPDATE admin_events SET audited_by = 'before-schema-7', audited_at_us = time_us",
             "CREATE INDEX admin_events_unfinished ON admin_events(audited_by, id) WHERE audited_at_us IS NULL",
         ]),
+        // As `SQLiteStore.adminCertificateSchema`, for the same reasons.
+        SchemaMigration(version: 8, name: "admin accounts' client certificates", statements: [
+            "ALTER TABLE admin_accounts ADD COLUMN certificate_fingerprint TEXT",
+            "CREATE UNIQUE INDEX admin_accounts_certificate ON admin_accounts(certificate_fingerprint)",
+        ]),
     ]
 
     /// A constant key for `pg_advisory_xact_lock`, so that instances starting together migrate one at a time.

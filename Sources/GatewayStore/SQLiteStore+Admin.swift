@@ -17,12 +17,22 @@ extension SQLiteStore: AdminAccountStore, MerchantPaging {
         }
     }
 
-    /// Inserts an account; a name already taken fails on the primary key.
+    /// The account holding this client certificate, through its unique index.
+    public func adminAccount(certificateFingerprint: String) async throws -> AdminAccount? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM admin_accounts WHERE certificate_fingerprint = ?", arguments: [certificateFingerprint])
+                .map(SQLiteStore.adminAccount)
+        }
+    }
+
+    /// Inserts an account; a name or a certificate already taken fails on its unique index.
     public func insertAdminAccount(_ account: AdminAccount) async throws {
         try await change { db in
             try db.execute(
-                sql: "INSERT INTO admin_accounts (name, role, token_id, token_hash, created_at_us) VALUES (?, ?, ?, ?, ?)",
-                arguments: [account.name, account.role.rawValue, account.tokenID, account.tokenHash, account.createdMicros])
+                sql: "INSERT INTO admin_accounts (name, role, token_id, token_hash, created_at_us, certificate_fingerprint) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    account.name, account.role.rawValue, account.tokenID, account.tokenHash, account.createdMicros, account.certificateFingerprint,
+                ])
         }
     }
 
@@ -71,7 +81,9 @@ extension SQLiteStore: AdminAccountStore, MerchantPaging {
     static func adminAccount(_ row: Row) throws -> AdminAccount {
         let name: String = row["name"]
         guard let role = AdminRole(rawValue: row["role"]) else { throw StoreError("admin account \(name): unknown role in the store") }
-        return AdminAccount(name: name, role: role, tokenID: row["token_id"], tokenHash: row["token_hash"], createdMicros: row["created_at_us"])
+        return AdminAccount(
+            name: name, role: role, tokenID: row["token_id"], tokenHash: row["token_hash"], createdMicros: row["created_at_us"],
+            certificateFingerprint: row["certificate_fingerprint"])
     }
 }
 

@@ -154,6 +154,14 @@ extension SQLiteStore {
             """
         ]),
         SchemaMigration(version: 7, name: "change log audited by running nodes", statements: SQLiteStore.auditedEventsSchema),
+        SchemaMigration(version: 8, name: "admin accounts' client certificates", statements: SQLiteStore.adminCertificateSchema),
+    ]
+
+    /// Version 8: an admin account may hold a client certificate's SHA-256 fingerprint. Unique, since a certificate
+    /// presented alone must name one account; SQLite's unique index lets any number of rows hold none.
+    static let adminCertificateSchema = [
+        "ALTER TABLE admin_accounts ADD COLUMN certificate_fingerprint TEXT",
+        "CREATE UNIQUE INDEX admin_accounts_certificate ON admin_accounts(certificate_fingerprint)",
     ]
 
     /// Version 7: which node claimed each change-log event for its audit chain, and when it finished recording it.

@@ -18,10 +18,16 @@ struct Admins: AsyncParsableCommand {
         @OptionGroup var config: ConfigOptions
         @Argument(help: "Account name, as audit records show it (admin:NAME).") var name: String
         @Option(help: "viewer (read), operator (merchants, callers) or security (also credentials, keys, admins).") var role: AdminRole
+        @Option(
+            help: """
+                SHA-256 fingerprint of the admin's client certificate (64 hex digits, colons allowed): on a TLS admin listener \
+                that asks for client certificates, the certificate alone is this account, and its token works only beside it.
+                """)
+        var certificateFingerprint: String?
 
         func run() async throws {
             try await reportingErrors {
-                let (account, token) = try await config.admin().addAdmin(name: name, role: role)
+                let (account, token) = try await config.admin().addAdmin(name: name, role: role, certificateFingerprint: certificateFingerprint)
                 // Only the token goes to stdout, so `TOKEN=$(klarna-gateway admins add …)` captures exactly it.
                 print(token.exposedValue)
                 printError("added admin \(account.name) (\(account.role.rawValue)); the token above is shown only this once")
@@ -36,7 +42,9 @@ struct Admins: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 for account in try await config.admin().listAdmins() {
-                    print("\(account.name)\t\(account.role.rawValue)\tadded \(UTCTime.day(epochSeconds: Int(account.createdMicros / 1_000_000)))")
+                    let certificate = account.certificateFingerprint.map { "\tcertificate \($0)" } ?? ""
+                    print(
+                        "\(account.name)\t\(account.role.rawValue)\tadded \(UTCTime.day(epochSeconds: Int(account.createdMicros / 1_000_000)))\(certificate)")
                 }
             }
         }

@@ -64,7 +64,7 @@ struct Serve: AsyncParsableCommand {
                 routes.detailsNeedToken = !routes.logLevelChangeAllowed
                 admin = try await AdminServer.start(
                     host: address.address, port: address.port, group: MultiThreadedEventLoopGroup.singleton, routes: routes,
-                    tls: try AdminServer.tlsContext(address, config: configuration)
+                    tlsContexts: try AdminServer.tlsContexts(address, config: configuration, service: service)
                 ) {
                     AdminServer.readiness(audit: audit, service: service)
                 }

@@ -32,4 +32,28 @@ extension CLITests {
         // Only `add` printed the token.
         #expect(log.text.components(separatedBy: token.suffix(43)).count == 2)
     }
+
+    @Test func adminsAddTakesACertificateFingerprintThatNamesOneAccount() async throws {
+        let log = Transcript()
+        try await run(["keys", "init"], transcript: log)
+        // Generated, not written out: no key-shaped literal in the source.
+        let fingerprint = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let colons = stride(from: 0, to: 64, by: 2).map { offset -> String in
+            let start = fingerprint.index(fingerprint.startIndex, offsetBy: offset)
+            return fingerprint[start..<fingerprint.index(start, offsetBy: 2)].uppercased()
+        }.joined(separator: ":")
+        let added = try await run(["admins", "add", "night", "--role", "viewer", "--certificate-fingerprint", colons], transcript: log)
+        #expect(added.stdout.hasPrefix("adm_kgw_"), "an account with a certificate still gets its (bound) token")
+        let listed = try await run(["admins", "list"], transcript: log)
+        #expect(listed.stdout.contains("night\tviewer\tadded ") && listed.stdout.contains("\tcertificate \(fingerprint)"))
+        let store = try await SQLiteStore.open(path: directory.appendingPathComponent("data/gateway.sqlite").path)
+        #expect(try await store.adminAccount(certificateFingerprint: fingerprint)?.name == "night")
+        #expect(
+            try await run(["admins", "add", "twin", "--role", "security", "--certificate-fingerprint", fingerprint], expect: 1, transcript: log)
+                .stderr.contains("already holds the certificate"))
+        #expect(
+            try await run(["admins", "add", "odd", "--role", "viewer", "--certificate-fingerprint", "abc"], expect: 1, transcript: log)
+                .stderr.contains("--certificate-fingerprint must be a SHA-256 fingerprint"))
+        #expect(try await store.adminAccounts().map(\.name) == ["night"])
+    }
 }

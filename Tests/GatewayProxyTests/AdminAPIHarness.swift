@@ -73,10 +73,11 @@ struct AdminAPIHarness {
 }
 
 /// Runs `body` against a harness gateway with the admin API and always stops both; with `tls`, the admin listener
-/// speaks TLS with a certificate for `localhost` from a CA of its own.
+/// speaks TLS with a certificate for `localhost` from a CA of its own, and with `clientCA` it also verifies the
+/// client certificates that CA signs, when presented (`client_certificates: optional`).
 func withAdminAPI(
     access: String = GatewayHarness.defaultAccess, rateLimits: String? = nil, backoff: AdminBackoff = AdminBackoff(base: .milliseconds(5), ceiling: .milliseconds(20)), tls: Bool = false,
-    _ body: (AdminAPIHarness) async throws -> Void
+    clientCA: TestPKI? = nil, _ body: (AdminAPIHarness) async throws -> Void
 ) async throws {
     try await withGateway(access: access, rateLimits: rateLimits) { gw in
         var tokens: [AdminRole: String] = [:]
@@ -90,7 +91,8 @@ func withAdminAPI(
         let context = try authority.map { pki in
             let identity = try pki.issueServer()
             return try ServerTLS(
-                certificateChainPEM: identity.certificatePEM, privateKey: Secret(identity.privateKeyPEM), clientCAPEM: nil, clientAuthentication: .none
+                certificateChainPEM: identity.certificatePEM, privateKey: Secret(identity.privateKeyPEM), clientCAPEM: clientCA?.caCertificatePEM,
+                clientAuthentication: clientCA == nil ? .none : .optional
             ).makeContext(http2: false)
         }
         let server = try await AdminServer.start(

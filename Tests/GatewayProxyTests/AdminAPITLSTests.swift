@@ -19,6 +19,15 @@ struct AdminAPITLSTests {
         // The files are read when the listener starts (and by `config check`): a missing one is named.
         let admin = try #require(config.admin)
         #expect(throws: ConfigError.self) { try AdminServer.tlsContext(admin, config: config) }
+        // Client certificates for admins need the CA that signs them, as a listener's do.
+        let tls = ["KGW_ADMIN__ADDRESS": "10.0.0.1", "KGW_ADMIN__TLS__CERTIFICATE": "admin.pem", "KGW_ADMIN__TLS__PRIVATE_KEY": "admin-key.pem"]
+        #expect(throws: ConfigError.self) {
+            try ConfigLoader.loadGateway(path: path, environment: tls.merging(["KGW_ADMIN__TLS__CLIENT_CERTIFICATES": "optional"]) { $1 })
+        }
+        let verifying = try ConfigLoader.loadGateway(
+            path: path, environment: tls.merging(["KGW_ADMIN__TLS__CLIENT_CERTIFICATES": "required", "KGW_ADMIN__TLS__CLIENT_CA": "admins-ca.pem"]) { $1 })
+        #expect(verifying.admin?.tls?.clientCertificates == .required && verifying.admin?.tls?.clientCA == "admins-ca.pem")
+        #expect(config.admin?.tls?.clientCertificates == nil, "none unless asked for")
     }
 
     @Test("the served binary off loopback answers the admin API over real TLS, keeps /metrics and /readyz's details for admin tokens, refuses plain HTTP and PUT /log-level there, and no answer or log holds the key")

@@ -26,6 +26,36 @@ import Testing
     }
 
     @Test(arguments: StoreKind.available)
+    func adminAccountsHoldOneCertificateEach(_ kind: StoreKind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let store = try #require(fixture.store as? any AdminAccountStore)
+        // Generated, not written out: no key-shaped literal in the source.
+        func randomHex() -> String { (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined() }
+        let fingerprint = randomHex()
+        let holder = AdminAccount(
+            name: "night", role: .viewer, tokenID: "00000000000000aa", tokenHash: randomHex(), createdMicros: 1, certificateFingerprint: fingerprint)
+        let tokenOnly = AdminAccount(name: "day", role: .operator, tokenID: "00000000000000bb", tokenHash: randomHex(), createdMicros: 2)
+        let other = AdminAccount(name: "dusk", role: .security, tokenID: "00000000000000cc", tokenHash: randomHex(), createdMicros: 3)
+        try await store.insertAdminAccount(holder)
+        try await store.insertAdminAccount(tokenOnly)
+        try await store.insertAdminAccount(other)
+        #expect(try await store.adminAccount(certificateFingerprint: fingerprint) == holder)
+        #expect(try await store.adminAccount(tokenID: "00000000000000aa")?.certificateFingerprint == fingerprint)
+        #expect(try await store.adminAccount(certificateFingerprint: randomHex()) == nil)
+        #expect(try await store.adminAccounts().map(\.certificateFingerprint) == [nil, nil, fingerprint])
+        // A certificate names one account, while any number hold none.
+        var twin = other
+        twin.name = "twin"
+        twin.tokenID = "00000000000000dd"
+        twin.certificateFingerprint = fingerprint
+        await #expect(throws: (any Error).self) { try await store.insertAdminAccount(twin) }
+        #expect(try await store.deleteAdminAccount(name: "night"))
+        #expect(try await store.adminAccount(certificateFingerprint: fingerprint) == nil)
+        try await store.insertAdminAccount(twin)
+        #expect(try await store.adminAccount(certificateFingerprint: fingerprint) == twin)
+    }
+
+    @Test(arguments: StoreKind.available)
     func merchantPagesFollowTheCursorAndTheSearch(_ kind: StoreKind) async throws {
         let fixture = try await StoreFixture(kind)
         let (partner, secrets) = try fixture.partner()

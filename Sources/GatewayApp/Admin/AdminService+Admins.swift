@@ -11,19 +11,34 @@ extension AdminService {
     }
 
     /// Adds an admin account with a new token, returned once to be shown once; only its hash is stored.
-    public func addAdmin(name: String, role: AdminRole) async throws -> (account: AdminAccount, token: Secret) {
+    /// Adds an admin account with a new token, returned once to be shown once; only its hash is stored. With a
+    /// client certificate's fingerprint, that certificate alone identifies the account and the token works only
+    /// beside it (as a certificate-bound caller's).
+    public func addAdmin(name: String, role: AdminRole, certificateFingerprint: String? = nil) async throws -> (account: AdminAccount, token: Secret) {
         // Names follow the id rules, worded for a name ("an admin name has 1 to 64 characters").
         if let problem = MerchantRecord.problem(withID: name, as: "an admin name") { throw AdminError(problem) }
+        let fingerprint = try certificateFingerprint.map { try AdminService.normalizedFingerprint($0, option: "--certificate-fingerprint") }
         let accounts = try adminAccountStore
-        if try await accounts.adminAccounts().contains(where: { $0.name == name }) {
+        let existing = try await accounts.adminAccounts()
+        if existing.contains(where: { $0.name == name }) {
             throw AdminError("admin '\(name)' already exists; remove it first to issue a new token")
+        }
+        if let fingerprint, let holder = existing.first(where: { $0.certificateFingerprint == fingerprint }) {
+            throw AdminError("admin '\(holder.name)' already holds the certificate \(fingerprint); a certificate names one account")
         }
         let token = AdminToken.generate()
         let account = AdminAccount(
             name: name, role: role, tokenID: token.id, tokenHash: token.secretHash,
-            createdMicros: UTCTime.nowMicros())
-        try await changing("admins.add", "\(name) role \(role.rawValue)") { try await accounts.insertAdminAccount(account) }
+            createdMicros: UTCTime.nowMicros(), certificateFingerprint: fingerprint)
+        try await changing("admins.add", "\(name) role \(role.rawValue) certificate \(fingerprint ?? "-")") {
+            try await accounts.insertAdminAccount(account)
+        }
         return (account, AdminToken.rendered(token))
+    }
+
+    /// The account holding the client certificate with this fingerprint; nil when none does.
+    public func adminAccount(certificateFingerprint: String) async throws -> AdminAccount? {
+        try await adminAccountStore.adminAccount(certificateFingerprint: certificateFingerprint.lowercased())
     }
 
     /// Every admin account, by name.

@@ -7,7 +7,7 @@ extension AdminService {
         id: String, certificateFingerprint: String? = nil, issueToken: Bool = true
     ) async throws -> (record: CallerRecord, token: CallerToken?) {
         if let problem = AdminService.idProblem(id, kind: "caller") { throw AdminError(problem) }
-        let fingerprint = try certificateFingerprint.map(AdminService.normalizedFingerprint)
+        let fingerprint = try certificateFingerprint.map { try AdminService.normalizedFingerprint($0) }
         guard issueToken || fingerprint != nil else {
             throw AdminError("a caller without a token needs --cert-fingerprint")
         }
@@ -43,10 +43,10 @@ extension AdminService {
     }
 
     /// A SHA-256 fingerprint as 64 lowercase hex digits; colons, as some tools print them, are dropped.
-    static func normalizedFingerprint(_ text: String) throws -> String {
+    static func normalizedFingerprint(_ text: String, option: String = "--cert-fingerprint") throws -> String {
         let hex = text.replacingOccurrences(of: ":", with: "").lowercased()
         guard hex.utf8.count == 64, Hex.decode(hex) != nil else {
-            throw AdminError("--cert-fingerprint must be a SHA-256 fingerprint: 64 hex digits")
+            throw AdminError("\(option) must be a SHA-256 fingerprint: 64 hex digits")
         }
         return hex
     }

@@ -12,17 +12,28 @@ extension AdminAPI.Exchange {
     /// `POST /admin/v1/admins` `{"name","role"}` (security): as `admins add`, a new account whose token is in this
     /// answer once (the store keeps its hash). A name that exists: 409.
     func addAdmin() async throws -> AdminResponse {
-        let body = try AdminRequestBody(request.body, allowed: ["name", "role"], shape: #"{"name": "NAME", "role": "viewer|operator|security"}"#)
+        let body = try AdminRequestBody(
+            request.body, allowed: ["name", "role", "certificate_fingerprint"],
+            shape: #"{"name": "NAME", "role": "viewer|operator|security", "certificate_fingerprint": "HEX"}"#)
         let name = try body.requiredString("name")
         if let problem = MerchantRecord.problem(withID: name, as: "an admin name") { throw GatewayError(.badRequest, problem) }
         guard let role = AdminRole(rawValue: try body.requiredString("role")) else {
             throw GatewayError(.badRequest, "role is viewer, operator or security")
         }
-        if try await api.service.listAdmins().contains(where: { $0.name == name }) {
+        let fingerprint = try body.string("certificate_fingerprint", maxLength: 95, nullable: true)
+        if let fingerprint, !Self.isFingerprint(fingerprint) {
+            throw GatewayError(.badRequest, "certificate_fingerprint is a SHA-256 fingerprint: 64 hex digits, optionally in colon-separated pairs")
+        }
+        let existing = try await api.service.listAdmins()
+        if existing.contains(where: { $0.name == name }) {
             throw GatewayError(.conflict, "admin '\(name)' already exists; remove it first to issue a new token")
         }
+        let normalized = fingerprint.map { $0.replacingOccurrences(of: ":", with: "").lowercased() }
+        if let normalized, existing.contains(where: { $0.certificateFingerprint == normalized }) {
+            throw GatewayError(.conflict, "another admin already holds that certificate; a certificate names one account")
+        }
         try await api.recordIntent(self, merchant: nil)
-        let added = try await serviceRule { try await api.service.addAdmin(name: name, role: role) }
+        let added = try await serviceRule { try await api.service.addAdmin(name: name, role: role, certificateFingerprint: fingerprint) }
         await api.recordOutcome(self, merchant: nil, status: 201, inSnapshot: false)
         return AdminResponse(
             .created, json: .object([("admin", Self.admin(added.account)), ("token", .string(added.token.exposedValue))]), requestID: requestID)
@@ -46,11 +57,12 @@ extension AdminAPI.Exchange {
         return AdminResponse(.ok, json: Self.admin(found), requestID: requestID)
     }
 
-    /// An admin account as answered: name, role, when it was made.
+    /// An admin account as answered: name, role, when it was made, its client certificate's fingerprint (public).
     private static func admin(_ account: AdminAccount) -> JSONValue {
         .object([
             ("name", .string(account.name)), ("role", .string(account.role.rawValue)),
             ("created", .string(UTCTime.timestamp(micros: account.createdMicros, digits: 3))),
+            ("certificate_fingerprint", account.certificateFingerprint.map(JSONValue.string) ?? .null),
         ])
     }
 }

@@ -82,7 +82,9 @@ public struct AdminAPI: Sendable {
             guard let found = try await authenticate(request) else {
                 backoff.failed(address)
                 return await refuse(
-                    GatewayError(.unauthenticated, "send Authorization: Bearer with a valid admin token", headers: [.init("WWW-Authenticate", "Bearer")]),
+                    GatewayError(
+                        .unauthenticated, "send Authorization: Bearer with a valid admin token, or an admin's client certificate (with its token, if any)",
+                        headers: [.init("WWW-Authenticate", "Bearer")]),
                     request, requestID: requestID, account: nil, route: nil)
             }
             account = found
@@ -114,12 +116,22 @@ public struct AdminAPI: Sendable {
         }
     }
 
-    /// The account whose token the request carries; nil when it carries none that is valid.
+    /// The account the request's credentials name: its token, its verified client certificate, or both bound
+    /// together, by the rule callers follow (`CallerAuthentication.tokenMethod`); nil when they name none, or two.
     func authenticate(_ request: AdminRequest) async throws -> AdminAccount? {
-        guard let header = request.headers.first(name: "Authorization"), header.count > 7,
-            header.prefix(7).lowercased() == "bearer ", let presented = AdminToken.parse(header.dropFirst(7)[...])
+        let presented = request.clientCertificateFingerprint?.lowercased()
+        var holder: AdminAccount?
+        if let presented { holder = try await service.adminAccount(certificateFingerprint: presented) }
+        guard let header = request.headers.first(name: "Authorization") else {
+            // A certificate alone: it must be registered to an account.
+            return holder
+        }
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer ", let token = AdminToken.parse(header.dropFirst(7)[...]),
+            let account = try await service.authenticateAdmin(token)
         else { return nil }
-        return try await service.authenticateAdmin(presented)
+        let method = CallerAuthentication.tokenMethod(
+            holder: account.name, bound: account.certificateFingerprint, presented: presented, holderOfPresented: { _ in holder?.name })
+        return method == nil ? nil : account
     }
 
     /// Records a refusal (answered even when the record fails, as the data plane's refusals are) and renders it.

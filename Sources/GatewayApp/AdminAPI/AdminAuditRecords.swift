@@ -21,9 +21,11 @@ enum AdminAuditRecords {
             phase: phase, requestID: requestID, timeMicros: UTCTime.nowMicros(), method: request.method,
             path: CallRecord.recordedPath(rawTarget: request.target, operation: nil))
         record.clientAddress = request.clientAddress
+        // Named on refusals too: an unknown certificate's fingerprint is what an SRE searches the trail for.
+        record.callerCertificateFingerprint = request.clientCertificateFingerprint
         if let account {
             record.facts.callerID = "admin:" + account.name
-            record.facts.authentication = .token
+            record.facts.authentication = request.authenticationMethod
         }
         if let route {
             record.facts.operation = Operation(

@@ -17,15 +17,31 @@ public struct AdminRequest: Sendable {
     public var clientAddress: String?
     /// Whether the body was over the listener's bound (then `body` is empty and the request is refused).
     public var bodyTooLarge: Bool
+    /// The lowercase hex SHA-256 of the client certificate the TLS listener verified; nil when none was presented.
+    public var clientCertificateFingerprint: String?
 
     /// Makes a request.
-    public init(method: String, target: String, headers: HTTPHeaders, body: [UInt8], clientAddress: String?, bodyTooLarge: Bool = false) {
+    public init(
+        method: String, target: String, headers: HTTPHeaders, body: [UInt8], clientAddress: String?, bodyTooLarge: Bool = false,
+        clientCertificateFingerprint: String? = nil
+    ) {
         self.method = method
         self.target = target
         self.headers = headers
         self.body = body
         self.clientAddress = clientAddress
         self.bodyTooLarge = bodyTooLarge
+        self.clientCertificateFingerprint = clientCertificateFingerprint
+    }
+
+    /// How an authenticated admin proved itself: what it presented, since a request is authenticated only when
+    /// every credential it presents names the account (as `CallerAuthentication` decides for callers).
+    var authenticationMethod: AuthenticationMethod {
+        switch (headers.contains(name: "Authorization"), clientCertificateFingerprint != nil) {
+        case (true, true): .tokenAndCertificate
+        case (false, true): .certificate
+        default: .token
+        }
     }
 
     /// The path, without the query.

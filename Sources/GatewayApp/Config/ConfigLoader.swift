@@ -74,6 +74,9 @@ public enum ConfigLoader {
             throw ConfigError(source: source, reason: "log_level '\(config.logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
         // An admin token must not cross a network in clear text: off loopback, the admin listener needs TLS.
+        if let tls = config.admin?.tls, (tls.clientCertificates ?? .none) != .none, tls.clientCA == nil {
+            throw ConfigError(source: source, reason: "admin.tls asks for client certificates but names no client_ca")
+        }
         if let admin = config.admin, admin.tls == nil, !isLoopback(admin.address) {
             throw ConfigError(
                 source: source,

@@ -326,14 +326,21 @@ public struct GatewayConfig: Sendable, Codable {
         public var tls: AdminTLS?
     }
 
-    /// The admin listener's TLS: a server certificate; admins authenticate with tokens, not client certificates.
+    /// The admin listener's TLS: a server certificate and, when admins authenticate with client certificates,
+    /// the CA that signs them.
     public struct AdminTLS: Sendable, Codable {
         /// Server certificate chain, PEM.
         public var certificate: String
         /// Server private key, PEM.
         public var privateKey: String
+        /// CA that signs admins' client certificates.
+        public var clientCA: String?
+        /// `none` (the default), `optional` or `required`, as for `listeners[].tls`.
+        public var clientCertificates: ClientCertificates?
 
-        enum CodingKeys: String, CodingKey { case certificate, privateKey = "private_key" }
+        enum CodingKeys: String, CodingKey {
+            case certificate, privateKey = "private_key", clientCA = "client_ca", clientCertificates = "client_certificates"
+        }
     }
 
     /// A config-relative path made absolute.

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayAudit
 import GatewayCore
+import GatewayProxy
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -69,11 +70,32 @@ public final class AdminServer: Sendable {
         host: String, port: Int, group: any EventLoopGroup, routes: AdminRoutes = AdminRoutes(), tls: NIOSSLContext? = nil,
         readiness: @escaping @Sendable () -> Readiness
     ) async throws -> AdminServer {
+        var context: (@Sendable () -> NIOSSLContext)?
+        if let tls { context = { tls } }
+        return try await start(host: host, port: port, group: group, routes: routes, context: context, readiness: readiness)
+    }
+
+    /// Binds the admin listener over TLS with the context `tlsContexts` holds for it when a connection arrives, so
+    /// a reload that replaces it there (`GatewayService.adminTLSContexts`) serves new handshakes the new certificate
+    /// while open connections keep theirs; plain HTTP when the group holds none.
+    public static func start(
+        host: String, port: Int, group: any EventLoopGroup, routes: AdminRoutes = AdminRoutes(), tlsContexts: ListenerTLSContexts,
+        readiness: @escaping @Sendable () -> Readiness
+    ) async throws -> AdminServer {
+        var context: (@Sendable () -> NIOSSLContext)?
+        if let holder = tlsContexts.holder(named: ListenerFactory.adminListenerName) { context = { holder.current } }
+        return try await start(host: host, port: port, group: group, routes: routes, context: context, readiness: readiness)
+    }
+
+    private static func start(
+        host: String, port: Int, group: any EventLoopGroup, routes: AdminRoutes, context: (@Sendable () -> NIOSSLContext)?,
+        readiness: @escaping @Sendable () -> Readiness
+    ) async throws -> AdminServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    if let context { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context())) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(AdminHandler(readiness: readiness, routes: routes))
                 }
@@ -86,6 +108,13 @@ public final class AdminServer: Sendable {
     /// start); nil when the admin listener has no `tls`.
     public static func tlsContext(_ admin: GatewayConfig.AdminListener, config: GatewayConfig) throws -> NIOSSLContext? {
         try ListenerFactory.adminContext(admin, config: config)
+    }
+
+    /// Reads `admin.tls` into `service`'s admin group, checked now (a bad file stops `serve` at start), and returns
+    /// the group to bind with; reloads then replace the context as they replace the listeners'.
+    public static func tlsContexts(_ admin: GatewayConfig.AdminListener, config: GatewayConfig, service: GatewayService) throws -> ListenerTLSContexts {
+        _ = try ListenerFactory.addAdmin(admin, config: config, to: service.adminTLSContexts)
+        return service.adminTLSContexts
     }
 
     /// Readiness of a gateway whose calls are journaled by `audit` (nil when audit is off).
@@ -133,6 +162,8 @@ final class AdminHandler: ChannelInboundHandler {
 
     private let readiness: @Sendable () -> Readiness
     private let routes: AdminRoutes
+    /// Read on the connection's first request, after the handshake, as the ingress listeners read theirs.
+    private var connection: CallerConnection?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var bodyTooLarge = false
@@ -225,8 +256,10 @@ final class AdminHandler: ChannelInboundHandler {
         guard let api = routes.api else {
             return respond(context: context, .forbidden, "{\"error\":\"off loopback this needs an admin token, and the admin API is not served\"}")
         }
+        let peer = peer(context)
         let request = AdminRequest(
-            method: head.method.rawValue, target: head.uri, headers: head.headers, body: [], clientAddress: context.channel.remoteAddress?.ipAddress)
+            method: head.method.rawValue, target: head.uri, headers: head.headers, body: [], clientAddress: peer.address,
+            clientCertificateFingerprint: peer.fingerprint)
         let loopBound = NIOLoopBound((self, context, body), eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask { await api.observabilityRefusal(request) }.whenSuccess { refusal in
             let (handler, context, body) = loopBound.value
@@ -236,14 +269,23 @@ final class AdminHandler: ChannelInboundHandler {
 
     /// Hands a request to the admin API off the event loop and writes its answer back on it.
     private func serve(_ api: AdminAPI, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let peer = peer(context)
         let request = AdminRequest(
             method: head.method.rawValue, target: head.uri, headers: head.headers, body: bodyTooLarge ? [] : body,
-            clientAddress: context.channel.remoteAddress?.ipAddress, bodyTooLarge: bodyTooLarge)
+            clientAddress: peer.address, bodyTooLarge: bodyTooLarge, clientCertificateFingerprint: peer.fingerprint)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask { await api.handle(request) }.whenSuccess { response in
             let (handler, context) = loopBound.value
             handler.write(response, context: context)
         }
+    }
+
+    /// The peer's address and verified client certificate, read once per connection.
+    private func peer(_ context: ChannelHandlerContext) -> CallerConnection {
+        if let connection { return connection }
+        let read = CallerConnection.read(context.channel)
+        connection = read
+        return read
     }
 
     private func write(_ response: AdminResponse, context: ChannelHandlerContext) {

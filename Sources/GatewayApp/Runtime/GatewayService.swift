@@ -25,6 +25,9 @@ public final class GatewayService: Service, Sendable {
     public let quota: QuotaLeaseDriver?
     /// The webhook path (listeners marked `klarna_webhooks`, the delivery worker); nil when webhooks are not used.
     public let webhooks: WebhookRuntime?
+    /// The admin listener's TLS context, which `serve` fills from `admin.tls` and reloads replace with the
+    /// listeners'; empty without an admin listener over TLS.
+    public let adminTLSContexts = ListenerTLSContexts(offersHTTP2: false)
     private let server: IngressServer
     private let credentials: any CredentialSource
     private let group: MultiThreadedEventLoopGroup
@@ -253,8 +256,10 @@ public final class GatewayService: Service, Sendable {
         // once nothing else can fail.
         if force || state.tlsChanged(inputs.tls) {
             let listeners = try next.listeners.map { try ListenerFactory.spec(for: $0, config: next) }
-            // The webhook listeners' too, in the same all-or-nothing step.
-            try ListenerTLSContexts.reload([server.tlsContexts] + [webhooks?.tlsContexts].compactMap { $0 }, from: listeners)
+                + [try next.admin.flatMap { try ListenerFactory.adminSpec($0, config: next) }].compactMap { $0 }
+            // The webhook and admin listeners' too, in the same all-or-nothing step.
+            try ListenerTLSContexts.reload(
+                [server.tlsContexts, adminTLSContexts] + [webhooks?.tlsContexts].compactMap { $0 }, from: listeners)
             logger.notice("listener certificates reloaded: new connections use them")
         }
         self.running.withLockedValue { $0 = next }
@@ -299,9 +304,11 @@ public final class GatewayService: Service, Sendable {
         [configPath].compactMap { $0 } + [config.resolve(config.catalogue)] + config.policies.files.map(config.resolve)
     }
 
-    /// The listeners' certificate, key and client-CA files.
+    /// The listeners' certificate, key and client-CA files, the admin listener's included.
     static func tlsFiles(config: GatewayConfig) -> [String] {
-        config.listeners.compactMap(\.tls).flatMap { [$0.certificate, $0.privateKey] + [$0.clientCA].compactMap { $0 } }.map(config.resolve)
+        let admin = config.admin?.tls.map { [$0.certificate, $0.privateKey] + [$0.clientCA].compactMap { $0 } } ?? []
+        return (config.listeners.compactMap(\.tls).flatMap { [$0.certificate, $0.privateKey] + [$0.clientCA].compactMap { $0 } } + admin)
+            .map(config.resolve)
     }
 
     static func buildSnapshot(

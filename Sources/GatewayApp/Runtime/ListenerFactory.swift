@@ -24,14 +24,41 @@ enum ListenerFactory {
         return ListenerSpec(name: listener.name, host: listener.address, port: listener.port, tls: tls, http2: listener.http2 ?? true)
     }
 
-    /// The admin listener's server context (HTTP/1.1 only, no client certificates); nil when it has no `tls`.
-    static func adminContext(_ admin: GatewayConfig.AdminListener, config: GatewayConfig) throws -> NIOSSLContext? {
+    /// The name the admin listener's context is kept under in its `ListenerTLSContexts` group.
+    static let adminListenerName = "admin"
+
+    /// The admin listener as a TLS listener spec (HTTP/1.1 only), its files read now; nil when it has no `tls`.
+    static func adminSpec(_ admin: GatewayConfig.AdminListener, config: GatewayConfig) throws -> ListenerSpec? {
         guard let settings = admin.tls else { return nil }
+        func read(_ path: String) throws -> String { try Self.read(path, for: "admin.tls", config: config) }
+        let clientAuthentication: ServerTLS.ClientAuthentication =
+            switch settings.clientCertificates ?? .none {
+            case .none: .none
+            case .optional: .optional
+            case .required: .required
+            }
         let tls = ServerTLS(
-            certificateChainPEM: try read(settings.certificate, for: "admin.tls", config: config),
-            privateKey: Secret(try read(settings.privateKey, for: "admin.tls", config: config)), clientCAPEM: nil, clientAuthentication: .none)
+            certificateChainPEM: try read(settings.certificate), privateKey: Secret(try read(settings.privateKey)),
+            clientCAPEM: try settings.clientCA.map(read), clientAuthentication: clientAuthentication)
+        return ListenerSpec(name: adminListenerName, host: admin.address, port: admin.port, tls: tls, http2: false)
+    }
+
+    /// The admin listener's server context; nil when it has no `tls`.
+    static func adminContext(_ admin: GatewayConfig.AdminListener, config: GatewayConfig) throws -> NIOSSLContext? {
+        guard let spec = try adminSpec(admin, config: config), let tls = spec.tls, let settings = admin.tls else { return nil }
         do {
             return try tls.makeContext(http2: false)
+        } catch {
+            throw ConfigError(source: config.resolve(settings.certificate), reason: "admin.tls: not a usable certificate and key (\(error))")
+        }
+    }
+
+    /// Reads the admin listener's files into `group` (checked now, so a bad file stops `serve` at start); a reload
+    /// replaces the context there with the ingress listeners'. False when it has no `tls`.
+    static func addAdmin(_ admin: GatewayConfig.AdminListener, config: GatewayConfig, to group: ListenerTLSContexts) throws -> Bool {
+        guard let spec = try adminSpec(admin, config: config), let settings = admin.tls else { return false }
+        do {
+            return try group.add(spec) != nil
         } catch {
             throw ConfigError(source: config.resolve(settings.certificate), reason: "admin.tls: not a usable certificate and key (\(error))")
         }

@@ -32,13 +32,16 @@ public struct AdminAccount: Sendable, Hashable, Codable {
     public var tokenHash: String
     /// When it was added, microseconds since the Unix epoch, UTC.
     public var createdMicros: Int64
+    /// The SHA-256 of its client certificate's DER, 64 lowercase hex digits; nil for a token-only account.
+    public var certificateFingerprint: String?
 
     /// Makes an account record.
-    public init(name: String, role: AdminRole, tokenID: String, tokenHash: String, createdMicros: Int64) {
+    public init(name: String, role: AdminRole, tokenID: String, tokenHash: String, createdMicros: Int64, certificateFingerprint: String? = nil) {
         self.name = name
         self.role = role
         self.tokenID = tokenID
         self.tokenHash = tokenHash
         self.createdMicros = createdMicros
+        self.certificateFingerprint = certificateFingerprint
     }
 }

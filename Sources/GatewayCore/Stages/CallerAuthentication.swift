@@ -71,15 +71,28 @@ public struct CallerAuthentication: Sendable {
             let caller = snapshot.callersByTokenNumber[token.idNumber], let storedHash = caller.record.tokenHash,
             token.matches(storedHash: storedHash)
         else { throw Self.refusal }
-        if let bound = caller.record.certificateFingerprint?.lowercased() {
-            // A certificate-bound caller must present exactly its certificate.
-            guard let presented, ConstantTime.equal(bound.utf8, presented.utf8) else { throw Self.refusal }
-            return Result(caller, method: .tokenAndCertificate)
+        let method = Self.tokenMethod(
+            holder: caller.record.id, bound: caller.record.certificateFingerprint, presented: presented,
+            holderOfPresented: { snapshot.callersByFingerprint[$0]?.record.id })
+        guard let method else { throw Self.refusal }
+        return Result(caller, method: method)
+    }
+
+    /// How a valid token's holder stands with the client certificate presented beside it, or nil to refuse: the one
+    /// rule for callers and admins alike. `presented` is the lowercase fingerprint of the verified certificate;
+    /// `holderOfPresented` names whoever holds that certificate, asked only when the token is not bound.
+    public static func tokenMethod<ID: Equatable>(
+        holder: ID, bound: String?, presented: String?, holderOfPresented: (String) throws -> ID?
+    ) rethrows -> AuthenticationMethod? {
+        if let bound = bound?.lowercased() {
+            // A certificate-bound token must come with exactly its certificate.
+            guard let presented, ConstantTime.equal(bound.utf8, presented.utf8) else { return nil }
+            return .tokenAndCertificate
         }
-        if let presented, let owner = snapshot.callersByFingerprint[presented], owner.record.id != caller.record.id {
-            // Caller A's token with caller B's certificate: someone holds parts of two identities.
-            throw Self.refusal
+        if let presented, let owner = try holderOfPresented(presented), owner != holder {
+            // A's token with B's certificate: someone holds parts of two identities.
+            return nil
         }
-        return Result(caller, method: presented == nil ? .token : .tokenAndCertificate)
+        return presented == nil ? .token : .tokenAndCertificate
     }
 }

@@ -7,6 +7,8 @@ public protocol AdminAccountStore: Sendable {
     func adminAccounts() async throws -> [AdminAccount]
     /// The account whose token has this id.
     func adminAccount(tokenID: String) async throws -> AdminAccount?
+    /// The account holding the client certificate with this fingerprint (lowercase hex).
+    func adminAccount(certificateFingerprint: String) async throws -> AdminAccount?
     /// Inserts an account; refuses an existing name.
     func insertAdminAccount(_ account: AdminAccount) async throws
     /// Deletes an account; false when it did not exist.

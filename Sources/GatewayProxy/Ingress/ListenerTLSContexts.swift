@@ -3,8 +3,8 @@ import NIOSSL
 
 /// The server TLS contexts of a group of listeners, by listener name: each connection takes the context in force
 /// when it arrives, so a reload makes new handshakes use new certificate files while established connections keep
-/// theirs. The proxy's listeners keep one group and the webhook listeners another; `reload` installs new contexts
-/// in every group or in none.
+/// theirs. The proxy's listeners keep one group, the webhook listeners another and the admin listener a third;
+/// `reload` installs new contexts in every group or in none.
 public final class ListenerTLSContexts: Sendable {
     private let holders = NIOLockedValueBox<[String: TLSContextHolder]>([:])
     /// Whether ALPN offers HTTP/2 to listeners that ask for it (the webhook listeners speak HTTP/1.1 only).
@@ -20,6 +20,9 @@ public final class ListenerTLSContexts: Sendable {
         holders.withLockedValue { $0[listener.name] = holder }
         return holder
     }
+
+    /// The holder of `name`'s context, for a server that binds outside this module (the admin listener).
+    package func holder(named name: String) -> TLSContextHolder? { holders.withLockedValue { $0[name] } }
 
     /// Builds new contexts for the listeners of `groups` from `listeners` and installs them only if every one
     /// builds. Listeners no group holds (not bound, or bound without TLS) are ignored: adding or removing TLS needs

@@ -23,8 +23,8 @@ export function isSecurity() { return account !== null && account.role === 'secu
 /** The logged-in account's name, or null. */
 export function accountName() { return account?.name ?? null; }
 
-/** Whether a token is held. */
-export function hasToken() { return token !== null; }
+/** Whether an account is logged in: by its token, or by the browser's client certificate alone (no token). */
+export function loggedIn() { return account !== null; }
 
 /** A refusal of the API, with its error code and request id. */
 export class APIError extends Error {
@@ -39,7 +39,8 @@ export class APIError extends Error {
 /** One call: resolves to { json, etag, requestID } or throws an APIError. `body` is sent as JSON; `raw` as it is,
  * with `contentType` (a CSV file for the merchant import). */
 export async function call(method, path, { body, ifMatch, raw, contentType } = {}) {
-  const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
+  // Without a token the TLS handshake's client certificate is the only credential, so no Authorization is sent.
+  const headers = token === null ? { Accept: 'application/json' } : { Authorization: `Bearer ${token}`, Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (raw !== undefined) headers['Content-Type'] = contentType ?? 'text/plain';
   if (ifMatch) headers['If-Match'] = ifMatch;

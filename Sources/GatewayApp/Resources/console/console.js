@@ -1,6 +1,6 @@
 // The console's entry: login and logout, and a hash router over the pages. Each page is a module whose
 // `render(view, argument)` fills the view and may return a function that stops its timers when the page is left.
-import { call, setToken, setAccount, clearToken, hasToken, isSecurity } from './console-api.js';
+import { call, setToken, setAccount, clearToken, loggedIn, isSecurity } from './console-api.js';
 import { el, say, errorText } from './console-view.js';
 import * as overview from './console-overview.js';
 import * as merchants from './console-merchants.js';
@@ -42,7 +42,7 @@ function showLogin(message = '') {
 
 /** Shows the page the hash names (`#merchant/m1`, `#audit/request_id=…`); a session that expired goes back to login. */
 async function route() {
-  if (!hasToken()) { showLogin(); return; }
+  if (!loggedIn()) { showLogin(); return; }
   const [name, ...rest] = (location.hash.slice(1) || 'overview').split('/');
   const page = pages[name] ?? pages.overview;
   const argument = decodeURIComponent(rest.join('/'));
@@ -63,13 +63,25 @@ async function route() {
   }
 }
 
+// Set once the form is submitted, so that the certificate check made on opening, answered later, cannot undo it.
+let submitted = false;
+
 async function logIn(event) {
   event.preventDefault();
+  submitted = true;
   const input = document.getElementById('token');
   const value = input.value.trim();
   // The field is emptied at once so the token does not stay in the page's DOM.
   input.value = '';
-  setToken(value);
+  // An empty field logs in with the browser's client certificate alone.
+  setToken(value === '' ? null : value);
+  if (!(await enter())) {
+    showLogin(value === '' ? 'No admin account holds this browser\'s client certificate; paste a token.' : 'That token is not valid.');
+  }
+}
+
+/** Asks the API whose credentials these are; on success opens the console, else false (a 401), or shows why. */
+async function enter() {
   try {
     const { json } = await call('GET', '/admin/v1/account');
     setAccount(json);
@@ -77,8 +89,9 @@ async function logIn(event) {
     // Only a security account may read admin accounts; the others are not offered the page.
     document.getElementById('nav-admins').hidden = !isSecurity();
   } catch (error) {
-    showLogin(error.status === 401 ? 'That token is not valid.' : errorText(error));
-    return;
+    if (error.status === 401) return false;
+    showLogin(errorText(error));
+    return true;
   }
   document.getElementById('login-error').textContent = '';
   document.getElementById('login-view').hidden = true;
@@ -87,6 +100,17 @@ async function logIn(event) {
   if (!location.hash || location.hash === '#') location.hash = '#overview';
   await route();
   document.getElementById('main').focus();
+  return true;
+}
+
+/** On opening: an admin whose client certificate the TLS listener verified needs no token, so the API is asked
+ * first; only over HTTPS, since no certificate can come over plain HTTP. */
+async function start() {
+  if (location.protocol === 'https:') {
+    setToken(null);
+    if (await enter() || submitted) return;
+  }
+  showLogin();
 }
 
 function logOut() {
@@ -97,4 +121,4 @@ function logOut() {
 document.getElementById('login-form').addEventListener('submit', logIn);
 document.getElementById('logout').addEventListener('click', logOut);
 window.addEventListener('hashchange', route);
-showLogin();
+start();
