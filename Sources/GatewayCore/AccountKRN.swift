@@ -25,7 +25,7 @@ public struct AccountKRN: Sendable, Hashable, Codable, CustomStringConvertible {
     public static func environment(of text: some StringProtocol) -> KlarnaEnvironment? {
         // Through a pointer where the bytes are contiguous (a native string's are): a substring's UTF-8 iterator
         // checks its bounds and index per byte.
-        text.utf8.withContiguousStorageIfAvailable(environment(ofBytes:)) ?? Array(text.utf8).withUnsafeBufferPointer(environment(ofBytes:))
+        text.utf8.withBytes(environment(ofBytes:))
     }
 
     private static func environment(ofBytes text: UnsafeBufferPointer<UInt8>) -> KlarnaEnvironment? {

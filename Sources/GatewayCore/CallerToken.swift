@@ -51,7 +51,7 @@ public struct CallerToken: Sendable {
             // their bounds per byte.
             let bytes = text.utf8
             guard bytes.count == Self.length,
-                bytes.withContiguousStorageIfAvailable(Self.isWellFormed) ?? Array(bytes).withUnsafeBufferPointer(Self.isWellFormed)
+                bytes.withBytes(Self.isWellFormed)
             else { return nil }
             let idStart = bytes.index(bytes.startIndex, offsetBy: 4)
             let idEnd = bytes.index(idStart, offsetBy: 16)

@@ -127,9 +127,7 @@ public struct MerchantTable: Sendable {
     private static func accountHash<ID: Collection<UInt8>>(_ id: ID, _ environment: KlarnaEnvironment) -> Int {
         var hasher = Hasher()
         hasher.combine(environment)
-        if id.withContiguousStorageIfAvailable({ hasher.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {
-            Array(id).withUnsafeBytes { hasher.combine(bytes: $0) }
-        }
+        id.withBytes { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
         return hasher.finalize()
     }
 

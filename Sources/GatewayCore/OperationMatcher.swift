@@ -123,8 +123,7 @@ public struct OperationMatcher: Sendable {
                 path[utf8.index(utf8.startIndex, offsetBy: bound.lowerBound)..<utf8.index(utf8.startIndex, offsetBy: bound.upperBound)]
             }
         }
-        let found = utf8.withContiguousStorageIfAvailable { bytes in Self.find(in: root, path: bytes, segments: segments) }
-            ?? Array(utf8).withUnsafeBufferPointer { bytes in Self.find(in: root, path: bytes, segments: segments) }
+        let found = utf8.withBytes { bytes in Self.find(in: root, path: bytes, segments: segments) }
         guard let (node, segments) = found else { return .failure(.noSuchPath) }
         guard let operation = node.operation(method) else { return .failure(.methodNotAllowed(allowed: node.methods)) }
         return .success(Match(operation: operation, segments: segments))

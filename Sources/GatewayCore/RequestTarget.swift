@@ -28,8 +28,7 @@ public struct RequestTarget: Sendable, Hashable {
 
         // Scanned through a pointer where the bytes are contiguous (a native string's always are): stepping a
         // substring's UTF-8 iterator checks its bounds and index per byte, and this runs for every request.
-        let problem = path.utf8.withContiguousStorageIfAvailable(Self.problem(inPath:))
-            ?? Array(path.utf8).withUnsafeBufferPointer(Self.problem(inPath:))
+        let problem = path.utf8.withBytes(Self.problem(inPath:))
         if let problem { throw problem }
         if path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/") {
             throw GatewayError(.badRequest, "The path ends with '/'.")
