@@ -33,11 +33,11 @@ public enum ASCIICase {
     static func hasPrefix(_ text: String, expected: UnsafeBufferPointer<UInt8>) -> Bool {
         // Through a pointer where the bytes are contiguous (a native string's are): the UTF-8 view's iterator
         // checks its position per byte, and every header of every request is compared this way.
-        text.utf8.withContiguousStorageIfAvailable { bytes in
+        text.utf8.withBytes { bytes in
             guard bytes.count >= expected.count else { return false }
             for index in 0..<expected.count where folded(bytes[index]) != expected[index] { return false }
             return true
-        } ?? text.utf8.starts(with: expected) { folded($0) == $1 }
+        }
     }
 
     /// `byte` with upper-case ASCII made lower-case.

@@ -116,6 +116,12 @@ public struct MerchantTable: Sendable {
     /// is, without a copy.
     public subscript(account account: some StringProtocol) -> MerchantState? {
         guard let environment = AccountKRN.environment(of: account) else { return nil }
+        return self[account: account, of: environment]
+    }
+
+    /// The same for a KRN its caller has already checked to be a partner account KRN of `environment`
+    /// (`AccountKRN.environment(of:)`), so that the request path reads the KRN's bytes once, not twice.
+    subscript(account account: some StringProtocol, of environment: KlarnaEnvironment) -> MerchantState? {
         let id = account.utf8.dropFirst(AccountKRN.idOffset)
         let found = byAccount.find(hash: Self.accountHash(id, environment)) {
             entries[Int($0)].environment == environment && entries[Int($0)].accountID.utf8.elementsEqual(id)

@@ -91,10 +91,10 @@ public struct TargetResolution: Sendable {
     func merchant(forSegment segment: Substring, in snapshot: GatewaySnapshot) throws(GatewayError) -> MerchantState? {
         // Bytes, not `hasPrefix`, which compares by Unicode canonical equivalence on a Substring.
         if segment.utf8.starts(with: "krn:".utf8) {
-            guard AccountKRN.environment(of: segment) != nil else {
+            guard let environment = AccountKRN.environment(of: segment) else {
                 throw GatewayError(.badRequest, "The account segment is not a valid partner account KRN.")
             }
-            return snapshot.merchants[account: segment]
+            return snapshot.merchants[account: segment, of: environment]
         }
         let id = String(segment)
         // A segment that cannot be a merchant id (a ':' or '%' in it, say) is malformed, not merely unknown.
