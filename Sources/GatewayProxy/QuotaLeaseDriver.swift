@@ -179,23 +179,8 @@ public final class QuotaLeaseDriver: Sendable {
     /// Runs `body`, failing with `QuotaLedgerTimeout` when it takes longer than the timeout. The body keeps
     /// running in the background until the pool gives up on it; the caller does not wait for it.
     private func deadline<Result: Sendable>(_ body: @escaping @Sendable () async throws -> Result) async throws -> Result {
-        let slot = NIOLockedValueBox<CheckedContinuation<Result, any Error>?>(nil)
         let timeout = settings.timeout
-        return try await withCheckedThrowingContinuation { continuation in
-            slot.withLockedValue { $0 = continuation }
-            let timer = Task {
-                // Cancelled means the body answered first: nothing to do.
-                guard (try? await Task.sleep(for: timeout)) != nil else { return }
-                slot.withLockedValue { slot in defer { slot = nil }; return slot }?.resume(throwing: QuotaLedgerTimeout(timeout: timeout))
-            }
-            Task {
-                let result: Swift.Result<Result, any Error>
-                do { result = .success(try await body()) } catch { result = .failure(error) }
-                // The answer is delivered before the timer is stopped, so the timer can never claim it.
-                slot.withLockedValue { slot in defer { slot = nil }; return slot }?.resume(with: result)
-                timer.cancel()
-            }
-        }
+        return try await withDeadline(timeout, { QuotaLedgerTimeout(timeout: timeout) }, body)
     }
 
     /// This instance's monotonic clock, the one `RateLimiter.decide` is given.

@@ -53,15 +53,31 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Waits for exit; kills the process and throws when it outlives `timeout`.
     public func wait(timeout: Duration = .seconds(60)) async throws -> Int32 {
+        if let status = try await exitStatus(within: timeout) { return status }
+        kill(SIGKILL)
+        throw ChildProcessError.timedOut(process.executableName)
+    }
+
+    /// Waits up to `timeout` for exit and returns the status, or nil (the process left running) when it outlives it.
+    public func exitStatus(within timeout: Duration) async throws -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
-            if ContinuousClock.now > deadline {
-                kill(SIGKILL)
-                throw ChildProcessError.timedOut(process.executableName)
-            }
+            if ContinuousClock.now > deadline { return nil }
             try await Task.sleep(for: .milliseconds(20))
         }
         return process.terminationStatus
+    }
+
+    /// Every thread's stack, from gdb attached for a moment, for a test to show what a process that does not stop
+    /// waits on; nil where gdb is not installed or cannot attach.
+    public func threadStacks() async -> String? {
+        let gdb = "/usr/bin/gdb"
+        guard FileManager.default.isExecutableFile(atPath: gdb), process.isRunning else { return nil }
+        let result = try? await ChildProcess.run(
+            gdb, ["-batch", "-nx", "-p", "\(process.processIdentifier)", "-ex", "thread apply all bt 24"],
+            directory: stdoutURL.deletingLastPathComponent(), timeout: .seconds(60))
+        // Only the frames: gdb's own chatter (symbol loading, the attach) says nothing about the hang.
+        return result.map { $0.stdout.split(separator: "\n").filter { $0.hasPrefix("Thread ") || $0.hasPrefix("#") }.joined(separator: "\n") }
     }
 
     /// Waits until standard output or error contains `text`.

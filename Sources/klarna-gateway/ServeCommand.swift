@@ -86,11 +86,23 @@ struct Serve: AsyncParsableCommand {
             let recording = recorder.map { recorder in Task { await recorder.run() } }
             let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
-            recording?.cancel()
-            await recording?.value
+            let stopping = service.stopping
+            if let recording {
+                stopping.enter("the change-log recorder")
+                recording.cancel()
+                // Its work is safe to leave: this node's unfinished claims are recorded again at its next start.
+                do {
+                    try await withDeadline(.seconds(5), { AdminEventRecorder.Stuck() }) { await recording.value }
+                } catch {
+                    logger.warning("stopping without the change-log recorder, whose pass did not end within 5 s; its claims are recorded at the next start")
+                }
+            }
+            stopping.enter("the admin listener")
             await admin?.stop()
             // Every record of every answered call is written before the process exits.
+            stopping.enter("the audit writer: the last records and the final checkpoint")
             await writer?.shutdown()
+            stopping.finish()
         }
     }
 }

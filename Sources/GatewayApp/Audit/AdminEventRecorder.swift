@@ -36,12 +36,24 @@ public struct AdminEventRecorder: Sendable {
         self.logger = logger
     }
 
+    /// The longest a pass is waited for: a pass stuck on the store (a query postgres-nio never answers) must not end
+    /// the recording for good, and the next pass records this node's unfinished claims again.
+    static let passDeadline = Duration.seconds(60)
+
+    /// A pass (or the stop's wait for it) that did not end in time.
+    public struct Stuck: Error, CustomStringConvertible {
+        /// Makes the error.
+        public init() {}
+        /// A readable reason.
+        public var description: String { "the change-log recorder's pass did not end in time" }
+    }
+
     /// Records pending events every `interval` until cancelled; a failed pass (store or trail unavailable) is
     /// logged and retried at the next, its claims kept.
     public func run() async {
         while !Task.isCancelled {
             do {
-                try await recordPending()
+                try await withDeadline(Self.passDeadline, { Stuck() }) { try await recordPending() }
             } catch {
                 logger.warning("change-log events not recorded in the audit trail yet; retrying", metadata: ["error": "\(error)"])
             }

@@ -28,6 +28,8 @@ public final class GatewayService: Service, Sendable {
     /// The admin listener's TLS context, which `serve` fills from `admin.tls` and reloads replace with the
     /// listeners'; empty without an admin listener over TLS.
     public let adminTLSContexts = ListenerTLSContexts(offersHTTP2: false)
+    /// What the stop waits on, logged while a step lasts (`serve` adds its own steps after the service's).
+    public let stopping: ShutdownProgress
     private let server: IngressServer
     private let credentials: any CredentialSource
     private let group: MultiThreadedEventLoopGroup
@@ -141,6 +143,7 @@ public final class GatewayService: Service, Sendable {
         self.credentials = credentials
         self.group = group
         self.logger = logger
+        self.stopping = ShutdownProgress(logger: logger)
         self.state = state
         self.source = source
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -200,6 +203,7 @@ public final class GatewayService: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.logger.notice("graceful shutdown requested: no new connections; calls in flight finish")
+            self.stopping.enter("the reload loop: a reload under way, store change notifications, the quota ledger's driver, the webhook worker")
             ticks.continuation.finish()
             self.wake.finish()
         }
@@ -285,16 +289,21 @@ public final class GatewayService: Service, Sendable {
     /// Graceful stop: stops accepting, lets calls in flight finish (up to `shutdown_grace_seconds`), then closes
     /// upstream connections and the event loops.
     public func shutdown() async {
+        stopping.enter("calls in flight (at most shutdown_grace_seconds)")
         let cut = await server.quiesce(grace: .seconds(config.shutdownGraceSeconds))
         if cut > 0 {
             logger.warning("grace period over: closed connections still busy", metadata: ["connections": "\(cut)"])
         }
         runtime.closeUpstreamConnections()
+        stopping.enter("the webhook worker")
         await webhooks?.stop()
         // Unspent admissions go back to the ledger, for the instances still running.
+        stopping.enter("returning unspent admissions to the quota ledger")
         await quota?.releaseAll()
+        stopping.enter("the event loops")
         try? await group.shutdownGracefully()
         // After the calls: their last spans are exported before the exporter stops.
+        stopping.enter("the trace exporter")
         await tracing?.stop()
         logger.notice("gateway stopped")
     }

@@ -192,7 +192,11 @@ final class GatewayCluster: Sendable {
     func stopNode(_ index: Int) async throws -> Int32? {
         guard let node = nodes.withLockedValue({ nodes in defer { nodes[index] = nil }; return nodes[index] }) else { return nil }
         node.child.kill(SIGTERM)
-        return try await node.child.wait(timeout: .seconds(90))
+        if let status = try await node.child.exitStatus(within: .seconds(90)) { return status }
+        // What the node logged and where its threads wait are what tell a hang at shutdown apart.
+        let stacks = await node.child.threadStacks() ?? "(no stacks: gdb missing or not allowed to attach)"
+        node.child.kill(SIGKILL)
+        throw WaitTimeout(what: "\(node.nodeID) to stop after SIGTERM; its log:\n\(node.child.stderr.suffix(4000))\nits threads:\n\(stacks.suffix(12000))")
     }
 
     /// Waits until every running node's `/readyz` reports `instances` instances seen and no fallback.

@@ -76,7 +76,8 @@ struct ScaleOutTests {
     /// Every node's audit chain verifies with its shipped checkpoints (stopping a node signs its last one), and each
     /// call a caller saw admitted has its intent and outcome records.
     static func expectAuditComplete(_ cluster: GatewayCluster, admitted: [String]) async throws {
-        let nodes = cluster.runningNodes.map(\.nodeID)
+        let running = cluster.runningNodes
+        let nodes = running.map(\.nodeID)
         for index in 0..<nodes.count { try await cluster.stopNode(index) }
         let verified = try await cluster.verifyAudit(nodes: nodes)
         #expect(verified.status == 0, "audit verify: \(verified.output)")
@@ -88,7 +89,13 @@ struct ScaleOutTests {
         }
         let incomplete = admitted.filter { phases[$0] != ["intent", "outcome"] }
         #expect(!admitted.isEmpty)
-        #expect(incomplete.isEmpty, "\(incomplete.count) of \(admitted.count) admitted calls lack an intent or outcome record: \(incomplete.prefix(5))")
+        // What each incomplete call has, and what the nodes logged of it, tell a lost record from a lost answer.
+        let found = incomplete.prefix(5).map { id in
+            "\(id): \(phases[id]?.sorted() ?? []); "
+                + running.flatMap { node in node.child.stderr.split(separator: "\n").filter { $0.contains(id) }.map { "\(node.nodeID): \($0)" } }
+                .joined(separator: " | ")
+        }
+        #expect(incomplete.isEmpty, "\(incomplete.count) of \(admitted.count) admitted calls lack an intent or outcome record: \(found)")
     }
 
     @Test("a merchant added through one instance is served by the other two (promised within 2 s; measured, not asserted)", .timeLimit(.minutes(3)))
@@ -177,7 +184,10 @@ struct ScaleOutTests {
         // are refused at once by the audit rule, those within it wait for the server and are answered.
         let roomy = "merchant:\n  test:\n    default: {rate: 1000, burst: 100}\n"
         // Polling off (an hour): after the restart, only a re-established LISTEN can bring a change.
-        let settings = ["KGW_AUDIT__RETRY_SECONDS": "30", "KGW_AUDIT__QUEUE_LIMIT": "8", "KGW_RELOAD_INTERVAL_MS": "3600000"]
+        // Access log lines (info) too: a failure below quotes what the nodes logged of the calls it names.
+        let settings = [
+            "KGW_AUDIT__RETRY_SECONDS": "30", "KGW_AUDIT__QUEUE_LIMIT": "8", "KGW_RELOAD_INTERVAL_MS": "3600000", "KGW_LOG_LEVEL": "info",
+        ]
         try await Self.withCluster(settings: settings, server: server.url(), rateLimits: roomy) { cluster in
             try await cluster.waitUntilLeasing(instances: 3)
             let nodes = cluster.runningNodes
