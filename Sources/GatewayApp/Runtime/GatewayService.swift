@@ -225,7 +225,7 @@ public final class GatewayService: Service, Sendable {
     public func reload(force: Bool = true) async throws {
         let running = config
         let inputs = ReloadState.Stamps(
-            generation: try await credentials.generation(),
+            generation: try await Self.storeRead(credentials) { try await $0.generation() },
             files: ReloadState.stamp(of: Self.watchedFiles(config: running, configPath: source?.path)),
             tls: ReloadState.stamp(of: Self.tlsFiles(config: running)))
         // A file rejected once is not re-read every tick: only a further change (or SIGHUP) retries it.
@@ -308,6 +308,20 @@ public final class GatewayService: Service, Sendable {
         logger.notice("gateway stopped")
     }
 
+    /// The longest the reload loop waits for one read of the store. A read that never returns (postgres-nio's query
+    /// on a connection that closed meanwhile) would otherwise stop every later reload, and the stop with them; a
+    /// read left behind only returns a result nobody uses.
+    static let storeReadDeadline = Duration.seconds(120)
+
+    /// Reads the store for the reload loop, within `storeReadDeadline`.
+    static func storeRead<Result: Sendable>(
+        _ credentials: any CredentialSource, _ body: @escaping @Sendable (any CredentialSource) async throws -> Result
+    ) async throws -> Result {
+        try await withDeadline(storeReadDeadline, { StoreError("the store did not answer a read within \(storeReadDeadline)") }) {
+            try await body(credentials)
+        }
+    }
+
     /// Every file whose change triggers a reload: the config file, the catalogue and the policies.
     static func watchedFiles(config: GatewayConfig, configPath: String?) -> [String] {
         [configPath].compactMap { $0 } + [config.resolve(config.catalogue)] + config.policies.files.map(config.resolve)
@@ -331,7 +345,7 @@ public final class GatewayService: Service, Sendable {
         let releases = try config.policies.releases.map {
             try PolicyLoader.loadReleases(path: config.resolve($0), catalogue: catalogue)
         } ?? .klarnaCalendar
-        let loaded = try await credentials.load()
+        let loaded = try await storeRead(credentials) { try await $0.load() }
         let unmatched = rateLimits.overridesNamingNone(partners: Set(loaded.partners.map(\.record.id)), callers: Set(loaded.callers.map(\.id)))
         if !unmatched.isEmpty {
             logger.warning(
