@@ -232,6 +232,11 @@ public final class GatewayService: Service, Sendable {
         guard force || state.isDue(inputs) else { return }
         do {
             try await apply(running: running, inputs: inputs, force: force)
+        } catch let error as StoreError {
+            // The store could not be read (a lost connection, a read past its deadline): not a verdict on these
+            // inputs, so the next tick tries them again instead of waiting for a further change.
+            state.failedToRead()
+            throw error
         } catch {
             state.failed(inputs)
             throw error
@@ -401,6 +406,11 @@ final class ReloadState: Sendable {
             $0.failed = stamps
             $0.rejected += 1
         }
+    }
+
+    /// A reload that could not read the store: counted as rejected, its inputs left due for the next tick.
+    func failedToRead() {
+        inputs.withLockedValue { $0.rejected += 1 }
     }
 
     /// True when `settings` is a new list of restart-only changes, so the warning is logged once per change.
