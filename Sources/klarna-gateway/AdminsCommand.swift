@@ -24,9 +24,18 @@ struct Admins: AsyncParsableCommand {
                 that asks for client certificates, the certificate alone is this account, and its token works only beside it.
                 """)
         var certificateFingerprint: String?
+        @Flag(name: .customLong("no-token"), help: "Certificate only (needs --certificate-fingerprint): issue no token.") var noToken = false
 
         func run() async throws {
             try await reportingErrors {
+                if noToken {
+                    guard let certificateFingerprint else {
+                        throw ValidationFailure("an admin without a token needs --certificate-fingerprint: its certificate is then the account")
+                    }
+                    let account = try await config.admin().addCertificateAdmin(name: name, role: role, certificateFingerprint: certificateFingerprint)
+                    printError("added admin \(account.name) (\(account.role.rawValue)), certificate only: no token was issued")
+                    return
+                }
                 let (account, token) = try await config.admin().addAdmin(name: name, role: role, certificateFingerprint: certificateFingerprint)
                 // Only the token goes to stdout, so `TOKEN=$(klarna-gateway admins add …)` captures exactly it.
                 print(token.exposedValue)
@@ -42,7 +51,7 @@ struct Admins: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 for account in try await config.admin().listAdmins() {
-                    let certificate = account.certificateFingerprint.map { "\tcertificate \($0)" } ?? ""
+                    let certificate = account.certificateFingerprint.map { "\tcertificate \($0)\(account.hasToken ? "" : " (no token)")" } ?? ""
                     print(
                         "\(account.name)\t\(account.role.rawValue)\tadded \(UTCTime.day(epochSeconds: Int(account.createdMicros / 1_000_000)))\(certificate)")
                 }

@@ -56,4 +56,21 @@ extension CLITests {
                 .stderr.contains("--certificate-fingerprint must be a SHA-256 fingerprint"))
         #expect(try await store.adminAccounts().map(\.name) == ["night"])
     }
+
+    @Test func adminsAddNoTokenMakesACertificateOnlyAccount() async throws {
+        let log = Transcript()
+        try await run(["keys", "init"], transcript: log)
+        let fingerprint = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let refused = try await run(["admins", "add", "lonely", "--role", "viewer", "--no-token"], expect: 1, transcript: log)
+        #expect(refused.stderr.contains("needs --certificate-fingerprint"), "\(refused.stderr)")
+        let added = try await run(["admins", "add", "badge", "--role", "operator", "--certificate-fingerprint", fingerprint, "--no-token"], transcript: log)
+        #expect(added.stdout.isEmpty, "no token is printed, since none exists: \(added.stdout)")
+        #expect(added.stderr.contains("certificate only: no token was issued"))
+        let listed = try await run(["admins", "list"], transcript: log)
+        #expect(listed.stdout.contains("badge\toperator\tadded ") && listed.stdout.contains("\tcertificate \(fingerprint) (no token)"), "\(listed.stdout)")
+        let store = try await SQLiteStore.open(path: directory.appendingPathComponent("data/gateway.sqlite").path)
+        let account = try #require(try await store.adminAccount(certificateFingerprint: fingerprint))
+        #expect(account.name == "badge" && !account.hasToken && account.tokenHash.isEmpty)
+        #expect(try await store.adminAccounts().map(\.name) == ["badge"], "the refused one was not added")
+    }
 }

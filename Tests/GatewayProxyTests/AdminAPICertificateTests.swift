@@ -109,6 +109,23 @@ struct AdminAPICertificateTests {
             // No certificate and no token: 401 as before.
             #expect(try await anonymous.send("GET", "/admin/v1/account").status == 401)
 
+            // Certificate only (token: false): no token in the answer or anywhere, the certificate alone is the account.
+            let badge = try admins.issueClient(commonName: "night badge")
+            let noFingerprint = try await api.send("POST", "/admin/v1/admins", as: .security, body: #"{"name":"lonely","role":"viewer","token":false}"#)
+            #expect(noFingerprint.status == 400 && noFingerprint.text.contains("needs certificate_fingerprint"), "\(noFingerprint.text)")
+            let certificateOnly = try await api.send(
+                "POST", "/admin/v1/admins", as: .security,
+                body: #"{"name":"badge","role":"viewer","certificate_fingerprint":"\#(badge.fingerprint)","token":false}"#)
+            #expect(certificateOnly.status == 201, "\(certificateOnly.text)")
+            #expect(certificateOnly.json["token"] == nil && !certificateOnly.text.contains("adm_kgw_"), "\(certificateOnly.text)")
+            #expect(certificateOnly.json["admin"]?["has_token"]?.boolValue == false)
+            #expect(added.json["admin"]?["has_token"]?.boolValue == true)
+            let badgeClient = client(badge)
+            let badgeWhoami = try await badgeClient.send("GET", "/admin/v1/account")
+            #expect(badgeWhoami.status == 200 && badgeWhoami.json["name"]?.stringValue == "badge", "\(badgeWhoami.text)")
+            #expect(try await api.gw.admin.adminAccount(certificateFingerprint: badge.fingerprint)?.hasToken == false)
+            try? await badgeClient.close()
+
             // Removing the account stops its certificate at once.
             #expect(try await api.send("DELETE", "/admin/v1/admins/cert-viewer", as: .security).status == 200)
             #expect(try await viewer.send("GET", "/admin/v1/account").status == 401)

@@ -10,11 +10,22 @@ extension AdminService {
         }
     }
 
-    /// Adds an admin account with a new token, returned once to be shown once; only its hash is stored.
     /// Adds an admin account with a new token, returned once to be shown once; only its hash is stored. With a
     /// client certificate's fingerprint, that certificate alone identifies the account and the token works only
     /// beside it (as a certificate-bound caller's).
     public func addAdmin(name: String, role: AdminRole, certificateFingerprint: String? = nil) async throws -> (account: AdminAccount, token: Secret) {
+        let token = AdminToken.generate()
+        let account = try await insertAdmin(name: name, role: role, certificateFingerprint: certificateFingerprint, token: token)
+        return (account, AdminToken.rendered(token))
+    }
+
+    /// Adds an account that its client certificate alone authenticates: no token is issued, so none can leak or be
+    /// replayed (`admins add --no-token`, `token: false` in the API).
+    public func addCertificateAdmin(name: String, role: AdminRole, certificateFingerprint: String) async throws -> AdminAccount {
+        try await insertAdmin(name: name, role: role, certificateFingerprint: certificateFingerprint, token: nil)
+    }
+
+    private func insertAdmin(name: String, role: AdminRole, certificateFingerprint: String?, token: CallerToken?) async throws -> AdminAccount {
         // Names follow the id rules, worded for a name ("an admin name has 1 to 64 characters").
         if let problem = MerchantRecord.problem(withID: name, as: "an admin name") { throw AdminError(problem) }
         let fingerprint = try certificateFingerprint.map { try AdminService.normalizedFingerprint($0, option: "--certificate-fingerprint") }
@@ -26,14 +37,16 @@ extension AdminService {
         if let fingerprint, let holder = existing.first(where: { $0.certificateFingerprint == fingerprint }) {
             throw AdminError("admin '\(holder.name)' already holds the certificate \(fingerprint); a certificate names one account")
         }
-        let token = AdminToken.generate()
+        // A certificate-only account still fills the token id's unique column, with an id no token carries; its
+        // empty hash matches no presented secret (and `authenticateAdmin` checks `hasToken` first).
+        let tokenID = token?.id ?? "certificate-only-\(UUID().uuidString.lowercased())"
         let account = AdminAccount(
-            name: name, role: role, tokenID: token.id, tokenHash: token.secretHash,
+            name: name, role: role, tokenID: tokenID, tokenHash: token?.secretHash ?? "",
             createdMicros: UTCTime.nowMicros(), certificateFingerprint: fingerprint)
-        try await changing("admins.add", "\(name) role \(role.rawValue) certificate \(fingerprint ?? "-")") {
+        try await changing("admins.add", "\(name) role \(role.rawValue) certificate \(fingerprint ?? "-") token \(token == nil ? "none" : "issued")") {
             try await accounts.insertAdminAccount(account)
         }
-        return (account, AdminToken.rendered(token))
+        return account
     }
 
     /// The account holding the client certificate with this fingerprint; nil when none does.
@@ -54,7 +67,7 @@ extension AdminService {
     /// constant time, as callers' are).
     public func authenticateAdmin(_ presented: CallerToken.Presented) async throws -> AdminAccount? {
         guard let account = try await adminAccountStore.adminAccount(tokenID: AdminToken.tokenID(of: presented)),
-            presented.matches(storedHash: account.tokenHash)
+            account.hasToken, presented.matches(storedHash: account.tokenHash)
         else { return nil }
         return account
     }

@@ -10,11 +10,11 @@ extension AdminAPI.Exchange {
     }
 
     /// `POST /admin/v1/admins` `{"name","role"}` (security): as `admins add`, a new account whose token is in this
-    /// answer once (the store keeps its hash). A name that exists: 409.
+    /// answer once (the store keeps its hash), or none with `token: false` and a certificate. A name that exists: 409.
     func addAdmin() async throws -> AdminResponse {
         let body = try AdminRequestBody(
-            request.body, allowed: ["name", "role", "certificate_fingerprint"],
-            shape: #"{"name": "NAME", "role": "viewer|operator|security", "certificate_fingerprint": "HEX"}"#)
+            request.body, allowed: ["name", "role", "certificate_fingerprint", "token"],
+            shape: #"{"name": "NAME", "role": "viewer|operator|security", "certificate_fingerprint": "HEX", "token": true}"#)
         let name = try body.requiredString("name")
         if let problem = MerchantRecord.problem(withID: name, as: "an admin name") { throw GatewayError(.badRequest, problem) }
         guard let role = AdminRole(rawValue: try body.requiredString("role")) else {
@@ -23,6 +23,10 @@ extension AdminAPI.Exchange {
         let fingerprint = try body.string("certificate_fingerprint", maxLength: 95, nullable: true)
         if let fingerprint, !Self.isFingerprint(fingerprint) {
             throw GatewayError(.badRequest, "certificate_fingerprint is a SHA-256 fingerprint: 64 hex digits, optionally in colon-separated pairs")
+        }
+        let issueToken = try body.bool("token") ?? true
+        if !issueToken, fingerprint == nil {
+            throw GatewayError(.badRequest, "an admin without a token (token: false) needs certificate_fingerprint: its certificate is then the account")
         }
         let existing = try await api.service.listAdmins()
         if existing.contains(where: { $0.name == name }) {
@@ -33,10 +37,17 @@ extension AdminAPI.Exchange {
             throw GatewayError(.conflict, "another admin already holds that certificate; a certificate names one account")
         }
         try await api.recordIntent(self, merchant: nil)
-        let added = try await serviceRule { try await api.service.addAdmin(name: name, role: role, certificateFingerprint: fingerprint) }
+        let added: (account: AdminAccount, token: Secret?) = try await serviceRule {
+            if issueToken {
+                let added = try await api.service.addAdmin(name: name, role: role, certificateFingerprint: fingerprint)
+                return (added.account, added.token)
+            }
+            return (try await api.service.addCertificateAdmin(name: name, role: role, certificateFingerprint: fingerprint ?? ""), nil)
+        }
         await api.recordOutcome(self, merchant: nil, status: 201, inSnapshot: false)
-        return AdminResponse(
-            .created, json: .object([("admin", Self.admin(added.account)), ("token", .string(added.token.exposedValue))]), requestID: requestID)
+        var answer: [(String, JSONValue)] = [("admin", Self.admin(added.account))]
+        if let token = added.token { answer.append(("token", .string(token.exposedValue))) }
+        return AdminResponse(.created, json: .object(answer), requestID: requestID)
     }
 
     /// `DELETE /admin/v1/admins/{name}` (security): as `admins remove`, its token stops at once. No `If-Match`:
@@ -63,6 +74,7 @@ extension AdminAPI.Exchange {
             ("name", .string(account.name)), ("role", .string(account.role.rawValue)),
             ("created", .string(UTCTime.timestamp(micros: account.createdMicros, digits: 3))),
             ("certificate_fingerprint", account.certificateFingerprint.map(JSONValue.string) ?? .null),
+            ("has_token", .bool(account.hasToken)),
         ])
     }
 }

@@ -40,6 +40,15 @@ struct AdminRequestBody {
         return text
     }
 
+    /// A boolean field; nil when absent.
+    func bool(_ name: String) throws -> Bool? {
+        switch fields[name] {
+        case nil: return nil
+        case .bool(let flag)?: return flag
+        default: throw GatewayError(.badRequest, "\(name) is true or false")
+        }
+    }
+
     /// An array of strings (at most `maxCount`, each at most 64 characters); nil when absent.
     func strings(_ name: String, maxCount: Int = 100) throws -> [String]? {
         guard let value = fields[name] else { return nil }

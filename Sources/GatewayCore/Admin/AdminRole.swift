@@ -35,6 +35,9 @@ public struct AdminAccount: Sendable, Hashable, Codable {
     /// The SHA-256 of its client certificate's DER, 64 lowercase hex digits; nil for a token-only account.
     public var certificateFingerprint: String?
 
+    /// Whether the account has a token; a certificate-only account stores no hash, so no presented token matches it.
+    public var hasToken: Bool { !tokenHash.isEmpty }
+
     /// Makes an account record.
     public init(name: String, role: AdminRole, tokenID: String, tokenHash: String, createdMicros: Int64, certificateFingerprint: String? = nil) {
         self.name = name
