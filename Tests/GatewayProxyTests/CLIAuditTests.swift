@@ -95,6 +95,9 @@ import Testing
             try await cli(["partners", "rotate-key", "acq", "--api-key-file", "-"], "ops-live", Self.rotatedKey)
             let adminToken = try await cli(["admins", "add", "auditor", "--role", "viewer"], "ops-live", nil).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             try await cli(["merchants", "remove", "m4"], "ops-live", nil)
+            try await cli(["partners", "update", "acq_live", "--auth-form", "empty-user"], "ops-live", nil)
+            try await cli(["merchants", "remove", "m_live"], "ops-live", nil)
+            try await cli(["partners", "remove", "acq_live"], "ops-live", nil)
             let added = try await Self.waitForRecord(served.auditPath, "cli.callers.add", by: "ops-live", detail: "audit-caller")
             #expect(added.path == "audit-caller token \(tokenID) certificate -")
             _ = try await Self.waitForRecord(served.auditPath, "cli.callers.rotate-token", by: "ops-live", detail: "audit-caller")
@@ -102,6 +105,10 @@ import Testing
             #expect(rotation.path == "acq api key partner:acq:api-key@v2", "\(rotation.path)")
             _ = try await Self.waitForRecord(served.auditPath, "cli.admins.add", by: "ops-live", detail: "auditor role viewer")
             _ = try await Self.waitForRecord(served.auditPath, "cli.merchants.remove", by: "ops-live", detail: "m4")
+            let update = try await Self.waitForRecord(served.auditPath, "cli.partners.update", by: "ops-live", detail: "acq_live")
+            #expect(update.template == "klarna-gateway partners update" && update.path == "acq_live auth form empty-user", "\(update)")
+            let removal = try await Self.waitForRecord(served.auditPath, "cli.partners.remove", by: "ops-live", detail: "acq_live")
+            #expect(removal.template == "klarna-gateway partners remove" && removal.path == "acq_live", "\(removal)")
             // The harness's setup (partners, merchants, callers added by this OS user) was recorded too, each event once.
             let all = try Self.recorded(served.auditPath)
             #expect(all.contains { $0.operation == "cli.partners.add" && $0.path.hasPrefix("acq test https://localhost:") })
@@ -152,6 +159,16 @@ import Testing
         async let second = ServedGateway.start(configPath: paths[1], directory: instances.directory, environment: ["KGW_NODE_ID": "gw-b"])
         let nodes = try await [first, second]
         for index in 7...12 { try await add(index) }
+        // A partner's change and removal, each through either instance's config; a removal refused appends nothing.
+        try await Self.cli(["partners", "update", "acq", "--auth-form", "empty-user"], configPath: paths[1], directory: instances.directory, user: "ops-partners")
+        let refused = try await ChildProcess.run(
+            ChildProcess.productPath("klarna-gateway"), ["partners", "remove", "acq", "--config", paths[0]], environment: ["USER": "ops-partners", "SUDO_USER": "ops-partners"],
+            directory: instances.directory)
+        #expect(refused.status == 1 && refused.stderr.contains("partner 'acq' is used by 12 merchant(s)"), "\(refused.stderr)")
+        _ = try await admin.addPartner(NewPartner(
+            id: "spare", environment: .test, apiKey: Secret("klarna_test_api_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")),
+            certificatePEM: acquirer.certificatePEM, clientKeyPEM: Secret(acquirer.privateKeyPEM), baseURL: "https://localhost:9", authForm: .rawKey))
+        try await Self.cli(["partners", "remove", "spare"], configPath: paths[0], directory: instances.directory, user: "ops-partners")
         let store = try #require(admin.store as? any AdminEventAuditing)
         try await waitUntil("every event recorded and finished") {
             try await admin.store.adminEvents().allSatisfy { $0.auditedBy == "gw-a" || $0.auditedBy == "gw-b" }
@@ -160,11 +177,13 @@ import Testing
         for node in nodes { #expect(try await node.stop() == 0) }
         let records = try nodes.flatMap { try Self.recorded($0.auditPath) }
         let events = try await admin.store.adminEvents()
-        #expect(events.count == 13)
+        #expect(events.count == 16)
         #expect(records.count == events.count, "\(records.map(\.requestID))")
         #expect(Set(records.map(\.requestID)).count == records.count, "an event recorded twice: \(records.map(\.requestID))")
         for index in 1...12 {
             #expect(records.filter { $0.caller == "cli:ops-\(index)" && $0.operation == "cli.merchants.add" && $0.path.hasPrefix("pm\(index) partner acq") }.count == 1)
         }
+        #expect(records.filter { $0.caller == "cli:ops-partners" }.map(\.path).sorted() == ["acq auth form empty-user", "spare"])
+        #expect(records.filter { $0.caller == "cli:ops-partners" }.map(\.operation).sorted() == ["cli.partners.remove", "cli.partners.update"])
     }
 }

@@ -26,12 +26,19 @@ import Testing
         }
         let removed = try await AdminEvent.$pending.withValue(Self.event("merchants.remove", "none")) { try await fixture.store.deleteMerchant(id: "none") }
         #expect(!removed)
+        // A partner's removal refused (a merchant uses it) or finding none is no change either.
+        let refused = try await AdminEvent.$pending.withValue(Self.event("partners.remove", "in use")) { try await fixture.store.deletePartner(id: "acq_test") }
+        #expect(refused == .inUse(merchants: 1))
+        let absent = try await AdminEvent.$pending.withValue(Self.event("partners.remove", "absent")) { try await fixture.store.deletePartner(id: "ghost") }
+        #expect(absent == .notFound)
         try await AdminEvent.$pending.withValue(Self.event("merchants.remove", "m_1")) { _ = try await fixture.store.deleteMerchant(id: "m_1") }
+        let deleted = try await AdminEvent.$pending.withValue(Self.event("partners.remove", "acq_test")) { try await fixture.store.deletePartner(id: "acq_test") }
+        #expect(deleted == .deleted)
         // One the admin API audited itself is stored as finished, for the release history only.
         try await fixture.store.appendAdminEvent(AdminEvent(timeMicros: 1, actor: "admin:ops", action: "releases.rollout", detail: "r9 at 5%", auditedBy: AdminEvent.auditedByAdminAPI))
 
-        #expect(try await fixture.store.adminEvents().map(\.action) == ["partners.add", "merchants.remove", "releases.rollout"])
-        #expect(try await store.unclaimedAdminEvents(limit: 10).map(\.event.detail) == ["acq_test", "m_1"])
+        #expect(try await fixture.store.adminEvents().map(\.action) == ["partners.add", "merchants.remove", "partners.remove", "releases.rollout"])
+        #expect(try await store.unclaimedAdminEvents(limit: 10).map(\.event.detail) == ["acq_test", "m_1", "acq_test"])
         #expect(try await store.unclaimedAdminEvents(limit: 1).map(\.event.detail) == ["acq_test"])
     }
 
