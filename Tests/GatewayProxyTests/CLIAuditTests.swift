@@ -78,13 +78,24 @@ import Testing
             try await cli(["merchants", "resume", "m3"], "ops-crashed", nil)
             let crashed = try #require(try await store.unclaimedAdminEvents(limit: 1000).last)
             #expect(crashed.event.action == "merchants.resume" && crashed.event.actor == "ops-crashed")
-            #expect(try await store.claimAdminEvent(id: crashed.id, node: "served-node"))
+            #expect(try await store.claimAdminEvent(id: crashed.id, node: "served-node", atMicros: UTCTime.nowMicros()))
+            // One claimed an hour ago by a node that never came back, which the served node takes over; one claimed just
+            // now by a node still at work, which it leaves alone.
+            try await cli(["merchants", "suspend", "m1"], "ops-dead", nil)
+            let abandoned = try #require(try await store.unclaimedAdminEvents(limit: 1000).last)
+            #expect(try await store.claimAdminEvent(id: abandoned.id, node: "dead-node", atMicros: UTCTime.nowMicros() - 3_600_000_000))
+            try await cli(["merchants", "resume", "m1"], "ops-busy", nil)
+            let busy = try #require(try await store.unclaimedAdminEvents(limit: 1000).last)
+            #expect(busy.event.actor == "ops-busy" && abandoned.event.actor == "ops-dead")
+            #expect(try await store.claimAdminEvent(id: busy.id, node: "busy-node", atMicros: UTCTime.nowMicros()))
 
             let served = try await ServedGateway.start(gw)
             let offline = try await Self.waitForRecord(served.auditPath, "cli.merchants.suspend", by: "ops-offline", detail: "m3")
             #expect(offline.method == "CLI" && offline.template == "klarna-gateway merchants suspend" && offline.path == "m3")
             _ = try await Self.waitForRecord(served.auditPath, "cli.merchants.resume", by: "ops-crashed", detail: "m3")
             #expect(try await store.unfinishedAdminEvents(claimedBy: "served-node").isEmpty)
+            let takenOver = try await Self.waitForRecord(served.auditPath, "cli.merchants.suspend", by: "ops-dead", detail: "m1")
+            #expect(takenOver.requestID == "admin-event-\(abandoned.id)")
 
             // Changes while it runs, secrets among them.
             let token = try await cli(["callers", "add", "audit-caller"], "ops-live", nil).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -115,9 +126,14 @@ import Testing
             let ids = all.map(\.requestID)
             #expect(Set(ids).count == ids.count, "every event once: \(ids)")
             try await waitUntil("every event recorded and finished") {
-                try await gw.admin.store.adminEvents().allSatisfy { $0.auditedBy == "served-node" }
+                try await gw.admin.store.adminEvents().allSatisfy { $0.auditedBy == "served-node" || $0.actor == "ops-busy" }
             }
+            // Every change above was made after the takeover was recorded, so recorded by a later pass: the pass that
+            // took over the abandoned claim had looked at the fresh one too, and left it.
+            #expect(try await store.unfinishedAdminEvents(claimedBy: "busy-node").map(\.id) == [busy.id])
+            #expect(try !Self.recorded(served.auditPath).contains { $0.caller == "cli:ops-busy" })
             #expect(try await served.stop() == 0)
+            #expect(served.child.stderr.contains("took over a change-log event another node claimed"), "the takeover is logged")
 
             // The chain with these records verifies.
             let verify = try await ChildProcess.run(
@@ -155,6 +171,10 @@ import Testing
         }
         // Half before any instance runs, so that both start with the same unclaimed events; half while both run.
         for index in 1...6 { try await add(index) }
+        // One of them claimed an hour ago by a node that never came back: exactly one of the two takes it over.
+        let store = try #require(admin.store as? any AdminEventAuditing)
+        let abandoned = try #require(try await store.unclaimedAdminEvents(limit: 100).first { $0.event.detail.hasPrefix("pm1 ") })
+        #expect(try await store.claimAdminEvent(id: abandoned.id, node: "gw-dead", atMicros: UTCTime.nowMicros() - 3_600_000_000))
         async let first = ServedGateway.start(configPath: paths[0], directory: instances.directory, environment: ["KGW_NODE_ID": "gw-a"])
         async let second = ServedGateway.start(configPath: paths[1], directory: instances.directory, environment: ["KGW_NODE_ID": "gw-b"])
         let nodes = try await [first, second]
@@ -169,11 +189,11 @@ import Testing
             id: "spare", environment: .test, apiKey: Secret("klarna_test_api_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")),
             certificatePEM: acquirer.certificatePEM, clientKeyPEM: Secret(acquirer.privateKeyPEM), baseURL: "https://localhost:9", authForm: .rawKey))
         try await Self.cli(["partners", "remove", "spare"], configPath: paths[0], directory: instances.directory, user: "ops-partners")
-        let store = try #require(admin.store as? any AdminEventAuditing)
         try await waitUntil("every event recorded and finished") {
             try await admin.store.adminEvents().allSatisfy { $0.auditedBy == "gw-a" || $0.auditedBy == "gw-b" }
         }
         #expect(try await store.unclaimedAdminEvents(limit: 100).isEmpty)
+        #expect(try await store.unfinishedAdminEvents(claimedBy: "gw-dead").isEmpty)
         for node in nodes { #expect(try await node.stop() == 0) }
         let records = try nodes.flatMap { try Self.recorded($0.auditPath) }
         let events = try await admin.store.adminEvents()
