@@ -167,6 +167,18 @@ extension AdminService {
         try certificate.checkPrivateKey(input.clientKeyPEM)
     }
 
+    /// The checks of a partner's new credentials, all before any is written (so a bad certificate does not leave a
+    /// new key behind): the key's prefix for the partner's environment; a certificate that parses, is valid now and
+    /// matches its key. Used by the admin API's credential upload and `partners update`.
+    public static func checkCredentials(of record: PartnerRecord, apiKey: Secret?, certificatePEM: String?, clientKeyPEM: Secret?) throws {
+        if let apiKey { try checkAPIKey(apiKey, environment: record.environment, owner: "partner '\(record.id)'") }
+        if let certificatePEM, let clientKeyPEM {
+            let certificate = try ClientCertificate(pem: certificatePEM)
+            try certificate.checkValidity()
+            try certificate.checkPrivateKey(clientKeyPEM)
+        }
+    }
+
     /// Every partner, summarised.
     public func listPartners() async throws -> [PartnerSummary] {
         let contents = try await store.contents()
