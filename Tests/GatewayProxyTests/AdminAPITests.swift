@@ -457,6 +457,9 @@ struct AdminAPITests {
             _ = try await call("GET", "/admin/v1/webhooks/events?limit=5&merchant=m1", as: .viewer)
             _ = try await call("GET", "/admin/v1/webhooks/events?state=pending", as: .viewer)
             _ = try await call("GET", "/admin/v1/webhooks/events?state=lost", as: .viewer)
+            try await api.gw.admin.addWebhookKey(partnerID: "acq", keyID: "doc-key", secret: Secret(AdminAPIWebhookTests.random("doc")))
+            _ = try await call("GET", "/admin/v1/webhooks/keys?partner=acq", as: .viewer)
+            _ = try await call("GET", "/admin/v1/webhooks/keys?partner=", as: .viewer)
             #expect(Set(answers.map(\.2.status)) == [200, 201, 400, 401, 403, 404, 409, 412, 413, 422, 428])
 
             let document = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -82,6 +82,17 @@ import Testing
             let pending = try #require(all[1]["deliveries"]?.arrayValue?.first)
             #expect(pending["state"]?.stringValue == "pending" && pending["attempts"]?.intValue == 0 && pending["next_attempt"]?.stringValue != nil)
 
+            // Signing keys by id only, with the partner filter.
+            let otherSecret = Self.random("PLANTEDliveSigning")
+            try await admin.addWebhookKey(partnerID: "acq_live", keyID: "live-key", secret: Secret(otherSecret))
+            let keys = try await read("/admin/v1/webhooks/keys")
+            #expect(keys.status == 200)
+            #expect(keys.json["keys"]?.arrayValue?.map { "\($0["partner_id"]?.stringValue ?? "?") \($0["key_id"]?.stringValue ?? "?") \($0["sealed_under"]?.intValue ?? 0)" }
+                == ["acq key-1 1", "acq_live live-key 1"])
+            #expect(try await read("/admin/v1/webhooks/keys?partner=acq_live").json["keys"]?.arrayValue?.map { $0["key_id"]?.stringValue } == ["live-key"])
+            #expect(try await read("/admin/v1/webhooks/keys?partner=ghost").json["keys"]?.arrayValue?.isEmpty == true)
+            #expect(try await read("/admin/v1/webhooks/keys?partner=").errorCode == "GATEWAY_BAD_REQUEST")
+
             // Filters.
             #expect(try await read("/admin/v1/webhooks/events?merchant=m2").json["events"]?.arrayValue?.map { $0["event_id"]?.stringValue } == ["ev-2"])
             #expect(try await read("/admin/v1/webhooks/events?state=dead").json["events"]?.arrayValue?.map { $0["event_id"]?.stringValue } == ["ev-1"])
@@ -101,10 +112,10 @@ import Testing
             #expect(try await api.send("DELETE", "/admin/v1/webhooks/destinations", as: .security).status == 405)
 
             // Every role reads both; nothing of a secret or of an event's body is in any answer.
-            answers += try await api.readAsEveryRole(["/admin/v1/webhooks/destinations", "/admin/v1/webhooks/events"])
+            answers += try await api.readAsEveryRole(["/admin/v1/webhooks/destinations", "/admin/v1/webhooks/events", "/admin/v1/webhooks/keys"])
             try await api.expectNoSecret(in: answers)
             let keyLines = identity.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.map(String.init)
-            for secret in [destinationSecret, signingSecret, bodyMarker] + keyLines {
+            for secret in [destinationSecret, signingSecret, otherSecret, bodyMarker] + keyLines {
                 let leaked = answers.contains(secret)
                 #expect(!leaked, "a webhook secret or an event's body is in an answer")
             }

@@ -76,6 +76,7 @@ extension AdminAPI {
             case .validateRateLimitPolicy: return try await validatePolicy(.rateLimits)
             case .listWebhookDestinations: return try await listWebhookDestinations()
             case .listWebhookEvents: return try await listWebhookEvents()
+            case .listWebhookKeys: return try await listWebhookKeys()
             }
         }
 

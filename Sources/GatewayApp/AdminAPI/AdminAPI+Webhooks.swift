@@ -9,6 +9,18 @@ extension AdminAPI.Exchange {
         return AdminResponse(.ok, json: .object([("destinations", .array(destinations.map(AdminJSON.webhookDestination)))]), requestID: requestID)
     }
 
+    /// `GET /admin/v1/webhooks/keys?partner=`: the partners' signing keys as `webhooks keys list` shows them, by id
+    /// and the master key version each is sealed under; nothing of a secret.
+    func listWebhookKeys() async throws -> AdminResponse {
+        let partner = request.query["partner"]
+        // Counted as JSON Schema's maxLength counts, in code points.
+        if let partner, partner.isEmpty || partner.unicodeScalars.count > 200 { throw GatewayError(.badRequest, "partner is 1 to 200 characters") }
+        let keys = try await api.service.listWebhookKeys(partnerID: partner).map { key in
+            JSONValue.object([("partner_id", .string(key.partnerID)), ("key_id", .string(key.keyID)), ("sealed_under", .int(key.sealedUnder))])
+        }
+        return AdminResponse(.ok, json: .object([("keys", .array(keys))]), requestID: requestID)
+    }
+
     /// `GET /admin/v1/webhooks/events?merchant=&state=&limit=`: the newest events received, each with its deliveries'
     /// state, as `webhooks events list` and `show` read them. The body Klarna sent is left out: it is read with the
     /// CLI, and a list of many has no use for it.

@@ -48,6 +48,7 @@ enum AdminAction: String, Sendable {
     case getReleaseHistory = "admin.getReleaseHistory"
     case listWebhookDestinations = "admin.listWebhookDestinations"
     case listWebhookEvents = "admin.listWebhookEvents"
+    case listWebhookKeys = "admin.listWebhookKeys"
 }
 
 /// One endpoint of the admin API: what it does, its path template and the role it needs.
@@ -109,6 +110,7 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .validateRateLimitPolicy, method: "POST", template: "/admin/v1/policies/rate-limits/validate", role: .operator),
         AdminRoute(action: .listWebhookDestinations, method: "GET", template: "/admin/v1/webhooks/destinations", role: .viewer),
         AdminRoute(action: .listWebhookEvents, method: "GET", template: "/admin/v1/webhooks/events", role: .viewer),
+        AdminRoute(action: .listWebhookKeys, method: "GET", template: "/admin/v1/webhooks/keys", role: .viewer),
     ]
 
     /// `operation_id` of its audit records.
