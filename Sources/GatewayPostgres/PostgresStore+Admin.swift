@@ -123,10 +123,45 @@ extension PostgresStore: AdminEventAuditing {
 
     /// Claims an event for `node`: the conditional `UPDATE` lets exactly one of several instances win (the row lock
     /// makes a second claimant wait, then find `audited_by` set).
-    public func claimAdminEvent(id: Int64, node: String) async throws -> Bool {
+    public func claimAdminEvent(id: Int64, node: String, atMicros: Int64) async throws -> Bool {
         try await write { connection in
             let rows = try await connection.query(
-                "UPDATE admin_events SET audited_by = \(node) WHERE id = \(id) AND audited_by IS NULL RETURNING id", logger: logger)
+                "UPDATE admin_events SET audited_by = \(node), claimed_at_us = \(atMicros) WHERE id = \(id) AND audited_by IS NULL RETURNING id",
+                logger: logger)
+            for try await _ in rows.decode(Int64.self) { return true }
+            return false
+        }
+    }
+
+    /// Other nodes' claims older than `cutoffMicros` (a claim without a time: its event's), through the index of
+    /// unfinished events.
+    public func staleAdminEventClaims(claimedBefore cutoffMicros: Int64, excluding node: String, limit: Int) async throws -> [StoredAdminEvent] {
+        try await read { connection in
+            var events: [StoredAdminEvent] = []
+            let rows = try await connection.query(
+                """
+                SELECT id, time_us, actor, action, detail, audited_by FROM admin_events
+                WHERE audited_at_us IS NULL AND audited_by IS NOT NULL AND audited_by <> \(node)
+                AND COALESCE(claimed_at_us, time_us) < \(cutoffMicros)
+                ORDER BY id LIMIT \(limit)
+                """, logger: logger)
+            for try await (id, time, actor, action, detail, claimant) in rows.decode((Int64, Int64, String, String, String, String).self) {
+                events.append(StoredAdminEvent(id: id, event: AdminEvent(timeMicros: time, actor: actor, action: action, detail: detail), claimedBy: claimant))
+            }
+            return events
+        }
+    }
+
+    /// Takes over a stale claim: the row lock makes a second node taking it over wait, then find the claimant
+    /// changed and the claim's time renewed, so exactly one wins.
+    public func takeOverAdminEvent(id: Int64, from claimant: String, node: String, claimedBefore cutoffMicros: Int64, atMicros: Int64) async throws -> Bool {
+        try await write { connection in
+            let rows = try await connection.query(
+                """
+                UPDATE admin_events SET audited_by = \(node), claimed_at_us = \(atMicros)
+                WHERE id = \(id) AND audited_by = \(claimant) AND audited_at_us IS NULL AND COALESCE(claimed_at_us, time_us) < \(cutoffMicros)
+                RETURNING id
+                """, logger: logger)
             for try await _ in rows.decode(Int64.self) { return true }
             return false
         }

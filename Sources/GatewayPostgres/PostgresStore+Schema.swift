@@ -162,6 +162,14 @@ extension PostgresStore {
             "ALTER TABLE admin_accounts ADD COLUMN certificate_fingerprint TEXT",
             "CREATE UNIQUE INDEX admin_accounts_certificate ON admin_accounts(certificate_fingerprint)",
         ]),
+        // As `SQLiteStore.claimTimeSchema`, for the same reasons.
+        SchemaMigration(version: 9, name: "change-log claims' times", statements: [
+            "ALTER TABLE admin_events ADD COLUMN claimed_at_us BIGINT",
+            """
+            UPDATE admin_events SET claimed_at_us = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
+            WHERE audited_by IS NOT NULL AND audited_at_us IS NULL
+            """,
+        ]),
     ]
 
     /// A constant key for `pg_advisory_xact_lock`, so that instances starting together migrate one at a time.

@@ -96,12 +96,45 @@ extension SQLiteStore: AdminEventAuditing {
     }
 
     /// Claims an event for `node`: the conditional `UPDATE` lets exactly one of several claimants win.
-    public func claimAdminEvent(id: Int64, node: String) async throws -> Bool {
+    public func claimAdminEvent(id: Int64, node: String, atMicros: Int64) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE admin_events SET audited_by = ? WHERE id = ? AND audited_by IS NULL", arguments: [node, id])
+            try db.execute(
+                sql: "UPDATE admin_events SET audited_by = ?, claimed_at_us = ? WHERE id = ? AND audited_by IS NULL", arguments: [node, atMicros, id])
             return db.changesCount == 1
         }
     }
+
+    /// Other nodes' claims older than `cutoffMicros`, through the index of unfinished events.
+    public func staleAdminEventClaims(claimedBefore cutoffMicros: Int64, excluding node: String, limit: Int) async throws -> [StoredAdminEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, time_us, actor, action, detail, audited_by FROM admin_events
+                    WHERE audited_at_us IS NULL AND audited_by IS NOT NULL AND audited_by <> ? AND \(SQLiteStore.claimedBefore)
+                    ORDER BY id LIMIT ?
+                    """, arguments: [node, cutoffMicros, limit]
+            ).map {
+                StoredAdminEvent(id: $0[0], event: AdminEvent(timeMicros: $0[1], actor: $0[2], action: $0[3], detail: $0[4]), claimedBy: $0[5])
+            }
+        }
+    }
+
+    /// Takes over a stale claim: the `UPDATE` names the claimant and the bound, so of several nodes taking it over at
+    /// once exactly one changes the row, and a claim renewed or finished meanwhile is left alone.
+    public func takeOverAdminEvent(id: Int64, from claimant: String, node: String, claimedBefore cutoffMicros: Int64, atMicros: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE admin_events SET audited_by = ?, claimed_at_us = ?
+                    WHERE id = ? AND audited_by = ? AND audited_at_us IS NULL AND \(SQLiteStore.claimedBefore)
+                    """, arguments: [node, atMicros, id, claimant, cutoffMicros])
+            return db.changesCount == 1
+        }
+    }
+
+    /// A claim's time, or for one made before schema version 9 recorded it, its event's (a claim comes after its event).
+    static let claimedBefore = "COALESCE(claimed_at_us, time_us) < ?"
 
     /// The events `node` claimed and has not finished, oldest first.
     public func unfinishedAdminEvents(claimedBy node: String) async throws -> [StoredAdminEvent] {

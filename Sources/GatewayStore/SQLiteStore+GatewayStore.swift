@@ -25,7 +25,7 @@ extension SQLiteStore {
     /// Deletes a partner and every version of its secrets unless a merchant uses it (counted in the same write
     /// transaction, which SQLite serialises, so no merchant can be added to it between the count and the delete).
     public func deletePartner(id: String) async throws -> PartnerDeletion {
-        try await pool.write { db in
+        try await change { db in
             let merchants = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM merchants WHERE partner_id = ?", arguments: [id]) ?? 0
             guard merchants == 0 else { return .inUse(merchants: merchants) }
             try db.execute(sql: "DELETE FROM partners WHERE id = ?", arguments: [id])

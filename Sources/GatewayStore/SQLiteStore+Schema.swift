@@ -155,6 +155,19 @@ extension SQLiteStore {
         ]),
         SchemaMigration(version: 7, name: "change log audited by running nodes", statements: SQLiteStore.auditedEventsSchema),
         SchemaMigration(version: 8, name: "admin accounts' client certificates", statements: SQLiteStore.adminCertificateSchema),
+        SchemaMigration(version: 9, name: "change-log claims' times", statements: SQLiteStore.claimTimeSchema),
+    ]
+
+    /// Version 9: when a node claimed a change-log event, so that another may take over a claim left unfinished
+    /// too long (a node that never came back). Claims made before the step are dated by it: their claimants get the
+    /// whole bound from now to finish them, rather than losing them at once.
+    static let claimTimeSchema = [
+        "ALTER TABLE admin_events ADD COLUMN claimed_at_us INTEGER",
+        // julianday keeps milliseconds, where strftime('%s') would keep whole seconds.
+        """
+        UPDATE admin_events SET claimed_at_us = CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)
+        WHERE audited_by IS NOT NULL AND audited_at_us IS NULL
+        """,
     ]
 
     /// Version 8: an admin account may hold a client certificate's SHA-256 fingerprint. Unique, since a certificate

@@ -7,7 +7,7 @@ import GatewayCore
 struct Partners: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The acquirer's Klarna accounts: API key and mTLS client certificate per environment.",
-        subcommands: [Add.self, List.self, Show.self, RotateKey.self, RotateCert.self]
+        subcommands: [Add.self, List.self, Show.self, RotateKey.self, RotateCert.self, Update.self, Remove.self]
     )
 
     struct Add: AsyncParsableCommand {

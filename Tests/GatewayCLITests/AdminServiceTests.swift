@@ -311,9 +311,17 @@ extension AdminServiceTests {
         try await admin.removeWebhookKey(partnerID: "acq_test", keyID: "key-1")
         try await admin.addWebhookDestination(name: "orders", url: "https://hooks.example/orders", secret: destinationSecret, clientCertificatePEM: nil, clientKeyPEM: nil)
         try await admin.removeWebhookDestination(name: "orders", routesPath: nil)
+        let available = try #require(ReleasePolicy.klarnaCalendar.releases.last { $0.isAvailable(in: .test, on: AdminService.today()) }?.id)
+        try await admin.addPartner(NewPartner(
+            id: "acq_spare", environment: .test, apiKey: rotatedKey, certificatePEM: renewed.certificatePEM, clientKeyPEM: Secret(renewed.privateKeyPEM)))
+        try await admin.updatePartner(id: "acq_spare", PartnerChange(authForm: .emptyUser, defaultRelease: .some(available)), policy: .klarnaCalendar)
+        try await admin.removePartner(id: "acq_spare")
         // Refused or without effect: no event.
         await #expect(throws: (any Error).self) { try await admin.removeMerchant(id: "absent") }
         await #expect(throws: (any Error).self) { try await admin.revokeCaller(id: "absent") }
+        await #expect(throws: AdminService.PartnerInUse.self) { try await admin.removePartner(id: "acq_test") }
+        await #expect(throws: AdminError.self) { try await admin.removePartner(id: "acq_spare") }
+        await #expect(throws: AdminError.self) { try await admin.updatePartner(id: "acq_test", PartnerChange(baseURL: "http://localhost:1"), policy: .klarnaCalendar) }
         #expect(try await admin.replayWebhookDeliveries(eventID: nil, destination: nil) == 0)
 
         let events = try await admin.store.adminEvents()
@@ -321,11 +329,14 @@ extension AdminServiceTests {
             "partners.add", "partners.rotate-key", "partners.rotate-cert", "merchants.add", "merchants.suspend", "merchants.resume",
             "merchants.update", "merchants.import", "merchants.remove", "callers.add", "callers.rotate-token", "callers.revoke",
             "admins.add", "admins.remove", "keys.rotate", "releases.rollout", "releases.rollback", "webhooks.keys.add",
-            "webhooks.keys.remove", "webhooks.destinations.add", "webhooks.destinations.remove",
+            "webhooks.keys.remove", "webhooks.destinations.add", "webhooks.destinations.remove", "partners.add", "partners.update",
+            "partners.remove",
         ])
         #expect(events.allSatisfy { $0.actor == "ops-test" && $0.auditedBy == nil })
         #expect(events.first { $0.action == "callers.add" }?.detail == "checkout token \(try #require(token).id) certificate -")
         #expect(events.first { $0.action == "partners.rotate-cert" }?.detail.contains(renewed.fingerprint) == true)
+        #expect(events.first { $0.action == "partners.update" }?.detail == "acq_spare auth form empty-user default release \(available)")
+        #expect(events.last?.detail == "acq_spare")
         let keyBody = renewed.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
         let secrets = [
             AdminServiceTests.apiKey.exposedValue, rotatedKey.exposedValue, merchantKey.exposedValue, signingKey.exposedValue,

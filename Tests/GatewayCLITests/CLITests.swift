@@ -48,11 +48,11 @@ import Testing
 
     @discardableResult
     func run(
-        _ arguments: [String], stdin: String? = nil, expect status: Int32 = 0, transcript: Transcript,
+        _ arguments: [String], stdin: String? = nil, expect status: Int32 = 0, environment: [String: String] = [:], transcript: Transcript,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> (stdout: String, stderr: String) {
         let result = try await ChildProcess.run(
-            binary, arguments + ["--config", config], directory: directory, stdin: stdin, timeout: .seconds(120))
+            binary, arguments + ["--config", config], environment: environment, directory: directory, stdin: stdin, timeout: .seconds(120))
         transcript.text += result.stdout + result.stderr
         #expect(
             result.status == status, "\(arguments.joined(separator: " ")): \(result.stderr)", sourceLocation: sourceLocation)

@@ -100,6 +100,39 @@ import Testing
         #expect(traffic.json["calls"]?.intValue == 0)
         #expect(traffic.json["truncated"]?.boolValue == false)
 
+        // Webhooks read from PostgreSQL's tables: references only, deliveries' state, filters, no secret.
+        let destinationSecret = AdminAPIWebhookTests.random("PLANTEDpgDestination")
+        let signingSecret = AdminAPIWebhookTests.random("PLANTEDpgSigning")
+        try await admin.addWebhookDestination(name: "orders", url: "https://hooks.example/orders", secret: Secret(destinationSecret), clientCertificatePEM: nil, clientKeyPEM: nil)
+        try await admin.addWebhookKey(partnerID: "acq", keyID: "pg-key", secret: Secret(signingSecret))
+        let webhooks = try admin.webhookStore
+        let received = UTCTime.nowMicros()
+        _ = try await webhooks.saveWebhookEvents((1...2).map { index in
+            NewWebhookEvent(
+                event: WebhookEventRecord(
+                    eventID: "pg-ev\(index)", partnerID: "acq", signingKeyID: "pg-key", eventType: "payment.transaction.captured",
+                    account: "krn:partner:global:account:test:PGA\(index)", merchantID: "m\(index)", receivedAtMicros: received + Int64(index), state: .pending,
+                    body: Array(signingSecret.utf8)), destinations: ["orders"])
+        })
+        try await webhooks.completeWebhookDeliveries([
+            WebhookDeliveryOutcome(eventID: "pg-ev1", destination: "orders", nodeID: "gw-a", attempt: 1, state: .delivered, nextAttemptMicros: received, status: 200, error: nil, timeMicros: received)
+        ])
+        let destinations = try await client.send("GET", "/admin/v1/webhooks/destinations", headers: [bearer])
+        #expect(destinations.json["destinations"]?.arrayValue?.first?["secret"]?["credential_id"]?.stringValue == "webhook-destination:orders:secret")
+        let keys = try await client.send("GET", "/admin/v1/webhooks/keys?partner=acq", headers: [bearer])
+        #expect(keys.json["keys"]?.arrayValue?.compactMap { $0["key_id"]?.stringValue } == ["pg-key"])
+        let events = try await client.send("GET", "/admin/v1/webhooks/events", headers: [bearer])
+        #expect(events.json["events"]?.arrayValue?.compactMap { $0["event_id"]?.stringValue } == ["pg-ev2", "pg-ev1"])
+        #expect(events.json["events"]?.arrayValue?.compactMap { $0["deliveries"]?.arrayValue?.first?["state"]?.stringValue } == ["pending", "delivered"])
+        let delivered = try await client.send("GET", "/admin/v1/webhooks/events?state=delivered&merchant=m1", headers: [bearer])
+        #expect(delivered.json["events"]?.arrayValue?.compactMap { $0["event_id"]?.stringValue } == ["pg-ev1"])
+        let pending = try await client.send("GET", "/admin/v1/webhooks/events?state=pending", headers: [bearer])
+        #expect(pending.json["events"]?.arrayValue?.compactMap { $0["event_id"]?.stringValue } == ["pg-ev2"])
+        for answer in [destinations, keys, events, delivered, pending] {
+            let leaked = answer.text.contains(destinationSecret) || answer.text.contains(signingSecret)
+            #expect(answer.status == 200 && !leaked, "a webhook secret or an event's body in an answer")
+        }
+
         try await client.close()
         await listener.stop()
         for runner in runners {

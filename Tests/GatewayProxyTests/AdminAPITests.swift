@@ -437,6 +437,29 @@ struct AdminAPITests {
             _ = try await call("POST", "/admin/v1/policies/access/validate", as: .operator, body: AdminAPIPolicyTests.proposal(GatewayHarness.defaultAccess))
             _ = try await call("POST", "/admin/v1/policies/rate-limits/validate", as: .operator, body: AdminAPIPolicyTests.proposal("global: {rate: -1}"))
             _ = try await call("POST", "/admin/v1/policies/rate-limits/validate", as: .viewer, body: AdminAPIPolicyTests.proposal("global: {rate: 1}"))
+            // A destination and events with a pending and a dead delivery, so that the webhook answers have rows to check.
+            let webhooks = try api.gw.admin.webhookStore
+            try await api.gw.admin.addWebhookDestination(
+                name: "doc-hooks", url: "https://hooks.example/doc", secret: Secret(AdminAPIWebhookTests.random("doc")), clientCertificatePEM: nil, clientKeyPEM: nil)
+            let m1 = try await api.gw.admin.showMerchant(id: "m1").account.rawValue
+            _ = try await webhooks.saveWebhookEvents(["doc-ev1", "doc-ev2"].map { id in
+                NewWebhookEvent(
+                    event: WebhookEventRecord(
+                        eventID: id, partnerID: "acq", signingKeyID: "k1", eventType: "payment.transaction.captured", account: m1, merchantID: "m1",
+                        receivedAtMicros: UTCTime.nowMicros(), state: .pending, body: []), destinations: ["doc-hooks"])
+            })
+            try await webhooks.completeWebhookDeliveries([
+                WebhookDeliveryOutcome(
+                    eventID: "doc-ev2", destination: "doc-hooks", nodeID: "n", attempt: 3, state: .dead, nextAttemptMicros: 0, status: 500, error: "HTTP 500",
+                    timeMicros: UTCTime.nowMicros())
+            ])
+            _ = try await call("GET", "/admin/v1/webhooks/destinations", as: .viewer)
+            _ = try await call("GET", "/admin/v1/webhooks/events?limit=5&merchant=m1", as: .viewer)
+            _ = try await call("GET", "/admin/v1/webhooks/events?state=pending", as: .viewer)
+            _ = try await call("GET", "/admin/v1/webhooks/events?state=lost", as: .viewer)
+            try await api.gw.admin.addWebhookKey(partnerID: "acq", keyID: "doc-key", secret: Secret(AdminAPIWebhookTests.random("doc")))
+            _ = try await call("GET", "/admin/v1/webhooks/keys?partner=acq", as: .viewer)
+            _ = try await call("GET", "/admin/v1/webhooks/keys?partner=", as: .viewer)
             #expect(Set(answers.map(\.2.status)) == [200, 201, 400, 401, 403, 404, 409, 412, 413, 422, 428])
 
             let document = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

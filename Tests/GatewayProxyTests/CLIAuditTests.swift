@@ -78,13 +78,24 @@ import Testing
             try await cli(["merchants", "resume", "m3"], "ops-crashed", nil)
             let crashed = try #require(try await store.unclaimedAdminEvents(limit: 1000).last)
             #expect(crashed.event.action == "merchants.resume" && crashed.event.actor == "ops-crashed")
-            #expect(try await store.claimAdminEvent(id: crashed.id, node: "served-node"))
+            #expect(try await store.claimAdminEvent(id: crashed.id, node: "served-node", atMicros: UTCTime.nowMicros()))
+            // One claimed an hour ago by a node that never came back, which the served node takes over; one claimed just
+            // now by a node still at work, which it leaves alone.
+            try await cli(["merchants", "suspend", "m1"], "ops-dead", nil)
+            let abandoned = try #require(try await store.unclaimedAdminEvents(limit: 1000).last)
+            #expect(try await store.claimAdminEvent(id: abandoned.id, node: "dead-node", atMicros: UTCTime.nowMicros() - 3_600_000_000))
+            try await cli(["merchants", "resume", "m1"], "ops-busy", nil)
+            let busy = try #require(try await store.unclaimedAdminEvents(limit: 1000).last)
+            #expect(busy.event.actor == "ops-busy" && abandoned.event.actor == "ops-dead")
+            #expect(try await store.claimAdminEvent(id: busy.id, node: "busy-node", atMicros: UTCTime.nowMicros()))
 
             let served = try await ServedGateway.start(gw)
             let offline = try await Self.waitForRecord(served.auditPath, "cli.merchants.suspend", by: "ops-offline", detail: "m3")
             #expect(offline.method == "CLI" && offline.template == "klarna-gateway merchants suspend" && offline.path == "m3")
             _ = try await Self.waitForRecord(served.auditPath, "cli.merchants.resume", by: "ops-crashed", detail: "m3")
             #expect(try await store.unfinishedAdminEvents(claimedBy: "served-node").isEmpty)
+            let takenOver = try await Self.waitForRecord(served.auditPath, "cli.merchants.suspend", by: "ops-dead", detail: "m1")
+            #expect(takenOver.requestID == "admin-event-\(abandoned.id)")
 
             // Changes while it runs, secrets among them.
             let token = try await cli(["callers", "add", "audit-caller"], "ops-live", nil).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -95,6 +106,9 @@ import Testing
             try await cli(["partners", "rotate-key", "acq", "--api-key-file", "-"], "ops-live", Self.rotatedKey)
             let adminToken = try await cli(["admins", "add", "auditor", "--role", "viewer"], "ops-live", nil).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             try await cli(["merchants", "remove", "m4"], "ops-live", nil)
+            try await cli(["partners", "update", "acq_live", "--auth-form", "empty-user"], "ops-live", nil)
+            try await cli(["merchants", "remove", "m_live"], "ops-live", nil)
+            try await cli(["partners", "remove", "acq_live"], "ops-live", nil)
             let added = try await Self.waitForRecord(served.auditPath, "cli.callers.add", by: "ops-live", detail: "audit-caller")
             #expect(added.path == "audit-caller token \(tokenID) certificate -")
             _ = try await Self.waitForRecord(served.auditPath, "cli.callers.rotate-token", by: "ops-live", detail: "audit-caller")
@@ -102,15 +116,24 @@ import Testing
             #expect(rotation.path == "acq api key partner:acq:api-key@v2", "\(rotation.path)")
             _ = try await Self.waitForRecord(served.auditPath, "cli.admins.add", by: "ops-live", detail: "auditor role viewer")
             _ = try await Self.waitForRecord(served.auditPath, "cli.merchants.remove", by: "ops-live", detail: "m4")
+            let update = try await Self.waitForRecord(served.auditPath, "cli.partners.update", by: "ops-live", detail: "acq_live")
+            #expect(update.template == "klarna-gateway partners update" && update.path == "acq_live auth form empty-user", "\(update)")
+            let removal = try await Self.waitForRecord(served.auditPath, "cli.partners.remove", by: "ops-live", detail: "acq_live")
+            #expect(removal.template == "klarna-gateway partners remove" && removal.path == "acq_live", "\(removal)")
             // The harness's setup (partners, merchants, callers added by this OS user) was recorded too, each event once.
             let all = try Self.recorded(served.auditPath)
             #expect(all.contains { $0.operation == "cli.partners.add" && $0.path.hasPrefix("acq test https://localhost:") })
             let ids = all.map(\.requestID)
             #expect(Set(ids).count == ids.count, "every event once: \(ids)")
             try await waitUntil("every event recorded and finished") {
-                try await gw.admin.store.adminEvents().allSatisfy { $0.auditedBy == "served-node" }
+                try await gw.admin.store.adminEvents().allSatisfy { $0.auditedBy == "served-node" || $0.actor == "ops-busy" }
             }
+            // Every change above was made after the takeover was recorded, so recorded by a later pass: the pass that
+            // took over the abandoned claim had looked at the fresh one too, and left it.
+            #expect(try await store.unfinishedAdminEvents(claimedBy: "busy-node").map(\.id) == [busy.id])
+            #expect(try !Self.recorded(served.auditPath).contains { $0.caller == "cli:ops-busy" })
             #expect(try await served.stop() == 0)
+            #expect(served.child.stderr.contains("took over a change-log event another node claimed"), "the takeover is logged")
 
             // The chain with these records verifies.
             let verify = try await ChildProcess.run(
@@ -148,23 +171,39 @@ import Testing
         }
         // Half before any instance runs, so that both start with the same unclaimed events; half while both run.
         for index in 1...6 { try await add(index) }
+        // One of them claimed an hour ago by a node that never came back: exactly one of the two takes it over.
+        let store = try #require(admin.store as? any AdminEventAuditing)
+        let abandoned = try #require(try await store.unclaimedAdminEvents(limit: 100).first { $0.event.detail.hasPrefix("pm1 ") })
+        #expect(try await store.claimAdminEvent(id: abandoned.id, node: "gw-dead", atMicros: UTCTime.nowMicros() - 3_600_000_000))
         async let first = ServedGateway.start(configPath: paths[0], directory: instances.directory, environment: ["KGW_NODE_ID": "gw-a"])
         async let second = ServedGateway.start(configPath: paths[1], directory: instances.directory, environment: ["KGW_NODE_ID": "gw-b"])
         let nodes = try await [first, second]
         for index in 7...12 { try await add(index) }
-        let store = try #require(admin.store as? any AdminEventAuditing)
+        // A partner's change and removal, each through either instance's config; a removal refused appends nothing.
+        try await Self.cli(["partners", "update", "acq", "--auth-form", "empty-user"], configPath: paths[1], directory: instances.directory, user: "ops-partners")
+        let refused = try await ChildProcess.run(
+            ChildProcess.productPath("klarna-gateway"), ["partners", "remove", "acq", "--config", paths[0]], environment: ["USER": "ops-partners", "SUDO_USER": "ops-partners"],
+            directory: instances.directory)
+        #expect(refused.status == 1 && refused.stderr.contains("partner 'acq' is used by 12 merchant(s)"), "\(refused.stderr)")
+        _ = try await admin.addPartner(NewPartner(
+            id: "spare", environment: .test, apiKey: Secret("klarna_test_api_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")),
+            certificatePEM: acquirer.certificatePEM, clientKeyPEM: Secret(acquirer.privateKeyPEM), baseURL: "https://localhost:9", authForm: .rawKey))
+        try await Self.cli(["partners", "remove", "spare"], configPath: paths[0], directory: instances.directory, user: "ops-partners")
         try await waitUntil("every event recorded and finished") {
             try await admin.store.adminEvents().allSatisfy { $0.auditedBy == "gw-a" || $0.auditedBy == "gw-b" }
         }
         #expect(try await store.unclaimedAdminEvents(limit: 100).isEmpty)
+        #expect(try await store.unfinishedAdminEvents(claimedBy: "gw-dead").isEmpty)
         for node in nodes { #expect(try await node.stop() == 0) }
         let records = try nodes.flatMap { try Self.recorded($0.auditPath) }
         let events = try await admin.store.adminEvents()
-        #expect(events.count == 13)
+        #expect(events.count == 16)
         #expect(records.count == events.count, "\(records.map(\.requestID))")
         #expect(Set(records.map(\.requestID)).count == records.count, "an event recorded twice: \(records.map(\.requestID))")
         for index in 1...12 {
             #expect(records.filter { $0.caller == "cli:ops-\(index)" && $0.operation == "cli.merchants.add" && $0.path.hasPrefix("pm\(index) partner acq") }.count == 1)
         }
+        #expect(records.filter { $0.caller == "cli:ops-partners" }.map(\.path).sorted() == ["acq auth form empty-user", "spare"])
+        #expect(records.filter { $0.caller == "cli:ops-partners" }.map(\.operation).sorted() == ["cli.partners.remove", "cli.partners.update"])
     }
 }

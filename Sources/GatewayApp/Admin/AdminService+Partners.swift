@@ -62,6 +62,16 @@ public struct PartnerChange: Sendable {
         self.authForm = authForm
         self.defaultRelease = defaultRelease
     }
+
+    /// The fields given, for the change log (`base url https://… default release none`); a partner's settings hold
+    /// no secret.
+    var summary: String {
+        var parts: [String] = []
+        if let baseURL { parts.append("base url \(baseURL)") }
+        if let authForm { parts.append("auth form \(authForm.rawValue)") }
+        if let defaultRelease { parts.append("default release \(defaultRelease ?? "none")") }
+        return parts.joined(separator: " ")
+    }
 }
 
 extension AdminService {
@@ -94,13 +104,14 @@ extension AdminService {
         guard let current = try await store.partner(id: id) else { throw AdminError.notFound("partner", id) }
         if let expected, expected != current { throw ConditionalChangeError.stalePartner(current: current) }
         let record = try AdminService.changed(current, by: change, policy: policy)
-        try await store.savePartner(record, secrets: [])
+        try await changing("partners.update", "\(id) \(change.summary)") { try await store.savePartner(record, secrets: []) }
         return record
     }
 
     /// Removes a partner and its sealed secrets; refused while merchants use it (move or remove them first).
     public func removePartner(id: String) async throws {
-        switch try await store.deletePartner(id: id) {
+        // The store appends the event only when it deleted: a refusal (in use, absent) is no change.
+        switch try await changing("partners.remove", id, { try await store.deletePartner(id: id) }) {
         case .deleted: return
         case .notFound: throw AdminError.notFound("partner", id)
         case .inUse(let merchants): throw PartnerInUse(merchants: merchants, partner: id)
@@ -154,6 +165,18 @@ extension AdminService {
         let certificate = try ClientCertificate(pem: input.certificatePEM)
         try certificate.checkValidity()
         try certificate.checkPrivateKey(input.clientKeyPEM)
+    }
+
+    /// The checks of a partner's new credentials, all before any is written (so a bad certificate does not leave a
+    /// new key behind): the key's prefix for the partner's environment; a certificate that parses, is valid now and
+    /// matches its key. Used by the admin API's credential upload and `partners update`.
+    public static func checkCredentials(of record: PartnerRecord, apiKey: Secret?, certificatePEM: String?, clientKeyPEM: Secret?) throws {
+        if let apiKey { try checkAPIKey(apiKey, environment: record.environment, owner: "partner '\(record.id)'") }
+        if let certificatePEM, let clientKeyPEM {
+            let certificate = try ClientCertificate(pem: certificatePEM)
+            try certificate.checkValidity()
+            try certificate.checkPrivateKey(clientKeyPEM)
+        }
     }
 
     /// Every partner, summarised.

@@ -74,6 +74,9 @@ extension AdminAPI {
             case .validateAccessPolicy: return try await validatePolicy(.access)
             case .getRateLimitPolicy: return try policy(.rateLimits)
             case .validateRateLimitPolicy: return try await validatePolicy(.rateLimits)
+            case .listWebhookDestinations: return try await listWebhookDestinations()
+            case .listWebhookEvents: return try await listWebhookEvents()
+            case .listWebhookKeys: return try await listWebhookKeys()
             }
         }
 

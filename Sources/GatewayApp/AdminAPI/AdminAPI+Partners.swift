@@ -52,14 +52,7 @@ extension AdminAPI.Exchange {
         guard let current = try await api.service.store.partner(id: id) else { throw GatewayError(.notFound, "no partner with id '\(id)'") }
         _ = try ifMatch(AdminJSON.partnerETag(current), of: "partner", readAt: "/admin/v1/partners")
         // The service's own checks, all of them before the first write, so a bad certificate does not leave a new key.
-        try serviceRule {
-            if let apiKey { try AdminService.checkAPIKey(apiKey, environment: current.environment, owner: "partner '\(id)'") }
-            if let certificatePEM, let privateKey {
-                let certificate = try ClientCertificate(pem: certificatePEM)
-                try certificate.checkValidity()
-                try certificate.checkPrivateKey(privateKey)
-            }
-        }
+        try serviceRule { try AdminService.checkCredentials(of: current, apiKey: apiKey, certificatePEM: certificatePEM, clientKeyPEM: privateKey) }
         try await api.recordIntent(self, merchant: nil)
         try await serviceRule {
             if let apiKey { try await api.service.rotatePartnerKey(id: id, apiKey: apiKey) }

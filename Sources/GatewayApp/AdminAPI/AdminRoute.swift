@@ -46,6 +46,9 @@ enum AdminAction: String, Sendable {
     case applyRollout = "admin.applyRollout"
     case rollBackRelease = "admin.rollBackRelease"
     case getReleaseHistory = "admin.getReleaseHistory"
+    case listWebhookDestinations = "admin.listWebhookDestinations"
+    case listWebhookEvents = "admin.listWebhookEvents"
+    case listWebhookKeys = "admin.listWebhookKeys"
 }
 
 /// One endpoint of the admin API: what it does, its path template and the role it needs.
@@ -105,6 +108,9 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .validateAccessPolicy, method: "POST", template: "/admin/v1/policies/access/validate", role: .operator),
         AdminRoute(action: .getRateLimitPolicy, method: "GET", template: "/admin/v1/policies/rate-limits", role: .viewer),
         AdminRoute(action: .validateRateLimitPolicy, method: "POST", template: "/admin/v1/policies/rate-limits/validate", role: .operator),
+        AdminRoute(action: .listWebhookDestinations, method: "GET", template: "/admin/v1/webhooks/destinations", role: .viewer),
+        AdminRoute(action: .listWebhookEvents, method: "GET", template: "/admin/v1/webhooks/events", role: .viewer),
+        AdminRoute(action: .listWebhookKeys, method: "GET", template: "/admin/v1/webhooks/keys", role: .viewer),
     ]
 
     /// `operation_id` of its audit records.

@@ -10,7 +10,9 @@ import NIOPosix
 /// Each event is claimed first (one conditional `UPDATE`, so of several instances sharing a store exactly one
 /// records it), then recorded through the node's journal, then marked finished once the record is durable. The
 /// node's own unfinished claims are recorded again at every pass, the first one at start, so a crash between the
-/// claim and the finish loses no record; at worst the event is recorded twice, under the same request id.
+/// claim and the finish loses no record; at worst the event is recorded twice, under the same request id. Another
+/// node's claim left unfinished longer than `takeOverAfter` is taken over (its node may never come back), with the
+/// same worst case should that node come back meanwhile.
 public struct AdminEventRecorder: Sendable {
     /// The store's change log.
     let store: any AdminEventAuditing
@@ -20,18 +22,30 @@ public struct AdminEventRecorder: Sendable {
     let journal: any CallJournal
     /// How long to wait between passes.
     let interval: Duration
+    /// How long another node's claim may stay unfinished before this node takes it over.
+    let takeOverAfter: Duration
     let eventLoop: any EventLoop
     let logger: Logger
 
     /// The most events one query reads; a larger backlog (after a long time without a gateway) takes several.
     static let batch = 100
 
-    /// Makes a recorder for `node`, looking for new events every `interval`.
-    public init(store: any AdminEventAuditing, node: String, journal: any CallJournal, interval: Duration, logger: Logger) {
+    /// The default of `takeOverAfter`: far beyond a pass (a second) and a trail's short outage, so a live node keeps
+    /// its claims, and beyond any clock skew between nodes, whose clocks date the claims; short enough that a change
+    /// made while its recording node died is in a chain within minutes.
+    public static let claimTakeOver: Duration = .seconds(300)
+
+    /// Makes a recorder for `node`, looking for new events every `interval` and taking over other nodes' claims
+    /// older than `takeOverAfter`.
+    public init(
+        store: any AdminEventAuditing, node: String, journal: any CallJournal, interval: Duration,
+        takeOverAfter: Duration = AdminEventRecorder.claimTakeOver, logger: Logger
+    ) {
         self.store = store
         self.node = node
         self.journal = journal
         self.interval = interval
+        self.takeOverAfter = takeOverAfter
         self.eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         self.logger = logger
     }
@@ -61,8 +75,8 @@ public struct AdminEventRecorder: Sendable {
         }
     }
 
-    /// One pass: this node's unfinished claims first, then every event no node has claimed; returns how many it
-    /// recorded.
+    /// One pass: this node's unfinished claims first, then every event no node has claimed, then other nodes'
+    /// claims older than `takeOverAfter`; returns how many it recorded.
     @discardableResult
     public func recordPending() async throws -> Int {
         var recorded = 0
@@ -72,11 +86,39 @@ public struct AdminEventRecorder: Sendable {
         }
         while !Task.isCancelled {
             let events = try await store.unclaimedAdminEvents(limit: Self.batch)
-            for stored in events where try await store.claimAdminEvent(id: stored.id, node: node) {
+            for stored in events where try await store.claimAdminEvent(id: stored.id, node: node, atMicros: UTCTime.nowMicros()) {
                 try await record(stored)
                 recorded += 1
             }
             if events.count < Self.batch { break }
+        }
+        return recorded + (try await takeOverStaleClaims())
+    }
+
+    /// Records the events other nodes claimed before the bound and never finished, each taken over first (a claim
+    /// that another node took over, or its claimant finished, meanwhile is left to it). A claim taken over (by any
+    /// node) or finished leaves the stale set, so the loop ends; a batch of which none was taken ends it too.
+    private func takeOverStaleClaims() async throws -> Int {
+        let bound = takeOverAfter.components
+        let boundMicros = bound.seconds * 1_000_000 + bound.attoseconds / 1_000_000_000_000
+        var recorded = 0
+        var taken = 1
+        while !Task.isCancelled, taken > 0 {
+            taken = 0
+            let cutoff = UTCTime.nowMicros() - boundMicros
+            let claims = try await store.staleAdminEventClaims(claimedBefore: cutoff, excluding: node, limit: Self.batch)
+            for stored in claims {
+                guard let claimant = stored.claimedBy,
+                    try await store.takeOverAdminEvent(id: stored.id, from: claimant, node: node, claimedBefore: cutoff, atMicros: UTCTime.nowMicros())
+                else { continue }
+                logger.warning(
+                    "took over a change-log event another node claimed and did not record in time",
+                    metadata: ["event": "\(stored.id)", "claimed_by": "\(claimant)"])
+                taken += 1
+                try await record(stored)
+                recorded += 1
+            }
+            if claims.count < Self.batch { break }
         }
         return recorded
     }
