@@ -33,7 +33,9 @@ public struct OTLPExportRequest: Sendable {
 
     /// The request as protobuf, holding `spans` (fields as `spans(of:)` gives them). Every length is known before
     /// its message is written, so the spans are copied once, never moved again.
-    public func protobuf(_ spans: some Collection<ArraySlice<UInt8>>) -> [UInt8] {
+    /// A concrete type, not a generic one: across the module boundary a generic call is not specialized, and its
+    /// per-element witness calls and reference counting were most of the exporter's time.
+    public func protobuf(_ spans: ArraySlice<ArraySlice<UInt8>>) -> [UInt8] {
         var resource: [UInt8] = []
         resource.protoMessage(1) { resource in
             resource.protoAttribute("service.name", serviceName, field: 1)
@@ -41,7 +43,8 @@ public struct OTLPExportRequest: Sendable {
         }
         var scope: [UInt8] = []
         scope.protoMessage(1) { $0.protoString(1, Self.scope) }
-        let scopeSpans = spans.reduce(scope.count) { $0 + $1.count }
+        var scopeSpans = scope.count
+        for span in spans { scopeSpans += span.count }
         let resourceSpans = resource.count + 1 + OTLPWire.varintSize(UInt64(scopeSpans)) + scopeSpans
         var bytes: [UInt8] = []
         bytes.reserveCapacity(resourceSpans + 16)
@@ -55,9 +58,15 @@ public struct OTLPExportRequest: Sendable {
         return bytes
     }
 
+    /// The request as protobuf, holding every span of `spans`.
+    public func protobuf(_ spans: [ArraySlice<UInt8>]) -> [UInt8] { protobuf(spans[...]) }
+
+    /// The request as OTLP/JSON, holding every span of `spans`.
+    public func json(_ spans: [ArraySlice<UInt8>]) -> [UInt8] { json(spans[...]) }
+
     /// The request as OTLP/JSON: ids in hex, 64-bit integers as strings, enums as numbers, as the OTLP
     /// specification's JSON mapping has them.
-    public func json(_ spans: some Collection<ArraySlice<UInt8>>) -> [UInt8] {
+    public func json(_ spans: ArraySlice<ArraySlice<UInt8>>) -> [UInt8] {
         var out = JSONText()
         out.raw(#"{"resourceSpans":[{"resource":{"attributes":["#)
         out.attribute("service.name", string: serviceName)
