@@ -74,7 +74,7 @@ struct CallTrace {
         guard let tracing else { return }
         startedNanos = Self.now()
         parent = headers.first(name: "traceparent").flatMap { TraceIdentity(traceparent: $0) }
-        var random = SystemRandomNumberGenerator()
+        var random = ThreadRandom()
         let trace = parent.map { TraceIdentity(traceHigh: $0.traceHigh, traceLow: $0.traceLow, spanID: 0, sampled: false) }
             ?? TraceIdentity.newTrace(using: &random)
         identity = trace

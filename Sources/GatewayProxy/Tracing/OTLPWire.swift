@@ -53,8 +53,8 @@ extension Array where Element == UInt8 {
     /// Raw bytes of `text` (UTF-8), without key or length.
     @inline(__always)
     mutating func protoUTF8(_ text: String) {
-        var text = text
-        text.withUTF8 { append(contentsOf: $0) }
+        // Read in place: copying the string to call the mutating `withUTF8` cost a retain and a release each.
+        if text.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil { append(contentsOf: text.utf8) }
     }
 
     @inline(__always)
