@@ -27,11 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
-        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
-        // OTLP/HTTP only: the default traits add the gRPC exporter and its build.
-        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
-        // Outgoing webhook deliveries and the notification API calls of `webhooks register`: pooled connections,
-        // per-request TLS (a destination's client certificate, a partner's mTLS identity), timeouts.
+        // Outgoing webhook deliveries, the notification API calls of `webhooks register` and the OTLP span export:
+        // pooled connections, per-request TLS (a destination's client certificate, a partner's mTLS identity), timeouts.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
@@ -83,7 +80,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // The tamper-evident audit trail: hash-chained, signed, group-committed records in their own SQLite file.
@@ -140,8 +136,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Tracing", package: "swift-distributed-tracing"),
-                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             // The admin API's OpenAPI document and the web console's files, compiled into the binary: served as
             // committed, nothing read from disk at run time.
@@ -290,7 +285,6 @@ let package = Package(
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // deploy/ (container build, systemd unit, Kubernetes manifests, probe script): the files parse, carry the

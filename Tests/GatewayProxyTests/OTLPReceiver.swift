@@ -3,7 +3,7 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// A loopback OTLP/HTTP collector: takes `POST /v1/traces` (binary protobuf, as swift-otel sends it), decodes
+/// A loopback OTLP/HTTP collector: takes `POST /v1/traces` (binary protobuf, as the gateway sends it), decodes
 /// the spans with a reader of the protobuf wire format that knows only the fields the tests look at, and answers
 /// an empty `ExportTraceServiceResponse`.
 final class OTLPReceiver: Sendable {

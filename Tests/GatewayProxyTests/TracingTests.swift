@@ -8,7 +8,7 @@ import Prometheus
 import Testing
 
 /// Issue 19 end to end: a real gateway over TLS in front of the simulator, exporting to a real OTLP/HTTP receiver
-/// the test runs, which decodes the protobuf swift-otel sends.
+/// the test runs, which decodes the protobuf the gateway sends.
 @Suite("Tracing end to end")
 struct TracingTests {
     static let transaction = "/v2/accounts/m1/payment/transactions/krn:payment:eu1:transaction:seed-M1"

@@ -1,88 +1,131 @@
+import AsyncHTTPClient
 import CoreMetrics
+import Foundation
 import GatewayCore
 import GatewayProxy
 import Logging
-import OTel
-import ServiceLifecycle
-import Tracing
+import NIOCore
+import NIOSSL
 
-/// The OTLP/HTTP span export behind `tracing:` (swift-otel): its tracer for the data plane, and its batch
-/// processor and exporter running in a task of their own, so an export (slow, failing, or a collector that is not
-/// there) never holds a call. The processor's queue is bounded (`queue_size`); what it drops, and every batch an
-/// export loses, is counted in `kgw_trace_spans_dropped_total`.
+/// The OTLP/HTTP span export behind `tracing:`: the data plane's `CallTracing` and the exporter that drains its
+/// `SpanQueue` in a task of its own, every `export_interval_ms` or as soon as `batch_size` spans wait, POSTing
+/// `ExportTraceServiceRequest`s (protobuf or JSON) with `export_timeout_ms`. An export that fails or times out
+/// loses its spans and is counted; a call never waits for any of it. Written for the gateway instead of using
+/// swift-otel, whose per-span objects, locks and task wake-ups cost a traced call about 360 µs of CPU
+/// (docs/observability.md, "Why not swift-otel").
 final class GatewayTracing: Sendable {
     /// What `ProxyRuntime` is given.
     let tracing: CallTracing
-    private let group: ServiceGroup
+    private let exporter: TraceExporter
     private let task: Task<Void, Never>
+    /// Finishing it ends the exporter's loop.
+    private let stopper: AsyncStream<Void>.Continuation
 
-    /// Starts the exporter for `settings` (enabled); spans made from here on are exported.
-    init(settings: GatewayConfig.Tracing, nodeID: String, metrics: GatewayMetrics, logger: Logger) throws {
-        var configuration = OTel.Configuration.default
-        configuration.serviceName = settings.serviceName
-        configuration.resourceAttributes = ["service.instance.id": nodeID]
-        let diagnostics = ExportDiagnostics(logger: logger, factory: metrics.factory)
-        configuration.diagnosticLogger = .custom(Logger(label: "tracing-export") { _ in diagnostics })
-        configuration.propagators = [.traceContext]
-        // The gateway decides sampling before any span exists (`TraceSampling`); the tracer keeps what it is given.
-        configuration.traces.sampler = .alwaysOn
-        configuration.traces.exporter = .otlp
-        configuration.traces.otlpExporter.endpoint = settings.endpoint
-        configuration.traces.otlpExporter.protocol = settings.protocol == "http/json" ? .httpJSON : .httpProtobuf
-        configuration.traces.otlpExporter.timeout = .milliseconds(settings.exportTimeoutMs)
-        configuration.traces.batchSpanProcessor.maxQueueSize = settings.queueSize
-        configuration.traces.batchSpanProcessor.maxExportBatchSize = settings.batchSize
-        configuration.traces.batchSpanProcessor.scheduleDelay = .milliseconds(settings.exportIntervalMs)
-        configuration.traces.batchSpanProcessor.exportTimeout = .milliseconds(settings.exportTimeoutMs)
-        configuration.metrics.enabled = false
-        configuration.logs.enabled = false
-        let (tracer, service) = try OTel.makeTracingBackend(configuration: configuration)
-        tracing = CallTracing(tracer: tracer, sampling: settings.sampling.policy)
-        // No signal handlers: the gateway's own shutdown stops this group, after the calls in flight ended.
-        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [], logger: logger))
-        self.group = group
-        task = Task { try? await group.run() }
+    /// Starts the exporter for `settings` (enabled); spans ended from here on are exported.
+    init(settings: GatewayConfig.Tracing, nodeID: String, metrics: GatewayMetrics, logger: Logger, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let (wakeups, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let queue = SpanQueue(capacity: settings.queueSize, batchSize: settings.batchSize) { wakeup.yield() }
+        tracing = CallTracing(sampling: settings.sampling.policy, spans: queue)
+        let exporter = try TraceExporter(
+            settings: settings, request: OTLPExportRequest(serviceName: settings.serviceName, instanceID: nodeID), queue: queue,
+            options: OTLPEnvironment(environment), factory: metrics.factory, logger: logger)
+        self.exporter = exporter
+        let interval = Duration.milliseconds(settings.exportIntervalMs)
+        task = Task {
+            let ticker = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    wakeup.yield()
+                }
+            }
+            for await _ in wakeups { await exporter.exportWaiting() }
+            ticker.cancel()
+            // The stop: what the last calls left is sent, then the client closes.
+            await exporter.exportWaiting()
+            await exporter.close()
+        }
+        stopper = wakeup
     }
 
     /// Sends what is queued (within the export timeout) and stops.
     func stop() async {
-        await group.triggerGracefulShutdown()
+        stopper.finish()
         await task.value
     }
 }
 
-/// The exporter's own log: passed on to the gateway's logger, and its reports of lost spans counted. swift-otel
-/// reports a full queue ("Spans were dropped…", `dropped_count`) and a failed export ("Failed to export batch.",
-/// with the batch's `batch_size`) only as log lines, so this is where they become metrics.
-struct ExportDiagnostics: LogHandler {
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .warning
+/// Takes the queue's spans and POSTs them, `batch_size` spans a request. Used by one task at a time.
+final class TraceExporter: Sendable {
+    private let queue: SpanQueue
+    private let request: OTLPExportRequest
+    private let json: Bool
+    private let endpoint: String
+    private let timeout: TimeAmount
+    private let options: OTLPEnvironment
+    private let tls: TLSConfiguration?
+    private let client: HTTPClient
     private let logger: Logger
     private let queueFull: Counter
     private let exportFailed: Counter
     private let failures: Counter
 
-    init(logger: Logger, factory: any MetricsFactory) {
+    init(
+        settings: GatewayConfig.Tracing, request: OTLPExportRequest, queue: SpanQueue, options: OTLPEnvironment,
+        factory: any MetricsFactory, logger: Logger
+    ) throws {
+        self.queue = queue
+        self.request = request
+        json = settings.protocol == "http/json"
+        endpoint = settings.endpoint
+        timeout = .milliseconds(Int64(settings.exportTimeoutMs))
+        self.options = options
+        tls = settings.endpoint.hasPrefix("https:") ? try options.tlsConfiguration() : nil
         self.logger = logger
+        // Its own client on NIO's shared loops: export I/O never runs on the gateway's event loops.
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
         queueFull = Counter(label: "kgw_trace_spans_dropped_total", dimensions: [("reason", "queue_full")], factory: factory)
         exportFailed = Counter(label: "kgw_trace_spans_dropped_total", dimensions: [("reason", "export_failed")], factory: factory)
         failures = Counter(label: "kgw_trace_exports_failed_total", factory: factory)
     }
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
+    /// Exports every span waiting now, `batch_size` at a time, and counts what the full queue dropped.
+    func exportWaiting() async {
+        let dropped = queue.takeDropped()
+        if dropped > 0 {
+            queueFull.increment(by: dropped)
+            logger.warning("tracing export: spans were dropped, the queue is full", metadata: ["dropped_count": "\(dropped)", "queue_size": "\(queue.capacity)"])
+        }
+        let taken = queue.take()
+        guard taken.count > 0 else { return }
+        let spans = OTLPExportRequest.spans(of: taken)
+        var start = 0
+        while start < spans.count {
+            let batch = spans[start..<min(spans.count, start + queue.batchSize)]
+            start += batch.count
+            await send(batch)
+        }
     }
 
-    func log(event: LogEvent) {
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        func count(_ key: String) -> Int { merged[key].flatMap { Int("\($0)") } ?? 0 }
-        if event.message.description.hasPrefix("Spans were dropped") {
-            queueFull.increment(by: count("dropped_count"))
-        } else if event.message.description.hasPrefix("Failed to export batch") {
-            failures.increment()
-            exportFailed.increment(by: count("batch_size"))
+    private func send(_ spans: ArraySlice<ArraySlice<UInt8>>) async {
+        var http = HTTPClientRequest(url: endpoint)
+        http.method = .POST
+        http.headers.add(name: "Content-Type", value: json ? "application/json" : "application/x-protobuf")
+        for (name, value) in options.headers { http.headers.add(name: name, value: value) }
+        http.body = .bytes(ByteBuffer(bytes: json ? request.json(spans) : request.protobuf(spans)))
+        if let tls { http.tlsConfiguration = tls }
+        let failure: String
+        do {
+            let response = try await client.execute(http, timeout: timeout)
+            _ = try? await response.body.collect(upTo: 1 << 20)
+            if (200..<300).contains(response.status.code) { return }
+            failure = "HTTP \(response.status.code)"
+        } catch {
+            failure = String(describing: error)
         }
-        logger.log(level: event.level, "tracing export: \(event.message)", metadata: merged)
+        failures.increment()
+        exportFailed.increment(by: spans.count)
+        logger.warning("tracing export: failed to export batch", metadata: ["batch_size": "\(spans.count)", "error": "\(failure)"])
     }
+
+    func close() async { try? await client.shutdown() }
 }

@@ -1,226 +1,300 @@
 import GatewayCore
 import NIOHTTP1
-import Tracing
 
-/// Tracing as the data plane uses it: the tracer spans are made with (OpenTelemetry's in `serve`) and which calls
-/// are sampled. Nil in `ProxyRuntime` when tracing is off, so a call then does nothing here at all. A class: the
-/// request path hands it to its trace hooks several times per call, and as a struct (an existential tracer inside)
-/// each hand-over copied and destroyed it through value witnesses, tracing off (a nil) included: 0.9% of a call.
-public final class CallTracing: Sendable {
-    /// Makes the spans; it must continue the trace in a context extracted from `traceparent`/`tracestate`.
-    public let tracer: any Tracer
-    /// The gateway's own sampling decision; the tracer should keep every span it is given (always-on).
-    public let sampling: TraceSampling
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-    /// Makes the settings.
-    public init(tracer: any Tracer, sampling: TraceSampling) {
-        self.tracer = tracer
-        self.sampling = sampling
-    }
-
-    /// Span names, so the tests and `docs/observability.md` name the same things.
-    public enum Name {
-        /// The server span of one call.
-        public static let call = "klarna.gateway.call"
-        /// The rate-limit stage, shaping wait included.
-        public static let rateLimit = "klarna.gateway.rate_limit"
-        /// The intent's journal commit (the audit trail's group commit).
-        public static let auditIntent = "klarna.gateway.audit.intent"
-        /// The outcome's journal commit.
-        public static let auditOutcome = "klarna.gateway.audit.outcome"
-        /// A refusal's journal commit.
-        public static let auditRefusal = "klarna.gateway.audit.refusal"
-        /// One upstream attempt (client span).
-        public static let attempt = "klarna.upstream.attempt"
-    }
-}
-
-/// One call's spans, held in its `CallState` as a value: with tracing off, or for a call not sampled, it holds
-/// no span and costs no allocation. Every method is a no-op without the span it would touch, so the handler calls
-/// them unconditionally at its existing steps.
+/// One call's spans, held in its `CallState` as a value: plain timestamps and ids of the spans still open, no span
+/// object, no `ServiceContext`, no task. A span that ends is encoded at once, as its OTLP protobuf `Span`, into the
+/// thread's `TraceBuffer` (uncontended lock), which the exporter takes off the event loops. With tracing off, or
+/// for a call not sampled, it holds nothing and costs no allocation; every method is a no-op without the span it
+/// would touch, so the handler calls them unconditionally at its existing steps.
 struct CallTrace {
-    /// The call's trace (nil with tracing off): the caller's trace, else a new one.
+    /// The call's trace (nil with tracing off): the caller's trace, else a new one; its span id is the call span's
+    /// once the call has one.
     var identity: TraceIdentity?
     /// The caller's span, from `traceparent`.
     var parent: TraceIdentity?
-    /// When the head arrived (wall clock), for a span made after the fact (`errors` sampling).
+    /// The caller's `tracestate`, carried on the call span (sampled calls continuing a trace only).
+    var traceState: String?
+    /// When the head arrived (wall clock), the call span's start, also for a span made after the fact (`errors`).
     var startedNanos: UInt64 = 0
-    var call: (any Span)?
-    var rateLimit: (any Span)?
-    var journal: (any Span)?
-    var attempt: (any Span)?
+    /// Where the call's spans go once they end; nil while the call has no span.
+    private var buffer: TraceBuffer?
+    var rateLimit: RateLimitSpan?
+    var journal: JournalSpan?
+    var attempt: AttemptSpan?
+
+    /// The rate-limit stage, while it lasts.
+    struct RateLimitSpan {
+        var start: UInt64
+        /// When the limiter shaped the call, and how long it made it wait (ms).
+        var shapedAt: UInt64 = 0
+        var waitMs: Int64 = 0
+    }
+
+    /// A journal commit, while it lasts.
+    struct JournalSpan {
+        var name: String
+        var start: UInt64
+    }
+
+    /// One upstream attempt, while it lasts, with the times of what happened in it (0: did not happen).
+    struct AttemptSpan {
+        var start: UInt64
+        var number: Int
+        var host: String
+        var reused: UInt64 = 0
+        var tcpConnected: UInt64 = 0
+        var tlsDone: UInt64 = 0
+        var firstByte: UInt64 = 0
+    }
+
+    /// What happens in an attempt, recorded as the attempt span's events (in this order).
+    enum AttemptEvent {
+        /// An idle pooled connection was taken.
+        case reused
+        /// A new connection's TCP connect completed.
+        case tcpConnected
+        /// Its TLS handshake completed.
+        case tlsDone
+        /// Klarna's response head arrived.
+        case firstByte
+    }
 
     /// No trace: tracing is off.
     init() {}
 
-    /// With tracing on: reads the caller's trace context, decides sampling and, if sampled, starts the call's
+    /// With tracing on: reads the caller's trace context, decides sampling and, if sampled, opens the call's
     /// server span as a child of the caller's span.
     init(_ tracing: CallTracing?, headers: HTTPHeaders) {
         guard let tracing else { return }
-        startedNanos = DefaultTracerClock.now.nanosecondsSinceEpoch
+        startedNanos = Self.now()
         parent = headers.first(name: "traceparent").flatMap { TraceIdentity(traceparent: $0) }
-        var random = SystemRandomNumberGenerator()
-        guard tracing.sampling.samples(parent: parent, random: random.next()) else {
-            identity = parent.map { TraceIdentity(traceHigh: $0.traceHigh, traceLow: $0.traceLow, spanID: 0, sampled: false) }
-                ?? TraceIdentity.newTrace(using: &random)
-            return
-        }
-        var context = ServiceContext.topLevel
-        // Only a traceparent the gateway can read is handed on; `tracestate` travels with it.
-        if parent != nil { tracing.tracer.extract(headers, into: &context, using: HeaderExtractor()) }
-        startCall(tracing, context: context, at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: startedNanos))
+        var random = ThreadRandom()
+        let trace = parent.map { TraceIdentity(traceHigh: $0.traceHigh, traceLow: $0.traceLow, spanID: 0, sampled: false) }
+            ?? TraceIdentity.newTrace(using: &random)
+        identity = trace
+        // A new trace's own low half is the ratio's draw (as random as another draw, and one system call less).
+        guard tracing.sampling.samples(parent: parent, random: trace.traceLow) else { return }
+        // Only a traceparent the gateway can read is continued; `tracestate` travels with it, if it is well formed.
+        if parent != nil, let state = headers.first(name: "tracestate"), Self.isValidTraceState(state) { traceState = state }
+        openCall(tracing)
     }
 
     /// A call not sampled that turned out an error, with `errors` sampling: its server span is made now, starting
-    /// when the call did. It continues the caller's trace; without one it is a new trace, whose id differs from
-    /// the correlation id already sent (the span carries that id as `klarna.gateway.correlation_id`).
+    /// when the call did, in the call's trace (the caller's, else the one whose id Klarna got as correlation id).
     mutating func promoteIfError(_ tracing: CallTracing?, record: CallRecord) {
-        guard let tracing, call == nil, identity != nil, tracing.sampling.errors,
+        guard let tracing, buffer == nil, identity != nil, tracing.sampling.errors,
               TraceSampling.isError(status: record.status, gatewayErrorCode: record.gatewayErrorCode)
         else { return }
-        var context = ServiceContext.topLevel
-        if let parent {
-            tracing.tracer.extract(["traceparent": parent.traceparent], into: &context, using: DictionaryExtractor())
-        }
-        startCall(tracing, context: context, at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: startedNanos))
+        openCall(tracing)
     }
 
-    private mutating func startCall(_ tracing: CallTracing, context: ServiceContext, at start: DefaultTracerClock.Timestamp) {
-        let span = tracing.tracer.startSpan(CallTracing.Name.call, context: context, ofKind: .server, at: start)
-        call = span
-        // The span's own ids, as the tracer propagates them (the Tracing API has no other way to ask).
-        var carrier: [String: String] = [:]
-        tracing.tracer.inject(span.context, into: &carrier, using: DictionaryInjector())
-        identity = carrier["traceparent"].flatMap { TraceIdentity(traceparent: $0) } ?? identity
+    private mutating func openCall(_ tracing: CallTracing) {
+        let buffer = tracing.spans.local()
+        self.buffer = buffer
+        identity?.spanID = buffer.nextID()
+        identity?.sampled = true
     }
 
-    /// A child of the call's span, or nil when the call has none.
-    private func child(_ tracing: CallTracing?, _ name: String, kind: SpanKind = .internal) -> (any Span)? {
-        guard let tracing, let call else { return nil }
-        return tracing.tracer.startSpan(name, context: call.context, ofKind: kind)
+    /// Whether the call has a span (children are made only under it).
+    private var hasCall: Bool { buffer != nil }
+
+    /// Wall-clock nanoseconds since the epoch, as OTLP wants span times.
+    static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
+    }
+
+    /// A `tracestate` worth carrying on: at most 512 bytes of printable ASCII (W3C Trace Context's limit and
+    /// character set); anything else is dropped rather than exported.
+    static func isValidTraceState(_ value: String) -> Bool {
+        value.utf8.count <= 512 && value.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
 
     // MARK: - Stages
 
     /// The rate-limit stage begins (once per call, however often the limiter is asked again).
-    mutating func rateLimitStarted(_ tracing: CallTracing?) {
-        guard rateLimit == nil else { return }
-        rateLimit = child(tracing, CallTracing.Name.rateLimit)
+    mutating func rateLimitStarted() {
+        guard rateLimit == nil, hasCall else { return }
+        rateLimit = RateLimitSpan(start: Self.now())
     }
 
     /// The limiter shapes the call: it waits `nanoseconds` before going on.
-    func rateLimitShaped(wait nanoseconds: Int64) {
-        rateLimit?.addEvent(SpanEvent(name: "shaping wait", attributes: ["klarna.gateway.rate_limit.wait_ms": .int64(nanoseconds / 1_000_000)]))
-        rateLimit?.attributes["klarna.gateway.rate_limit.shaped"] = true
+    mutating func rateLimitShaped(wait nanoseconds: Int64) {
+        guard rateLimit != nil else { return }
+        rateLimit?.shapedAt = Self.now()
+        rateLimit?.waitMs = nanoseconds / 1_000_000
     }
 
     /// The stage ends: admitted, or refused by `rule`.
     mutating func rateLimitEnded(refusedBy rule: String? = nil) {
         guard let span = rateLimit else { return }
         rateLimit = nil
-        if let rule {
-            span.attributes["klarna.gateway.rate_limit.rule"] = SpanAttribute.string(rule)
-            span.setStatus(SpanStatus(code: .error, message: rule))
+        child(CallTracing.Name.rateLimit, kind: CallTracing.Kind.internal, start: span.start) { bytes in
+            if span.shapedAt != 0 {
+                bytes.protoAttribute("klarna.gateway.rate_limit.shaped", true)
+                bytes.protoMessage(OTLPSpanField.events) { event in
+                    event.protoFixed64(1, span.shapedAt)
+                    event.protoString(2, "shaping wait")
+                    event.protoAttribute("klarna.gateway.rate_limit.wait_ms", span.waitMs, field: 3)
+                }
+            }
+            if let rule {
+                bytes.protoAttribute("klarna.gateway.rate_limit.rule", rule)
+                bytes.protoErrorStatus(rule)
+            }
         }
-        span.end()
     }
 
     /// A journal commit (intent, outcome or refusal record) begins.
-    mutating func journalStarted(_ tracing: CallTracing?, _ name: String) {
-        journal?.end()
-        journal = child(tracing, name)
+    mutating func journalStarted(_ name: String) {
+        if let open = journal {
+            journal = nil
+            child(open.name, kind: CallTracing.Kind.internal, start: open.start) { _ in }
+        }
+        guard hasCall else { return }
+        journal = JournalSpan(name: name, start: Self.now())
     }
 
     /// The commit is done; `recorded` false when the journal failed it (the call then fails closed).
     mutating func journalEnded(recorded: Bool) {
         guard let span = journal else { return }
         journal = nil
-        if !recorded { span.setStatus(SpanStatus(code: .error, message: "not recorded")) }
-        span.end()
+        child(span.name, kind: CallTracing.Kind.internal, start: span.start) { bytes in
+            if !recorded { bytes.protoErrorStatus("not recorded") }
+        }
     }
 
     /// Upstream attempt `number` begins (connection taken or being opened).
-    mutating func attemptStarted(_ tracing: CallTracing?, number: Int, host: String) {
+    mutating func attemptStarted(number: Int, host: String) {
         attemptEnded(failure: "superseded")
-        guard let span = child(tracing, CallTracing.Name.attempt, kind: .client) else { return }
-        span.updateAttributes {
-            $0["klarna.gateway.attempt"] = SpanAttribute.int64(Int64(number))
-            $0["server.address"] = SpanAttribute.string(host)
-        }
-        attempt = span
+        guard hasCall else { return }
+        attempt = AttemptSpan(start: Self.now(), number: number, host: host)
     }
 
     /// Something happened in the attempt: a pooled connection reused, or a new one's TCP connect and TLS
     /// handshake; Klarna's first byte.
-    func attemptEvent(_ name: String) {
-        attempt?.addEvent(SpanEvent(name: name))
+    mutating func attemptEvent(_ event: AttemptEvent) {
+        guard attempt != nil else { return }
+        let now = Self.now()
+        switch event {
+        case .reused: attempt?.reused = now
+        case .tcpConnected: attempt?.tcpConnected = now
+        case .tlsDone: attempt?.tlsDone = now
+        case .firstByte: attempt?.firstByte = now
+        }
     }
 
     /// The attempt is over: answered with `status`, or failed (`failure` names how).
     mutating func attemptEnded(status: Int? = nil, failure: String? = nil) {
         guard let span = attempt else { return }
         attempt = nil
-        if let status {
-            span.attributes["http.response.status_code"] = SpanAttribute.int64(Int64(status))
-            if status >= 500 { span.setStatus(SpanStatus(code: .error)) }
+        child(CallTracing.Name.attempt, kind: CallTracing.Kind.client, start: span.start) { bytes in
+            bytes.protoAttribute("klarna.gateway.attempt", Int64(span.number))
+            bytes.protoAttribute("server.address", span.host)
+            bytes.protoEvent("connection reused", at: span.reused)
+            bytes.protoEvent("tcp connected", at: span.tcpConnected)
+            bytes.protoEvent("tls handshake done", at: span.tlsDone)
+            bytes.protoEvent("first byte", at: span.firstByte)
+            if let status { bytes.protoAttribute("http.response.status_code", Int64(status)) }
+            if let failure {
+                bytes.protoAttribute("error.type", failure)
+                bytes.protoErrorStatus(failure)
+            } else if let status, status >= 500 {
+                bytes.protoErrorStatus(nil)
+            }
         }
-        if let failure {
-            span.attributes["error.type"] = SpanAttribute.string(failure)
-            span.setStatus(SpanStatus(code: .error, message: failure))
-        }
-        span.end()
     }
 
     /// Whether any of the call's spans is still open: only then has `finish` anything to do.
-    var hasOpenSpans: Bool { call != nil || rateLimit != nil || journal != nil || attempt != nil }
+    var hasOpenSpans: Bool { buffer != nil }
 
     /// The call is over: every span still open ends, and the call's span takes the record's attributes.
     mutating func finish(record: CallRecord, generatedKey: Bool) {
         rateLimitEnded()
         journalEnded(recorded: true)
         attemptEnded(failure: record.status == nil ? "call ended" : nil)
-        guard let span = call else { return }
-        call = nil
-        span.updateAttributes { attributes in
-            attributes["http.request.method"] = SpanAttribute.string(record.method)
-            attributes["klarna.gateway.request_id"] = SpanAttribute.string(record.requestID)
-            if let caller = record.facts.callerID { attributes["klarna.gateway.caller"] = SpanAttribute.string(caller) }
-            if let merchant = record.facts.merchantID { attributes["klarna.merchant.id"] = SpanAttribute.string(merchant) }
+        guard let buffer, let identity else { return }
+        self.buffer = nil
+        let end = Self.now()
+        let (start, parent, traceState) = (startedNanos, parent, traceState)
+        buffer.append { bytes, _ in
+            bytes.protoSpanHead(
+                identity, spanID: identity.spanID, parent: parent?.spanID, traceState: traceState, name: CallTracing.Name.call,
+                kind: CallTracing.Kind.server, start: start, end: end)
+            bytes.protoAttribute("http.request.method", record.method)
+            bytes.protoAttribute("klarna.gateway.request_id", record.requestID)
+            if let caller = record.facts.callerID { bytes.protoAttribute("klarna.gateway.caller", caller) }
+            if let merchant = record.facts.merchantID { bytes.protoAttribute("klarna.merchant.id", merchant) }
             if let operation = record.facts.operation {
-                attributes["klarna.operation.id"] = SpanAttribute.string(operation.id)
-                attributes["klarna.operation.family"] = SpanAttribute.string(operation.family)
-                attributes["klarna.rate_limit.category"] = SpanAttribute.string(operation.category)
+                bytes.protoAttribute("klarna.operation.id", operation.id)
+                bytes.protoAttribute("klarna.operation.family", operation.family)
+                bytes.protoAttribute("klarna.rate_limit.category", operation.category)
             }
-            if let release = record.facts.release { attributes["klarna.release"] = SpanAttribute.string(release) }
-            if let environment = record.facts.environment { attributes["klarna.environment"] = SpanAttribute.string(environment.rawValue) }
-            if let status = record.status { attributes["http.response.status_code"] = SpanAttribute.int64(Int64(status)) }
-            if let code = record.gatewayErrorCode { attributes["klarna.gateway.error_code"] = SpanAttribute.string(code) }
-            if let code = record.klarnaErrorCode { attributes["klarna.error_code"] = SpanAttribute.string(code) }
-            if let rule = record.rateLimitRule { attributes["klarna.gateway.rate_limit.rule"] = SpanAttribute.string(rule) }
-            if let correlation = record.correlationID { attributes["klarna.gateway.correlation_id"] = SpanAttribute.string(correlation) }
-            attributes["klarna.gateway.upstream_attempts"] = SpanAttribute.int64(Int64(record.upstreamAttempts))
-            attributes["klarna.idempotency_key"] = SpanAttribute.string(generatedKey ? "generated" : record.idempotencyKey == nil ? "none" : "caller")
+            if let release = record.facts.release { bytes.protoAttribute("klarna.release", release) }
+            if let environment = record.facts.environment { bytes.protoAttribute("klarna.environment", environment.rawValue) }
+            if let status = record.status { bytes.protoAttribute("http.response.status_code", Int64(status)) }
+            if let code = record.gatewayErrorCode { bytes.protoAttribute("klarna.gateway.error_code", code) }
+            if let code = record.klarnaErrorCode { bytes.protoAttribute("klarna.error_code", code) }
+            if let rule = record.rateLimitRule { bytes.protoAttribute("klarna.gateway.rate_limit.rule", rule) }
+            if let correlation = record.correlationID { bytes.protoAttribute("klarna.gateway.correlation_id", correlation) }
+            bytes.protoAttribute("klarna.gateway.upstream_attempts", Int64(record.upstreamAttempts))
+            bytes.protoAttribute("klarna.idempotency_key", generatedKey ? "generated" : record.idempotencyKey == nil ? "none" : "caller")
+            if let code = record.gatewayErrorCode {
+                bytes.protoErrorStatus(code)
+            } else if (record.status ?? 0) >= 500 {
+                bytes.protoErrorStatus(nil)
+            }
         }
-        if let code = record.gatewayErrorCode {
-            span.setStatus(SpanStatus(code: .error, message: code))
-        } else if (record.status ?? 0) >= 500 {
-            span.setStatus(SpanStatus(code: .error))
+    }
+
+    /// Encodes a child span of the call's span that started at `start` and ends now; `body` adds its attributes,
+    /// events and status.
+    private func child(_ name: String, kind: UInt64, start: UInt64, _ body: (inout [UInt8]) -> Void) {
+        guard let buffer, let identity else { return }
+        let end = Self.now()
+        buffer.append { bytes, id in
+            bytes.protoSpanHead(identity, spanID: id, parent: identity.spanID, traceState: nil, name: name, kind: kind, start: start, end: end)
+            body(&bytes)
         }
-        span.end()
     }
 }
 
-/// Reads trace headers from a request head.
-private struct HeaderExtractor: Extractor {
-    func extract(key: String, from carrier: HTTPHeaders) -> String? { carrier.first(name: key) }
-}
+extension Array where Element == UInt8 {
+    /// A `Span`'s ids, name, kind and times.
+    mutating func protoSpanHead(
+        _ trace: TraceIdentity, spanID: UInt64, parent: UInt64?, traceState: String?, name: String, kind: UInt64, start: UInt64, end: UInt64
+    ) {
+        protoID(OTLPSpanField.traceID, trace.traceHigh, trace.traceLow)
+        protoID(OTLPSpanField.spanID, spanID)
+        if let traceState { protoString(OTLPSpanField.traceState, traceState) }
+        if let parent, parent != 0 { protoID(OTLPSpanField.parentSpanID, parent) }
+        protoString(OTLPSpanField.name, name)
+        protoVarintField(OTLPSpanField.kind, kind)
+        protoFixed64(OTLPSpanField.start, start)
+        protoFixed64(OTLPSpanField.end, end)
+    }
 
-/// Reads trace headers from a dictionary.
-private struct DictionaryExtractor: Extractor {
-    func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
-}
+    /// A `Span.Event` without attributes at `time`; nothing when `time` is 0 (it did not happen).
+    mutating func protoEvent(_ name: String, at time: UInt64) {
+        guard time != 0 else { return }
+        protoMessage(OTLPSpanField.events) { event in
+            event.protoFixed64(1, time)
+            event.protoString(2, name)
+        }
+    }
 
-/// Writes trace headers into a dictionary.
-private struct DictionaryInjector: Injector {
-    func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
+    /// `Span.status`: error (`code` 2), with `message` when there is one.
+    mutating func protoErrorStatus(_ message: String?) {
+        protoMessage(OTLPSpanField.status) { status in
+            if let message { status.protoString(2, message) }
+            status.protoVarintField(3, 2)
+        }
+    }
 }

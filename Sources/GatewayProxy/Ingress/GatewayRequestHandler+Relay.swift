@@ -12,7 +12,7 @@ extension GatewayRequestHandler {
         switch part {
         case .head(let head):
             call.machine.responseHead(keepAlive: head.isKeepAlive, now: now)
-            call.trace.attemptEvent("first byte")
+            call.trace.attemptEvent(.firstByte)
             call.record.status = Int(head.status.code)
             call.retryAfter = Self.retryAfter(head.headers)
             learnQuota(from: head, wait: call.retryAfter)
@@ -62,7 +62,7 @@ extension GatewayRequestHandler {
         if runtime.hashesBodies { call.record.responseBodySHA256 = CallState.hex(of: call.responseHash) }
         call.trace.promoteIfError(runtime.tracing, record: call.record)
         call.record.trace = call.trace.identity
-        if runtime.journalIsDurable { call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditOutcome) }
+        if runtime.journalIsDurable { call.trace.journalStarted(CallTracing.Name.auditOutcome) }
         call.record.phase = .outcome
         call.record.timeMicros = CallState.nowMicros()
         journal(call: call, context: context)

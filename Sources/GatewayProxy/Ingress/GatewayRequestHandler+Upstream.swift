@@ -12,7 +12,7 @@ extension GatewayRequestHandler {
         // In place, not a copy: the outcome or refusal record sets both again.
         call.record.phase = .intent
         call.record.timeMicros = CallState.nowMicros()
-        if runtime.journalIsDurable { call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditIntent) }
+        if runtime.journalIsDurable { call.trace.journalStarted(CallTracing.Name.auditIntent) }
         journal(call: call, context: context)
     }
 
@@ -31,17 +31,17 @@ extension GatewayRequestHandler {
         if call.upstreamSent == nil { call.upstreamSent = .now() }
         let attempt = call.machine.attempts
         let host = plan.upstream.endpoint.authority
-        call.trace.attemptStarted(runtime.tracing, number: call.record.upstreamAttempts, host: host)
+        call.trace.attemptStarted(number: call.record.upstreamAttempts, host: host)
         let pool = runtime.pools.pool(for: context.eventLoop)
         if let idle = pool.takeIdle(endpoint: plan.upstream.endpoint, identity: plan.upstream.identity) {
-            call.trace.attemptEvent("connection reused")
+            call.trace.attemptEvent(.reused)
             connected(idle, attempt: attempt, call: call, context: context)
             return
         }
         var tcpConnected: (@Sendable () -> Void)?
         if call.trace.attempt != nil {
             let traced = NIOLoopBound(call, eventLoop: context.eventLoop)
-            tcpConnected = { traced.value.trace.attemptEvent("tcp connected") }
+            tcpConnected = { traced.value.trace.attemptEvent(.tcpConnected) }
         }
         pool.connect(
             endpoint: plan.upstream.endpoint, identity: plan.upstream.identity,
@@ -63,7 +63,7 @@ extension GatewayRequestHandler {
                 let now = UpstreamClock.now
                 self.perform(call.machine.connectFailed(attempt: attempt, now: now) { self.decideRetry($0, attempt: $1, repeatable: $2, deadline: $3, now: now) }, call: call, context: context)
             case .success(let connection):
-                call.trace.attemptEvent("tls handshake done")
+                call.trace.attemptEvent(.tlsDone)
                 self.connected(connection, attempt: attempt, call: call, context: context)
             }
         }

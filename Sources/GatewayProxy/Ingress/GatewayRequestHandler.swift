@@ -175,7 +175,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             resolved: ResolvedRateLimits(partner: plan.target.partner.rateLimits, caller: plan.callerRateLimit)
         )
         call.rateLimitSubject = subject
-        call.trace.rateLimitStarted(runtime.tracing)
+        call.trace.rateLimitStarted()
         let limiter = runtime.rateLimiter
         let now = Int64(NIODeadline.now().uptimeNanoseconds)
         let loop = context.eventLoop
@@ -347,7 +347,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         call.trace.promoteIfError(runtime.tracing, record: call.record)
         call.record.trace = call.trace.identity
         call.trace.attemptEnded(failure: error.code.rawValue)
-        if runtime.journalIsDurable { call.trace.journalStarted(runtime.tracing, CallTracing.Name.auditRefusal) }
+        if runtime.journalIsDurable { call.trace.journalStarted(CallTracing.Name.auditRefusal) }
         journal(call: call, context: context)
     }
 
