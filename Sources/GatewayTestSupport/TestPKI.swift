@@ -53,3 +53,15 @@ public struct TestPKI: Sendable {
         return (certificate, key)
     }
 }
+
+/// The part of a P-256 private key's PEM that is secret, for tests that search outputs for a leaked key: 40 base64
+/// characters of the private scalar. The body's first 48 characters are the PKCS#8 header every P-256 key shares,
+/// so a search for them would find any key, or none of this one.
+public func secretPart(ofPrivateKeyPEM pem: String) -> String {
+    let body = pem.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+    precondition(body.hasPrefix(pkcs8P256Header), "not a PKCS#8 P-256 key: the secret part would be guessed")
+    return String(body.dropFirst(pkcs8P256Header.count).prefix(40))
+}
+
+/// The base64 of the PKCS#8 structure before a P-256 key's private scalar (version, algorithm, curve, lengths).
+private let pkcs8P256Header = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg"

@@ -337,10 +337,9 @@ extension AdminServiceTests {
         #expect(events.first { $0.action == "partners.rotate-cert" }?.detail.contains(renewed.fingerprint) == true)
         #expect(events.first { $0.action == "partners.update" }?.detail == "acq_spare auth form empty-user default release \(available)")
         #expect(events.last?.detail == "acq_spare")
-        let keyBody = renewed.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
         let secrets = [
             AdminServiceTests.apiKey.exposedValue, rotatedKey.exposedValue, merchantKey.exposedValue, signingKey.exposedValue,
-            destinationSecret.exposedValue, String(keyBody.prefix(40)), try #require(token).secret.exposedValue, rotatedToken.secret.exposedValue,
+            destinationSecret.exposedValue, secretPart(ofPrivateKeyPEM: renewed.privateKeyPEM), try #require(token).secret.exposedValue, rotatedToken.secret.exposedValue,
             String(adminToken.exposedValue.suffix(43)),
         ]
         for event in events { for secret in secrets { #expect(!event.detail.contains(secret), "\(event.action) holds a secret") } }

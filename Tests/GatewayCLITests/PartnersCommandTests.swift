@@ -114,7 +114,7 @@ extension CLITests {
         // A PKCS#8 P-256 key's body is a fixed 36-byte header (48 base64 characters), the secret scalar, then the public
         // key, which the stored certificate holds too: the scalar is the needle.
         let keyBodies = [identity, renewed].map {
-            String($0.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined().dropFirst(48).prefix(40))
+            secretPart(ofPrivateKeyPEM: $0.privateKeyPEM)
         }
         let secrets = [apiKey, String(apiKey.suffix(20)), newKey, String(newKey.suffix(20))] + keyBodies
         for secret in secrets {

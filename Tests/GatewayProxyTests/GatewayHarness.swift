@@ -210,8 +210,7 @@ final class GatewayHarness: Sendable {
 
     /// Every secret this harness planted (keys, the acquirer's private key body, caller tokens' secret halves).
     var plantedSecrets: [String] {
-        let keyBody = acquirer.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
-        return [Self.acquirerKey, Self.merchantOwnKey, String(keyBody.prefix(40))] + tokens.values.map { String($0.suffix(43)) }
+        return [Self.acquirerKey, Self.merchantOwnKey, secretPart(ofPrivateKeyPEM: acquirer.privateKeyPEM)] + tokens.values.map { String($0.suffix(43)) }
     }
 
     /// Waits until the gateway serves a snapshot built from the store as it is now.

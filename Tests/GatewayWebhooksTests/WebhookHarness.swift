@@ -413,8 +413,7 @@ final class WebhookHarness: Sendable {
     /// Every planted and Klarna-created secret, and everything they must not appear in: every process's output,
     /// and every SQLite file in the directory (the store, its copies, the audit trail, with their WAL files).
     func searchForSecrets() async throws {
-        let keyBody = gatewayClient.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
-        let secrets = try await signingKeySecrets() + [Self.acquirerKey, Self.ordersSecret, Self.ledgerSecret, String(keyBody.prefix(40))]
+        let secrets = try await signingKeySecrets() + [Self.acquirerKey, Self.ordersSecret, Self.ledgerSecret, secretPart(ofPrivateKeyPEM: gatewayClient.privateKeyPEM)]
         #expect(try await signingKeySecrets().count >= 1, "the simulator created a signing key")
         var haystacks = outputs.withLockedValue { $0 }
         if let running = gateway.withLockedValue({ $0 }) { haystacks.append(running.process.stdout + running.process.stderr) }
