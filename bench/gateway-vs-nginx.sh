@@ -7,7 +7,7 @@
 # The gateway is measured once per audit mode over plain HTTP (the audit cost, side by side with audit off), and
 # in the default mode over HTTPS; with INFO_RUN=1, once more with audit off at log_level info (the shipped default;
 # the others run at warning). With TRACING=1, twice more with audit off and tracing on, sampling 100% and 0%, exporting
-# to a local OTLP/HTTP sink (bench/lib/otlp-sink.py), against the audit-off run (tracing off). Each line also gives the CPU per call (user + system, from /proc) of the gateway and
+# to a local OTLP/HTTP sink (bench/lib/otlp-sink.sh: nginx discarding them), against the audit-off run (tracing off). Each line also gives the CPU per call (user + system, from /proc) of the gateway and
 # of nginx's proxy processes summed, and the ratio of the two.
 # The runs follow one another, and on a shared machine the later ones drift (a mode measured last can look a third
 # dearer than it is): for a mode's cost or a before/after of a few percent, use bench/pairs.sh, which alternates.
@@ -60,7 +60,7 @@ $(kgw_measure gateway-http-audit-off-info http://127.0.0.1:18080 $pid)"
 fi
 # Tracing on (audit off, log_level warning) at 100% and at 0% sampling, to a sink that discards the spans.
 if [ "${TRACING:-0}" = 1 ]; then
-  python3 "$here/lib/otlp-sink.py" 14318 & sink=$!
+  "$here/lib/otlp-sink.sh" 14318 & sink=$!
   for ratio in 1 0; do
     start_gateway off "" KGW_TRACING__ENABLED=true KGW_TRACING__ENDPOINT=http://127.0.0.1:14318/v1/traces KGW_TRACING__SAMPLING__RATIO=$ratio
     results="$results
