@@ -37,4 +37,17 @@ struct PostgresInstances {
         self.configs = configs
         try AdminService.initializeKeyRing(config: configs[0])
     }
+
+    /// The store of the first config, opened for changes, holding one test partner (`acq`, a generated key and a
+    /// throwaway certificate, an unreachable base URL) and `merchant` on account `account`.
+    func adminWithOnePartner(merchant: String, account: String) async throws -> AdminService {
+        let admin = try await AdminService.open(config: configs[0], environment: [:])
+        let acquirer = try TestPKI().issueClient(commonName: "acquirer")
+        _ = try await admin.addPartner(NewPartner(
+            id: "acq", environment: .test, apiKey: Secret("klarna_test_api_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")),
+            certificatePEM: acquirer.certificatePEM, clientKeyPEM: Secret(acquirer.privateKeyPEM), baseURL: "https://localhost:9",
+            authForm: .rawKey))
+        try await admin.addMerchant(id: merchant, partnerID: "acq", account: account)
+        return admin
+    }
 }

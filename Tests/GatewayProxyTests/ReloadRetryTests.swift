@@ -34,13 +34,7 @@ import Testing
         let instances = try await PostgresInstances(server: server, databasePrefix: "kgw_retry_", nodes: ["gw-a"])
         defer { try? FileManager.default.removeItem(at: instances.directory) }
         let config = instances.configs[0]
-        let admin = try await AdminService.open(config: config, environment: [:])
-        let acquirer = try TestPKI().issueClient(commonName: "acquirer")
-        _ = try await admin.addPartner(NewPartner(
-            id: "acq", environment: .test, apiKey: Secret("klarna_test_api_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")),
-            certificatePEM: acquirer.certificatePEM, clientKeyPEM: Secret(acquirer.privateKeyPEM), baseURL: "https://localhost:9",
-            authForm: .rawKey))
-        try await admin.addMerchant(id: "m1", partnerID: "acq", account: "krn:partner:global:account:test:RETRY1")
+        let admin = try await instances.adminWithOnePartner(merchant: "m1", account: "krn:partner:global:account:test:RETRY1")
 
         let logger = Logger(label: "reload-retry", factory: { _ in SwiftLogNoOpLogHandler() })
         let source = OnceFailingLoad(loader: try await CredentialLoader.open(config: config, environment: [:]))
