@@ -71,6 +71,67 @@ struct AdminAPIRateLimitTests {
         }
     }
 
+    /// Every rule with a limit, one call per 100 s: partner, caller × merchant and global beside the merchant's.
+    static let everyRule = """
+        merchant:
+          test:
+            default: {rate: 0.01, burst: 3}
+        partner:
+          test:
+            default: {rate: 0.01, burst: 7}
+        caller_merchant: {rate: 0.01, burst: 4}
+        global: {rate: 0.01, burst: 9}
+        """
+
+    @Test("a partner's room per category, a caller's room for one merchant and the global room follow the calls made; unknown ids are 404")
+    func partnerCallerMerchantAndGlobalRoom() async throws {
+        try await withAdminAPI(rateLimits: Self.everyRule) { api in
+            let client = api.gw.client()
+            for _ in 0..<2 {
+                #expect(try await client.send("GET", "/v2/accounts/m1" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")]).status == 200)
+            }
+            try await client.close()
+            let snapshot = api.gw.service.runtime.snapshots.current
+            let category = try #require(snapshot.catalogue.operations.first { $0.id == "readPaymentTransaction" }?.category)
+
+            let partner = try await api.send("GET", "/admin/v1/rate-limits/partners/acq", as: .viewer)
+            #expect(partner.status == 200, "\(partner.text)")
+            #expect(partner.json["partner_id"]?.stringValue == "acq" && partner.json["environment"]?.stringValue == "test")
+            let partnerRules = Self.rules(partner)
+            #expect(partnerRules.count == Set(snapshot.catalogue.operations.map(\.category)).count)
+            #expect(partnerRules[category]?["rule"]?.stringValue == "partner")
+            #expect(partnerRules[category]?["remaining"]?.intValue == 5 && partnerRules[category]?["burst"]?.intValue == 7)
+            #expect(partnerRules.filter { $0.key != category }.values.allSatisfy { $0["remaining"]?.intValue == 7 })
+
+            let pair = try await api.send("GET", "/admin/v1/rate-limits/callers/checkout/merchants/m1", as: .viewer)
+            #expect(pair.status == 200, "\(pair.text)")
+            #expect(pair.json["caller_id"]?.stringValue == "checkout" && pair.json["merchant_id"]?.stringValue == "m1")
+            let pairRules = pair.json["rules"]?.arrayValue ?? []
+            #expect(pairRules.count == 1 && pairRules.first?["rule"]?.stringValue == "caller_merchant")
+            #expect(pairRules.first?["remaining"]?.intValue == 2 && pairRules.first?["burst"]?.intValue == 4)
+            // Another merchant of the same caller, and another caller of the same merchant: untouched keys.
+            let otherMerchant = try await api.send("GET", "/admin/v1/rate-limits/callers/checkout/merchants/m3", as: .viewer)
+            #expect(otherMerchant.json["rules"]?.arrayValue?.first?["remaining"]?.intValue == 4)
+            let otherCaller = try await api.send("GET", "/admin/v1/rate-limits/callers/orders/merchants/m1", as: .viewer)
+            #expect(otherCaller.json["rules"]?.arrayValue?.first?["remaining"]?.intValue == 4)
+
+            let global = try await api.send("GET", "/admin/v1/rate-limits/global", as: .viewer)
+            #expect(global.status == 200, "\(global.text)")
+            let globalRules = global.json["rules"]?.arrayValue ?? []
+            #expect(globalRules.count == 1 && globalRules.first?["rule"]?.stringValue == "global")
+            #expect(globalRules.first?["remaining"]?.intValue == 7 && globalRules.first?["burst"]?.intValue == 9)
+
+            for path in [
+                "/admin/v1/rate-limits/partners/nope", "/admin/v1/rate-limits/callers/nobody/merchants/m1",
+                "/admin/v1/rate-limits/callers/checkout/merchants/nope",
+            ] {
+                let missing = try await api.send("GET", path, as: .viewer)
+                #expect(missing.status == 404 && missing.errorCode == "GATEWAY_NOT_FOUND", "\(path): \(missing.text)")
+            }
+            #expect(try await api.send("GET", "/admin/v1/rate-limits/global", as: nil).status == 401)
+        }
+    }
+
     @Test("who is throttled now: the merchant and the caller refused and the merchant Klarna holds, with rule, room and wait; paged, filtered by rule; refusals in the gateway's error shape")
     func throttled() async throws {
         try await withAdminAPI(rateLimits: Self.limits) { api in
@@ -155,7 +216,10 @@ struct AdminAPIRateLimitTests {
             #expect(try await api.send("GET", "/admin/v1/rate-limits/merchants/m1", as: nil).status == 401)
             #expect(try await api.send("GET", "/admin/v1/rate-limits/callers/checkout", as: nil, headers: [("Authorization", "Bearer kgwa_wrong")]).status == 401)
 
-            let text = try await api.readAsEveryRole(["/admin/v1/rate-limits/merchants/m1", "/admin/v1/rate-limits/merchants/m2", "/admin/v1/rate-limits/callers/checkout"])
+            let text = try await api.readAsEveryRole([
+                "/admin/v1/rate-limits/merchants/m1", "/admin/v1/rate-limits/merchants/m2", "/admin/v1/rate-limits/callers/checkout",
+                "/admin/v1/rate-limits/partners/acq", "/admin/v1/rate-limits/callers/checkout/merchants/m2", "/admin/v1/rate-limits/global",
+            ])
             #expect(text.contains("payment-request-management"), "the search below would search empty answers")
             try await api.expectNoSecret(in: text)
         }

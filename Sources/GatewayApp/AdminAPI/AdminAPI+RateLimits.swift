@@ -36,6 +36,51 @@ extension AdminAPI.Exchange {
             requestID: requestID)
     }
 
+    /// `GET /admin/v1/rate-limits/partners/{id}`: the partner's room per Klarna category under the `partner` rule
+    /// (its override in `rate-limits.yaml`, else its environment's figures), shared by all its merchants' calls.
+    func partnerRateLimits(_ id: String) throws -> AdminResponse {
+        let snapshot = api.runtime.snapshots.current
+        guard let partner = snapshot.partners[id]?.record else { throw GatewayError(.notFound, "no partner with id '\(id)'") }
+        let subjects = Set(snapshot.catalogue.operations.map(\.category)).sorted().map { category in
+            RateLimitSubject(callerID: "", merchantID: nil, merchantGroups: [], partnerID: id, environment: partner.environment, category: category)
+        }
+        let rooms = room(subjects, rule: .partner, snapshot: snapshot)
+        return AdminResponse(
+            .ok,
+            json: .object(
+                [("partner_id", .string(id)), ("environment", .string(partner.environment.rawValue))]
+                    + AdminJSON.rateLimitRooms(rooms, clustered: api.runtime.rateLimiter.isClustered)),
+            requestID: requestID)
+    }
+
+    /// `GET /admin/v1/rate-limits/callers/{id}/merchants/{merchant}`: the room of one caller for one merchant under
+    /// the `caller_merchant` rule; no rule configured, no rooms.
+    func callerMerchantRateLimits(_ id: String, merchant: String) async throws -> AdminResponse {
+        guard try await api.service.store.caller(id: id) != nil else { throw GatewayError(.notFound, "no caller with id '\(id)'") }
+        let snapshot = api.runtime.snapshots.current
+        guard let record = snapshot.merchants[merchant]?.record else { throw GatewayError(.notFound, "no merchant with id '\(merchant)'") }
+        let subject = RateLimitSubject(
+            callerID: id, merchantID: record.id, merchantGroups: record.groups, partnerID: record.partnerID,
+            environment: record.account.environment, category: "")
+        let rooms = room([subject], rule: .callerMerchant, snapshot: snapshot)
+        return AdminResponse(
+            .ok,
+            json: .object(
+                [("caller_id", .string(id)), ("merchant_id", .string(record.id))]
+                    + AdminJSON.rateLimitRooms(rooms, clustered: api.runtime.rateLimiter.isClustered)),
+            requestID: requestID)
+    }
+
+    /// `GET /admin/v1/rate-limits/global`: the room under the `global` rule, every call's; no rule configured, no
+    /// rooms.
+    func globalRateLimits() throws -> AdminResponse {
+        let snapshot = api.runtime.snapshots.current
+        let subject = RateLimitSubject(callerID: "", merchantID: nil, merchantGroups: [], partnerID: "", environment: .test, category: "")
+        let rooms = room([subject], rule: .global, snapshot: snapshot)
+        return AdminResponse(
+            .ok, json: .object(AdminJSON.rateLimitRooms(rooms, clustered: api.runtime.rateLimiter.isClustered)), requestID: requestID)
+    }
+
     /// `GET /admin/v1/rate-limits/throttled`: every key a rule refused or delayed within the limiter's window, or
     /// Klarna's hold keeps back, a page at a time in byte order of its cursor (`rule:first:second`), optionally of
     /// one `rule`. The limiter copies its marks out under its lock; sorting and rendering happen after.

@@ -36,6 +36,9 @@ enum AdminAction: String, Sendable {
     case listReleases = "admin.listReleases"
     case getMerchantRateLimits = "admin.getMerchantRateLimits"
     case getCallerRateLimits = "admin.getCallerRateLimits"
+    case getPartnerRateLimits = "admin.getPartnerRateLimits"
+    case getCallerMerchantRateLimits = "admin.getCallerMerchantRateLimits"
+    case getGlobalRateLimits = "admin.getGlobalRateLimits"
     case listThrottled = "admin.listThrottled"
     case getAccessPolicy = "admin.getAccessPolicy"
     case validateAccessPolicy = "admin.validateAccessPolicy"
@@ -103,6 +106,10 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .getReleaseHistory, method: "GET", template: "/admin/v1/releases/history", role: .viewer),
         AdminRoute(action: .getMerchantRateLimits, method: "GET", template: "/admin/v1/rate-limits/merchants/{id}", role: .viewer),
         AdminRoute(action: .getCallerRateLimits, method: "GET", template: "/admin/v1/rate-limits/callers/{id}", role: .viewer),
+        AdminRoute(
+            action: .getCallerMerchantRateLimits, method: "GET", template: "/admin/v1/rate-limits/callers/{id}/merchants/{merchant}", role: .viewer),
+        AdminRoute(action: .getPartnerRateLimits, method: "GET", template: "/admin/v1/rate-limits/partners/{id}", role: .viewer),
+        AdminRoute(action: .getGlobalRateLimits, method: "GET", template: "/admin/v1/rate-limits/global", role: .viewer),
         AdminRoute(action: .listThrottled, method: "GET", template: "/admin/v1/rate-limits/throttled", role: .viewer),
         AdminRoute(action: .getAccessPolicy, method: "GET", template: "/admin/v1/policies/access", role: .viewer),
         AdminRoute(action: .validateAccessPolicy, method: "POST", template: "/admin/v1/policies/access/validate", role: .operator),
