@@ -2,6 +2,8 @@
 public struct OperationCatalogue: Sendable {
     /// Every operation, in file order.
     public let operations: [Operation]
+    /// Every Klarna rate-limit category an operation of the catalogue belongs to.
+    public var categories: Set<String> { Set(operations.map(\.category)) }
     /// The matcher built over them.
     public let matcher: OperationMatcher
 

@@ -24,7 +24,7 @@ public enum PolicyLoader {
     /// Parses and validates rate limits.
     public static func rateLimits(yaml: String, source: String, catalogue: OperationCatalogue) throws -> RateLimitPolicy {
         try validated(RateLimitPolicy.self, yaml: yaml, source: source) {
-            $0.problems(knownCategories: Set(catalogue.operations.map(\.category)))
+            $0.problems(knownCategories: catalogue.categories)
         }
     }
 

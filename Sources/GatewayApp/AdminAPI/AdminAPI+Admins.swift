@@ -38,11 +38,12 @@ extension AdminAPI.Exchange {
         }
         try await api.recordIntent(self, merchant: nil)
         let added: (account: AdminAccount, token: Secret?) = try await serviceRule {
-            if issueToken {
-                let added = try await api.service.addAdmin(name: name, role: role, certificateFingerprint: fingerprint)
-                return (added.account, added.token)
+            // Without a token the fingerprint is there: refused above otherwise.
+            if !issueToken, let fingerprint {
+                return (try await api.service.addCertificateAdmin(name: name, role: role, certificateFingerprint: fingerprint), nil)
             }
-            return (try await api.service.addCertificateAdmin(name: name, role: role, certificateFingerprint: fingerprint ?? ""), nil)
+            let added = try await api.service.addAdmin(name: name, role: role, certificateFingerprint: fingerprint)
+            return (added.account, added.token)
         }
         await api.recordOutcome(self, merchant: nil, status: 201, inSnapshot: false)
         var answer: [(String, JSONValue)] = [("admin", Self.admin(added.account))]

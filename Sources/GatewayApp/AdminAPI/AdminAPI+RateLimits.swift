@@ -9,7 +9,7 @@ extension AdminAPI.Exchange {
         guard let record = snapshot.merchants[id]?.record else { throw GatewayError(.notFound, "no merchant with id '\(id)'") }
         // A merchant key is (merchant, category): one subject per category the catalogue knows finds every key
         // the request path can have made for it, without a scan of the limiter's map.
-        let subjects = Set(snapshot.catalogue.operations.map(\.category)).sorted().map { category in
+        let subjects = snapshot.catalogue.categories.sorted().map { category in
             RateLimitSubject(
                 callerID: "", merchantID: record.id, merchantGroups: record.groups, partnerID: record.partnerID,
                 environment: record.account.environment, category: category)
@@ -41,7 +41,7 @@ extension AdminAPI.Exchange {
     func partnerRateLimits(_ id: String) throws -> AdminResponse {
         let snapshot = api.runtime.snapshots.current
         guard let partner = snapshot.partners[id]?.record else { throw GatewayError(.notFound, "no partner with id '\(id)'") }
-        let subjects = Set(snapshot.catalogue.operations.map(\.category)).sorted().map { category in
+        let subjects = snapshot.catalogue.categories.sorted().map { category in
             RateLimitSubject(callerID: "", merchantID: nil, merchantGroups: [], partnerID: id, environment: partner.environment, category: category)
         }
         let rooms = room(subjects, rule: .partner, snapshot: snapshot)

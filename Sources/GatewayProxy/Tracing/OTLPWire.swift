@@ -98,44 +98,34 @@ extension Array where Element == UInt8 {
     /// A `KeyValue` (common/v1) with a string value as field `field`: `key` = 1, `value` = 2
     /// (`AnyValue.string_value` = 1).
     mutating func protoAttribute(_ key: String, _ value: String, field: UInt64 = OTLPSpanField.attributes) {
-        let valueLength = value.utf8.count
-        let any = OTLPWire.fieldSize(length: valueLength)
-        let keyLength = key.utf8.count
-        protoKey(field, OTLPWire.lengthDelimited)
-        protoVarint(UInt64(OTLPWire.fieldSize(length: keyLength) + OTLPWire.fieldSize(length: any)))
-        protoKey(1, OTLPWire.lengthDelimited)
-        protoVarint(UInt64(keyLength))
-        protoUTF8(key)
-        protoKey(2, OTLPWire.lengthDelimited)
-        protoVarint(UInt64(any))
+        protoKeyValueHead(key, anyValueLength: OTLPWire.fieldSize(length: value.utf8.count), field: field)
         protoString(1, value)
     }
 
     /// A `KeyValue` with an integer value (`AnyValue.int_value` = 3).
     mutating func protoAttribute(_ key: String, _ value: Int64, field: UInt64 = OTLPSpanField.attributes) {
-        let any = 1 + OTLPWire.varintSize(UInt64(bitPattern: value))
-        let keyLength = key.utf8.count
-        protoKey(field, OTLPWire.lengthDelimited)
-        protoVarint(UInt64(OTLPWire.fieldSize(length: keyLength) + OTLPWire.fieldSize(length: any)))
-        protoKey(1, OTLPWire.lengthDelimited)
-        protoVarint(UInt64(keyLength))
-        protoUTF8(key)
-        protoKey(2, OTLPWire.lengthDelimited)
-        protoVarint(UInt64(any))
+        protoKeyValueHead(key, anyValueLength: 1 + OTLPWire.varintSize(UInt64(bitPattern: value)), field: field)
         protoVarintField(3, UInt64(bitPattern: value))
     }
 
     /// A `KeyValue` with a boolean value (`AnyValue.bool_value` = 2).
     mutating func protoAttribute(_ key: String, _ value: Bool, field: UInt64 = OTLPSpanField.attributes) {
+        protoKeyValueHead(key, anyValueLength: 2, field: field)
+        protoVarintField(2, value ? 1 : 0)
+    }
+
+    /// A `KeyValue`'s framing up to its `AnyValue`'s content, which is `anyValueLength` bytes: the three kinds of
+    /// attribute differ only in that content.
+    @inline(__always)
+    private mutating func protoKeyValueHead(_ key: String, anyValueLength: Int, field: UInt64) {
         let keyLength = key.utf8.count
         protoKey(field, OTLPWire.lengthDelimited)
-        protoVarint(UInt64(OTLPWire.fieldSize(length: keyLength) + OTLPWire.fieldSize(length: 2)))
+        protoVarint(UInt64(OTLPWire.fieldSize(length: keyLength) + OTLPWire.fieldSize(length: anyValueLength)))
         protoKey(1, OTLPWire.lengthDelimited)
         protoVarint(UInt64(keyLength))
         protoUTF8(key)
         protoKey(2, OTLPWire.lengthDelimited)
-        append(2)
-        protoVarintField(2, value ? 1 : 0)
+        protoVarint(UInt64(anyValueLength))
     }
 }
 
