@@ -74,11 +74,19 @@ final class AuditPostgresBackend: AuditBackend {
 
     /// One statement per batch, so one round trip: a single statement is its own transaction, so the records
     /// and the checkpoint commit together (or not at all) without BEGIN and COMMIT round trips of their own.
+    /// A batch without a checkpoint (nearly every one) goes as the prepared `RecordsInsert`: the server parses and
+    /// plans it once per connection, where parsing, analysing and planning the statement again took about a third
+    /// of the server's CPU per batch (docs/performance.md).
     func append(_ segments: [AuditPackedRecords], links: AuditChainLinks, checkpoint: AuditCheckpoint?) throws {
         guard let connection else { throw AuditError.unavailable("audit store not open") }
-        guard let query = Self.insert(segments, links: links, checkpoint: checkpoint) else { return }
         do {
-            try run(connection, query)
+            if checkpoint == nil {
+                let builder = Self.columns(segments, links: links)
+                guard builder.rows > 0 else { return }
+                try connection.blockingExecute(RecordsInsert(bindings: builder.bindings(extra: 0)), logger: logger)
+            } else if let query = Self.insert(segments, links: links, checkpoint: checkpoint) {
+                try run(connection, query)
+            }
         } catch {
             throw url.map { PostgresStore.storeError(error, url: $0) } ?? error
         }
@@ -129,6 +137,11 @@ final class AuditPostgresBackend: AuditBackend {
 
     /// The same for the writer's packed records, with their places in the chain.
     static func insert(_ segments: [AuditPackedRecords], links: AuditChainLinks, checkpoint: AuditCheckpoint?) -> PostgresQuery? {
+        insert(columns(segments, links: links), checkpoint: checkpoint)
+    }
+
+    /// The packed records' values, one array per column, with their places in the chain.
+    private static func columns(_ segments: [AuditPackedRecords], links: AuditChainLinks) -> ColumnBuilder {
         var builder = ColumnBuilder(columns: columns)
         links.withReader { hashes in
             for segment in segments {
@@ -144,13 +157,24 @@ final class AuditPostgresBackend: AuditBackend {
                 }
             }
         }
-        return insert(builder, checkpoint: checkpoint)
+        return builder
+    }
+
+    /// `recordsSQL` as a prepared statement; its name says which text it is, since a connection keeps the first
+    /// statement prepared under a name.
+    struct RecordsInsert: PostgresPreparedStatement {
+        static let name = "kgw_audit_records_insert_\(AuditEntry.fieldNames.count)"
+        static let sql = recordsSQL
+        typealias Row = ()
+        let bindings: PostgresBindings
+
+        func makeBindings() -> PostgresBindings { bindings }
+        func decodeRow(_ row: PostgresRow) throws -> Row {}
     }
 
     private static func insert(_ builder: ColumnBuilder, checkpoint: AuditCheckpoint?) -> PostgresQuery? {
         guard builder.rows > 0 else { return checkpoint.map(insert) }
-        var binds = PostgresBindings(capacity: columns.count + 7)
-        for column in builder.arrays { binds.append(column) }
+        var binds = builder.bindings(extra: 7)
         guard let checkpoint else { return PostgresQuery(unsafeSQL: recordsSQL, binds: binds) }
         let first = columns.count + 1
         binds.append(checkpoint.nodeID)
@@ -187,6 +211,13 @@ private struct ColumnBuilder: AuditFieldVisitor, AuditPackedFieldVisitor {
 
     init(columns: [(name: String, integer: Bool)]) {
         arrays = columns.map { AuditPostgresArray(integer: $0.integer) }
+    }
+
+    /// The arrays as a statement's first parameters, with room for `extra` more.
+    func bindings(extra: Int) -> PostgresBindings {
+        var binds = PostgresBindings(capacity: arrays.count + extra)
+        for column in arrays { binds.append(column) }
+        return binds
     }
 
     mutating func text(_ value: String?) {

@@ -22,14 +22,32 @@ extension PostgresConnection {
     /// a closed connection is refused here first; the deadline covers a server that stops answering while the
     /// connection stays up. A timed-out connection is closed: its state is unknown.
     func blockingQuery(_ query: PostgresQuery, logger: Logger, timeout: TimeAmount = .seconds(30)) throws -> [PostgresRow] {
+        try blockingWait(timeout: timeout) { self.query(query, logger: logger).cascade(to: $0) }.rows
+    }
+
+    /// Runs a prepared statement that returns no rows (postgres-nio prepares it on this connection's first use) and
+    /// waits for it as `blockingQuery` does.
+    func blockingExecute<Statement: PostgresPreparedStatement>(
+        _ statement: Statement, logger: Logger, timeout: TimeAmount = .seconds(30)
+    ) throws where Statement.Row == () {
+        try blockingWait(timeout: timeout) { (promise: EventLoopPromise<Void>) in
+            promise.completeWithTask {
+                // Its row stream, drained, rather than the overload giving the command tag, which postgres-nio
+                // asks for before the stream has finished and then stops the process.
+                for try await _ in try await self.execute(statement, logger: logger) {}
+            }
+        }
+    }
+
+    private func blockingWait<Value: Sendable>(timeout: TimeAmount, _ start: (EventLoopPromise<Value>) -> Void) throws -> Value {
         guard !isClosed else { throw AuditError.unavailable("the connection to PostgreSQL is closed") }
-        let promise = eventLoop.makePromise(of: PostgresQueryResult.self)
-        self.query(query, logger: logger).cascade(to: promise)
+        let promise = eventLoop.makePromise(of: Value.self)
+        start(promise)
         let deadline = eventLoop.scheduleTask(in: timeout) {
             promise.fail(AuditError.unavailable("PostgreSQL did not answer within \(timeout.nanoseconds / 1_000_000_000) s"))
             let _: EventLoopFuture<Void> = self.close()
         }
         defer { deadline.cancel() }
-        return try promise.futureResult.wait().rows
+        return try promise.futureResult.wait()
     }
 }

@@ -267,34 +267,57 @@ struct CallTrace {
 }
 
 extension Array where Element == UInt8 {
-    /// A `Span`'s ids, name, kind and times.
+    /// A `Span`'s ids, name, kind and times, written at once.
     mutating func protoSpanHead(
         _ trace: TraceIdentity, spanID: UInt64, parent: UInt64?, traceState: String?, name: String, kind: UInt64, start: UInt64, end: UInt64
     ) {
-        protoID(OTLPSpanField.traceID, trace.traceHigh, trace.traceLow)
-        protoID(OTLPSpanField.spanID, spanID)
-        if let traceState { protoString(OTLPSpanField.traceState, traceState) }
-        if let parent, parent != 0 { protoID(OTLPSpanField.parentSpanID, parent) }
-        protoString(OTLPSpanField.name, name)
-        protoVarintField(OTLPSpanField.kind, kind)
-        protoFixed64(OTLPSpanField.start, start)
-        protoFixed64(OTLPSpanField.end, end)
+        let parent = parent == 0 ? nil : parent
+        let (stateLength, nameLength) = (traceState?.utf8.count, name.utf8.count)
+        let size = 18 + 10 + (stateLength.map { OTLPWire.fieldSize(length: $0) } ?? 0) + (parent == nil ? 0 : 10)
+            + OTLPWire.fieldSize(length: nameLength) + 1 + OTLPWire.varintSize(kind) + 9 + 9
+        protoWrite(size: size) { cursor in
+            cursor.key(OTLPSpanField.traceID, OTLPWire.lengthDelimited)
+            cursor.byte(16)
+            cursor.bigEndian(trace.traceHigh)
+            cursor.bigEndian(trace.traceLow)
+            cursor.key(OTLPSpanField.spanID, OTLPWire.lengthDelimited)
+            cursor.byte(8)
+            cursor.bigEndian(spanID)
+            if let traceState, let stateLength { cursor.string(OTLPSpanField.traceState, traceState, length: stateLength) }
+            if let parent {
+                cursor.key(OTLPSpanField.parentSpanID, OTLPWire.lengthDelimited)
+                cursor.byte(8)
+                cursor.bigEndian(parent)
+            }
+            cursor.string(OTLPSpanField.name, name, length: nameLength)
+            cursor.varintField(OTLPSpanField.kind, kind)
+            cursor.fixed64(OTLPSpanField.start, start)
+            cursor.fixed64(OTLPSpanField.end, end)
+        }
     }
 
     /// A `Span.Event` without attributes at `time`; nothing when `time` is 0 (it did not happen).
     mutating func protoEvent(_ name: String, at time: UInt64) {
         guard time != 0 else { return }
-        protoMessage(OTLPSpanField.events) { event in
-            event.protoFixed64(1, time)
-            event.protoString(2, name)
+        let nameLength = name.utf8.count
+        let body = 9 + OTLPWire.fieldSize(length: nameLength)
+        protoWrite(size: OTLPWire.fieldSize(length: body)) { cursor in
+            cursor.key(OTLPSpanField.events, OTLPWire.lengthDelimited)
+            cursor.varint(UInt64(body))
+            cursor.fixed64(1, time)
+            cursor.string(2, name, length: nameLength)
         }
     }
 
     /// `Span.status`: error (`code` 2), with `message` when there is one.
     mutating func protoErrorStatus(_ message: String?) {
-        protoMessage(OTLPSpanField.status) { status in
-            if let message { status.protoString(2, message) }
-            status.protoVarintField(3, 2)
+        let messageLength = message?.utf8.count
+        let body = (messageLength.map { OTLPWire.fieldSize(length: $0) } ?? 0) + 2
+        protoWrite(size: OTLPWire.fieldSize(length: body)) { cursor in
+            cursor.key(OTLPSpanField.status, OTLPWire.lengthDelimited)
+            cursor.varint(UInt64(body))
+            if let message, let messageLength { cursor.string(2, message, length: messageLength) }
+            cursor.varintField(3, 2)
         }
     }
 }

@@ -22,15 +22,111 @@ public enum OTLPWire {
     static func fieldSize(length: Int) -> Int { 1 + varintSize(UInt64(length)) + length }
 }
 
-extension Array where Element == UInt8 {
+/// Writes a field's bytes through a pointer into room already made for them: a whole field costs one capacity check
+/// and one copy into the array, where appending byte by byte checked the array's capacity and uniqueness per byte
+/// (most of tracing's cost on the event loop, docs/performance.md).
+struct ProtoCursor {
+    private(set) var pointer: UnsafeMutablePointer<UInt8>
+
+    init(_ pointer: UnsafeMutablePointer<UInt8>) { self.pointer = pointer }
+
     @inline(__always)
-    mutating func protoVarint(_ value: UInt64) {
+    mutating func byte(_ value: UInt8) {
+        pointer.pointee = value
+        pointer += 1
+    }
+
+    @inline(__always)
+    mutating func varint(_ value: UInt64) {
         var value = value
         while value >= 0x80 {
-            append(UInt8(truncatingIfNeeded: value) | 0x80)
+            byte(UInt8(truncatingIfNeeded: value) | 0x80)
             value >>= 7
         }
-        append(UInt8(value))
+        byte(UInt8(value))
+    }
+
+    /// A field's key; every field number the gateway writes is below 16, so it is always one byte.
+    @inline(__always)
+    mutating func key(_ field: UInt64, _ wireType: UInt64) { byte(UInt8(truncatingIfNeeded: field << 3 | wireType)) }
+
+    @inline(__always)
+    mutating func varintField(_ field: UInt64, _ value: UInt64) {
+        key(field, OTLPWire.varintType)
+        varint(value)
+    }
+
+    /// A fixed64 field, little-endian (timestamps in nanoseconds).
+    @inline(__always)
+    mutating func fixed64(_ field: UInt64, _ value: UInt64) {
+        key(field, OTLPWire.fixed64Type)
+        UnsafeMutableRawPointer(pointer).storeBytes(of: value.littleEndian, as: UInt64.self)
+        pointer += 8
+    }
+
+    /// `value`'s 8 bytes, big-endian (ids).
+    @inline(__always)
+    mutating func bigEndian(_ value: UInt64) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: value.bigEndian, as: UInt64.self)
+        pointer += 8
+    }
+
+    /// Raw bytes of `text` (UTF-8), without key or length.
+    @inline(__always)
+    mutating func utf8(_ text: String) {
+        // Read in place: copying the string to call the mutating `withUTF8` cost a retain and a release each.
+        let copied = text.utf8.withContiguousStorageIfAvailable { source -> Bool in
+            if let base = source.baseAddress { pointer.update(from: base, count: source.count) }
+            pointer += source.count
+            return true
+        }
+        if copied == nil { for unit in text.utf8 { byte(unit) } }
+    }
+
+    /// A string field: key, length, bytes (`OTLPWire.fieldSize(length:)` of them).
+    @inline(__always)
+    mutating func string(_ field: UInt64, _ text: String, length: Int) {
+        key(field, OTLPWire.lengthDelimited)
+        varint(UInt64(length))
+        utf8(text)
+    }
+
+    /// A `KeyValue` (common/v1) up to its `AnyValue`'s content, which is `anyValueLength` bytes: the three kinds
+    /// of attribute differ only in that content.
+    @inline(__always)
+    mutating func keyValueHead(_ key: String, keyLength: Int, anyValueLength: Int, field: UInt64) {
+        self.key(field, OTLPWire.lengthDelimited)
+        varint(UInt64(OTLPWire.fieldSize(length: keyLength) + OTLPWire.fieldSize(length: anyValueLength)))
+        string(1, key, length: keyLength)
+        self.key(2, OTLPWire.lengthDelimited)
+        varint(UInt64(anyValueLength))
+    }
+}
+
+extension OTLPWire {
+    /// Bytes of a `KeyValue` field whose key is `keyLength` bytes and whose `AnyValue` content is `anyValueLength`.
+    @inline(__always)
+    static func keyValueSize(keyLength: Int, anyValueLength: Int) -> Int {
+        fieldSize(length: fieldSize(length: keyLength) + fieldSize(length: anyValueLength))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends `size` bytes that `write` writes through a cursor (it must write exactly `size`). Small fields are
+    /// written on the stack and copied in once.
+    @inline(__always)
+    mutating func protoWrite(size: Int, _ write: (inout ProtoCursor) -> Void) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: size) { room in
+            var cursor = ProtoCursor(room.baseAddress!)
+            write(&cursor)
+            assert(cursor.pointer == room.baseAddress! + size, "a protobuf field wrote other than its size")
+            append(contentsOf: UnsafeBufferPointer(room))
+        }
+    }
+
+    @inline(__always)
+    mutating func protoVarint(_ value: UInt64) {
+        protoWrite(size: OTLPWire.varintSize(value)) { $0.varint(value) }
     }
 
     /// A field's key; every field number the gateway writes is below 16, so it is always one byte.
@@ -39,15 +135,13 @@ extension Array where Element == UInt8 {
 
     @inline(__always)
     mutating func protoVarintField(_ field: UInt64, _ value: UInt64) {
-        protoKey(field, OTLPWire.varintType)
-        protoVarint(value)
+        protoWrite(size: 1 + OTLPWire.varintSize(value)) { $0.varintField(field, value) }
     }
 
     /// A fixed64 field, little-endian (timestamps in nanoseconds).
     @inline(__always)
     mutating func protoFixed64(_ field: UInt64, _ value: UInt64) {
-        protoKey(field, OTLPWire.fixed64Type)
-        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
+        protoWrite(size: 9) { $0.fixed64(field, value) }
     }
 
     /// Raw bytes of `text` (UTF-8), without key or length.
@@ -59,22 +153,18 @@ extension Array where Element == UInt8 {
 
     @inline(__always)
     mutating func protoString(_ field: UInt64, _ text: String) {
-        protoKey(field, OTLPWire.lengthDelimited)
-        protoVarint(UInt64(text.utf8.count))
-        protoUTF8(text)
+        let length = text.utf8.count
+        protoWrite(size: OTLPWire.fieldSize(length: length)) { $0.string(field, text, length: length) }
     }
 
     /// A span id (`high` alone) or a trace id (`high` then `low`) as its bytes, big-endian.
     @inline(__always)
     mutating func protoID(_ field: UInt64, _ high: UInt64, _ low: UInt64? = nil) {
-        protoKey(field, OTLPWire.lengthDelimited)
-        if let low {
-            append(16)
-            Swift.withUnsafeBytes(of: high.bigEndian) { append(contentsOf: $0) }
-            Swift.withUnsafeBytes(of: low.bigEndian) { append(contentsOf: $0) }
-        } else {
-            append(8)
-            Swift.withUnsafeBytes(of: high.bigEndian) { append(contentsOf: $0) }
+        protoWrite(size: low == nil ? 10 : 18) { cursor in
+            cursor.key(field, OTLPWire.lengthDelimited)
+            cursor.byte(low == nil ? 8 : 16)
+            cursor.bigEndian(high)
+            if let low { cursor.bigEndian(low) }
         }
     }
 
@@ -97,35 +187,35 @@ extension Array where Element == UInt8 {
 
     /// A `KeyValue` (common/v1) with a string value as field `field`: `key` = 1, `value` = 2
     /// (`AnyValue.string_value` = 1).
+    @inline(__always)
     mutating func protoAttribute(_ key: String, _ value: String, field: UInt64 = OTLPSpanField.attributes) {
-        protoKeyValueHead(key, anyValueLength: OTLPWire.fieldSize(length: value.utf8.count), field: field)
-        protoString(1, value)
+        let (keyLength, valueLength) = (key.utf8.count, value.utf8.count)
+        let anyValueLength = OTLPWire.fieldSize(length: valueLength)
+        protoWrite(size: OTLPWire.keyValueSize(keyLength: keyLength, anyValueLength: anyValueLength)) { cursor in
+            cursor.keyValueHead(key, keyLength: keyLength, anyValueLength: anyValueLength, field: field)
+            cursor.string(1, value, length: valueLength)
+        }
     }
 
     /// A `KeyValue` with an integer value (`AnyValue.int_value` = 3).
+    @inline(__always)
     mutating func protoAttribute(_ key: String, _ value: Int64, field: UInt64 = OTLPSpanField.attributes) {
-        protoKeyValueHead(key, anyValueLength: 1 + OTLPWire.varintSize(UInt64(bitPattern: value)), field: field)
-        protoVarintField(3, UInt64(bitPattern: value))
+        let keyLength = key.utf8.count
+        let anyValueLength = 1 + OTLPWire.varintSize(UInt64(bitPattern: value))
+        protoWrite(size: OTLPWire.keyValueSize(keyLength: keyLength, anyValueLength: anyValueLength)) { cursor in
+            cursor.keyValueHead(key, keyLength: keyLength, anyValueLength: anyValueLength, field: field)
+            cursor.varintField(3, UInt64(bitPattern: value))
+        }
     }
 
     /// A `KeyValue` with a boolean value (`AnyValue.bool_value` = 2).
-    mutating func protoAttribute(_ key: String, _ value: Bool, field: UInt64 = OTLPSpanField.attributes) {
-        protoKeyValueHead(key, anyValueLength: 2, field: field)
-        protoVarintField(2, value ? 1 : 0)
-    }
-
-    /// A `KeyValue`'s framing up to its `AnyValue`'s content, which is `anyValueLength` bytes: the three kinds of
-    /// attribute differ only in that content.
     @inline(__always)
-    private mutating func protoKeyValueHead(_ key: String, anyValueLength: Int, field: UInt64) {
+    mutating func protoAttribute(_ key: String, _ value: Bool, field: UInt64 = OTLPSpanField.attributes) {
         let keyLength = key.utf8.count
-        protoKey(field, OTLPWire.lengthDelimited)
-        protoVarint(UInt64(OTLPWire.fieldSize(length: keyLength) + OTLPWire.fieldSize(length: anyValueLength)))
-        protoKey(1, OTLPWire.lengthDelimited)
-        protoVarint(UInt64(keyLength))
-        protoUTF8(key)
-        protoKey(2, OTLPWire.lengthDelimited)
-        protoVarint(UInt64(anyValueLength))
+        protoWrite(size: OTLPWire.keyValueSize(keyLength: keyLength, anyValueLength: 2)) { cursor in
+            cursor.keyValueHead(key, keyLength: keyLength, anyValueLength: 2, field: field)
+            cursor.varintField(2, value ? 1 : 0)
+        }
     }
 }
 
