@@ -80,6 +80,28 @@ public final class PostgresQuotaLedger: QuotaLedgerBackend {
         }
     }
 
+    /// The keys' TATs and the server's clock in one query: one row per key asked, its TAT null when the ledger has
+    /// no row for it.
+    public func reading(_ keys: [RateLimitKey]) async throws -> QuotaLedgerReading {
+        try await run {
+            let rows = try await client.query(
+                """
+                SELECT kgw_now_ns(), k.rule_name, k.key_first, k.key_second, l.tat_ns
+                FROM unnest(\(keys.map(\.rule.rawValue))::text[], \(keys.map(\.first))::text[], \(keys.map(\.second))::text[])
+                    AS k(rule_name, key_first, key_second)
+                LEFT JOIN quota_ledger l USING (rule_name, key_first, key_second)
+                UNION ALL SELECT kgw_now_ns(), NULL, NULL, NULL, NULL
+                """, logger: logger)
+            var reading = QuotaLedgerReading(now: 0, tats: [:])
+            for try await (now, rule, first, second, tat) in rows.decode((Int64, String?, String?, String?, Int64?).self) {
+                reading.now = max(reading.now, now)
+                guard let rule = rule.flatMap(RateLimitRule.init(rawValue:)), let first, let second, let tat else { continue }
+                reading.tats[RateLimitKey(rule: rule, first: first, second: second)] = tat
+            }
+            return reading
+        }
+    }
+
     /// Records `node` as alive and counts the instances seen within `window` nanoseconds.
     public func heartbeat(node: String, window: Int64) async throws -> Int {
         try await run {

@@ -176,6 +176,13 @@ public final class QuotaLeaseDriver: Sendable {
         }
     }
 
+    /// The cluster-wide TATs of `keys`, for the admin API: read only, within the ledger client's timeout, and not
+    /// counted as a failed lease when it fails (the data plane's fallback is the leases' business).
+    public func reading(_ keys: [RateLimitKey]) async throws -> QuotaLedgerReading {
+        let backend = backend
+        return try await deadline { try await backend.reading(keys) }
+    }
+
     /// Runs `body`, failing with `QuotaLedgerTimeout` when it takes longer than the timeout. The body keeps
     /// running in the background until the pool gives up on it; the caller does not wait for it.
     private func deadline<Result: Sendable>(_ body: @escaping @Sendable () async throws -> Result) async throws -> Result {

@@ -43,4 +43,21 @@ struct RateLimiterRoomTests {
         #expect(room.first?.limit == GCRA(rate: 10, burst: 5))
         #expect(room.first?.heldFor == Self.second)
     }
+
+    @Test("the cluster's room from the ledger's reading: its TAT on its clock, a key it does not hold at a full burst, the hold kept")
+    func fromLedger() throws {
+        let limiter = RateLimiter(cluster: ClusterLimits.Settings())
+        limiter.hold(m1, until: Self.second)
+        let room = try #require(limiter.room([m1], rules: [.merchant], policy: policy, now: 0).first)
+        // The ledger's clock is its own: 3 admissions leased at 500 s put the TAT 300 ms past it.
+        let ledgerNow = 500 * Self.second
+        let read = room.fromLedger(QuotaLedgerReading(now: ledgerNow, tats: [room.key: ledgerNow + 3 * Self.second / 10]))
+        #expect(read.remaining == 2)
+        #expect(read.resetAfter == 3 * Self.second / 10)
+        #expect(read.heldFor == Self.second && read.key == room.key && read.limit == room.limit)
+        let untouched = room.fromLedger(QuotaLedgerReading(now: ledgerNow, tats: [:]))
+        #expect(untouched.remaining == 5 && untouched.resetAfter == 0)
+        // A key whose TAT passed has a full burst again.
+        #expect(room.fromLedger(QuotaLedgerReading(now: ledgerNow, tats: [room.key: ledgerNow - Self.second])).remaining == 5)
+    }
 }

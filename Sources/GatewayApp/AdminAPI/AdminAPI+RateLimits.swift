@@ -4,7 +4,7 @@ import NIOCore
 extension AdminAPI.Exchange {
     /// `GET /admin/v1/rate-limits/merchants/{id}`: the merchant's room per Klarna category under the `merchant` rule
     /// and the holds learned from Klarna's 429s, for the merchant as the running gateway's snapshot knows it.
-    func merchantRateLimits(_ id: String) throws -> AdminResponse {
+    func merchantRateLimits(_ id: String) async throws -> AdminResponse {
         let snapshot = api.runtime.snapshots.current
         guard let record = snapshot.merchants[id]?.record else { throw GatewayError(.notFound, "no merchant with id '\(id)'") }
         // A merchant key is (merchant, category): one subject per category the catalogue knows finds every key
@@ -14,12 +14,10 @@ extension AdminAPI.Exchange {
                 callerID: "", merchantID: record.id, merchantGroups: record.groups, partnerID: record.partnerID,
                 environment: record.account.environment, category: category)
         }
-        let rooms = room(subjects, rule: .merchant, snapshot: snapshot)
+        let rooms = await rooms(subjects, rule: .merchant, snapshot: snapshot)
         return AdminResponse(
             .ok,
-            json: .object(
-                [("merchant_id", .string(record.id)), ("environment", .string(record.account.environment.rawValue))]
-                    + AdminJSON.rateLimitRooms(rooms, clustered: api.runtime.rateLimiter.isClustered)),
+            json: .object([("merchant_id", .string(record.id)), ("environment", .string(record.account.environment.rawValue))] + rooms),
             requestID: requestID)
     }
 
@@ -30,26 +28,21 @@ extension AdminAPI.Exchange {
         let snapshot = api.runtime.snapshots.current
         // Only the caller's own key is read; partner, environment and category do not enter it.
         let subject = RateLimitSubject(callerID: id, merchantID: nil, merchantGroups: [], partnerID: "", environment: .test, category: "")
-        let rooms = room([subject], rule: .caller, snapshot: snapshot)
-        return AdminResponse(
-            .ok, json: .object([("caller_id", .string(id))] + AdminJSON.rateLimitRooms(rooms, clustered: api.runtime.rateLimiter.isClustered)),
-            requestID: requestID)
+        let rooms = await rooms([subject], rule: .caller, snapshot: snapshot)
+        return AdminResponse(.ok, json: .object([("caller_id", .string(id))] + rooms), requestID: requestID)
     }
 
     /// `GET /admin/v1/rate-limits/partners/{id}`: the partner's room per Klarna category under the `partner` rule
     /// (its override in `rate-limits.yaml`, else its environment's figures), shared by all its merchants' calls.
-    func partnerRateLimits(_ id: String) throws -> AdminResponse {
+    func partnerRateLimits(_ id: String) async throws -> AdminResponse {
         let snapshot = api.runtime.snapshots.current
         guard let partner = snapshot.partners[id]?.record else { throw GatewayError(.notFound, "no partner with id '\(id)'") }
         let subjects = snapshot.catalogue.categories.sorted().map { category in
             RateLimitSubject(callerID: "", merchantID: nil, merchantGroups: [], partnerID: id, environment: partner.environment, category: category)
         }
-        let rooms = room(subjects, rule: .partner, snapshot: snapshot)
+        let rooms = await rooms(subjects, rule: .partner, snapshot: snapshot)
         return AdminResponse(
-            .ok,
-            json: .object(
-                [("partner_id", .string(id)), ("environment", .string(partner.environment.rawValue))]
-                    + AdminJSON.rateLimitRooms(rooms, clustered: api.runtime.rateLimiter.isClustered)),
+            .ok, json: .object([("partner_id", .string(id)), ("environment", .string(partner.environment.rawValue))] + rooms),
             requestID: requestID)
     }
 
@@ -62,23 +55,16 @@ extension AdminAPI.Exchange {
         let subject = RateLimitSubject(
             callerID: id, merchantID: record.id, merchantGroups: record.groups, partnerID: record.partnerID,
             environment: record.account.environment, category: "")
-        let rooms = room([subject], rule: .callerMerchant, snapshot: snapshot)
-        return AdminResponse(
-            .ok,
-            json: .object(
-                [("caller_id", .string(id)), ("merchant_id", .string(record.id))]
-                    + AdminJSON.rateLimitRooms(rooms, clustered: api.runtime.rateLimiter.isClustered)),
-            requestID: requestID)
+        let rooms = await rooms([subject], rule: .callerMerchant, snapshot: snapshot)
+        return AdminResponse(.ok, json: .object([("caller_id", .string(id)), ("merchant_id", .string(record.id))] + rooms), requestID: requestID)
     }
 
     /// `GET /admin/v1/rate-limits/global`: the room under the `global` rule, every call's; no rule configured, no
     /// rooms.
-    func globalRateLimits() throws -> AdminResponse {
+    func globalRateLimits() async throws -> AdminResponse {
         let snapshot = api.runtime.snapshots.current
         let subject = RateLimitSubject(callerID: "", merchantID: nil, merchantGroups: [], partnerID: "", environment: .test, category: "")
-        let rooms = room([subject], rule: .global, snapshot: snapshot)
-        return AdminResponse(
-            .ok, json: .object(AdminJSON.rateLimitRooms(rooms, clustered: api.runtime.rateLimiter.isClustered)), requestID: requestID)
+        return AdminResponse(.ok, json: .object(await rooms([subject], rule: .global, snapshot: snapshot)), requestID: requestID)
     }
 
     /// `GET /admin/v1/rate-limits/throttled`: every key a rule refused or delayed within the limiter's window, or
@@ -115,9 +101,22 @@ extension AdminAPI.Exchange {
     }
 
     /// The keys of `rule` that have a limit or a hold, read from the running limiter now.
-    private func room(_ subjects: [RateLimitSubject], rule: RateLimitRule, snapshot: GatewaySnapshot) -> [RateLimitRoom] {
+    /// The keys' room under `rule` as JSON (`clustered`, `ledger`, `rules`): this instance's limiter, and in cluster
+    /// mode the whole cluster's room read from the shared ledger, which this instance alone cannot know.
+    private func rooms(_ subjects: [RateLimitSubject], rule: RateLimitRule, snapshot: GatewaySnapshot) async -> [(String, JSONValue)] {
         let now = Int64(NIODeadline.now().uptimeNanoseconds)
-        return api.runtime.rateLimiter.room(subjects, rules: [rule], policy: snapshot.rateLimits, now: now)
-            .filter { $0.limit != nil || $0.heldFor > 0 }
+        let limiter = api.runtime.rateLimiter
+        var rooms = limiter.room(subjects, rules: [rule], policy: snapshot.rateLimits, now: now).filter { $0.limit != nil || $0.heldFor > 0 }
+        guard limiter.isClustered, let ledger = api.ledger else { return AdminJSON.rateLimitRooms(rooms, clustered: limiter.isClustered, ledger: nil) }
+        let keys = rooms.compactMap { $0.limit == nil ? nil : $0.key }
+        do {
+            // Within the ledger client's timeout: an answer about a ledger that does not answer says so instead.
+            let reading = try await ledger.reading(keys)
+            rooms = rooms.map { $0.fromLedger(reading) }
+            return AdminJSON.rateLimitRooms(rooms, clustered: true, ledger: "read")
+        } catch {
+            api.logger.warning("admin API: the quota ledger could not be read", metadata: ["error": "\(error)"])
+            return AdminJSON.rateLimitRooms(rooms, clustered: true, ledger: "unavailable")
+        }
     }
 }

@@ -24,6 +24,8 @@ public struct AdminAPI: Sendable {
     let runtime: ProxyRuntime
     /// The audit trail's store and writer, for `/admin/v1/audit/…`; nil when the gateway records no trail.
     let audit: AdminAuditTrail?
+    /// The client of the shared quota ledger (PostgreSQL storage), for the cluster's rate-limit room; nil otherwise.
+    let ledger: QuotaLeaseDriver?
     /// Called after a change is committed: the gateway reloads now instead of at its next poll.
     let applied: @Sendable () -> Void
     /// Whether `GET /admin/v1/audit/verification` is running: it reads the whole trail, so one at a time.
@@ -35,9 +37,10 @@ public struct AdminAPI: Sendable {
     /// Makes the API over a store, the gateway's journal and its run-time state.
     public init(
         service: AdminService, journal: any CallJournal, runtime: ProxyRuntime, audit: AdminAuditTrail?, backoff: AdminBackoff = AdminBackoff(),
-        eventLoop: any EventLoop, logger: Logger, applied: @escaping @Sendable () -> Void
+        ledger: QuotaLeaseDriver? = nil, eventLoop: any EventLoop, logger: Logger, applied: @escaping @Sendable () -> Void
     ) {
         self.service = service
+        self.ledger = ledger
         self.journal = journal
         self.backoff = backoff
         self.runtime = runtime
@@ -51,7 +54,7 @@ public struct AdminAPI: Sendable {
     public init(service: AdminService, gateway: GatewayService, audit: AdminAuditTrail?, logger: Logger, backoff: AdminBackoff = AdminBackoff()) {
         self.init(
             service: service, journal: gateway.runtime.journal, runtime: gateway.runtime, audit: audit, backoff: backoff,
-            eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger, applied: { gateway.requestReload() })
+            ledger: gateway.quota, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger, applied: { gateway.requestReload() })
     }
 
     /// The release calendar in force, to check pins against.

@@ -2,11 +2,13 @@ import GatewayCore
 
 /// The rate-limit state of a merchant or caller as JSON: figures and times, no key material of any kind.
 extension AdminJSON {
-    /// `clustered` and `rules`, one entry per key with a limit or a hold; times in whole milliseconds, rounded up
-    /// so that a wait still running never reads as 0.
-    static func rateLimitRooms(_ rooms: [RateLimitRoom], clustered: Bool) -> [(String, JSONValue)] {
+    /// `clustered`, `ledger` (in cluster mode: `read` when the rooms are the shared ledger's, `unavailable` when it
+    /// could not be read and `remaining` is unknown) and `rules`, one entry per key with a limit or a hold; times in
+    /// whole milliseconds, rounded up so that a wait still running never reads as 0.
+    static func rateLimitRooms(_ rooms: [RateLimitRoom], clustered: Bool, ledger: String?) -> [(String, JSONValue)] {
         [
             ("clustered", .bool(clustered)),
+            ("ledger", ledger.map(JSONValue.string) ?? .null),
             ("rules", .array(rooms.map { room in
                 .object([
                     ("rule", .string(room.rule.rawValue)),

@@ -115,6 +115,22 @@ public protocol QuotaLedgerBackend: Sendable {
     func heartbeat(node: String, window: Int64) async throws -> Int
     /// Forgets keys whose TAT has passed (they mean the same as a key never used).
     func sweep() async throws
+    /// The cluster-wide TATs of `keys` now, read and written nothing (the admin API's rate-limit answers).
+    func reading(_ keys: [RateLimitKey]) async throws -> QuotaLedgerReading
+}
+
+/// What the ledger holds for some keys at one instant of its clock.
+public struct QuotaLedgerReading: Sendable, Equatable {
+    /// The ledger's clock, nanoseconds: the TATs are on it.
+    public var now: Int64
+    /// Each key's TAT; a key without one (never leased, or swept once back to a full burst) has a full burst.
+    public var tats: [RateLimitKey: Int64]
+
+    /// Makes a reading.
+    public init(now: Int64, tats: [RateLimitKey: Int64]) {
+        self.now = now
+        self.tats = tats
+    }
 }
 
 /// The ledger's answer to a grant, in the asking instance's terms.

@@ -1,18 +1,31 @@
 /// One key's room as the limiter keeps it, for the admin API's `rate-limits` resources.
 public struct RateLimitRoom: Sendable, Equatable {
+    /// The key, as the limiter (and in cluster mode the shared ledger) holds it.
+    public let key: RateLimitKey
     /// The rule the key belongs to.
     public let rule: RateLimitRule
     /// The key's second part: Klarna's rate-limit category for `merchant` and `partner`, empty for `caller`.
     public let category: String
     /// The limit in force for the key; nil when the rule sets none (a hold learned from Klarna may still apply).
     public let limit: GCRA?
-    /// Calls admissible now, 0 to the burst; nil without a limit, or in cluster mode, where room is leased from
-    /// the shared ledger and this instance does not know the others' use.
+    /// Calls admissible now, 0 to the burst; nil without a limit, or in cluster mode until read from the shared
+    /// ledger (`fromLedger`), since this instance alone does not know the others' use.
     public let remaining: Int?
     /// Nanoseconds until the key is back to a full burst (0 when it is, or when unknown).
     public let resetAfter: Int64
     /// Nanoseconds a hold learned from Klarna (a 429's `Retry-After`) still keeps the key's calls back; 0 for none.
     public let heldFor: Int64
+
+    /// The same key's room in the whole cluster, from the shared ledger: admissions no instance has leased yet,
+    /// and the time until the ledger is back to a full burst. A key the ledger does not hold has a full burst.
+    public func fromLedger(_ reading: QuotaLedgerReading) -> RateLimitRoom {
+        guard let limit else { return self }
+        let tat = reading.tats[key]
+        return RateLimitRoom(
+            key: key, rule: rule, category: category, limit: limit,
+            remaining: tat.map { limit.remaining(tat: $0, now: reading.now) } ?? limit.burst,
+            resetAfter: tat.map { limit.resetAfter(tat: $0, now: reading.now) } ?? 0, heldFor: heldFor)
+    }
 }
 
 extension RateLimiter {
@@ -41,7 +54,7 @@ extension RateLimiter {
             let limit = limits[index]
             let tat = isClustered ? nil : tats[index]
             return RateLimitRoom(
-                rule: limit.rule, category: limit.key.second, limit: limit.gcra,
+                key: limit.key, rule: limit.rule, category: limit.key.second, limit: limit.gcra,
                 remaining: isClustered ? nil : limit.gcra.map { gcra in tat.map { gcra.remaining(tat: $0, now: now) } ?? gcra.burst },
                 resetAfter: tat.flatMap { tat in limit.gcra.map { $0.resetAfter(tat: tat, now: now) } } ?? 0,
                 heldFor: holds[index].map { max(0, $0 - now) } ?? 0)
