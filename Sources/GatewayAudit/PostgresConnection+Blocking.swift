@@ -31,10 +31,17 @@ extension PostgresConnection {
         _ statement: Statement, logger: Logger, timeout: TimeAmount = .seconds(30)
     ) throws where Statement.Row == () {
         try blockingWait(timeout: timeout) { (promise: EventLoopPromise<Void>) in
-            promise.completeWithTask {
-                // Its row stream, drained, rather than the overload giving the command tag, which postgres-nio
-                // asks for before the stream has finished and then stops the process.
-                for try await _ in try await self.execute(statement, logger: logger) {}
+            // Started on this thread, which then writes the statement to the connection itself: a task started the
+            // usual way would first wait for a thread of the pool, one more hop on every batch's round trip.
+            Task.immediate {
+                do {
+                    // Its row stream, drained, rather than the overload giving the command tag, which postgres-nio
+                    // asks for before the stream has finished and then stops the process.
+                    for try await _ in try await self.execute(statement, logger: logger) {}
+                    promise.succeed(())
+                } catch {
+                    promise.fail(error)
+                }
             }
         }
     }
