@@ -124,16 +124,7 @@ public final class PostgresQuotaLedger: QuotaLedgerBackend {
 
     /// The ledger row of `key`: its TAT in server nanoseconds, nil when the key has none.
     public func tat(_ key: RateLimitKey) async throws -> Int64? {
-        try await run {
-            let rows = try await client.query(
-                """
-                SELECT tat_ns FROM quota_ledger WHERE rule_name = \(key.rule.rawValue) AND key_first = \(key.first) \
-                AND key_second = \(key.second)
-                """, logger: logger)
-            var tat: Int64?
-            for try await value in rows.decode(Int64.self) { tat = value }
-            return tat
-        }
+        try await reading([key]).tats[key]
     }
 
     /// The server's clock, nanoseconds since 1970 (microsecond resolution).
