@@ -51,6 +51,8 @@ final class WebhookHarness: Sendable {
     let gateway = NIOLockedValueBox<(process: ChildProcess, loopback: Int, webhooks: Int, admin: Int)?>(nil)
     /// `KGW_` overrides for every `serve`.
     let environment: [String: String]
+    /// The store every instance shares: a SQLite file in the directory, or a `postgres://` URL.
+    let storage: String
 
     /// `storage` is the store every instance shares: a SQLite file in the directory, or a `postgres://` URL.
     static func start(environment: [String: String] = [:], storage: String = "gateway.sqlite") async throws -> WebhookHarness {
@@ -136,7 +138,7 @@ final class WebhookHarness: Sendable {
         let harness = WebhookHarness(
             directory: directory, simulator: simulator, simulatorPort: ports[0], control: TestHTTPClient(port: ports[1], tls: nil), admin: admin,
             orders: orders, ledger: ledger, acquirer: acquirer, klarnaCA: klarnaCA, internalCA: internalCA, gatewayClient: gatewayClient, shopToken: token,
-            environment: environment)
+            environment: environment, storage: storage)
         // Destinations through the CLI, as an operator adds them; the routes name them, so they come first.
         try write("orders-secret", ordersSecret)
         try write("ledger-secret", ledgerSecret)
@@ -156,7 +158,7 @@ final class WebhookHarness: Sendable {
     private init(
         directory: URL, simulator: ChildProcess, simulatorPort: Int, control: TestHTTPClient, admin: AdminService, orders: WebhookReceiver,
         ledger: WebhookReceiver, acquirer: SimulatorPKI.Identity, klarnaCA: SimulatorPKI, internalCA: SimulatorPKI, gatewayClient: SimulatorPKI.Identity,
-        shopToken: String, environment: [String: String]
+        shopToken: String, environment: [String: String], storage: String
     ) {
         self.directory = directory
         self.configPath = directory.appendingPathComponent("gateway.yaml").path
@@ -172,6 +174,7 @@ final class WebhookHarness: Sendable {
         self.gatewayClient = gatewayClient
         self.shopToken = shopToken
         self.environment = environment
+        self.storage = storage
     }
 
     /// Runs the CLI to completion (with the harness's config unless `withConfig` is false: `store copy` names its
@@ -410,15 +413,17 @@ final class WebhookHarness: Sendable {
         throw WaitTimeout(what: "the store to record \(ids.count) events as delivered")
     }
 
-    /// Every planted and Klarna-created secret, and everything they must not appear in: every process's output,
-    /// and every SQLite file in the directory (the store, its copies, the audit trail, with their WAL files).
-    func searchForSecrets() async throws {
+    /// Every planted and Klarna-created secret (and `planted`, a test's own), and everything they must not appear in:
+    /// every process's output (and whatever a test added to `outputs`), and every SQLite file in the directory (the store, its copies, the audit trail, with their WAL files).
+    func searchForSecrets(also planted: [String] = []) async throws {
         let secrets = try await signingKeySecrets() + [Self.acquirerKey, Self.ordersSecret, Self.ledgerSecret, secretPart(ofPrivateKeyPEM: gatewayClient.privateKeyPEM)]
+            + planted
         #expect(try await signingKeySecrets().count >= 1, "the simulator created a signing key")
         var haystacks = outputs.withLockedValue { $0 }
         if let running = gateway.withLockedValue({ $0 }) { haystacks.append(running.process.stdout + running.process.stderr) }
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains(".sqlite") }
-        #expect(files.contains("gateway.sqlite") && files.contains("audit.sqlite"))
+        // The store is a file here unless it is in PostgreSQL; the trail always is.
+        #expect((files.contains("gateway.sqlite") || storage.hasPrefix("postgres")) && files.contains("audit.sqlite"))
         for name in files {
             if let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) {
                 haystacks.append(String(decoding: data, as: UTF8.self))

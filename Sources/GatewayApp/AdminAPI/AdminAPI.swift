@@ -26,6 +26,9 @@ public struct AdminAPI: Sendable {
     let audit: AdminAuditTrail?
     /// Called after a change is committed: the gateway reloads now instead of at its next poll.
     let applied: @Sendable () -> Void
+    /// The running gateway's configuration, for what a change needs of it (Klarna's CA for a signing key's rotation,
+    /// the webhook routes a destination's removal is checked against); nil over a bare store.
+    let gatewayConfig: @Sendable () -> GatewayConfig?
     /// Whether `GET /admin/v1/audit/verification` is running: it reads the whole trail, so one at a time.
     let verification = NIOLockedValueBox(false)
     /// The loop records are made on.
@@ -35,8 +38,9 @@ public struct AdminAPI: Sendable {
     /// Makes the API over a store, the gateway's journal and its run-time state.
     public init(
         service: AdminService, journal: any CallJournal, runtime: ProxyRuntime, audit: AdminAuditTrail?, backoff: AdminBackoff = AdminBackoff(),
-        eventLoop: any EventLoop, logger: Logger, applied: @escaping @Sendable () -> Void
+        eventLoop: any EventLoop, logger: Logger, config: @escaping @Sendable () -> GatewayConfig? = { nil }, applied: @escaping @Sendable () -> Void
     ) {
+        self.gatewayConfig = config
         self.service = service
         self.journal = journal
         self.backoff = backoff
@@ -51,7 +55,7 @@ public struct AdminAPI: Sendable {
     public init(service: AdminService, gateway: GatewayService, audit: AdminAuditTrail?, logger: Logger, backoff: AdminBackoff = AdminBackoff()) {
         self.init(
             service: service, journal: gateway.runtime.journal, runtime: gateway.runtime, audit: audit, backoff: backoff,
-            eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger, applied: { gateway.requestReload() })
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger, config: { gateway.config }, applied: { gateway.requestReload() })
     }
 
     /// The release calendar in force, to check pins against.
