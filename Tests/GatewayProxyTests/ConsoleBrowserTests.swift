@@ -206,6 +206,7 @@ struct ConsoleBrowserTests {
         let before = try #require(try await api.gw.admin.store.partner(id: "acq"))
         let adminFingerprint = (0..<64).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
         let hookSecret = AdminAPIWebhookTests.random("whsec_PLANTEDconsoleHook")
+        let hookSecret2 = AdminAPIWebhookTests.random("PLANTEDconsoleHookReplaced")
         let keySecret = AdminAPIWebhookTests.random("PLANTEDconsoleKey")
         let out = repository.appendingPathComponent(".build/console-screenshots")
         let run = try await ChildProcess.run(
@@ -217,7 +218,7 @@ struct ConsoleBrowserTests {
                 "KGW_CONSOLE_NEW_API_KEY": newKey, "KGW_CONSOLE_NEW_CERT": identity.certificatePEM, "KGW_CONSOLE_NEW_KEY": identity.privateKeyPEM,
                 "KGW_CONSOLE_NEW_FINGERPRINT": try ClientCertificate(pem: identity.certificatePEM).fingerprint,
                 "KGW_CONSOLE_BUSY_PARTNER": "acq_live", "KGW_CONSOLE_SPARE_PARTNER": "spare",
-                "KGW_CONSOLE_ADMIN_FINGERPRINT": adminFingerprint, "KGW_CONSOLE_HOOK_SECRET": hookSecret, "KGW_CONSOLE_KEY_SECRET": keySecret,
+                "KGW_CONSOLE_ADMIN_FINGERPRINT": adminFingerprint, "KGW_CONSOLE_HOOK_SECRET": hookSecret, "KGW_CONSOLE_HOOK_SECRET_2": hookSecret2, "KGW_CONSOLE_KEY_SECRET": keySecret,
             ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
         let report = try JSONValue.parse(Array((run.stdout.split(separator: "\n").last.map(String.init) ?? "{}").utf8))
         #expect(run.status == 0, "the security account's browser run failed:\n\(run.stdout.suffix(6000))\n\(run.stderr.suffix(3000))")
@@ -247,7 +248,8 @@ struct ConsoleBrowserTests {
         #expect(directory.keys.secret(partner: "acq", keyID: "console-key")?.exposedValue == keySecret)
         #expect(try await api.gw.admin.listWebhookKeys(partnerID: "acq").count == 2, "the key added and the rotated one")
         for (key, operation) in [
-            ("destination_add_request_id", "admin.addWebhookDestination"), ("destination_remove_request_id", "admin.removeWebhookDestination"),
+            ("destination_add_request_id", "admin.addWebhookDestination"), ("destination_replace_request_id", "admin.replaceWebhookDestination"),
+            ("destination_remove_request_id", "admin.removeWebhookDestination"),
             ("key_add_request_id", "admin.addWebhookKey"), ("rotate_request_id", "admin.rotateWebhookKey"),
         ] {
             let records = try await api.auditRecords(report[key]?.stringValue)
@@ -283,7 +285,7 @@ struct ConsoleBrowserTests {
         let keyBody = identity.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
         let planted = [
             newKey, spareKey, secretPart(ofPrivateKeyPEM: identity.privateKeyPEM), String(keyBody.suffix(40)),
-            secretPart(ofPrivateKeyPEM: spare.privateKeyPEM), hookSecret, keySecret,
+            secretPart(ofPrivateKeyPEM: spare.privateKeyPEM), hookSecret, hookSecret2, keySecret,
         ]
         for secret in planted {
             let leaked = (dump + run.stdout + run.stderr).contains(secret)

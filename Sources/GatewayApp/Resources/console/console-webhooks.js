@@ -33,6 +33,34 @@ async function showDestinations(section, tell) {
       } catch (error) { tell(`Remove refused: ${errorText(error)}`, true); }
       await showDestinations(section, tell);
     }, !isSecurity());
+  const replacing = el('div', { id: 'destination-replace' });
+  // "Change…": the API replaces a destination whole under its etag, so its secret is typed again (it is sealed and
+  // never answered); left empty, the destination's deliveries are no longer signed.
+  const change = (d) => {
+    const button = el('button', { type: 'button', class: 'secondary', id: `destination-change-${d.name}`, disabled: !isSecurity() }, `Change ${d.name}…`);
+    button.addEventListener('click', () => {
+      const newURL = el('input', { id: 'destination-new-url', type: 'url', required: true, autocomplete: 'off', maxlength: 2048, spellcheck: 'false', value: d.url });
+      const newSecret = el('input', { id: 'destination-new-secret', type: 'password', autocomplete: 'off', spellcheck: 'false', maxlength: 4096 });
+      const form = el('form', { id: 'destination-replace-form' }, el('label', { class: 'wide' }, 'URL', newURL),
+        el('label', {}, 'Signing secret (typed again, or a new one)', newSecret), el('button', { type: 'submit' }, `Replace ${d.name}`));
+      form.addEventListener('submit', async (event) => {
+        event.preventDefault();
+        const body = { url: newURL.value.trim() };
+        if (newSecret.value) body.secret = newSecret.value;
+        newSecret.value = '';
+        try {
+          const { json: now, requestID } = await call('PUT', `/admin/v1/webhooks/destinations/${encodeURIComponent(d.name)}`, { ifMatch: d.etag, body });
+          tell(`Destination ${now.name} replaced (request ${requestID}): secret ${reference(now.secret)}.`);
+        } catch (error) { tell(`Replace refused: ${errorText(error)} (the secret field was emptied)`, true); }
+        await showDestinations(section, tell);
+      });
+      replacing.replaceChildren(el('h4', {}, `Replace destination ${d.name}`),
+        el('p', { class: 'note' }, 'The destination is replaced whole: its secret is sealed and never shown, so type it again (or a new one); left empty, deliveries to it are no longer signed. A client certificate is changed with the API or the CLI.'),
+        form);
+      newURL.focus();
+    });
+    return button;
+  };
   const name = el('input', { id: 'destination-name', required: true, autocomplete: 'off', maxlength: 64, spellcheck: 'false' });
   const url = el('input', { id: 'destination-url', type: 'url', required: true, autocomplete: 'off', maxlength: 2048, spellcheck: 'false', placeholder: 'https (http to loopback only)' });
   const secret = el('input', { id: 'destination-secret', type: 'password', autocomplete: 'off', spellcheck: 'false', maxlength: 4096 });
@@ -58,20 +86,23 @@ async function showDestinations(section, tell) {
   });
   section.replaceChildren(el('h3', { id: 'webhook-destinations-title' }, 'Destinations'),
     table('Webhook destinations', [{ title: 'Name' }, { title: 'URL' }, { title: 'Secret' }, { title: 'Client certificate (SHA-256)' }, { title: 'Action' }],
-      json.destinations.map((d) => [d.name, el('span', { class: 'mono' }, d.url), reference(d.secret), el('span', { class: 'mono' }, d.client_certificate_fingerprint ?? '—'), remove(d)])),
-    form);
+      json.destinations.map((d) => [d.name, el('span', { class: 'mono' }, d.url), reference(d.secret), el('span', { class: 'mono' }, d.client_certificate_fingerprint ?? '—'),
+        el('span', { class: 'actions' }, change(d), remove(d))])),
+    replacing, form);
 }
 
 async function showKeys(section, tell, partners) {
   const { json } = await call('GET', '/admin/v1/webhooks/keys');
-  const remove = (k) => confirmButton(`key-remove-${k.partner_id}-${k.key_id}`, `Remove ${k.key_id}…`,
+  // Klarna's key ids are long KRNs: the button says "Remove key…" (its accessible name and the question name the key),
+  // so that the id column keeps the row's width on a phone.
+  const remove = (k) => named(confirmButton(`key-remove-${k.partner_id}-${k.key_id}`, 'Remove key…',
     `Remove signing key ${k.key_id} of ${k.partner_id}? Events signed with it are refused from now on.`, `Yes, remove ${k.key_id}`, async () => {
       try {
         const { requestID } = await call('DELETE', `/admin/v1/webhooks/keys/${encodeURIComponent(k.partner_id)}/${encodeURIComponent(k.key_id)}`);
         tell(`Signing key ${k.key_id} removed (request ${requestID}).`);
       } catch (error) { tell(`Remove refused: ${errorText(error)}`, true); }
       await showKeys(section, tell, partners);
-    }, !isSecurity());
+    }, !isSecurity()), `Remove signing key ${k.key_id} of ${k.partner_id}`);
   const choose = (id) => el('select', { id }, partners.map((p) => el('option', { value: p.id }, p.id)));
   const partner = choose('key-partner');
   const keyID = el('input', { id: 'key-id', required: true, autocomplete: 'off', maxlength: 256, spellcheck: 'false' });
@@ -144,4 +175,10 @@ async function showEvents(section, tell, filter = '') {
       json.events.map((e) => [open(e), e.event_type, e.merchant_id ?? '—', e.received, state(e.state), deliveries(e), replay(e)])),
     ...(mayChange() ? [] : [el('p', { id: 'events-read-only', class: 'note' }, 'Your role is viewer: a replay needs an operator or security account.')]),
     shown);
+}
+
+/** `box` (a confirmButton) with `label` as its button's accessible name. */
+function named(box, label) {
+  box.querySelector('button').setAttribute('aria-label', label);
+  return box;
 }
