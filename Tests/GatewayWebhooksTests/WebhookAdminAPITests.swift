@@ -18,15 +18,18 @@ import Testing
     }
 
     @Test(
-        "webhook changes through the served admin API take effect on a PostgreSQL store",
+        "webhook changes through the served admin API take effect on a PostgreSQL store, and at once on another instance that does not poll",
         .enabled(if: TestPostgres.serverURL != nil || TestPostgres.required, "needs PostgreSQL: run under bin/with-postgres"),
         .timeLimit(.minutes(3)))
     func changesTakeEffectOnPostgres() async throws {
-        try await Self.changesTakeEffect(storage: try await webhookTestDatabase("kgw_webhooks_admin_"))
+        try await Self.changesTakeEffect(storage: try await webhookTestDatabase("kgw_webhooks_admin_"), secondInstance: true)
     }
 
-    static func changesTakeEffect(storage: String) async throws {
+    /// With `secondInstance`, another instance of the store runs beside the one whose API is called, with polling off
+    /// (an hour between polls), so only PostgreSQL's change notification can bring it the changes.
+    static func changesTakeEffect(storage: String, secondInstance: Bool = false) async throws {
         try await withWebhooks(storage: storage) { hooks in
+            let other = secondInstance ? try await hooks.serveAnother(nodeID: "webhook-node-b", extra: ["KGW_RELOAD_INTERVAL_MS": "3600000"]) : nil
             // The token is printed alone on stdout; whatever the CLI says on stderr comes with it here.
             func token(_ output: String) throws -> String {
                 try #require(output.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("adm_kgw_") }.map(String.init), "no token in: \(output)")
@@ -68,6 +71,12 @@ import Testing
             #expect(delivered.first { $0.header("webhook-id") == eventID }?.verifies(secret: freshSecret) == true, "signed with the new secret")
             #expect(delivered.first?.path == "/fresh")
             try await hooks.waitForStoreDelivered([eventID])
+            if let other {
+                let otherEvent = "api-event-b-" + UUID().uuidString.prefix(8)
+                #expect(try await hooks.postSigned(eventID: otherEvent, keyID: "api-key-1", secret: keySecret, port: other.webhooks) == 200,
+                        "the other instance accepts an event signed with the key added through this one's API")
+                try await hooks.waitForDelivered(fresh, ids: [otherEvent])
+            }
 
             // Replayed through the API (operator): delivered once more.
             let replay = try await send("POST", "/admin/v1/webhooks/events/\(eventID)/replay", token: operatorToken)
@@ -101,18 +110,28 @@ import Testing
             let removed = try await send("DELETE", "/admin/v1/webhooks/keys/acq/api-key-1", token: security)
             #expect(removed.status == 200, "\(removed.text)")
             changes.append(("admin.removeWebhookKey", try #require(removed.header("Klarna-Gateway-Request-Id"))))
-            var refused = 0
-            for attempt in 0..<200 where refused != 401 {
-                let client = hooks.webhookClient()
-                let body = Array(#"{"metadata":{"event_type":"payment.transaction.captured","event_id":"late-\#(attempt)","subject_account_id":"krn:partner:global:account:test:M1"}}"#.utf8)
-                refused = (try? await client.send("POST", "/klarna/webhooks/acq", headers: [
-                    ("Content-Type", "application/json"), ("Klarna-Signing-Key-Id", "api-key-1"),
-                    ("Klarna-Signature", KlarnaWebhookSignature.sign(body: body, secret: Secret(keySecret))),
-                ], body: body))?.status ?? 0
-                try? await client.close()
-                if refused != 401 { try await Task.sleep(for: .milliseconds(50)) }
+            // An instance's answer to an event signed with the removed key, once it is 401 (or after 10 s).
+            func refusal(port: Int) async throws -> Int {
+                var status = 0
+                for attempt in 0..<200 where status != 401 {
+                    let client = TestHTTPClient(port: port, tls: TestTLS(trustRootsPEM: hooks.internalCA.certificatePEM))
+                    let body = Array(#"{"metadata":{"event_type":"payment.transaction.captured","event_id":"late-\#(port)-\#(attempt)","subject_account_id":"krn:partner:global:account:test:M1"}}"#.utf8)
+                    status = (try? await client.send("POST", "/klarna/webhooks/acq", headers: [
+                        ("Content-Type", "application/json"), ("Klarna-Signing-Key-Id", "api-key-1"),
+                        ("Klarna-Signature", KlarnaWebhookSignature.sign(body: body, secret: Secret(keySecret))),
+                    ], body: body))?.status ?? 0
+                    try? await client.close()
+                    if status != 401 { try await Task.sleep(for: .milliseconds(50)) }
+                }
+                return status
             }
-            #expect(refused == 401, "an event signed with the removed key is refused")
+            #expect(try await refusal(port: hooks.webhooksPort) == 401, "an event signed with the removed key is refused")
+            if let other {
+                #expect(try await refusal(port: other.webhooks) == 401, "and by the other instance")
+                other.process.kill(SIGTERM)
+                _ = try await other.process.wait()
+                hooks.outputs.withLockedValue { $0.append(other.process.stdout + other.process.stderr) }
+            }
 
             // Each change is an intent and an outcome by the admin in the served trail; the refusal one record.
             try await client.close()

@@ -49,6 +49,8 @@ final class WebhookHarness: Sendable {
     /// Every process the harness ran (the gateway's runs and every CLI run), for the secret search.
     let outputs = NIOLockedValueBox<[String]>([])
     let gateway = NIOLockedValueBox<(process: ChildProcess, loopback: Int, webhooks: Int, admin: Int)?>(nil)
+    /// Instances started beside it (`serveAnother`), stopped with the harness if a test has not stopped them.
+    let others = NIOLockedValueBox<[ChildProcess]>([])
     /// `KGW_` overrides for every `serve`.
     let environment: [String: String]
     /// The store every instance shares: a SQLite file in the directory, or a `postgres://` URL.
@@ -208,6 +210,21 @@ final class WebhookHarness: Sendable {
         }
         let ports = (loopback: try port("loopback"), webhooks: try port("webhooks"), admin: try port("admin"))
         gateway.withLockedValue { $0 = (process, ports.loopback, ports.webhooks, ports.admin) }
+    }
+
+    /// Starts one more instance of the same store beside the running one, with its own node id, audit trail and
+    /// checkpoint file and `extra` settings; the caller stops it. Answers the process and its webhook listener's port.
+    func serveAnother(nodeID: String, extra: [String: String] = [:]) async throws -> (process: ChildProcess, webhooks: Int) {
+        let environment = environment.merging(extra) { $1 }.merging([
+            "KGW_NODE_ID": nodeID, "KGW_AUDIT__PATH": "audit-\(nodeID).sqlite", "KGW_AUDIT__CHECKPOINT_FILE": "checkpoints-\(nodeID).jsonl",
+        ]) { $1 }
+        let process = try ChildProcess(
+            ChildProcess.productPath("klarna-gateway"), ["serve", "--config", configPath], environment: environment, directory: directory)
+        others.withLockedValue { $0.append(process) }
+        try await process.waitForOutput("klarna-gateway serving")
+        let field = process.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).first { $0.hasPrefix("webhooks=") }
+        guard let field, let port = Int(field.dropFirst("webhooks=".count)) else { throw WaitTimeout(what: "webhooks= in \(process.stdout)") }
+        return (process, port)
     }
 
     /// Sends `signal` to the running gateway (SIGHUP: reload now).
@@ -440,6 +457,10 @@ final class WebhookHarness: Sendable {
 
     func stop() async {
         try? await stopGateway(SIGTERM)
+        for process in others.withLockedValue({ $0 }) {
+            process.kill(SIGTERM)
+            _ = try? await process.wait()
+        }
         simulator.kill(SIGTERM)
         _ = try? await simulator.wait()
         try? await control.close()
