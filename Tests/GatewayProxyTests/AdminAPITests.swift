@@ -460,6 +460,32 @@ struct AdminAPITests {
             try await api.gw.admin.addWebhookKey(partnerID: "acq", keyID: "doc-key", secret: Secret(AdminAPIWebhookTests.random("doc")))
             _ = try await call("GET", "/admin/v1/webhooks/keys?partner=acq", as: .viewer)
             _ = try await call("GET", "/admin/v1/webhooks/keys?partner=", as: .viewer)
+            // Webhook changes: each answer and refusal of the destinations, keys and events written to.
+            let destination = #"{"name":"doc-new","url":"https://hooks.example/new","secret":"\#(AdminAPIWebhookTests.random("doc"))"}"#
+            let newDestination = try await call("POST", "/admin/v1/webhooks/destinations", as: .security, body: destination)
+            _ = try await call("POST", "/admin/v1/webhooks/destinations", as: .security, body: destination)
+            _ = try await call("POST", "/admin/v1/webhooks/destinations", as: .security, body: #"{"name":"doc-x","url":"ftp://x"}"#)
+            _ = try await call("PUT", "/admin/v1/webhooks/destinations/doc-new", as: .security, body: #"{"url":"https://hooks.example/v2"}"#)
+            _ = try await call("PUT", "/admin/v1/webhooks/destinations/doc-new", as: .security, headers: [("If-Match", AdminAPITests.staleETag)], body: #"{"url":"https://hooks.example/v2"}"#)
+            let replacedDestination = try await call(
+                "PUT", "/admin/v1/webhooks/destinations/doc-new", as: .security, headers: [("If-Match", try #require(newDestination.header("ETag")))],
+                body: #"{"url":"https://hooks.example/v2"}"#)
+            _ = try await call("DELETE", "/admin/v1/webhooks/destinations/doc-new", as: .security, headers: [("If-Match", try #require(replacedDestination.header("ETag")))])
+            _ = try await call("DELETE", "/admin/v1/webhooks/destinations/doc-new", as: .security, headers: [("If-Match", AdminAPITests.staleETag)])
+            let key = #"{"partner_id":"acq","key_id":"doc-key-2","secret":"\#(AdminAPIWebhookTests.random("doc"))"}"#
+            _ = try await call("POST", "/admin/v1/webhooks/keys", as: .security, body: key)
+            _ = try await call("POST", "/admin/v1/webhooks/keys", as: .security, body: key)
+            _ = try await call("POST", "/admin/v1/webhooks/keys", as: .operator, body: key)
+            _ = try await call("POST", "/admin/v1/webhooks/keys/rotate", as: .security, body: #"{"partner_id":"acq"}"#)
+            _ = try await call("POST", "/admin/v1/webhooks/keys/rotate", as: .security, body: #"{"partner_id":"ghost"}"#)
+            _ = try await call("DELETE", "/admin/v1/webhooks/keys/acq/doc-key-2", as: .security)
+            _ = try await call("DELETE", "/admin/v1/webhooks/keys/acq/doc-key-2", as: .security)
+            _ = try await call("GET", "/admin/v1/webhooks/events/doc-ev2", as: .viewer)
+            _ = try await call("GET", "/admin/v1/webhooks/events/ghost", as: .viewer)
+            _ = try await call("POST", "/admin/v1/webhooks/events/doc-ev2/replay", as: .operator, body: #"{"destination":"doc-hooks"}"#)
+            _ = try await call("POST", "/admin/v1/webhooks/events/doc-ev2/replay", as: .operator)
+            _ = try await call("POST", "/admin/v1/webhooks/events/ghost/replay", as: .operator)
+            _ = try await call("POST", "/admin/v1/webhooks/events/doc-ev2/replay", as: .operator, body: "[]")
             #expect(Set(answers.map(\.2.status)) == [200, 201, 400, 401, 403, 404, 409, 412, 413, 422, 428])
 
             let document = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

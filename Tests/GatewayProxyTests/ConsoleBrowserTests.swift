@@ -2,6 +2,7 @@ import Foundation
 @testable import GatewayApp
 import GatewayCore
 import GatewayTestSupport
+import GatewayWebhooks
 import GRDB
 import Testing
 
@@ -51,6 +52,10 @@ struct ConsoleBrowserTests {
             let calendar = api.gw.service.runtime.snapshots.current.releases.releases.suffix(2).flatMap { release in
                 [("test", release.test), ("live", release.live)].compactMap { environment, day in day.map { "\(release.id) \(environment) \($0)" } }
             }.joined(separator: ";")
+            // An event with a dead delivery for the webhooks page, replayed there by the operator; its body's marker
+            // must be in no page (the console shows a body's size and hash only).
+            let bodyMarker = AdminAPIWebhookTests.random("PLANTEDconsoleBody")
+            try await Self.storeDeadEvent(api, bodyMarker: bodyMarker)
             for (width, merchant) in [(1280, "c07321"), (390, "c04242")] {
                 let refused = try await client.send("GET", "/v2/accounts/nobody" + AuditTrailTests.transaction, headers: [api.gw.bearer("checkout")])
                 #expect(refused.status >= 400)
@@ -122,6 +127,12 @@ struct ConsoleBrowserTests {
                 #expect(try await api.gw.admin.store.rollouts().isEmpty)
                 let actions = try await api.gw.admin.store.adminEvents().filter { $0.actor == "admin:operator-admin" }.map(\.action)
                 #expect(actions.suffix(2) == ["releases.rollout", "releases.rollback"], "\(actions)")
+                // The replay made on the webhooks page: the operator's intent and outcome, the delivery due again.
+                let replay = try await api.auditRecords(report["replay_request_id"]?.stringValue)
+                #expect(replay.map(\.0) == ["intent", "outcome"] && replay.allSatisfy { $0.1 == "admin:operator-admin" && $0.4 == "admin.replayWebhookEvent" }, "\(replay)")
+                #expect(try await api.gw.admin.webhookStore.webhookDeliveries(eventID: "console-event").first?.state == .pending)
+                // Dead again, for the next width's replay.
+                try await Self.storeDeadEvent(api, bodyMarker: bodyMarker, again: true)
 
                 // Every page's DOM, input values, cookies, storage and console log, searched for every secret.
                 let dump = try String(contentsOf: out.appendingPathComponent("dump.txt"), encoding: .utf8)
@@ -129,7 +140,9 @@ struct ConsoleBrowserTests {
                 let holdsPages = dump.contains("Requests/s")
                 #expect(holdsPages, "the dump holds the pages")
                 try await api.expectNoSecret(in: dump + run.stdout + run.stderr)
-                for page in ["login", "overview", "merchants", "merchant", "merchant-added", "merchants-import", "merchant-removed", "audit", "callers", "releases", "rate-limits", "policies"] {
+                let bodyShown = dump.contains(bodyMarker)
+                #expect(!bodyShown, "an event's body is in a page")
+                for page in ["login", "overview", "merchants", "merchant", "merchant-added", "merchants-import", "merchant-removed", "audit", "callers", "releases", "rate-limits", "policies", "webhooks"] {
                     #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-\(width).png").path), "screenshot \(page) at \(width) px")
                 }
             }
@@ -155,6 +168,29 @@ struct ConsoleBrowserTests {
         }
     }
 
+    /// Stores the event `console-event` (m1's) with a delivery to `console-sink` that ran out of attempts; with
+    /// `again`, marks the replayed delivery dead once more.
+    static func storeDeadEvent(_ api: AdminAPIHarness, bodyMarker: String, again: Bool = false) async throws {
+        let store = try api.gw.admin.webhookStore
+        if !again {
+            try await api.gw.admin.addWebhookDestination(name: "console-sink", url: "http://127.0.0.1:9/sink", secret: nil, clientCertificatePEM: nil, clientKeyPEM: nil)
+            let account = try await api.gw.admin.showMerchant(id: "m1").account.rawValue
+            _ = try await store.saveWebhookEvents([
+                NewWebhookEvent(
+                    event: WebhookEventRecord(
+                        eventID: "console-event", partnerID: "acq", signingKeyID: "k1", eventType: "payment.transaction.captured", account: account,
+                        merchantID: "m1", receivedAtMicros: UTCTime.nowMicros(), state: .pending, body: Array(#"{"marker":"\#(bodyMarker)"}"#.utf8)),
+                    destinations: ["console-sink"])
+            ])
+        }
+        let attempt = (try await store.webhookAttempts(eventID: "console-event").map(\.attempt).max() ?? 0) + 1
+        try await store.completeWebhookDeliveries([
+            WebhookDeliveryOutcome(
+                eventID: "console-event", destination: "console-sink", nodeID: "console-node", attempt: attempt, state: .dead, nextAttemptMicros: 0, status: nil,
+                error: "connection refused", timeMicros: UTCTime.nowMicros())
+        ])
+    }
+
     /// The security account's walk (after the others, since it gives the data plane's partner a certificate the
     /// simulator does not know): an admin added and removed, a partner's credentials uploaded and its settings changed,
     /// a partner in use refused removal and a spare one removed; every change in the store and the trail as the
@@ -168,6 +204,10 @@ struct ConsoleBrowserTests {
         let newKey = "klarna_test_api_CONSOLE" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
         let identity = try TestPKI(name: "console upload CA").issueClient(commonName: "acq-console")
         let before = try #require(try await api.gw.admin.store.partner(id: "acq"))
+        let adminFingerprint = (0..<64).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
+        let hookSecret = AdminAPIWebhookTests.random("whsec_PLANTEDconsoleHook")
+        let hookSecret2 = AdminAPIWebhookTests.random("PLANTEDconsoleHookReplaced")
+        let keySecret = AdminAPIWebhookTests.random("PLANTEDconsoleKey")
         let out = repository.appendingPathComponent(".build/console-screenshots")
         let run = try await ChildProcess.run(
             "/usr/bin/python3", [repository.appendingPathComponent("bin/console-browser-check").path],
@@ -178,6 +218,7 @@ struct ConsoleBrowserTests {
                 "KGW_CONSOLE_NEW_API_KEY": newKey, "KGW_CONSOLE_NEW_CERT": identity.certificatePEM, "KGW_CONSOLE_NEW_KEY": identity.privateKeyPEM,
                 "KGW_CONSOLE_NEW_FINGERPRINT": try ClientCertificate(pem: identity.certificatePEM).fingerprint,
                 "KGW_CONSOLE_BUSY_PARTNER": "acq_live", "KGW_CONSOLE_SPARE_PARTNER": "spare",
+                "KGW_CONSOLE_ADMIN_FINGERPRINT": adminFingerprint, "KGW_CONSOLE_HOOK_SECRET": hookSecret, "KGW_CONSOLE_HOOK_SECRET_2": hookSecret2, "KGW_CONSOLE_KEY_SECRET": keySecret,
             ], directory: FileManager.default.temporaryDirectory, timeout: .seconds(300))
         let report = try JSONValue.parse(Array((run.stdout.split(separator: "\n").last.map(String.init) ?? "{}").utf8))
         #expect(run.status == 0, "the security account's browser run failed:\n\(run.stdout.suffix(6000))\n\(run.stderr.suffix(3000))")
@@ -193,8 +234,27 @@ struct ConsoleBrowserTests {
                     AND operation_id IN ('admin.addAdmin', 'admin.removeAdmin') ORDER BY seq
                     """)
         }
-        #expect(adminChanges == ["admin.addAdmin", "admin.removeAdmin"], "\(adminChanges)")
+        #expect(adminChanges == ["admin.addAdmin", "admin.removeAdmin", "admin.addAdmin"], "\(adminChanges)")
         #expect(try await api.auditRecords(report["admin_remove_request_id"]?.stringValue).map(\.0) == ["intent", "outcome"])
+        // The certificate-only admin added there: no token, its fingerprint bound.
+        let certificateAdmin = try await api.gw.admin.listAdmins().first { $0.name == "console-cert-390" }
+        #expect(certificateAdmin?.hasToken == false && certificateAdmin?.certificateFingerprint == adminFingerprint && certificateAdmin?.role == .operator)
+        #expect(try await api.auditRecords(report["cert_admin_request_id"]?.stringValue).map(\.0) == ["intent", "outcome"])
+
+        // The webhook changes made there: the destination added and removed, the key sealed opening to what was typed,
+        // the rotation at Klarna; each the security admin's intent and outcome.
+        #expect(try await api.gw.admin.webhookStore.webhookDestinations().contains { $0.name == "console-hook" } == false)
+        let directory = try await CredentialLoader(store: api.gw.admin.store, sealer: api.gw.admin.sealer).loadWebhookDirectory(routesPath: nil)
+        #expect(directory.keys.secret(partner: "acq", keyID: "console-key")?.exposedValue == keySecret)
+        #expect(try await api.gw.admin.listWebhookKeys(partnerID: "acq").count == 2, "the key added and the rotated one")
+        for (key, operation) in [
+            ("destination_add_request_id", "admin.addWebhookDestination"), ("destination_replace_request_id", "admin.replaceWebhookDestination"),
+            ("destination_remove_request_id", "admin.removeWebhookDestination"),
+            ("key_add_request_id", "admin.addWebhookKey"), ("rotate_request_id", "admin.rotateWebhookKey"),
+        ] {
+            let records = try await api.auditRecords(report[key]?.stringValue)
+            #expect(records.map(\.0) == ["intent", "outcome"] && records.allSatisfy { $0.1 == "admin:security-admin" && $0.4 == operation }, "\(key): \(records)")
+        }
 
         // The credentials uploaded there: sealed as the next versions, opening to what was typed in.
         let after = try #require(try await api.gw.admin.store.partner(id: "acq"))
@@ -225,7 +285,7 @@ struct ConsoleBrowserTests {
         let keyBody = identity.privateKeyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
         let planted = [
             newKey, spareKey, secretPart(ofPrivateKeyPEM: identity.privateKeyPEM), String(keyBody.suffix(40)),
-            secretPart(ofPrivateKeyPEM: spare.privateKeyPEM),
+            secretPart(ofPrivateKeyPEM: spare.privateKeyPEM), hookSecret, hookSecret2, keySecret,
         ]
         for secret in planted {
             let leaked = (dump + run.stdout + run.stderr).contains(secret)
@@ -233,7 +293,7 @@ struct ConsoleBrowserTests {
         }
         try await api.expectNoSecret(in: dump + run.stdout + run.stderr)
         try await AdminAPIPartnerCredentialTests.expectNowhere(planted, after: [], in: api, recordedAs: "admin.replacePartnerCredentials")
-        for page in ["admins", "partner", "partner-removed"] {
+        for page in ["admins", "webhooks", "partner", "partner-removed"] {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(page)-390.png").path), "screenshot \(page)")
         }
     }

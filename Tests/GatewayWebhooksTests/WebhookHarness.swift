@@ -49,8 +49,12 @@ final class WebhookHarness: Sendable {
     /// Every process the harness ran (the gateway's runs and every CLI run), for the secret search.
     let outputs = NIOLockedValueBox<[String]>([])
     let gateway = NIOLockedValueBox<(process: ChildProcess, loopback: Int, webhooks: Int, admin: Int)?>(nil)
+    /// Instances started beside it (`serveAnother`), stopped with the harness if a test has not stopped them.
+    let others = NIOLockedValueBox<[ChildProcess]>([])
     /// `KGW_` overrides for every `serve`.
     let environment: [String: String]
+    /// The store every instance shares: a SQLite file in the directory, or a `postgres://` URL.
+    let storage: String
 
     /// `storage` is the store every instance shares: a SQLite file in the directory, or a `postgres://` URL.
     static func start(environment: [String: String] = [:], storage: String = "gateway.sqlite") async throws -> WebhookHarness {
@@ -136,7 +140,7 @@ final class WebhookHarness: Sendable {
         let harness = WebhookHarness(
             directory: directory, simulator: simulator, simulatorPort: ports[0], control: TestHTTPClient(port: ports[1], tls: nil), admin: admin,
             orders: orders, ledger: ledger, acquirer: acquirer, klarnaCA: klarnaCA, internalCA: internalCA, gatewayClient: gatewayClient, shopToken: token,
-            environment: environment)
+            environment: environment, storage: storage)
         // Destinations through the CLI, as an operator adds them; the routes name them, so they come first.
         try write("orders-secret", ordersSecret)
         try write("ledger-secret", ledgerSecret)
@@ -156,7 +160,7 @@ final class WebhookHarness: Sendable {
     private init(
         directory: URL, simulator: ChildProcess, simulatorPort: Int, control: TestHTTPClient, admin: AdminService, orders: WebhookReceiver,
         ledger: WebhookReceiver, acquirer: SimulatorPKI.Identity, klarnaCA: SimulatorPKI, internalCA: SimulatorPKI, gatewayClient: SimulatorPKI.Identity,
-        shopToken: String, environment: [String: String]
+        shopToken: String, environment: [String: String], storage: String
     ) {
         self.directory = directory
         self.configPath = directory.appendingPathComponent("gateway.yaml").path
@@ -172,6 +176,7 @@ final class WebhookHarness: Sendable {
         self.gatewayClient = gatewayClient
         self.shopToken = shopToken
         self.environment = environment
+        self.storage = storage
     }
 
     /// Runs the CLI to completion (with the harness's config unless `withConfig` is false: `store copy` names its
@@ -205,6 +210,21 @@ final class WebhookHarness: Sendable {
         }
         let ports = (loopback: try port("loopback"), webhooks: try port("webhooks"), admin: try port("admin"))
         gateway.withLockedValue { $0 = (process, ports.loopback, ports.webhooks, ports.admin) }
+    }
+
+    /// Starts one more instance of the same store beside the running one, with its own node id, audit trail and
+    /// checkpoint file and `extra` settings; the caller stops it. Answers the process and its webhook listener's port.
+    func serveAnother(nodeID: String, extra: [String: String] = [:]) async throws -> (process: ChildProcess, webhooks: Int) {
+        let environment = environment.merging(extra) { $1 }.merging([
+            "KGW_NODE_ID": nodeID, "KGW_AUDIT__PATH": "audit-\(nodeID).sqlite", "KGW_AUDIT__CHECKPOINT_FILE": "checkpoints-\(nodeID).jsonl",
+        ]) { $1 }
+        let process = try ChildProcess(
+            ChildProcess.productPath("klarna-gateway"), ["serve", "--config", configPath], environment: environment, directory: directory)
+        others.withLockedValue { $0.append(process) }
+        try await process.waitForOutput("klarna-gateway serving")
+        let field = process.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).first { $0.hasPrefix("webhooks=") }
+        guard let field, let port = Int(field.dropFirst("webhooks=".count)) else { throw WaitTimeout(what: "webhooks= in \(process.stdout)") }
+        return (process, port)
     }
 
     /// Sends `signal` to the running gateway (SIGHUP: reload now).
@@ -410,15 +430,17 @@ final class WebhookHarness: Sendable {
         throw WaitTimeout(what: "the store to record \(ids.count) events as delivered")
     }
 
-    /// Every planted and Klarna-created secret, and everything they must not appear in: every process's output,
-    /// and every SQLite file in the directory (the store, its copies, the audit trail, with their WAL files).
-    func searchForSecrets() async throws {
+    /// Every planted and Klarna-created secret (and `planted`, a test's own), and everything they must not appear in:
+    /// every process's output (and whatever a test added to `outputs`), and every SQLite file in the directory (the store, its copies, the audit trail, with their WAL files).
+    func searchForSecrets(also planted: [String] = []) async throws {
         let secrets = try await signingKeySecrets() + [Self.acquirerKey, Self.ordersSecret, Self.ledgerSecret, secretPart(ofPrivateKeyPEM: gatewayClient.privateKeyPEM)]
+            + planted
         #expect(try await signingKeySecrets().count >= 1, "the simulator created a signing key")
         var haystacks = outputs.withLockedValue { $0 }
         if let running = gateway.withLockedValue({ $0 }) { haystacks.append(running.process.stdout + running.process.stderr) }
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains(".sqlite") }
-        #expect(files.contains("gateway.sqlite") && files.contains("audit.sqlite"))
+        // The store is a file here unless it is in PostgreSQL; the trail always is.
+        #expect((files.contains("gateway.sqlite") || storage.hasPrefix("postgres")) && files.contains("audit.sqlite"))
         for name in files {
             if let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) {
                 haystacks.append(String(decoding: data, as: UTF8.self))
@@ -426,13 +448,19 @@ final class WebhookHarness: Sendable {
         }
         for secret in secrets {
             for (index, haystack) in haystacks.enumerated() {
-                #expect(!haystack.contains(secret), "a secret (\(secret.prefix(4))…) appears in output \(index)")
+                // A Bool, so that a failure does not print the output, and the secret in it, into the test log.
+                let leaked = haystack.contains(secret)
+                #expect(!leaked, "a secret (\(secret.prefix(4))…) appears in output \(index)")
             }
         }
     }
 
     func stop() async {
         try? await stopGateway(SIGTERM)
+        for process in others.withLockedValue({ $0 }) {
+            process.kill(SIGTERM)
+            _ = try? await process.wait()
+        }
         simulator.kill(SIGTERM)
         _ = try? await simulator.wait()
         try? await control.close()

@@ -101,15 +101,7 @@ extension AdminService {
 
     /// Adds or replaces a destination; secrets are sealed, the client key must match the certificate.
     public func addWebhookDestination(name: String, url: String, secret: Secret?, clientCertificatePEM: String?, clientKeyPEM: Secret?) async throws {
-        if let problem = MerchantRecord.problem(withID: name, kind: "destination") { throw AdminError(problem) }
-        try Self.checkDestinationURL(url)
-        guard (clientCertificatePEM == nil) == (clientKeyPEM == nil) else { throw AdminError("--client-cert and --client-key go together") }
-        if clientCertificatePEM != nil, !url.hasPrefix("https://") { throw AdminError("a client certificate needs an https:// destination") }
-        if let pem = clientCertificatePEM, let key = clientKeyPEM {
-            let certificate = try ClientCertificate(pem: pem)
-            try certificate.checkValidity()
-            try certificate.checkPrivateKey(key)
-        }
+        try Self.checkDestination(name: name, url: url, clientCertificatePEM: clientCertificatePEM, clientKeyPEM: clientKeyPEM)
         let existing = try await webhookStore.webhookDestinations().first { $0.name == name }
         let version = max(existing?.secret?.version ?? 0, existing?.clientKey?.version ?? 0) + 1
         let owner = SecretOwner.webhookDestination(name)
@@ -125,12 +117,7 @@ extension AdminService {
 
     /// Removes a destination; refused while a route in `routesPath` still names it.
     public func removeWebhookDestination(name: String, routesPath: String?) async throws {
-        if let routesPath, FileManager.default.fileExists(atPath: routesPath) {
-            let routes = try PolicyLoader.loadWebhookRoutes(path: routesPath, knownDestinations: nil)
-            if let route = routes.routes.first(where: { $0.destinations.contains(name) }) {
-                throw AdminError("the route on line \(route.line) of \(routesPath) names '\(name)'; change the routes first")
-            }
-        }
+        try Self.checkUnrouted(destination: name, routesPath: routesPath)
         let webhooks = try webhookStore
         guard try await changing("webhooks.destinations.remove", name, { try await webhooks.deleteWebhookDestination(name: name) }) else {
             throw AdminError.notFound("destination", name)
@@ -144,6 +131,15 @@ extension AdminService {
         return try await changing("webhooks.replay", detail) {
             try await webhooks.replayWebhookDeliveries(
                 eventID: eventID, destination: destination, includeDelivered: eventID != nil, nowMicros: UTCTime.nowMicros())
+        }
+    }
+
+    /// Refuses a destination's removal while a route of `routesPath` names it (the routes would no longer load).
+    static func checkUnrouted(destination name: String, routesPath: String?) throws {
+        guard let routesPath, FileManager.default.fileExists(atPath: routesPath) else { return }
+        let routes = try PolicyLoader.loadWebhookRoutes(path: routesPath, knownDestinations: nil)
+        if let route = routes.routes.first(where: { $0.destinations.contains(name) }) {
+            throw AdminError("the route on line \(route.line) of \(routesPath) names '\(name)'; change the routes first")
         }
     }
 
@@ -168,6 +164,20 @@ extension AdminService {
     static func checkKeyID(_ keyID: String) throws {
         guard !keyID.isEmpty, keyID.utf8.count <= 256, keyID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw AdminError("a signing key id is 1 to 256 visible ASCII characters")
+        }
+    }
+
+    /// Every rule a destination's name, URL and client certificate follow, checked before anything is written (the
+    /// admin API checks them before it records its intent).
+    static func checkDestination(name: String, url: String, clientCertificatePEM: String?, clientKeyPEM: Secret?) throws {
+        if let problem = MerchantRecord.problem(withID: name, kind: "destination") { throw AdminError(problem) }
+        try checkDestinationURL(url)
+        guard (clientCertificatePEM == nil) == (clientKeyPEM == nil) else { throw AdminError("--client-cert and --client-key go together") }
+        if clientCertificatePEM != nil, !url.hasPrefix("https://") { throw AdminError("a client certificate needs an https:// destination") }
+        if let pem = clientCertificatePEM, let key = clientKeyPEM {
+            let certificate = try ClientCertificate(pem: pem)
+            try certificate.checkValidity()
+            try certificate.checkPrivateKey(key)
         }
     }
 

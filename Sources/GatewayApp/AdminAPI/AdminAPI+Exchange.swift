@@ -80,6 +80,14 @@ extension AdminAPI {
             case .listWebhookDestinations: return try await listWebhookDestinations()
             case .listWebhookEvents: return try await listWebhookEvents()
             case .listWebhookKeys: return try await listWebhookKeys()
+            case .addWebhookDestination: return try await addWebhookDestination()
+            case .replaceWebhookDestination: return try await replaceWebhookDestination(parameters[0])
+            case .removeWebhookDestination: return try await removeWebhookDestination(parameters[0])
+            case .addWebhookKey: return try await addWebhookKey()
+            case .rotateWebhookKey: return try await rotateWebhookKey()
+            case .removeWebhookKey: return try await removeWebhookKey(partner: parameters[0], keyID: Self.decoded(parameters[1]))
+            case .getWebhookEvent: return try await webhookEvent(Self.decoded(parameters[0]))
+            case .replayWebhookEvent: return try await replayWebhookEvent(Self.decoded(parameters[0]))
             }
         }
 

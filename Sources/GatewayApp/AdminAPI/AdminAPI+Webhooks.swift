@@ -15,9 +15,7 @@ extension AdminAPI.Exchange {
         let partner = request.query["partner"]
         // Counted as JSON Schema's maxLength counts, in code points.
         if let partner, partner.isEmpty || partner.unicodeScalars.count > 200 { throw GatewayError(.badRequest, "partner is 1 to 200 characters") }
-        let keys = try await api.service.listWebhookKeys(partnerID: partner).map { key in
-            JSONValue.object([("partner_id", .string(key.partnerID)), ("key_id", .string(key.keyID)), ("sealed_under", .int(key.sealedUnder))])
-        }
+        let keys = try await api.service.listWebhookKeys(partnerID: partner).map(AdminJSON.webhookKey)
         return AdminResponse(.ok, json: .object([("keys", .array(keys))]), requestID: requestID)
     }
 
@@ -49,7 +47,7 @@ extension AdminAPI.Exchange {
 
 extension AdminJSON {
     /// A webhook destination: its URL (which `webhooks destinations add` refuses with credentials in it), its secret and
-    /// client key by reference, its client certificate by fingerprint.
+    /// client key by reference, its client certificate by fingerprint, and its `etag` for a replacement or removal.
     static func webhookDestination(_ record: WebhookDestinationRecord) -> JSONValue {
         .object([
             ("name", .string(record.name)),
@@ -57,7 +55,20 @@ extension AdminJSON {
             ("secret", credential(record.secret)),
             ("client_key", credential(record.clientKey)),
             ("client_certificate_fingerprint", record.clientCertificatePEM.flatMap { try? ClientCertificate(pem: $0) }.map { .string($0.fingerprint) } ?? .null),
+            ("etag", .string(destinationETag(record))),
         ])
+    }
+
+    /// A destination's entity tag: a hash of every stored field, its secrets by reference and version (a replacement
+    /// seals the next version, so it always gives a new tag).
+    static func destinationETag(_ record: WebhookDestinationRecord) -> String {
+        let fields = [record.name, record.url, record.secret?.description ?? "", record.clientCertificatePEM ?? "", record.clientKey?.description ?? ""]
+        return EntityTag.hashing("webhook-destination\u{1E}" + fields.joined(separator: "\u{1F}"))
+    }
+
+    /// A signing key by id and the master key version it is sealed under; nothing of its secret.
+    static func webhookKey(_ key: WebhookKeySummary) -> JSONValue {
+        .object([("partner_id", .string(key.partnerID)), ("key_id", .string(key.keyID)), ("sealed_under", .int(key.sealedUnder))])
     }
 
     /// A webhook event without its body, with each delivery's state.

@@ -28,6 +28,9 @@ public struct AdminAPI: Sendable {
     let ledger: QuotaLeaseDriver?
     /// Called after a change is committed: the gateway reloads now instead of at its next poll.
     let applied: @Sendable () -> Void
+    /// The running gateway's configuration, for what a change needs of it (Klarna's CA for a signing key's rotation,
+    /// the webhook routes a destination's removal is checked against); nil over a bare store.
+    let gatewayConfig: @Sendable () -> GatewayConfig?
     /// Whether `GET /admin/v1/audit/verification` is running: it reads the whole trail, so one at a time.
     let verification = NIOLockedValueBox(false)
     /// The loop records are made on.
@@ -37,8 +40,10 @@ public struct AdminAPI: Sendable {
     /// Makes the API over a store, the gateway's journal and its run-time state.
     public init(
         service: AdminService, journal: any CallJournal, runtime: ProxyRuntime, audit: AdminAuditTrail?, backoff: AdminBackoff = AdminBackoff(),
-        ledger: QuotaLeaseDriver? = nil, eventLoop: any EventLoop, logger: Logger, applied: @escaping @Sendable () -> Void
+        ledger: QuotaLeaseDriver? = nil, eventLoop: any EventLoop, logger: Logger, config: @escaping @Sendable () -> GatewayConfig? = { nil },
+        applied: @escaping @Sendable () -> Void
     ) {
+        self.gatewayConfig = config
         self.service = service
         self.ledger = ledger
         self.journal = journal
@@ -54,7 +59,8 @@ public struct AdminAPI: Sendable {
     public init(service: AdminService, gateway: GatewayService, audit: AdminAuditTrail?, logger: Logger, backoff: AdminBackoff = AdminBackoff()) {
         self.init(
             service: service, journal: gateway.runtime.journal, runtime: gateway.runtime, audit: audit, backoff: backoff,
-            ledger: gateway.quota, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger, applied: { gateway.requestReload() })
+            ledger: gateway.quota, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger, config: { gateway.config },
+            applied: { gateway.requestReload() })
     }
 
     /// The release calendar in force, to check pins against.

@@ -52,6 +52,14 @@ enum AdminAction: String, Sendable {
     case listWebhookDestinations = "admin.listWebhookDestinations"
     case listWebhookEvents = "admin.listWebhookEvents"
     case listWebhookKeys = "admin.listWebhookKeys"
+    case addWebhookDestination = "admin.addWebhookDestination"
+    case replaceWebhookDestination = "admin.replaceWebhookDestination"
+    case removeWebhookDestination = "admin.removeWebhookDestination"
+    case addWebhookKey = "admin.addWebhookKey"
+    case rotateWebhookKey = "admin.rotateWebhookKey"
+    case removeWebhookKey = "admin.removeWebhookKey"
+    case getWebhookEvent = "admin.getWebhookEvent"
+    case replayWebhookEvent = "admin.replayWebhookEvent"
 }
 
 /// One endpoint of the admin API: what it does, its path template and the role it needs.
@@ -118,6 +126,14 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .listWebhookDestinations, method: "GET", template: "/admin/v1/webhooks/destinations", role: .viewer),
         AdminRoute(action: .listWebhookEvents, method: "GET", template: "/admin/v1/webhooks/events", role: .viewer),
         AdminRoute(action: .listWebhookKeys, method: "GET", template: "/admin/v1/webhooks/keys", role: .viewer),
+        AdminRoute(action: .addWebhookDestination, method: "POST", template: "/admin/v1/webhooks/destinations", role: .security),
+        AdminRoute(action: .replaceWebhookDestination, method: "PUT", template: "/admin/v1/webhooks/destinations/{name}", role: .security),
+        AdminRoute(action: .removeWebhookDestination, method: "DELETE", template: "/admin/v1/webhooks/destinations/{name}", role: .security),
+        AdminRoute(action: .addWebhookKey, method: "POST", template: "/admin/v1/webhooks/keys", role: .security),
+        AdminRoute(action: .rotateWebhookKey, method: "POST", template: "/admin/v1/webhooks/keys/rotate", role: .security),
+        AdminRoute(action: .removeWebhookKey, method: "DELETE", template: "/admin/v1/webhooks/keys/{partner}/{key_id}", role: .security),
+        AdminRoute(action: .getWebhookEvent, method: "GET", template: "/admin/v1/webhooks/events/{id}", role: .viewer),
+        AdminRoute(action: .replayWebhookEvent, method: "POST", template: "/admin/v1/webhooks/events/{id}/replay", role: .operator),
     ]
 
     /// `operation_id` of its audit records.

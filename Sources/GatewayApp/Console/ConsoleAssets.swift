@@ -30,6 +30,7 @@ enum ConsoleAssets {
             "console-policies.js": Asset(bytes: PackageResources.console_policies_js, contentType: js),
             "console-admins.js": Asset(bytes: PackageResources.console_admins_js, contentType: js),
             "console-partners.js": Asset(bytes: PackageResources.console_partners_js, contentType: js),
+            "console-webhooks.js": Asset(bytes: PackageResources.console_webhooks_js, contentType: js),
         ]
     }()
 

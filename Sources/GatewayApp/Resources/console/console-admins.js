@@ -13,7 +13,13 @@ export async function render(view) {
   }
   const name = el('input', { id: 'admin-name', required: true, autocomplete: 'off', maxlength: 64, spellcheck: 'false' });
   const role = el('select', { id: 'admin-role' }, ['viewer', 'operator', 'security'].map((r) => el('option', { value: r }, r)));
-  const add = el('form', { id: 'admin-add' }, el('label', {}, 'Name', name), el('label', {}, 'Role', role), el('button', { type: 'submit' }, 'Add admin'));
+  // A certificate fingerprint binds the account to a client certificate; without a token the certificate alone is
+  // the account (no bearer secret to leak), which the API refuses without a fingerprint.
+  const fingerprint = el('input', { id: 'admin-fingerprint', autocomplete: 'off', maxlength: 95, spellcheck: 'false', placeholder: '64 hex digits (optional)' });
+  const noToken = el('input', { id: 'admin-no-token', type: 'checkbox' });
+  const add = el('form', { id: 'admin-add' }, el('label', {}, 'Name', name), el('label', {}, 'Role', role),
+    el('label', { class: 'wide' }, 'Client certificate SHA-256 fingerprint', fingerprint),
+    el('label', { class: 'check' }, el('span', {}, noToken, ' No token: the certificate alone is the account')), el('button', { type: 'submit' }, 'Add admin'));
   const body = el('div', { id: 'admins' });
   view.append(add, body);
 
@@ -46,15 +52,22 @@ export async function render(view) {
       }, a.name === me);
     body.replaceChildren(
       ...message.map((m) => typeof m === 'string' ? el('p', { role: 'alert', id: 'admins-message' }, m) : m),
-      table('Admin accounts', [{ title: 'Name' }, { title: 'Role' }, { title: 'Created (UTC)' }, { title: 'Action' }],
-        json.admins.map((a) => [a.name, a.role, a.created, a.name === me ? el('span', { class: 'muted' }, 'you (remove with another account)') : remove(a)])));
+      table('Admin accounts', [{ title: 'Name' }, { title: 'Role' }, { title: 'Created (UTC)' }, { title: 'Token' }, { title: 'Certificate (SHA-256)' }, { title: 'Action' }],
+        json.admins.map((a) => [a.name, a.role, a.created, a.has_token ? 'yes' : 'no (certificate only)', el('span', { class: 'mono' }, a.certificate_fingerprint ?? '—'),
+          a.name === me ? el('span', { class: 'muted' }, 'you (remove with another account)') : remove(a)])));
   }
   add.addEventListener('submit', async (event) => {
     event.preventDefault();
     try {
-      const { json } = await call('POST', '/admin/v1/admins', { body: { name: name.value.trim(), role: role.value } });
+      const request = { name: name.value.trim(), role: role.value };
+      if (fingerprint.value.trim()) request.certificate_fingerprint = fingerprint.value.trim();
+      if (noToken.checked) request.token = false;
+      const { json, requestID } = await call('POST', '/admin/v1/admins', { body: request });
       name.value = '';
-      await show(...shownOnce(json.admin, json.token));
+      fingerprint.value = '';
+      noToken.checked = false;
+      if (json.token) await show(...shownOnce(json.admin, json.token));
+      else await show(`Admin ${json.admin.name} (${json.admin.role}) added with no token (request ${requestID}): the client certificate ${json.admin.certificate_fingerprint} is the account.`);
     } catch (error) { await show(`Add refused: ${errorText(error)}`); }
   });
   await show();

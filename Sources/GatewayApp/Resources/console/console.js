@@ -10,6 +10,7 @@ import * as rateLimits from './console-rate-limits.js';
 import * as policies from './console-policies.js';
 import * as partners from './console-partners.js';
 import * as admins from './console-admins.js';
+import * as webhooks from './console-webhooks.js';
 
 const pages = {
   overview: { title: 'Overview', render: overview.render },
@@ -22,6 +23,7 @@ const pages = {
   policies: { title: 'Policies', render: policies.render },
   partners: { title: 'Partners', render: partners.render },
   partner: { title: 'Partner', render: partners.renderOne, nav: 'partners' },
+  webhooks: { title: 'Webhooks', render: webhooks.render },
   admins: { title: 'Admin accounts', render: admins.render },
 };
 
