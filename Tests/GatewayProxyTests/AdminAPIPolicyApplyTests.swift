@@ -31,6 +31,7 @@ struct AdminAPIPolicyApplyTests {
         try await withAdminAPI { api in
             let path = "/admin/v1/policies/access"
             #expect(try await Self.call(api.gw).status == 200)
+            #expect(api.gw.logs.text.contains("access_policy=file "), "the start says the file is in force")
             let file = try await api.send("GET", path, as: .viewer)
             #expect(file.json["source"]?.stringValue == "file" && file.json["applied_by"] == .null)
             let fileVersion = try #require(file.header("ETag"))
@@ -66,6 +67,7 @@ struct AdminAPIPolicyApplyTests {
             try await api.gw.waitForReload()
             #expect(api.gw.service.runtime.snapshots.current.access.callers["checkout"] == nil)
             #expect(try await Self.call(api.gw).errorCode == "GATEWAY_FORBIDDEN")
+            #expect(api.gw.logs.text.contains("configuration reloaded") && api.gw.logs.text.contains("access_policy=store version \(restricted)"))
             let read = try await api.send("GET", path, as: .viewer)
             #expect(read.header("ETag") == restricted && read.json["source"]?.stringValue == "store")
             let appliedID = try #require(applied.header("Klarna-Gateway-Request-Id"))
