@@ -109,6 +109,19 @@ struct AdminAPIPolicyApplyTests {
             let rest = try await api.send("GET", path + "/history?limit=2&before=\(cursor)", as: .viewer)
             #expect(rest.json["versions"]?.arrayValue?.compactMap { $0["version"]?.stringValue } == [restricted] && rest.json["next_cursor"] == .null)
             #expect(try await api.send("GET", path + "/history?limit=0", as: .viewer).status == 400)
+
+            // Back to the file: security only, under If-Match; the file's grants are in force again, every version kept.
+            #expect(try await api.send("DELETE", path, as: .operator, headers: [("If-Match", restricted)]).errorCode == "GATEWAY_FORBIDDEN")
+            #expect(try await api.send("DELETE", path, as: .security).status == 428)
+            let returned = try await api.send("DELETE", path, as: .security, headers: [("If-Match", restricted)])
+            #expect(returned.status == 200 && returned.json["returned"]?["source"]?.stringValue == "file")
+            try await api.gw.waitForReload()
+            #expect(try await Self.call(api.gw).status == 200)
+            let again = try await api.send("GET", path, as: .viewer)
+            #expect(again.json["source"]?.stringValue == "file" && again.header("ETag") == fileVersion)
+            #expect(try await api.send("DELETE", path, as: .security, headers: [("If-Match", fileVersion)]).errorCode == "GATEWAY_CONFLICT")
+            let all = try await api.send("GET", path + "/history", as: .viewer).json["versions"]?.arrayValue ?? []
+            #expect(all.count == 4 && all.first?["version"] == .null && all.first?["yaml"] == .null && all.first?["source"]?.stringValue == "file")
             try await api.expectNoSecret(in: try await api.readAsEveryRole([path, path + "/history", "/admin/v1/policies/rate-limits/history"]) + applied.text + rolledBack.text)
         }
     }

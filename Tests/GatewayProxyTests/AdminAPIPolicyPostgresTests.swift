@@ -10,7 +10,7 @@ import Testing
 
 /// A policy applied through the admin API of one of two instances sharing PostgreSQL (polling off): the other
 /// instance serves it after the change notification, a call through it is refused by the new grants, and a rollback
-/// through the API reaches it the same way.
+/// and a return to the file through the API reach it the same way.
 @Suite struct AdminAPIPolicyPostgresTests {
     @Test(.enabled(if: TestPostgres.serverURL != nil || TestPostgres.required, "needs PostgreSQL: run under bin/with-postgres"))
     func aPolicyAppliedOnOneInstanceIsEnforcedByTheOther() async throws {
@@ -87,6 +87,12 @@ import Testing
         }
         let history = try await client.send("GET", path + "/history", headers: [("Authorization", "Bearer \(security)")])
         #expect(history.json["versions"]?.arrayValue?.compactMap { $0["version"]?.stringValue } == [restricted, fileVersion, restricted])
+        // Back to the file on every instance: b grants checkout again, as its own file says.
+        #expect(try await client.send("DELETE", path, headers: [("Authorization", "Bearer \(security)"), ("If-Match", restricted)]).status == 200)
+        try await waitUntil("instance b serves the file's grants again", timeout: .seconds(30)) {
+            services[1].runtime.snapshots.current.access.callers["checkout"] != nil
+        }
+        #expect(try await callThroughB().errorCode != "GATEWAY_FORBIDDEN")
 
         try await client.close()
         try await other.close()

@@ -452,6 +452,10 @@ struct AdminAPITests {
             let back = JSONValue.object([("version", .string(try #require(stored.header("ETag"))))]).text
             _ = try await call("POST", "/admin/v1/policies/rate-limits/rollback", as: .operator, headers: [("If-Match", try #require(stored.header("ETag")))], body: back)
             _ = try await call("POST", "/admin/v1/policies/access/rollback", as: .security, headers: [("If-Match", try #require(accessPolicy.header("ETag")))], body: back)
+            let limitsNow = try await call("GET", "/admin/v1/policies/rate-limits", as: .viewer)
+            _ = try await call("DELETE", "/admin/v1/policies/rate-limits", as: .operator, headers: [("If-Match", try #require(limitsNow.header("ETag")))])
+            _ = try await call("DELETE", "/admin/v1/policies/access", as: .security, headers: [("If-Match", try #require(accessPolicy.header("ETag")))])
+            _ = try await call("GET", "/admin/v1/policies/rate-limits/history", as: .viewer)
             // A destination and events with a pending and a dead delivery, so that the webhook answers have rows to check.
             let webhooks = try api.gw.admin.webhookStore
             try await api.gw.admin.addWebhookDestination(

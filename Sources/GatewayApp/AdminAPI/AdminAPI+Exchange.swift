@@ -83,6 +83,8 @@ extension AdminAPI {
             case .getRateLimitPolicyHistory: return try await policyHistory(.rateLimits)
             case .rollBackAccessPolicy: return try await rollBackPolicy(.access)
             case .rollBackRateLimitPolicy: return try await rollBackPolicy(.rateLimits)
+            case .useAccessPolicyFile: return try await returnPolicyToFile(.access)
+            case .useRateLimitPolicyFile: return try await returnPolicyToFile(.rateLimits)
             case .listWebhookDestinations: return try await listWebhookDestinations()
             case .listWebhookEvents: return try await listWebhookEvents()
             case .listWebhookKeys: return try await listWebhookKeys()

@@ -1,8 +1,8 @@
 import Foundation
 import GatewayCore
 
-/// The stored versions of a policy: its history, and a rollback that stores an old text again as the newest
-/// version, so that the history only ever grows (docs/admin-api.md, "Policies").
+/// The stored versions of a policy: its history, a rollback that stores an old text again as the newest version, and
+/// a return to the config's file, so that the history only ever grows (docs/admin-api.md, "Policies").
 extension AdminAPI.Exchange {
     /// `GET /admin/v1/policies/{access,rate-limits}/history?limit=&before=`: stored versions, newest first, each
     /// with its text (a return to the config's file has none); `next_cursor` is the `before` of the next page.
@@ -41,6 +41,26 @@ extension AdminAPI.Exchange {
             throw GatewayError(.notFound, "no stored version \(tag) of the \(kind.pathName) policy (GET /admin/v1/policies/\(kind.pathName)/history)")
         }
         return try await store(try await validated(kind, yaml: yaml), comment: comment ?? "rollback to version \(tag)", over: current)
+    }
+
+    /// `DELETE /admin/v1/policies/{access,rate-limits}` under `If-Match`: the config's file is in force again, from
+    /// each instance's next reload (a row without text: the stored versions stay in the history, for a rollback); 409
+    /// when the file already is. Also when the stored text no longer passes the catalogue, which is when it is needed.
+    func returnPolicyToFile(_ kind: StoredPolicyKind) async throws -> AdminResponse {
+        let current = try await matchingPolicy(kind)
+        guard let newest = current.newest, !newest.returnsToFile else {
+            throw GatewayError(.conflict, "the \(kind.pathName) policy already comes from the config's file")
+        }
+        try await api.recordIntent(self, merchant: nil)
+        guard
+            let row = try await serviceRule({
+                try await api.service.returnPolicyToFile(kind, expectingNewest: newest.id, actor: "admin:" + account.name)
+            })
+        else {
+            throw Self.stale(try await currentPolicy(kind).version, of: "\(kind.pathName) policy")
+        }
+        await api.recordOutcome(self, merchant: nil, status: 200)
+        return AdminResponse(.ok, json: .object([("kind", .string(kind.pathName)), ("returned", Self.historyItem(row))]), requestID: requestID)
     }
 
     private static func historyItem(_ row: PolicyVersion) -> JSONValue {

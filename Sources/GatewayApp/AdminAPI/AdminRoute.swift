@@ -50,6 +50,8 @@ enum AdminAction: String, Sendable {
     case getRateLimitPolicyHistory = "admin.getRateLimitPolicyHistory"
     case rollBackAccessPolicy = "admin.rollBackAccessPolicy"
     case rollBackRateLimitPolicy = "admin.rollBackRateLimitPolicy"
+    case useAccessPolicyFile = "admin.useAccessPolicyFile"
+    case useRateLimitPolicyFile = "admin.useRateLimitPolicyFile"
     case previewRollout = "admin.previewRollout"
     case listRollouts = "admin.listRollouts"
     case applyRollout = "admin.applyRollout"
@@ -137,6 +139,8 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .getRateLimitPolicyHistory, method: "GET", template: "/admin/v1/policies/rate-limits/history", role: .viewer),
         AdminRoute(action: .rollBackAccessPolicy, method: "POST", template: "/admin/v1/policies/access/rollback", role: .security),
         AdminRoute(action: .rollBackRateLimitPolicy, method: "POST", template: "/admin/v1/policies/rate-limits/rollback", role: .operator),
+        AdminRoute(action: .useAccessPolicyFile, method: "DELETE", template: "/admin/v1/policies/access", role: .security),
+        AdminRoute(action: .useRateLimitPolicyFile, method: "DELETE", template: "/admin/v1/policies/rate-limits", role: .operator),
         AdminRoute(action: .listWebhookDestinations, method: "GET", template: "/admin/v1/webhooks/destinations", role: .viewer),
         AdminRoute(action: .listWebhookEvents, method: "GET", template: "/admin/v1/webhooks/events", role: .viewer),
         AdminRoute(action: .listWebhookKeys, method: "GET", template: "/admin/v1/webhooks/keys", role: .viewer),
