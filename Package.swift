@@ -141,7 +141,7 @@ let package = Package(
             // The admin API's OpenAPI document and the web console's files, compiled into the binary: served as
             // committed, nothing read from disk at run time.
             resources: [.embedInCode("Resources/admin-openapi.json")]
-                + ["console.html", "console.css", "console.js", "console-api.js", "console-view.js", "console-overview.js", "console-merchants.js", "console-merchant-forms.js", "console-audit.js", "console-audit-live.js", "console-more.js", "console-release-calendar.js", "console-rate-limits.js", "console-policies.js", "console-admins.js", "console-partners.js", "console-webhooks.js"]
+                + ["console.html", "console.css", "console.js", "console-api.js", "console-view.js", "console-overview.js", "console-merchants.js", "console-merchant-forms.js", "console-audit.js", "console-audit-live.js", "console-more.js", "console-release-calendar.js", "console-rate-limits.js", "console-policies.js", "console-policy-history.js", "console-admins.js", "console-partners.js", "console-webhooks.js"]
                 .map { .embedInCode("Resources/console/\($0)") }
         ),
         .executableTarget(

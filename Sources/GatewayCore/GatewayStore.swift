@@ -148,11 +148,13 @@ public struct StoreContents: Sendable {
     public var secrets: [SealedSecret]
     /// Staged roll-outs in force.
     public var rollouts: [Rollout]
+    /// The newest stored version of each policy kind that has one (a store without the table, or without rows: none).
+    public var policies: [PolicyVersion]
 
     /// Makes contents.
     public init(
         generation: Int64, partners: [PartnerRecord], merchants: [MerchantRecord], callers: [CallerRecord],
-        secrets: [SealedSecret], rollouts: [Rollout] = []
+        secrets: [SealedSecret], rollouts: [Rollout] = [], policies: [PolicyVersion] = []
     ) {
         self.generation = generation
         self.partners = partners
@@ -160,6 +162,7 @@ public struct StoreContents: Sendable {
         self.callers = callers
         self.secrets = secrets
         self.rollouts = rollouts
+        self.policies = policies
     }
 }
 

@@ -185,7 +185,13 @@ extension PostgresStore {
                 merchants: try await PostgresStore.fetchMerchants(connection, logger),
                 callers: try await PostgresStore.fetchCallers(connection, logger),
                 secrets: try await PostgresStore.fetchSecrets(connection, logger),
-                rollouts: try await PostgresStore.fetchRollouts(connection, logger))
+                rollouts: try await PostgresStore.fetchRollouts(connection, logger),
+                policies: try await PostgresStore.fetchPolicyVersions(
+                    connection, logger,
+                    """
+                    SELECT \(unescaped: PostgresStore.policyColumns) FROM policy_versions
+                    WHERE id IN (SELECT MAX(id) FROM policy_versions GROUP BY kind) ORDER BY kind
+                    """))
         }
     }
 

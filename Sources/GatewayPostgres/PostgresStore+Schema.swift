@@ -170,6 +170,21 @@ extension PostgresStore {
             WHERE audited_by IS NOT NULL AND audited_at_us IS NULL
             """,
         ]),
+        // As `SQLiteStore.policyVersionsSchema`, for the same reasons.
+        SchemaMigration(version: 10, name: "policy versions", statements: [
+            """
+            CREATE TABLE policy_versions (
+                id BIGSERIAL PRIMARY KEY,
+                kind TEXT NOT NULL,
+                version TEXT,
+                yaml TEXT,
+                applied_by TEXT NOT NULL,
+                applied_at_us BIGINT NOT NULL,
+                comment TEXT
+            )
+            """,
+            "CREATE INDEX policy_versions_kind ON policy_versions(kind, id)",
+        ]),
     ]
 
     /// A constant key for `pg_advisory_xact_lock`, so that instances starting together migrate one at a time.

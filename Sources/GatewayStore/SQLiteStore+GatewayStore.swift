@@ -132,7 +132,8 @@ extension SQLiteStore {
             StoreContents(
                 generation: try SQLiteStore.readGeneration(db), partners: try SQLiteStore.fetchPartners(db),
                 merchants: try SQLiteStore.fetchMerchants(db), callers: try SQLiteStore.fetchCallers(db),
-                secrets: try SQLiteStore.fetchSecrets(db), rollouts: try SQLiteStore.fetchRollouts(db)
+                secrets: try SQLiteStore.fetchSecrets(db), rollouts: try SQLiteStore.fetchRollouts(db),
+                policies: try SQLiteStore.newestPolicyVersions(db)
             )
         }
     }

@@ -156,6 +156,24 @@ extension SQLiteStore {
         SchemaMigration(version: 7, name: "change log audited by running nodes", statements: SQLiteStore.auditedEventsSchema),
         SchemaMigration(version: 8, name: "admin accounts' client certificates", statements: SQLiteStore.adminCertificateSchema),
         SchemaMigration(version: 9, name: "change-log claims' times", statements: SQLiteStore.claimTimeSchema),
+        SchemaMigration(version: 10, name: "policy versions", statements: SQLiteStore.policyVersionsSchema),
+    ]
+
+    /// Version 10: access and rate-limit policies applied through the admin API or `policies apply`, every version
+    /// kept. A row without text hands its kind back to the config's file; the newest row of a kind is in force.
+    static let policyVersionsSchema = [
+        """
+        CREATE TABLE policy_versions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            version TEXT,
+            yaml TEXT,
+            applied_by TEXT NOT NULL,
+            applied_at_us INTEGER NOT NULL,
+            comment TEXT
+        )
+        """,
+        "CREATE INDEX policy_versions_kind ON policy_versions(kind, id)",
     ]
 
     /// Version 9: when a node claimed a change-log event, so that another may take over a claim left unfinished

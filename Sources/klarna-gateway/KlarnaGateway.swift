@@ -7,7 +7,7 @@ struct KlarnaGateway: AsyncParsableCommand {
         commandName: "klarna-gateway",
         abstract: "A reverse proxy in front of Klarna's APIs, and the commands that administer its store.",
         subcommands: [
-            Serve.self, Check.self, Partners.self, Merchants.self, Callers.self, Admins.self, Keys.self, Releases.self, AuditCommand.self,
+            Serve.self, Check.self, Partners.self, Merchants.self, Callers.self, Admins.self, Keys.self, Releases.self, Policies.self, AuditCommand.self,
             Migrate.self, StoreCommand.self, Webhooks.self,
         ]
     )

@@ -70,12 +70,24 @@ import Testing
         let original = try await Self.populatedStore(at: directory.appendingPathComponent("a.sqlite").path, sealer: sealer)
         let middleLocation = try await Self.postgresDatabase() ?? directory.appendingPathComponent("b.sqlite").path
         let middle = try await GatewayConfig.openStore(middleLocation)
+        // Two versions of the access policy and a return to the file: the copy keeps their order, so the same one is in force.
+        let policies = try #require(original.store as? any PolicyVersionStore)
+        var newest: Int64?
+        for text in ["callers: {}\n", "callers: {a: {merchants: [m1], families: [\"*\"]}}\n", nil] as [String?] {
+            newest = try await policies.appendPolicyVersion(
+                PolicyVersion(kind: .access, version: text.map { EntityTag.hashing($0) }, yaml: text, appliedBy: "ops", appliedAtMicros: 7, comment: "c"),
+                expectingNewest: newest)?.id
+        }
+        let history = try await policies.policyVersions(.access, before: nil, limit: 10)
 
         let report = try await StoreCopy.copy(from: original.store, to: middle)
         // Six events: the partner, the merchant with its own key, two callers and the admin account, each added through
         // AdminService (which logs every change), and the roll-out's, appended directly.
-        #expect(report == StoreCopy.Report(partners: 1, merchants: 251, callers: 2, secrets: 4, rollouts: 1, adminEvents: 6, adminAccounts: 1))
+        #expect(
+            report == StoreCopy.Report(partners: 1, merchants: 251, callers: 2, secrets: 4, rollouts: 1, adminEvents: 6, adminAccounts: 1, policyVersions: 3))
         #expect(try await Self.sameRecords(original.store, middle))
+        let copied = try await (middle as? any PolicyVersionStore)?.policyVersions(.access, before: nil, limit: 10) ?? []
+        #expect(copied.map(\.yaml) == history.map(\.yaml) && copied.map(\.version) == history.map(\.version))
         // The copy serves: secrets open with the same key ring, as sealed.
         let loaded = try await CredentialLoader(store: middle, sealer: sealer).loadCredentials()
         #expect(loaded.merchants.first { $0.record.id == "m_own" }?.ownAuthorization == BasicAuthorization.header(for: Self.merchantKey, form: .emptyUser))
@@ -85,6 +97,7 @@ import Testing
         let back = try await GatewayConfig.openStore(directory.appendingPathComponent("c.sqlite").path)
         _ = try await StoreCopy.copy(from: middle, to: back)
         #expect(try await Self.sameRecords(original.store, back))
+        #expect(try await (back as? any PolicyVersionStore)?.policyVersions(.access, before: nil, limit: 10).map(\.yaml) == history.map(\.yaml))
 
         // A destination that already holds records is refused, and left as it was.
         let before = try await middle.generation()

@@ -4,7 +4,7 @@ import GatewayTestSupport
 import Testing
 
 /// The access and rate-limit policies through the admin API: read as the running gateway holds them, and a proposed
-/// file checked as a reload checks it, with nothing applied; on a real admin listener over a real store.
+/// file checked as a reload checks it, with nothing applied by the check; on a real admin listener over a real store.
 @Suite("Admin API: policies")
 struct AdminAPIPolicyTests {
     /// `{"yaml": text}` as a request body.
@@ -54,7 +54,8 @@ struct AdminAPIPolicyTests {
             // Roles: a viewer reads but may not validate; no token is 401.
             #expect(try await api.send("POST", "/admin/v1/policies/access/validate", as: .viewer, body: Self.proposal(widened)).errorCode == "GATEWAY_FORBIDDEN")
             #expect(try await api.send("GET", "/admin/v1/policies/access", as: nil).errorCode == "GATEWAY_UNAUTHENTICATED")
-            #expect(try await api.send("PUT", "/admin/v1/policies/access", as: .security, body: Self.proposal(widened)).status == 405)
+            // Applying is another request, under If-Match (AdminAPIPolicyApplyTests).
+            #expect(try await api.send("PUT", "/admin/v1/policies/access", as: .security, body: Self.proposal(widened)).status == 428)
 
             // Nothing was applied: the policy in force and the running snapshot's grants are as before.
             #expect(try await api.send("GET", "/admin/v1/policies/access", as: .viewer).json["version"]?.stringValue == version)

@@ -432,11 +432,30 @@ struct AdminAPITests {
             let tail = try await call("GET", "/admin/v1/audit/tail?limit=3", as: .viewer)
             _ = try await call("GET", "/admin/v1/audit/tail?after=" + (tail.json["next_cursor"]?.stringValue ?? "-"), as: .viewer)
             _ = try await call("GET", "/admin/v1/audit/tail?after=nope", as: .viewer)
-            _ = try await call("GET", "/admin/v1/policies/access", as: .viewer)
-            _ = try await call("GET", "/admin/v1/policies/rate-limits", as: .viewer)
+            let accessPolicy = try await call("GET", "/admin/v1/policies/access", as: .viewer)
+            let rateLimits = try await call("GET", "/admin/v1/policies/rate-limits", as: .viewer)
             _ = try await call("POST", "/admin/v1/policies/access/validate", as: .operator, body: AdminAPIPolicyTests.proposal(GatewayHarness.defaultAccess))
             _ = try await call("POST", "/admin/v1/policies/rate-limits/validate", as: .operator, body: AdminAPIPolicyTests.proposal("global: {rate: -1}"))
             _ = try await call("POST", "/admin/v1/policies/rate-limits/validate", as: .viewer, body: AdminAPIPolicyTests.proposal("global: {rate: 1}"))
+            // Applying: a stored version (answered as a read, with warnings), its history, a rollback to it, and refusals.
+            let limitsTag = try #require(rateLimits.header("ETag"))
+            let wider = AdminAPIPolicyApplyTests.proposal(AdminAPIRateLimitTests.limits + "\nglobal: {rate: 1000}\n", comment: "doc")
+            let stored = try await call("PUT", "/admin/v1/policies/rate-limits", as: .operator, headers: [("If-Match", limitsTag)], body: wider)
+            _ = try await call("PUT", "/admin/v1/policies/rate-limits", as: .operator, headers: [("If-Match", limitsTag)], body: wider)
+            _ = try await call("PUT", "/admin/v1/policies/rate-limits", as: .operator, body: wider)
+            _ = try await call("PUT", "/admin/v1/policies/access", as: .operator, headers: [("If-Match", try #require(accessPolicy.header("ETag")))], body: wider)
+            _ = try await call("PUT", "/admin/v1/policies/rate-limits", as: .operator, headers: [("If-Match", try #require(stored.header("ETag")))], body: AdminAPIPolicyTests.proposal("global: {rate: -1}"))
+            _ = try await call("GET", "/admin/v1/policies/rate-limits", as: .viewer)
+            _ = try await call("GET", "/admin/v1/policies/rate-limits/history?limit=5", as: .viewer)
+            _ = try await call("GET", "/admin/v1/policies/access/history", as: .viewer)
+            _ = try await call("GET", "/admin/v1/policies/access/history?before=x", as: .viewer)
+            let back = JSONValue.object([("version", .string(try #require(stored.header("ETag"))))]).text
+            _ = try await call("POST", "/admin/v1/policies/rate-limits/rollback", as: .operator, headers: [("If-Match", try #require(stored.header("ETag")))], body: back)
+            _ = try await call("POST", "/admin/v1/policies/access/rollback", as: .security, headers: [("If-Match", try #require(accessPolicy.header("ETag")))], body: back)
+            let limitsNow = try await call("GET", "/admin/v1/policies/rate-limits", as: .viewer)
+            _ = try await call("DELETE", "/admin/v1/policies/rate-limits", as: .operator, headers: [("If-Match", try #require(limitsNow.header("ETag")))])
+            _ = try await call("DELETE", "/admin/v1/policies/access", as: .security, headers: [("If-Match", try #require(accessPolicy.header("ETag")))])
+            _ = try await call("GET", "/admin/v1/policies/rate-limits/history", as: .viewer)
             // A destination and events with a pending and a dead delivery, so that the webhook answers have rows to check.
             let webhooks = try api.gw.admin.webhookStore
             try await api.gw.admin.addWebhookDestination(

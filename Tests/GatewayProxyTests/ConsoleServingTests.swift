@@ -8,7 +8,7 @@ import Testing
 /// checked over HTTP without a browser.
 @Suite("Console serving")
 struct ConsoleServingTests {
-    static let files = ["", "console.css", "console.js", "console-api.js", "console-view.js", "console-overview.js", "console-merchants.js", "console-merchant-forms.js", "console-audit.js", "console-audit-live.js", "console-more.js", "console-release-calendar.js", "console-rate-limits.js", "console-policies.js", "console-admins.js", "console-partners.js", "console-webhooks.js"]
+    static let files = ["", "console.css", "console.js", "console-api.js", "console-view.js", "console-overview.js", "console-merchants.js", "console-merchant-forms.js", "console-audit.js", "console-audit-live.js", "console-more.js", "console-release-calendar.js", "console-rate-limits.js", "console-policies.js", "console-policy-history.js", "console-admins.js", "console-partners.js", "console-webhooks.js"]
 
     @Test("every file is served as committed with a strict CSP, no inline script or style, nothing from another origin, no storage API")
     func filesAndHeaders() async throws {

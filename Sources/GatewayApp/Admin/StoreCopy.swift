@@ -31,11 +31,13 @@ public enum StoreCopy {
         public var webhookDeliveries: Int
         /// Admin accounts copied.
         public var adminAccounts: Int
+        /// Policy versions copied.
+        public var policyVersions: Int
 
         /// Makes a report.
         public init(
             partners: Int, merchants: Int, callers: Int, secrets: Int, rollouts: Int, adminEvents: Int, webhookDestinations: Int = 0,
-            webhookEvents: Int = 0, webhookDeliveries: Int = 0, adminAccounts: Int = 0
+            webhookEvents: Int = 0, webhookDeliveries: Int = 0, adminAccounts: Int = 0, policyVersions: Int = 0
         ) {
             self.partners = partners
             self.merchants = merchants
@@ -47,6 +49,7 @@ public enum StoreCopy {
             self.webhookEvents = webhookEvents
             self.webhookDeliveries = webhookDeliveries
             self.adminAccounts = adminAccounts
+            self.policyVersions = policyVersions
         }
 
         /// One line per kind.
@@ -59,6 +62,7 @@ public enum StoreCopy {
             rollouts      \(rollouts)
             admin events  \(adminEvents)
             admin accounts  \(adminAccounts) (token hashes, copied as they are)
+            policy versions  \(policyVersions)
             webhook destinations  \(webhookDestinations)
             webhook events        \(webhookEvents) (\(webhookDeliveries) deliveries; states, attempts and next times as they were, leases free)
             """
@@ -76,8 +80,9 @@ public enum StoreCopy {
         var existingWebhooks = false
         if let webhooks { existingWebhooks = try await holdsWebhooks(webhooks.destination) }
         let existingAdmins = try await holdsAdminAccounts(destination)
+        let existingPolicies = try await holdsPolicyVersions(destination)
         guard existing.partners.isEmpty, existing.merchants.isEmpty, existing.callers.isEmpty, existing.secrets.isEmpty,
-            existing.rollouts.isEmpty, existingEvents.isEmpty, !existingWebhooks, !existingAdmins
+            existing.rollouts.isEmpty, existingEvents.isEmpty, !existingWebhooks, !existingAdmins, !existingPolicies
         else {
             throw AdminError(
                 "the destination store is not empty (\(existing.partners.count) partners, \(existing.merchants.count) merchants, "
@@ -102,11 +107,12 @@ public enum StoreCopy {
         try await verify(source: contents, sourceEvents: events, destination: destination)
         if let webhooks { try await verifyWebhooks(source: webhooks.source, destination: webhooks.destination) }
         let adminAccounts = try await copyAdminAccounts(from: source, to: destination)
+        let policyVersions = try await copyPolicyVersions(from: source, to: destination)
         return Report(
             partners: contents.partners.count, merchants: contents.merchants.count, callers: contents.callers.count,
             secrets: contents.secrets.count, rollouts: contents.rollouts.count, adminEvents: events.count,
             webhookDestinations: copied.destinations, webhookEvents: copied.events, webhookDeliveries: copied.deliveries,
-            adminAccounts: adminAccounts)
+            adminAccounts: adminAccounts, policyVersions: policyVersions)
     }
 
     /// Reads the destination back and compares it with the source, kind by kind: counts, then the records.

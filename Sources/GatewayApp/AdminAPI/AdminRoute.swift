@@ -44,6 +44,14 @@ enum AdminAction: String, Sendable {
     case validateAccessPolicy = "admin.validateAccessPolicy"
     case getRateLimitPolicy = "admin.getRateLimitPolicy"
     case validateRateLimitPolicy = "admin.validateRateLimitPolicy"
+    case applyAccessPolicy = "admin.applyAccessPolicy"
+    case applyRateLimitPolicy = "admin.applyRateLimitPolicy"
+    case getAccessPolicyHistory = "admin.getAccessPolicyHistory"
+    case getRateLimitPolicyHistory = "admin.getRateLimitPolicyHistory"
+    case rollBackAccessPolicy = "admin.rollBackAccessPolicy"
+    case rollBackRateLimitPolicy = "admin.rollBackRateLimitPolicy"
+    case useAccessPolicyFile = "admin.useAccessPolicyFile"
+    case useRateLimitPolicyFile = "admin.useRateLimitPolicyFile"
     case previewRollout = "admin.previewRollout"
     case listRollouts = "admin.listRollouts"
     case applyRollout = "admin.applyRollout"
@@ -123,6 +131,16 @@ struct AdminRoute: Sendable, Equatable {
         AdminRoute(action: .validateAccessPolicy, method: "POST", template: "/admin/v1/policies/access/validate", role: .operator),
         AdminRoute(action: .getRateLimitPolicy, method: "GET", template: "/admin/v1/policies/rate-limits", role: .viewer),
         AdminRoute(action: .validateRateLimitPolicy, method: "POST", template: "/admin/v1/policies/rate-limits/validate", role: .operator),
+        // Access grants callers their rights, as credentials do: changing it is the security role's; rate limits are
+        // operations' business.
+        AdminRoute(action: .applyAccessPolicy, method: "PUT", template: "/admin/v1/policies/access", role: .security),
+        AdminRoute(action: .applyRateLimitPolicy, method: "PUT", template: "/admin/v1/policies/rate-limits", role: .operator),
+        AdminRoute(action: .getAccessPolicyHistory, method: "GET", template: "/admin/v1/policies/access/history", role: .viewer),
+        AdminRoute(action: .getRateLimitPolicyHistory, method: "GET", template: "/admin/v1/policies/rate-limits/history", role: .viewer),
+        AdminRoute(action: .rollBackAccessPolicy, method: "POST", template: "/admin/v1/policies/access/rollback", role: .security),
+        AdminRoute(action: .rollBackRateLimitPolicy, method: "POST", template: "/admin/v1/policies/rate-limits/rollback", role: .operator),
+        AdminRoute(action: .useAccessPolicyFile, method: "DELETE", template: "/admin/v1/policies/access", role: .security),
+        AdminRoute(action: .useRateLimitPolicyFile, method: "DELETE", template: "/admin/v1/policies/rate-limits", role: .operator),
         AdminRoute(action: .listWebhookDestinations, method: "GET", template: "/admin/v1/webhooks/destinations", role: .viewer),
         AdminRoute(action: .listWebhookEvents, method: "GET", template: "/admin/v1/webhooks/events", role: .viewer),
         AdminRoute(action: .listWebhookKeys, method: "GET", template: "/admin/v1/webhooks/keys", role: .viewer),

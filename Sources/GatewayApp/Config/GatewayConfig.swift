@@ -136,6 +136,15 @@ public struct GatewayConfig: Sendable, Codable {
 
         /// The files whose change triggers a reload.
         var files: [String] { [access] + [rateLimits, releases, webhooks].compactMap { $0 } }
+
+        /// What serves `kind` when the store holds no version of it: its file (as written in the config), or Klarna's
+        /// defaults for rate limits without one.
+        public func fileDescription(_ kind: StoredPolicyKind) -> String {
+            switch kind {
+            case .access: return "the file \(access)"
+            case .rateLimits: return rateLimits.map { "the file \($0)" } ?? "Klarna's default rate limits (no policies.rate_limits file)"
+            }
+        }
     }
 
     /// One ingress listener.

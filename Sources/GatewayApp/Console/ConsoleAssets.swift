@@ -28,6 +28,7 @@ enum ConsoleAssets {
             "console-release-calendar.js": Asset(bytes: PackageResources.console_release_calendar_js, contentType: js),
             "console-rate-limits.js": Asset(bytes: PackageResources.console_rate_limits_js, contentType: js),
             "console-policies.js": Asset(bytes: PackageResources.console_policies_js, contentType: js),
+            "console-policy-history.js": Asset(bytes: PackageResources.console_policy_history_js, contentType: js),
             "console-admins.js": Asset(bytes: PackageResources.console_admins_js, contentType: js),
             "console-partners.js": Asset(bytes: PackageResources.console_partners_js, contentType: js),
             "console-webhooks.js": Asset(bytes: PackageResources.console_webhooks_js, contentType: js),

@@ -87,7 +87,7 @@ public struct CredentialLoader: CredentialSource {
             throw AdminError("cannot load credentials: " + problems.joined(separator: "; "))
         }
         return LoadedCredentials(
-            partners: partners, merchants: merchants, callers: contents.callers, rollouts: contents.rollouts,
+            partners: partners, merchants: merchants, callers: contents.callers, rollouts: contents.rollouts, policies: contents.policies,
             generation: contents.generation)
     }
 

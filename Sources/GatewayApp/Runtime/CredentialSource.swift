@@ -11,15 +11,21 @@ public struct LoadedCredentials: Sendable {
     public var callers: [CallerRecord]
     /// Staged roll-outs in force.
     public var rollouts: [Rollout]
+    /// The newest stored version of each policy that has one; the config's files serve the others.
+    public var policies: [PolicyVersion]
     /// The store generation they were read at.
     public var generation: Int64
 
     /// Makes a bundle.
-    public init(partners: [PartnerState], merchants: [MerchantState], callers: [CallerRecord], rollouts: [Rollout] = [], generation: Int64) {
+    public init(
+        partners: [PartnerState], merchants: [MerchantState], callers: [CallerRecord], rollouts: [Rollout] = [], policies: [PolicyVersion] = [],
+        generation: Int64
+    ) {
         self.partners = partners
         self.merchants = merchants
         self.callers = callers
         self.rollouts = rollouts
+        self.policies = policies
         self.generation = generation
     }
 }

@@ -118,7 +118,9 @@ public final class GatewayService: Service, Sendable {
             logger.notice(
                 "gateway started",
                 metadata: ["node": "\(config.nodeID)", "snapshot": "\(snapshot.snapshot.version)", "merchants": "\(snapshot.snapshot.merchants.count)",
-                           "partners": "\(snapshot.snapshot.partners.count)", "callers": "\(snapshot.snapshot.callersByTokenID.count)"])
+                           "partners": "\(snapshot.snapshot.partners.count)", "callers": "\(snapshot.snapshot.callersByTokenID.count)",
+                           "access_policy": "\(snapshot.policyOrigins["access"] ?? "-")",
+                           "rate_limit_policy": "\(snapshot.policyOrigins["rate_limits"] ?? "-")"])
             return GatewayService(
                 config: config, runtime: runtime, quota: quota, webhooks: webhooks, server: server, credentials: credentials, group: group,
                 tracing: tracing, logger: logger, state: state, source: configSource)
@@ -282,7 +284,10 @@ public final class GatewayService: Service, Sendable {
         runtime.drainRetiredIdentities(drain: .seconds(Int64(next.upstream.drainSeconds)))
         logger.notice(
             "configuration reloaded",
-            metadata: ["snapshot": "\(built.snapshot.version)", "merchants": "\(built.snapshot.merchants.count)", "forced": "\(force)"])
+            metadata: [
+                "snapshot": "\(built.snapshot.version)", "merchants": "\(built.snapshot.merchants.count)", "forced": "\(force)",
+                "access_policy": "\(built.policyOrigins["access"] ?? "-")", "rate_limit_policy": "\(built.policyOrigins["rate_limits"] ?? "-")",
+            ])
         // Only a changed `log_level` applies, so a level set through the admin listener survives unrelated reloads;
         // logged before it takes effect so that the line is not filtered out by a stricter level.
         if next.logLevel != running.logLevel, let level = Logger.Level(rawValue: next.logLevel) {
@@ -341,16 +346,14 @@ public final class GatewayService: Service, Sendable {
 
     static func buildSnapshot(
         config: GatewayConfig, credentials: any CredentialSource, version: Int64, logger: Logger
-    ) async throws -> (snapshot: GatewaySnapshot, generation: Int64) {
+    ) async throws -> (snapshot: GatewaySnapshot, generation: Int64, policyOrigins: [String: String]) {
         let catalogue = try PolicyLoader.loadCatalogue(path: config.resolve(config.catalogue))
-        let access = try PolicyLoader.loadAccess(path: config.resolve(config.policies.access), catalogue: catalogue)
-        let rateLimits = try config.policies.rateLimits.map {
-            try PolicyLoader.loadRateLimits(path: config.resolve($0), catalogue: catalogue)
-        } ?? .klarnaDefaults
         let releases = try config.policies.releases.map {
             try PolicyLoader.loadReleases(path: config.resolve($0), catalogue: catalogue)
         } ?? .klarnaCalendar
         let loaded = try await storeRead(credentials) { try await $0.load() }
+        let policies = try PolicySources(config: config, catalogue: catalogue, stored: loaded.policies)
+        let rateLimits = policies.rateLimits
         let unmatched = rateLimits.overridesNamingNone(partners: Set(loaded.partners.map(\.record.id)), callers: Set(loaded.callers.map(\.id)))
         if !unmatched.isEmpty {
             logger.warning(
@@ -358,11 +361,11 @@ public final class GatewayService: Service, Sendable {
                 metadata: ["overrides": "\(unmatched.joined(separator: ", "))"])
         }
         let snapshot = GatewaySnapshot(
-            partners: loaded.partners, merchants: loaded.merchants, callers: loaded.callers, access: access,
+            partners: loaded.partners, merchants: loaded.merchants, callers: loaded.callers, access: policies.access,
             catalogue: catalogue, settings: config.pipelineSettings, rateLimits: rateLimits,
             releases: releases, rollouts: loaded.rollouts, version: version
         )
-        return (snapshot, loaded.generation)
+        return (snapshot, loaded.generation, policies.origins)
     }
 }
 

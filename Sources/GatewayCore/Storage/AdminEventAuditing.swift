@@ -29,11 +29,13 @@ extension AdminEvent {
     public var isReleaseChange: Bool { ["releases.rollout", "releases.rollback", "merchants.release"].contains(action) }
 
     /// True for a write's result that says it changed nothing (`false`: no such row; `0`: no rows; a partner not
-    /// deleted, absent or still in use), so that the write appends no event for a change that did not happen.
+    /// deleted, absent or still in use; a policy version not appended, nil), so that the write appends no event for a
+    /// change that did not happen.
     public static func changedNothing<Result>(_ result: Result) -> Bool {
         if let changed = result as? Bool { return !changed }
         if let count = result as? Int { return count == 0 }
         if let deletion = result as? PartnerDeletion { return deletion != .deleted }
+        if let appended = result as? PolicyVersion? { return appended == nil }
         return false
     }
 }
