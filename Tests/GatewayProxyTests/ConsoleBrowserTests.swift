@@ -7,8 +7,10 @@ import GRDB
 import Testing
 
 /// The web console in a real headless Chromium (bin/console-browser-check, selenium against Debian's chromium and
-/// chromium-driver) over the admin listener's real TLS, at a desktop and a phone width.
-@Suite("Console in Chromium")
+/// chromium-driver) over the admin listener's real TLS, at a desktop and a phone width. Its tests run one at a time
+/// (the certificate login's in ConsoleCertificateLoginTests.swift): the certificate login installs a managed policy,
+/// which every Chromium on the machine reads, and each browser run is heavy for two cores.
+@Suite("Console in Chromium", .serialized)
 struct ConsoleBrowserTests {
     /// The repository, for bin/ and for the screenshots under .build/.
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

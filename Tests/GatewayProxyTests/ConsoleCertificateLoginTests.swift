@@ -6,9 +6,9 @@ import Testing
 
 /// Issue 18's login with a client certificate alone, in a real headless Chromium: the certificate is in the
 /// browser's NSS database and a managed policy (written for the run by bin/console-browser-check, removed after)
-/// presents it, since headless Chromium has no dialog to pick one with.
-@Suite("Console in Chromium: a client certificate alone")
-struct ConsoleCertificateLoginTests {
+/// presents it, since headless Chromium has no dialog to pick one with. A test of the serialized "Console in
+/// Chromium" suite, so that its policy is never installed while another browser test runs.
+extension ConsoleBrowserTests {
     /// Where Debian's chromium reads managed policies; writing there needs root, as bin/test and CI run.
     static let policyDirectory = "/etc/chromium/policies/managed"
 
@@ -21,10 +21,10 @@ struct ConsoleCertificateLoginTests {
     @Test(
         "a certificate-only viewer opens the console logged in as itself with no token typed or stored, reads merchants and logs out; its key is in no page or output",
         .enabled(
-            if: (ConsoleBrowserTests.browserInstalled && canWritePolicy) || ConsoleBrowserTests.browserRequired,
+            if: (Self.browserInstalled && canWritePolicy) || Self.browserRequired,
             "needs chromium, chromium-driver, python3-selenium, libnss3-tools, openssl and root (a managed policy): bin/test installs them"))
     func certificateLogin() async throws {
-        try #require(ConsoleBrowserTests.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but the browser or its tools are missing; bin/test installs them")
+        try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but the browser or its tools are missing; bin/test installs them")
         try #require(Self.canWritePolicy, "KGW_REQUIRE_CHROMIUM is set but \(Self.policyDirectory) is not writable: run as root, as bin/test does")
         let admins = try TestPKI(name: "admin client CA")
         try await withAdminAPI(tls: true, clientCA: admins) { api in
@@ -35,9 +35,9 @@ struct ConsoleCertificateLoginTests {
             // This run's own policy file, removed here too in case the browser run is killed before it removes it.
             let policy = "\(Self.policyDirectory)/kgw-console-check-\(UUID().uuidString).json"
             defer { try? FileManager.default.removeItem(atPath: policy) }
-            let out = ConsoleBrowserTests.repository.appendingPathComponent(".build/console-screenshots")
+            let out = Self.repository.appendingPathComponent(".build/console-screenshots/certificate")
             let run = try await ChildProcess.run(
-                "/usr/bin/python3", [ConsoleBrowserTests.repository.appendingPathComponent("bin/console-browser-check").path],
+                "/usr/bin/python3", [Self.repository.appendingPathComponent("bin/console-browser-check").path],
                 environment: [
                     "KGW_CONSOLE_URL": "https://localhost:\(api.server.port)/console/", "KGW_CONSOLE_CA": authority.caCertificatePEM,
                     "KGW_CONSOLE_TOKEN": "", "KGW_CONSOLE_ROLE": "certificate", "KGW_CONSOLE_WIDTH": "1280", "KGW_CONSOLE_MERCHANT": "m1",
