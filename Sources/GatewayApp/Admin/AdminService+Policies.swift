@@ -28,25 +28,31 @@ extension AdminService {
     /// Parses `yaml` as a `kind` policy and checks it exactly as a reload checks the file (`PolicyLoader`, against
     /// `catalogue`); throws the `ConfigError` naming every problem. Warnings name ids the store does not hold.
     public func validatePolicy(_ kind: StoredPolicyKind, yaml: String, catalogue: OperationCatalogue, source: String) async throws -> ValidatedPolicy {
-        let json: JSONValue
-        let warnings: [String]
-        switch kind {
-        case .access:
-            let policy = try PolicyLoader.access(yaml: yaml, source: source, catalogue: catalogue)
-            json = try Self.policyJSON(policy)
-            let callers = Set(try await listCallers().map(\.id))
-            warnings = policy.callers.keys.filter { !callers.contains($0) }.sorted().map { "callers.\($0): no caller with this id in the store" }
-        case .rateLimits:
-            let policy = try PolicyLoader.rateLimits(yaml: yaml, source: source, catalogue: catalogue)
-            json = try Self.policyJSON(policy)
-            let partners = Set(try await store.partners().map(\.id))
-            let callers = Set(try await listCallers().map(\.id))
-            warnings = policy.overridesNamingNone(partners: partners, callers: callers).map { "\($0): names no partner or caller in the store" }
-        }
+        // The store is read first, then the text is checked synchronously, in one function for both kinds.
+        let callers = Set(try await listCallers().map(\.id))
+        let partners = kind == .rateLimits ? Set(try await store.partners().map(\.id)) : []
+        let (json, warnings) = try Self.checkedPolicy(kind, yaml: yaml, catalogue: catalogue, source: source, callers: callers, partners: partners)
         return ValidatedPolicy(kind: kind, yaml: yaml, json: json, version: Self.policyVersion(json), warnings: warnings)
     }
 
+    /// The policy as JSON, and the ids it names that `callers` and `partners` (the store's) do not hold.
+    private static func checkedPolicy(
+        _ kind: StoredPolicyKind, yaml: String, catalogue: OperationCatalogue, source: String, callers: Set<String>, partners: Set<String>
+    ) throws -> (JSONValue, [String]) {
+        switch kind {
+        case .access:
+            let policy = try PolicyLoader.access(yaml: yaml, source: source, catalogue: catalogue)
+            return (try policyJSON(policy), policy.callers.keys.filter { !callers.contains($0) }.sorted().map { "callers.\($0): no caller with this id in the store" })
+        case .rateLimits:
+            let policy = try PolicyLoader.rateLimits(yaml: yaml, source: source, catalogue: catalogue)
+            return (try policyJSON(policy), policy.overridesNamingNone(partners: partners, callers: callers).map { "\($0): names no partner or caller in the store" })
+        }
+    }
+
     /// A policy in the file's shape; keys sorted, so equal policies encode to equal text.
+    // Never inlined: inlined into an async function (`validatePolicy`, the API's `currentPolicy`), the release
+    // build's compiler (Swift 6.3) crashed splitting that coroutine around the encoder's error handling.
+    @inline(never)
     public static func policyJSON(_ policy: some Encodable) throws -> JSONValue {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
