@@ -63,7 +63,7 @@ struct Policies: AsyncParsableCommand {
                 let kind = try Policies.kind(policy)
                 let admin = try await config.admin()
                 if let show {
-                    guard let stored = try await admin.storedPolicy(kind, version: show.hasPrefix("\"") ? show : "\"\(show)\""), let yaml = stored.yaml else {
+                    guard let stored = try await admin.storedPolicy(kind, version: EntityTag.quoted(show)), let yaml = stored.yaml else {
                         throw ValidationFailure("no stored version \(show) of the \(kind.pathName) policy")
                     }
                     print(yaml, terminator: yaml.hasSuffix("\n") ? "" : "\n")
@@ -89,7 +89,7 @@ struct Policies: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let kind = try Policies.kind(policy)
-                let tag = version.hasPrefix("\"") ? version : "\"\(version)\""
+                let tag = EntityTag.quoted(version)
                 guard let stored = try await config.admin().storedPolicy(kind, version: tag), let yaml = stored.yaml else {
                     throw ValidationFailure("no stored version \(tag) of the \(kind.pathName) policy (see `policies history \(kind.pathName)`)")
                 }

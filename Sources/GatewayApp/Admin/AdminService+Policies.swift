@@ -35,16 +35,20 @@ extension AdminService {
         return ValidatedPolicy(kind: kind, yaml: yaml, json: json, version: Self.policyVersion(json), warnings: warnings)
     }
 
-    /// The policy as JSON, and the ids it names that `callers` and `partners` (the store's) do not hold.
-    private static func checkedPolicy(
-        _ kind: StoredPolicyKind, yaml: String, catalogue: OperationCatalogue, source: String, callers: Set<String>, partners: Set<String>
-    ) throws -> (JSONValue, [String]) {
+    /// `yaml` parsed and checked as a `kind` policy (`PolicyLoader`), in the file's shape, and the ids it names that
+    /// `callers` and `partners` (the store's) do not hold: none are named when the sets are not given.
+    static func checkedPolicy(
+        _ kind: StoredPolicyKind, yaml: String, catalogue: OperationCatalogue, source: String, callers: Set<String>? = nil,
+        partners: Set<String> = []
+    ) throws -> (json: JSONValue, warnings: [String]) {
         switch kind {
         case .access:
             let policy = try PolicyLoader.access(yaml: yaml, source: source, catalogue: catalogue)
+            guard let callers else { return (try policyJSON(policy), []) }
             return (try policyJSON(policy), policy.callers.keys.filter { !callers.contains($0) }.sorted().map { "callers.\($0): no caller with this id in the store" })
         case .rateLimits:
             let policy = try PolicyLoader.rateLimits(yaml: yaml, source: source, catalogue: catalogue)
+            guard let callers else { return (try policyJSON(policy), []) }
             return (try policyJSON(policy), policy.overridesNamingNone(partners: partners, callers: callers).map { "\($0): names no partner or caller in the store" })
         }
     }

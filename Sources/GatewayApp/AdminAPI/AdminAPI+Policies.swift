@@ -98,7 +98,7 @@ extension AdminAPI.Exchange {
         let snapshot = api.runtime.snapshots.current
         let newest = try await serviceRule { try await api.service.newestPolicyVersion(kind) }
         if let newest, let yaml = newest.yaml, let version = newest.version,
-            let json = try? Self.parsed(kind, yaml: yaml, catalogue: snapshot.catalogue)
+            let json = try? AdminService.checkedPolicy(kind, yaml: yaml, catalogue: snapshot.catalogue, source: "stored \(kind.pathName) policy").json
         {
             return CurrentPolicy(json: json, version: version, newest: newest, stored: newest)
         }
@@ -118,14 +118,6 @@ extension AdminAPI.Exchange {
             ] + extra)
     }
 
-    /// A stored text parsed as a `kind` policy, in the file's shape.
-    private static func parsed(_ kind: StoredPolicyKind, yaml: String, catalogue: OperationCatalogue) throws -> JSONValue {
-        switch kind {
-        case .access: return try AdminService.policyJSON(PolicyLoader.access(yaml: yaml, source: "stored access policy", catalogue: catalogue))
-        case .rateLimits:
-            return try AdminService.policyJSON(PolicyLoader.rateLimits(yaml: yaml, source: "stored rate-limits policy", catalogue: catalogue))
-        }
-    }
 
     /// A message short enough for an error answer: a file with hundreds of problems names the first ones.
     private static func bounded(_ message: String) -> String { message.count > 4_000 ? String(message.prefix(4_000)) + "…" : message }

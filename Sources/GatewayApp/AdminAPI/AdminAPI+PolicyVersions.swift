@@ -35,7 +35,7 @@ extension AdminAPI.Exchange {
         let comment = try body.string("comment", maxLength: 500)
         let current = try await matchingPolicy(kind)
         // The history writes versions as entity tags, quotes and all; the bare hex digits are accepted too.
-        let tag = version.hasPrefix("\"") ? version : "\"\(version)\""
+        let tag = EntityTag.quoted(version)
         guard EntityTag.isWellFormed(tag) else { throw GatewayError(.badRequest, "version is a version from the history (32 hex digits)") }
         guard let old = try await serviceRule({ try await api.service.storedPolicy(kind, version: tag) }), let yaml = old.yaml else {
             throw GatewayError(.notFound, "no stored version \(tag) of the \(kind.pathName) policy (GET /admin/v1/policies/\(kind.pathName)/history)")
