@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Who a Klarna operation acts for, which decides where the merchant comes from and which key is sent.
 public enum OperationScope: String, Sendable, Hashable, Codable {
     /// `/v2/accounts/{partner_account_id}/…`: the acquirer's key, the merchant's KRN in the path.
@@ -26,6 +28,9 @@ public struct Operation: Sendable, Hashable {
         let templateSegments: [Substring]
         let accountSegmentIndex: Int?
         let hasTokenSegment: Bool
+        /// `cachedBytes`'s bytes once made: the address (0 until then) of a length (`Int`) followed by that many
+        /// bytes, owned by the box. An integer, since an atomic pointer is not `Sendable`.
+        let cached = Atomic<Int>(0)
 
         init(
             id: String, method: String, template: String, scope: OperationScope, family: String, category: String,
@@ -43,6 +48,8 @@ public struct Operation: Sendable, Hashable {
             self.accountSegmentIndex = templateSegments.firstIndex(of: "{partner_account_id}")
             self.hasTokenSegment = templateSegments.contains { $0.hasPrefix("{") && $0.lowercased().contains("token") }
         }
+
+        deinit { UnsafeMutableRawPointer(bitPattern: cached.load(ordering: .acquiring))?.deallocate() }
     }
 
     private let storage: Storage
@@ -70,6 +77,26 @@ public struct Operation: Sendable, Hashable {
     /// Whether a path parameter carries a customer's token (`{payment_token}` …), which the audit record replaces
     /// by its template name: known once here rather than searched for on every call.
     public var hasTokenSegment: Bool { storage.hasTokenSegment }
+
+    /// Bytes `make` derives from this operation's constant fields, made on its first use and kept in the shared box
+    /// (the tracing encoder's call-span attributes: appending them cost a traced call less than reading three
+    /// strings out of the box, whose reference counts every event loop touches). Valid while the operation lives;
+    /// `make` must give the same bytes each time, since two threads may both make them once.
+    public func cachedBytes(_ make: (Operation) -> [UInt8]) -> UnsafeRawBufferPointer {
+        if let cached = UnsafeMutableRawPointer(bitPattern: storage.cached.load(ordering: .acquiring)) { return Self.bytes(at: cached) }
+        let bytes = make(self)
+        let made = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Int>.size + bytes.count, alignment: MemoryLayout<Int>.alignment)
+        made.storeBytes(of: bytes.count, as: Int.self)
+        UnsafeMutableRawBufferPointer(start: made + MemoryLayout<Int>.size, count: bytes.count).copyBytes(from: bytes)
+        let (stored, winner) = storage.cached.compareExchange(expected: 0, desired: Int(bitPattern: made), ordering: .acquiringAndReleasing)
+        if stored { return Self.bytes(at: made) }
+        made.deallocate()
+        return Self.bytes(at: UnsafeMutableRawPointer(bitPattern: winner)!)
+    }
+
+    private static func bytes(at pointer: UnsafeMutableRawPointer) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: pointer + MemoryLayout<Int>.size, count: pointer.load(as: Int.self))
+    }
 
     /// Makes an operation.
     public init(

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 @testable import GatewayProxy
+import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
@@ -269,6 +270,65 @@ struct OTLPEncodingTests {
         let decoded = halves.map { OTLPReceiver.decode(Self.request.protobuf($0)) }
         #expect(decoded.map(\.count) == [7, 11])
         #expect(decoded.joined().filter { $0.name == CallTracing.Name.call }.count == 3)
+    }
+
+    @Test("the exporter's batches: whole buffers regrouped into batch_size spans, cut only between spans, each request decoding to its spans in order")
+    func batchesOfRuns() throws {
+        let tracing = Self.tracing()
+        for _ in 0..<3 { _ = Self.tracedCall(tracing) }
+        let taken = tracing.spans.take()
+        let all = OTLPReceiver.decode(Self.request.protobuf(OTLPExportRequest.spans(of: taken)))
+        #expect(all.count == 18)
+        // One buffer, then the same bytes as two buffers of 5 and 13 spans (two event loops' parts).
+        let whole = try #require(taken.runs.first)
+        let cut = OTLPExportRequest.prefixEnd(of: whole.bytes, spans: 5)
+        let split = [
+            OTLPExportRequest.SpanRun(bytes: whole.bytes[..<cut], count: 5),
+            OTLPExportRequest.SpanRun(bytes: whole.bytes[cut...], count: 13),
+        ]
+        for (runs, size, expected) in [(taken.runs, 7, [7, 7, 4]), (split, 4, [4, 4, 4, 4, 2]), (split, 18, [18]), (split, 64, [18])] {
+            let batches = OTLPExportRequest.batches(runs, size: size)
+            #expect(batches.map { $0.reduce(0) { $0 + $1.count } } == expected, "size \(size)")
+            var decoded: [OTLPReceiver.Span] = []
+            for batch in batches {
+                let body = Self.request.protobuf(batch)
+                let spans = OTLPReceiver.decode(Array(body.readableBytesView))
+                #expect(spans.count == batch.reduce(0) { $0 + $1.count }, "size \(size)")
+                decoded += spans
+                // Each request carries the resource, not only the first.
+                for (field, resourceSpans) in OTLPReceiver.Wire.fields(Array(body.readableBytesView)[...]) where field == 1 {
+                    let resource = OTLPReceiver.Wire.fields(resourceSpans.bytes).filter { $0.0 == 1 }
+                    #expect(resource.count == 1 && OTLPReceiver.Wire.fields(resource[0].1.bytes).count == 2)
+                }
+            }
+            #expect(decoded.map(\.spanID) == all.map(\.spanID), "size \(size): spans lost, repeated or reordered")
+            #expect(decoded.map(\.attributes) == all.map(\.attributes), "size \(size)")
+        }
+        #expect(OTLPExportRequest.batches([], size: 4).isEmpty)
+    }
+
+    @Test("an operation's attributes, encoded once and kept with the operation, decode as its id, family and category on every call")
+    func operationAttributes() throws {
+        let tracing = Self.tracing()
+        let operation = Operation(
+            id: "capturePaymentTransaction", method: "POST", template: "/v2/payment/transactions/{id}/captures",
+            scope: .direct, family: "payment-transaction", category: "payment-transaction-capture", introducedIn: "r1", testOnly: false)
+        for _ in 0..<2 {
+            var trace = CallTrace(tracing, headers: [:])
+            var record = Self.record(status: 200)
+            record.facts.operation = operation
+            trace.finish(record: record, generatedKey: false)
+        }
+        let first = operation.cachedBytes { _ in [] }
+        #expect(first.baseAddress == operation.cachedBytes { _ in [1] }.baseAddress && first.count > 0, "made again")
+        let calls = Self.exported(tracing)
+        #expect(calls.count == 2)
+        for call in calls {
+            #expect(call.attributes["klarna.operation.id"] == "capturePaymentTransaction")
+            #expect(call.attributes["klarna.operation.family"] == "payment-transaction")
+            #expect(call.attributes["klarna.rate_limit.category"] == "payment-transaction-capture")
+            #expect(call.attributes["klarna.merchant.id"] == "m1" && call.attributes["klarna.release"] == "r7", "a neighbouring attribute was lost")
+        }
     }
 }
 

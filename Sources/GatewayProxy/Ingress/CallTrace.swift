@@ -134,8 +134,7 @@ struct CallTrace {
 
     /// The stage ends: admitted, or refused by `rule`.
     mutating func rateLimitEnded(refusedBy rule: String? = nil) {
-        guard let span = rateLimit else { return }
-        rateLimit = nil
+        guard let span = rateLimit.take() else { return }
         child(CallTracing.Name.rateLimit, kind: CallTracing.Kind.internal, start: span.start) { bytes in
             if span.shapedAt != 0 {
                 bytes.protoAttribute("klarna.gateway.rate_limit.shaped", true)
@@ -154,8 +153,7 @@ struct CallTrace {
 
     /// A journal commit (intent, outcome or refusal record) begins.
     mutating func journalStarted(_ name: String) {
-        if let open = journal {
-            journal = nil
+        if let open = journal.take() {
             child(open.name, kind: CallTracing.Kind.internal, start: open.start) { _ in }
         }
         guard hasCall else { return }
@@ -164,8 +162,7 @@ struct CallTrace {
 
     /// The commit is done; `recorded` false when the journal failed it (the call then fails closed).
     mutating func journalEnded(recorded: Bool) {
-        guard let span = journal else { return }
-        journal = nil
+        guard let span = journal.take() else { return }
         child(span.name, kind: CallTracing.Kind.internal, start: span.start) { bytes in
             if !recorded { bytes.protoErrorStatus("not recorded") }
         }
@@ -193,9 +190,10 @@ struct CallTrace {
 
     /// The attempt is over: answered with `status`, or failed (`failure` names how).
     mutating func attemptEnded(status: Int? = nil, failure: String? = nil) {
-        guard let span = attempt else { return }
-        attempt = nil
-        child(CallTracing.Name.attempt, kind: CallTracing.Kind.client, start: span.start) { bytes in
+        // Moved out, not copied, and handed to the encoder borrowed: a copy retained the host, a string of the
+        // snapshot's that both event loops count references on.
+        guard let span = attempt.take() else { return }
+        child(CallTracing.Name.attempt, kind: CallTracing.Kind.client, start: span.start, span) { bytes, span in
             bytes.protoAttribute("klarna.gateway.attempt", Int64(span.number))
             bytes.protoAttribute("server.address", span.host)
             bytes.protoEvent("connection reused", at: span.reused)
@@ -220,11 +218,10 @@ struct CallTrace {
         rateLimitEnded()
         journalEnded(recorded: true)
         attemptEnded(failure: record.status == nil ? "call ended" : nil)
-        guard let buffer, let identity else { return }
-        self.buffer = nil
+        guard let identity, let buffer = buffer.take() else { return }
         let end = Self.now()
         let (start, parent, traceState) = (startedNanos, parent, traceState)
-        buffer.append { bytes, _ in
+        buffer.append(record) { bytes, _, record in
             bytes.protoSpanHead(
                 identity, spanID: identity.spanID, parent: parent?.spanID, traceState: traceState, name: CallTracing.Name.call,
                 kind: CallTracing.Kind.server, start: start, end: end)
@@ -232,10 +229,8 @@ struct CallTrace {
             bytes.protoAttribute("klarna.gateway.request_id", record.requestID)
             if let caller = record.facts.callerID { bytes.protoAttribute("klarna.gateway.caller", caller) }
             if let merchant = record.facts.merchantID { bytes.protoAttribute("klarna.merchant.id", merchant) }
-            if let operation = record.facts.operation {
-                bytes.protoAttribute("klarna.operation.id", operation.id)
-                bytes.protoAttribute("klarna.operation.family", operation.family)
-                bytes.protoAttribute("klarna.rate_limit.category", operation.category)
+            if let attributes = record.facts.operation?.cachedBytes(Self.operationAttributes) {
+                bytes.append(contentsOf: attributes.assumingMemoryBound(to: UInt8.self))
             }
             if let release = record.facts.release { bytes.protoAttribute("klarna.release", release) }
             if let environment = record.facts.environment { bytes.protoAttribute("klarna.environment", environment.rawValue) }
@@ -254,14 +249,31 @@ struct CallTrace {
         }
     }
 
+    /// The call span's attributes that depend on its operation alone, encoded once per operation
+    /// (`Operation.cachedBytes`).
+    static func operationAttributes(_ operation: Operation) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.protoAttribute("klarna.operation.id", operation.id)
+        bytes.protoAttribute("klarna.operation.family", operation.family)
+        bytes.protoAttribute("klarna.rate_limit.category", operation.category)
+        return bytes
+    }
+
     /// Encodes a child span of the call's span that started at `start` and ends now; `body` adds its attributes,
     /// events and status.
     private func child(_ name: String, kind: UInt64, start: UInt64, _ body: (inout [UInt8]) -> Void) {
+        child(name, kind: kind, start: start, ()) { bytes, _ in body(&bytes) }
+    }
+
+    /// `child` with `context` handed to `body` borrowed (see `TraceBuffer.append(_:_:)`).
+    private func child<Context>(
+        _ name: String, kind: UInt64, start: UInt64, _ context: borrowing Context, _ body: (inout [UInt8], borrowing Context) -> Void
+    ) {
         guard let buffer, let identity else { return }
         let end = Self.now()
-        buffer.append { bytes, id in
+        buffer.append(context) { bytes, id, context in
             bytes.protoSpanHead(identity, spanID: id, parent: identity.spanID, traceState: nil, name: name, kind: kind, start: start, end: end)
-            body(&bytes)
+            body(&bytes, context)
         }
     }
 }

@@ -1,34 +1,143 @@
+import NIOCore
+
 /// An OTLP `ExportTraceServiceRequest` (collector/trace/v1) around spans the data plane already encoded: one
 /// `ResourceSpans` (the gateway's `service.name` and `service.instance.id`) holding one `ScopeSpans`. Encoded as
 /// protobuf (`http/protobuf`) or as OTLP/JSON (`http/json`, converted from the same bytes).
 public struct OTLPExportRequest: Sendable {
     /// `service.name`.
-    public var serviceName: String
+    public let serviceName: String
     /// `service.instance.id` (the node id).
-    public var instanceID: String
+    public let instanceID: String
     /// The instrumentation scope's name.
     public static let scope = "klarna-gateway"
+    /// `ResourceSpans.resource` and `ScopeSpans.scope`, the same in every request, so encoded once.
+    private let resource: [UInt8]
+    private let scopeField: [UInt8]
 
     /// Makes a request template for one resource.
     public init(serviceName: String, instanceID: String) {
         self.serviceName = serviceName
         self.instanceID = instanceID
+        var resource: [UInt8] = []
+        resource.protoMessage(1) { resource in
+            resource.protoAttribute("service.name", serviceName, field: 1)
+            resource.protoAttribute("service.instance.id", instanceID, field: 1)
+        }
+        self.resource = resource
+        var scope: [UInt8] = []
+        scope.protoMessage(1) { $0.protoString(1, Self.scope) }
+        scopeField = scope
+    }
+
+    /// Whole spans back to back, as a `TraceBuffer` holds them (each a `ScopeSpans.spans` field: key, length,
+    /// `Span`), and how many.
+    public struct SpanRun: Sendable {
+        /// The spans' bytes.
+        public var bytes: ArraySlice<UInt8>
+        /// Spans in `bytes`.
+        public var count: Int
+
+        /// Makes a run.
+        public init(bytes: ArraySlice<UInt8>, count: Int) {
+            self.bytes = bytes
+            self.count = count
+        }
+    }
+
+    /// `runs` regrouped into batches of `size` spans each, the last one possibly smaller. A run is cut only where a
+    /// batch must end, by skipping over that many spans' keys and lengths: a buffer's bytes go into a request whole,
+    /// where slicing out every span cost a reference count and an array slot each (docs/performance.md).
+    public static func batches(_ runs: [SpanRun], size: Int) -> [[SpanRun]] {
+        let size = max(1, size)
+        var batches: [[SpanRun]] = []
+        var current: [SpanRun] = []
+        var room = size
+        for run in runs where run.count > 0 {
+            var run = run
+            while run.count > room {
+                let cut = prefixEnd(of: run.bytes, spans: room)
+                current.append(SpanRun(bytes: run.bytes[..<cut], count: room))
+                run = SpanRun(bytes: run.bytes[cut...], count: run.count - room)
+                batches.append(current)
+                current = []
+                room = size
+            }
+            current.append(run)
+            room -= run.count
+            if room == 0 {
+                batches.append(current)
+                current = []
+                room = size
+            }
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
+    }
+
+    /// The index just past the first `spans` fields of `bytes`; the end of `bytes` if it holds fewer (it never does:
+    /// the gateway wrote them).
+    static func prefixEnd(of bytes: ArraySlice<UInt8>, spans: Int) -> Int {
+        bytes.withUnsafeBufferPointer { raw -> Int in
+            var index = 0
+            var left = spans
+            while left > 0, index < raw.count {
+                // The key is one byte (field 2); then the span's length, a varint.
+                index += 1
+                var length = 0
+                var shift = 0
+                while index < raw.count {
+                    let byte = raw[index]
+                    index += 1
+                    length |= Int(byte & 0x7F) << shift
+                    if byte & 0x80 == 0 { break }
+                    shift += 7
+                }
+                index += length
+                left -= 1
+            }
+            return bytes.startIndex + min(index, raw.count)
+        }
+    }
+
+    /// The request as protobuf around `runs`, in one buffer sized first, each run's bytes copied into it once.
+    public func protobuf(_ runs: [SpanRun], allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var scopeSpans = scopeField.count
+        for run in runs { scopeSpans += run.bytes.count }
+        let resourceSpans = resource.count + 1 + OTLPWire.varintSize(UInt64(scopeSpans)) + scopeSpans
+        var buffer = allocator.buffer(capacity: 1 + OTLPWire.varintSize(UInt64(resourceSpans)) + resourceSpans)
+        buffer.writeInteger(UInt8(1 << 3 | OTLPWire.lengthDelimited))
+        buffer.writeVarint(UInt64(resourceSpans))
+        buffer.writeBytes(resource)
+        buffer.writeInteger(UInt8(2 << 3 | OTLPWire.lengthDelimited))
+        buffer.writeVarint(UInt64(scopeSpans))
+        buffer.writeBytes(scopeField)
+        for run in runs { buffer.writeBytes(run.bytes) }
+        return buffer
+    }
+
+    /// Each span of `runs`, as its `ScopeSpans.spans` field, in order (for `http/json`, which converts span by span).
+    public static func spans(of runs: [SpanRun]) -> [ArraySlice<UInt8>] {
+        var spans: [ArraySlice<UInt8>] = []
+        for run in runs { split(run.bytes, into: &spans) }
+        return spans
     }
 
     /// Each span of `taken`, as its `ScopeSpans.spans` field (key, length, `Span`), in order.
     public static func spans(of taken: SpanQueue.Taken) -> [ArraySlice<UInt8>] {
         var spans: [ArraySlice<UInt8>] = []
         spans.reserveCapacity(taken.count)
-        for part in taken.parts {
-            var reader = OTLPWireReader(part[...])
-            var start = reader.index
-            while let field = reader.next() {
-                guard field.number == 2 else { break }
-                spans.append(part[start..<reader.index])
-                start = reader.index
-            }
-        }
+        for part in taken.parts { split(part[...], into: &spans) }
         return spans
+    }
+
+    private static func split(_ bytes: ArraySlice<UInt8>, into spans: inout [ArraySlice<UInt8>]) {
+        var reader = OTLPWireReader(bytes)
+        var start = reader.index
+        while let field = reader.next() {
+            guard field.number == 2 else { break }
+            spans.append(bytes[start..<reader.index])
+            start = reader.index
+        }
     }
 
     /// The request as protobuf, holding `spans` (fields as `spans(of:)` gives them). Every length is known before
@@ -36,13 +145,7 @@ public struct OTLPExportRequest: Sendable {
     /// A concrete type, not a generic one: across the module boundary a generic call is not specialized, and its
     /// per-element witness calls and reference counting were most of the exporter's time.
     public func protobuf(_ spans: ArraySlice<ArraySlice<UInt8>>) -> [UInt8] {
-        var resource: [UInt8] = []
-        resource.protoMessage(1) { resource in
-            resource.protoAttribute("service.name", serviceName, field: 1)
-            resource.protoAttribute("service.instance.id", instanceID, field: 1)
-        }
-        var scope: [UInt8] = []
-        scope.protoMessage(1) { $0.protoString(1, Self.scope) }
+        let scope = scopeField
         var scopeSpans = scope.count
         for span in spans { scopeSpans += span.count }
         let resourceSpans = resource.count + 1 + OTLPWire.varintSize(UInt64(scopeSpans)) + scopeSpans
@@ -308,5 +411,16 @@ private struct JSONText {
             raw("}")
         }
         raw("}")
+    }
+}
+
+extension ByteBuffer {
+    mutating func writeVarint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        writeInteger(UInt8(value))
     }
 }

@@ -91,19 +91,33 @@ struct ProtoCursor {
         utf8(text)
     }
 
-    /// A `KeyValue` (common/v1) up to its `AnyValue`'s content, which is `anyValueLength` bytes: the three kinds
-    /// of attribute differ only in that content.
+    /// Bytes of `text`, without key or length.
     @inline(__always)
-    mutating func keyValueHead(_ key: String, keyLength: Int, anyValueLength: Int, field: UInt64) {
+    mutating func bytes(_ text: UnsafeRawBufferPointer) {
+        if let base = text.baseAddress { UnsafeMutableRawPointer(pointer).copyMemory(from: base, byteCount: text.count) }
+        pointer += text.count
+    }
+
+    /// A `KeyValue` (common/v1) up to its `AnyValue`'s content, which is `anyValueLength` bytes: the three kinds
+    /// of attribute differ only in that content. Keys are literals: no reference count to take, their length known.
+    @inline(__always)
+    mutating func keyValueHead(_ key: StaticString, anyValueLength: Int, field: UInt64) {
+        let keyLength = OTLPWire.length(of: key)
         self.key(field, OTLPWire.lengthDelimited)
         varint(UInt64(OTLPWire.fieldSize(length: keyLength) + OTLPWire.fieldSize(length: anyValueLength)))
-        string(1, key, length: keyLength)
+        self.key(1, OTLPWire.lengthDelimited)
+        varint(UInt64(keyLength))
+        key.withUTF8Buffer { bytes(UnsafeRawBufferPointer($0)) }
         self.key(2, OTLPWire.lengthDelimited)
         varint(UInt64(anyValueLength))
     }
 }
 
 extension OTLPWire {
+    /// UTF-8 bytes of a literal key (a one-character literal may be stored as a scalar, not a pointer).
+    @inline(__always)
+    static func length(of key: StaticString) -> Int { key.withUTF8Buffer { $0.count } }
+
     /// Bytes of a `KeyValue` field whose key is `keyLength` bytes and whose `AnyValue` content is `anyValueLength`.
     @inline(__always)
     static func keyValueSize(keyLength: Int, anyValueLength: Int) -> Int {
@@ -172,9 +186,21 @@ extension Array where Element == UInt8 {
     /// length goes in front of it (one move of the bytes written, which are few).
     @inline(__always)
     mutating func protoMessage(_ field: UInt64, _ body: (inout [UInt8]) -> Void) {
-        protoKey(field, OTLPWire.lengthDelimited)
-        let start = count
+        let start = protoMessageStart(field)
         body(&self)
+        protoMessageEnd(start)
+    }
+
+    /// `protoMessage` in two steps, for a body that cannot be a closure: the key; the index its body starts at.
+    @inline(__always)
+    mutating func protoMessageStart(_ field: UInt64) -> Int {
+        protoKey(field, OTLPWire.lengthDelimited)
+        return count
+    }
+
+    /// Puts the length of the body written since `start` in front of it.
+    @inline(__always)
+    mutating func protoMessageEnd(_ start: Int) {
         let length = UInt64(count - start)
         if length < 0x80 {
             insert(UInt8(length), at: start)
@@ -188,32 +214,47 @@ extension Array where Element == UInt8 {
     /// A `KeyValue` (common/v1) with a string value as field `field`: `key` = 1, `value` = 2
     /// (`AnyValue.string_value` = 1).
     @inline(__always)
-    mutating func protoAttribute(_ key: String, _ value: String, field: UInt64 = OTLPSpanField.attributes) {
-        let (keyLength, valueLength) = (key.utf8.count, value.utf8.count)
-        let anyValueLength = OTLPWire.fieldSize(length: valueLength)
-        protoWrite(size: OTLPWire.keyValueSize(keyLength: keyLength, anyValueLength: anyValueLength)) { cursor in
-            cursor.keyValueHead(key, keyLength: keyLength, anyValueLength: anyValueLength, field: field)
-            cursor.string(1, value, length: valueLength)
+    mutating func protoAttribute(_ key: StaticString, _ value: String, field: UInt64 = OTLPSpanField.attributes) {
+        // The value's bytes are read first and only their pointer goes into the writing closure: a closure that
+        // captured the string itself retained and released it, an atomic pair on a string every event loop shares
+        // (an operation's, a caller's), about a third of an attribute's cost.
+        let written: Void? = value.utf8.withContiguousStorageIfAvailable { text in
+            protoAttribute(key, utf8: UnsafeRawBufferPointer(text), field: field)
+        }
+        if written == nil {
+            var contiguous = value
+            contiguous.makeContiguousUTF8()
+            protoAttribute(key, contiguous, field: field)
+        }
+    }
+
+    /// A `KeyValue` with a string value given as its UTF-8 bytes.
+    @inline(__always)
+    mutating func protoAttribute(_ key: StaticString, utf8 value: UnsafeRawBufferPointer, field: UInt64 = OTLPSpanField.attributes) {
+        let anyValueLength = OTLPWire.fieldSize(length: value.count)
+        protoWrite(size: OTLPWire.keyValueSize(keyLength: OTLPWire.length(of: key), anyValueLength: anyValueLength)) { cursor in
+            cursor.keyValueHead(key, anyValueLength: anyValueLength, field: field)
+            cursor.key(1, OTLPWire.lengthDelimited)
+            cursor.varint(UInt64(value.count))
+            cursor.bytes(value)
         }
     }
 
     /// A `KeyValue` with an integer value (`AnyValue.int_value` = 3).
     @inline(__always)
-    mutating func protoAttribute(_ key: String, _ value: Int64, field: UInt64 = OTLPSpanField.attributes) {
-        let keyLength = key.utf8.count
+    mutating func protoAttribute(_ key: StaticString, _ value: Int64, field: UInt64 = OTLPSpanField.attributes) {
         let anyValueLength = 1 + OTLPWire.varintSize(UInt64(bitPattern: value))
-        protoWrite(size: OTLPWire.keyValueSize(keyLength: keyLength, anyValueLength: anyValueLength)) { cursor in
-            cursor.keyValueHead(key, keyLength: keyLength, anyValueLength: anyValueLength, field: field)
+        protoWrite(size: OTLPWire.keyValueSize(keyLength: OTLPWire.length(of: key), anyValueLength: anyValueLength)) { cursor in
+            cursor.keyValueHead(key, anyValueLength: anyValueLength, field: field)
             cursor.varintField(3, UInt64(bitPattern: value))
         }
     }
 
     /// A `KeyValue` with a boolean value (`AnyValue.bool_value` = 2).
     @inline(__always)
-    mutating func protoAttribute(_ key: String, _ value: Bool, field: UInt64 = OTLPSpanField.attributes) {
-        let keyLength = key.utf8.count
-        protoWrite(size: OTLPWire.keyValueSize(keyLength: keyLength, anyValueLength: 2)) { cursor in
-            cursor.keyValueHead(key, keyLength: keyLength, anyValueLength: 2, field: field)
+    mutating func protoAttribute(_ key: StaticString, _ value: Bool, field: UInt64 = OTLPSpanField.attributes) {
+        protoWrite(size: OTLPWire.keyValueSize(keyLength: OTLPWire.length(of: key), anyValueLength: 2)) { cursor in
+            cursor.keyValueHead(key, anyValueLength: 2, field: field)
             cursor.varintField(2, value ? 1 : 0)
         }
     }

@@ -24,6 +24,13 @@ public final class SpanQueue: Sendable {
         public var parts: [[UInt8]] = []
         /// Spans in `parts`.
         public var count = 0
+        /// Spans in each part.
+        public var counts: [Int] = []
+
+        /// Each part as one run of spans, for `OTLPExportRequest.batches`.
+        public var runs: [OTLPExportRequest.SpanRun] {
+            zip(parts, counts).map { OTLPExportRequest.SpanRun(bytes: $0[...], count: $1) }
+        }
     }
 
     /// Makes a queue; `ready` is called (from an event loop, rarely) when `batchSize` spans wait or a span was
@@ -73,6 +80,7 @@ public final class SpanQueue: Sendable {
             let (bytes, count) = buffer.take()
             guard count > 0 else { continue }
             taken.parts.append(bytes)
+            taken.counts.append(count)
             taken.count += count
         }
         queued.wrappingSubtract(taken.count, ordering: .relaxed)
@@ -128,12 +136,21 @@ final class TraceBuffer: @unchecked Sendable {
     /// Appends one span: `write` gets the bytes and a new span id (for a span without one yet) and writes the
     /// `Span` message's fields. Nothing is written when the queue is full.
     func append(_ write: (inout [UInt8], UInt64) -> Void) {
+        append(()) { bytes, id, _ in write(&bytes, id) }
+    }
+
+    /// `append(_:)` with `context` handed to `write` borrowed: a value the closure captured instead (a call's
+    /// record) was copied into it, every string and box in it retained and released.
+    func append<Context>(_ context: borrowing Context, _ write: (inout [UInt8], UInt64, borrowing Context) -> Void) {
         guard queue.admit() else { return }
-        lock.withLock {
-            let id = unlockedNextID()
-            bytes.protoMessage(2) { write(&$0, id) }
-            count += 1
-        }
+        // No closure around `write`: one capturing `context` would copy it.
+        lock.lock()
+        defer { lock.unlock() }
+        let id = unlockedNextID()
+        let start = bytes.protoMessageStart(2)
+        write(&bytes, id, context)
+        bytes.protoMessageEnd(start)
+        count += 1
     }
 
     /// Hands over what the buffer holds, leaving it empty with room for as much.
