@@ -1,5 +1,6 @@
 import Foundation
 import GatewayAudit
+import GatewayPostgres
 import GatewayTestSupport
 import GRDB
 import NIOConcurrencyHelpers
@@ -22,11 +23,27 @@ struct CrashTests {
         try await killRounds(connections: 64, rounds: 2)
     }
 
+    /// The same with the trail in PostgreSQL, where the writer has several batches in flight at once: a kill lands
+    /// while some are sent and unanswered, and none of them may leave a gap or lose an answered call's record.
+    @Test(
+        "kill -9 under the benchmark's load with the trail in PostgreSQL loses no record of an answered call",
+        .enabled(if: TestPostgres.serverURL != nil || TestPostgres.required, "needs PostgreSQL: run under bin/with-postgres"),
+        .timeLimit(.minutes(4)))
+    func killUnderBenchmarkLoadWithPostgreSQL() async throws {
+        guard let server = TestPostgres.serverURL else {
+            Issue.record("KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
+            return
+        }
+        let url = try await PostgresStore.createDatabase(
+            named: "kgw_crash_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16), on: server)
+        try await killRounds(connections: 64, rounds: 2, auditPath: url)
+    }
+
     /// `rounds` times: serve, load with `connections` clients, kill -9 once calls flow; then every answered call
     /// has its intent and its outcome, and after a clean restart the whole chain verifies.
-    private func killRounds(connections: Int, rounds: Int) async throws {
+    private func killRounds(connections: Int, rounds: Int, auditPath: String? = nil) async throws {
         try await withGateway { gw in
-            let auditPath = gw.directory.appendingPathComponent("crash-audit.sqlite").path
+            let auditPath = auditPath ?? gw.directory.appendingPathComponent("crash-audit.sqlite").path
             let environment = ["KGW_AUDIT__PATH": auditPath, "KGW_NODE_ID": "crash-node"]
             var answered: [String] = []
             for round in 0..<rounds {
@@ -78,13 +95,24 @@ struct CrashTests {
         }
     }
 
+    /// Each request's record phases in chain order, from a SQLite file or a PostgreSQL trail.
     static func phases(_ path: String) throws -> [String: [String]] {
-        try DatabaseQueue(path: path).read { db in
-            var phases: [String: [String]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT request_id, phase FROM audit_records ORDER BY seq") {
-                phases[row[0], default: []].append(row[1])
+        guard PostgresURL.isPostgresURL(path) else {
+            return try DatabaseQueue(path: path).read { db in
+                var phases: [String: [String]] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT request_id, phase FROM audit_records ORDER BY seq") {
+                    phases[row[0], default: []].append(row[1])
+                }
+                return phases
             }
-            return phases
         }
+        var phases: [String: [String]] = [:]
+        var cursor: AuditCursor?
+        repeat {
+            let page = try AuditReader.page(path: path, filter: AuditFilter(), after: cursor, limit: 5_000)
+            for entry in page.entries { phases[entry.requestID, default: []].append(entry.phase) }
+            cursor = page.next
+        } while cursor != nil
+        return phases
     }
 }

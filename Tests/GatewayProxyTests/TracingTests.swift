@@ -153,8 +153,10 @@ struct TracingTests {
             let requestID = try #require(
                 result.stdout.split(separator: "\r\n").first { $0.lowercased().hasPrefix("klarna-gateway-request-id:") }?
                     .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces))
+            // The call span ends after its audit outcome span, once the stream closes, and may go in a later export.
             let spans = try await receiver.waitFor { spans in
                 spans.contains { $0.name == CallTracing.Name.auditOutcome && $0.traceID == Self.callerTrace }
+                    && spans.contains { $0.name == CallTracing.Name.call && $0.traceID == Self.callerTrace }
             }
             let call = try #require(spans.first { $0.name == CallTracing.Name.call && $0.traceID == Self.callerTrace }, "\(spans.map(\.name))")
             #expect(call.parentSpanID == Self.callerSpan)
