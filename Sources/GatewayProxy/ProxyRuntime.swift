@@ -51,6 +51,8 @@ public final class ProxyRuntime: Sendable {
     let pools: UpstreamPools
     /// The calls' deadlines, one heap and one timer per event loop; built once, each used only on its loop.
     private let callDeadlines: [ObjectIdentifier: CallDeadlines]
+    /// Token answers, one cache per event loop (`CallerTokenCache`).
+    let tokenCaches: LoopTokenCaches
     /// Ingress limits.
     public let limits: IngressLimits
     /// Timeouts, retries, budget, breaker and idempotency keys toward Klarna.
@@ -112,6 +114,7 @@ public final class ProxyRuntime: Sendable {
         var deadlines: [ObjectIdentifier: CallDeadlines] = [:]
         for loop in group.makeIterator() { deadlines[ObjectIdentifier(loop)] = CallDeadlines(eventLoop: loop) }
         self.callDeadlines = deadlines
+        self.tokenCaches = LoopTokenCaches(group: group)
         self.limits = limits
         self.resilience = resilience
         self.breakers = BreakerBoard(settings: resilience.breaker)

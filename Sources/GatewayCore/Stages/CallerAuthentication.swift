@@ -16,18 +16,26 @@ public struct CallerAuthentication: Sendable {
         }
     }
 
-    /// What a connection keeps of its last token authentication. A keep-alive caller sends the same credentials on
-    /// every request, and parsing and hashing its token again each time was 2% of a call's CPU. The memo answers
-    /// only for the very snapshot it was made with (a reload that revokes, rotates or rebinds a caller makes a new
-    /// one) and for the same `Authorization` bytes and client certificate; refusals are never kept.
+    /// Where token answers are kept between requests (`CallerTokenCache`). The data plane gives every connection its
+    /// event loop's cache; a memo made with `init()` keeps one answer of its own, as a connection's memo once did.
     public struct Memo {
-        weak var snapshot: GatewaySnapshot?
-        var authorization = ""
-        var fingerprint: String?
-        var result: Result?
+        var cache: CallerTokenCache?
 
-        /// An empty memo: the first request on a connection authenticates in full.
+        /// An empty memo of its own: the first request authenticates in full, and its answer is kept for the next.
         public init() {}
+
+        /// A memo that is `cache`, shared by every connection of the event loop that owns it.
+        public init(sharing cache: CallerTokenCache) { self.cache = cache }
+
+        /// The cache, made on first use for a memo of its own.
+        var ownCache: CallerTokenCache {
+            mutating get {
+                if let cache { return cache }
+                let made = CallerTokenCache(capacity: 1)
+                cache = made
+                return made
+            }
+        }
     }
 
     /// One message for every failure, so a prober learns nothing about which part was wrong.
@@ -38,14 +46,20 @@ public struct CallerAuthentication: Sendable {
 
     /// Authenticates the request against the snapshot's callers.
     public func authenticate<H: HeaderLookup>(_ request: IngressRequest<H>, in snapshot: GatewaySnapshot) throws(GatewayError) -> Result {
-        var memo = Memo()
-        return try authenticate(request, in: snapshot, memo: &memo)
+        try authenticate(request, in: snapshot, cache: nil)
     }
 
     /// Authenticates as `authenticate(_:in:)` does, answering from `memo` when the request presents exactly the
-    /// credentials the memo's answer was made for, against the same snapshot; a new token answer replaces it.
+    /// credentials a kept answer was made for, against the same snapshot; a new token answer is kept there.
     public func authenticate<H: HeaderLookup>(
         _ request: IngressRequest<H>, in snapshot: GatewaySnapshot, memo: inout Memo
+    ) throws(GatewayError) -> Result {
+        try authenticate(request, in: snapshot, cache: memo.ownCache)
+    }
+
+    /// Authenticates, answering from and keeping answers in `cache` when there is one.
+    func authenticate<H: HeaderLookup>(
+        _ request: IngressRequest<H>, in snapshot: GatewaySnapshot, cache: CallerTokenCache?
     ) throws(GatewayError) -> Result {
         let presented = request.clientCertificateFingerprint?.lowercased()
         guard let authorization = try request.headers.single("authorization") else {
@@ -53,22 +67,20 @@ public struct CallerAuthentication: Sendable {
             guard let presented, let caller = snapshot.callersByFingerprint[presented] else { throw Self.refusal }
             return Result(caller, method: .certificate)
         }
-        if let known = memo.result, memo.snapshot === snapshot, memo.fingerprint == presented,
-            ConstantTime.equal(memo.authorization.utf8, authorization.utf8) {
+        guard authorization.utf8.count > 7, ASCIICase.hasPrefix(authorization, lowercase: "bearer "),
+            let token = CallerToken.Presented(authorization[authorization.utf8.index(authorization.startIndex, offsetBy: 7)...])
+        else { throw Self.refusal }
+        let number = token.idNumber
+        if let known = cache?.answer(token: number, authorization: authorization, fingerprint: presented, in: snapshot) {
             return known
         }
-        let result = try authenticate(authorization: authorization, presented: presented, in: snapshot)
-        memo.snapshot = snapshot
-        memo.authorization = authorization
-        memo.fingerprint = presented
-        memo.result = result
+        let result = try authenticate(token, number: number, presented: presented, in: snapshot)
+        cache?.keep(result, token: number, authorization: authorization, fingerprint: presented, in: snapshot)
         return result
     }
 
-    private func authenticate(authorization: String, presented: String?, in snapshot: GatewaySnapshot) throws(GatewayError) -> Result {
-        guard authorization.utf8.count > 7, ASCIICase.hasPrefix(authorization, lowercase: "bearer ") else { throw Self.refusal }
-        guard let token = CallerToken.Presented(authorization[authorization.utf8.index(authorization.startIndex, offsetBy: 7)...]),
-            let caller = snapshot.callersByTokenNumber[token.idNumber], let storedHash = caller.record.tokenHash,
+    private func authenticate(_ token: CallerToken.Presented, number: UInt64, presented: String?, in snapshot: GatewaySnapshot) throws(GatewayError) -> Result {
+        guard let caller = snapshot.callersByTokenNumber[number], let storedHash = caller.record.tokenHash,
             token.matches(storedHash: storedHash)
         else { throw Self.refusal }
         let method = Self.tokenMethod(

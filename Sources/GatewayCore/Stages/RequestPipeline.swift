@@ -76,19 +76,25 @@ public struct RequestPipeline: Sendable {
     public func plan<H: HeaderLookup>(
         _ request: IngressRequest<H>, requestID: String, snapshot: GatewaySnapshot, today: String, correlationID: String? = nil
     ) -> Result<ForwardPlan, Refusal> {
-        var memo = CallerAuthentication.Memo()
-        return plan(request, requestID: requestID, snapshot: snapshot, today: today, correlationID: correlationID, memo: &memo)
+        plan(request, requestID: requestID, snapshot: snapshot, today: today, correlationID: correlationID, cache: nil)
     }
 
-    /// Plans as `plan(_:requestID:snapshot:today:correlationID:)` does, with the connection's authentication memo
-    /// (`CallerAuthentication.Memo`): the data plane keeps one per caller connection.
+    /// Plans as `plan(_:requestID:snapshot:today:correlationID:)` does, with an authentication memo
+    /// (`CallerAuthentication.Memo`): the data plane gives each caller connection its event loop's token cache.
     public func plan<H: HeaderLookup>(
         _ request: IngressRequest<H>, requestID: String, snapshot: GatewaySnapshot, today: String, correlationID: String? = nil,
         memo: inout CallerAuthentication.Memo
     ) -> Result<ForwardPlan, Refusal> {
+        plan(request, requestID: requestID, snapshot: snapshot, today: today, correlationID: correlationID, cache: memo.ownCache)
+    }
+
+    private func plan<H: HeaderLookup>(
+        _ request: IngressRequest<H>, requestID: String, snapshot: GatewaySnapshot, today: String, correlationID: String?,
+        cache: CallerTokenCache?
+    ) -> Result<ForwardPlan, Refusal> {
         var facts = CallFacts()
         do throws(GatewayError) {
-            let caller = try authentication.authenticate(request, in: snapshot, memo: &memo)
+            let caller = try authentication.authenticate(request, in: snapshot, cache: cache)
             facts.callerID = caller.caller.id
             facts.authentication = caller.method
             let target = try RequestTarget(parsing: request.target)
@@ -99,10 +105,13 @@ public struct RequestPipeline: Sendable {
                 operation: match.operation, segments: match.segments, headers: request.headers, caller: caller.caller,
                 in: snapshot
             )
-            facts.partnerID = callTarget.partner.record.id
-            facts.merchantID = callTarget.merchant?.record.id
-            facts.account = callTarget.merchant?.record.account.rawValue
-            let partnerEnvironment = callTarget.partner.record.environment
+            // Each read of `partner` or `merchant` copies the value out of the enum, a reference count per field.
+            let partner = callTarget.partner
+            let merchant = callTarget.merchant
+            facts.partnerID = partner.record.id
+            facts.merchantID = merchant?.record.id
+            facts.account = merchant?.record.account.rawValue
+            let partnerEnvironment = partner.record.environment
             facts.environment = partnerEnvironment
             let (releaseID, source) = try releaseSelection.effectiveID(
                 target: callTarget, environment: partnerEnvironment, headers: request.headers,
@@ -114,7 +123,7 @@ public struct RequestPipeline: Sendable {
             let release = try releaseSelection.check(
                 id: releaseID, source: source, operation: match.operation, environment: partnerEnvironment,
                 policy: snapshot.releases, today: today)
-            let endpoint = release.endpoint ?? callTarget.partner.endpoint
+            let endpoint = release.endpoint ?? partner.endpoint
             let environment = try environmentGuard.check(callTarget, endpoint: endpoint, settings: snapshot.settings)
             facts.environment = environment
             let upstream = injection.inject(

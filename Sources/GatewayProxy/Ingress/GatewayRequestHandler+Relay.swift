@@ -71,7 +71,7 @@ extension GatewayRequestHandler {
     /// Sends the held head and body to the caller; from here on the answer streams.
     func release(_ call: CallState, context: ChannelHandlerContext, flush: Bool = true) {
         guard let head = call.heldHead else { return }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(outbound(.head(head)), promise: nil)
         call.heldBody.forEach { context.write(wrapOutboundOut(.body(.byteBuffer($0))), promise: nil) }
         call.heldHead = nil
         call.heldBody.removeAll()

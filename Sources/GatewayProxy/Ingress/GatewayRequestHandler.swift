@@ -31,8 +31,12 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     /// The caller's address and certificate: given to an HTTP/2 stream by its connection, read on the first
     /// request of an HTTP/1 connection.
     private var caller: CallerConnection?
-    /// The connection's last token authentication, answering its next request with the same credentials.
+    /// Token answers: the event loop's cache, shared with every other connection on the loop.
     private var authentication = CallerAuthentication.Memo()
+    /// A request head was read and its end has not been: a parse error belongs to that request's call.
+    var requestOpen = false
+    /// A final answer's head was written and its end has not been: a parse error can only cut the connection.
+    var answering = false
 
     init(runtime: ProxyRuntime, isHTTP2: Bool, lifetime: HTTP2ConnectionLifetimeHandler? = nil, caller: CallerConnection? = nil) {
         self.runtime = runtime
@@ -41,15 +45,23 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         self.caller = caller
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if let cache = runtime.tokenCaches.cache(for: context.eventLoop) { authentication = CallerAuthentication.Memo(sharing: cache) }
+    }
 
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head): receivedHead(head, context: context)
-        case .body(let buffer): receivedBody(buffer, context: context)
-        case .end: receivedEnd(context: context)
+        case .head(let head):
+            requestOpen = true
+            receivedHead(head, context: context)
+        case .body(let buffer):
+            receivedBody(buffer, context: context)
+        case .end:
+            requestOpen = false
+            receivedEnd(context: context)
         }
     }
 
@@ -83,17 +95,27 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         try? connection.channel.syncOptions?.setOption(.autoRead, value: !pause)
     }
 
-    /// A framing error or stalled body in the request this handler holds: refuse it and close.
+    /// An HTTP/1 parse error (`protocolError`), or a framing error or stalled body in the request this handler
+    /// holds: refuse it and close.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !isHTTP2, let parserError = error as? HTTPParserError {
+            protocolError(parserError, context: context)
+            return
+        }
         guard let failure = error as? IngressRequestFailure else {
             context.fireErrorCaught(error)
             return
         }
+        requestFailed(failure.error, context: context)
+    }
+
+    /// Refuses the call this handler holds with `error` and closes (or closes at once when it holds none).
+    func requestFailed(_ error: GatewayError, context: ChannelHandlerContext) {
         guard let call else {
             context.close(promise: nil)
             return
         }
-        perform(call.machine.requestFailed(failure.error), call: call, context: context)
+        perform(call.machine.requestFailed(error), call: call, context: context)
     }
 
     // MARK: - Request
@@ -169,10 +191,13 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             admit(call, context: context)
             return
         }
+        // Read once: each `plan.target` copies the target out of the plan's box, a reference count per field.
+        let target = plan.target
+        let partner = target.partner
         let subject = RateLimitSubject(
-            callerID: callerID, merchantID: plan.facts.merchantID, merchantGroups: plan.target.merchant?.record.groups ?? [],
-            partnerID: plan.target.partner.record.id, environment: environment, category: operation.category,
-            resolved: ResolvedRateLimits(partner: plan.target.partner.rateLimits, caller: plan.callerRateLimit)
+            callerID: callerID, merchantID: plan.facts.merchantID, merchantGroups: target.merchant?.record.groups ?? [],
+            partnerID: partner.record.id, environment: environment, category: operation.category,
+            resolved: ResolvedRateLimits(partner: partner.rateLimits, caller: plan.callerRateLimit)
         )
         call.rateLimitSubject = subject
         call.trace.rateLimitStarted()
@@ -301,7 +326,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         case .writeAnswer(let closeAfter):
             // Head, body and end leave in one flush: one write to the caller's socket per answer, not two.
             release(call, context: context, flush: false)
-            let end = wrapOutboundOut(.end(call.trailers))
+            let end = outbound(.end(call.trailers))
             finish(call: call, closeAfter: closeAfter, context: context) { context.writeAndFlush(end, promise: $0) }
         case .writeRefusal(let connectionClose, let closeAfter):
             writeRefusal(call: call, connectionClose: connectionClose, closeAfter: closeAfter, context: context)
@@ -355,7 +380,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         guard let error = call.refusal else { return }
         if !isHTTP2 && call.method == "CONNECT" { RefusalResponse.unpairEncoder(of: context.pipeline.syncOperations) }
         let response = RefusalResponse(error, requestID: call.requestID, generatedKey: call.generatedKey, close: connectionClose)
-        finish(call: call, closeAfter: closeAfter, context: context) { response.write(to: context, wrap: self.wrapOutboundOut, promise: $0) }
+        finish(call: call, closeAfter: closeAfter, context: context) { response.write(to: context, wrap: self.outbound, promise: $0) }
     }
 
     /// Writes the answer's end with `write`; then closes once it is written if the machine said so, else goes idle

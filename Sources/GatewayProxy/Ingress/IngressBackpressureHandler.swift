@@ -4,18 +4,42 @@ import NIOCore
 ///
 /// Without it a client that pipelines requests and never reads would make the gateway queue answers in memory
 /// without bound. While the channel is not writable (its outbound buffer is above NIO's high-water mark) no more
-/// bytes are read; if it stays so for the idle timeout the connection is closed.
+/// bytes are read; if it stays so for the idle timeout the connection is closed. A TLS connection has it below
+/// TLS; a plain one has the same gate inside its `LingeringCloseHandler`, which saves every read and write a hop.
 final class IngressBackpressureHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     typealias OutboundIn = NIOAny
 
+    private var gate: StalledWriterGate
+
+    init(stallTimeout: TimeAmount) { gate = StalledWriterGate(stallTimeout: stallTimeout) }
+
+    func read(context: ChannelHandlerContext) {
+        gate.read(context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        gate.writabilityChanged(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        gate.stop()
+        context.fireChannelInactive()
+    }
+}
+
+/// The backpressure rule itself, for the handler that carries it: reads wait while the channel is not writable,
+/// and a stall that lasts `stallTimeout` closes the connection (from the carrying handler down).
+struct StalledWriterGate {
     private let stallTimeout: TimeAmount
     private var readPending = false
     private var stall: Scheduled<Void>?
 
     init(stallTimeout: TimeAmount) { self.stallTimeout = stallTimeout }
 
-    func read(context: ChannelHandlerContext) {
+    /// A read asked for: passed on while the channel is writable, else held until it is.
+    mutating func read(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             context.read()
         } else {
@@ -23,7 +47,8 @@ final class IngressBackpressureHandler: ChannelDuplexHandler, RemovableChannelHa
         }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    /// Releases a held read when the channel drains; starts the stall's clock when it fills.
+    mutating func writabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             stall?.cancel()
             stall = nil
@@ -36,12 +61,11 @@ final class IngressBackpressureHandler: ChannelDuplexHandler, RemovableChannelHa
                 context.close(promise: nil)
             }
         }
-        context.fireChannelWritabilityChanged()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    /// The channel closed: the stall's clock stops.
+    mutating func stop() {
         stall?.cancel()
         stall = nil
-        context.fireChannelInactive()
     }
 }

@@ -133,14 +133,15 @@ public final class IngressServer: Sendable {
                             return channel.eventLoop.makeFailedFuture(IngressConnectionLimitReached())
                         }
                         return channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(IngressBackpressureHandler(stallTimeout: stallTimeout))
                             if let holder {
+                                try channel.pipeline.syncOperations.addHandler(IngressBackpressureHandler(stallTimeout: stallTimeout))
                                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: holder.current))
                                 try channel.pipeline.syncOperations.addHandler(IngressHandshakeDeadlineHandler(timeout: headerReadTimeout, refusals: runtime.connectionRefusals))
                             }
                             // Below the HTTP codecs, so that bytes a caller still sends after its answer are dropped
-                            // unparsed while the connection closes without a reset.
-                            try channel.pipeline.syncOperations.addHandler(LingeringCloseHandler())
+                            // unparsed while the connection closes without a reset. A plain connection's backpressure
+                            // rule is carried by it (right above the socket, where the handler of its own would sit).
+                            try channel.pipeline.syncOperations.addHandler(LingeringCloseHandler(stallTimeout: holder == nil ? stallTimeout : nil))
                         }.flatMap {
                             if http2 {
                                 return channel.configureHTTP2SecureUpgrade(
@@ -198,7 +199,7 @@ func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime) -> EventLoopF
         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: false)
         let pipelining = try sync.handler(type: HTTPServerPipelineHandler.self)
         try sync.addHandler(IngressHeadTimeoutHandler(runtime: runtime), position: .before(pipelining))
-        try sync.addHandler(IngressProtocolErrorHandler(runtime: runtime))
+        // Parse errors are answered by the request handler itself (`protocolError`).
         try sync.addHandler(GatewayRequestHandler(runtime: runtime, isHTTP2: false))
     }
 }

@@ -32,8 +32,28 @@ final class LingeringCloseHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let limits: Limits
     private var state = State.open
     private var timer: Scheduled<Void>?
+    /// On a plain connection, the backpressure rule (`IngressBackpressureHandler`, which a TLS connection has below
+    /// TLS): carried here, every read and write of a call passes one handler fewer. Lingering's own reads pass it too,
+    /// as they passed the handler below.
+    private var backpressure: StalledWriterGate?
 
-    init(limits: Limits = Limits()) { self.limits = limits }
+    init(limits: Limits = Limits(), stallTimeout: TimeAmount? = nil) {
+        self.limits = limits
+        backpressure = stallTimeout.map(StalledWriterGate.init(stallTimeout:))
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if backpressure == nil {
+            context.read()
+        } else {
+            backpressure!.read(context: context)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        backpressure?.writabilityChanged(context: context)
+        context.fireChannelWritabilityChanged()
+    }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         guard mode == .all, case .open = state, context.channel.isActive else {
@@ -53,7 +73,7 @@ final class LingeringCloseHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         armQuietTimer(context: context)
         // Reads are asked for here, below the HTTP pipeline handler, which holds back reads while it answers.
-        context.read()
+        read(context: context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -75,7 +95,7 @@ final class LingeringCloseHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.fireChannelReadComplete()
             return
         }
-        context.read()
+        read(context: context)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -96,6 +116,7 @@ final class LingeringCloseHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        backpressure?.stop()
         timer?.cancel()
         timer = nil
         if case .lingering(_, _, let promise) = state { promise?.succeed(()) }
