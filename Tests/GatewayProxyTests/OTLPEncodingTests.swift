@@ -57,7 +57,7 @@ struct OTLPEncodingTests {
     }
 
     static func exported(_ tracing: CallTracing) -> [OTLPReceiver.Span] {
-        OTLPReceiver.decode(request.protobuf(OTLPExportRequest.spans(of: tracing.spans.take())))
+        OTLPReceiver.decode(Array(buffer: request.protobuf(tracing.spans.take().runs)))
     }
 
     @Test("a traced call's spans decode with their ids, parents, names, kinds, attributes, events and statuses")
@@ -100,7 +100,7 @@ struct OTLPEncodingTests {
         let before = UInt64(Date().timeIntervalSince1970 * 1e9) - 1_000_000_000
         let tracing = Self.tracing()
         _ = Self.tracedCall(tracing)
-        let body = Self.request.protobuf(OTLPExportRequest.spans(of: tracing.spans.take()))
+        let body = Array(buffer: Self.request.protobuf(tracing.spans.take().runs))
         // Resource → scope spans → spans, read field by field here rather than through the receiver's `Span`.
         var starts: [UInt64] = []
         var waits: [String] = []
@@ -131,7 +131,7 @@ struct OTLPEncodingTests {
         let tracing = Self.tracing()
         let long = String(repeating: "r", count: 20_000)
         _ = Self.tracedCall(tracing, longValue: long)
-        let body = Self.request.protobuf(OTLPExportRequest.spans(of: tracing.spans.take()))
+        let body = Array(buffer: Self.request.protobuf(tracing.spans.take().runs))
         var resource: [String: String] = [:]
         for (field, resourceSpans) in OTLPReceiver.Wire.fields(body[...]) where field == 1 {
             for (field, part) in OTLPReceiver.Wire.fields(resourceSpans.bytes) where field == 1 {
@@ -166,7 +166,7 @@ struct OTLPEncodingTests {
     func json() throws {
         let tracing = Self.tracing()
         _ = Self.tracedCall(tracing)
-        let body = Self.request.json(OTLPExportRequest.spans(of: tracing.spans.take()))
+        let body = Self.request.json(OTLPExportRequest.spans(of: tracing.spans.take().runs))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
         let resourceSpans = try #require((object["resourceSpans"] as? [[String: Any]])?.first)
         let resource = try #require((resourceSpans["resource"] as? [String: Any])?["attributes"] as? [[String: Any]])
@@ -237,9 +237,9 @@ struct OTLPEncodingTests {
         #expect(queue.waiting == 4)
         #expect(wakes.count.withLock { $0 } == 1, "reaching batch_size wakes the exporter once")
         let taken = queue.take()
-        #expect(taken.parts.count == 2 && taken.count == 4, "one part per loop's buffer")
+        #expect(taken.runs.count == 2 && taken.count == 4, "one part per loop's buffer")
         #expect(queue.waiting == 0 && queue.take().count == 0)
-        let spans = OTLPReceiver.decode(Self.request.protobuf(OTLPExportRequest.spans(of: taken)))
+        let spans = OTLPReceiver.decode(Array(buffer: Self.request.protobuf(taken.runs)))
         #expect(spans.filter { $0.name == CallTracing.Name.call }.count == 2)
 
         // Past capacity: 12 spans offered, 10 kept, 2 dropped and counted, the first drop waking the exporter.
@@ -256,7 +256,7 @@ struct OTLPEncodingTests {
         #expect(queue.takeDropped() == 2 && queue.takeDropped() == 0)
         #expect(wakes.count.withLock { $0 } == before + 2, "one wake at batch_size, one at the first drop")
         let kept = queue.take()
-        #expect(kept.count == 10 && OTLPExportRequest.spans(of: kept).count == 10)
+        #expect(kept.count == 10 && OTLPExportRequest.spans(of: kept.runs).count == 10)
         try await group.shutdownGracefully()
     }
 
@@ -264,10 +264,12 @@ struct OTLPEncodingTests {
     func spansOfTaken() {
         let tracing = Self.tracing()
         for _ in 0..<3 { _ = Self.tracedCall(tracing) }
-        let spans = OTLPExportRequest.spans(of: tracing.spans.take())
+        let spans = OTLPExportRequest.spans(of: tracing.spans.take().runs)
         #expect(spans.count == 18)
         let halves = [spans[0..<7], spans[7...]]
-        let decoded = halves.map { OTLPReceiver.decode(Self.request.protobuf($0)) }
+        let decoded = halves.map { half in
+            OTLPReceiver.decode(Array(buffer: Self.request.protobuf([OTLPExportRequest.SpanRun(bytes: ArraySlice(half.joined()), count: half.count)])))
+        }
         #expect(decoded.map(\.count) == [7, 11])
         #expect(decoded.joined().filter { $0.name == CallTracing.Name.call }.count == 3)
     }
@@ -277,7 +279,7 @@ struct OTLPEncodingTests {
         let tracing = Self.tracing()
         for _ in 0..<3 { _ = Self.tracedCall(tracing) }
         let taken = tracing.spans.take()
-        let all = OTLPReceiver.decode(Self.request.protobuf(OTLPExportRequest.spans(of: taken)))
+        let all = OTLPReceiver.decode(Array(buffer: Self.request.protobuf(taken.runs)))
         #expect(all.count == 18)
         // One buffer, then the same bytes as two buffers of 5 and 13 spans (two event loops' parts).
         let whole = try #require(taken.runs.first)

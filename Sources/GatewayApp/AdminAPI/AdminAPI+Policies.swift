@@ -118,7 +118,6 @@ extension AdminAPI.Exchange {
             ] + extra)
     }
 
-
     /// A message short enough for an error answer: a file with hundreds of problems names the first ones.
     private static func bounded(_ message: String) -> String { message.count > 4_000 ? String(message.prefix(4_000)) + "…" : message }
 }

@@ -74,29 +74,14 @@ public struct OTLPExportRequest: Sendable {
         return batches
     }
 
-    /// The index just past the first `spans` fields of `bytes`; the end of `bytes` if it holds fewer (it never does:
-    /// the gateway wrote them).
+    /// The index just past the first `spans` fields of `bytes`; where reading stopped if it holds fewer (it never
+    /// does: the gateway wrote them).
     static func prefixEnd(of bytes: ArraySlice<UInt8>, spans: Int) -> Int {
-        bytes.withUnsafeBufferPointer { raw -> Int in
-            var index = 0
-            var left = spans
-            while left > 0, index < raw.count {
-                // The key is one byte (field 2); then the span's length, a varint.
-                index += 1
-                var length = 0
-                var shift = 0
-                while index < raw.count {
-                    let byte = raw[index]
-                    index += 1
-                    length |= Int(byte & 0x7F) << shift
-                    if byte & 0x80 == 0 { break }
-                    shift += 7
-                }
-                index += length
-                left -= 1
-            }
-            return bytes.startIndex + min(index, raw.count)
+        var reader = OTLPWireReader(bytes)
+        for _ in 0..<spans {
+            guard reader.next() != nil else { break }
         }
+        return reader.index
     }
 
     /// The request as protobuf around `runs`, in one buffer sized first, each run's bytes copied into it once.
@@ -105,28 +90,29 @@ public struct OTLPExportRequest: Sendable {
         for run in runs { scopeSpans += run.bytes.count }
         let resourceSpans = resource.count + 1 + OTLPWire.varintSize(UInt64(scopeSpans)) + scopeSpans
         var buffer = allocator.buffer(capacity: 1 + OTLPWire.varintSize(UInt64(resourceSpans)) + resourceSpans)
-        buffer.writeInteger(UInt8(1 << 3 | OTLPWire.lengthDelimited))
-        buffer.writeVarint(UInt64(resourceSpans))
+        Self.writeFieldHead(1, length: resourceSpans, to: &buffer)
         buffer.writeBytes(resource)
-        buffer.writeInteger(UInt8(2 << 3 | OTLPWire.lengthDelimited))
-        buffer.writeVarint(UInt64(scopeSpans))
+        Self.writeFieldHead(2, length: scopeSpans, to: &buffer)
         buffer.writeBytes(scopeField)
         for run in runs { buffer.writeBytes(run.bytes) }
         return buffer
+    }
+
+    /// A length-delimited field's key and length, written as the spans' own are (`ProtoCursor`).
+    private static func writeFieldHead(_ field: UInt64, length: Int, to buffer: inout ByteBuffer) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 + OTLPWire.varintSize(UInt64(length))) { room in
+            let start = room.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            var cursor = ProtoCursor(start)
+            cursor.key(field, OTLPWire.lengthDelimited)
+            cursor.varint(UInt64(length))
+            return cursor.pointer - start
+        }
     }
 
     /// Each span of `runs`, as its `ScopeSpans.spans` field, in order (for `http/json`, which converts span by span).
     public static func spans(of runs: [SpanRun]) -> [ArraySlice<UInt8>] {
         var spans: [ArraySlice<UInt8>] = []
         for run in runs { split(run.bytes, into: &spans) }
-        return spans
-    }
-
-    /// Each span of `taken`, as its `ScopeSpans.spans` field (key, length, `Span`), in order.
-    public static func spans(of taken: SpanQueue.Taken) -> [ArraySlice<UInt8>] {
-        var spans: [ArraySlice<UInt8>] = []
-        spans.reserveCapacity(taken.count)
-        for part in taken.parts { split(part[...], into: &spans) }
         return spans
     }
 
@@ -139,30 +125,6 @@ public struct OTLPExportRequest: Sendable {
             start = reader.index
         }
     }
-
-    /// The request as protobuf, holding `spans` (fields as `spans(of:)` gives them). Every length is known before
-    /// its message is written, so the spans are copied once, never moved again.
-    /// A concrete type, not a generic one: across the module boundary a generic call is not specialized, and its
-    /// per-element witness calls and reference counting were most of the exporter's time.
-    public func protobuf(_ spans: ArraySlice<ArraySlice<UInt8>>) -> [UInt8] {
-        let scope = scopeField
-        var scopeSpans = scope.count
-        for span in spans { scopeSpans += span.count }
-        let resourceSpans = resource.count + 1 + OTLPWire.varintSize(UInt64(scopeSpans)) + scopeSpans
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(resourceSpans + 16)
-        bytes.protoKey(1, OTLPWire.lengthDelimited)
-        bytes.protoVarint(UInt64(resourceSpans))
-        bytes.append(contentsOf: resource)
-        bytes.protoKey(2, OTLPWire.lengthDelimited)
-        bytes.protoVarint(UInt64(scopeSpans))
-        bytes.append(contentsOf: scope)
-        for span in spans { bytes.append(contentsOf: span) }
-        return bytes
-    }
-
-    /// The request as protobuf, holding every span of `spans`.
-    public func protobuf(_ spans: [ArraySlice<UInt8>]) -> [UInt8] { protobuf(spans[...]) }
 
     /// The request as OTLP/JSON, holding every span of `spans`.
     public func json(_ spans: [ArraySlice<UInt8>]) -> [UInt8] { json(spans[...]) }
@@ -411,16 +373,5 @@ private struct JSONText {
             raw("}")
         }
         raw("}")
-    }
-}
-
-extension ByteBuffer {
-    mutating func writeVarint(_ value: UInt64) {
-        var value = value
-        while value >= 0x80 {
-            writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        writeInteger(UInt8(value))
     }
 }

@@ -20,17 +20,10 @@ public final class SpanQueue: Sendable {
 
     /// What `take()` gives the exporter: the spans' bytes, each a `ScopeSpans.spans` field (key, length, `Span`).
     public struct Taken: Sendable {
-        /// One byte array per buffer that held spans.
-        public var parts: [[UInt8]] = []
-        /// Spans in `parts`.
+        /// One run of spans per buffer that held spans.
+        public var runs: [OTLPExportRequest.SpanRun] = []
+        /// Spans in `runs`.
         public var count = 0
-        /// Spans in each part.
-        public var counts: [Int] = []
-
-        /// Each part as one run of spans, for `OTLPExportRequest.batches`.
-        public var runs: [OTLPExportRequest.SpanRun] {
-            zip(parts, counts).map { OTLPExportRequest.SpanRun(bytes: $0[...], count: $1) }
-        }
     }
 
     /// Makes a queue; `ready` is called (from an event loop, rarely) when `batchSize` spans wait or a span was
@@ -79,8 +72,7 @@ public final class SpanQueue: Sendable {
         for buffer in buffers.withLockedValue({ $0 }) {
             let (bytes, count) = buffer.take()
             guard count > 0 else { continue }
-            taken.parts.append(bytes)
-            taken.counts.append(count)
+            taken.runs.append(OTLPExportRequest.SpanRun(bytes: bytes[...], count: count))
             taken.count += count
         }
         queued.wrappingSubtract(taken.count, ordering: .relaxed)
