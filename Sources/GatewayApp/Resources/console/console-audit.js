@@ -21,6 +21,11 @@ export async function render(view, argument) {
   const one = el('div', { id: 'audit-record' });
   const live = liveView(() => Object.fromEntries(filters.map(([name]) => [name, inputs[name].value.trim()])), (id) => showRequest(id), phaseBadge);
   view.append(el('h2', {}, 'Audit'), state, form, results, ...live.elements, one);
+  let cursors = [null];
+  // Only the latest search's answer is shown, whatever order the answers arrive in.
+  let latest = 0;
+  // Bound before the first await: a search typed while the trail's state loads is run, not lost.
+  form.addEventListener('submit', (event) => { event.preventDefault(); cursors = [null]; search().catch((e) => say(errorText(e))); });
 
   const { json: status } = await call('GET', '/admin/v1/audit/status');
   const verdict = el('div', { id: 'audit-verify', role: 'status' });
@@ -51,9 +56,6 @@ export async function render(view, argument) {
     ]), el('div', { class: 'actions' }, verify, mayChange() ? null : el('span', { class: 'note' }, 'Verifying needs an operator or security account.')), verdict]
     : [el('p', {}, badge('disabled', 'warn'), ' The gateway records no audit trail.')]));
 
-  let cursors = [null];
-  // Only the latest search's answer is shown, whatever order the answers arrive in.
-  let latest = 0;
   async function search() {
     const mine = ++latest;
     const parameters = Object.fromEntries(filters.map(([name]) => [name, inputs[name].value.trim()]));
@@ -83,7 +85,6 @@ export async function render(view, argument) {
     one.querySelector('#audit-record-title').focus();
   }
 
-  form.addEventListener('submit', (event) => { event.preventDefault(); cursors = [null]; search().catch((e) => say(errorText(e))); });
   await search();
   return live.stop;
 }

@@ -120,6 +120,9 @@ function logOut() {
   history.replaceState(null, '', location.pathname);
 }
 
+// No form ever navigates: a native submit would reload the page and drop the session's token (it lives only in
+// memory), which is what an Enter pressed before a page had bound its own handler used to do.
+document.addEventListener('submit', (event) => event.preventDefault(), true);
 document.getElementById('login-form').addEventListener('submit', logIn);
 document.getElementById('logout').addEventListener('click', logOut);
 window.addEventListener('hashchange', route);
