@@ -2,7 +2,8 @@
 # Two gateway configurations (or two builds, each with a store it provisioned) measured in turn, ROUNDS times, the order
 # swapped every round: on this machine a single run drifts by a third between runs minutes apart, and the modes
 # measured last in one run come out slower, so a before/after or a mode's cost is read from pairs, not from one run.
-# Each line: req/s, p50, p99, non-2xx and CPU per call (user + system from /proc) of the gateway; then, per round,
+# Each line: req/s, p50, p99, non-2xx and CPU per call (user + system from /proc) of the gateway, split into its event
+# loops' and the rest's (the audit writer, the trace exporter: bench/lib/gateway.sh, loop_ticks); then, per round,
 # B's req/s and CPU per call as ratios to A's.
 #   bench/pairs.sh                                   (ROUNDS=4 DUR=6s CONN=64 MERCHANTS=100 BIG=2000)
 #   A_MODE=off B_MODE=commit bench/pairs.sh          (audit `commit` against audit off)
@@ -65,5 +66,6 @@ echo "A: $A_MODE $A_ENV ($A_BIN); B: $B_MODE $B_ENV ($B_BIN)"
 echo "$lines" | awk '
   /rps=/ { split($1, n, "-round"); side = n[1]; round = n[2]
            for (i = 2; i <= NF; i++) { split($i, kv, "="); v[side, round, kv[1]] = kv[2] } ; rounds[round] = 1 }
-  END { for (r in rounds) printf "round %s: B/A req/s %.2f, CPU per call %.2f (%s / %s us)\n", r,
-          v["B", r, "rps"] / v["A", r, "rps"], v["B", r, "cpu_us"] / v["A", r, "cpu_us"], v["B", r, "cpu_us"], v["A", r, "cpu_us"] }' | sort
+  END { for (r in rounds) printf "round %s: B/A req/s %.2f, CPU per call %.2f (%s / %s us; loops %s / %s, rest %s / %s)\n", r,
+          v["B", r, "rps"] / v["A", r, "rps"], v["B", r, "cpu_us"] / v["A", r, "cpu_us"], v["B", r, "cpu_us"], v["A", r, "cpu_us"],
+          v["B", r, "loops_us"], v["A", r, "loops_us"], v["B", r, "rest_us"], v["A", r, "rest_us"] }' | sort

@@ -111,19 +111,36 @@ cpu_ticks() {
   echo $total
 }
 
+# CPU ticks so far of one process's event-loop threads (SwiftNIO's `NIO-ELT-*`, the gateway's data plane), from
+# /proc/PID/task/*/stat. The rest of the process's CPU (the audit writer's queue and checkpointer, the trace
+# exporter, PostgreSQL's client) is its total minus this: threads that ended during a run count there too.
+loop_ticks() {
+  local total=0 t
+  for t in /proc/"$1"/task/*; do
+    case $(cat "$t/comm" 2>/dev/null) in NIO-ELT-*) total=$((total + $(sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'))) ;; esac
+  done
+  echo $total
+}
+
 # The nginx peer's proxy processes (master and workers), for CPU per call.
 nginx_proxy_pids() { local master; master=$(cat "$W/proxy.pid"); echo "$master" $(pgrep -P "$master"); }
 
 # `peer.sh measure` with the CPU the processes PID... spent per call added: one warm-up wrk run, then the measured
 # run with the processes' CPU read before and after. Prints "NAME rps=… p50=… p99=… non2xx=… cpu_us=…".
 kgw_measure() {
-  local name=$1 url=$2 d=${DUR:-10s} c=${CONN:-64} before after
+  local name=$1 url=$2 d=${DUR:-10s} c=${CONN:-64} before after loops_before=0 loops_after=0
   shift 2
   timeout 15 wrk -t1 -c"$c" -d2s -s "$peer/load.lua" "$url" >/dev/null 2>&1
   before=$(cpu_ticks "$@")
+  [ $# = 1 ] && loops_before=$(loop_ticks "$1")
   timeout 90 wrk -t1 -c"$c" -d"$d" --latency -s "$peer/load.lua" "$url" > "$W/logs/$name.txt" 2>&1
   after=$(cpu_ticks "$@")
-  awk -v n="$name" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+  [ $# = 1 ] && loops_after=$(loop_ticks "$1")
+  # One process (a gateway): its CPU per call split into its event loops' and the rest's (writer, exporter).
+  awk -v n="$name" -v ticks=$((after - before)) -v loops=$((loops_after - loops_before)) -v split_=$(($# == 1)) -v hz="$(getconf CLK_TCK)" '
     /requests in/{calls=$1} /Requests\/sec/{r=$2} / 50%/{p50=$2} / 99%/{p99=$2} /Non-2xx/{e=$NF}
-    END{printf "%s rps=%s p50=%s p99=%s non2xx=%s cpu_us=%.1f\n", n, r, p50, p99, (e==""?0:e), (calls>0 ? ticks*1000000/hz/calls : 0)}' "$W/logs/$name.txt"
+    END{us = calls > 0 ? 1000000/hz/calls : 0
+        printf "%s rps=%s p50=%s p99=%s non2xx=%s cpu_us=%.1f", n, r, p50, p99, (e==""?0:e), ticks*us
+        if (split_) printf " loops_us=%.1f rest_us=%.1f", loops*us, (ticks-loops)*us
+        printf "\n"}' "$W/logs/$name.txt"
 }
