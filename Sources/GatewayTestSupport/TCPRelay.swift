@@ -4,7 +4,8 @@ import NIOPosix
 
 /// A TCP relay on loopback in front of a server (PostgreSQL in the scale-out tests), which a test can cut and
 /// restore: cut, it closes every relayed connection and every new one at once, as an unreachable server looks to
-/// a client whose connections were reset; restored, it relays again. The server itself is never touched, so tests
+/// a client whose connections were reset; silenced, it keeps every connection open and passes nothing on, as a
+/// server that stops answering looks; restored, it relays again. The server itself is never touched, so tests
 /// sharing it are not disturbed.
 public final class TCPRelay: Sendable {
     /// The relay's port on 127.0.0.1.
@@ -14,6 +15,7 @@ public final class TCPRelay: Sendable {
 
     struct RelayState {
         var cut = false
+        var silent = false
         var open: [ObjectIdentifier: any Channel] = [:]
     }
 
@@ -35,12 +37,12 @@ public final class TCPRelay: Sendable {
                 let pair = RelayPair()
                 pair.inbound = inbound
                 return inbound.eventLoop.makeCompletedFuture {
-                    try inbound.pipeline.syncOperations.addHandler(RelayHandler(pair: pair, inboundSide: true))
+                    try inbound.pipeline.syncOperations.addHandler(RelayHandler(pair: pair, inboundSide: true, state: state))
                 }.flatMap {
                     ClientBootstrap(group: inbound.eventLoop)
                         .channelInitializer { outbound in
                             outbound.eventLoop.makeCompletedFuture {
-                                try outbound.pipeline.syncOperations.addHandler(RelayHandler(pair: pair, inboundSide: false))
+                                try outbound.pipeline.syncOperations.addHandler(RelayHandler(pair: pair, inboundSide: false, state: state))
                             }
                         }
                         .connect(host: host, port: targetPort)
@@ -71,9 +73,17 @@ public final class TCPRelay: Sendable {
         for channel in open { try? await channel.close() }
     }
 
+    /// Silences the relay: connections stay open and what either end sends is dropped, until `restore()`.
+    public func silence() {
+        state.withLockedValue { $0.silent = true }
+    }
+
     /// Relays again.
     public func restore() {
-        state.withLockedValue { $0.cut = false }
+        state.withLockedValue {
+            $0.cut = false
+            $0.silent = false
+        }
     }
 
     /// Stops listening and closes every relayed connection.
@@ -99,15 +109,18 @@ final class RelayHandler: ChannelInboundHandler {
 
     let pair: RelayPair
     let inboundSide: Bool
+    let state: NIOLockedValueBox<TCPRelay.RelayState>
 
-    init(pair: RelayPair, inboundSide: Bool) {
+    init(pair: RelayPair, inboundSide: Bool, state: NIOLockedValueBox<TCPRelay.RelayState>) {
         self.pair = pair
         self.inboundSide = inboundSide
+        self.state = state
     }
 
     private var partner: (any Channel)? { inboundSide ? pair.outbound : pair.inbound }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !state.withLockedValue({ $0.silent }) else { return }
         partner?.writeAndFlush(unwrapInboundIn(data), promise: nil)
     }
 

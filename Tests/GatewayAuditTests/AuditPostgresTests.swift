@@ -45,6 +45,60 @@ import Testing
             checkpointFile: checkpointFile, retryWindow: 0)
     }
 
+    /// A server that stops answering while the connection stays up (a relay that passes nothing on): the writer's
+    /// blocking wait ends at its deadline with an error that says so, and the connection, whose state is then
+    /// unknown, is closed, so the next statement is refused at once instead of waiting again.
+    @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"), .timeLimit(.minutes(1)))
+    func aServerThatStopsAnsweringEndsTheWaitAtItsDeadlineAndClosesTheConnection() async throws {
+        var url = try PostgresURL(try await Self.database())
+        let relay = try await TCPRelay.start(to: url.host ?? "127.0.0.1", port: url.port)
+        url.host = "127.0.0.1"
+        url.port = relay.port
+        let logger = Logger(label: "silent-server", factory: { _ in SwiftLogNoOpLogHandler() })
+        let relayed = url
+        let connection = try await Self.onThread { try PostgresConnection.blockingConnect(relayed, id: 7, logger: logger) }
+        try await Self.onThread {
+            try AuditPostgresSchema.migrate(connection, logger: logger)
+            let rows = try connection.blockingQuery("SELECT count(*) FROM audit_records", logger: logger)
+            #expect(try rows.first?.decode(Int64.self) == 0)
+        }
+        relay.silence()
+        let failure = await Self.onThread { () -> String? in
+            do {
+                _ = try connection.blockingQuery("SELECT 1", logger: logger, timeout: .seconds(1))
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(failure?.contains("PostgreSQL did not answer within 1 s") == true, "\(failure ?? "answered")")
+        // Polled, not awaited on `closeFuture`: a connection left open must fail this test, not hang the run.
+        for _ in 0..<300 where !connection.isClosed { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(connection.isClosed, "the connection whose statement timed out was left open")
+        let again = await Self.onThread { () -> String? in
+            do {
+                _ = try connection.blockingQuery("SELECT 1", logger: logger, timeout: .seconds(1))
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(again?.contains("closed") == true, "\(again ?? "answered")")
+        await relay.close()
+    }
+
+    /// Runs blocking work on a thread of its own, as the audit writer does, not on one of the test's task threads.
+    static func onThread<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+
+    /// `onThread` for work that cannot throw.
+    static func onThread<Value: Sendable>(_ work: @escaping @Sendable () -> Value) async -> Value {
+        await withCheckedContinuation { continuation in Thread { continuation.resume(returning: work()) }.start() }
+    }
+
     @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"))
     func twoNodesAppendTheirOwnChainsAndVerifyAndExportMergesThemByTime() async throws {
         let url = try await Self.database()
