@@ -62,8 +62,8 @@ import Testing
             let rows = try connection.blockingQuery("SELECT count(*) FROM audit_records", logger: logger)
             #expect(try rows.first?.decode(Int64.self) == 0)
         }
-        relay.silence()
-        let failure = await Self.onThread { () -> String? in
+        // What a one-second statement ends with: nil when answered, else its error's text.
+        let select: @Sendable () -> String? = {
             do {
                 _ = try connection.blockingQuery("SELECT 1", logger: logger, timeout: .seconds(1))
                 return nil
@@ -71,18 +71,13 @@ import Testing
                 return "\(error)"
             }
         }
+        relay.silence()
+        let failure = await Self.onThread(select)
         #expect(failure?.contains("PostgreSQL did not answer within 1 s") == true, "\(failure ?? "answered")")
         // Polled, not awaited on `closeFuture`: a connection left open must fail this test, not hang the run.
         for _ in 0..<300 where !connection.isClosed { try await Task.sleep(for: .milliseconds(100)) }
         #expect(connection.isClosed, "the connection whose statement timed out was left open")
-        let again = await Self.onThread { () -> String? in
-            do {
-                _ = try connection.blockingQuery("SELECT 1", logger: logger, timeout: .seconds(1))
-                return nil
-            } catch {
-                return "\(error)"
-            }
-        }
+        let again = await Self.onThread(select)
         #expect(again?.contains("closed") == true, "\(again ?? "answered")")
         await relay.close()
     }
