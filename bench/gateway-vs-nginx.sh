@@ -8,7 +8,8 @@
 # in the default mode over HTTPS; with INFO_RUN=1, once more with audit off at log_level info (the shipped default;
 # the others run at warning). With TRACING=1, twice more with audit off and tracing on, sampling 100% and 0%, exporting
 # to a local OTLP/HTTP sink (bench/lib/otlp-sink.sh: nginx discarding them), against the audit-off run (tracing off). Each line also gives the CPU per call (user + system, from /proc) of the gateway and
-# of nginx's proxy processes summed, and the ratio of the two.
+# of nginx's proxy processes summed, and the ratio of the two; a gateway's line splits its CPU into its event loops'
+# (loops_us) and the rest's (rest_us: the audit writer, the trace exporter, the log writer).
 # The runs follow one another, and on a shared machine the later ones drift (a mode measured last can look a third
 # dearer than it is): for a mode's cost or a before/after of a few percent, use bench/pairs.sh, which alternates.
 # Needs nginx, wrk, openssl (installed if missing) and a release build (made if missing).
