@@ -8,6 +8,11 @@ public enum TestPostgres {
         ProcessInfo.processInfo.environment["KGW_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
+    /// A database name no other test uses: `prefix` and 20 random hex digits (well inside PostgreSQL's 63 bytes).
+    public static func databaseName(_ prefix: String) -> String {
+        prefix + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+    }
+
     /// Whether the PostgreSQL cases must run here.
     public static var required: Bool {
         let environment = ProcessInfo.processInfo.environment

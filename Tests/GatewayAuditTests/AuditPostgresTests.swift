@@ -21,7 +21,7 @@ import Testing
             throw AuditError.io("KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
         }
         return try await PostgresStore.createDatabase(
-            named: "kgw_audit_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20), on: server)
+            named: TestPostgres.databaseName("kgw_audit_"), on: server)
     }
 
     /// Runs statements on the database as an intruder with write access would.

@@ -24,7 +24,7 @@ import Testing
             return nil
         }
         return try await PostgresStore.createDatabase(
-            named: "kgw_copy_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20), on: server)
+            named: TestPostgres.databaseName("kgw_copy_"), on: server)
     }
 
     static func temporaryDirectory() throws -> URL {

@@ -35,7 +35,7 @@ struct CrashTests {
             return
         }
         let url = try await PostgresStore.createDatabase(
-            named: "kgw_crash_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16), on: server)
+            named: TestPostgres.databaseName("kgw_crash_"), on: server)
         try await killRounds(connections: 64, rounds: 2, auditPath: url)
     }
 

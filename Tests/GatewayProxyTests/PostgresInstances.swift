@@ -14,7 +14,7 @@ struct PostgresInstances {
     /// `rateLimits`, that text as every node's `rate-limits.yaml`.
     init(server: String, databasePrefix: String, nodes: [String], rateLimits: String? = nil) async throws {
         let database = try await PostgresStore.createDatabase(
-            named: databasePrefix + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20), on: server)
+            named: TestPostgres.databaseName(databasePrefix), on: server)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-pg-\(UUID().uuidString.prefix(8))")
         self.directory = directory
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

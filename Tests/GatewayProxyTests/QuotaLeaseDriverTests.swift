@@ -63,7 +63,7 @@ extension QuotaLeaseDriverTests {
             return
         }
         let url = try await PostgresStore.createDatabase(
-            named: "kgw_lease_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16), on: server)
+            named: TestPostgres.databaseName("kgw_lease_"), on: server)
         try await PostgresStore.open(url: url).close()
         let limiter = RateLimiter(cluster: ClusterLimits.Settings())
         let ledger = try PostgresQuotaLedger(url: try PostgresURL(url))

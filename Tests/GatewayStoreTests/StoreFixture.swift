@@ -74,7 +74,7 @@ struct StoreFixture {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)")
             return directory.appendingPathComponent("gateway.sqlite").path
         case .postgres:
-            let name = "kgw_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+            let name = TestPostgres.databaseName("kgw_")
             return try await PostgresStore.createDatabase(named: name, on: try StoreKind.postgresServerURL())
         }
     }

@@ -474,7 +474,7 @@ final class WebhookHarness: Sendable {
 func webhookTestDatabase(_ prefix: String) async throws -> String {
     let server = try #require(TestPostgres.serverURL, "KGW_TEST_POSTGRES_URL is required here")
     return try await PostgresStore.createDatabase(
-        named: prefix + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16), on: server)
+        named: TestPostgres.databaseName(prefix), on: server)
 }
 
 /// Runs `body` against a fresh harness and always stops it.

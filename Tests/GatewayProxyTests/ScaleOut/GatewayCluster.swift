@@ -81,7 +81,7 @@ final class GatewayCluster: Sendable {
         let ports = [simulated.port, simulated.controlPort]
 
         let database = try await PostgresStore.createDatabase(
-            named: "kgw_cluster_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20), on: server)
+            named: TestPostgres.databaseName("kgw_cluster_"), on: server)
         var storage = database
         var relay: TCPRelay?
         if throughRelay {
