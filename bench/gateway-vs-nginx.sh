@@ -11,7 +11,8 @@
 # of nginx's proxy processes summed, and the ratio of the two; a gateway's line splits its CPU into its event loops'
 # (loops_us) and the rest's (rest_us: the audit writer, the trace exporter, the log writer).
 # The runs follow one another, and on a shared machine the later ones drift (a mode measured last can look a third
-# dearer than it is): for a mode's cost or a before/after of a few percent, use bench/pairs.sh, which alternates.
+# dearer than it is): each block of runs is also read against audit off measured again either side of it; for a
+# mode's cost or a before/after of a few percent, use bench/pairs.sh, which alternates.
 # Needs nginx, wrk, openssl (installed if missing) and a release build (made if missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd)
@@ -52,6 +53,16 @@ if [ -n "${KGW_TEST_POSTGRES_URL:-}" ]; then
 $(kgw_measure gateway-http-audit-commit-postgres http://127.0.0.1:18080 $pid)"
   stop_gateway
 fi
+# On a shared machine the runs drift, so audit off is measured again between the audit modes and the info and
+# tracing runs, and once more after those: each block's costs are also read against the mean of the audit-off runs
+# either side of it (a drift that is steady over the block cancels out).
+again() {
+  start_gateway off
+  results="$results
+$(kgw_measure "gateway-http-audit-off-$1" http://127.0.0.1:18080 $pid)"
+  stop_gateway
+}
+again between
 # The shipped log level (info: one access-log line per call) against the bench's warning, audit off.
 if [ "${INFO_RUN:-1}" = 1 ]; then
   start_gateway off "" KGW_LOG_LEVEL=info
@@ -69,14 +80,23 @@ $(kgw_measure "gateway-http-audit-off-tracing-$ratio" http://127.0.0.1:18080 $pi
     stop_gateway
   done
 fi
+if [ "${INFO_RUN:-1}" = 1 ] || [ "${TRACING:-0}" = 1 ]; then again after; fi
 echo "$results"
 echo "$results" | awk "$kgw_results_awk"'
   END {
     for (s in rps) if (s ~ /^gateway/) { n = (s ~ /https/) ? "nginx-https" : "nginx-http"
       printf "%s / %s: rps ratio %.2f, p50 ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f (%.1f / %.1f us)\n", s, n, rps[s]/rps[n], p50[s]/p50[n], p99[s]/p99[n], (cpu[n] > 0 ? cpu[s]/cpu[n] : 0), cpu[s], cpu[n] }
-    if (("gateway-http-audit-off" in rps)) for (s in rps) if (s ~ /^gateway-http-audit-/ && s != "gateway-http-audit-off")
-      printf "%s costs %.1f%% of throughput against audit off%s\n", s, 100 * (1 - rps[s]/rps["gateway-http-audit-off"]), (s ~ /tracing/ ? " (tracing off)" : "")
-    if (("gateway-http-audit-off-info" in rps) && ("gateway-http-audit-off" in rps))
-      printf "log_level info / warning (audit off): rps ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f\n", rps["gateway-http-audit-off-info"]/rps["gateway-http-audit-off"], p99["gateway-http-audit-off-info"]/p99["gateway-http-audit-off"], cpu["gateway-http-audit-off-info"]/cpu["gateway-http-audit-off"]
+    first = rps["gateway-http-audit-off"]; between = rps["gateway-http-audit-off-between"]; after = rps["gateway-http-audit-off-after"]
+    if (first > 0) for (s in rps) if (s ~ /^gateway-http-audit-/ && s !~ /^gateway-http-audit-off(-between|-after)?$/)
+      printf "%s costs %.1f%% of throughput against audit off%s\n", s, 100 * (1 - rps[s]/first), (s ~ /tracing/ ? " (tracing off)" : "")
+    for (s in rps) if (s ~ /^gateway-http-audit-/ && s !~ /^gateway-http-audit-off/ && first > 0 && between > 0)
+      printf "%s costs %.1f%% against the audit-off runs either side (%.0f and %.0f req/s)\n", s, 100 * (1 - 2 * rps[s]/(first + between)), first, between
+    for (s in rps) if (s ~ /-(info|tracing-[01])$/ && between > 0 && after > 0)
+      printf "%s costs %.1f%% against the audit-off runs either side (%.0f and %.0f req/s)\n", s, 100 * (1 - 2 * rps[s]/(between + after)), between, after
+    info = "gateway-http-audit-off-info"
+    if ((info in rps) && between > 0 && after > 0)
+      printf "log_level info / warning (audit off, the runs either side): rps ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f\n", 2 * rps[info]/(between + after), 2 * p99[info]/(p99["gateway-http-audit-off-between"] + p99["gateway-http-audit-off-after"]), 2 * cpu[info]/(cpu["gateway-http-audit-off-between"] + cpu["gateway-http-audit-off-after"])
+    else if ((info in rps) && first > 0)
+      printf "log_level info / warning (audit off): rps ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f\n", rps[info]/first, p99[info]/p99["gateway-http-audit-off"], cpu[info]/cpu["gateway-http-audit-off"]
   }'
 echo "gateway RSS: idle ${idle:-?} MB, after load ${loaded:-?} MB, with ${BIG} merchants loaded (imported in ${import_s} s)"
