@@ -50,7 +50,7 @@ public final class ProxyRuntime: Sendable {
     /// Upstream connection pools, one per event loop.
     let pools: UpstreamPools
     /// The calls' deadlines, one heap and one timer per event loop; built once, each used only on its loop.
-    private let callDeadlines: [ObjectIdentifier: CallDeadlines]
+    private let callDeadlines: PerEventLoop<CallDeadlines>
     /// Token answers, one cache per event loop (`CallerTokenCache`).
     let tokenCaches: LoopTokenCaches
     /// Ingress limits.
@@ -111,9 +111,7 @@ public final class ProxyRuntime: Sendable {
             group: group, contexts: try UpstreamTLSContexts(caPEM: upstreamCAPEM),
             settings: .init(maxIdlePerKey: maxIdlePerKey, idleTimeout: .seconds(55))
         )
-        var deadlines: [ObjectIdentifier: CallDeadlines] = [:]
-        for loop in group.makeIterator() { deadlines[ObjectIdentifier(loop)] = CallDeadlines(eventLoop: loop) }
-        self.callDeadlines = deadlines
+        self.callDeadlines = PerEventLoop(group) { CallDeadlines(eventLoop: $0) }
         self.tokenCaches = LoopTokenCaches(group: group)
         self.limits = limits
         self.resilience = resilience
@@ -128,7 +126,7 @@ public final class ProxyRuntime: Sendable {
 
     /// The deadlines of the calls on `loop`.
     func deadlines(for loop: any EventLoop) -> CallDeadlines {
-        guard let deadlines = callDeadlines[ObjectIdentifier(loop)] else {
+        guard let deadlines = callDeadlines[loop] else {
             preconditionFailure("channel on an event loop outside the gateway's group")
         }
         return deadlines
@@ -202,21 +200,17 @@ final class CalendarDay: Sendable {
 /// The per-loop pools, found by the loop a channel runs on.
 final class UpstreamPools: @unchecked Sendable {
     // Built once and never mutated, so lookups from any thread are safe; each pool is used only on its own loop.
-    private let pools: [ObjectIdentifier: UpstreamPool]
+    private let pools: PerEventLoop<UpstreamPool>
     let contexts: UpstreamTLSContexts
 
     init(group: any EventLoopGroup, contexts: UpstreamTLSContexts, settings: UpstreamPool.Settings) {
-        var pools: [ObjectIdentifier: UpstreamPool] = [:]
-        for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = UpstreamPool(eventLoop: loop, contexts: contexts, settings: settings)
-        }
-        self.pools = pools
+        pools = PerEventLoop(group) { UpstreamPool(eventLoop: $0, contexts: contexts, settings: settings) }
         self.contexts = contexts
     }
 
     /// The pool of `loop`.
     func pool(for loop: any EventLoop) -> UpstreamPool {
-        guard let pool = pools[ObjectIdentifier(loop)] else {
+        guard let pool = pools[loop] else {
             preconditionFailure("channel on an event loop outside the gateway's group")
         }
         return pool
@@ -224,13 +218,13 @@ final class UpstreamPools: @unchecked Sendable {
 
     /// Runs `body` on each pool's loop and collects the results.
     func gather<T: Sendable>(on eventLoop: any EventLoop, _ body: @escaping @Sendable (UpstreamPool) -> T) -> EventLoopFuture<[T]> {
-        let futures = pools.values.map { pool in pool.eventLoop.submit { body(pool) } }
+        let futures = pools.all.map { pool in pool.eventLoop.submit { body(pool) } }
         return EventLoopFuture.whenAllSucceed(futures, on: eventLoop)
     }
 
     /// Runs `body` for each pool on its own loop.
     func forEach(_ body: @escaping @Sendable (UpstreamPool) -> Void) {
-        for pool in pools.values {
+        for pool in pools.all {
             pool.eventLoop.execute { body(pool) }
         }
     }

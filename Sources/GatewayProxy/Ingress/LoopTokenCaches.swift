@@ -6,17 +6,13 @@ import NIOCore
 ///
 /// `@unchecked Sendable` so the runtime can hold the table: a cache is handed out only to handlers on its own loop.
 final class LoopTokenCaches: @unchecked Sendable {
-    private let caches: [ObjectIdentifier: CallerTokenCache]
+    private let caches: PerEventLoop<CallerTokenCache>
 
-    init(group: any EventLoopGroup) {
-        var caches: [ObjectIdentifier: CallerTokenCache] = [:]
-        for loop in group.makeIterator() { caches[ObjectIdentifier(loop)] = CallerTokenCache() }
-        self.caches = caches
-    }
+    init(group: any EventLoopGroup) { caches = PerEventLoop(group) { _ in CallerTokenCache() } }
 
     /// `loop`'s cache, to be used on `loop` only; nil for a loop outside the gateway's group.
     func cache(for loop: any EventLoop) -> CallerTokenCache? {
         loop.preconditionInEventLoop()
-        return caches[ObjectIdentifier(loop)]
+        return caches[loop]
     }
 }
