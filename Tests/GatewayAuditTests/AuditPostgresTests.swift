@@ -20,8 +20,7 @@ import Testing
         guard let server = serverURL else {
             throw AuditError.io("KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
         }
-        return try await PostgresStore.createDatabase(
-            named: TestPostgres.databaseName("kgw_audit_"), on: server)
+        return try await PostgresStore.createDatabase(named: TestPostgres.databaseName("kgw_audit_"), on: server)
     }
 
     /// Runs statements on the database as an intruder with write access would.

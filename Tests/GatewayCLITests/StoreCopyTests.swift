@@ -23,8 +23,7 @@ import Testing
             print("note: StoreCopyTests copies SQLite to SQLite only: KGW_TEST_POSTGRES_URL is not set (use bin/with-postgres)")
             return nil
         }
-        return try await PostgresStore.createDatabase(
-            named: TestPostgres.databaseName("kgw_copy_"), on: server)
+        return try await PostgresStore.createDatabase(named: TestPostgres.databaseName("kgw_copy_"), on: server)
     }
 
     static func temporaryDirectory() throws -> URL {

@@ -23,19 +23,15 @@ struct CrashTests {
         try await killRounds(connections: 64, rounds: 2)
     }
 
-    /// The same with the trail in PostgreSQL, where the writer has several batches in flight at once: a kill lands
-    /// while some are sent and unanswered, and none of them may leave a gap or lose an answered call's record.
+    /// The same with the trail in PostgreSQL: a kill lands while a batch is sent and unanswered, and it may neither
+    /// leave a gap in the chain nor lose an answered call's record.
     @Test(
         "kill -9 under the benchmark's load with the trail in PostgreSQL loses no record of an answered call",
         .enabled(if: TestPostgres.serverURL != nil || TestPostgres.required, "needs PostgreSQL: run under bin/with-postgres"),
         .timeLimit(.minutes(4)))
     func killUnderBenchmarkLoadWithPostgreSQL() async throws {
-        guard let server = TestPostgres.serverURL else {
-            Issue.record("KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
-            return
-        }
-        let url = try await PostgresStore.createDatabase(
-            named: TestPostgres.databaseName("kgw_crash_"), on: server)
+        let server = try #require(TestPostgres.serverURL, "KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
+        let url = try await PostgresStore.createDatabase(named: TestPostgres.databaseName("kgw_crash_"), on: server)
         try await killRounds(connections: 64, rounds: 2, auditPath: url)
     }
 

@@ -13,8 +13,7 @@ struct PostgresInstances {
     /// Configs for `nodes` on a new database of the server bin/with-postgres started, and the key ring; with
     /// `rateLimits`, that text as every node's `rate-limits.yaml`.
     init(server: String, databasePrefix: String, nodes: [String], rateLimits: String? = nil) async throws {
-        let database = try await PostgresStore.createDatabase(
-            named: TestPostgres.databaseName(databasePrefix), on: server)
+        let database = try await PostgresStore.createDatabase(named: TestPostgres.databaseName(databasePrefix), on: server)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-pg-\(UUID().uuidString.prefix(8))")
         self.directory = directory
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -16,10 +16,7 @@ import Testing
 
     @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"))
     func aMerchantAddedThroughTheCLIReachesEveryInstanceWithoutPolling() async throws {
-        guard let server = Self.serverURL else {
-            Issue.record("KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
-            return
-        }
+        let server = try #require(Self.serverURL, "KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
         let instances = try await PostgresInstances(server: server, databasePrefix: "kgw_prop_", nodes: ["gw-a", "gw-b"])
         let configs = instances.configs
         let cli = try await AdminService.open(config: configs[0], environment: [:])

@@ -58,12 +58,8 @@ extension QuotaLeaseDriverTests {
         // waiting for a lease from a loaded server. The limit guards against a hang, not a slow machine.
         .timeLimit(.minutes(3)))
     func reachableLedgerLeases() async throws {
-        guard let server = PostgresPropagationTests.serverURL else {
-            Issue.record("KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
-            return
-        }
-        let url = try await PostgresStore.createDatabase(
-            named: TestPostgres.databaseName("kgw_lease_"), on: server)
+        let server = try #require(PostgresPropagationTests.serverURL, "KGW_TEST_POSTGRES_URL is not set but PostgreSQL is required here; bin/test starts a server")
+        let url = try await PostgresStore.createDatabase(named: TestPostgres.databaseName("kgw_lease_"), on: server)
         try await PostgresStore.open(url: url).close()
         let limiter = RateLimiter(cluster: ClusterLimits.Settings())
         let ledger = try PostgresQuotaLedger(url: try PostgresURL(url))

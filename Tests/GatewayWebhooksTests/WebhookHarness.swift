@@ -473,8 +473,7 @@ final class WebhookHarness: Sendable {
 /// A new database on the test run's PostgreSQL server (`bin/with-postgres`): `prefix` and a random tail.
 func webhookTestDatabase(_ prefix: String) async throws -> String {
     let server = try #require(TestPostgres.serverURL, "KGW_TEST_POSTGRES_URL is required here")
-    return try await PostgresStore.createDatabase(
-        named: TestPostgres.databaseName(prefix), on: server)
+    return try await PostgresStore.createDatabase(named: TestPostgres.databaseName(prefix), on: server)
 }
 
 /// Runs `body` against a fresh harness and always stops it.

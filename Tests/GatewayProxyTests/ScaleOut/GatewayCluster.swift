@@ -80,8 +80,7 @@ final class GatewayCluster: Sendable {
         let simulator = simulated.child
         let ports = [simulated.port, simulated.controlPort]
 
-        let database = try await PostgresStore.createDatabase(
-            named: TestPostgres.databaseName("kgw_cluster_"), on: server)
+        let database = try await PostgresStore.createDatabase(named: TestPostgres.databaseName("kgw_cluster_"), on: server)
         var storage = database
         var relay: TCPRelay?
         if throughRelay {
