@@ -2,7 +2,6 @@ import Foundation
 import GatewayAudit
 import GatewayPostgres
 import GatewayTestSupport
-import GRDB
 import NIOConcurrencyHelpers
 import Testing
 
@@ -91,17 +90,9 @@ struct CrashTests {
         }
     }
 
-    /// Each request's record phases in chain order, from a SQLite file or a PostgreSQL trail.
+    /// Each request's record phases in chain order, from a SQLite file or a PostgreSQL trail (`AuditReader.page`
+    /// reads both).
     static func phases(_ path: String) throws -> [String: [String]] {
-        guard PostgresURL.isPostgresURL(path) else {
-            return try DatabaseQueue(path: path).read { db in
-                var phases: [String: [String]] = [:]
-                for row in try Row.fetchAll(db, sql: "SELECT request_id, phase FROM audit_records ORDER BY seq") {
-                    phases[row[0], default: []].append(row[1])
-                }
-                return phases
-            }
-        }
         var phases: [String: [String]] = [:]
         var cursor: AuditCursor?
         repeat {
