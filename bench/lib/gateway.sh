@@ -104,12 +104,13 @@ kgw_results_awk='
 # CPU ticks (user + system, all threads) used so far by the processes given, summed, from /proc/PID/stat.
 cpu_ticks() {
   local total=0 p
-  for p in "$@"; do
-    # Fields 14 and 15 after the command name, which may hold spaces, so counted from the closing parenthesis.
-    total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
-  done
+  for p in "$@"; do total=$((total + $(stat_ticks "/proc/$p/stat"))); done
   echo $total
 }
+
+# User + system ticks in one /proc stat file (a process's or a thread's): fields 14 and 15 after the command name,
+# which may hold spaces, so counted from the closing parenthesis.
+stat_ticks() { sed 's/.*) //' "$1" | awk '{ print $12 + $13 }'; }
 
 # CPU ticks so far of one process's event-loop threads (SwiftNIO's `NIO-ELT-*`, the gateway's data plane), from
 # /proc/PID/task/*/stat. The rest of the process's CPU (the audit writer's queue and checkpointer, the trace
@@ -117,7 +118,7 @@ cpu_ticks() {
 loop_ticks() {
   local total=0 t
   for t in /proc/"$1"/task/*; do
-    case $(cat "$t/comm" 2>/dev/null) in NIO-ELT-*) total=$((total + $(sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'))) ;; esac
+    case $(cat "$t/comm" 2>/dev/null) in NIO-ELT-*) total=$((total + $(stat_ticks "$t/stat"))) ;; esac
   done
   echo $total
 }
