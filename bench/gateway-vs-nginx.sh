@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # Side-by-side: klarna-gateway and nginx doing the same job (../shared/bench-peer/) against the same mTLS
-# upstream, in one run, on loopback. Prints requests/s and p50/p99 for each and the gateway/nginx ratios, plus
-# the gateway's resident memory idle and under load with BIG merchants loaded. Bounded: each wrk run is DUR.
-#   bench/gateway-vs-nginx.sh            (DUR=10s CONN=64 MERCHANTS=100 BIG=100000 AUDIT_MODES="off commit fsync async" INFO_RUN=1 TRACING=0)
+# upstream, in one run, on loopback. Prints requests/s, p50/p99 and CPU per call for each, the gateway/nginx ratios,
+# what each audit mode, the shipped log level and tracing cost against audit off, and the gateway's resident memory
+# idle and under load with BIG merchants loaded. Bounded: each wrk run is DUR.
+#   bench/gateway-vs-nginx.sh            (ROUNDS=4 DUR=6s CONN=64 MERCHANTS=100 BIG=100000 AUDIT_MODES="off commit fsync async" INFO_RUN=1 TRACING=0)
 #   bin/with-postgres --durable bench/gateway-vs-nginx.sh   (adds the audit trail in PostgreSQL, commit mode)
-# The gateway is measured once per audit mode over plain HTTP (the audit cost, side by side with audit off), and
-# in the default mode over HTTPS; with INFO_RUN=1, once more with audit off at log_level info (the shipped default;
-# the others run at warning). With TRACING=1, twice more with audit off and tracing on, sampling 100% and 0%, exporting
-# to a local OTLP/HTTP sink (bench/lib/otlp-sink.sh: nginx discarding them), against the audit-off run (tracing off). Each line also gives the CPU per call (user + system, from /proc) of the gateway and
-# of nginx's proxy processes summed, and the ratio of the two; a gateway's line splits its CPU into its event loops'
+# The configurations measured: nginx over HTTP and HTTPS; the gateway over plain HTTP once per audit mode, and in
+# `commit` over HTTPS too; with INFO_RUN=1, audit off at log_level info (the shipped default; the others run at
+# warning); with TRACING=1, audit off with tracing on at 100% and at 0% sampling, exporting to a local OTLP/HTTP sink
+# (bench/lib/otlp-sink.sh: nginx discarding them). Each line gives the CPU per call (user + system, from /proc) of
+# the gateway and of nginx's proxy processes summed; a gateway's line splits its CPU into its event loops'
 # (loops_us) and the rest's (rest_us: the audit writer, the trace exporter, the log writer).
-# The runs follow one another, and on a shared machine the later ones drift (a mode measured last can look a third
-# dearer than it is): each block of runs is also read against audit off measured again either side of it; for a
-# mode's cost or a before/after of a few percent, use bench/pairs.sh, which alternates.
+# On a shared machine consecutive runs drift by more than the costs measured (a configuration measured last could
+# look a third dearer than it is), so the run measures in ROUNDS rounds, the order reversed every other round: nginx,
+# then audit off before and after each other configuration. A configuration's cost is read against the mean of the
+# audit-off runs either side of it, seconds apart, and its ratio to nginx within its round; the summary gives each
+# ratio's mean with the number of readings and the lowest and highest. ROUNDS=1 is a quick look, not a figure.
 # Needs nginx, wrk, openssl (installed if missing) and a release build (made if missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd)
 peer=${PEER:-$root/../shared/bench-peer}
 export W=${W:-${TMPDIR:-/tmp}/kgw-bench}; export MERCHANTS=${MERCHANTS:-100}
 BIG=${BIG:-100000}
+ROUNDS=${ROUNDS:-4}
+export DUR=${DUR:-6s}
 AUDIT_MODES=${AUDIT_MODES:-off commit fsync async}
 source "$here/lib/gateway.sh"
 kgw_tools
@@ -28,75 +33,100 @@ kgw_provision "$W/gateway" gateway.sqlite
 sink=""
 trap 'stop_gateway; "$peer/peer.sh" stop >/dev/null 2>&1; [ -z "$sink" ] || kill "$sink" 2>/dev/null || true' EXIT
 rss() { awk '/VmRSS/{printf "%.1f", $2/1024}' /proc/$pid/status; }
+if [ "${TRACING:-0}" = 1 ]; then "$here/lib/otlp-sink.sh" 14318 & sink=$!; fi
+tracing() { echo KGW_TRACING__ENABLED=true KGW_TRACING__ENDPOINT=http://127.0.0.1:14318/v1/traces KGW_TRACING__SAMPLING__RATIO="$1"; }
 
-# The peer knows its own four tokens (load.lua's default); the gateway is sent the tokens it issued above.
-# CPU per call: the gateway process against nginx's proxy processes (master and workers summed); the upstream
-# stand-in is the same for both and not counted.
-results=$(unset TOKENS; kgw_measure nginx-http http://127.0.0.1:8080 $(nginx_proxy_pids); kgw_measure nginx-https https://127.0.0.1:8443 $(nginx_proxy_pids))
-for mode in $AUDIT_MODES; do
-  start_gateway "$mode"
-  [ "$mode" = commit ] && idle=$(rss)
-  results="$results
-$(kgw_measure "gateway-http-audit-$mode" http://127.0.0.1:18080 $pid)"
-  if [ "$mode" = commit ]; then
-    results="$results
-$(kgw_measure gateway-https-audit-commit https://127.0.0.1:18443 $pid)"
-    loaded=$(rss)
-  fi
-  stop_gateway
-done
+# The configurations, in the order of odd rounds. Each is "NAME MODE AUDIT_PATH [VARIABLE=VALUE...]"; nginx's are
+# measured on the peer, with the tokens it knows (load.lua's default), and the gateway's with those it issued.
+configs=("nginx-http" "nginx-https"); others=()
+for mode in $AUDIT_MODES; do configs+=("gateway-http-audit-$mode $mode -"); done
 # Under `bin/with-postgres --durable` (a throwaway PostgreSQL with fsync and synchronous commit on), the audit trail
 # in PostgreSQL as well, `commit` mode: issue 15's line is 25% of throughput against audit off.
-if [ -n "${KGW_TEST_POSTGRES_URL:-}" ]; then
-  start_gateway commit "$KGW_TEST_POSTGRES_URL"
-  results="$results
-$(kgw_measure gateway-http-audit-commit-postgres http://127.0.0.1:18080 $pid)"
-  stop_gateway
+if [ -n "${KGW_TEST_POSTGRES_URL:-}" ]; then configs+=("gateway-http-audit-commit-postgres commit $KGW_TEST_POSTGRES_URL"); fi
+if [ "${INFO_RUN:-1}" = 1 ]; then configs+=("gateway-http-audit-off-info off - KGW_LOG_LEVEL=info"); fi
+if [ "${TRACING:-0}" = 1 ]; then
+  configs+=("gateway-http-audit-off-tracing-1 off - $(tracing 1)" "gateway-http-audit-off-tracing-0 off - $(tracing 0)")
 fi
-# On a shared machine the runs drift, so audit off is measured again between the audit modes and the info and
-# tracing runs, and once more after those: each block's costs are also read against the mean of the audit-off runs
-# either side of it (a drift that is steady over the block cancels out).
-again() {
-  start_gateway off
-  results="$results
-$(kgw_measure "gateway-http-audit-off-$1" http://127.0.0.1:18080 $pid)"
+
+# One configuration's run in round $2: appends its measured lines (NAME-rROUND ...) to $results and shows them. The
+# first round's `commit` run also reads the gateway's memory, idle and after its load (the HTTPS run, measured in the
+# same process). Each gateway run starts on a fresh SQLite trail, so that later rounds do not write a larger file.
+results=$W/results.txt
+: > "$results"
+measure() {
+  local name mode audit r=$2
+  read -r name mode audit _ <<<"$1"
+  local -a env
+  read -r -a env <<<"$(echo "$1" | cut -s -d' ' -f4-)"
+  case $name in
+    nginx-http) (unset TOKENS; kgw_measure "$name-r$r" http://127.0.0.1:8080 $(nginx_proxy_pids)) | tee -a "$results"; return ;;
+    nginx-https) (unset TOKENS; kgw_measure "$name-r$r" https://127.0.0.1:8443 $(nginx_proxy_pids)) | tee -a "$results"; return ;;
+  esac
+  [ "$audit" = - ] && audit=""
+  rm -f "$G"/audit-*.sqlite*
+  start_gateway "$mode" "$audit" KGW_LOG_LEVEL=warning "${env[@]}"
+  [ "$name" = gateway-http-audit-commit ] && [ "$r" = 1 ] && idle=$(rss)
+  kgw_measure "$name-r$r" http://127.0.0.1:18080 "$pid" | tee -a "$results"
+  if [ "$name" = gateway-http-audit-commit ]; then
+    kgw_measure "gateway-https-audit-commit-r$r" https://127.0.0.1:18443 "$pid" | tee -a "$results"
+    [ "$r" = 1 ] && loaded=$(rss)
+  fi
   stop_gateway
 }
-again between
-# The shipped log level (info: one access-log line per call) against the bench's warning, audit off.
-if [ "${INFO_RUN:-1}" = 1 ]; then
-  start_gateway off "" KGW_LOG_LEVEL=info
-  results="$results
-$(kgw_measure gateway-http-audit-off-info http://127.0.0.1:18080 $pid)"
-  stop_gateway
-fi
-# Tracing on (audit off, log_level warning) at 100% and at 0% sampling, to a sink that discards the spans.
-if [ "${TRACING:-0}" = 1 ]; then
-  "$here/lib/otlp-sink.sh" 14318 & sink=$!
-  for ratio in 1 0; do
-    start_gateway off "" KGW_TRACING__ENABLED=true KGW_TRACING__ENDPOINT=http://127.0.0.1:14318/v1/traces KGW_TRACING__SAMPLING__RATIO=$ratio
-    results="$results
-$(kgw_measure "gateway-http-audit-off-tracing-$ratio" http://127.0.0.1:18080 $pid)"
-    stop_gateway
-  done
-fi
-if [ "${INFO_RUN:-1}" = 1 ] || [ "${TRACING:-0}" = 1 ]; then again after; fi
-echo "$results"
-echo "$results" | awk "$kgw_results_awk"'
+
+# Each round: nginx, then audit off before and after every other gateway configuration, so that each is read
+# against the mean of the audit-off runs either side of it, seconds apart; the whole order reversed every other round.
+sequence=("${configs[0]}" "${configs[1]}")
+off=""
+for config in "${configs[@]:2}"; do
+  case $config in "gateway-http-audit-off off "*) off=$config ;; *) others+=("$config") ;; esac
+done
+[ -n "$off" ] || { echo "AUDIT_MODES must include off: every cost is read against it" >&2; exit 1; }
+for config in "${others[@]}"; do sequence+=("$off" "$config"); done
+sequence+=("$off")
+for r in $(seq 1 "$ROUNDS"); do
+  order=("${sequence[@]}")
+  if [ $((r % 2)) = 0 ]; then order=(); for ((i = ${#sequence[@]} - 1; i >= 0; i--)); do order+=("${sequence[$i]}"); done; fi
+  for config in "${order[@]}"; do measure "$config" "$r"; done
+done
+# The results in the order measured: per round, each configuration against nginx in that round (audit off's runs
+# averaged), and each gateway configuration against the audit-off runs just before and after it.
+sed -E 's/^([^ ]*)-r([0-9]+) /\1 \2 /' "$results" | awk '
+  function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+  # Mean, lowest and highest of the ratio x over the rounds, kept under key k.
+  function add(k, x) { sum[k] += x; n[k]++; if (!(k in lo) || x < lo[k]) lo[k] = x; if (!(k in hi) || x > hi[k]) hi[k] = x }
+  function show(k, fmt, scale) { return n[k] ? sprintf(fmt " (%d: " fmt " to " fmt ")", scale * sum[k]/n[k], n[k], scale * lo[k], scale * hi[k]) : "-" }
+  BEGIN { off = "gateway-http-audit-off" }
+  { s = $1; r = $2; names[s] = 1; rounds[r] = 1
+    delete v; for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = (kv[1] ~ /^p(50|99)$/) ? ms(kv[2]) : kv[2] }
+    # Sums per configuration and round (audit off runs several times a round), and over everything.
+    t[s, r, "rps"] += v["rps"]; t[s, r, "p99"] += v["p99"]; t[s, r, "cpu"] += v["cpu_us"]; c[s, r]++
+    add(s SUBSEP "rps", v["rps"]); add(s SUBSEP "p99", v["p99"]); add(s SUBSEP "cpu", v["cpu_us"])
+    if ("loops_us" in v) { add(s SUBSEP "loops", v["loops_us"]); add(s SUBSEP "rest", v["rest_us"]) }
+    if (s == off) {
+      for (q in waiting) if (waiting[q] == r && (q, "off") in prev) {
+        add(q SUBSEP "cost", 1 - 2 * held[q, "rps"] / (prev[q, "off"] + v["rps"]))
+        add(q SUBSEP "p99-off", 2 * held[q, "p99"] / (prev[q, "p99"] + v["p99"]))
+        add(q SUBSEP "cpu-off", 2 * held[q, "cpu"] / (prev[q, "cpu"] + v["cpu_us"])) }
+      delete waiting; last[r, "rps"] = v["rps"]; last[r, "p99"] = v["p99"]; last[r, "cpu"] = v["cpu_us"]
+    } else if (s ~ /^gateway-http-audit-/ && (r, "rps") in last) {
+      waiting[s] = r; held[s, "rps"] = v["rps"]; held[s, "p99"] = v["p99"]; held[s, "cpu"] = v["cpu_us"]
+      prev[s, "off"] = last[r, "rps"]; prev[s, "p99"] = last[r, "p99"]; prev[s, "cpu"] = last[r, "cpu"]
+    } }
   END {
-    for (s in rps) if (s ~ /^gateway/) { n = (s ~ /https/) ? "nginx-https" : "nginx-http"
-      printf "%s / %s: rps ratio %.2f, p50 ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f (%.1f / %.1f us)\n", s, n, rps[s]/rps[n], p50[s]/p50[n], p99[s]/p99[n], (cpu[n] > 0 ? cpu[s]/cpu[n] : 0), cpu[s], cpu[n] }
-    first = rps["gateway-http-audit-off"]; between = rps["gateway-http-audit-off-between"]; after = rps["gateway-http-audit-off-after"]
-    if (first > 0) for (s in rps) if (s ~ /^gateway-http-audit-/ && s !~ /^gateway-http-audit-off(-between|-after)?$/)
-      printf "%s costs %.1f%% of throughput against audit off%s\n", s, 100 * (1 - rps[s]/first), (s ~ /tracing/ ? " (tracing off)" : "")
-    for (s in rps) if (s ~ /^gateway-http-audit-/ && s !~ /^gateway-http-audit-off/ && first > 0 && between > 0)
-      printf "%s costs %.1f%% against the audit-off runs either side (%.0f and %.0f req/s)\n", s, 100 * (1 - 2 * rps[s]/(first + between)), first, between
-    for (s in rps) if (s ~ /-(info|tracing-[01])$/ && between > 0 && after > 0)
-      printf "%s costs %.1f%% against the audit-off runs either side (%.0f and %.0f req/s)\n", s, 100 * (1 - 2 * rps[s]/(between + after)), between, after
-    info = "gateway-http-audit-off-info"
-    if ((info in rps) && between > 0 && after > 0)
-      printf "log_level info / warning (audit off, the runs either side): rps ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f\n", 2 * rps[info]/(between + after), 2 * p99[info]/(p99["gateway-http-audit-off-between"] + p99["gateway-http-audit-off-after"]), 2 * cpu[info]/(cpu["gateway-http-audit-off-between"] + cpu["gateway-http-audit-off-after"])
-    else if ((info in rps) && first > 0)
-      printf "log_level info / warning (audit off): rps ratio %.2f, p99 ratio %.2f, CPU per call ratio %.2f\n", rps[info]/first, p99[info]/p99["gateway-http-audit-off"], cpu[info]/cpu["gateway-http-audit-off"]
-  }'
+    for (s in names) for (r in rounds) if (c[s, r] && s ~ /^gateway/) {
+      peer = (s ~ /https/) ? "nginx-https" : "nginx-http"
+      if (!c[peer, r]) continue
+      add(s SUBSEP "x-rps", (t[s, r, "rps"] / c[s, r]) / t[peer, r, "rps"]); add(s SUBSEP "x-p99", (t[s, r, "p99"] / c[s, r]) / t[peer, r, "p99"])
+      if (t[peer, r, "cpu"] > 0) add(s SUBSEP "x-cpu", (t[s, r, "cpu"] / c[s, r]) / t[peer, r, "cpu"]) }
+    for (s in names) {
+      line = sprintf("%s: %.0f req/s, p99 %.2f ms, CPU %.1f us per call", s, sum[s SUBSEP "rps"]/n[s SUBSEP "rps"], sum[s SUBSEP "p99"]/n[s SUBSEP "p99"], sum[s SUBSEP "cpu"]/n[s SUBSEP "cpu"])
+      if (n[s SUBSEP "loops"]) line = line sprintf(" (loops %.1f + rest %.1f)", sum[s SUBSEP "loops"]/n[s SUBSEP "loops"], sum[s SUBSEP "rest"]/n[s SUBSEP "rest"])
+      print "mean of " n[s SUBSEP "rps"] " runs, " line }
+    for (s in names) if (n[s SUBSEP "x-rps"]) {
+      peer = (s ~ /https/) ? "nginx-https" : "nginx-http"
+      printf "%s / %s, per round: rps ratio %s; p99 ratio %s; CPU per call ratio %s\n", s, peer, show(s SUBSEP "x-rps", "%.2f", 1), show(s SUBSEP "x-p99", "%.2f", 1), show(s SUBSEP "x-cpu", "%.2f", 1) }
+    for (s in names) if (n[s SUBSEP "cost"])
+      printf "%s against the audit-off runs either side: costs %s of throughput; p99 ratio %s; CPU per call ratio %s\n", s, show(s SUBSEP "cost", "%.1f%%", 100), show(s SUBSEP "p99-off", "%.2f", 1), show(s SUBSEP "cpu-off", "%.2f", 1)
+  }' | sort
 echo "gateway RSS: idle ${idle:-?} MB, after load ${loaded:-?} MB, with ${BIG} merchants loaded (imported in ${import_s} s)"
