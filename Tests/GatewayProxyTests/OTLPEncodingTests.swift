@@ -156,6 +156,18 @@ struct OTLPEncodingTests {
             #expect(bytes.count == OTLPWire.varintSize(value), "\(value)")
             #expect(OTLPReceiver.Wire.fields(([0x08] + bytes)[...]).first?.1.number == value, "\(value)")
         }
+        // A message's length goes in front of its body once the body is written: at each size boundary the body
+        // moves up by the length's size, and the bytes before the message stay where they were.
+        for bodyLength in [0, 1, 126, 127, 128, 129, 16_383, 16_384, 2_097_152] {
+            var bytes: [UInt8] = [0x0A, 0x01, 0x7F]
+            let body = (0..<bodyLength).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            bytes.protoMessage(2) { $0.append(contentsOf: body) }
+            let fields = OTLPReceiver.Wire.fields(bytes[...])
+            #expect(fields.count == 2, "\(bodyLength)")
+            #expect(fields.first.map { ($0.0, Array($0.1.bytes)) }! == (1, [0x7F]), "\(bodyLength)")
+            #expect(fields.last.map { ($0.0, Array($0.1.bytes)) }! == (2, body), "\(bodyLength)")
+            #expect(bytes.count == 3 + 1 + OTLPWire.varintSize(UInt64(bodyLength)) + bodyLength, "\(bodyLength)")
+        }
         var negative: [UInt8] = []
         negative.protoAttribute("n", Int64(-5))
         let parts = OTLPReceiver.Wire.fields(OTLPReceiver.Wire.fields(negative[...]).first!.1.bytes)

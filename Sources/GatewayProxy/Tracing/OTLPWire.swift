@@ -204,10 +204,17 @@ extension Array where Element == UInt8 {
         let length = UInt64(count - start)
         if length < 0x80 {
             insert(UInt8(length), at: start)
-        } else {
-            var prefix: [UInt8] = []
-            prefix.protoVarint(length)
-            insert(contentsOf: prefix, at: start)
+            return
+        }
+        // A call span and an attempt's are longer than 127 bytes: the body moves up in place by the length's size,
+        // where an array made for the prefix and a generic insert cost an allocation per span.
+        let prefix = OTLPWire.varintSize(length)
+        append(contentsOf: repeatElement(0, count: prefix))
+        withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress! + start
+            UnsafeMutableRawPointer(base + prefix).copyMemory(from: base, byteCount: Int(length))
+            var cursor = ProtoCursor(base)
+            cursor.varint(length)
         }
     }
 
