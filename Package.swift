@@ -199,6 +199,17 @@ let package = Package(
         ),
         // Hot-path decision costs (release build): `swift run -c release gateway-microbench`.
         .executableTarget(name: "gateway-microbench", dependencies: ["GatewayCore"], path: "bench/micro"),
+        // The least a SwiftNIO proxy does for the bench's load: the ceiling bench/gateway-vs-nginx.sh reads the gateway against.
+        .executableTarget(
+            name: "bare-proxy-bench",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "bench/bare-proxy"
+        ),
         // Allocations per proxied call in a process of its own (bench/alloc-count.sh; CI gates the counts).
         .executableTarget(
             name: "gateway-alloc-count",

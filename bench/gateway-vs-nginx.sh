@@ -5,8 +5,9 @@
 # idle and under load with BIG merchants loaded. Bounded: each wrk run is DUR.
 #   bench/gateway-vs-nginx.sh            (ROUNDS=4 DUR=6s CONN=64 MERCHANTS=100 BIG=100000 AUDIT_MODES="off commit fsync async" INFO_RUN=1 TRACING=0)
 #   bin/with-postgres --durable bench/gateway-vs-nginx.sh   (adds the audit trail in PostgreSQL, commit mode)
-# The configurations measured: nginx over HTTP and HTTPS; the gateway over plain HTTP once per audit mode, and in
-# `commit` over HTTPS too; with INFO_RUN=1, audit off at log_level info (the shipped default; the others run at
+# The configurations measured: nginx over HTTP and HTTPS; a bare SwiftNIO proxy passing the same calls on over mTLS
+# and nothing else (bench/bare-proxy: what NIO's pipeline, codecs and TLS cost here, a NIO proxy's ceiling); the
+# gateway over plain HTTP once per audit mode, and in `commit` over HTTPS too; with INFO_RUN=1, audit off at log_level info (the shipped default; the others run at
 # warning); with TRACING=1, audit off with tracing on at 100% and at 0% sampling, exporting to a local OTLP/HTTP sink
 # (bench/lib/otlp-sink.sh: nginx discarding them). Each line gives the CPU per call (user + system, from /proc) of
 # the gateway and of nginx's proxy processes summed; a gateway's line splits its CPU into its event loops'
@@ -28,6 +29,10 @@ AUDIT_MODES=${AUDIT_MODES:-off commit fsync async}
 source "$here/lib/gateway.sh"
 kgw_tools
 kgw_build
+# The ceiling: a SwiftNIO proxy doing nothing but pass the load's calls on over mTLS (bench/bare-proxy), built from
+# this tree (BARE_BIN names another).
+bare=${BARE_BIN:-}
+if [ -z "$bare" ]; then (cd "$root" && swift build -c release --product bare-proxy-bench >/dev/null); bare=$(cd "$root" && swift build -c release --show-bin-path)/bare-proxy-bench; fi
 kgw_peer_start
 kgw_provision "$W/gateway" gateway.sqlite
 sink=""
@@ -38,7 +43,7 @@ tracing() { echo KGW_TRACING__ENABLED=true KGW_TRACING__ENDPOINT=http://127.0.0.
 
 # The configurations, in the order of odd rounds. Each is "NAME MODE AUDIT_PATH [VARIABLE=VALUE...]"; nginx's are
 # measured on the peer, with the tokens it knows (load.lua's default), and the gateway's with those it issued.
-configs=("nginx-http" "nginx-https"); others=()
+configs=("nginx-http" "nginx-https" "bare-nio-http"); others=()
 for mode in $AUDIT_MODES; do configs+=("gateway-http-audit-$mode $mode -"); done
 # Under `bin/with-postgres --durable` (a throwaway PostgreSQL with fsync and synchronous commit on), the audit trail
 # in PostgreSQL as well, `commit` mode: issue 15's line is 25% of throughput against audit off.
@@ -61,6 +66,11 @@ measure() {
   case $name in
     nginx-http) (unset TOKENS; kgw_measure "$name-r$r" http://127.0.0.1:8080 $(nginx_proxy_pids)) | tee -a "$results"; return ;;
     nginx-https) (unset TOKENS; kgw_measure "$name-r$r" https://127.0.0.1:8443 $(nginx_proxy_pids)) | tee -a "$results"; return ;;
+    bare-nio-http)
+      "$bare" 18090 9443 "$W/pki/ca.pem" "$W/pki/client.pem" "$W/pki/client.key" > "$W/logs/bare.log" 2>&1 & pid=$!
+      for _ in $(seq 1 100); do grep -q serving "$W/logs/bare.log" && break; sleep 0.1; done
+      kgw_measure "$name-r$r" http://127.0.0.1:18090 "$pid" | tee -a "$results"
+      stop_gateway; return ;;
   esac
   [ "$audit" = - ] && audit=""
   rm -f "$G"/audit-*.sqlite*
@@ -76,9 +86,9 @@ measure() {
 
 # Each round: nginx, then audit off before and after every other gateway configuration, so that each is read
 # against the mean of the audit-off runs either side of it, seconds apart; the whole order reversed every other round.
-sequence=("${configs[0]}" "${configs[1]}")
+sequence=("${configs[@]:0:3}")
 off=""
-for config in "${configs[@]:2}"; do
+for config in "${configs[@]:3}"; do
   case $config in "gateway-http-audit-off off "*) off=$config ;; *) others+=("$config") ;; esac
 done
 [ -n "$off" ] || { echo "AUDIT_MODES must include off: every cost is read against it" >&2; exit 1; }
@@ -114,7 +124,10 @@ sed -E 's/^([^ ]*)-r([0-9]+) /\1 \2 /' "$results" | awk '
       prev[s, "off"] = last[r, "rps"]; prev[s, "p99"] = last[r, "p99"]; prev[s, "cpu"] = last[r, "cpu"]
     } }
   END {
-    for (s in names) for (r in rounds) if (c[s, r] && s ~ /^gateway/) {
+    for (s in names) for (r in rounds) if (c[s, r] && s ~ /^gateway-http/ && c["bare-nio-http", r]) {
+      add(s SUBSEP "b-rps", (t[s, r, "rps"] / c[s, r]) / t["bare-nio-http", r, "rps"])
+      add(s SUBSEP "b-cpu", (t[s, r, "cpu"] / c[s, r]) / t["bare-nio-http", r, "cpu"]) }
+    for (s in names) for (r in rounds) if (c[s, r] && s ~ /^(gateway|bare)/) {
       peer = (s ~ /https/) ? "nginx-https" : "nginx-http"
       if (!c[peer, r]) continue
       add(s SUBSEP "x-rps", (t[s, r, "rps"] / c[s, r]) / t[peer, r, "rps"]); add(s SUBSEP "x-p99", (t[s, r, "p99"] / c[s, r]) / t[peer, r, "p99"])
@@ -126,6 +139,8 @@ sed -E 's/^([^ ]*)-r([0-9]+) /\1 \2 /' "$results" | awk '
     for (s in names) if (n[s SUBSEP "x-rps"]) {
       peer = (s ~ /https/) ? "nginx-https" : "nginx-http"
       printf "%s / %s, per round: rps ratio %s; p99 ratio %s; CPU per call ratio %s\n", s, peer, show(s SUBSEP "x-rps", "%.2f", 1), show(s SUBSEP "x-p99", "%.2f", 1), show(s SUBSEP "x-cpu", "%.2f", 1) }
+    for (s in names) if (n[s SUBSEP "b-rps"])
+      printf "%s / bare-nio-http, per round: rps ratio %s; CPU per call ratio %s\n", s, show(s SUBSEP "b-rps", "%.2f", 1), show(s SUBSEP "b-cpu", "%.2f", 1)
     for (s in names) if (n[s SUBSEP "cost"])
       printf "%s against the audit-off runs either side: costs %s of throughput; p99 ratio %s; CPU per call ratio %s\n", s, show(s SUBSEP "cost", "%.1f%%", 100), show(s SUBSEP "p99-off", "%.2f", 1), show(s SUBSEP "cpu-off", "%.2f", 1)
   }' | sort
