@@ -7,16 +7,18 @@
 #   bin/with-postgres --durable bench/gateway-vs-nginx.sh   (adds the audit trail in PostgreSQL, commit mode)
 # The configurations measured: nginx over HTTP and HTTPS; a bare SwiftNIO proxy passing the same calls on over mTLS
 # and nothing else (bench/bare-proxy: what NIO's pipeline, codecs and TLS cost here, a NIO proxy's ceiling); the
-# gateway over plain HTTP once per audit mode, and in `commit` over HTTPS too; with INFO_RUN=1, audit off at log_level info (the shipped default; the others run at
-# warning); with TRACING=1, audit off with tracing on at 100% and at 0% sampling, exporting to a local OTLP/HTTP sink
-# (bench/lib/otlp-sink.sh: nginx discarding them). Each line gives the CPU per call (user + system, from /proc) of
-# the gateway and of nginx's proxy processes summed; a gateway's line splits its CPU into its event loops'
+# gateway over plain HTTP once per audit mode, and in `commit` over HTTPS too; with INFO_RUN=1, audit off at
+# log_level info (the shipped default; the others run at warning); with TRACING=1, audit off with tracing on at
+# 100% and at 0% sampling, exporting to a local OTLP/HTTP sink (bench/lib/otlp-sink.sh: nginx discarding them).
+# Each line gives the CPU per call (user + system, from /proc) of the gateway (or the bare proxy) and of nginx's
+# proxy processes summed; a gateway's line splits its CPU into its event loops'
 # (loops_us) and the rest's (rest_us: the audit writer, the trace exporter, the log writer).
 # On a shared machine consecutive runs drift by more than the costs measured (a configuration measured last could
 # look a third dearer than it is), so the run measures in ROUNDS rounds, the order reversed every other round: nginx,
 # then audit off before and after each other configuration. A configuration's cost is read against the mean of the
-# audit-off runs either side of it, seconds apart, and its ratio to nginx within its round; the summary gives each
-# ratio's mean with the number of readings and the lowest and highest. ROUNDS=1 is a quick look, not a figure.
+# audit-off runs either side of it, seconds apart, and its ratio to nginx (and to the bare proxy) within its round;
+# the summary gives each ratio's mean with its standard error, the number of readings and the lowest and highest.
+# ROUNDS=1 is a quick look, not a figure.
 # Needs nginx, wrk, openssl (installed if missing) and a release build (made if missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd)
@@ -103,9 +105,11 @@ done
 # averaged), and each gateway configuration against the audit-off runs just before and after it.
 sed -E 's/^([^ ]*)-r([0-9]+) /\1 \2 /' "$results" | awk '
   function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-  # Mean, lowest and highest of the ratio x over the rounds, kept under key k.
-  function add(k, x) { sum[k] += x; n[k]++; if (!(k in lo) || x < lo[k]) lo[k] = x; if (!(k in hi) || x > hi[k]) hi[k] = x }
-  function show(k, fmt, scale) { return n[k] ? sprintf(fmt " (%d: " fmt " to " fmt ")", scale * sum[k]/n[k], n[k], scale * lo[k], scale * hi[k]) : "-" }
+  # Mean, lowest and highest of the ratio x over the rounds, kept under key k, with the standard error of the
+  # mean: a line the mean misses by less than about two of those is not shown either way.
+  function add(k, x) { sum[k] += x; sq[k] += x * x; n[k]++; if (!(k in lo) || x < lo[k]) lo[k] = x; if (!(k in hi) || x > hi[k]) hi[k] = x }
+  function se(k,   v) { v = n[k] > 1 ? (sq[k] - sum[k] * sum[k] / n[k]) / (n[k] - 1) / n[k] : 0; return v > 0 ? sqrt(v) : 0 }
+  function show(k, fmt, scale) { return n[k] ? sprintf(fmt " ± " fmt " (%d: " fmt " to " fmt ")", scale * sum[k]/n[k], scale * se(k), n[k], scale * lo[k], scale * hi[k]) : "-" }
   BEGIN { off = "gateway-http-audit-off" }
   { s = $1; r = $2; names[s] = 1; rounds[r] = 1
     delete v; for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = (kv[1] ~ /^p(50|99)$/) ? ms(kv[2]) : kv[2] }
