@@ -72,14 +72,17 @@ final class ProxyHandler: ChannelInboundHandler {
         case .end:
             guard let request = head else { return }
             head = nil
-            if let channel = pool.idle.popLast() {
-                send(request, on: channel, context: context)
-            } else {
-                connect(on: context.eventLoop).assumeIsolated().whenComplete { result in
-                    switch result {
-                    case .success(let channel): self.send(request, on: channel, context: context)
-                    case .failure: context.close(promise: nil)
-                    }
+            // A connection the upstream closed while idle is dropped here rather than written to.
+            while let channel = pool.idle.popLast() {
+                if channel.isActive {
+                    send(request, on: channel, context: context)
+                    return
+                }
+            }
+            connect(on: context.eventLoop).assumeIsolated().whenComplete { result in
+                switch result {
+                case .success(let channel): self.send(request, on: channel, context: context)
+                case .failure: context.close(promise: nil)
                 }
             }
         }
