@@ -71,6 +71,7 @@ measure() {
     bare-nio-http)
       "$bare" 18090 9443 "$W/pki/ca.pem" "$W/pki/client.pem" "$W/pki/client.key" > "$W/logs/bare.log" 2>&1 & pid=$!
       for _ in $(seq 1 100); do grep -q serving "$W/logs/bare.log" && break; sleep 0.1; done
+      grep -q serving "$W/logs/bare.log" || { cat "$W/logs/bare.log"; exit 1; }
       kgw_measure "$name-r$r" http://127.0.0.1:18090 "$pid" | tee -a "$results"
       stop_gateway; return ;;
   esac
@@ -103,8 +104,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 # The results in the order measured: per round, each configuration against nginx in that round (audit off's runs
 # averaged), and each gateway configuration against the audit-off runs just before and after it.
-sed -E 's/^([^ ]*)-r([0-9]+) /\1 \2 /' "$results" | awk '
-  function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+sed -E 's/^([^ ]*)-r([0-9]+) /\1 \2 /' "$results" | awk "$kgw_ms_awk"'
   # Mean, lowest and highest of the ratio x over the rounds, kept under key k, with the standard error of the
   # mean: a line the mean misses by less than about two of those is not shown either way.
   function add(k, x) { sum[k] += x; sq[k] += x * x; n[k]++; if (!(k in lo) || x < lo[k]) lo[k] = x; if (!(k in hi) || x > hi[k]) hi[k] = x }

@@ -93,11 +93,13 @@ start_gateway() {
 # "|| true" twice: in an EXIT trap under set -e, a gateway already stopped would otherwise end the trap early.
 stop_gateway() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
 
+# wrk's latency (`850.00us`, `1.20ms`, `2.00s`) in milliseconds, as an awk function: ms(v).
+kgw_ms_awk='
+  function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }'
 # An awk program's start that reads `peer.sh measure` or `kgw_measure` lines ("NAME rps=… p50=… p99=… non2xx=…",
 # more fields after those allowed) into rps[NAME], p50[NAME], p99[NAME] (milliseconds), non2xx[NAME] and, where
 # the line has it, cpu[NAME] (CPU µs per call); append an END block.
-kgw_results_awk='
-  function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+kgw_results_awk="$kgw_ms_awk"'
   { split($2,a,"="); rps[$1]=a[2]; split($3,b,"="); p50[$1]=ms(b[2]); split($4,c,"="); p99[$1]=ms(c[2]); split($5,d,"="); non2xx[$1]=d[2]
     for (i = 6; i <= NF; i++) if ($i ~ /^cpu_us=/) { split($i,e,"="); cpu[$1]=e[2] } }'
 
