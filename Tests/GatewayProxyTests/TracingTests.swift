@@ -2,6 +2,7 @@ import Foundation
 import GatewayApp
 import GatewayCore
 import GatewayProxy
+import GRDB
 import GatewayTestSupport
 import KlarnaSimulator
 import Prometheus
@@ -98,6 +99,19 @@ struct TracingTests {
             let access = gw.logs.text.split(separator: "\n").filter { $0.contains("request_id=\(traced.header("Klarna-Gateway-Request-Id") ?? "-")") && $0.contains("phase=outcome") }
             #expect(access.count == 1 && access.allSatisfy { $0.contains("trace_id=\(Self.callerTrace)") && $0.contains("span_id=\(call.spanID)") }, "\(access)")
 
+            // One value joins the trace, the audit record and Klarna's support view; the span names the release the
+            // record does (the one the call was routed by).
+            await gw.audit.flush()
+            let tracedID = try #require(traced.header("Klarna-Gateway-Request-Id"))
+            let recorded = try await DatabaseQueue(path: gw.auditPath).read { db in
+                try Row.fetchAll(db, sql: "SELECT phase, correlation_id, release FROM audit_records WHERE request_id = ? ORDER BY seq", arguments: [tracedID])
+                    .map { (phase: $0["phase"] as String, correlation: $0["correlation_id"] as String?, release: $0["release"] as String?) }
+            }
+            #expect(recorded.map(\.phase) == ["intent", "outcome"])
+            #expect(recorded.allSatisfy { $0.correlation == Self.callerTrace }, "\(recorded)")
+            let release = try #require(recorded.last?.release, "no release in the audit record")
+            #expect(call.attributes["klarna.release"] == release)
+
             // Nothing secret leaves in the spans.
             let exported = receiver.rawBodies.map { String(decoding: $0, as: UTF8.self) }.joined()
             for secret in gw.plantedSecrets { #expect(!exported.contains(secret), "a planted secret was exported in a span") }
@@ -105,7 +119,7 @@ struct TracingTests {
         try await receiver.stop()
     }
 
-    @Test("at 0% sampling: an unsampled call makes no span, a caller's sampled trace is followed, and a refusal still gets its span with its error code")
+    @Test("at 0% sampling: an unsampled call makes no span, a caller's sampled trace is followed, a refusal still gets its span with its error code, and so does a call Klarna answers 503 (errors sampling)")
     func refusalAndSampling() async throws {
         let receiver = try await OTLPReceiver()
         try await withGateway(tracing: Self.tracing(receiver, sampling: "{ratio: 0, parent_based: true, errors: true}")) { gw in
@@ -116,13 +130,23 @@ struct TracingTests {
             #expect(followed.status == 200)
             let refused = try await client.send("GET", "/v2/accounts/m3/payment/transactions/krn:payment:eu1:transaction:seed-M3", headers: [gw.bearer("checkout")])
             #expect(refused.errorCode == "GATEWAY_FORBIDDEN")
+            // Klarna answering 503 to every attempt: the gateway relays Klarna's own 503, no refusal of its own, and
+            // `errors` traces the call all the same.
+            try await gw.inject(#"{"kind": "error", "status": 503, "method": "GET"}"#)
+            let failed = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+            #expect(failed.status == 503 && failed.errorCode?.hasPrefix("GATEWAY_") == false, "\(failed.status) \(failed.errorCode ?? "-")")
             try await client.close()
             let refusedID = try #require(refused.header("Klarna-Gateway-Request-Id"))
+            let failedID = try #require(failed.header("Klarna-Gateway-Request-Id"))
 
             let spans = try await receiver.waitFor { spans in
                 spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == refusedID }
+                    && spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == failedID }
                     && spans.contains { $0.name == CallTracing.Name.auditRefusal }
             }
+            let promoted = try #require(spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == failedID })
+            #expect(promoted.attributes["http.response.status_code"] == "503" && promoted.attributes["klarna.gateway.error_code"] == nil)
+            #expect(promoted.statusCode == 2)
             let calls = spans.filter { $0.name == CallTracing.Name.call }
             let refusal = try #require(calls.first { $0.attributes["klarna.gateway.request_id"] == refusedID })
             #expect(refusal.attributes["klarna.gateway.error_code"] == "GATEWAY_FORBIDDEN")
@@ -170,6 +194,37 @@ struct TracingTests {
             #expect(received.count == 1)
             #expect(received.first?["headers"]?["traceparent"] == nil || received.first?["headers"]?["traceparent"] == .null, "Klarna received a traceparent")
             #expect(received.first?["headers"]?["Partner-Correlation-Id"]?.stringValue == Self.callerTrace)
+        }
+        try await receiver.stop()
+    }
+
+    @Test("a call the rate limit refuses gets its span with GATEWAY_RATE_LIMITED, and its rate-limit span names the rule that refused it")
+    func rateLimitRefusal() async throws {
+        let receiver = try await OTLPReceiver()
+        let refusing = """
+            merchant:
+              test:
+                default: {rate: 0.01, burst: 1}
+            """
+        try await withGateway(rateLimits: refusing, tracing: Self.tracing(receiver)) { gw in
+            let client = gw.client()
+            let admitted = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+            let refused = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+            try await client.close()
+            #expect(admitted.status == 200)
+            #expect(refused.status == 429 && refused.errorCode == "GATEWAY_RATE_LIMITED")
+            let refusedID = try #require(refused.header("Klarna-Gateway-Request-Id"))
+            let spans = try await receiver.waitFor { spans in
+                spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == refusedID }
+            }
+            let call = try #require(spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == refusedID })
+            #expect(call.attributes["klarna.gateway.error_code"] == "GATEWAY_RATE_LIMITED")
+            #expect(call.attributes["http.response.status_code"] == "429")
+            #expect(call.statusCode == 2 && call.statusMessage == "GATEWAY_RATE_LIMITED")
+            let limit = try #require(spans.first { $0.name == CallTracing.Name.rateLimit && $0.parentSpanID == call.spanID }, "\(spans.map(\.name))")
+            #expect(limit.attributes["klarna.gateway.rate_limit.rule"]?.isEmpty == false, "\(limit.attributes)")
+            #expect(limit.statusCode == 2)
+            #expect(!spans.contains { $0.name == CallTracing.Name.attempt && $0.parentSpanID == call.spanID }, "a refused call made an upstream attempt")
         }
         try await receiver.stop()
     }
