@@ -229,20 +229,33 @@ struct TracingTests {
         try await receiver.stop()
     }
 
-    @Test("a call Klarna fails twice shows three attempt spans, the first two with Klarna's 503")
+    @Test("a call Klarna fails twice shows three attempt spans, the first two with Klarna's 503, and its retry log lines carry its trace id; writes say whether their idempotency key was generated or the caller's")
     func retries() async throws {
         let receiver = try await OTLPReceiver()
         try await withGateway(tracing: Self.tracing(receiver)) { gw in
             try await gw.inject(#"{"kind": "error", "status": 503, "method": "GET", "count": 2}"#)
             let client = gw.client()
             let response = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+            // Two writes: one the gateway adds an idempotency key to, one that brings its own.
+            let json = [gw.bearer("checkout"), ("Content-Type", "application/json")]
+            let generated = try await client.send("POST", FaultCalls.paymentRequests, headers: json, body: FaultCalls.paymentRequest("traced-generated"))
+            let own = try await client.send(
+                "POST", FaultCalls.paymentRequests, headers: json + [("Klarna-Idempotency-Key", "traced-own-key")], body: FaultCalls.paymentRequest("traced-own"))
             try await client.close()
             #expect(response.status == 200)
+            #expect(generated.status == 201 && generated.header("Klarna-Gateway-Idempotency-Key") != nil)
+            #expect(own.status == 201)
             let requestID = try #require(response.header("Klarna-Gateway-Request-Id"))
+            let writeIDs = [try #require(generated.header("Klarna-Gateway-Request-Id")), try #require(own.header("Klarna-Gateway-Request-Id"))]
             let spans = try await receiver.waitFor { spans in
-                spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == requestID }
+                ([requestID] + writeIDs).allSatisfy { id in spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == id } }
             }
             let call = try #require(spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == requestID })
+            let keys = writeIDs.map { id in spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == id }?.attributes["klarna.idempotency_key"] }
+            #expect(keys == ["generated", "caller"])
+            // The log lines about the retries name the call's trace, as its access line does.
+            let retried = gw.logs.text.split(separator: "\n").filter { $0.contains("retrying upstream call") && $0.contains("request_id=\(requestID)") }
+            #expect(retried.count == 2 && retried.allSatisfy { $0.contains("trace_id=\(call.traceID)") }, "\(retried)")
             #expect(call.attributes["klarna.gateway.upstream_attempts"] == "3")
             let attempts = spans.filter { $0.name == CallTracing.Name.attempt && $0.parentSpanID == call.spanID }
                 .sorted { ($0.attributes["klarna.gateway.attempt"] ?? "") < ($1.attributes["klarna.gateway.attempt"] ?? "") }
