@@ -229,6 +229,46 @@ struct TracingTests {
         try await receiver.stop()
     }
 
+    @Test("a call refused because the gateway is full gets its span with GATEWAY_OVERLOADED and no upstream attempt")
+    func overloadRefusal() async throws {
+        let receiver = try await OTLPReceiver()
+        try await withGateway(limits: "max_in_flight_requests: 1", tracing: Self.tracing(receiver)) { gw in
+            // Three writes at once, each held a second by Klarna: one takes the only place, the others are refused.
+            try await gw.inject(#"{"kind": "latency", "method": "POST", "delay_ms": 1000}"#)
+            let json = [gw.bearer("checkout"), ("Content-Type", "application/json")]
+            var refused: TestHTTPResponse?
+            // Again if a starved machine started them too far apart to overlap; nothing else may answer.
+            for _ in 0..<5 where refused == nil {
+                let answers = try await withThrowingTaskGroup(of: TestHTTPResponse.self) { group in
+                    for index in 0..<3 {
+                        group.addTask {
+                            let client = gw.client()
+                            let answer = try await client.send(
+                                "POST", FaultCalls.paymentRequests, headers: json, body: FaultCalls.paymentRequest("overload-\(UUID().uuidString)-\(index)"))
+                            try await client.close()
+                            return answer
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(answers.allSatisfy { $0.status == 201 || $0.errorCode == "GATEWAY_OVERLOADED" }, "\(answers.map { "\($0.status) \($0.errorCode ?? "-")" })")
+                refused = answers.first { $0.errorCode == "GATEWAY_OVERLOADED" }
+            }
+            let overloaded = try #require(refused, "no call was refused as overloaded while another held the only place")
+            #expect(overloaded.status == 503)
+            let refusedID = try #require(overloaded.header("Klarna-Gateway-Request-Id"))
+            let spans = try await receiver.waitFor { spans in
+                spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == refusedID }
+            }
+            let call = try #require(spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == refusedID })
+            #expect(call.attributes["klarna.gateway.error_code"] == "GATEWAY_OVERLOADED")
+            #expect(call.attributes["http.response.status_code"] == "503")
+            #expect(call.statusCode == 2 && call.statusMessage == "GATEWAY_OVERLOADED")
+            #expect(!spans.contains { $0.name == CallTracing.Name.attempt && $0.parentSpanID == call.spanID }, "an overloaded call made an upstream attempt")
+        }
+        try await receiver.stop()
+    }
+
     @Test("a call Klarna fails twice shows three attempt spans, the first two with Klarna's 503, and its retry log lines carry its trace id; writes say whether their idempotency key was generated or the caller's")
     func retries() async throws {
         let receiver = try await OTLPReceiver()
