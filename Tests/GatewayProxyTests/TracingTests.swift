@@ -29,6 +29,20 @@ struct TracingTests {
         "enabled: true, endpoint: \"\(receiver.endpoint)\", export_interval_ms: 100, export_timeout_ms: 10000, sampling: \(sampling)"
     }
 
+    /// Waits for the call span of `requestID`; returns it with every span received so far.
+    static func callSpan(_ requestID: String, from receiver: OTLPReceiver) async throws -> (call: OTLPReceiver.Span, spans: [OTLPReceiver.Span]) {
+        let isCall = { (span: OTLPReceiver.Span) in span.name == CallTracing.Name.call && span.attributes["klarna.gateway.request_id"] == requestID }
+        let spans = try await receiver.waitFor { $0.contains(where: isCall) }
+        return (try #require(spans.first(where: isCall)), spans)
+    }
+
+    /// A refused call's span: the gateway's error code as attribute and as error status, and the answer's status.
+    static func expectRefusal(_ call: OTLPReceiver.Span, code: String, status: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(call.attributes["klarna.gateway.error_code"] == code, sourceLocation: sourceLocation)
+        #expect(call.attributes["http.response.status_code"] == "\(status)", sourceLocation: sourceLocation)
+        #expect(call.statusCode == 2 && call.statusMessage == code, sourceLocation: sourceLocation)
+    }
+
     @Test("a caller's traceparent is continued: the call's server span is its child, with the call's attributes, one child span per stage and the trace id as correlation id; Klarna never sees the trace headers")
     func continued() async throws {
         let receiver = try await OTLPReceiver()
@@ -149,9 +163,7 @@ struct TracingTests {
             #expect(promoted.statusCode == 2)
             let calls = spans.filter { $0.name == CallTracing.Name.call }
             let refusal = try #require(calls.first { $0.attributes["klarna.gateway.request_id"] == refusedID })
-            #expect(refusal.attributes["klarna.gateway.error_code"] == "GATEWAY_FORBIDDEN")
-            #expect(refusal.attributes["http.response.status_code"] == "403")
-            #expect(refusal.statusCode == 2 && refusal.statusMessage == "GATEWAY_FORBIDDEN")
+            Self.expectRefusal(refusal, code: "GATEWAY_FORBIDDEN", status: 403)
             #expect(spans.contains { $0.name == CallTracing.Name.auditRefusal && $0.parentSpanID == refusal.spanID })
             #expect(calls.contains { $0.traceID == Self.callerTrace && $0.parentSpanID == Self.callerSpan }, "the caller's sampled trace was not followed")
             #expect(!calls.contains { $0.attributes["klarna.gateway.request_id"] == unsampled.header("Klarna-Gateway-Request-Id") }, "an unsampled call was exported")
@@ -213,14 +225,8 @@ struct TracingTests {
             try await client.close()
             #expect(admitted.status == 200)
             #expect(refused.status == 429 && refused.errorCode == "GATEWAY_RATE_LIMITED")
-            let refusedID = try #require(refused.header("Klarna-Gateway-Request-Id"))
-            let spans = try await receiver.waitFor { spans in
-                spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == refusedID }
-            }
-            let call = try #require(spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == refusedID })
-            #expect(call.attributes["klarna.gateway.error_code"] == "GATEWAY_RATE_LIMITED")
-            #expect(call.attributes["http.response.status_code"] == "429")
-            #expect(call.statusCode == 2 && call.statusMessage == "GATEWAY_RATE_LIMITED")
+            let (call, spans) = try await Self.callSpan(try #require(refused.header("Klarna-Gateway-Request-Id")), from: receiver)
+            Self.expectRefusal(call, code: "GATEWAY_RATE_LIMITED", status: 429)
             let limit = try #require(spans.first { $0.name == CallTracing.Name.rateLimit && $0.parentSpanID == call.spanID }, "\(spans.map(\.name))")
             #expect(limit.attributes["klarna.gateway.rate_limit.rule"]?.isEmpty == false, "\(limit.attributes)")
             #expect(limit.statusCode == 2)
@@ -256,14 +262,8 @@ struct TracingTests {
             }
             let overloaded = try #require(refused, "no call was refused as overloaded while another held the only place")
             #expect(overloaded.status == 503)
-            let refusedID = try #require(overloaded.header("Klarna-Gateway-Request-Id"))
-            let spans = try await receiver.waitFor { spans in
-                spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == refusedID }
-            }
-            let call = try #require(spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == refusedID })
-            #expect(call.attributes["klarna.gateway.error_code"] == "GATEWAY_OVERLOADED")
-            #expect(call.attributes["http.response.status_code"] == "503")
-            #expect(call.statusCode == 2 && call.statusMessage == "GATEWAY_OVERLOADED")
+            let (call, spans) = try await Self.callSpan(try #require(overloaded.header("Klarna-Gateway-Request-Id")), from: receiver)
+            Self.expectRefusal(call, code: "GATEWAY_OVERLOADED", status: 503)
             #expect(!spans.contains { $0.name == CallTracing.Name.attempt && $0.parentSpanID == call.spanID }, "an overloaded call made an upstream attempt")
         }
         try await receiver.stop()
