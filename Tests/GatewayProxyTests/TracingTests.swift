@@ -31,9 +31,8 @@ struct TracingTests {
 
     /// Waits for the call span of `requestID`; returns it with every span received so far.
     static func callSpan(_ requestID: String, from receiver: OTLPReceiver) async throws -> (call: OTLPReceiver.Span, spans: [OTLPReceiver.Span]) {
-        let isCall = { (span: OTLPReceiver.Span) in span.name == CallTracing.Name.call && span.attributes["klarna.gateway.request_id"] == requestID }
-        let spans = try await receiver.waitFor { $0.contains(where: isCall) }
-        return (try #require(spans.first(where: isCall)), spans)
+        let spans = try await receiver.waitFor { $0.contains { $0.isCall(requestID) } }
+        return (try #require(spans.first { $0.isCall(requestID) }), spans)
     }
 
     /// A refused call's span: the gateway's error code as attribute and as error status, and the answer's status.
@@ -95,7 +94,7 @@ struct TracingTests {
             #expect(attempt.events == ["tcp connected", "tls handshake done", "first byte"], "\(attempt.events)")
 
             // The shaped call: its own trace, its rate-limit span shows the wait, and its trace id is what Klarna got.
-            let second = try #require(spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == freshID })
+            let second = try #require(spans.first { $0.isCall(freshID) })
             #expect(second.traceID != Self.callerTrace && second.parentSpanID.isEmpty)
             let limit = try #require(spans.first { $0.name == CallTracing.Name.rateLimit && $0.parentSpanID == second.spanID })
             #expect(limit.events.contains("shaping wait"), "\(limit.events)")
@@ -154,11 +153,11 @@ struct TracingTests {
             let failedID = try #require(failed.header("Klarna-Gateway-Request-Id"))
 
             let spans = try await receiver.waitFor { spans in
-                spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == refusedID }
-                    && spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == failedID }
+                spans.contains { $0.isCall(refusedID) }
+                    && spans.contains { $0.isCall(failedID) }
                     && spans.contains { $0.name == CallTracing.Name.auditRefusal }
             }
-            let promoted = try #require(spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == failedID })
+            let promoted = try #require(spans.first { $0.isCall(failedID) })
             #expect(promoted.attributes["http.response.status_code"] == "503" && promoted.attributes["klarna.gateway.error_code"] == nil)
             #expect(promoted.statusCode == 2)
             let calls = spans.filter { $0.name == CallTracing.Name.call }
@@ -241,7 +240,6 @@ struct TracingTests {
         try await withGateway(limits: "max_in_flight_requests: 1", tracing: Self.tracing(receiver)) { gw in
             // Three writes at once, each held a second by Klarna: one takes the only place, the others are refused.
             try await gw.inject(#"{"kind": "latency", "method": "POST", "delay_ms": 1000}"#)
-            let json = [gw.bearer("checkout"), ("Content-Type", "application/json")]
             var refused: TestHTTPResponse?
             // Again if a starved machine started them too far apart to overlap; nothing else may answer.
             for _ in 0..<5 where refused == nil {
@@ -249,8 +247,8 @@ struct TracingTests {
                     for index in 0..<3 {
                         group.addTask {
                             let client = gw.client()
-                            let answer = try await client.send(
-                                "POST", FaultCalls.paymentRequests, headers: json, body: FaultCalls.paymentRequest("overload-\(UUID().uuidString)-\(index)"))
+                            let write = FaultSuiteTests.post(gw, "overload-\(UUID().uuidString)-\(index)")
+                            let answer = try await client.send(write.0, write.1, headers: write.2, body: write.3)
                             try await client.close()
                             return answer
                         }
@@ -277,10 +275,10 @@ struct TracingTests {
             let client = gw.client()
             let response = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
             // Two writes: one the gateway adds an idempotency key to, one that brings its own.
-            let json = [gw.bearer("checkout"), ("Content-Type", "application/json")]
-            let generated = try await client.send("POST", FaultCalls.paymentRequests, headers: json, body: FaultCalls.paymentRequest("traced-generated"))
-            let own = try await client.send(
-                "POST", FaultCalls.paymentRequests, headers: json + [("Klarna-Idempotency-Key", "traced-own-key")], body: FaultCalls.paymentRequest("traced-own"))
+            let keyless = FaultSuiteTests.post(gw, "traced-generated")
+            let keyed = FaultSuiteTests.post(gw, "traced-own", key: "traced-own-key")
+            let generated = try await client.send(keyless.0, keyless.1, headers: keyless.2, body: keyless.3)
+            let own = try await client.send(keyed.0, keyed.1, headers: keyed.2, body: keyed.3)
             try await client.close()
             #expect(response.status == 200)
             #expect(generated.status == 201 && generated.header("Klarna-Gateway-Idempotency-Key") != nil)
@@ -288,10 +286,10 @@ struct TracingTests {
             let requestID = try #require(response.header("Klarna-Gateway-Request-Id"))
             let writeIDs = [try #require(generated.header("Klarna-Gateway-Request-Id")), try #require(own.header("Klarna-Gateway-Request-Id"))]
             let spans = try await receiver.waitFor { spans in
-                ([requestID] + writeIDs).allSatisfy { id in spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == id } }
+                ([requestID] + writeIDs).allSatisfy { id in spans.contains { $0.isCall(id) } }
             }
-            let call = try #require(spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == requestID })
-            let keys = writeIDs.map { id in spans.first { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == id }?.attributes["klarna.idempotency_key"] }
+            let call = try #require(spans.first { $0.isCall(requestID) })
+            let keys = writeIDs.map { id in spans.first { $0.isCall(id) }?.attributes["klarna.idempotency_key"] }
             #expect(keys == ["generated", "caller"])
             // The log lines about the retries name the call's trace, as its access line does.
             let retried = gw.logs.text.split(separator: "\n").filter { $0.contains("retrying upstream call") && $0.contains("request_id=\(requestID)") }
@@ -355,7 +353,7 @@ struct TracingTests {
         #expect(!receiver.received.contains { $0.attributes["klarna.gateway.request_id"] == requestID }, "exported before the stop")
         await flushing.stop()
         let spans = try await receiver.waitFor { spans in spans.contains { $0.attributes["klarna.gateway.request_id"] == requestID } }
-        #expect(spans.contains { $0.name == CallTracing.Name.call && $0.attributes["klarna.gateway.request_id"] == requestID }, "the queued spans were not flushed at the stop")
+        #expect(spans.contains { $0.isCall(requestID) }, "the queued spans were not flushed at the stop")
         try await receiver.stop()
     }
 
@@ -376,5 +374,12 @@ struct TracingTests {
             throw error
         }
         await gw.stop()
+    }
+}
+
+extension OTLPReceiver.Span {
+    /// Whether this is the gateway's server span of the call with `requestID`.
+    func isCall(_ requestID: String?) -> Bool {
+        name == CallTracing.Name.call && attributes["klarna.gateway.request_id"] == requestID
     }
 }
