@@ -28,13 +28,13 @@ BIG=${BIG:-100000}
 ROUNDS=${ROUNDS:-4}
 export DUR=${DUR:-6s}
 AUDIT_MODES=${AUDIT_MODES:-off commit fsync async}
+case " $AUDIT_MODES " in *" off "*) ;; *) echo "AUDIT_MODES must include off: every cost is read against it" >&2; exit 1 ;; esac
 source "$here/lib/gateway.sh"
 kgw_tools
 kgw_build
 # The ceiling: a SwiftNIO proxy doing nothing but pass the load's calls on over mTLS (bench/bare-proxy), built from
 # this tree (BARE_BIN names another).
-bare=${BARE_BIN:-}
-if [ -z "$bare" ]; then (cd "$root" && swift build -c release --product bare-proxy-bench >/dev/null); bare=$(cd "$root" && swift build -c release --show-bin-path)/bare-proxy-bench; fi
+bare=${BARE_BIN:-$(kgw_release_binary bare-proxy-bench)}
 kgw_peer_start
 kgw_provision "$W/gateway" gateway.sqlite
 sink=""
@@ -43,16 +43,17 @@ rss() { awk '/VmRSS/{printf "%.1f", $2/1024}' /proc/$pid/status; }
 if [ "${TRACING:-0}" = 1 ]; then "$here/lib/otlp-sink.sh" 14318 & sink=$!; fi
 tracing() { echo KGW_TRACING__ENABLED=true KGW_TRACING__ENDPOINT=http://127.0.0.1:14318/v1/traces KGW_TRACING__SAMPLING__RATIO="$1"; }
 
-# The configurations, in the order of odd rounds. Each is "NAME MODE AUDIT_PATH [VARIABLE=VALUE...]"; nginx's are
+# The configurations read against audit off. Each is "NAME MODE AUDIT_PATH [VARIABLE=VALUE...]"; nginx's are
 # measured on the peer, with the tokens it knows (load.lua's default), and the gateway's with those it issued.
-configs=("nginx-http" "nginx-https" "bare-nio-http"); others=()
-for mode in $AUDIT_MODES; do configs+=("gateway-http-audit-$mode $mode -"); done
+off="gateway-http-audit-off off -"
+others=()
+for mode in $AUDIT_MODES; do [ "$mode" = off ] || others+=("gateway-http-audit-$mode $mode -"); done
 # Under `bin/with-postgres --durable` (a throwaway PostgreSQL with fsync and synchronous commit on), the audit trail
 # in PostgreSQL as well, `commit` mode: issue 15's line is 25% of throughput against audit off.
-if [ -n "${KGW_TEST_POSTGRES_URL:-}" ]; then configs+=("gateway-http-audit-commit-postgres commit $KGW_TEST_POSTGRES_URL"); fi
-if [ "${INFO_RUN:-1}" = 1 ]; then configs+=("gateway-http-audit-off-info off - KGW_LOG_LEVEL=info"); fi
+if [ -n "${KGW_TEST_POSTGRES_URL:-}" ]; then others+=("gateway-http-audit-commit-postgres commit $KGW_TEST_POSTGRES_URL"); fi
+if [ "${INFO_RUN:-1}" = 1 ]; then others+=("gateway-http-audit-off-info off - KGW_LOG_LEVEL=info"); fi
 if [ "${TRACING:-0}" = 1 ]; then
-  configs+=("gateway-http-audit-off-tracing-1 off - $(tracing 1)" "gateway-http-audit-off-tracing-0 off - $(tracing 0)")
+  others+=("gateway-http-audit-off-tracing-1 off - $(tracing 1)" "gateway-http-audit-off-tracing-0 off - $(tracing 0)")
 fi
 
 # One configuration's run in round $2: appends its measured lines (NAME-rROUND ...) to $results and shows them. The
@@ -66,8 +67,10 @@ measure() {
   local -a env
   read -r -a env <<<"$(echo "$1" | cut -s -d' ' -f4-)"
   case $name in
-    nginx-http) (unset TOKENS; kgw_measure "$name-r$r" http://127.0.0.1:8080 $(nginx_proxy_pids)) | tee -a "$results"; return ;;
-    nginx-https) (unset TOKENS; kgw_measure "$name-r$r" https://127.0.0.1:8443 $(nginx_proxy_pids)) | tee -a "$results"; return ;;
+    nginx-http | nginx-https)
+      local url=http://127.0.0.1:8080
+      [ "$name" = nginx-https ] && url=https://127.0.0.1:8443
+      (unset TOKENS; kgw_measure "$name-r$r" "$url" $(nginx_proxy_pids)) | tee -a "$results"; return ;;
     bare-nio-http)
       "$bare" 18090 9443 "$W/pki/ca.pem" "$W/pki/client.pem" "$W/pki/client.key" > "$W/logs/bare.log" 2>&1 & pid=$!
       for _ in $(seq 1 100); do grep -q serving "$W/logs/bare.log" && break; sleep 0.1; done
@@ -89,12 +92,7 @@ measure() {
 
 # Each round: nginx, then audit off before and after every other gateway configuration, so that each is read
 # against the mean of the audit-off runs either side of it, seconds apart; the whole order reversed every other round.
-sequence=("${configs[@]:0:3}")
-off=""
-for config in "${configs[@]:3}"; do
-  case $config in "gateway-http-audit-off off "*) off=$config ;; *) others+=("$config") ;; esac
-done
-[ -n "$off" ] || { echo "AUDIT_MODES must include off: every cost is read against it" >&2; exit 1; }
+sequence=("nginx-http" "nginx-https" "bare-nio-http")
 for config in "${others[@]}"; do sequence+=("$off" "$config"); done
 sequence+=("$off")
 for r in $(seq 1 "$ROUNDS"); do

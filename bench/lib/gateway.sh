@@ -15,8 +15,13 @@ kgw_tools() {
 # from an earlier commit, for a before/after in the same conditions).
 kgw_build() {
   if [ -n "${KGW_BIN:-}" ]; then BIN=$KGW_BIN; return; fi
-  (cd "$root" && swift build -c release --product klarna-gateway >/dev/null)
-  BIN=$(cd "$root" && swift build -c release --show-bin-path)/klarna-gateway
+  BIN=$(kgw_release_binary klarna-gateway)
+}
+
+# The release build of this tree's product $1, built when missing or stale; prints its path.
+kgw_release_binary() {
+  (cd "$root" && swift build -c release --product "$1" >/dev/null)
+  echo "$(cd "$root" && swift build -c release --show-bin-path)/$1"
 }
 
 # A fresh work directory with the peer (nginx proxy and the mTLS Klarna stand-in on 127.0.0.1:9443) running.
