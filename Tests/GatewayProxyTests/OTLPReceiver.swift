@@ -1,11 +1,16 @@
+import Foundation
+import GatewayTestSupport
+import KlarnaSimulator
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
-/// A loopback OTLP/HTTP collector: takes `POST /v1/traces` (binary protobuf, as the gateway sends it), decodes
-/// the spans with a reader of the protobuf wire format that knows only the fields the tests look at, and answers
-/// an empty `ExportTraceServiceResponse`.
+/// A loopback OTLP/HTTP collector: takes `POST /v1/traces` (binary protobuf, or OTLP/JSON when its
+/// `Content-Type` says so), decodes the spans with readers that know only the fields the tests look at, and
+/// answers an empty `ExportTraceServiceResponse`. With `tls` it serves https, and with `clientCAPEM` it refuses a
+/// sender without a client certificate that CA signed, as an mTLS collector does.
 final class OTLPReceiver: Sendable {
     /// One exported span.
     struct Span: Sendable {
@@ -22,17 +27,42 @@ final class OTLPReceiver: Sendable {
         var statusMessage = ""
     }
 
-    private let spans = Mutex<[Span]>([])
-    private let bodies = Mutex<[[UInt8]]>([])
-    private let channel: any Channel
-    var port: Int { channel.localAddress?.port ?? 0 }
-    var endpoint: String { "http://127.0.0.1:\(port)/v1/traces" }
+    /// One export request as received.
+    struct Request: Sendable {
+        var headers: HTTPHeaders
+        var body: [UInt8]
+        /// The SHA-256 fingerprint (hex) of the client certificate the sender presented; nil when it sent none.
+        var clientCertificate: String?
+        var contentType: String? { headers.first(name: "Content-Type") }
+        /// Every value of a header, by case-insensitive name.
+        func header(_ name: String) -> [String] { headers[name] }
+    }
 
-    init() async throws {
+    private let spans = Mutex<[Span]>([])
+    private let requests = Mutex<[Request]>([])
+    private let channel: any Channel
+    private let scheme: String
+    var port: Int { channel.localAddress?.port ?? 0 }
+    var endpoint: String { "\(scheme)://127.0.0.1:\(port)/v1/traces" }
+
+    init(tls: TestPKI.Identity? = nil, clientCAPEM: String? = nil) async throws {
         let sink = Sink()
+        let sslContext = try tls.map { identity in
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.privateKeyPEM.utf8), format: .pem)))
+            if let clientCAPEM {
+                // Required, not optional: a sender without a certificate of this CA fails the handshake.
+                configuration.certificateVerification = .noHostnameVerification
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(clientCAPEM.utf8)))
+            }
+            return try NIOSSLContext(configuration: configuration)
+        }
+        scheme = tls == nil ? "http" : "https"
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let sslContext { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(sink: sink))
                 }
@@ -44,8 +74,11 @@ final class OTLPReceiver: Sendable {
     /// Every span received so far.
     var received: [Span] { spans.withLock { $0 } }
 
+    /// Every request received so far.
+    var receivedRequests: [Request] { requests.withLock { $0 } }
+
     /// Every request body received so far, raw (to search for planted secrets).
-    var rawBodies: [[UInt8]] { bodies.withLock { $0 } }
+    var rawBodies: [[UInt8]] { receivedRequests.map(\.body) }
 
     /// Waits (up to `timeout`) until `done` holds for the spans received.
     func waitFor(timeout: Duration = .seconds(20), _ done: ([Span]) -> Bool) async throws -> [Span] {
@@ -60,10 +93,56 @@ final class OTLPReceiver: Sendable {
 
     func stop() async throws { try await channel.close() }
 
-    fileprivate func accept(_ body: [UInt8]) {
-        bodies.withLock { $0.append(body) }
-        let decoded = Self.decode(body)
+    fileprivate func accept(_ request: Request) {
+        requests.withLock { $0.append(request) }
+        // As a collector does: the Content-Type says which encoding the body is in.
+        let json = request.contentType?.lowercased().hasPrefix("application/json") == true
+        let decoded = json ? Self.decodeJSON(request.body) : Self.decode(request.body)
         spans.withLock { $0.append(contentsOf: decoded) }
+    }
+
+    // MARK: - OTLP/JSON (the protobuf's JSON mapping: ids in hex, 64-bit integers as strings)
+
+    /// `{"resourceSpans": [{"scopeSpans": [{"spans": [...]}]}]}`; nothing when the body is not that.
+    static func decodeJSON(_ body: [UInt8]) -> [Span] {
+        guard let root = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return [] }
+        var spans: [Span] = []
+        for resource in root["resourceSpans"] as? [[String: Any]] ?? [] {
+            for scope in resource["scopeSpans"] as? [[String: Any]] ?? [] {
+                for span in scope["spans"] as? [[String: Any]] ?? [] { spans.append(decodeJSONSpan(span)) }
+            }
+        }
+        return spans
+    }
+
+    private static func decodeJSONSpan(_ object: [String: Any]) -> Span {
+        var span = Span()
+        span.traceID = object["traceId"] as? String ?? ""
+        span.spanID = object["spanId"] as? String ?? ""
+        span.parentSpanID = object["parentSpanId"] as? String ?? ""
+        span.traceState = object["traceState"] as? String ?? ""
+        span.name = object["name"] as? String ?? ""
+        span.kind = object["kind"] as? Int ?? 0
+        for attribute in object["attributes"] as? [[String: Any]] ?? [] {
+            guard let key = attribute["key"] as? String, let value = attribute["value"] as? [String: Any] else { continue }
+            span.attributes[key] = jsonValue(value)
+        }
+        span.events = (object["events"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        if let status = object["status"] as? [String: Any] {
+            span.statusCode = status["code"] as? Int ?? 0
+            span.statusMessage = status["message"] as? String ?? ""
+        }
+        return span
+    }
+
+    /// An `AnyValue` as text, as the protobuf reader gives it. An `intValue` that is a bare number instead of the
+    /// string OTLP/JSON requires reads as nothing, so a test comparing it fails.
+    private static func jsonValue(_ value: [String: Any]) -> String {
+        if let text = value["stringValue"] as? String { return text }
+        if let text = value["intValue"] as? String { return text }
+        if let flag = value["boolValue"] as? Bool { return flag ? "true" : "false" }
+        if let number = value["doubleValue"] as? Double { return String(number) }
+        return ""
     }
 
     // MARK: - Protobuf (opentelemetry/proto/collector/trace/v1, trace/v1, common/v1)
@@ -177,10 +256,10 @@ final class OTLPReceiver: Sendable {
         }
     }
 
-    /// Hands bodies from the connection handlers to the receiver.
+    /// Hands requests from the connection handlers to the receiver.
     private final class Sink: Sendable {
         let receiver = Mutex<OTLPReceiver?>(nil)
-        func accept(_ body: [UInt8]) { receiver.withLock { $0 }?.accept(body) }
+        func accept(_ request: Request) { receiver.withLock { $0 }?.accept(request) }
     }
 
     private final class Handler: ChannelInboundHandler, @unchecked Sendable {
@@ -192,6 +271,11 @@ final class OTLPReceiver: Sendable {
 
         init(sink: Sink) { self.sink = sink }
 
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            // A sender that does not trust this collector's certificate, or presents none, ends the handshake.
+            context.close(promise: nil)
+        }
+
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
             case .head(let head):
@@ -200,7 +284,10 @@ final class OTLPReceiver: Sendable {
             case .body(let buffer):
                 body += buffer.readableBytesView
             case .end:
-                if head?.method == .POST && head?.uri == "/v1/traces" { sink.accept(body) }
+                if let head, head.method == .POST && head.uri == "/v1/traces" {
+                    let peer = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate?.toDERBytes()
+                    sink.accept(Request(headers: head.headers, body: body, clientCertificate: peer.map { SimulatorPKI.fingerprint(der: $0) }))
+                }
                 let ok = head?.uri == "/v1/traces"
                 var headers = HTTPHeaders([("Content-Type", "application/x-protobuf"), ("Content-Length", "0")])
                 if head?.isKeepAlive == false { headers.add(name: "Connection", value: "close") }

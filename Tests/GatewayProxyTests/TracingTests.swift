@@ -304,10 +304,15 @@ struct TracingTests {
         try await receiver.stop()
     }
 
-    /// The value of one series in `registry`'s exposition (0 when absent: the series exist from the start at 0,
+    /// The value of one series in a Prometheus exposition (0 when absent: the series exist from the start at 0,
     /// and what a test checks is that they rise).
+    static func value(_ series: String, in exposition: String) -> Double {
+        exposition.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+    }
+
+    /// The value of one series in `registry`'s exposition.
     static func value(_ series: String, in registry: PrometheusCollectorRegistry) -> Double {
-        registry.emitToString().split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        value(series, in: registry.emitToString())
     }
 
     /// Makes ten calls through `gw`, each answered, then waits (up to 30 s) for `series` to rise above 0.
@@ -374,6 +379,168 @@ struct TracingTests {
             throw error
         }
         await gw.stop()
+    }
+
+    @Test("with protocol http/json the exports are OTLP/JSON (Content-Type application/json, ids in hex): the call span in the caller's trace, the caller's span its parent, its stages its children, its attributes; a refusal's span carries its error status")
+    func json() async throws {
+        let receiver = try await OTLPReceiver()
+        try await withGateway(tracing: Self.tracing(receiver) + ", protocol: http/json") { gw in
+            let client = gw.client()
+            let traced = try await client.send("GET", Self.transaction, headers: [
+                gw.bearer("checkout"), ("traceparent", "00-\(Self.callerTrace)-\(Self.callerSpan)-01"), ("tracestate", "acme=7"),
+            ])
+            let refused = try await client.send("GET", "/v2/accounts/m3/payment/transactions/krn:payment:eu1:transaction:seed-M3", headers: [gw.bearer("checkout")])
+            try await client.close()
+            #expect(traced.status == 200)
+            #expect(refused.errorCode == "GATEWAY_FORBIDDEN")
+            let tracedID = try #require(traced.header("Klarna-Gateway-Request-Id"))
+            let refusedID = try #require(refused.header("Klarna-Gateway-Request-Id"))
+            let stages = [CallTracing.Name.rateLimit, CallTracing.Name.auditIntent, CallTracing.Name.attempt, CallTracing.Name.auditOutcome]
+            let spans = try await receiver.waitFor { spans in
+                guard let call = spans.first(where: { $0.isCall(tracedID) }) else { return false }
+                let children = Set(spans.filter { $0.parentSpanID == call.spanID }.map(\.name))
+                return stages.allSatisfy(children.contains) && spans.contains { $0.isCall(refusedID) }
+            }
+
+            // Every export was JSON, said so, and names the gateway's resource.
+            let requests = receiver.receivedRequests
+            #expect(!requests.isEmpty && requests.allSatisfy { $0.contentType == "application/json" }, "\(requests.map { $0.contentType ?? "no Content-Type" })")
+            for request in requests {
+                let root = try #require((try? JSONSerialization.jsonObject(with: Data(request.body))) as? [String: Any], "a body that is not a JSON object")
+                let resource = ((root["resourceSpans"] as? [[String: Any]])?.first?["resource"] as? [String: Any])?["attributes"] as? [[String: Any]]
+                let instance = resource?.first { $0["key"] as? String == "service.instance.id" }?["value"] as? [String: Any]
+                #expect(instance?["stringValue"] as? String == "test-node", "\(resource ?? [])")
+            }
+
+            let call = try #require(spans.first { $0.isCall(tracedID) }, "\(spans.map(\.name))")
+            #expect(call.traceID == Self.callerTrace)
+            #expect(call.parentSpanID == Self.callerSpan)
+            #expect(call.spanID.count == 16 && call.spanID.allSatisfy { "0123456789abcdef".contains($0) }, "span id \(call.spanID)")
+            #expect(call.kind == 2, "a server span")
+            #expect(call.traceState == "acme=7")
+            #expect(call.attributes["klarna.gateway.caller"] == "checkout")
+            #expect(call.attributes["klarna.operation.family"] == "payment-transaction")
+            #expect(call.attributes["klarna.operation.id"]?.isEmpty == false)
+            #expect(call.attributes["http.response.status_code"] == "200")
+            #expect(call.attributes["klarna.gateway.upstream_attempts"] == "1")
+            #expect(call.attributes["klarna.gateway.error_code"] == nil && call.statusCode != 2)
+            let children = spans.filter { $0.parentSpanID == call.spanID }
+            #expect(children.allSatisfy { $0.traceID == Self.callerTrace })
+            for name in stages {
+                #expect(children.filter { $0.name == name }.count == 1, "\(name) under the call span: \(children.map(\.name))")
+            }
+            let attempt = try #require(children.first { $0.name == CallTracing.Name.attempt })
+            #expect(attempt.kind == 3, "a client span")
+            #expect(attempt.events.contains("first byte"), "\(attempt.events)")
+
+            let refusal = try #require(spans.first { $0.isCall(refusedID) })
+            Self.expectRefusal(refusal, code: "GATEWAY_FORBIDDEN", status: 403)
+        }
+        try await receiver.stop()
+    }
+
+    /// The environment of a gateway process that exports to `receiver`: `tracing:` through `KGW_` overrides (the
+    /// harness's own gateway, which shares the config file, does not trace) and the OpenTelemetry variables `otel`.
+    static func exporting(to receiver: OTLPReceiver, _ otel: [String: String]) -> [String: String] {
+        [
+            "KGW_TRACING__ENABLED": "true", "KGW_TRACING__ENDPOINT": receiver.endpoint,
+            "KGW_TRACING__EXPORT_INTERVAL_MS": "100", "KGW_TRACING__EXPORT_TIMEOUT_MS": "5000",
+        ].merging(otel) { _, new in new }
+    }
+
+    /// Makes `count` calls through `served`'s TLS listener, expecting each answered; returns their request ids.
+    static func calls(_ count: Int, through served: ServedGateway, _ gw: GatewayHarness) async throws -> [String] {
+        let client = TestHTTPClient(port: try #require(served.ports["https"]), tls: TestTLS(trustRootsPEM: gw.callerCA.caCertificatePEM))
+        var ids: [String] = []
+        for _ in 0..<count {
+            let response = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+            #expect(response.status == 200)
+            ids.append(try #require(response.header("Klarna-Gateway-Request-Id")))
+        }
+        try await client.close()
+        return ids
+    }
+
+    @Test("an https collector that requires a client certificate: the gateway process verifies it with OTEL_EXPORTER_OTLP_CERTIFICATE, presents OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and _KEY, and sends OTEL_EXPORTER_OTLP_HEADERS percent-decoded, the collector's token in no log line and not in /metrics; with the system's roots instead, every export fails, every call is answered and /metrics counts the loss", .timeLimit(.minutes(3)))
+    func mutualTLSCollector() async throws {
+        let token = "s3cr3t-collector-token-PLANTED8e5d2a"
+        let collectorCA = try TestPKI(name: "collector CA")
+        let exportersCA = try TestPKI(name: "trace exporters CA")
+        let exporter = try exportersCA.issueClient(commonName: "gateway-exporter")
+        let receiver = try await OTLPReceiver(tls: try collectorCA.issueServer(), clientCAPEM: exportersCA.caCertificatePEM)
+        try await withGateway { gw in
+            let caFile = gw.directory.appendingPathComponent("collector-ca.pem")
+            try collectorCA.caCertificatePEM.write(to: caFile, atomically: true, encoding: .utf8)
+            let identity = try exportersCA.write(exporter, to: gw.directory, name: "exporter")
+            var environment = Self.exporting(to: receiver, [
+                "OTEL_EXPORTER_OTLP_CERTIFICATE": caFile.path,
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": identity.certificate.path,
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY": identity.key.path,
+                // A space and a comma, percent-encoded: decoded after the list is split at its commas.
+                "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20\(token),x-tenant=acq%2Ceu",
+            ])
+            #expect(receiver.endpoint.hasPrefix("https://"))
+
+            let served = try await ServedGateway.start(gw, environment: environment)
+            do {
+                let ids = try await Self.calls(2, through: served, gw)
+                let spans = try await receiver.waitFor { spans in ids.allSatisfy { id in spans.contains { $0.isCall(id) } } }
+                #expect(ids.allSatisfy { id in spans.contains { $0.isCall(id) } }, "the calls' spans did not reach the collector")
+                let requests = receiver.receivedRequests
+                #expect(!requests.isEmpty)
+                for request in requests {
+                    #expect(request.header("authorization") == ["Bearer \(token)"], "the collector's token, percent-decoded")
+                    #expect(request.header("x-tenant") == ["acq,eu"])
+                    #expect(request.clientCertificate == exporter.fingerprint, "not the configured client certificate")
+                }
+                let metrics = try await served.metrics()
+                #expect(Self.value("kgw_trace_exports_failed_total", in: metrics) == 0, "\(metrics)")
+                let tokenInMetrics = metrics.contains(token)
+                #expect(!tokenInMetrics, "the collector's token is in /metrics")
+                #expect(try await served.stop() == 0)
+            } catch {
+                // Its output files go with the harness's directory: what it wrote is kept in the failure.
+                Issue.record("the gateway process (running: \(served.child.process.isRunning)) wrote:\n\(served.child.stderr.suffix(3000))")
+                served.child.kill(SIGKILL)
+                throw error
+            }
+            let logged = served.child.stdout + served.child.stderr
+            let (searched, leaked) = (logged.contains("klarna-gateway serving"), logged.contains(token))
+            #expect(searched, "no output to search")
+            #expect(!leaked, "the collector's token is in the gateway's log output")
+
+            // The same, trusting the system's roots, which never signed the collector's certificate.
+            let delivered = receiver.receivedRequests.count
+            environment["OTEL_EXPORTER_OTLP_CERTIFICATE"] = nil
+            let unverified = try await ServedGateway.start(gw, environment: environment)
+            do {
+                _ = try await Self.calls(10, through: unverified, gw)
+                let lost = "kgw_trace_spans_dropped_total{reason=\"export_failed\"}"
+                var metrics = try await unverified.metrics()
+                let deadline = ContinuousClock.now + .seconds(30)
+                while Self.value(lost, in: metrics) == 0, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                    metrics = try await unverified.metrics()
+                }
+                #expect(Self.value("kgw_trace_exports_failed_total", in: metrics) >= 1, "no failed export counted:\n\(metrics)")
+                #expect(Self.value(lost, in: metrics) >= 1, "no lost span counted")
+                let tokenInMetrics = metrics.contains(token)
+                #expect(!tokenInMetrics, "the collector's token is in /metrics")
+                #expect(receiver.receivedRequests.count == delivered, "an export reached the collector it could not have verified")
+                #expect(try await unverified.stop() == 0)
+            } catch {
+                Issue.record("the gateway process (running: \(unverified.child.process.isRunning)) wrote:\n\(unverified.child.stderr.suffix(3000))")
+                unverified.child.kill(SIGKILL)
+                throw error
+            }
+            let failing = unverified.child.stdout + unverified.child.stderr
+            // Failed because the collector's certificate was not verified, not for anything else.
+            let warned = failing.split(separator: "\n").contains { $0.contains("tracing export: failed to export batch") && $0.contains("CERTIFICATE_VERIFY_FAILED") }
+            let leakedOnFailure = failing.contains(token)
+            #expect(warned, "no warning about exports failing the collector's certificate")
+            #expect(!leakedOnFailure, "the collector's token is in the gateway's log output")
+        }
+        try await receiver.stop()
     }
 }
 
