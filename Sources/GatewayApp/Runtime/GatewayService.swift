@@ -89,7 +89,11 @@ public final class GatewayService: Service, Sendable {
             if let problem = config.unknownTimeoutFamilyProblem(catalogue: snapshot.snapshot.catalogue) { throw problem }
             let upstreamCA = try config.upstream.caFile.map { try String(contentsOfFile: config.resolve($0), encoding: .utf8) }
             if config.tracing.enabled {
-                tracing = try GatewayTracing(settings: config.tracing, nodeID: config.nodeID, metrics: metrics, logger: logger)
+                // The same environment the config's overrides came from, so a test or an embedding process that gives
+                // its own sees the collector's `OTEL_EXPORTER_OTLP_*` settings as `serve` sees its process's.
+                tracing = try GatewayTracing(
+                    settings: config.tracing, nodeID: config.nodeID, metrics: metrics, logger: logger,
+                    environment: configSource?.environment ?? ProcessInfo.processInfo.environment)
             }
             let runtime = try ProxyRuntime(
                 snapshots: SnapshotHolder(snapshot.snapshot), group: group, upstreamCAPEM: upstreamCA,
