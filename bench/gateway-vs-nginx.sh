@@ -12,7 +12,8 @@
 # 100% and at 0% sampling, exporting to a local OTLP/HTTP sink (bench/lib/otlp-sink.sh: nginx discarding them).
 # Each line gives the CPU per call (user + system, from /proc) of the gateway (or the bare proxy) and of nginx's
 # proxy processes summed; a gateway's line splits its CPU into its event loops'
-# (loops_us) and the rest's (rest_us: the audit writer, the trace exporter, the log writer).
+# (loops_us) and the rest's (rest_us: the audit writer, the trace exporter, the log writer); with the trail in
+# PostgreSQL, the server's processes' CPU per call too (db_us), since on one machine it comes out of the same cores.
 # On a shared machine consecutive runs drift by more than the costs measured (a configuration measured last could
 # look a third dearer than it is), so the run measures in ROUNDS rounds, the order reversed every other round: nginx,
 # then audit off before and after each other configuration. A configuration's cost is read against the mean of the
@@ -82,7 +83,10 @@ measure() {
   rm -f "$G"/audit-*.sqlite*
   start_gateway "$mode" "$audit" KGW_LOG_LEVEL=warning "${env[@]}"
   [ "$name" = gateway-http-audit-commit ] && [ "$r" = 1 ] && idle=$(rss)
-  kgw_measure "$name-r$r" http://127.0.0.1:18080 "$pid" | tee -a "$results"
+  # With the trail in PostgreSQL the server's CPU per call too (its processes read after the gateway connected).
+  local db=""
+  case $audit in postgres*) db=$(postgres_pids) ;; esac
+  DB_PIDS=$db kgw_measure "$name-r$r" http://127.0.0.1:18080 "$pid" | tee -a "$results"
   if [ "$name" = gateway-http-audit-commit ]; then
     kgw_measure "gateway-https-audit-commit-r$r" https://127.0.0.1:18443 "$pid" | tee -a "$results"
     [ "$r" = 1 ] && loaded=$(rss)
@@ -115,6 +119,7 @@ sed -E 's/^([^ ]*)-r([0-9]+) /\1 \2 /' "$results" | awk "$kgw_ms_awk"'
     t[s, r, "rps"] += v["rps"]; t[s, r, "p99"] += v["p99"]; t[s, r, "cpu"] += v["cpu_us"]; c[s, r]++
     add(s SUBSEP "rps", v["rps"]); add(s SUBSEP "p99", v["p99"]); add(s SUBSEP "cpu", v["cpu_us"])
     if ("loops_us" in v) { add(s SUBSEP "loops", v["loops_us"]); add(s SUBSEP "rest", v["rest_us"]) }
+    if ("db_us" in v) add(s SUBSEP "db", v["db_us"])
     if (s == off) {
       for (q in waiting) if (waiting[q] == r && (q, "off") in prev) {
         add(q SUBSEP "cost", 1 - 2 * held[q, "rps"] / (prev[q, "off"] + v["rps"]))
@@ -137,6 +142,7 @@ sed -E 's/^([^ ]*)-r([0-9]+) /\1 \2 /' "$results" | awk "$kgw_ms_awk"'
     for (s in names) {
       line = sprintf("%s: %.0f req/s, p99 %.2f ms, CPU %.1f us per call", s, sum[s SUBSEP "rps"]/n[s SUBSEP "rps"], sum[s SUBSEP "p99"]/n[s SUBSEP "p99"], sum[s SUBSEP "cpu"]/n[s SUBSEP "cpu"])
       if (n[s SUBSEP "loops"]) line = line sprintf(" (loops %.1f + rest %.1f)", sum[s SUBSEP "loops"]/n[s SUBSEP "loops"], sum[s SUBSEP "rest"]/n[s SUBSEP "rest"])
+      if (n[s SUBSEP "db"]) line = line ", database server CPU " show(s SUBSEP "db", "%.1f", 1) " us per call"
       print "mean of " n[s SUBSEP "rps"] " runs, " line }
     for (s in names) if (n[s SUBSEP "x-rps"]) {
       peer = (s ~ /https/) ? "nginx-https" : "nginx-http"
