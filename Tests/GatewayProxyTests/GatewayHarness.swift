@@ -61,7 +61,8 @@ final class GatewayHarness: Sendable {
     static func start(
         access: String = defaultAccess, rateLimits: String? = nil, releases: String? = nil,
         simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil,
-        auditPath: String? = nil, limits: String? = nil, tracing: String? = nil, metrics: GatewayMetrics = .disabled
+        auditPath: String? = nil, limits: String? = nil, tracing: String? = nil, metrics: GatewayMetrics = .disabled,
+        environment: [String: String]? = nil
     ) async throws -> GatewayHarness {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -149,7 +150,10 @@ final class GatewayHarness: Sendable {
         let audit = AuditWriter(settings: gatewayConfig.audit, nodeID: gatewayConfig.nodeID, signer: signer, resolve: gatewayConfig.resolve, logger: logs.logger())
         let service = try await GatewayService.start(
             config: gatewayConfig, credentials: try await CredentialLoader.open(config: gatewayConfig, environment: [:]),
-            journal: JournalChain([audit, AccessLogJournal(logger: logs.logger())]), logger: logs.logger(), threads: 2, metrics: metrics)
+            journal: JournalChain([audit, AccessLogJournal(logger: logs.logger())]), logger: logs.logger(), threads: 2,
+            // An environment of the test's own goes in as `serve`'s process environment would (the config's source).
+            configSource: environment.map { .init(path: directory.appendingPathComponent("gateway.yaml").path, environment: $0) },
+            metrics: metrics)
         let runner = Task { _ = try? await service.run() }
         let adminServer = try await AdminServer.start(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton) {
             AdminServer.readiness(audit: audit, service: service)
@@ -240,11 +244,11 @@ final class GatewayHarness: Sendable {
 func withGateway(
     access: String = GatewayHarness.defaultAccess, rateLimits: String? = nil, releases: String? = nil,
     simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil, auditPath: String? = nil,
-    limits: String? = nil, tracing: String? = nil, _ body: (GatewayHarness) async throws -> Void
+    limits: String? = nil, tracing: String? = nil, environment: [String: String]? = nil, _ body: (GatewayHarness) async throws -> Void
 ) async throws {
     let harness = try await GatewayHarness.start(
         access: access, rateLimits: rateLimits, releases: releases, simulatorRateLimits: simulatorRateLimits, partnerBaseURL: partnerBaseURL,
-        auditPath: auditPath, limits: limits, tracing: tracing)
+        auditPath: auditPath, limits: limits, tracing: tracing, environment: environment)
     do {
         try await body(harness)
     } catch {

@@ -381,10 +381,13 @@ struct TracingTests {
         await gw.stop()
     }
 
-    @Test("with protocol http/json the exports are OTLP/JSON (Content-Type application/json, ids in hex): the call span in the caller's trace, the caller's span its parent, its stages its children, its attributes; a refusal's span carries its error status")
+    @Test("with protocol http/json the exports are OTLP/JSON (Content-Type application/json, ids in hex): the call span in the caller's trace, the caller's span its parent, its stages its children, its attributes; a refusal's span carries its error status; OTEL_EXPORTER_OTLP_HEADERS comes from the environment the gateway was given")
     func json() async throws {
         let receiver = try await OTLPReceiver()
-        try await withGateway(tracing: Self.tracing(receiver) + ", protocol: http/json") { gw in
+        // The in-process gateway takes the collector's headers from the environment it was given, not the test
+        // process's.
+        let environment = ["OTEL_EXPORTER_OTLP_HEADERS": "x-probe=in-process"]
+        try await withGateway(tracing: Self.tracing(receiver) + ", protocol: http/json", environment: environment) { gw in
             let client = gw.client()
             let traced = try await client.send("GET", Self.transaction, headers: [
                 gw.bearer("checkout"), ("traceparent", "00-\(Self.callerTrace)-\(Self.callerSpan)-01"), ("tracestate", "acme=7"),
@@ -405,6 +408,7 @@ struct TracingTests {
             // Every export was JSON, said so, and names the gateway's resource.
             let requests = receiver.receivedRequests
             #expect(!requests.isEmpty && requests.allSatisfy { $0.contentType == "application/json" }, "\(requests.map { $0.contentType ?? "no Content-Type" })")
+            #expect(requests.allSatisfy { $0.header("x-probe") == ["in-process"] }, "\(requests.map { $0.header("x-probe") })")
             for request in requests {
                 let root = try #require((try? JSONSerialization.jsonObject(with: Data(request.body))) as? [String: Any], "a body that is not a JSON object")
                 let resource = ((root["resourceSpans"] as? [[String: Any]])?.first?["resource"] as? [String: Any])?["attributes"] as? [[String: Any]]
