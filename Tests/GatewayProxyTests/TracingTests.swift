@@ -453,6 +453,18 @@ struct TracingTests {
     }
 
     /// Makes `count` calls through `served`'s TLS listener, expecting each answered; returns their request ids.
+    /// Runs `body` against a served gateway; when it throws, records what the process wrote (its output files go
+    /// with the harness's directory) and kills it.
+    static func reporting(_ served: ServedGateway, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            Issue.record("the gateway process (running: \(served.child.process.isRunning)) wrote:\n\(served.child.stderr.suffix(3000))")
+            served.child.kill(SIGKILL)
+            throw error
+        }
+    }
+
     static func calls(_ count: Int, through served: ServedGateway, _ gw: GatewayHarness) async throws -> [String] {
         let client = TestHTTPClient(port: try #require(served.ports["https"]), tls: TestTLS(trustRootsPEM: gw.callerCA.caCertificatePEM))
         var ids: [String] = []
@@ -486,7 +498,7 @@ struct TracingTests {
             #expect(receiver.endpoint.hasPrefix("https://"))
 
             let served = try await ServedGateway.start(gw, environment: environment)
-            do {
+            try await Self.reporting(served) {
                 let ids = try await Self.calls(2, through: served, gw)
                 let spans = try await receiver.waitFor { spans in ids.allSatisfy { id in spans.contains { $0.isCall(id) } } }
                 #expect(ids.allSatisfy { id in spans.contains { $0.isCall(id) } }, "the calls' spans did not reach the collector")
@@ -502,11 +514,6 @@ struct TracingTests {
                 let tokenInMetrics = metrics.contains(token)
                 #expect(!tokenInMetrics, "the collector's token is in /metrics")
                 #expect(try await served.stop() == 0)
-            } catch {
-                // Its output files go with the harness's directory: what it wrote is kept in the failure.
-                Issue.record("the gateway process (running: \(served.child.process.isRunning)) wrote:\n\(served.child.stderr.suffix(3000))")
-                served.child.kill(SIGKILL)
-                throw error
             }
             let logged = served.child.stdout + served.child.stderr
             let (searched, leaked) = (logged.contains("klarna-gateway serving"), logged.contains(token))
@@ -517,7 +524,7 @@ struct TracingTests {
             let delivered = receiver.receivedRequests.count
             environment["OTEL_EXPORTER_OTLP_CERTIFICATE"] = nil
             let unverified = try await ServedGateway.start(gw, environment: environment)
-            do {
+            try await Self.reporting(unverified) {
                 _ = try await Self.calls(10, through: unverified, gw)
                 let lost = "kgw_trace_spans_dropped_total{reason=\"export_failed\"}"
                 var metrics = try await unverified.metrics()
@@ -532,10 +539,6 @@ struct TracingTests {
                 #expect(!tokenInMetrics, "the collector's token is in /metrics")
                 #expect(receiver.receivedRequests.count == delivered, "an export reached the collector it could not have verified")
                 #expect(try await unverified.stop() == 0)
-            } catch {
-                Issue.record("the gateway process (running: \(unverified.child.process.isRunning)) wrote:\n\(unverified.child.stderr.suffix(3000))")
-                unverified.child.kill(SIGKILL)
-                throw error
             }
             let failing = unverified.child.stdout + unverified.child.stderr
             // Failed because the collector's certificate was not verified, not for anything else.
