@@ -83,10 +83,10 @@ measure() {
   rm -f "$G"/audit-*.sqlite*
   start_gateway "$mode" "$audit" KGW_LOG_LEVEL=warning "${env[@]}"
   [ "$name" = gateway-http-audit-commit ] && [ "$r" = 1 ] && idle=$(rss)
-  # With the trail in PostgreSQL the server's CPU per call too (its processes read after the gateway connected).
-  local db=""
-  case $audit in postgres*) db=$(postgres_pids) ;; esac
-  DB_PIDS=$db kgw_measure "$name-r$r" http://127.0.0.1:18080 "$pid" | tee -a "$results"
+  # With the trail in PostgreSQL the server's CPU per call too.
+  local db=0
+  case $audit in postgres*) db=1 ;; esac
+  DB_CPU=$db kgw_measure "$name-r$r" http://127.0.0.1:18080 "$pid" | tee -a "$results"
   if [ "$name" = gateway-http-audit-commit ]; then
     kgw_measure "gateway-https-audit-commit-r$r" https://127.0.0.1:18443 "$pid" | tee -a "$results"
     [ "$r" = 1 ] && loaded=$(rss)

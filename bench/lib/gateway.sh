@@ -133,36 +133,35 @@ loop_ticks() {
 # The nginx peer's proxy processes (master and workers), for CPU per call.
 nginx_proxy_pids() { local master; master=$(cat "$W/proxy.pid"); echo "$master" $(pgrep -P "$master"); }
 
-# The PostgreSQL server's processes (`bin/with-postgres`'s postmaster and its children: the backends, the WAL
-# writer, the checkpointer), or nothing outside `bin/with-postgres`.
-postgres_pids() { [ -n "${KGW_TEST_POSTGRES_PID:-}" ] && echo "$KGW_TEST_POSTGRES_PID" $(pgrep -P "$KGW_TEST_POSTGRES_PID"); }
+# CPU ticks so far of the whole PostgreSQL server of `bin/with-postgres`: the postmaster, its live children, and
+# the children it has reaped (its cutime and cstime), so a backend that ended during a run still counts.
+postgres_ticks() {
+  { awk '{print $14 + $15 + $16 + $17}' "/proc/$KGW_TEST_POSTGRES_PID/stat"
+    for child in $(ps -o pid= --ppid "$KGW_TEST_POSTGRES_PID"); do awk '{print $14 + $15}' "/proc/$child/stat" 2>/dev/null || true; done
+  } | awk '{s += $1} END {print s}'
+}
 
 # `peer.sh measure` with the CPU the processes PID... spent per call added: one warm-up wrk run, then the measured
-# run with the processes' CPU read before and after. Prints "NAME rps=… p50=… p99=… non2xx=… cpu_us=…", and
-# db_us=… when DB_PIDS names a database server's processes (their CPU per call; one that ends during the run, an
-# autovacuum worker say, is not counted).
+# run with the processes' CPU read before and after. Prints "NAME rps=… p50=… p99=… non2xx=… cpu_us=…", and with
+# DB_CPU=1 (under `bin/with-postgres`) db_us=…, the PostgreSQL server's CPU per call.
 kgw_measure() {
-  local name=$1 url=$2 d=${DUR:-10s} c=${CONN:-64} before after loops_before=0 loops_after=0 dbticks=0 p t
-  local -a db=(${DB_PIDS:-})
-  local -A db_before=()
+  local name=$1 url=$2 d=${DUR:-10s} c=${CONN:-64} before after loops_before=0 loops_after=0 db=${DB_CPU:-0} db_before=0 db_after=0
   shift 2
   timeout 15 wrk -t1 -c"$c" -d2s -s "$peer/load.lua" "$url" >/dev/null 2>&1
   before=$(cpu_ticks "$@")
   [ $# = 1 ] && loops_before=$(loop_ticks "$1")
-  for p in "${db[@]}"; do t=$(stat_ticks "/proc/$p/stat" 2>/dev/null) && [ -n "$t" ] && db_before[$p]=$t; done
+  [ "$db" = 1 ] && db_before=$(postgres_ticks)
   timeout 90 wrk -t1 -c"$c" -d"$d" --latency -s "$peer/load.lua" "$url" > "$W/logs/$name.txt" 2>&1
   after=$(cpu_ticks "$@")
   [ $# = 1 ] && loops_after=$(loop_ticks "$1")
-  for p in "${!db_before[@]}"; do
-    t=$(stat_ticks "/proc/$p/stat" 2>/dev/null) && [ -n "$t" ] && dbticks=$((dbticks + t - db_before[$p]))
-  done
+  [ "$db" = 1 ] && db_after=$(postgres_ticks)
   # One process (a gateway): its CPU per call split into its event loops' and the rest's (writer, exporter).
   awk -v n="$name" -v ticks=$((after - before)) -v loops=$((loops_after - loops_before)) -v split_=$(($# == 1)) \
-    -v dbticks=$dbticks -v db=${#db[@]} -v hz="$(getconf CLK_TCK)" '
+    -v dbticks=$((db_after - db_before)) -v db="$db" -v hz="$(getconf CLK_TCK)" '
     /requests in/{calls=$1} /Requests\/sec/{r=$2} / 50%/{p50=$2} / 99%/{p99=$2} /Non-2xx/{e=$NF}
     END{us = calls > 0 ? 1000000/hz/calls : 0
         printf "%s rps=%s p50=%s p99=%s non2xx=%s cpu_us=%.1f", n, r, p50, p99, (e==""?0:e), ticks*us
         if (split_) printf " loops_us=%.1f rest_us=%.1f", loops*us, (ticks-loops)*us
-        if (db) printf " db_us=%.1f", dbticks*us
+        if (db == 1) printf " db_us=%.1f", dbticks*us
         printf "\n"}' "$W/logs/$name.txt"
 }
