@@ -43,7 +43,6 @@ trap 'stop_gateway; "$peer/peer.sh" stop >/dev/null 2>&1' EXIT
 kgw_provision "$W/gateway-sqlite" gateway.sqlite; sqlite_tokens=$TOKENS sqlite_import=$import_s
 kgw_provision "$W/gateway-postgres" "$database"; postgres_tokens=$TOKENS postgres_import=$import_s
 
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # user + system ticks of a process, all its threads
 # The sum of one counter over all its label sets on the gateway's /metrics (warm-up included).
 metric() { curl -sf http://127.0.0.1:18090/metrics | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $NF} END {print s + 0}'; }
 # Transactions committed in the bench database and WAL flushes server-wide, so far.
@@ -61,9 +60,9 @@ measure() {
   G=$2; shift 4
   start_gateway "$AUDIT_MODE" "$audit" KGW_ADMIN__ADDRESS=127.0.0.1 KGW_ADMIN__PORT=18090 "$@"
   read -r c0 s0 < <(pg_counts); n0=$(metric kgw_requests_total); l0=$(metric kgw_quota_lease_requests_total)
-  g0=$(cpu "$pid"); p0=$(postgres_ticks)
+  g0=$(cpu_ticks "$pid"); p0=$(postgres_ticks)
   line=$(TOKENS=$tokens "$peer/peer.sh" measure "$name" http://127.0.0.1:18080)
-  g1=$(cpu "$pid"); p1=$(postgres_ticks)
+  g1=$(cpu_ticks "$pid"); p1=$(postgres_ticks)
   n1=$(metric kgw_requests_total); l1=$(metric kgw_quota_lease_requests_total)
   stop_gateway
   sleep 1   # the gateway's PostgreSQL sessions report their statistics as they end
