@@ -452,7 +452,6 @@ struct TracingTests {
         ].merging(otel) { _, new in new }
     }
 
-    /// Makes `count` calls through `served`'s TLS listener, expecting each answered; returns their request ids.
     /// Runs `body` against a served gateway; when it throws, records what the process wrote (its output files go
     /// with the harness's directory) and kills it.
     static func reporting(_ served: ServedGateway, _ body: () async throws -> Void) async throws {
@@ -465,6 +464,7 @@ struct TracingTests {
         }
     }
 
+    /// Makes `count` calls through `served`'s TLS listener, expecting each answered; returns their request ids.
     static func calls(_ count: Int, through served: ServedGateway, _ gw: GatewayHarness) async throws -> [String] {
         let client = TestHTTPClient(port: try #require(served.ports["https"]), tls: TestTLS(trustRootsPEM: gw.callerCA.caCertificatePEM))
         var ids: [String] = []
