@@ -60,6 +60,9 @@ final class OTLPCollectorClient: @unchecked Sendable {
     private var channel: (any Channel)?
     /// The export waiting for its answer, and the timer that abandons it.
     private var pending: (promise: EventLoopPromise<HTTPResponseStatus>, timer: Scheduled<Void>)?
+    /// Counts the exports, so a late callback of an abandoned one (its connect failing after its timeout) cannot
+    /// settle or close what belongs to the next.
+    private var exchange = 0
 
     /// A client for `endpoint`; `tls` verifies an `https://` collector (and presents the gateway's identity to it).
     init(endpoint: Endpoint, headers: [(String, String)], tls: TLSConfiguration?, timeout: TimeAmount, loop: any EventLoop) throws {
@@ -79,13 +82,17 @@ final class OTLPCollectorClient: @unchecked Sendable {
         precondition(pending == nil, "one export at a time")
         let promise = loop.makePromise(of: HTTPResponseStatus.self)
         let milliseconds = timeout.nanoseconds / 1_000_000
+        exchange += 1
+        let id = exchange
         let timer = loop.assumeIsolated().scheduleTask(in: timeout) {
+            guard id == self.exchange else { return }
             self.finish(.failure(Failure.timedOut(milliseconds: milliseconds)), close: true)
         }
         pending = (promise, timer)
         var head = head
         head.headers.add(name: "Content-Length", value: String(body.readableBytes))
         connection().assumeIsolated().whenComplete { result in
+            guard id == self.exchange else { return }
             switch result {
             case .failure(let error):
                 self.finish(.failure(error), close: true)
