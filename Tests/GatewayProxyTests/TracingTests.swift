@@ -395,7 +395,7 @@ struct TracingTests {
         do {
             let failed = "kgw_trace_exports_failed_total"
             try await Self.callsThenWait(for: failed, gw: gw, registry: registry)
-            #expect(Self.value(failed, in: registry) == 1, "one export, abandoned once:\n\(registry.emitToString())")
+            #expect(Self.value(failed, in: registry) >= 1, "no export abandoned:\n\(registry.emitToString())")
             #expect(listener.bytesRead > 0, "the export was not sent")
             // The abandoned export's connection cannot carry another: the next export opens a new one.
             let deadline = ContinuousClock.now + .seconds(30)

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayProxy
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -127,9 +128,8 @@ final class OTLPCollectorClient: @unchecked Sendable {
                     // reported before the connect's own future has run its callbacks.
                     self.channel = channel
                     if let ssl {
-                        // SNI only for names: an IP literal must not be sent as a server name.
-                        let name = host.first.map { $0.isLetter } == true ? host : nil
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: ssl, serverHostname: name))
+                        let handler = try NIOSSLClientHandler(context: ssl, serverHostname: TLSServerName.forHost(host))
+                        try channel.pipeline.syncOperations.addHandler(handler)
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(CollectorResponseHandler(client: self))

@@ -170,9 +170,7 @@ final class UpstreamPool: @unchecked Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // SNI only for names: an IP literal must not be sent as a server name.
-                    let serverName = host.first.map { $0.isLetter } == true ? host : nil
-                    let tls = try NIOSSLClientHandler(context: context, serverHostname: serverName)
+                    let tls = try NIOSSLClientHandler(context: context, serverHostname: TLSServerName.forHost(host))
                     try channel.pipeline.syncOperations.addHandler(tls)
                     try channel.pipeline.syncOperations.addHandler(TLSHandshakeWaiter(promise: channel.eventLoop.makePromise()))
                     // The request head is the caller's headers as llhttp or HPACK validated them on the way in, plus
