@@ -42,11 +42,16 @@ final class OTLPReceiver: Sendable {
     private let requests = Mutex<[Request]>([])
     private let channel: any Channel
     private let scheme: String
+    private let sink: Sink
+    /// Connections accepted so far.
+    var connections: Int { sink.connections.withLock { $0 } }
     var port: Int { channel.localAddress?.port ?? 0 }
     var endpoint: String { "\(scheme)://127.0.0.1:\(port)/v1/traces" }
 
-    init(tls: TestPKI.Identity? = nil, clientCAPEM: String? = nil) async throws {
+    /// `closing`: every answer says `Connection: close` and the connection is closed after it.
+    init(tls: TestPKI.Identity? = nil, clientCAPEM: String? = nil, closing: Bool = false) async throws {
         let sink = Sink()
+        self.sink = sink
         let sslContext = try tls.map { identity in
             var configuration = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { .certificate($0) },
@@ -64,7 +69,7 @@ final class OTLPReceiver: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(sink: sink))
+                    try channel.pipeline.syncOperations.addHandler(Handler(sink: sink, closing: closing))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -259,6 +264,7 @@ final class OTLPReceiver: Sendable {
     /// Hands requests from the connection handlers to the receiver.
     private final class Sink: Sendable {
         let receiver = Mutex<OTLPReceiver?>(nil)
+        let connections = Mutex(0)
         func accept(_ request: Request) { receiver.withLock { $0 }?.accept(request) }
     }
 
@@ -266,10 +272,19 @@ final class OTLPReceiver: Sendable {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
         let sink: Sink
+        let closing: Bool
         var head: HTTPRequestHead?
         var body: [UInt8] = []
 
-        init(sink: Sink) { self.sink = sink }
+        init(sink: Sink, closing: Bool) {
+            self.sink = sink
+            self.closing = closing
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            sink.connections.withLock { $0 += 1 }
+            context.fireChannelActive()
+        }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
             // A sender that does not trust this collector's certificate, or presents none, ends the handshake.
@@ -290,9 +305,14 @@ final class OTLPReceiver: Sendable {
                 }
                 let ok = head?.uri == "/v1/traces"
                 var headers = HTTPHeaders([("Content-Type", "application/x-protobuf"), ("Content-Length", "0")])
-                if head?.isKeepAlive == false { headers.add(name: "Connection", value: "close") }
+                let close = closing || head?.isKeepAlive == false
+                if close { headers.add(name: "Connection", value: "close") }
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: ok ? .ok : .notFound, headers: headers))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                if closing {
+                    context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                } else {
+                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                }
             }
         }
     }

@@ -384,6 +384,37 @@ struct TracingTests {
         await gw.stop()
     }
 
+    @Test("a collector that closes its connection after every answer: each export goes out on a new connection, and none fails or loses a span")
+    func closingCollector() async throws {
+        let receiver = try await OTLPReceiver(closing: true)
+        let registry = PrometheusCollectorRegistry()
+        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        // A few spans a request, so the calls below make several exports.
+        let gw = try await GatewayHarness.start(
+            tracing: "enabled: true, endpoint: \"\(receiver.endpoint)\", batch_size: 4, export_interval_ms: 100", metrics: metrics)
+        do {
+            let client = gw.client()
+            for _ in 0..<8 {
+                let response = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
+                #expect(response.status == 200)
+                try await Task.sleep(for: .milliseconds(30))
+            }
+            try await client.close()
+            let spans = try await receiver.waitFor { spans in spans.filter { $0.name == CallTracing.Name.call }.count >= 8 }
+            #expect(spans.filter { $0.name == CallTracing.Name.call }.count == 8, "a call's span was lost")
+        } catch {
+            await gw.stop()
+            try await receiver.stop()
+            throw error
+        }
+        // Stopped, so every export has been answered and no connection is still being opened.
+        await gw.stop()
+        #expect(receiver.receivedRequests.count >= 3, "too few exports to show anything: \(receiver.receivedRequests.count)")
+        #expect(receiver.connections == receiver.receivedRequests.count, "an export reused a connection the collector closed")
+        #expect(Self.value("kgw_trace_exports_failed_total", in: registry) == 0, "an export failed:\n\(registry.emitToString())")
+        try await receiver.stop()
+    }
+
     @Test("a collector that takes an export and never answers: the export is abandoned at export_timeout_ms and counted, its connection closed and the next export made on a new one, and every call is answered meanwhile")
     func silentCollector() async throws {
         let listener = try await SilentListener()
