@@ -48,8 +48,18 @@ final class OTLPReceiver: Sendable {
     var port: Int { channel.localAddress?.port ?? 0 }
     var endpoint: String { "\(scheme)://127.0.0.1:\(port)/v1/traces" }
 
-    /// `closing`: every answer says `Connection: close` and the connection is closed after it.
-    init(tls: TestPKI.Identity? = nil, clientCAPEM: String? = nil, closing: Bool = false) async throws {
+    /// How the receiver treats a connection beyond answering each request.
+    enum Manner: Sendable {
+        /// Keeps it open for the next request.
+        case keepAlive
+        /// Says `Connection: close` in every answer, and leaves closing to the sender.
+        case announcesClose
+        /// Answers a connection's first request; at its second, closes it without answering or keeping the request,
+        /// as a collector ending an idle connection just as an export goes out.
+        case dropsSecondRequest
+    }
+
+    init(tls: TestPKI.Identity? = nil, clientCAPEM: String? = nil, manner: Manner = .keepAlive) async throws {
         let sink = Sink()
         self.sink = sink
         let sslContext = try tls.map { identity in
@@ -69,7 +79,7 @@ final class OTLPReceiver: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(sink: sink, closing: closing))
+                    try channel.pipeline.syncOperations.addHandler(Handler(sink: sink, manner: manner))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -272,13 +282,14 @@ final class OTLPReceiver: Sendable {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
         let sink: Sink
-        let closing: Bool
+        let manner: Manner
         var head: HTTPRequestHead?
         var body: [UInt8] = []
+        var requests = 0
 
-        init(sink: Sink, closing: Bool) {
+        init(sink: Sink, manner: Manner) {
             self.sink = sink
-            self.closing = closing
+            self.manner = manner
         }
 
         func channelActive(context: ChannelHandlerContext) {
@@ -299,20 +310,20 @@ final class OTLPReceiver: Sendable {
             case .body(let buffer):
                 body += buffer.readableBytesView
             case .end:
+                requests += 1
+                if manner == .dropsSecondRequest && requests == 2 {
+                    context.close(promise: nil)
+                    return
+                }
                 if let head, head.method == .POST && head.uri == "/v1/traces" {
                     let peer = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate?.toDERBytes()
                     sink.accept(Request(headers: head.headers, body: body, clientCertificate: peer.map { SimulatorPKI.fingerprint(der: $0) }))
                 }
                 let ok = head?.uri == "/v1/traces"
                 var headers = HTTPHeaders([("Content-Type", "application/x-protobuf"), ("Content-Length", "0")])
-                let close = closing || head?.isKeepAlive == false
-                if close { headers.add(name: "Connection", value: "close") }
+                if manner == .announcesClose || head?.isKeepAlive == false { headers.add(name: "Connection", value: "close") }
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: ok ? .ok : .notFound, headers: headers))), promise: nil)
-                if closing {
-                    context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-                } else {
-                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-                }
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             }
         }
     }

@@ -90,7 +90,7 @@ extension GatewayConfig {
         public var problems: [String] {
             var problems: [String] = []
             if !(0...1).contains(sampling.ratio) { problems.append("tracing.sampling.ratio must be between 0 and 1") }
-            if !endpoint.hasPrefix("http://") && !endpoint.hasPrefix("https://") {
+            if OTLPCollectorClient.Endpoint(endpoint) == nil {
                 problems.append("tracing.endpoint must be an http:// or https:// URL (OTLP/HTTP; gRPC is not built in)")
             }
             if `protocol` != "http/protobuf" && `protocol` != "http/json" {

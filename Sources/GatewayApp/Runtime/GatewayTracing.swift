@@ -118,19 +118,26 @@ final class TraceExporter: @unchecked Sendable {
     private func exportWaiting() {
         guard !sending, !finished else { return }
         countDropped()
-        if outbox.isEmpty { take() }
-        guard let batch = outbox.popFirst() else {
-            if let stopped = stopped.take() {
-                finished = true
-                client?.close()
-                stopped.succeed()
+        // A loop, not a call from each export's completion: batches that fail at once (no URL) must not nest.
+        while true {
+            if outbox.isEmpty { take() }
+            guard let batch = outbox.popFirst() else { break }
+            let count = batch.reduce(0) { $0 + $1.count }
+            guard let client else {
+                failed(count, because: "the endpoint is not an http:// or https:// URL")
+                continue
+            }
+            sending = true
+            send(batch, count: count, to: client).assumeIsolated().whenComplete { _ in
+                self.sending = false
+                self.exportWaiting()
             }
             return
         }
-        sending = true
-        send(batch).assumeIsolated().whenComplete { _ in
-            self.sending = false
-            self.exportWaiting()
+        if let stopped = stopped.take() {
+            finished = true
+            client?.close()
+            stopped.succeed()
         }
     }
 
@@ -156,12 +163,7 @@ final class TraceExporter: @unchecked Sendable {
         outbox = batches[...]
     }
 
-    private func send(_ spans: [OTLPExportRequest.SpanRun]) -> EventLoopFuture<Void> {
-        let count = spans.reduce(0) { $0 + $1.count }
-        guard let client else {
-            failed(count, because: "the endpoint is not an http:// or https:// URL")
-            return loop.makeSucceededVoidFuture()
-        }
+    private func send(_ spans: [OTLPExportRequest.SpanRun], count: Int, to client: OTLPCollectorClient) -> EventLoopFuture<Void> {
         let body = json ? ByteBuffer(bytes: request.json(OTLPExportRequest.spans(of: spans))) : request.protobuf(spans)
         return client.post(body).assumeIsolated().map { status in
             if !(200..<300).contains(status.code) { self.failed(count, because: "HTTP \(status.code)") }

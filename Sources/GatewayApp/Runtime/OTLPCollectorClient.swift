@@ -25,8 +25,11 @@ final class OTLPCollectorClient: @unchecked Sendable {
         /// Reads an `http://` or `https://` URL; nil for anything else.
         init?(_ url: String) {
             guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-                  scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+                  scheme == "http" || scheme == "https", var host = components.host, !host.isEmpty
             else { return nil }
+            // An IPv6 literal comes with its brackets on Linux; connecting and the server name want the address.
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty, !host.contains(" ") else { return nil }
             tls = scheme == "https"
             self.host = host
             port = components.port ?? (tls ? 443 : 80)
@@ -58,14 +61,29 @@ final class OTLPCollectorClient: @unchecked Sendable {
     /// Every request's head but its length.
     private let head: HTTPRequestHead
     private let timeout: TimeAmount
+    /// The open connection: set when its connect succeeded for the export still waiting, so a Happy Eyeballs
+    /// attempt that lost, or a connection that came after its export was abandoned, is never taken for it.
     private var channel: (any Channel)?
-    /// The export waiting for its answer, and the timer that abandons it.
-    private var pending: (promise: EventLoopPromise<HTTPResponseStatus>, timer: Scheduled<Void>)?
-    /// Counts the exports, so a late callback of an abandoned one (its connect failing after its timeout) cannot
+    /// The export waiting for its answer.
+    private var pending: Pending?
+    /// Counts the exports, so a late callback of an abandoned one (its connect ending after its timeout) cannot
     /// settle or close what belongs to the next.
     private var exchange = 0
 
+    private struct Pending {
+        var promise: EventLoopPromise<HTTPResponseStatus>
+        /// Abandons the export at the timeout.
+        var timer: Scheduled<Void>
+        var head: HTTPRequestHead
+        var body: ByteBuffer
+        /// Sent on a connection an earlier export opened, which the collector may have closed meanwhile.
+        var reused = false
+        /// Already sent again once, on a new connection.
+        var retried = false
+    }
+
     /// A client for `endpoint`; `tls` verifies an `https://` collector (and presents the gateway's identity to it).
+    /// Its TLS context is made here, so a CA or key file that cannot be read stops the start, not every export.
     init(endpoint: Endpoint, headers: [(String, String)], tls: TLSConfiguration?, timeout: TimeAmount, loop: any EventLoop) throws {
         self.endpoint = endpoint
         self.loop = loop
@@ -89,22 +107,10 @@ final class OTLPCollectorClient: @unchecked Sendable {
             guard id == self.exchange else { return }
             self.finish(.failure(Failure.timedOut(milliseconds: milliseconds)), close: true)
         }
-        pending = (promise, timer)
         var head = head
         head.headers.add(name: "Content-Length", value: String(body.readableBytes))
-        connection().assumeIsolated().whenComplete { result in
-            guard id == self.exchange else { return }
-            switch result {
-            case .failure(let error):
-                self.finish(.failure(error), close: true)
-            case .success(let channel):
-                // Abandoned meanwhile (the timer): nothing is sent on a connection the timer closed.
-                guard self.pending != nil, self.channel === channel else { return }
-                channel.write(HTTPClientRequestPart.head(head), promise: nil)
-                channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
-                channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-            }
-        }
+        pending = Pending(promise: promise, timer: timer, head: head, body: body)
+        send(id)
         return promise.futureResult
     }
 
@@ -114,19 +120,46 @@ final class OTLPCollectorClient: @unchecked Sendable {
         channel.take()?.close(promise: nil)
     }
 
-    /// The open connection, or a new one.
-    private func connection() -> EventLoopFuture<any Channel> {
-        if let channel, channel.isActive { return loop.makeSucceededFuture(channel) }
+    /// Writes the waiting export on the open connection, or on a new one.
+    private func send(_ id: Int) {
+        if let channel, channel.isActive {
+            pending?.reused = true
+            write(on: channel)
+            return
+        }
         channel = nil
+        pending?.reused = false
+        connect().assumeIsolated().whenComplete { result in
+            guard id == self.exchange, self.pending != nil else {
+                // Abandoned meanwhile: a connection that came too late is not kept.
+                if case .success(let late) = result { late.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .failure(let error):
+                self.finish(.failure(error), close: false)
+            case .success(let channel):
+                self.channel = channel
+                self.write(on: channel)
+            }
+        }
+    }
+
+    private func write(on channel: any Channel) {
+        guard let pending else { return }
+        channel.write(HTTPClientRequestPart.head(pending.head), promise: nil)
+        channel.write(HTTPClientRequestPart.body(.byteBuffer(pending.body)), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+    }
+
+    /// A new connection; its TLS handshake, if any, runs once it is up, and its failure arrives through the handler.
+    private func connect() -> EventLoopFuture<any Channel> {
         let (ssl, host) = (ssl, endpoint.host)
         return ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Known from registration on: a TLS handshake's failure is reported by this channel, and may be
-                    // reported before the connect's own future has run its callbacks.
-                    self.channel = channel
                     if let ssl {
                         let handler = try NIOSSLClientHandler(context: ssl, serverHostname: TLSServerName.forHost(host))
                         try channel.pipeline.syncOperations.addHandler(handler)
@@ -138,28 +171,49 @@ final class OTLPCollectorClient: @unchecked Sendable {
             .connect(host: host, port: endpoint.port)
     }
 
-    /// The collector answered on `channel` (`keepAlive`: it may carry the next export), or `channel` failed. A
-    /// connection already given up (closed by the timer, replaced) has no export of its own left to settle.
-    fileprivate func received(_ result: Result<HTTPResponseStatus, any Error>, keepAlive: Bool, on channel: any Channel) {
+    /// The collector answered on `channel` (`keepAlive`: it may carry the next export). A connection no longer the
+    /// client's (closed by the timer, replaced, a Happy Eyeballs attempt that lost) has nothing left to settle.
+    fileprivate func answered(_ status: HTTPResponseStatus, keepAlive: Bool, on channel: any Channel) {
         guard channel === self.channel else { return }
-        finish(result, close: !keepAlive)
+        finish(.success(status), close: !keepAlive)
+    }
+
+    /// `channel` failed with `error`.
+    fileprivate func failed(_ error: any Error, on channel: any Channel) {
+        guard channel === self.channel else { return }
+        finish(.failure(error), close: true)
+    }
+
+    /// `channel` closed; `midAnswer` when an answer had begun on it. An export sent on a connection kept from an
+    /// earlier one, closed before any answer (the collector ended it while idle, as the export went out), is sent
+    /// once more on a new connection: the collector cannot have taken it.
+    fileprivate func closed(midAnswer: Bool, on channel: any Channel) {
+        guard channel === self.channel else { return }
+        self.channel = nil
+        guard let waiting = pending, waiting.reused, !waiting.retried, !midAnswer else {
+            finish(.failure(Failure.closed), close: false)
+            return
+        }
+        pending?.retried = true
+        send(exchange)
     }
 
     private func finish(_ result: Result<HTTPResponseStatus, any Error>, close: Bool) {
         // State first: closing runs the handler's channelInactive at once, which must find nothing left to settle.
         let pending = pending.take()
         if close, let channel = channel.take() { channel.close(promise: nil) }
-        guard let (promise, timer) = pending else { return }
-        timer.cancel()
-        promise.completeWith(result)
+        guard let pending else { return }
+        pending.timer.cancel()
+        pending.promise.completeWith(result)
     }
 }
 
-/// The last handler of a collector connection: the status of each answer, and errors, to the client.
+/// The last handler of a collector connection: each answer's status, errors and the close, to the client.
 private final class CollectorResponseHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     private let client: OTLPCollectorClient
+    /// The head of the answer being read.
     private var head: HTTPResponseHead?
 
     init(client: OTLPCollectorClient) { self.client = client }
@@ -172,17 +226,17 @@ private final class CollectorResponseHandler: ChannelInboundHandler {
             break
         case .end:
             guard let head = head.take() else { return }
-            client.received(.success(head.status), keepAlive: head.isKeepAlive, on: context.channel)
+            client.answered(head.status, keepAlive: head.isKeepAlive, on: context.channel)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        client.received(.failure(error), keepAlive: false, on: context.channel)
+        client.failed(error, on: context.channel)
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        client.received(.failure(OTLPCollectorClient.Failure.closed), keepAlive: false, on: context.channel)
+        client.closed(midAnswer: head != nil, on: context.channel)
         context.fireChannelInactive()
     }
 }
