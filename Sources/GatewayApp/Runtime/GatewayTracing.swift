@@ -49,7 +49,7 @@ final class GatewayTracing: Sendable {
 /// spans ended meanwhile wait in the bounded queue, so a slow collector fills the queue (and drops are counted) rather
 /// than the process. Confined to its loop, with no task of its own: a wake-up is one `execute` on that loop.
 ///
-/// `@unchecked Sendable` because its state is touched only on `client.loop`.
+/// `@unchecked Sendable` because its state is touched only on `loop`.
 final class TraceExporter: @unchecked Sendable {
     private let queue: SpanQueue
     private let request: OTLPExportRequest
