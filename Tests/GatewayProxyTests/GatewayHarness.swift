@@ -244,11 +244,12 @@ final class GatewayHarness: Sendable {
 func withGateway(
     access: String = GatewayHarness.defaultAccess, rateLimits: String? = nil, releases: String? = nil,
     simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil, auditPath: String? = nil,
-    limits: String? = nil, tracing: String? = nil, environment: [String: String]? = nil, _ body: (GatewayHarness) async throws -> Void
+    limits: String? = nil, tracing: String? = nil, metrics: GatewayMetrics = .disabled, environment: [String: String]? = nil,
+    _ body: (GatewayHarness) async throws -> Void
 ) async throws {
     let harness = try await GatewayHarness.start(
         access: access, rateLimits: rateLimits, releases: releases, simulatorRateLimits: simulatorRateLimits, partnerBaseURL: partnerBaseURL,
-        auditPath: auditPath, limits: limits, tracing: tracing, environment: environment)
+        auditPath: auditPath, limits: limits, tracing: tracing, metrics: metrics, environment: environment)
     do {
         try await body(harness)
     } catch {

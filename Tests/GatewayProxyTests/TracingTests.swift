@@ -338,19 +338,15 @@ struct TracingTests {
         let registry = PrometheusCollectorRegistry()
         let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
         // Two spans fit; the timer never fires during the test, so only a full queue or the stop sends anything.
-        let gw = try await GatewayHarness.start(
-            tracing: "enabled: true, endpoint: \"\(receiver.endpoint)\", queue_size: 2, batch_size: 2, export_interval_ms: 600000", metrics: metrics)
-        do {
+        try await withGateway(
+            tracing: "enabled: true, endpoint: \"\(receiver.endpoint)\", queue_size: 2, batch_size: 2, export_interval_ms: 600000", metrics: metrics
+        ) { gw in
             let dropped = "kgw_trace_spans_dropped_total{reason=\"queue_full\"}"
             try await Self.callsThenWait(for: dropped, gw: gw, registry: registry)
             // Six spans a call, two places: most of the sixty were dropped.
             #expect(Self.value(dropped, in: registry) >= 1, "no dropped span counted:\n\(registry.emitToString())")
-        } catch {
-            await gw.stop()
-            throw error
         }
-        // Stop, then one more call on a fresh gateway whose spans sit in the queue until its stop flushes them.
-        await gw.stop()
+        // Stopped; then one more call on a fresh gateway whose spans sit in the queue until its stop flushes them.
         let flushing = try await GatewayHarness.start(
             tracing: "enabled: true, endpoint: \"\(receiver.endpoint)\", export_interval_ms: 600000")
         let client = flushing.client()
@@ -370,18 +366,14 @@ struct TracingTests {
         let port = try await FaultGateway.freePort()
         let registry = PrometheusCollectorRegistry()
         let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
-        let gw = try await GatewayHarness.start(
-            tracing: "enabled: true, endpoint: \"http://127.0.0.1:\(port)/v1/traces\", export_interval_ms: 100, export_timeout_ms: 500", metrics: metrics)
-        do {
+        try await withGateway(
+            tracing: "enabled: true, endpoint: \"http://127.0.0.1:\(port)/v1/traces\", export_interval_ms: 100, export_timeout_ms: 500", metrics: metrics
+        ) { gw in
             let lost = "kgw_trace_spans_dropped_total{reason=\"export_failed\"}"
             try await Self.callsThenWait(for: lost, gw: gw, registry: registry)
             #expect(Self.value("kgw_trace_exports_failed_total", in: registry) >= 1, "no failed export counted:\n\(registry.emitToString())")
             #expect(Self.value(lost, in: registry) >= 1, "no lost span counted")
-        } catch {
-            await gw.stop()
-            throw error
         }
-        await gw.stop()
     }
 
     @Test("a collector that answers Connection: close gets every export on a new connection; one that ends a kept connection as an export goes out gets that export again on a new one; none fails or loses a span", arguments: [OTLPReceiver.Manner.announcesClose, .dropsSecondRequest])
@@ -390,9 +382,9 @@ struct TracingTests {
         let registry = PrometheusCollectorRegistry()
         let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
         // A few spans a request, so the calls below make several exports.
-        let gw = try await GatewayHarness.start(
-            tracing: "enabled: true, endpoint: \"\(receiver.endpoint)\", batch_size: 4, export_interval_ms: 100", metrics: metrics)
-        do {
+        try await withGateway(
+            tracing: "enabled: true, endpoint: \"\(receiver.endpoint)\", batch_size: 4, export_interval_ms: 100", metrics: metrics
+        ) { gw in
             let client = gw.client()
             for _ in 0..<8 {
                 let response = try await client.send("GET", Self.transaction, headers: [gw.bearer("checkout")])
@@ -402,13 +394,8 @@ struct TracingTests {
             try await client.close()
             let spans = try await receiver.waitFor { spans in spans.filter { $0.name == CallTracing.Name.call }.count >= 8 }
             #expect(spans.filter { $0.name == CallTracing.Name.call }.count == 8, "a call's span was lost")
-        } catch {
-            await gw.stop()
-            try await receiver.stop()
-            throw error
         }
         // Stopped, so every export has been answered and no connection is still being opened.
-        await gw.stop()
         let exports = receiver.receivedRequests.count
         #expect(exports >= 3, "too few exports to show anything: \(exports)")
         switch manner {
@@ -427,10 +414,10 @@ struct TracingTests {
         let listener = try await SilentListener()
         let registry = PrometheusCollectorRegistry()
         let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
-        let gw = try await GatewayHarness.start(
+        try await withGateway(
             tracing: "enabled: true, endpoint: \"http://127.0.0.1:\(listener.port)/v1/traces\", export_interval_ms: 100, export_timeout_ms: 300",
-            metrics: metrics)
-        do {
+            metrics: metrics
+        ) { gw in
             let failed = "kgw_trace_exports_failed_total"
             try await Self.callsThenWait(for: failed, gw: gw, registry: registry)
             #expect(Self.value(failed, in: registry) >= 1, "no export abandoned:\n\(registry.emitToString())")
@@ -447,12 +434,7 @@ struct TracingTests {
             #expect(listener.bytesRead > 0, "no export was sent")
             #expect(listener.connections >= 2, "the second export reused the abandoned export's connection")
             #expect(Self.value("kgw_trace_spans_dropped_total{reason=\"export_failed\"}", in: registry) >= 2)
-        } catch {
-            await gw.stop()
-            try await listener.stop()
-            throw error
         }
-        await gw.stop()
         try await listener.stop()
     }
 
