@@ -67,6 +67,7 @@ enum AuditDatabase {
                 );
                 """)
         }
+        migrator.registerMigration("time-marks") { db in try db.execute(sql: AuditTimeMarks.migrationSQL) }
         return migrator
     }
 

@@ -70,7 +70,7 @@ extension AuditReader {
             let database = try AuditDatabase.openForReading(path: path)
             defer { try? database.close() }
             entries = try database.read { db in
-                var (clause, arguments) = filter.whereClause
+                var (clause, arguments) = try filter.whereClause(db)
                 if let cursor {
                     clause += clause.isEmpty ? " WHERE seq > ?" : " AND seq > ?"
                     _ = arguments.append(contentsOf: [cursor.seq])

@@ -28,7 +28,8 @@ public enum AuditPruner {
         defer { try? database.close() }
         let plan: (anchorSeq: Int64, cut: AuditCheckpoint)? = try database.read { db in
             let anchorSeq = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_anchor WHERE id = 1") ?? 0
-            let firstNewer = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit_records WHERE time_us >= ?", arguments: [beforeMicros])
+            let (clause, arguments) = try AuditFilter(sinceMicros: beforeMicros).whereClause(db)
+            let firstNewer = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit_records\(clause)", arguments: arguments)
             let limit = firstNewer.map { $0 - 1 } ?? Int64.max
             guard let row = try Row.fetchOne(
                 db, sql: "SELECT * FROM audit_checkpoints WHERE seq > ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
@@ -60,6 +61,8 @@ public enum AuditPruner {
         try database.write { db in
             try db.execute(sql: "DELETE FROM audit_records WHERE seq <= ?", arguments: [plan.cut.seq])
             try db.execute(sql: "DELETE FROM audit_checkpoints WHERE seq < ?", arguments: [plan.cut.seq])
+            // A mark that reaches past the cut stays: it still covers the records after it.
+            try db.execute(sql: "DELETE FROM audit_time_marks WHERE last_seq <= ?", arguments: [plan.cut.seq])
             try db.execute(
                 sql: """
                     INSERT OR REPLACE INTO audit_anchor (id, seq, node_id, time_us, hash, key_id, public_key, signature)

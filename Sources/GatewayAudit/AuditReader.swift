@@ -30,9 +30,14 @@ public struct AuditFilter: Sendable {
         self.gatewayErrorCode = gatewayErrorCode
     }
 
-    var whereClause: (sql: String, arguments: StatementArguments) {
+    /// The SQLite store's `WHERE` clause for the filter (empty when nothing is filtered), and its arguments.
+    func whereClause(_ db: Database) throws -> (sql: String, arguments: StatementArguments) {
         var conditions: [String] = []
         var arguments: [(any DatabaseValueConvertible)?] = []
+        if let span = try AuditTimeMarks.seqCondition(db, since: sinceMicros, until: untilMicros) {
+            conditions.append(span.sql)
+            arguments.append(contentsOf: span.arguments)
+        }
         if let sinceMicros { conditions.append("time_us >= ?"); arguments.append(sinceMicros) }
         if let untilMicros { conditions.append("time_us < ?"); arguments.append(untilMicros) }
         if let merchantID { conditions.append("merchant_id = ?"); arguments.append(merchantID) }
@@ -74,7 +79,7 @@ public enum AuditReader {
         var count = 0
         if let header = format.header { try output.write(header) }
         try database.read { db in
-            let (clause, arguments) = filter.whereClause
+            let (clause, arguments) = try filter.whereClause(db)
             let rows = try Row.fetchCursor(db, sql: "SELECT \(AuditEntry.selectColumns) FROM audit_records\(clause) ORDER BY seq", arguments: arguments)
             while let row = try rows.next() {
                 try output.write(format.line(for: AuditEntry(row: row)))
@@ -126,7 +131,7 @@ public enum AuditReader {
         let database = try AuditDatabase.openForReading(path: path)
         defer { try? database.close() }
         return try database.read { db in
-            var (clause, arguments) = filter.whereClause
+            var (clause, arguments) = try filter.whereClause(db)
             clause += clause.isEmpty ? " WHERE phase != 'intent'" : " AND phase != 'intent'"
             func grouped(_ column: String) throws -> [(String, Int)] {
                 let rows = try Row.fetchCursor(

@@ -12,6 +12,8 @@ final class AuditSQLiteBackend: AuditBackend {
     private(set) var database: DatabaseQueue?
     /// Checkpoints the log off the writer's thread (see `AuditWALCheckpointer`).
     private(set) var checkpointer: AuditWALCheckpointer?
+    /// The records after the last time mark, as committed.
+    private var openRun = AuditTimeMarks.OpenRun()
 
     init(path: String, durability: AuditDurability, lockTimeout: TimeInterval, logger: Logger) {
         self.path = path
@@ -22,6 +24,7 @@ final class AuditSQLiteBackend: AuditBackend {
 
     func open() throws -> AuditChainHead {
         let opened = try AuditDatabase.openForWriting(path: path, durability: durability, lockTimeout: lockTimeout)
+        openRun = try opened.read(AuditTimeMarks.OpenRun.read)
         let head = try opened.read { db -> AuditChainHead in
             let checkpointSeq = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_checkpoints") ?? 0
             if let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1") {
@@ -47,6 +50,8 @@ final class AuditSQLiteBackend: AuditBackend {
     }
 
     private func append(_ segments: [AuditPackedRecords], links: AuditChainLinks, checkpoint: AuditCheckpoint?, to database: DatabaseQueue) throws {
+        // Kept only once the batch is committed, so a failed batch leaves the run as the store has it.
+        var run = openRun
         try database.writeWithoutTransaction { db in
             // The transaction's statements are prepared once for the connection: `inTransaction` would parse
             // `BEGIN` and `COMMIT` again for every batch.
@@ -75,6 +80,7 @@ final class AuditSQLiteBackend: AuditBackend {
                             var binder = SQLiteBinder(statement: statement, firstIndex: Int32(offset * Self.columns + 1))
                             binder.integer(links.firstSeq + Int64(row))
                             rows.visitNext(&binder)
+                            run.add(seq: links.firstSeq + Int64(row), timeMicros: binder.timeMicros)
                             binder.text(hashes.previousHash(row))
                             binder.text(hashes.hash(row))
                             row += 1
@@ -82,6 +88,7 @@ final class AuditSQLiteBackend: AuditBackend {
                         try Self.step(statement, on: db.sqliteConnection, sql: sql)
                     }
                 }
+                if let mark = run.takeMark() { try db.cachedStatement(sql: AuditTimeMarks.insertSQL).execute(arguments: StatementArguments(mark)) }
                 if let checkpoint { try db.execute(sql: AuditCheckpoint.insertSQL, arguments: checkpoint.insertArguments) }
                 try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
             } catch {
@@ -90,6 +97,7 @@ final class AuditSQLiteBackend: AuditBackend {
                 throw error
             }
         }
+        openRun = run
     }
 
     /// Parameters per row: the chained fields, `prev_hash` and `hash`.
@@ -132,10 +140,15 @@ final class AuditSQLiteBackend: AuditBackend {
 private struct SQLiteBinder: AuditPackedFieldVisitor {
     let statement: OpaquePointer
     private var index: Int32
+    /// Where `time_us` is bound: after `seq` and `node_id`.
+    private let timeIndex: Int32
+    /// The row's `time_us`, once bound (for the time marks).
+    private(set) var timeMicros: Int64 = 0
 
     init(statement: OpaquePointer, firstIndex: Int32) {
         self.statement = statement
         index = firstIndex
+        timeIndex = firstIndex + 2
     }
 
     mutating func text(_ bytes: UnsafeBufferPointer<UInt8>) {
@@ -146,6 +159,7 @@ private struct SQLiteBinder: AuditPackedFieldVisitor {
     }
 
     mutating func integer(_ value: Int64) {
+        if index == timeIndex { timeMicros = value }
         sqlite3_bind_int64(statement, index, value)
         index += 1
     }

@@ -13,7 +13,7 @@ extension AuditReader {
         let database = try AuditDatabase.openForReading(path: path)
         defer { try? database.close() }
         return try database.read { db in
-            let (clause, arguments) = filter.whereClause
+            let (clause, arguments) = try filter.whereClause(db)
             return try Row.fetchAll(
                 db, sql: "SELECT \(AuditEntry.selectColumns) FROM audit_records\(clause) ORDER BY seq DESC LIMIT \(limit)", arguments: arguments
             ).map(AuditEntry.init(row:)).reversed()

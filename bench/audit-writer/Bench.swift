@@ -1,6 +1,7 @@
 // Throughput of the audit writer alone, per durability mode, against no audit at all.
 //
-//   swift run -c release audit-writer-bench [--records N] [--concurrency C] [--dir DIR] [--from-tasks]
+//   swift run -c release audit-writer-bench [--records N] [--concurrency C] [--dir DIR] [--from-tasks] [--mode M]
+//   (--mode commit|fsync|async: that mode alone, without the run with no audit; for a profile or `valgrind --tool=callgrind`)
 //   (callers run on the event loops, as the data plane's connections do; --from-tasks drives them from tasks instead)
 //   audit-writer-bench crash-child DB    (test helper: writes in commit mode, prints each acknowledged index)
 import Crypto
@@ -67,6 +68,7 @@ enum AuditWriterBench {
         let total = option("--records", 100_000)
         let concurrency = option("--concurrency", 64)
         let fromTasks = arguments.contains("--from-tasks")
+        let only = arguments.firstIndex(of: "--mode").flatMap { $0 + 1 < arguments.count ? AuditDurability(rawValue: arguments[$0 + 1]) : nil }
         let base = arguments.firstIndex(of: "--dir").map { arguments[$0 + 1] } ?? NSTemporaryDirectory()
 
         // The process's CPU time (every thread, user and system): records/s moves with whatever else the machine
@@ -129,8 +131,8 @@ enum AuditWriterBench {
         }
 
         print("audit writer throughput, one writer, group commit")
-        _ = try await run("off") { _, loop in loop.makeSucceededVoidFuture() }
-        for mode in AuditDurability.allCases {
+        if only == nil { _ = try await run("off") { _, loop in loop.makeSucceededVoidFuture() } }
+        for mode in AuditDurability.allCases where only == nil || mode == only {
             let directory = URL(fileURLWithPath: base).appendingPathComponent("audit-bench-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let writer = AuditWriter(

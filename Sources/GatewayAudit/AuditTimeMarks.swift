@@ -1,0 +1,86 @@
+import GRDB
+
+/// Where each time lies in a SQLite chain: one row per run of about `span` records, holding the run's first and
+/// last sequence numbers and its lowest and highest `time_us`.
+///
+/// It stands in for an index on `time_us`, which put one more page into the log at every commit and cost the writer
+/// about 7% of its CPU per record (docs/performance.md, the audit trail's eleventh round). A mark is written
+/// once per run, in the transaction of the batch that completes it. The marks cover the chain from its first record
+/// without gaps, and only the records after the last mark are not covered yet. A time filter reads the runs whose
+/// times overlap it and those records, and compares `time_us` exactly in them. So a clock that stepped back
+/// widens what is read, never what is found.
+enum AuditTimeMarks {
+    /// Records per mark (a run ends with the batch that reaches it): unless the clock stepped back, a filter reads
+    /// about this many records at most outside its window at each end.
+    static let span: Int64 = 4_096
+
+    /// The table, and the marks for the records already in the store (run once, by the migration): one per
+    /// `span` of sequence numbers, but for the run holding the newest record, which the writer goes on filling.
+    static let migrationSQL = """
+        CREATE TABLE audit_time_marks (
+            first_seq INTEGER PRIMARY KEY,
+            last_seq INTEGER NOT NULL,
+            min_time_us INTEGER NOT NULL,
+            max_time_us INTEGER NOT NULL
+        );
+        INSERT INTO audit_time_marks
+            SELECT MIN(seq), MAX(seq), MIN(time_us), MAX(time_us) FROM audit_records GROUP BY (seq - 1) / \(span)
+            HAVING MAX(seq) < (SELECT MAX(seq) FROM audit_records);
+        DROP INDEX IF EXISTS audit_records_time;
+        """
+
+    static let insertSQL = "INSERT INTO audit_time_marks (first_seq, last_seq, min_time_us, max_time_us) VALUES (?, ?, ?, ?)"
+
+    /// A condition on `seq` that keeps every record with `since <= time_us < until`, and its arguments; nil when
+    /// there is no time bound, or no marks table (a store no writer of this version has opened), so that only the
+    /// exact comparison of `time_us` decides.
+    static func seqCondition(_ db: Database, since: Int64?, until: Int64?) throws -> (sql: String, arguments: [Int64])? {
+        guard since != nil || until != nil, try db.tableExists("audit_time_marks") else { return nil }
+        let lastMarked = try Int64.fetchOne(db, sql: "SELECT MAX(last_seq) FROM audit_time_marks") ?? 0
+        let overlapping = try Row.fetchOne(
+            db, sql: "SELECT MIN(first_seq), MAX(last_seq) FROM audit_time_marks WHERE max_time_us >= ? AND min_time_us < ?",
+            arguments: [since ?? .min, until ?? .max])
+        // One span from the first overlapping run to the last: runs between them are read too, which only a clock
+        // that went back makes many, and one range of the table reads in order where several would be sorted.
+        if let low = overlapping?[0] as Int64?, let high = overlapping?[1] as Int64? {
+            return ("(seq BETWEEN ? AND ? OR seq > ?)", [low, high, lastMarked])
+        }
+        return ("seq > ?", [lastMarked])
+    }
+
+    /// The run the writer is filling: the records after the last mark.
+    struct OpenRun: Equatable {
+        private(set) var firstSeq: Int64 = 0
+        private(set) var lastSeq: Int64 = 0
+        private(set) var minTime: Int64 = .max
+        private(set) var maxTime: Int64 = .min
+
+        /// The run as the store holds it: the records after the last mark, read when the writer opens it.
+        static func read(_ db: Database) throws -> OpenRun {
+            let lastMarked = try Int64.fetchOne(db, sql: "SELECT MAX(last_seq) FROM audit_time_marks") ?? 0
+            var run = OpenRun()
+            if let row = try Row.fetchOne(
+                db, sql: "SELECT MIN(seq), MAX(seq), MIN(time_us), MAX(time_us) FROM audit_records WHERE seq > ?", arguments: [lastMarked]),
+                let first = row[0] as Int64?
+            {
+                run = OpenRun(firstSeq: first, lastSeq: row[1], minTime: row[2], maxTime: row[3])
+            }
+            return run
+        }
+
+        /// Takes in the next record of the chain.
+        mutating func add(seq: Int64, timeMicros: Int64) {
+            if firstSeq == 0 { firstSeq = seq }
+            lastSeq = seq
+            minTime = min(minTime, timeMicros)
+            maxTime = max(maxTime, timeMicros)
+        }
+
+        /// The mark to write when the run is long enough; the run then starts again after it.
+        mutating func takeMark() -> [Int64]? {
+            guard firstSeq > 0, lastSeq - firstSeq + 1 >= span else { return nil }
+            defer { self = OpenRun() }
+            return [firstSeq, lastSeq, minTime, maxTime]
+        }
+    }
+}
