@@ -24,7 +24,6 @@ final class AuditSQLiteBackend: AuditBackend {
 
     func open() throws -> AuditChainHead {
         let opened = try AuditDatabase.openForWriting(path: path, durability: durability, lockTimeout: lockTimeout)
-        openRun = try opened.read(AuditTimeMarks.OpenRun.read)
         let head = try opened.read { db -> AuditChainHead in
             let checkpointSeq = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_checkpoints") ?? 0
             if let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1") {
@@ -34,6 +33,12 @@ final class AuditSQLiteBackend: AuditBackend {
                 return AuditChainHead(lastSeq: row["seq"], lastHash: row["hash"], lastCheckpointSeq: max(checkpointSeq, row["seq"]))
             }
             return AuditChainHead(lastSeq: 0, lastHash: AuditCanonical.genesisHash, lastCheckpointSeq: checkpointSeq)
+        }
+        openRun = try opened.write { db in
+            // Marks past the head cover records someone deleted: the writer's next records would fall inside them
+            // with times they do not hold, and its next mark would collide with one of them.
+            try db.execute(sql: "DELETE FROM audit_time_marks WHERE last_seq > ?", arguments: [head.lastSeq])
+            return try AuditTimeMarks.OpenRun.read(db)
         }
         let checkpointer = try AuditWALCheckpointer(path: path, logger: logger)
         opened.writeWithoutTransaction { db in
@@ -52,6 +57,7 @@ final class AuditSQLiteBackend: AuditBackend {
     private func append(_ segments: [AuditPackedRecords], links: AuditChainLinks, checkpoint: AuditCheckpoint?, to database: DatabaseQueue) throws {
         // Kept only once the batch is committed, so a failed batch leaves the run as the store has it.
         var run = openRun
+        var marks: [[Int64]] = []
         try database.writeWithoutTransaction { db in
             // The transaction's statements are prepared once for the connection: `inTransaction` would parse
             // `BEGIN` and `COMMIT` again for every batch.
@@ -81,6 +87,7 @@ final class AuditSQLiteBackend: AuditBackend {
                             binder.integer(links.firstSeq + Int64(row))
                             rows.visitNext(&binder)
                             run.add(seq: links.firstSeq + Int64(row), timeMicros: binder.timeMicros)
+                            if let mark = run.takeMark() { marks.append(mark) }
                             binder.text(hashes.previousHash(row))
                             binder.text(hashes.hash(row))
                             row += 1
@@ -88,7 +95,7 @@ final class AuditSQLiteBackend: AuditBackend {
                         try Self.step(statement, on: db.sqliteConnection, sql: sql)
                     }
                 }
-                if let mark = run.takeMark() { try db.cachedStatement(sql: AuditTimeMarks.insertSQL).execute(arguments: StatementArguments(mark)) }
+                for mark in marks { try db.cachedStatement(sql: AuditTimeMarks.insertSQL).execute(arguments: StatementArguments(mark)) }
                 if let checkpoint { try db.execute(sql: AuditCheckpoint.insertSQL, arguments: checkpoint.insertArguments) }
                 try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
             } catch {

@@ -10,8 +10,8 @@ import GRDB
 /// times overlap it and those records, and compares `time_us` exactly in them. So a clock that stepped back
 /// widens what is read, never what is found.
 enum AuditTimeMarks {
-    /// Records per mark (a run ends with the batch that reaches it): unless the clock stepped back, a filter reads
-    /// about this many records at most outside its window at each end.
+    /// Records per mark: unless the clock stepped back, a filter reads at most this many records outside its window
+    /// at each end.
     static let span: Int64 = 4_096
 
     /// The table, and the marks for the records already in the store (run once, by the migration): one per
@@ -37,15 +37,25 @@ enum AuditTimeMarks {
     static func seqCondition(_ db: Database, since: Int64?, until: Int64?) throws -> (sql: String, arguments: [Int64])? {
         guard since != nil || until != nil, try db.tableExists("audit_time_marks") else { return nil }
         let lastMarked = try Int64.fetchOne(db, sql: "SELECT MAX(last_seq) FROM audit_time_marks") ?? 0
-        let overlapping = try Row.fetchOne(
-            db, sql: "SELECT MIN(first_seq), MAX(last_seq) FROM audit_time_marks WHERE max_time_us >= ? AND min_time_us < ?",
-            arguments: [since ?? .min, until ?? .max])
-        // One span from the first overlapping run to the last: runs between them are read too, which only a clock
-        // that went back makes many, and one range of the table reads in order where several would be sorted.
-        if let low = overlapping?[0] as Int64?, let high = overlapping?[1] as Int64? {
-            return ("(seq BETWEEN ? AND ? OR seq > ?)", [low, high, lastMarked])
+        var overlap: [String] = []
+        var bounds: [Int64] = []
+        if let since {
+            overlap.append("max_time_us >= ?")
+            bounds.append(since)
         }
-        return ("seq > ?", [lastMarked])
+        if let until {
+            overlap.append("min_time_us < ?")
+            bounds.append(until)
+        }
+        let overlapping = try Row.fetchOne(
+            db, sql: "SELECT MIN(first_seq), MAX(last_seq) FROM audit_time_marks WHERE " + overlap.joined(separator: " AND "),
+            arguments: StatementArguments(bounds))
+        // One span from the first overlapping run to the last: runs between them are read too, which only a clock
+        // that went back makes many. When the last run overlaps, the records after it join the span: one range of
+        // the table, read in order, where two would be merged and sorted.
+        guard let low = overlapping?[0] as Int64?, let high = overlapping?[1] as Int64? else { return ("seq > ?", [lastMarked]) }
+        if high >= lastMarked { return ("seq >= ?", [low]) }
+        return ("(seq BETWEEN ? AND ? OR seq > ?)", [low, high, lastMarked])
     }
 
     /// The run the writer is filling: the records after the last mark.
@@ -76,7 +86,7 @@ enum AuditTimeMarks {
             maxTime = max(maxTime, timeMicros)
         }
 
-        /// The mark to write when the run is long enough; the run then starts again after it.
+        /// The mark to write once the run is `span` records long; the run then starts again after it.
         mutating func takeMark() -> [Int64]? {
             guard firstSeq > 0, lastSeq - firstSeq + 1 >= span else { return nil }
             defer { self = OpenRun() }

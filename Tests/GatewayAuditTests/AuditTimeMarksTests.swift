@@ -5,63 +5,91 @@ import Testing
 @testable import GatewayAudit
 
 /// The time marks that stand in for an index on `time_us`: a time filter must find exactly what a scan of every
-/// record finds, across writer restarts, a clock that stepped back, a prune and a store from before the marks.
+/// record finds, across writer restarts, clocks that stepped back, a failed batch, a prune, records deleted from
+/// the end and a store from before the marks.
 @Suite struct AuditTimeMarksTests {
     static let start: Int64 = 1_790_000_000_000_000
     static let count = 10_000
 
-    /// A second apart, except records 5,000 to 5,999: written after the clock stepped back an hour, so their times
-    /// fall among those of records 1,400 to 2,399.
+    /// A second apart, except two stretches written after the clock stepped back an hour: records 5,000 to 5,999
+    /// (inside a run) and 7,900 to 8,499 (across the end of the second run, so its newest record is not its latest).
     static func time(_ index: Int) -> Int64 {
-        start + Int64(index) * 1_000_000 - ((5_000..<6_000).contains(index) ? 3_600_000_000 : 0)
+        let stepped = (5_000..<6_000).contains(index) || (7_900..<8_500).contains(index)
+        return start + Int64(index) * 1_000_000 - (stepped ? 3_600_000_000 : 0)
     }
 
-    /// 128 records at a time, so the writer batches them as it would under load and a run ends inside a batch.
-    static func write(_ writer: AuditWriter, _ indices: Range<Int>) async throws {
+    /// Writes `indices` 128 records at a time, so the writer batches them as it would under load and a run ends
+    /// inside a batch; returns the indices whose records were written (all, unless the store refused a batch).
+    @discardableResult
+    static func write(_ writer: AuditWriter, _ indices: Range<Int>, allowingFailures: Bool = false) async throws -> Set<Int> {
+        var written = Set<Int>()
         for chunk in stride(from: indices.lowerBound, to: indices.upperBound, by: 128) {
-            let futures = (chunk..<min(chunk + 128, indices.upperBound)).map {
-                writer.record(Fixtures.record($0, timeMicros: time($0)), on: Fixtures.loop)
+            let batch = chunk..<min(chunk + 128, indices.upperBound)
+            let futures = batch.map { writer.record(Fixtures.record($0, timeMicros: time($0)), on: Fixtures.loop) }
+            for (index, future) in zip(batch, futures) {
+                do {
+                    try await future.get()
+                    written.insert(index)
+                } catch where allowingFailures {}
             }
-            for future in futures { try await future.get() }
+        }
+        return written
+    }
+
+    /// Windows `[since, until)` in seconds after `start`: inside the stepped-back hours, around them, across the
+    /// last mark and the records after it, open-ended, empty.
+    static let windows: [(Int64?, Int64?)] = {
+        let seconds: [(Int64?, Int64?)] = [
+            (1_500, 1_600), (1_399, 2_401), (4_990, 5_010), (7_000, 7_100), (0, 1), (nil, 300), (8_000, 9_000),
+            (8_000, nil), (9_000, nil), (20_000, nil), (nil, nil), (7_000, 7_000),
+        ]
+        return seconds.map { (since: Int64?, until: Int64?) -> (Int64?, Int64?) in
+            (since.map { start + $0 * 1_000_000 }, until.map { start + $0 * 1_000_000 })
+        }
+    }()
+
+    /// Windows at the marks' own bounds, where `>=` against `>` or `<` against `<=` would matter.
+    static func boundaryWindows(_ marks: [Row]) -> [(Int64?, Int64?)] {
+        marks.flatMap { mark -> [(Int64?, Int64?)] in
+            let low: Int64 = mark["min_time_us"]
+            let high: Int64 = mark["max_time_us"]
+            return [(high, nil), (high + 1, nil), (nil, low), (nil, low + 1), (high, high + 1), (low, low + 1)]
         }
     }
 
-    /// Windows `[since, until)` in seconds after `start`: inside the stepped-back hour, around it, across the last mark
-    /// and the records after it, open-ended, empty.
-    static let windows: [(Int64?, Int64?)] = [
-        (1_500, 1_600), (1_399, 2_401), (4_990, 5_010), (0, 1), (nil, 300), (8_000, 9_000), (8_000, nil), (9_000, nil), (20_000, nil),
-        (nil, nil), (7_000, 7_000),
-    ]
-
-    static func expected(_ since: Int64?, _ until: Int64?, among indices: Range<Int>) -> Int {
-        indices.filter { index in
-            let time = Self.time(index)
-            return since.map { time >= start + $0 * 1_000_000 } ?? true && until.map { time < start + $0 * 1_000_000 } ?? true
-        }.count
-    }
-
-    static func filter(_ since: Int64?, _ until: Int64?) -> AuditFilter {
-        AuditFilter(sinceMicros: since.map { start + $0 * 1_000_000 }, untilMicros: until.map { start + $0 * 1_000_000 })
-    }
-
-    /// Checks every window against the expected count and against an exact scan of the store.
-    static func expectWindowsExact(_ path: String, among indices: Range<Int>) throws {
+    /// Checks each window against the records written and against an exact scan of the store, and that a window's
+    /// records are read by ranges of `seq`, not by a scan of the table.
+    static func expectExact(_ path: String, _ windows: [(Int64?, Int64?)], written: Set<Int>) throws {
         let database = try DatabaseQueue(path: path)
         defer { try? database.close() }
+        let marked = try database.read { try $0.tableExists("audit_time_marks") }
         for (since, until) in windows {
-            let stats = try AuditReader.stats(path: path, filter: filter(since, until))
-            let scanned = try database.read { db in
-                try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM audit_records WHERE time_us >= ? AND time_us < ?",
-                    arguments: [since.map { start + $0 * 1_000_000 } ?? .min, until.map { start + $0 * 1_000_000 } ?? .max])!
+            let label = "window \(String(describing: since))..<\(String(describing: until))"
+            let filter = AuditFilter(sinceMicros: since, untilMicros: until)
+            let stats = try AuditReader.stats(path: path, filter: filter)
+            let (scanned, plan) = try database.read { db in
+                let scanned = try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM audit_records WHERE phase != 'intent' AND time_us >= ? AND time_us < ?",
+                    arguments: [since ?? .min, until ?? .max])!
+                let (clause, arguments) = try filter.whereClause(db)
+                let plan = try String.fetchAll(
+                    db, sql: "EXPLAIN QUERY PLAN SELECT seq FROM audit_records\(clause) ORDER BY seq", arguments: arguments)
+                return (scanned, plan)
             }
-            #expect(stats.calls == scanned, "window \(String(describing: since))..<\(String(describing: until))")
-            #expect(stats.calls == expected(since, until, among: indices), "window \(String(describing: since))..<\(String(describing: until))")
+            let expected = written.filter { index in
+                since.map { time(index) >= $0 } ?? true && until.map { time(index) < $0 } ?? true
+            }.count
+            #expect(stats.calls == scanned, "\(label)")
+            #expect(stats.calls == expected, "\(label)")
+            if marked, since != nil || until != nil {
+                #expect(!plan.contains { $0.hasPrefix("SCAN audit_records") }, "\(label): \(plan)")
+            }
         }
     }
 
-    /// The marks run from the chain's first record without gaps, each at least `span` long, and every record they
+    /// The marks run from the chain's first record without gaps, each `span` records long, and every record they
     /// cover lies within its mark's times.
+    @discardableResult
     static func expectMarksCover(_ path: String) throws -> [Row] {
         let database = try DatabaseQueue(path: path)
         defer { try? database.close() }
@@ -72,7 +100,7 @@ import Testing
             for (earlier, later) in zip(marks, marks.dropFirst()) {
                 #expect((later["first_seq"] as Int64) == (earlier["last_seq"] as Int64) + 1)
             }
-            for mark in marks { #expect((mark["last_seq"] as Int64) - (mark["first_seq"] as Int64) + 1 >= AuditTimeMarks.span) }
+            for mark in marks { #expect((mark["last_seq"] as Int64) - (mark["first_seq"] as Int64) + 1 == AuditTimeMarks.span) }
             let outside = try Int.fetchOne(db, sql: """
                 SELECT COUNT(*) FROM audit_records r
                 WHERE r.seq <= (SELECT COALESCE(MAX(last_seq), 0) FROM audit_time_marks) AND NOT EXISTS (
@@ -85,7 +113,15 @@ import Testing
         }
     }
 
-    @Test func timeFiltersFindWhatAScanFindsAcrossRestartsAndAClockStep() async throws {
+    /// The request ids of the records in the store, as record indices.
+    static func indices(in path: String) throws -> Set<Int> {
+        let database = try DatabaseQueue(path: path)
+        defer { try? database.close() }
+        let ids = try database.read { db in try String.fetchAll(db, sql: "SELECT request_id FROM audit_records") }
+        return Set(ids.map { Int($0.dropFirst("req-".count))! })
+    }
+
+    @Test func timeFiltersFindWhatAScanFindsAcrossRestartsAndClockSteps() async throws {
         let dir = try TempDir()
         let path = dir.path("audit.sqlite")
         // Two writers one after the other: the second resumes the run the first left open.
@@ -98,7 +134,8 @@ import Testing
 
         let marks = try Self.expectMarksCover(path)
         #expect(marks.count == 2)
-        try Self.expectWindowsExact(path, among: 0..<Self.count)
+        let all = Set(0..<Self.count)
+        try Self.expectExact(path, Self.windows + Self.boundaryWindows(marks), written: all)
         #expect(try AuditVerifier.verify(path: path, publicKeys: Fixtures.trustedKeys).isIntact)
 
         // A prune drops the marks behind its cut; what stays is still found exactly.
@@ -107,18 +144,45 @@ import Testing
         #expect(cut >= 4_000)
         let left = try Self.expectMarksCover(path)
         #expect(left.allSatisfy { ($0["last_seq"] as Int64) > cut })
-        let database = try DatabaseQueue(path: path)
-        let remaining = try await database.read { db in try String.fetchAll(db, sql: "SELECT request_id FROM audit_records") }
-        try database.close()
-        let indices = Set(remaining.map { Int($0.dropFirst("req-".count))! })
-        for (since, until) in Self.windows {
-            let stats = try AuditReader.stats(path: path, filter: Self.filter(since, until))
-            let expected = indices.filter { index in
-                let time = Self.time(index)
-                return since.map { time >= Self.start + $0 * 1_000_000 } ?? true && until.map { time < Self.start + $0 * 1_000_000 } ?? true
-            }.count
-            #expect(stats.calls == expected)
+        try Self.expectExact(path, Self.windows + Self.boundaryWindows(left), written: try Self.indices(in: path))
+    }
+
+    @Test func aBatchThatFailsLeavesTheRunAsTheStoreHasIt() async throws {
+        let dir = try TempDir()
+        let path = dir.path("audit.sqlite")
+        let writer = Fixtures.writer(dir, checkpointEvery: 1_000)
+        try await Self.write(writer, 0..<4_000)
+        // The batch that completes the first run fails at its mark, and is rolled back with it.
+        try Fixtures.tamper(path) { db in
+            try db.execute(sql: "CREATE TRIGGER refuse_mark BEFORE INSERT ON audit_time_marks BEGIN SELECT RAISE(ABORT, 'refused'); END")
         }
+        let refused = try await Self.write(writer, 4_000..<4_200, allowingFailures: true)
+        #expect(refused.count < 200)
+        try Fixtures.tamper(path) { db in try db.execute(sql: "DROP TRIGGER refuse_mark") }
+        let rest = try await Self.write(writer, 4_200..<Self.count)
+        await writer.shutdown()
+
+        try Self.expectMarksCover(path)
+        let written = Set(0..<4_000).union(refused).union(rest)
+        #expect(try Self.indices(in: path) == written)
+        try Self.expectExact(path, Self.windows, written: written)
+    }
+
+    @Test func marksPastRecordsDeletedFromTheEndAreDroppedByTheNextWriter() async throws {
+        let dir = try TempDir()
+        let path = dir.path("audit.sqlite")
+        let writer = Fixtures.writer(dir, checkpointEvery: 1_000)
+        try await Self.write(writer, 0..<Self.count)
+        await writer.shutdown()
+        // Inside the second run, so its mark reaches past the new end of the chain.
+        try Fixtures.tamper(path) { db in try db.execute(sql: "DELETE FROM audit_records WHERE seq > 8000") }
+
+        let reopened = Fixtures.writer(dir, checkpointEvery: 1_000)
+        // Every record accepted: a mark made again for the second run does not collide with the old one.
+        try await Self.write(reopened, 20_000..<24_000)
+        await reopened.shutdown()
+        try Self.expectMarksCover(path)
+        try Self.expectExact(path, Self.windows + [(Self.start + 19_000_000_000, nil)], written: try Self.indices(in: path))
     }
 
     @Test func aStoreFromBeforeTheMarksIsReadExactlyAndMarkedWhenAWriterOpensIt() async throws {
@@ -133,7 +197,7 @@ import Testing
             try db.execute(sql: "CREATE INDEX audit_records_time ON audit_records(time_us)")
             try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'time-marks'")
         }
-        try Self.expectWindowsExact(path, among: 0..<Self.count)
+        try Self.expectExact(path, Self.windows, written: Set(0..<Self.count))
 
         let reopened = Fixtures.writer(dir, checkpointEvery: 1_000)
         try await Self.write(reopened, Self.count..<(Self.count + 10))
@@ -141,7 +205,7 @@ import Testing
         let marks = try Self.expectMarksCover(path)
         // The migration marks the first two runs of 4,096; the writer goes on with the third.
         #expect(marks.count == 2)
-        try Self.expectWindowsExact(path, among: 0..<(Self.count + 10))
+        try Self.expectExact(path, Self.windows + Self.boundaryWindows(marks), written: Set(0..<(Self.count + 10)))
         #expect(try AuditVerifier.verify(path: path, publicKeys: Fixtures.trustedKeys).isIntact)
     }
 }
