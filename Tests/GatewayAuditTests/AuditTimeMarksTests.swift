@@ -113,6 +113,15 @@ import Testing
         }
     }
 
+    /// A store holding records 0 to `count - 1`, its writer shut down.
+    static func writtenStore() async throws -> (dir: TempDir, path: String) {
+        let dir = try TempDir()
+        let writer = Fixtures.writer(dir, checkpointEvery: 1_000)
+        try await write(writer, 0..<count)
+        await writer.shutdown()
+        return (dir, dir.path("audit.sqlite"))
+    }
+
     /// The request ids of the records in the store, as record indices.
     static func indices(in path: String) throws -> Set<Int> {
         let database = try DatabaseQueue(path: path)
@@ -169,11 +178,7 @@ import Testing
     }
 
     @Test func marksPastRecordsDeletedFromTheEndAreDroppedByTheNextWriter() async throws {
-        let dir = try TempDir()
-        let path = dir.path("audit.sqlite")
-        let writer = Fixtures.writer(dir, checkpointEvery: 1_000)
-        try await Self.write(writer, 0..<Self.count)
-        await writer.shutdown()
+        let (dir, path) = try await Self.writtenStore()
         // Inside the second run, so its mark reaches past the new end of the chain.
         try Fixtures.tamper(path) { db in try db.execute(sql: "DELETE FROM audit_records WHERE seq > 8000") }
 
@@ -186,11 +191,7 @@ import Testing
     }
 
     @Test func aStoreFromBeforeTheMarksIsReadExactlyAndMarkedWhenAWriterOpensIt() async throws {
-        let dir = try TempDir()
-        let path = dir.path("audit.sqlite")
-        let writer = Fixtures.writer(dir, checkpointEvery: 1_000)
-        try await Self.write(writer, 0..<Self.count)
-        await writer.shutdown()
+        let (dir, path) = try await Self.writtenStore()
         // Back to the schema before the marks: the time index, no marks, the migration not applied.
         try Fixtures.tamper(path) { db in
             try db.execute(sql: "DROP TABLE audit_time_marks")
