@@ -4,7 +4,7 @@
 # measured last in one run come out slower, so a before/after or a mode's cost is read from pairs, not from one run.
 # Each line: req/s, p50, p99, non-2xx and CPU per call (user + system from /proc) of the gateway, split into its event
 # loops' and the rest's (the audit writer, the trace exporter: bench/lib/gateway.sh, loop_ticks); then, per round,
-# B's req/s and CPU per call as ratios to A's.
+# B's req/s and CPU per call as ratios to A's, and last their means over the rounds with standard errors.
 #   bench/pairs.sh                                   (ROUNDS=4 DUR=6s CONN=64 MERCHANTS=100 BIG=2000)
 #   A_MODE=off B_MODE=commit bench/pairs.sh          (audit `commit` against audit off)
 #   B_ENV="KGW_LOG_LEVEL=info" bench/pairs.sh        (the shipped log level against `warning`)
@@ -63,9 +63,20 @@ $line"
   done
 done
 echo "A: $A_MODE $A_ENV ($A_BIN); B: $B_MODE $B_ENV ($B_BIN)"
+# Each round's ratios, then their means over the rounds with standard errors: the figure to quote.
 echo "$lines" | awk '
-  /rps=/ { split($1, n, "-round"); side = n[1]; round = n[2]
-           for (i = 2; i <= NF; i++) { split($i, kv, "="); v[side, round, kv[1]] = kv[2] } ; rounds[round] = 1 }
-  END { for (r in rounds) printf "round %s: B/A req/s %.2f, CPU per call %.2f (%s / %s us; loops %s / %s, rest %s / %s)\n", r,
-          v["B", r, "rps"] / v["A", r, "rps"], v["B", r, "cpu_us"] / v["A", r, "cpu_us"], v["B", r, "cpu_us"], v["A", r, "cpu_us"],
-          v["B", r, "loops_us"], v["A", r, "loops_us"], v["B", r, "rest_us"], v["A", r, "rest_us"] }' | sort
+  function add(name, x) { sum[name] += x; sq[name] += x * x; n[name]++ }
+  function mean(name) { return sum[name] / n[name] }
+  function stderr(name,   m, var) { m = mean(name); var = n[name] > 1 ? (sq[name] - n[name] * m * m) / (n[name] - 1) : 0
+                                    return var > 0 ? sqrt(var / n[name]) : 0 }
+  /rps=/ { split($1, k, "-round"); for (i = 2; i <= NF; i++) { split($i, kv, "="); v[k[1], k[2], kv[1]] = kv[2] }
+           if (k[2] > last) last = k[2] }
+  END { for (r = 1; r <= last; r++) {
+          printf "round %d: B/A req/s %.2f, CPU per call %.2f (%s / %s us; loops %s / %s, rest %s / %s)\n", r,
+            v["B", r, "rps"] / v["A", r, "rps"], v["B", r, "cpu_us"] / v["A", r, "cpu_us"], v["B", r, "cpu_us"], v["A", r, "cpu_us"],
+            v["B", r, "loops_us"], v["A", r, "loops_us"], v["B", r, "rest_us"], v["A", r, "rest_us"]
+          add("rps", v["B", r, "rps"] / v["A", r, "rps"]); add("cpu", v["B", r, "cpu_us"] / v["A", r, "cpu_us"])
+          add("A_loops", v["A", r, "loops_us"]); add("B_loops", v["B", r, "loops_us"])
+          add("A_rest", v["A", r, "rest_us"]); add("B_rest", v["B", r, "rest_us"]) }
+        printf "mean of %d rounds: B/A req/s %.3f ± %.3f, CPU per call %.3f ± %.3f; loops %.1f / %.1f us, rest %.1f / %.1f us (B / A)\n",
+          last, mean("rps"), stderr("rps"), mean("cpu"), stderr("cpu"), mean("B_loops"), mean("A_loops"), mean("B_rest"), mean("A_rest") }'
