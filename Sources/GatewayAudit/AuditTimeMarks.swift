@@ -1,6 +1,6 @@
 import GRDB
 
-/// Where each time lies in a SQLite chain: one row per run of about `span` records, holding the run's first and
+/// Where each time lies in a SQLite chain: one row per run of `span` records, holding the run's first and
 /// last sequence numbers and its lowest and highest `time_us`.
 ///
 /// It stands in for an index on `time_us`, which put one more page into the log at every commit and cost the writer
@@ -36,7 +36,7 @@ enum AuditTimeMarks {
     /// exact comparison of `time_us` decides.
     static func seqCondition(_ db: Database, since: Int64?, until: Int64?) throws -> (sql: String, arguments: [Int64])? {
         guard since != nil || until != nil, try db.tableExists("audit_time_marks") else { return nil }
-        let lastMarked = try Int64.fetchOne(db, sql: "SELECT MAX(last_seq) FROM audit_time_marks") ?? 0
+        let lastMarked = try lastMarkedSeq(db)
         var overlap: [String] = []
         var bounds: [Int64] = []
         if let since {
@@ -58,8 +58,13 @@ enum AuditTimeMarks {
         return ("(seq BETWEEN ? AND ? OR seq > ?)", [low, high, lastMarked])
     }
 
+    /// The last sequence number a mark covers; 0 when there is no mark.
+    static func lastMarkedSeq(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT MAX(last_seq) FROM audit_time_marks") ?? 0
+    }
+
     /// The run the writer is filling: the records after the last mark.
-    struct OpenRun: Equatable {
+    struct OpenRun {
         private(set) var firstSeq: Int64 = 0
         private(set) var lastSeq: Int64 = 0
         private(set) var minTime: Int64 = .max
@@ -67,7 +72,7 @@ enum AuditTimeMarks {
 
         /// The run as the store holds it: the records after the last mark, read when the writer opens it.
         static func read(_ db: Database) throws -> OpenRun {
-            let lastMarked = try Int64.fetchOne(db, sql: "SELECT MAX(last_seq) FROM audit_time_marks") ?? 0
+            let lastMarked = try lastMarkedSeq(db)
             var run = OpenRun()
             if let row = try Row.fetchOne(
                 db, sql: "SELECT MIN(seq), MAX(seq), MIN(time_us), MAX(time_us) FROM audit_records WHERE seq > ?", arguments: [lastMarked]),

@@ -1,7 +1,7 @@
 // Throughput of the audit writer alone, per durability mode, against no audit at all.
 //
 //   swift run -c release audit-writer-bench [--records N] [--concurrency C] [--dir DIR] [--from-tasks] [--mode M]
-//   (--mode commit|fsync|async: that mode alone, without the run with no audit; for a profile or `valgrind --tool=callgrind`)
+//   (--mode commit|fsync|async: that mode alone, without the run with no audit: to compare two builds run by run)
 //   (callers run on the event loops, as the data plane's connections do; --from-tasks drives them from tasks instead)
 //   audit-writer-bench crash-child DB    (test helper: writes in commit mode, prints each acknowledged index)
 import Crypto
