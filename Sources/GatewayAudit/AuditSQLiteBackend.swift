@@ -84,9 +84,10 @@ final class AuditSQLiteBackend: AuditBackend {
                         if !bound.contains(statement) { bound.append(statement) }
                         for offset in 0..<size {
                             var binder = SQLiteBinder(statement: statement, firstIndex: Int32(offset * Self.columns + 1))
-                            binder.integer(links.firstSeq + Int64(row))
+                            let seq = links.firstSeq + Int64(row)
+                            binder.integer(seq)
                             rows.visitNext(&binder)
-                            run.add(seq: links.firstSeq + Int64(row), timeMicros: binder.timeMicros)
+                            run.add(seq: seq, timeMicros: binder.timeMicros)
                             if let mark = run.takeMark() { marks.append(mark) }
                             binder.text(hashes.previousHash(row))
                             binder.text(hashes.hash(row))
