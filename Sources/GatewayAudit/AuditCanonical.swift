@@ -1,28 +1,51 @@
 import Crypto
 import GatewayCore
 
-/// The `v1` canonical encodings the chain and the checkpoint signatures are computed over (see docs/audit.md).
+/// The canonical encodings the chain and the checkpoint signatures are computed over (see docs/audit.md).
 ///
-/// JSON without whitespace, keys in a fixed order, every key present (`null` when absent), integers in decimal,
-/// strings escaped by `JSONText.quote`; so anyone can recompute it from an export with a few lines of code.
+/// A record's hash covers one of two encodings, named by its `canonical_version`:
+/// - `v1`, JSON without whitespace, keys in a fixed order, every key present (`null` when absent), integers in
+///   decimal, strings escaped by `JSONText.quote`: what every record used until the packed form;
+/// - `v2`, the record's packed bytes (a version byte, `seq`, then per field a tag, a length and UTF-8, or an
+///   integer, or nothing for null): what the writer already holds, so chaining a record builds no text.
+///
+/// Either can be recomputed from an export line with a few lines of code; the verifier accepts both.
 public enum AuditCanonical {
-    /// The encoding version, the first key of every canonical record.
-    public static let version = 1
+    /// The JSON text encoding (`v1`).
+    public static let textVersion: Int64 = 1
+    /// The packed binary encoding (`v2`).
+    public static let packedVersion: Int64 = 2
+    /// The encoding new records are chained with.
+    public static let version = packedVersion
 
     /// The hash the first entry of a fresh trail chains from.
     public static let genesisHash = String(repeating: "0", count: 64)
 
-    /// The canonical encoding of an entry's chained fields (not its `prev_hash`/`hash`).
+    /// Whether `version` names an encoding this build can recompute.
+    public static func knows(_ version: Int64) -> Bool { version == textVersion || version == packedVersion }
+
+    /// An entry as one JSON object with `"v"` first, its chained fields after (not its `prev_hash`/`hash`): the
+    /// `v1` canonical encoding of a `v1` entry, and the readable form of a `v2` one (exports, the admin API).
     public static func encode(_ entry: AuditEntry) -> String {
         var bytes: [UInt8] = []
-        encode(entry, into: &bytes)
+        encodeText(entry, into: &bytes)
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// `SHA-256(prev hash bytes || canonical encoding)`, hex; a malformed previous hash is hashed as its text.
+    /// `SHA-256(prev hash bytes || canonical encoding)` in the entry's `canonical_version`, hex; a malformed
+    /// previous hash is hashed as its text, and an unknown version gives an empty string (no record's hash).
     public static func chainHash(previous: String, entry: AuditEntry) -> String {
-        var bytes: [UInt8] = []
-        encode(entry, into: &bytes)
+        let bytes: [UInt8]
+        switch entry.canonicalVersion {
+        case textVersion:
+            var text: [UInt8] = []
+            encodeText(entry, into: &text)
+            bytes = text
+        case packedVersion:
+            bytes = packed(entry)
+        default:
+            return ""
+        }
         return Hex.encode(digest(previous: previousBytes(previous), canonical: bytes))
     }
 
@@ -39,22 +62,56 @@ public enum AuditCanonical {
         return hasher.finalize()
     }
 
+    /// The `v2` encoding of an entry: the bytes the writer hashes, rebuilt from the stored values.
+    static func packed(_ entry: AuditEntry) -> [UInt8] {
+        var packer = AuditEntryPacker()
+        packer.bytes.reserveCapacity(512)
+        packer.bytes.append(UInt8(truncatingIfNeeded: packedVersion))
+        packer.append(entry.seq)
+        entry.visitFieldsAfterSeq(&packer)
+        return packer.bytes
+    }
+
     /// `,"name":` for every field after `seq`, in order and back to back (the keys are the same for every
     /// record), and where each one ends.
     static let keysAfterSeq: [UInt8] = Array(AuditEntry.fieldNames.dropFirst().map { ",\"\($0)\":" }.joined().utf8)
     static let keyEnds: [Int] = AuditEntry.fieldNames.dropFirst().reduce(into: []) { ends, name in
         ends.append((ends.last ?? 0) + ",\"\(name)\":".utf8.count)
     }
-    static let head: [UInt8] = Array("{\"v\":\(version),\"seq\":".utf8)
 
-    /// Writes the canonical encoding into `out` (emptied first, capacity kept), byte for byte what `v1` always was.
-    static func encode(_ entry: AuditEntry, into out: inout [UInt8]) {
+    /// Writes the entry as JSON text into `out` (emptied first, capacity kept); for a `v1` entry byte for byte
+    /// what `v1` always was.
+    static func encodeText(_ entry: AuditEntry, into out: inout [UInt8]) {
         let buffer = AuditCanonicalBuffer()
-        var writer = buffer.start(seq: entry.seq)
+        var writer = buffer.start(seq: entry.seq, version: entry.canonicalVersion)
         entry.visitFieldsAfterSeq(&writer)
         writer.finish()
         out.removeAll(keepingCapacity: true)
         out.append(contentsOf: buffer.bytes)
+    }
+}
+
+/// Packs an entry's fields after `seq` as `AuditPackedRecords` packs a call's: tag, little-endian length or
+/// integer, UTF-8.
+private struct AuditEntryPacker: AuditFieldVisitor {
+    var bytes: [UInt8] = []
+
+    mutating func append(_ value: Int64) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func text(_ value: String?) {
+        guard let value else { return bytes.append(AuditPackedRecords.null) }
+        let utf8 = value.utf8
+        bytes.append(AuditPackedRecords.text)
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: utf8)
+    }
+
+    mutating func integer(_ value: Int64?) {
+        guard let value else { return bytes.append(AuditPackedRecords.null) }
+        bytes.append(AuditPackedRecords.integer)
+        append(value)
     }
 }
 
@@ -86,12 +143,17 @@ final class AuditCanonicalBuffer {
     var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
 
     /// Empties the buffer and writes the head up to `seq`'s value; the writer appends the rest.
-    func start(seq: Int64) -> AuditCanonicalWriter {
+    func start(seq: Int64, version: Int64) -> AuditCanonicalWriter {
         count = 0
-        AuditCanonical.head.withUnsafeBufferPointer { append($0) }
+        Self.versionKey.withUnsafeBufferPointer { append($0) }
+        appendDecimal(version)
+        Self.seqKey.withUnsafeBufferPointer { append($0) }
         appendDecimal(seq)
         return AuditCanonicalWriter(buffer: self)
     }
+
+    private static let versionKey = Array("{\"v\":".utf8)
+    private static let seqKey = Array(",\"seq\":".utf8)
 
     @inline(__always)
     func reserve(_ extra: Int) {
@@ -145,8 +207,8 @@ final class AuditCanonicalBuffer {
     }
 }
 
-/// Writes one record's fields after `seq` into an `AuditCanonicalBuffer`, from an entry or from packed bytes.
-struct AuditCanonicalWriter: AuditFieldVisitor, AuditPackedFieldVisitor {
+/// Writes one entry's fields after `seq` into an `AuditCanonicalBuffer` as JSON text.
+struct AuditCanonicalWriter: AuditFieldVisitor {
     let buffer: AuditCanonicalBuffer
     private var index = 0
 

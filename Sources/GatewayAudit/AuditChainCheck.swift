@@ -82,7 +82,9 @@ struct AuditChainCheck {
                 problem(.reordered, entry.seq, "does not chain from seq \(entry.seq - 1)")
             }
         }
-        if AuditCanonical.chainHash(previous: entry.prevHash, entry: entry) != entry.hash {
+        if !AuditCanonical.knows(entry.canonicalVersion) {
+            problem(.edited, entry.seq, "canonical version \(entry.canonicalVersion) is not one this build can recompute (1 or 2)")
+        } else if AuditCanonical.chainHash(previous: entry.prevHash, entry: entry) != entry.hash {
             problem(.edited, entry.seq, "fields do not match the record's hash")
         }
         for checkpoint in checkpoints[entry.seq] ?? [] {

@@ -37,13 +37,12 @@ struct AuditChainLinks {
 }
 
 /// The head of one chain as the writer extends it: links records in sequence order, reusing its buffers, so
-/// chaining a record costs one encoding into a reused buffer and one SHA-256.
+/// chaining a record costs one SHA-256 over bytes it already holds (the `v2` encoding is the packed record).
 struct AuditChainLinker {
     private(set) var seq: Int64
     /// The head's hash as 64 hex digits; each batch's links start with a copy of it.
     private var hexHash: [UInt8]
     private var previous: [UInt8]
-    private let scratch = AuditCanonicalBuffer()
 
     init(seq: Int64, hash: String) {
         self.seq = seq
@@ -76,12 +75,16 @@ struct AuditChainLinker {
                     segment.withReader { reader in
                         for index in 0..<reader.count {
                             seq += 1
-                            var writer = scratch.start(seq: seq)
-                            reader.visit(index, &writer)
-                            writer.finish()
                             var hasher = SHA256()
                             previous.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-                            hasher.update(bufferPointer: UnsafeRawBufferPointer(scratch.bytes))
+                            // The `v2` encoding: its version byte and `seq` (little-endian), then the packed fields.
+                            var head: (UInt64, UInt64) = (0, 0)
+                            withUnsafeMutableBytes(of: &head) { head in
+                                head.storeBytes(of: Self.version, as: UInt8.self)
+                                head.storeBytes(of: seq.littleEndian, toByteOffset: 1, as: Int64.self)
+                                hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: head[0..<9]))
+                            }
+                            hasher.update(bufferPointer: reader.bytes(of: index))
                             let digest = hasher.finalize()
                             previous.removeAll(keepingCapacity: true)
                             digest.withUnsafeBytes { previous.append(contentsOf: $0) }
@@ -102,4 +105,5 @@ struct AuditChainLinker {
     }
 
     private static let digits = Array("0123456789abcdef".utf8)
+    private static let version = UInt8(AuditCanonical.packedVersion)
 }

@@ -68,6 +68,10 @@ enum AuditDatabase {
                 """)
         }
         migrator.registerMigration("time-marks") { db in try db.execute(sql: AuditTimeMarks.migrationSQL) }
+        // Records from before hash the JSON text; the writer's are `v2` from here on.
+        migrator.registerMigration("canonical-version") { db in
+            try db.execute(sql: "ALTER TABLE audit_records ADD COLUMN canonical_version INTEGER NOT NULL DEFAULT 1")
+        }
         return migrator
     }
 
@@ -98,7 +102,18 @@ enum AuditDatabase {
         configuration.readonly = true
         configuration.busyMode = .timeout(5)
         configuration.label = "audit-reader"
+        configuration.prepareDatabase { db in try showVersionColumn(db) }
         return try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    /// A store no writer of this version has opened yet has no `canonical_version` column, and a reader may not
+    /// add it: a view of the same name in the connection's own `temp` schema (which names resolve to first)
+    /// shows its records as `v1`, what they are, so every reader's queries stay as they are.
+    private static func showVersionColumn(_ db: Database) throws {
+        guard try db.tableExists("audit_records"),
+            try !db.columns(in: "audit_records").contains(where: { $0.name == "canonical_version" })
+        else { return }
+        try db.execute(sql: "CREATE TEMP VIEW audit_records AS SELECT *, 1 AS canonical_version FROM main.audit_records")
     }
 
     /// Opens for maintenance (prune): writable, but never creates a store.

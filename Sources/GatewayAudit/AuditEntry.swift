@@ -77,6 +77,8 @@ public struct AuditEntry: Sendable, Equatable {
     public var prevHash: String
     /// `SHA-256(prev hash bytes || canonical encoding)`, hex.
     public var hash: String
+    /// Which canonical encoding `hash` covers: 1 (JSON text) or 2 (packed bytes); not a chained field.
+    public var canonicalVersion: Int64
 
     /// Flattens a call record; `seq`, `prevHash` and `hash` are filled in by the writer.
     public init(_ record: CallRecord, nodeID: String) {
@@ -116,5 +118,6 @@ public struct AuditEntry: Sendable, Equatable {
         upstreamCertificateFingerprint = record.upstreamCertificateFingerprint
         prevHash = ""
         hash = ""
+        canonicalVersion = AuditCanonical.version
     }
 }

@@ -2,7 +2,8 @@ import Foundation
 
 /// How `audit export` and `audit tail` write records.
 public enum AuditExportFormat: String, Sendable, CaseIterable {
-    /// One JSON object per line: the canonical encoding plus `prev_hash` and `hash`, so a line can be re-verified.
+    /// One JSON object per line: the record's fields after `"v"` (its canonical version) plus `prev_hash` and
+    /// `hash`, so a line can be re-verified.
     case jsonl
     /// RFC 4180 CSV with a header row of the column names.
     case csv
@@ -11,7 +12,7 @@ public enum AuditExportFormat: String, Sendable, CaseIterable {
     public var header: String? {
         switch self {
         case .jsonl: nil
-        case .csv: (AuditEntry.fieldNames + ["prev_hash", "hash"]).joined(separator: ",") + "\n"
+        case .csv: (AuditEntry.fieldNames + AuditEntry.chainColumns).joined(separator: ",") + "\n"
         }
     }
 
@@ -32,6 +33,7 @@ public enum AuditExportFormat: String, Sendable, CaseIterable {
             }
             fields.append(entry.prevHash)
             fields.append(entry.hash)
+            fields.append(String(entry.canonicalVersion))
             return fields.joined(separator: ",") + "\n"
         }
     }

@@ -92,15 +92,19 @@ extension AuditEntry {
         visitor.text(upstreamCertificateFingerprint)
     }
 
+    /// The stored columns after the chained fields: the chain, and which encoding it covers.
+    static let chainColumns = ["prev_hash", "hash", "canonical_version"]
+
     /// The columns `init(row:)` reads, by position: `SELECT \(selectColumns) FROM audit_records`.
-    static let selectColumns = (fieldNames + ["prev_hash", "hash"]).joined(separator: ",")
+    static let selectColumns = (fieldNames + chainColumns).joined(separator: ",")
 
     /// Reads a row selected with `selectColumns`, by position (name lookups dominate the cost of a 10-million-row
     /// export), as stored and without judging it (the verifier does that).
     init(row: Row) {
         self.init(
             seq: row[0], nodeID: row[1] ?? "", timeMicros: row[2] ?? 0, phase: row[3] ?? "", requestID: row[4] ?? "",
-            method: row[16] ?? "", path: row[17] ?? "", upstreamAttempts: row[29] ?? 0, prevHash: row[34] ?? "", hash: row[35] ?? ""
+            method: row[16] ?? "", path: row[17] ?? "", upstreamAttempts: row[29] ?? 0, prevHash: row[34] ?? "", hash: row[35] ?? "",
+            canonicalVersion: row[36] ?? AuditCanonical.textVersion
         )
         callerID = row[5]
         authMethod = row[6]
@@ -135,7 +139,9 @@ extension AuditEntry {
         self.init(
             seq: row["seq"], nodeID: row["node_id"] ?? "", timeMicros: row["time_us"] ?? 0, phase: row["phase"] ?? "",
             requestID: row["request_id"] ?? "", method: row["method"] ?? "", path: row["path"] ?? "",
-            upstreamAttempts: row["upstream_attempts"] ?? 0, prevHash: row["prev_hash"] ?? "", hash: row["hash"] ?? ""
+            upstreamAttempts: row["upstream_attempts"] ?? 0, prevHash: row["prev_hash"] ?? "", hash: row["hash"] ?? "",
+            // An export line names it `v`, first; a line from before versions were stored is `v1`.
+            canonicalVersion: row["canonical_version"] ?? row["v"] ?? AuditCanonical.textVersion
         )
         callerID = row["caller_id"]
         authMethod = row["auth_method"]
@@ -168,8 +174,9 @@ extension AuditEntry {
     /// A bare entry; the remaining fields start empty.
     init(
         seq: Int64, nodeID: String, timeMicros: Int64, phase: String, requestID: String, method: String, path: String,
-        upstreamAttempts: Int64, prevHash: String, hash: String
+        upstreamAttempts: Int64, prevHash: String, hash: String, canonicalVersion: Int64
     ) {
+        self.canonicalVersion = canonicalVersion
         self.seq = seq
         self.nodeID = nodeID
         self.timeMicros = timeMicros
@@ -183,12 +190,12 @@ extension AuditEntry {
     }
 
     static let insertSQL: String = {
-        let columns = fieldNames + ["prev_hash", "hash"]
+        let columns = fieldNames + chainColumns
         let marks = Array(repeating: "?", count: columns.count).joined(separator: ",")
         return "INSERT INTO audit_records (\(columns.joined(separator: ","))) VALUES (\(marks))"
     }()
 
     var insertArguments: StatementArguments {
-        StatementArguments(fieldValues.map(\.databaseValue) + [prevHash.databaseValue, hash.databaseValue])
+        StatementArguments(fieldValues.map(\.databaseValue) + [prevHash.databaseValue, hash.databaseValue, canonicalVersion.databaseValue])
     }
 }

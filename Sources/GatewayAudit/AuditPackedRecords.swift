@@ -8,8 +8,10 @@ import GatewayCore
 /// writer's thread made their reference counts bounce between cores. The writer encodes, hashes and binds
 /// straight from these bytes, without a string or a retain per field.
 ///
-/// A field is one tag byte, then a text's length (4 bytes) and UTF-8 bytes, or an integer's 8 bytes, or nothing
-/// for a null; fields follow `AuditEntry.fieldNames` after `seq`.
+/// A field is one tag byte, then a text's length (4 bytes, little-endian) and UTF-8 bytes, or an integer's 8 bytes
+/// (little-endian two's complement), or nothing for a null; fields follow `AuditEntry.fieldNames` after `seq`. A
+/// record's bytes are what the `v2` canonical encoding hashes after its version byte and `seq` (docs/audit.md), so
+/// the byte order is fixed, not the host's.
 struct AuditPackedRecords: Sendable {
     /// Nil until the first record: the writer makes empty values to swap batches out, and those allocate nothing.
     private var storage: Storage?
@@ -146,7 +148,7 @@ struct AuditPackedRecords: Sendable {
             storage.reserve(5 + utf8.count, after: count)
             let at = storage.base + count
             at.storeBytes(of: AuditPackedRecords.text, as: UInt8.self)
-            at.storeBytes(of: UInt32(truncatingIfNeeded: utf8.count), toByteOffset: 1, as: UInt32.self)
+            at.storeBytes(of: UInt32(truncatingIfNeeded: utf8.count).littleEndian, toByteOffset: 1, as: UInt32.self)
             if let source = utf8.baseAddress { (at + 5).copyMemory(from: source, byteCount: utf8.count) }
             count += 5 + utf8.count
         }
@@ -156,7 +158,7 @@ struct AuditPackedRecords: Sendable {
             storage.reserve(9, after: count)
             let at = storage.base + count
             at.storeBytes(of: AuditPackedRecords.integer, as: UInt8.self)
-            at.storeBytes(of: value, toByteOffset: 1, as: Int64.self)
+            at.storeBytes(of: value.littleEndian, toByteOffset: 1, as: Int64.self)
             count += 9
         }
 
@@ -218,6 +220,14 @@ struct AuditPackedRecords: Sendable {
         /// The number of records.
         var count: Int { starts.count }
 
+        /// Record `index`'s packed bytes: its fields after `seq`, as the `v2` canonical encoding hashes them.
+        @inline(__always)
+        func bytes(of index: Int) -> UnsafeRawBufferPointer {
+            let start = starts[index]
+            let end = index + 1 < starts.count ? starts[index + 1] : bytes.count
+            return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<end])
+        }
+
         /// Hands record `index`'s fields after `seq` to `visitor`, in `AuditEntry.fieldNames` order; texts are
         /// handed as their UTF-8 bytes in the packed buffer.
         @inline(__always)
@@ -229,12 +239,12 @@ struct AuditPackedRecords: Sendable {
                 let tag = bytes[offset]
                 offset += 1
                 if tag == AuditPackedRecords.text {
-                    let length = Int(base.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                    let length = Int(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
                     offset += 4
                     visitor.text(UnsafeBufferPointer(start: bytes.baseAddress! + offset, count: length))
                     offset += length
                 } else if tag == AuditPackedRecords.integer {
-                    visitor.integer(base.loadUnaligned(fromByteOffset: offset, as: Int64.self))
+                    visitor.integer(Int64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: Int64.self)))
                     offset += 8
                 } else {
                     visitor.null()

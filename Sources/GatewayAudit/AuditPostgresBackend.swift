@@ -108,12 +108,12 @@ final class AuditPostgresBackend: AuditBackend {
         """
 
     /// Every column in `insertSQL` order with its type; `integer` columns are BIGINT, the rest TEXT.
-    private static let columns: [(name: String, integer: Bool)] = (AuditEntry.fieldNames + ["prev_hash", "hash"]).map {
-        ($0, AuditEntry.integerColumns.contains($0))
+    private static let columns: [(name: String, integer: Bool)] = (AuditEntry.fieldNames + AuditEntry.chainColumns).map {
+        ($0, AuditEntry.integerColumns.contains($0) || $0 == "canonical_version")
     }
 
     /// `INSERT … SELECT * FROM unnest($1::bigint[], $2::text[], …)`: one array per column, so the statement has
-    /// 36 parameters whatever the batch size, and its text never changes.
+    /// 37 parameters whatever the batch size, and its text never changes.
     private static let recordsSQL: String = {
         let arrays = columns.enumerated().map { "$\($0.offset + 1)::\($0.element.integer ? "bigint" : "text")[]" }
         return "INSERT INTO audit_records (\(columns.map(\.name).joined(separator: ","))) SELECT * FROM unnest(\(arrays.joined(separator: ",")))"
@@ -129,6 +129,7 @@ final class AuditPostgresBackend: AuditBackend {
                 entry.visitFieldsAfterSeq(&builder)
                 builder.text(entry.prevHash)
                 builder.text(entry.hash)
+                builder.integer(entry.canonicalVersion)
                 builder.endRow()
             }
         }
@@ -152,6 +153,7 @@ final class AuditPostgresBackend: AuditBackend {
                         records.visit(index, &builder)
                         builder.text(hashes.previousHash(row))
                         builder.text(hashes.hash(row))
+                        builder.integer(AuditCanonical.version)
                         builder.endRow()
                     }
                 }
@@ -163,7 +165,7 @@ final class AuditPostgresBackend: AuditBackend {
     /// `recordsSQL` as a prepared statement; its name says which text it is, since a connection keeps the first
     /// statement prepared under a name.
     struct RecordsInsert: PostgresPreparedStatement {
-        static let name = "kgw_audit_records_insert_\(AuditEntry.fieldNames.count)"
+        static let name = "kgw_audit_records_insert_\(columns.count)"
         static let sql = recordsSQL
         typealias Row = ()
         let bindings: PostgresBindings

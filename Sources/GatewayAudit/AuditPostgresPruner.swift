@@ -20,6 +20,11 @@ enum AuditPostgresPruner {
         defer { try? connection.close().wait() }
         let reader = Reader(connection: connection)
         do {
+            // A prune writes the trail, so it brings an older schema up to date first, as a writer does (and
+            // leaves a database without a trail as it is).
+            if try reader.run("SELECT to_regclass('audit_records') IS NOT NULL").first?.decode(Bool.self) == true {
+                try AuditPostgresSchema.migrate(connection, logger: AuditPostgresReader.logger)
+            }
             return try prune(reader, beforeMicros: beforeMicros, archive: archive)
         } catch {
             _ = try? reader.run("ROLLBACK")

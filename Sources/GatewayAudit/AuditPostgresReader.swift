@@ -20,12 +20,27 @@ enum AuditPostgresReader {
         let connection = try PostgresConnection.blockingConnect(url, id: 2, logger: logger)
         defer { try? connection.close().wait() }
         let reader = Reader(connection: connection)
+        try showVersionColumn(reader)
         try reader.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         let exists = try reader.run("SELECT to_regclass('audit_records') IS NOT NULL").first?.decode(Bool.self) ?? false
         guard exists else { throw AuditError.io("\(url) holds no audit trail (no audit_records table)") }
         let result = try body(reader)
         try reader.run("COMMIT")
         return result
+    }
+
+    /// A trail no writer of this version has migrated has no `canonical_version` column, and a reader may not
+    /// add it: a view of the same name in the session's own `pg_temp` schema (which names resolve to first)
+    /// shows its records as `v1`, what they are, so every reader's queries stay as they are. Made before the
+    /// read-only transaction, which may create nothing.
+    static func showVersionColumn(_ reader: Reader) throws {
+        let missing = try reader.run("""
+            SELECT to_regclass('audit_records') IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM pg_attribute
+                WHERE attrelid = to_regclass('audit_records') AND attname = 'canonical_version' AND NOT attisdropped)
+            """).first?.decode(Bool.self) ?? false
+        guard missing else { return }
+        try reader.run("CREATE TEMP VIEW audit_records AS SELECT *, 1::bigint AS canonical_version FROM audit_records")
     }
 
     struct Reader {

@@ -43,7 +43,11 @@ enum AuditPostgresSchema {
                 signature TEXT NOT NULL
             )
             """,
-        ])
+        ]),
+        // Records from before hash the JSON text; the writers' are `v2` from here on.
+        SchemaMigration(version: 2, name: "the canonical encoding each record's hash covers", statements: [
+            "ALTER TABLE audit_records ADD COLUMN canonical_version BIGINT NOT NULL DEFAULT 1"
+        ]),
     ]
 
     /// Serializes instances migrating at the same start-up ("kgw_audt").

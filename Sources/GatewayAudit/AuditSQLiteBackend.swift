@@ -91,6 +91,7 @@ final class AuditSQLiteBackend: AuditBackend {
                             if let mark = run.takeMark() { marks.append(mark) }
                             binder.text(hashes.previousHash(row))
                             binder.text(hashes.hash(row))
+                            binder.integer(AuditCanonical.version)
                             row += 1
                         }
                         try Self.step(statement, on: db.sqliteConnection, sql: sql)
@@ -108,8 +109,8 @@ final class AuditSQLiteBackend: AuditBackend {
         openRun = run
     }
 
-    /// Parameters per row: the chained fields, `prev_hash` and `hash`.
-    private static let columns = AuditEntry.fieldNames.count + 2
+    /// Parameters per row: the chained fields, `prev_hash`, `hash` and `canonical_version`.
+    private static let columns = AuditEntry.fieldNames.count + AuditEntry.chainColumns.count
     /// The INSERTs' sizes in rows, largest first.
     private static let rowsPerStatement = [16, 8, 4, 2, 1]
     private static let insertSQLs: [String] = rowsPerStatement.map { rows in

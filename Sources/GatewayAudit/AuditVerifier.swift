@@ -216,7 +216,9 @@ extension AuditVerifier {
                 report.anchorSeq = entry.seq - 1
                 nodeID = entry.nodeID
             }
-            if AuditCanonical.chainHash(previous: entry.prevHash, entry: entry) != entry.hash {
+            if !AuditCanonical.knows(entry.canonicalVersion) {
+                problem(.edited, entry.seq, "canonical version \(entry.canonicalVersion) is not one this build can recompute (1 or 2)")
+            } else if AuditCanonical.chainHash(previous: entry.prevHash, entry: entry) != entry.hash {
                 problem(.edited, entry.seq, "fields do not match the record's hash")
             }
             previous = entry

@@ -145,9 +145,11 @@ import Testing
         #expect(report.newestCheckpointSeq == 100)
     }
 
-    /// The canonical bytes the writer hashes are the `v1` encoding, escapes and non-ASCII included.
+    /// The `v1` text encoding (which records from before `v2` hash, and exports show), escapes and non-ASCII
+    /// included.
     @Test func canonicalEncodingOfUnusualValues() {
         var entry = AuditEntry(Fixtures.record(1), nodeID: "node-\"1\"")
+        entry.canonicalVersion = AuditCanonical.textVersion
         entry.seq = 7
         entry.path = "/v2/ä\u{1}\n\\"
         entry.callerID = ""

@@ -31,11 +31,30 @@ import Testing
         let second = entries[1]
         #expect(first.prevHash == AuditCanonical.genesisHash)
         #expect(second.prevHash == first.hash)
-        let canonical = AuditCanonical.encode(first)
-        #expect(canonical.hasPrefix("{\"v\":1,\"seq\":1,\"node_id\":\"node-1\",\"time_us\":"))
-        var bytes = [UInt8](repeating: 0, count: 32)
-        bytes += Array(canonical.utf8)
+        // `v2`, as docs/audit.md defines it, built here from the values read back rather than by the gateway's code.
+        #expect(first.canonicalVersion == 2)
+        var bytes = [UInt8](repeating: 0, count: 32) + [2]
+        withUnsafeBytes(of: first.seq.littleEndian) { bytes += $0 }
+        for value in first.fieldValues.dropFirst() {
+            switch value {
+            case .text(nil), .integer(nil): bytes.append(0)
+            case .text(let text?):
+                bytes.append(1)
+                withUnsafeBytes(of: UInt32(text.utf8.count).littleEndian) { bytes += $0 }
+                bytes += Array(text.utf8)
+            case .integer(let number?):
+                bytes.append(2)
+                withUnsafeBytes(of: number.littleEndian) { bytes += $0 }
+            }
+        }
         #expect(Hex.encode(SHA256Digest.of(bytes)) == first.hash)
+        // `v1`, which records written before `v2` hash: the JSON text.
+        var old = first
+        old.canonicalVersion = AuditCanonical.textVersion
+        let canonical = AuditCanonical.encode(old)
+        #expect(canonical.hasPrefix("{\"v\":1,\"seq\":1,\"node_id\":\"node-1\",\"time_us\":"))
+        #expect(AuditCanonical.chainHash(previous: old.prevHash, entry: old) == Hex.encode(SHA256Digest.of([UInt8](repeating: 0, count: 32) + Array(canonical.utf8))))
+        #expect(AuditCanonical.encode(first).hasPrefix("{\"v\":2,\"seq\":1,"))
         try queue.close()
     }
 

@@ -41,7 +41,7 @@ import Testing
         let columns = try await DatabaseQueue(path: dir.path("audit.sqlite")).read { db in
             try db.columns(in: "audit_records").map(\.name)
         }
-        #expect(columns == AuditEntry.fieldNames + ["prev_hash", "hash"])
+        #expect(columns == AuditEntry.fieldNames + ["prev_hash", "hash", "canonical_version"])
         #expect(AuditEntry.fieldNames.count == 34)
     }
 
@@ -100,7 +100,7 @@ import Testing
         try output.close()
         let lines = try String(contentsOfFile: dir.path("tail.jsonl"), encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 4)
-        #expect(lines[0].hasPrefix("{\"v\":1,\"seq\":12,"))
+        #expect(lines[0].hasPrefix("{\"v\":2,\"seq\":12,"))
     }
 
     @Test func largeExportStreamsWithBoundedMemory() async throws {
