@@ -13,10 +13,8 @@ import GatewayCore
 public enum AuditCanonical {
     /// The JSON text encoding (`v1`).
     public static let textVersion: Int64 = 1
-    /// The packed binary encoding (`v2`).
+    /// The packed binary encoding (`v2`), which the writer chains every new record with (`AuditChainLinker`).
     public static let packedVersion: Int64 = 2
-    /// The encoding new records are chained with.
-    public static let version = packedVersion
 
     /// The hash the first entry of a fresh trail chains from.
     public static let genesisHash = String(repeating: "0", count: 64)

@@ -80,7 +80,7 @@ struct AuditChainLinker {
                             // The `v2` encoding: its version byte and `seq` (little-endian), then the packed fields.
                             var head: (UInt64, UInt64) = (0, 0)
                             withUnsafeMutableBytes(of: &head) { head in
-                                head.storeBytes(of: Self.version, as: UInt8.self)
+                                head.storeBytes(of: Self.versionByte, as: UInt8.self)
                                 head.storeBytes(of: seq.littleEndian, toByteOffset: 1, as: Int64.self)
                                 hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: head[0..<9]))
                             }
@@ -105,5 +105,7 @@ struct AuditChainLinker {
     }
 
     private static let digits = Array("0123456789abcdef".utf8)
-    private static let version = UInt8(AuditCanonical.packedVersion)
+    /// The canonical version of every record it links: the backends store it with the record.
+    static let version = AuditCanonical.packedVersion
+    private static let versionByte = UInt8(version)
 }

@@ -118,6 +118,6 @@ public struct AuditEntry: Sendable, Equatable {
         upstreamCertificateFingerprint = record.upstreamCertificateFingerprint
         prevHash = ""
         hash = ""
-        canonicalVersion = AuditCanonical.version
+        canonicalVersion = AuditChainLinker.version
     }
 }

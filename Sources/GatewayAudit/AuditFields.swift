@@ -98,6 +98,11 @@ extension AuditEntry {
     /// The columns `init(row:)` reads, by position: `SELECT \(selectColumns) FROM audit_records`.
     static let selectColumns = (fieldNames + chainColumns).joined(separator: ",")
 
+    /// `selectColumns` with `canonical_version` given by an expression (a trail from before the column).
+    static func selectColumns(version: String) -> String {
+        (fieldNames + ["prev_hash", "hash", "\(version) AS canonical_version"]).joined(separator: ",")
+    }
+
     /// Reads a row selected with `selectColumns`, by position (name lookups dominate the cost of a 10-million-row
     /// export), as stored and without judging it (the verifier does that).
     init(row: Row) {

@@ -99,7 +99,7 @@ extension AuditPostgresReader {
         }
         let clause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         return try entries(reader.run(PostgresQuery(
-            unsafeSQL: "SELECT \(AuditEntry.selectColumns) FROM audit_records\(clause) ORDER BY time_us, node_id, seq LIMIT \(limit)", binds: binds)))
+            unsafeSQL: "SELECT \(reader.columns) FROM audit_records\(clause) ORDER BY time_us, node_id, seq LIMIT \(limit)", binds: binds)))
     }
 }
 

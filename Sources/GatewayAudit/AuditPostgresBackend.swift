@@ -153,7 +153,7 @@ final class AuditPostgresBackend: AuditBackend {
                         records.visit(index, &builder)
                         builder.text(hashes.previousHash(row))
                         builder.text(hashes.hash(row))
-                        builder.integer(AuditCanonical.version)
+                        builder.integer(AuditChainLinker.version)
                         builder.endRow()
                     }
                 }

@@ -20,11 +20,6 @@ enum AuditPostgresPruner {
         defer { try? connection.close().wait() }
         let reader = Reader(connection: connection)
         do {
-            // A prune writes the trail, so it brings an older schema up to date first, as a writer does (and
-            // leaves a database without a trail as it is).
-            if try reader.run("SELECT to_regclass('audit_records') IS NOT NULL").first?.decode(Bool.self) == true {
-                try AuditPostgresSchema.migrate(connection, logger: AuditPostgresReader.logger)
-            }
             return try prune(reader, beforeMicros: beforeMicros, archive: archive)
         } catch {
             _ = try? reader.run("ROLLBACK")
@@ -32,11 +27,14 @@ enum AuditPostgresPruner {
         }
     }
 
-    private static func prune(_ reader: Reader, beforeMicros: Int64, archive: String) throws -> PruneResult {
+    private static func prune(_ connection: Reader, beforeMicros: Int64, archive: String) throws -> PruneResult {
+        var reader = connection
         // Planned and archived in one snapshot, so the archive holds exactly what the plan names.
         try reader.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         let exists = try reader.run("SELECT to_regclass('audit_records') IS NOT NULL").first?.decode(Bool.self) ?? false
         guard exists else { throw AuditError.io("the database holds no audit trail (no audit_records table)") }
+        // A prune deletes and anchors; it reads a trail from before `canonical_version` as a reader does.
+        reader.columns = try AuditPostgresReader.selectColumns(reader)
         var plans: [Plan] = []
         for node in try reader.nodes() {
             let anchorSeq = try reader.run("SELECT seq FROM audit_anchors WHERE node_id = \(node)").first?.decode(Int64.self) ?? 0
@@ -70,7 +68,7 @@ enum AuditPostgresPruner {
                 binds.append(plan.cut.seq)
                 let page = try AuditPostgresReader.entries(reader.run(PostgresQuery(
                     unsafeSQL: """
-                        SELECT \(AuditEntry.selectColumns) FROM audit_records WHERE node_id = $1 AND seq > $2 AND seq <= $3
+                        SELECT \(reader.columns) FROM audit_records WHERE node_id = $1 AND seq > $2 AND seq <= $3
                         ORDER BY seq LIMIT \(AuditPostgresReader.pageSize)
                         """,
                     binds: binds)))

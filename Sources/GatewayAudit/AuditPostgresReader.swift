@@ -19,32 +19,34 @@ enum AuditPostgresReader {
         let url = try PostgresURL(urlText)
         let connection = try PostgresConnection.blockingConnect(url, id: 2, logger: logger)
         defer { try? connection.close().wait() }
-        let reader = Reader(connection: connection)
-        try showVersionColumn(reader)
+        var reader = Reader(connection: connection)
         try reader.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        // The first statement takes the snapshot every read sees; the column is looked up after it, so a
+        // writer's migration in between shows the column and only records from before it.
         let exists = try reader.run("SELECT to_regclass('audit_records') IS NOT NULL").first?.decode(Bool.self) ?? false
         guard exists else { throw AuditError.io("\(url) holds no audit trail (no audit_records table)") }
+        reader.columns = try selectColumns(reader)
         let result = try body(reader)
         try reader.run("COMMIT")
         return result
     }
 
-    /// A trail no writer of this version has migrated has no `canonical_version` column, and a reader may not
-    /// add it: a view of the same name in the session's own `pg_temp` schema (which names resolve to first)
-    /// shows its records as `v1`, what they are, so every reader's queries stay as they are. Made before the
-    /// read-only transaction, which may create nothing.
-    static func showVersionColumn(_ reader: Reader) throws {
-        let missing = try reader.run("""
-            SELECT to_regclass('audit_records') IS NOT NULL AND NOT EXISTS (
+    /// What a reader selects: `AuditEntry.selectColumns`, or on a trail no writer of this version has migrated
+    /// (which a reader may not change: a read-only role, a standby) the same with every record `v1`, what
+    /// records from before the column are.
+    static func selectColumns(_ reader: Reader) throws -> String {
+        let stored = try reader.run("""
+            SELECT EXISTS (
                 SELECT 1 FROM pg_attribute
                 WHERE attrelid = to_regclass('audit_records') AND attname = 'canonical_version' AND NOT attisdropped)
             """).first?.decode(Bool.self) ?? false
-        guard missing else { return }
-        try reader.run("CREATE TEMP VIEW audit_records AS SELECT *, 1::bigint AS canonical_version FROM audit_records")
+        return stored ? AuditEntry.selectColumns : AuditEntry.selectColumns(version: "\(AuditCanonical.textVersion)::bigint")
     }
 
     struct Reader {
         let connection: PostgresConnection
+        /// The columns its queries select (`selectColumns(_:)`).
+        var columns = AuditEntry.selectColumns
 
         @discardableResult
         func run(_ query: PostgresQuery) throws -> [PostgresRow] {
@@ -105,7 +107,7 @@ enum AuditPostgresReader {
                 var after = anchor?.seq ?? 0
                 while true {
                     let page = try entries(reader.run(PostgresQuery(
-                        unsafeSQL: "SELECT \(AuditEntry.selectColumns) FROM audit_records WHERE node_id = $1 AND seq > $2 ORDER BY seq LIMIT \(pageSize)",
+                        unsafeSQL: "SELECT \(reader.columns) FROM audit_records WHERE node_id = $1 AND seq > $2 ORDER BY seq LIMIT \(pageSize)",
                         binds: binds(node, after))))
                     for entry in page { chain.check(entry) }
                     guard let last = page.last, page.count == pageSize else { break }
@@ -164,7 +166,7 @@ enum AuditPostgresReader {
         if let header = format.header { try output.write(header) }
         var seen: [String: Int64] = try reading(url) { reader in
             let newest = try entries(reader.run(PostgresQuery(
-                unsafeSQL: "SELECT \(AuditEntry.selectColumns) FROM audit_records ORDER BY time_us DESC, node_id DESC, seq DESC LIMIT \(max(0, count))")))
+                unsafeSQL: "SELECT \(reader.columns) FROM audit_records ORDER BY time_us DESC, node_id DESC, seq DESC LIMIT \(max(0, count))")))
             for entry in newest.reversed() { try output.write(format.line(for: entry)) }
             var seen: [String: Int64] = [:]
             for node in try reader.nodes() {
@@ -180,7 +182,7 @@ enum AuditPostgresReader {
                 var fresh: [AuditEntry] = []
                 for node in try reader.nodes() {
                     let page = try entries(reader.run(PostgresQuery(
-                        unsafeSQL: "SELECT \(AuditEntry.selectColumns) FROM audit_records WHERE node_id = $1 AND seq > $2 ORDER BY seq",
+                        unsafeSQL: "SELECT \(reader.columns) FROM audit_records WHERE node_id = $1 AND seq > $2 ORDER BY seq",
                         binds: binds(node, seen[node] ?? 0))))
                     fresh += page
                     if let last = page.last { next[node] = last.seq }

@@ -60,6 +60,10 @@ enum AuditPostgresSchema {
         _ = try run("BEGIN")
         do {
             _ = try run("SELECT pg_advisory_xact_lock(\(migrationLockKey))")
+            // A step that alters `audit_records` waits for every reader's snapshot to end, and every node's
+            // inserts queue behind the waiting step: bounded, the step fails, this writer reopens later (its
+            // calls refused meanwhile), and the other nodes go on writing.
+            _ = try run("SET LOCAL lock_timeout = '5s'")
             _ = try run("""
                 CREATE TABLE IF NOT EXISTS audit_schema_migrations (
                     version INTEGER PRIMARY KEY,

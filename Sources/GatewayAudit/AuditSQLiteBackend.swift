@@ -91,7 +91,7 @@ final class AuditSQLiteBackend: AuditBackend {
                             if let mark = run.takeMark() { marks.append(mark) }
                             binder.text(hashes.previousHash(row))
                             binder.text(hashes.hash(row))
-                            binder.integer(AuditCanonical.version)
+                            binder.integer(AuditChainLinker.version)
                             row += 1
                         }
                         try Self.step(statement, on: db.sqliteConnection, sql: sql)

@@ -28,7 +28,7 @@ extension AuditPostgresReader {
         let conditions = condition(filter, &binds)
         let clause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         return try entries(reader.run(PostgresQuery(
-            unsafeSQL: "SELECT \(AuditEntry.selectColumns) FROM audit_records\(clause) ORDER BY time_us DESC, node_id DESC, seq DESC LIMIT \(limit)",
+            unsafeSQL: "SELECT \(reader.columns) FROM audit_records\(clause) ORDER BY time_us DESC, node_id DESC, seq DESC LIMIT \(limit)",
             binds: binds))).reversed()
     }
 }

@@ -51,11 +51,13 @@ enum AuditTimeMarks {
             db, sql: "SELECT MIN(first_seq), MAX(last_seq) FROM audit_time_marks WHERE " + overlap.joined(separator: " AND "),
             arguments: StatementArguments(bounds))
         // One span from the first overlapping run to the last: runs between them are read too, which only a clock
-        // that went back makes many. When the last run overlaps, the records after it join the span: one range of
-        // the table, read in order, where two would be merged and sorted.
+        // that went back makes many. Then the records after the last mark. Both are read as one range of the table
+        // from the span's start, in order, the rows between the span and the last mark passed over by `seq` alone:
+        // SQLite plans two ranges ORed under an `ORDER BY seq` as a scan of the whole table, and as two ranges only
+        // with a sort of every matching row, which a page of 50 records would pay in full.
         guard let low = overlapping?[0] as Int64?, let high = overlapping?[1] as Int64? else { return ("seq > ?", [lastMarked]) }
         if high >= lastMarked { return ("seq >= ?", [low]) }
-        return ("(seq BETWEEN ? AND ? OR seq > ?)", [low, high, lastMarked])
+        return ("seq >= ? AND (seq <= ? OR seq > ?)", [low, high, lastMarked])
     }
 
     /// The last sequence number a mark covers; 0 when there is no mark.

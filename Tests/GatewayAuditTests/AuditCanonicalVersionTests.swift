@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import GatewayCore
 import GatewayPostgres
+import GatewayTestSupport
 import Logging
 import PostgresNIO
 import Testing
@@ -67,13 +68,21 @@ import Testing
         return try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
     }
 
+    /// The admin API's page and latest records, and the stats, read an un-migrated trail's records as `v1`.
+    static func expectReadAsBefore(_ path: String, _ trail: V1Trail) throws {
+        let page = try AuditReader.page(path: path, filter: AuditFilter(), after: nil, limit: 30)
+        #expect(page.entries == Array(trail.entries.prefix(30)))
+        #expect(try AuditReader.latest(path: path, filter: AuditFilter(), limit: 5) == Array(trail.entries.suffix(5)))
+        #expect(try AuditReader.stats(path: path, filter: AuditFilter()).calls == 50)
+    }
+
     /// Runs docs/examples/verify-audit-export.py on `file`: its exit status and what it printed.
-    static func script(_ file: String) throws -> (status: Int32, output: String) {
+    static func script(_ file: String, _ options: String...) throws -> (status: Int32, output: String) {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("docs/examples/verify-audit-export.py")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path, file]
+        process.arguments = ["python3", script.path] + options + [file]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -102,6 +111,7 @@ import Testing
         #expect(before.isIntact, "\(before.problems)")
         #expect(before.recordsChecked == 100)
         #expect(try Self.export(path, to: dir.path("before.jsonl")) == trail.lines)
+        try Self.expectReadAsBefore(path, trail)
 
         // A writer of this build migrates the store and goes on with the same chain in `v2`.
         let writer = AuditWriter(
@@ -129,6 +139,34 @@ import Testing
         #expect(checked.status == 0, "\(checked.output)")
         #expect(checked.output.contains("112 records verified"))
 
+        // The script catches a record left out, one given twice, and a tail cut off below its closing checkpoint;
+        // lines out of order (an export merged by time) pass, and a filtered export passes with `--filtered` only.
+        var deleted = lines
+        deleted.remove(at: 49)
+        let twice = lines + [lines[106]]
+        let cut: [Substring] = Array(lines[..<20]) + [Substring(Self.closingLine(trail.checkpoint))]
+        let broken: [(String, [Substring], String)] = [
+            ("deleted", deleted, "line 50 (seq 51): node crash's records missing after seq 49"),
+            ("twice", twice, "line 113 (seq 107): node crash's seq 107 is given twice"),
+            ("cut", cut, "line 21: the closing checkpoint does not name its node's last record"),
+        ]
+        for (name, edited, message) in broken {
+            try (edited.joined(separator: "\n") + "\n").write(toFile: dir.path("\(name).jsonl"), atomically: true, encoding: .utf8)
+            let refused = try Self.script(dir.path("\(name).jsonl"))
+            #expect(refused.status == 1, "\(name)")
+            #expect(refused.output.contains(message), "\(name): \(refused.output)")
+        }
+        var swapped = lines
+        swapped.swapAt(105, 106)
+        try (swapped.joined(separator: "\n") + "\n").write(toFile: dir.path("swapped.jsonl"), atomically: true, encoding: .utf8)
+        #expect(try Self.script(dir.path("swapped.jsonl")).status == 0)
+        let filtered = Array(lines.enumerated().filter { $0.offset % 3 == 0 }.map(\.element))
+        try (filtered.joined(separator: "\n") + "\n").write(toFile: dir.path("filtered.jsonl"), atomically: true, encoding: .utf8)
+        #expect(try Self.script(dir.path("filtered.jsonl")).status == 1)
+        let passed = try Self.script(dir.path("filtered.jsonl"), "--filtered")
+        #expect(passed.status == 0, "\(passed.output)")
+        #expect(passed.output.contains("38 records verified"))
+
         // The script catches an edit in either version (it can fail).
         for (line, edit) in [(5, ("\"phase\":\"outcome\"", "\"phase\":\"intent\"")), (106, ("\"status\":200", "\"status\":201"))] {
             var edited = lines
@@ -139,6 +177,26 @@ import Testing
             #expect(refused.status == 1)
             #expect(refused.output.contains("line \(line) (seq \(line)): fields do not match the record's hash"), "\(refused.output)")
         }
+    }
+
+    /// An archive's closing checkpoint line, as `audit prune` writes it.
+    static func closingLine(_ checkpoint: AuditCheckpoint) -> String {
+        #"{"checkpoint":{"v":1,"node_id":"\#(checkpoint.nodeID)","seq":\#(checkpoint.seq),"time_us":\#(checkpoint.timeMicros),"hash":"\#(checkpoint.hash)"}}"#
+    }
+
+    /// Values that stress the encoding (an empty text next to a null, escapes, non-ASCII, a negative integer)
+    /// come back from the store as they were hashed: the chain verifies, and so does the script.
+    @Test func unusualValuesRoundTripThroughTheStore() async throws {
+        let dir = try TempDir()
+        let writer = Fixtures.writer(dir)
+        for record in AuditPackingTests.records() { try await writer.record(record, on: Fixtures.loop).get() }
+        await writer.shutdown()
+        let report = try AuditVerifier.verify(path: dir.path("audit.sqlite"), publicKeys: Fixtures.trustedKeys)
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(report.recordsChecked == 3)
+        _ = try Self.export(dir.path("audit.sqlite"), to: dir.path("export.jsonl"))
+        let checked = try Self.script(dir.path("export.jsonl"))
+        #expect(checked.status == 0, "\(checked.output)")
     }
 
     @Test func aRecordsVersionIsCoveredByItsHash() async throws {
@@ -176,6 +234,19 @@ import Testing
         #expect(before.isIntact, "\(before.problems)")
         #expect(before.recordsChecked == 100)
         #expect(try Self.export(url, to: dir.path("before.jsonl")) == trail.lines)
+        try Self.expectReadAsBefore(url, trail)
+
+        // A role that may only read (what an auditor's or a standby's connection is) reads it the same.
+        let role = TestPostgres.databaseName("kgw_reader_")
+        try await AuditPostgresTests.tamper(
+            url, "CREATE ROLE \(role) LOGIN", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \(role)",
+            "ALTER ROLE \(role) SET default_transaction_read_only = on")
+        let readOnly = url.replacingOccurrences(of: "postgres://postgres@", with: "postgres://\(role)@")
+        #expect(readOnly != url)
+        let asReader = try AuditVerifier.verify(path: readOnly, publicKeys: trail.keys)
+        #expect(asReader.isIntact, "\(asReader.problems)")
+        #expect(asReader.recordsChecked == 100)
+        #expect(try Self.export(readOnly, to: dir.path("read-only.jsonl")) == trail.lines)
 
         let writer = AuditPostgresTests.writer(url, node: checkpoint.nodeID)
         try await Self.writeAfter(trail, to: writer)
@@ -189,5 +260,33 @@ import Testing
         let checked = try Self.script(dir.path("after.jsonl"))
         #expect(checked.status == 0, "\(checked.output)")
         #expect(checked.output.contains("112 records verified"))
+    }
+
+    /// `store copy --audit-from` moves a SQLite chain of both versions into PostgreSQL with each record's version,
+    /// and unusual values survive PostgreSQL as they do SQLite.
+    @Test(.enabled(if: AuditPostgresTests.serverURL != nil || AuditPostgresTests.required, "needs PostgreSQL: run under bin/with-postgres"))
+    func aChainOfBothVersionsIsCopiedIntoPostgres() async throws {
+        let dir = try TempDir()
+        let trail = try V1Trail()
+        let path = try Self.v1Store(dir, trail)
+        let writer = AuditWriter(
+            path: path, nodeID: trail.checkpoint.nodeID, mode: .commit, signer: Fixtures.signer, checkpointEveryRecords: 10,
+            checkpointEverySeconds: 3600)
+        try await Self.writeAfter(trail, to: writer)
+        for record in AuditPackingTests.records() { try await writer.record(record, on: Fixtures.loop).get() }
+        await writer.shutdown()
+
+        let url = try await AuditPostgresTests.database()
+        let report = try AuditCopy.copy(from: path, to: url)
+        #expect(report.records == 115)
+        let copied = try AuditVerifier.verify(path: url, publicKeys: trail.keys)
+        #expect(copied.isIntact, "\(copied.problems)")
+        #expect(copied.recordsChecked == 115)
+        let sqliteLines = try Self.export(path, to: dir.path("sqlite.jsonl"))
+        let postgresLines = try Self.export(url, to: dir.path("postgres.jsonl"))
+        #expect(Set(postgresLines) == Set(sqliteLines))
+        #expect(postgresLines.filter { $0.hasPrefix("{\"v\":1,") }.count == 100)
+        let checked = try Self.script(dir.path("postgres.jsonl"), "--filtered")
+        #expect(checked.status == 0, "\(checked.output)")
     }
 }
