@@ -1,3 +1,4 @@
+import Dispatch
 import GatewayPostgres
 import Logging
 import NIOCore
@@ -22,7 +23,9 @@ extension PostgresConnection {
     /// a closed connection is refused here first; the deadline covers a server that stops answering while the
     /// connection stays up. A timed-out connection is closed: its state is unknown.
     func blockingQuery(_ query: PostgresQuery, logger: Logger, timeout: TimeAmount = .seconds(30)) throws -> [PostgresRow] {
-        try blockingWait(timeout: timeout) { self.query(query, logger: logger).cascade(to: $0) }.rows
+        try blockingWait(timeout: timeout) { outcome in
+            self.query(query, logger: logger).whenComplete { outcome.finish($0.map(\.rows)) }
+        }
     }
 
     /// Runs a prepared statement that returns no rows (postgres-nio prepares it on this connection's first use) and
@@ -30,31 +33,52 @@ extension PostgresConnection {
     func blockingExecute<Statement: PostgresPreparedStatement>(
         _ statement: Statement, logger: Logger, timeout: TimeAmount = .seconds(30)
     ) throws where Statement.Row == () {
-        try blockingWait(timeout: timeout) { (promise: EventLoopPromise<Void>) in
+        try blockingWait(timeout: timeout) { (outcome: BlockingOutcome<Void>) in
             // Started on this thread, which then writes the statement to the connection itself: a task started the
-            // usual way would first wait for a thread of the pool, one more hop on every batch's round trip.
+            // usual way would first wait for a thread of the pool, one more hop on every batch's round trip. It
+            // tells this thread itself, where completing a promise would hop to the connection's loop first.
             Task.immediate {
                 do {
                     // Its row stream, drained, rather than the overload giving the command tag, which postgres-nio
                     // asks for before the stream has finished and then stops the process.
                     for try await _ in try await self.execute(statement, logger: logger) {}
-                    promise.succeed(())
+                    outcome.finish(.success(()))
                 } catch {
-                    promise.fail(error)
+                    outcome.finish(.failure(error))
                 }
             }
         }
     }
 
-    private func blockingWait<Value: Sendable>(timeout: TimeAmount, _ start: (EventLoopPromise<Value>) -> Void) throws -> Value {
+    /// Waits on this thread with a deadline of its own: a timer on the connection's event loop, scheduled and
+    /// cancelled from here for every statement, woke that loop twice per batch (docs/performance.md).
+    private func blockingWait<Value: Sendable>(timeout: TimeAmount, _ start: (BlockingOutcome<Value>) -> Void) throws -> Value {
         guard !isClosed else { throw AuditError.unavailable("the connection to PostgreSQL is closed") }
-        let promise = eventLoop.makePromise(of: Value.self)
-        start(promise)
-        let deadline = eventLoop.scheduleTask(in: timeout) {
-            promise.fail(AuditError.unavailable("PostgreSQL did not answer within \(timeout.nanoseconds / 1_000_000_000) s"))
-            let _: EventLoopFuture<Void> = self.close()
+        let outcome = BlockingOutcome<Value>()
+        start(outcome)
+        guard let result = outcome.wait(timeout: timeout) else {
+            let _: EventLoopFuture<Void> = close()
+            throw AuditError.unavailable("PostgreSQL did not answer within \(timeout.nanoseconds / 1_000_000_000) s")
         }
-        defer { deadline.cancel() }
-        return try promise.futureResult.wait()
+        return try result.get()
+    }
+}
+
+/// A statement's result, handed from whichever thread finishes it to the one thread waiting for it.
+final class BlockingOutcome<Value: Sendable>: @unchecked Sendable {  // @unchecked: `result` is written once, before the signal
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<Value, Error>?
+
+    /// Sets the result and wakes the waiter; called once, by whatever ran the statement. After a timeout nobody
+    /// reads it.
+    func finish(_ result: Result<Value, Error>) {
+        self.result = result
+        done.signal()
+    }
+
+    /// The result, or nil when `timeout` passed first.
+    func wait(timeout: TimeAmount) -> Result<Value, Error>? {
+        guard done.wait(timeout: .now() + .nanoseconds(Int(timeout.nanoseconds))) == .success else { return nil }
+        return result
     }
 }
