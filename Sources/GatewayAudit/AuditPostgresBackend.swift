@@ -264,10 +264,11 @@ struct AuditPostgresArray: PostgresDynamicTypeEncodable {
     private var elements = ByteBuffer()
 
     /// An empty array with room for `rows` elements of a typical size (an integer's 8 bytes; a text up to 64 bytes,
-    /// a hash's length, which most of the text columns' values are within).
+    /// a hash's length, which most of the text columns' values are within), up to 1,024 of them: a backlog's batch
+    /// of 100,000 rows would otherwise reserve a quarter of a gigabyte up front; past that it grows as it fills.
     init(integer: Bool, rows: Int) {
         element = integer ? .int8 : .text
-        elements = ByteBufferAllocator().buffer(capacity: rows * (4 + (integer ? 8 : 64)))
+        elements = ByteBufferAllocator().buffer(capacity: min(rows, 1_024) * (4 + (integer ? 8 : 64)))
     }
 
     var psqlType: PostgresDataType { element == .int8 ? .int8Array : .textArray }

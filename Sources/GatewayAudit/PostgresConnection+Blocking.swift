@@ -1,7 +1,9 @@
 import Dispatch
 import GatewayPostgres
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import PostgresNIO
 
 extension PostgresConnection {
@@ -53,6 +55,8 @@ extension PostgresConnection {
     /// Waits on this thread with a deadline of its own: a timer on the connection's event loop, scheduled and
     /// cancelled from here for every statement, woke that loop twice per batch (docs/performance.md).
     private func blockingWait<Value: Sendable>(timeout: TimeAmount, _ start: (BlockingOutcome<Value>) -> Void) throws -> Value {
+        // As `EventLoopFuture.wait()` refused: on an event loop this would block it, and every connection on it.
+        precondition(MultiThreadedEventLoopGroup.currentEventLoop == nil, "a blocking PostgreSQL wait on an event loop")
         guard !isClosed else { throw AuditError.unavailable("the connection to PostgreSQL is closed") }
         let outcome = BlockingOutcome<Value>()
         start(outcome)
@@ -65,20 +69,20 @@ extension PostgresConnection {
 }
 
 /// A statement's result, handed from whichever thread finishes it to the one thread waiting for it.
-final class BlockingOutcome<Value: Sendable>: @unchecked Sendable {  // @unchecked: `result` is written once, before the signal
+final class BlockingOutcome<Value: Sendable>: Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var result: Result<Value, Error>?
+    private let result = NIOLockedValueBox<Result<Value, Error>?>(nil)
 
     /// Sets the result and wakes the waiter; called once, by whatever ran the statement. After a timeout nobody
     /// reads it.
     func finish(_ result: Result<Value, Error>) {
-        self.result = result
+        self.result.withLockedValue { $0 = result }
         done.signal()
     }
 
     /// The result, or nil when `timeout` passed first.
     func wait(timeout: TimeAmount) -> Result<Value, Error>? {
         guard done.wait(timeout: .now() + .nanoseconds(Int(timeout.nanoseconds))) == .success else { return nil }
-        return result
+        return result.withLockedValue { $0 }
     }
 }

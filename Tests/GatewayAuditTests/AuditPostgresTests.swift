@@ -49,6 +49,31 @@ import Testing
     /// unknown, is closed, so the next statement is refused at once instead of waiting again.
     @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"), .timeLimit(.minutes(1)))
     func aServerThatStopsAnsweringEndsTheWaitAtItsDeadlineAndClosesTheConnection() async throws {
+        try await Self.expectDeadline { connection, logger in
+            _ = try connection.blockingQuery("SELECT 1", logger: logger, timeout: .seconds(1))
+        }
+    }
+
+    /// The same for a prepared statement, which the writer's inserts are (run by a task, not a future).
+    @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"), .timeLimit(.minutes(1)))
+    func aPreparedStatementToASilentServerEndsAtItsDeadlineToo() async throws {
+        try await Self.expectDeadline { connection, logger in
+            try connection.blockingExecute(SelectNothing(), logger: logger, timeout: .seconds(1))
+        }
+    }
+
+    /// A prepared statement without rows, as the writer's inserts are.
+    struct SelectNothing: PostgresPreparedStatement {
+        static let name = "kgw_test_select_nothing"
+        static let sql = "SELECT 1 WHERE false"
+        typealias Row = ()
+        func makeBindings() -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> Row {}
+    }
+
+    /// Runs `statement` once answered, then with the relay silenced: it must fail at its one-second deadline, the
+    /// connection must be closed, and the next statement refused at once.
+    static func expectDeadline(_ statement: @escaping @Sendable (PostgresConnection, Logger) throws -> Void) async throws {
         var url = try PostgresURL(try await Self.database())
         let relay = try await TCPRelay.start(to: url.host ?? "127.0.0.1", port: url.port)
         url.host = "127.0.0.1"
@@ -62,21 +87,23 @@ import Testing
             #expect(try rows.first?.decode(Int64.self) == 0)
         }
         // What a one-second statement ends with: nil when answered, else its error's text.
-        let select: @Sendable () -> String? = {
+        let run: @Sendable () -> String? = {
             do {
-                _ = try connection.blockingQuery("SELECT 1", logger: logger, timeout: .seconds(1))
+                try statement(connection, logger)
                 return nil
             } catch {
                 return "\(error)"
             }
         }
+        let answered = await Self.onThread(run)
+        #expect(answered == nil, "\(answered ?? "")")
         relay.silence()
-        let failure = await Self.onThread(select)
+        let failure = await Self.onThread(run)
         #expect(failure?.contains("PostgreSQL did not answer within 1 s") == true, "\(failure ?? "answered")")
         // Polled, not awaited on `closeFuture`: a connection left open must fail this test, not hang the run.
         for _ in 0..<300 where !connection.isClosed { try await Task.sleep(for: .milliseconds(100)) }
         #expect(connection.isClosed, "the connection whose statement timed out was left open")
-        let again = await Self.onThread(select)
+        let again = await Self.onThread(run)
         #expect(again?.contains("closed") == true, "\(again ?? "answered")")
         await relay.close()
     }
