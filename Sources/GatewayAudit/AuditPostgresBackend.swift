@@ -15,14 +15,17 @@ final class AuditPostgresBackend: AuditBackend {
     private let nodeID: String
     private let durability: AuditDurability
     private let logger: Logger
+    /// How long one statement may go unanswered before the connection is given up.
+    private let statementTimeout: TimeAmount
     private var connection: PostgresConnection?
     /// Set by the first `open`; names the server (password hidden) in errors.
     private var url: PostgresURL?
 
-    init(url: String, nodeID: String, durability: AuditDurability, logger: Logger) {
+    init(url: String, nodeID: String, durability: AuditDurability, statementTimeout: TimeAmount = .seconds(30), logger: Logger) {
         self.urlText = url
         self.nodeID = nodeID
         self.durability = durability
+        self.statementTimeout = statementTimeout
         self.logger = logger
     }
 
@@ -56,7 +59,7 @@ final class AuditPostgresBackend: AuditBackend {
 
     @discardableResult
     private func run(_ connection: PostgresConnection, _ query: PostgresQuery) throws -> [PostgresRow] {
-        try connection.blockingQuery(query, logger: logger)
+        try connection.blockingQuery(query, logger: logger, timeout: statementTimeout)
     }
 
     private func head(_ connection: PostgresConnection) throws -> AuditChainHead {
@@ -83,7 +86,7 @@ final class AuditPostgresBackend: AuditBackend {
             if checkpoint == nil {
                 let builder = Self.columns(segments, links: links)
                 guard builder.rows > 0 else { return }
-                try connection.blockingExecute(RecordsInsert(bindings: builder.bindings(extra: 0)), logger: logger)
+                try connection.blockingExecute(RecordsInsert(bindings: builder.bindings(extra: 0)), logger: logger, timeout: statementTimeout)
             } else if let query = Self.insert(segments, links: links, checkpoint: checkpoint) {
                 try run(connection, query)
             }

@@ -148,6 +148,8 @@ public final class AuditWriter: @unchecked Sendable {
     // Confined to `worker`.
     private let backend: any AuditBackend
     private var isOpen = false
+    /// Whether `chain` holds a head the store gave (false until the first open).
+    private var headKnown = false
     private var chain = AuditChainLinker(seq: 0, hash: AuditCanonical.genesisHash)
     private var lastCheckpointSeq: Int64 = 0
     private var lastCheckpointTime = Date()
@@ -160,15 +162,17 @@ public final class AuditWriter: @unchecked Sendable {
     ///
     /// `path` is a SQLite file or a `postgres://` URL (one chain per node id in a shared database).
     /// `retryWindow` is how long a batch keeps retrying a PostgreSQL connection that was lost before its calls are
-    /// refused, so that a server restart of a few seconds holds calls instead of refusing them.
+    /// refused, so that a server restart of a few seconds holds calls instead of refusing them; `statementTimeout`
+    /// how long one PostgreSQL statement may go unanswered before its connection is given up.
     public init(
         path: String, nodeID: String, mode: AuditDurability = .commit, signer: AuditSigner,
         checkpointEveryRecords: Int = 10_000, checkpointEverySeconds: Double = 60, checkpointFile: String? = nil,
         queueLimit: Int = 100_000, lockTimeout: TimeInterval = 2, retryWindow: TimeInterval = 5,
-        logger: Logger = Logger(label: "audit")
+        statementTimeout: TimeInterval = 30, logger: Logger = Logger(label: "audit")
     ) {
         if PostgresURL.isPostgresURL(path) {
-            backend = AuditPostgresBackend(url: path, nodeID: nodeID, durability: mode, logger: logger)
+            backend = AuditPostgresBackend(
+                url: path, nodeID: nodeID, durability: mode, statementTimeout: .nanoseconds(Int64(statementTimeout * 1e9)), logger: logger)
         } else {
             backend = AuditSQLiteBackend(path: path, durability: mode, lockTimeout: lockTimeout, logger: logger)
         }
@@ -388,6 +392,7 @@ public final class AuditWriter: @unchecked Sendable {
         let head = try backend.open()
         isOpen = true
         chain = AuditChainLinker(seq: head.lastSeq, hash: head.lastHash)
+        headKnown = true
         lastCheckpointSeq = head.lastCheckpointSeq
         lastCheckpointTime = Date()
         shared.withLockedValue {
@@ -478,19 +483,43 @@ public final class AuditWriter: @unchecked Sendable {
     /// One try at appending `segments` after the chain head; advances the head only when the store committed.
     private func attempt(_ segments: [AuditPackedRecords]) -> Result<AuditCheckpoint?, any Error> {
         do {
+            let known = headKnown ? chain : nil
             try openIfNeeded()
+            // A reopened store's head past the one this writer knew is a try whose answer was lost after it
+            // committed (only this writer appends its chain): those segments are not written again.
+            let pending = landed(segments, after: known)
             // Linked afresh on every try: the chain head moves only when the store committed.
             var linked = chain
-            let links = linked.link(segments)
+            let links = linked.link(pending)
             let checkpoint = checkpointDue(at: linked.seq)
                 ? try signer.checkpoint(nodeID: nodeID, seq: linked.seq, timeMicros: Self.nowMicros(), hash: linked.hash) : nil
-            if !segments.isEmpty || checkpoint != nil { try backend.append(segments, links: links, checkpoint: checkpoint) }
+            if !pending.isEmpty || checkpoint != nil { try backend.append(pending, links: links, checkpoint: checkpoint) }
             chain = linked
             return .success(checkpoint)
         } catch {
             closeAfterFailure()
             return .failure(error)
         }
+    }
+
+    /// The segments still to write after the store's head `chain`: all of them, unless the head lies past `known`
+    /// exactly where linking the first of them after `known` ends, hash for hash (those landed before their answer
+    /// was lost); the async backlog is retried with newer batches after it, so a prefix of whole segments may have.
+    private func landed(_ segments: [AuditPackedRecords], after known: AuditChainLinker?) -> [AuditPackedRecords] {
+        guard let known, chain.seq > known.seq else { return segments }
+        var probe = known
+        for (index, segment) in segments.enumerated() {
+            _ = probe.link([segment])
+            if probe.seq == chain.seq {
+                guard probe.hash == chain.hash else { return segments }
+                logger.warning("audit records found committed after their answer was lost; not written again", metadata: [
+                    "records": "\(chain.seq - known.seq)", "seq": "\(chain.seq)",
+                ])
+                return Array(segments[(index + 1)...])
+            }
+            if probe.seq > chain.seq { break }
+        }
+        return segments
     }
 
     private func checkpointDue(at seq: Int64) -> Bool {

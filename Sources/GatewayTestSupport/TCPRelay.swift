@@ -5,7 +5,8 @@ import NIOPosix
 /// A TCP relay on loopback in front of a server (PostgreSQL in the scale-out tests), which a test can cut and
 /// restore: cut, it closes every relayed connection and every new one at once, as an unreachable server looks to
 /// a client whose connections were reset; silenced, it keeps every connection open and passes nothing on, as a
-/// server that stops answering looks; restored, it relays again. The server itself is never touched, so tests
+/// server that stops answering looks; with its answers muted, it passes on what clients send and drops what the
+/// server answers; restored, it relays again. The server itself is never touched, so tests
 /// sharing it are not disturbed.
 public final class TCPRelay: Sendable {
     /// The relay's port on 127.0.0.1.
@@ -16,6 +17,7 @@ public final class TCPRelay: Sendable {
     struct RelayState {
         var cut = false
         var silent = false
+        var answersMuted = false
         var open: [ObjectIdentifier: any Channel] = [:]
     }
 
@@ -78,11 +80,18 @@ public final class TCPRelay: Sendable {
         state.withLockedValue { $0.silent = true }
     }
 
+    /// Mutes the server's answers only: what clients send still reaches it (and commits), what it answers is
+    /// dropped, as an answer lost on the way looks; until `restore()`.
+    public func muteAnswers() {
+        state.withLockedValue { $0.answersMuted = true }
+    }
+
     /// Relays again.
     public func restore() {
         state.withLockedValue {
             $0.cut = false
             $0.silent = false
+            $0.answersMuted = false
         }
     }
 
@@ -120,7 +129,7 @@ final class RelayHandler: ChannelInboundHandler {
     private var partner: (any Channel)? { inboundSide ? pair.outbound : pair.inbound }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !state.withLockedValue({ $0.silent }) else { return }
+        guard !state.withLockedValue({ $0.silent || (!inboundSide && $0.answersMuted) }) else { return }
         partner?.writeAndFlush(unwrapInboundIn(data), promise: nil)
     }
 

@@ -62,6 +62,46 @@ import Testing
         }
     }
 
+    /// A batch that commits but whose answer is lost on the way (the relay drops the server's answers) is found in
+    /// the store when the writer reopens: its calls are told it was written, and its records are not written a
+    /// second time under new sequence numbers.
+    @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"), .timeLimit(.minutes(1)))
+    func aBatchWhoseAnswerWasLostIsNotWrittenTwice() async throws {
+        let database = try await Self.database()
+        let direct = try PostgresURL(database)
+        let relay = try await TCPRelay.start(to: direct.host ?? "127.0.0.1", port: direct.port)
+        let relayed = database.replacingOccurrences(of: ":\(direct.port)/", with: ":\(relay.port)/")
+        #expect(relayed != database)
+        let writer = AuditWriter(
+            path: relayed, nodeID: "lost", signer: Fixtures.signer, checkpointEveryRecords: 1_000, checkpointEverySeconds: 3600,
+            retryWindow: 10, statementTimeout: 1)
+        try await writer.record(Fixtures.record(1), on: Fixtures.loop).get()
+        relay.muteAnswers()
+        let second = writer.record(Fixtures.record(2), on: Fixtures.loop)
+        // Restored once the record has landed, read past the relay: the answer it dropped is lost for good.
+        var landed = 0
+        for _ in 0..<100 where landed < 2 {
+            try await Task.sleep(for: .milliseconds(50))
+            landed = try AuditVerifier.verify(path: database, publicKeys: Fixtures.trustedKeys).recordsChecked
+        }
+        #expect(landed == 2)
+        relay.restore()
+        try await second.get()
+        try await writer.record(Fixtures.record(3), on: Fixtures.loop).get()
+        await writer.shutdown()
+        let report = try AuditVerifier.verify(path: database, publicKeys: Fixtures.trustedKeys)
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(report.recordsChecked == 3)
+        let dir = try TempDir()
+        let output = try AuditOutput(path: dir.path("export.jsonl"))
+        try AuditReader.export(path: database, filter: AuditFilter(), format: .jsonl, to: output)
+        try output.close()
+        let requests = try String(contentsOfFile: dir.path("export.jsonl"), encoding: .utf8).split(separator: "\n")
+            .compactMap { AuditEntry(jsonLine: $0)?.requestID }
+        #expect(requests == ["req-1", "req-2", "req-3"])
+        await relay.close()
+    }
+
     /// A prepared statement without rows, as the writer's inserts are.
     struct SelectNothing: PostgresPreparedStatement {
         static let name = "kgw_test_select_nothing"
