@@ -172,7 +172,8 @@ public final class AuditWriter: @unchecked Sendable {
     ) {
         if PostgresURL.isPostgresURL(path) {
             backend = AuditPostgresBackend(
-                url: path, nodeID: nodeID, durability: mode, statementTimeout: .nanoseconds(Int64(statementTimeout * 1e9)), logger: logger)
+                url: path, nodeID: nodeID, durability: mode,
+                statementTimeout: .milliseconds(Int64(min(max(statementTimeout, 0.1), 3_600) * 1_000)), logger: logger)
         } else {
             backend = AuditSQLiteBackend(path: path, durability: mode, lockTimeout: lockTimeout, logger: logger)
         }
@@ -425,18 +426,21 @@ public final class AuditWriter: @unchecked Sendable {
         }
         let started = Date()
         var delay = 0.05
-        var outcome = attempt(segments)
+        // Leading segments a try found in the store after its answer was lost: never written again, also when a
+        // later try fails.
+        var landed = 0
+        var outcome = attempt(segments, landed: &landed)
         while case .failure = outcome, backend.closesAfterFailure, health.isHealthy,
             Date().timeIntervalSince(started) + delay <= retryWindow
         {
             Thread.sleep(forTimeInterval: delay)
             delay = min(delay * 2, 1)
-            outcome = attempt(segments)
+            outcome = attempt(segments, landed: &landed)
         }
         switch outcome {
         case .failure(let error):
             let reason = String(describing: error)
-            if mode == .async { backlog = segments }
+            if mode == .async { backlog = Array(segments[landed...]) }
             // Health first, so whoever sees the failed future also sees why.
             recordFailure(reason)
             complete(batches, with: .failure(AuditError.unavailable(reason)))
@@ -480,14 +484,23 @@ public final class AuditWriter: @unchecked Sendable {
         }
     }
 
-    /// One try at appending `segments` after the chain head; advances the head only when the store committed.
-    private func attempt(_ segments: [AuditPackedRecords]) -> Result<AuditCheckpoint?, any Error> {
+    /// One try at appending `segments` after the chain head, past the first `landed` of them; advances the head
+    /// only when the store committed.
+    private func attempt(_ segments: [AuditPackedRecords], landed: inout Int) -> Result<AuditCheckpoint?, any Error> {
         do {
             let known = headKnown ? chain : nil
+            let knownCheckpointSeq = lastCheckpointSeq
             try openIfNeeded()
             // A reopened store's head past the one this writer knew is a try whose answer was lost after it
             // committed (only this writer appends its chain): those segments are not written again.
-            let pending = landed(segments, after: known)
+            let found = landedCount(segments[landed...], after: known)
+            if found > 0 {
+                landed += found
+                // A checkpoint signed in that statement is in the store but not in the checkpoint file: one is
+                // signed again at the head, as if it had not been.
+                lastCheckpointSeq = min(lastCheckpointSeq, knownCheckpointSeq)
+            }
+            let pending = landed == 0 ? segments : Array(segments[landed...])
             // Linked afresh on every try: the chain head moves only when the store committed.
             var linked = chain
             let links = linked.link(pending)
@@ -502,24 +515,24 @@ public final class AuditWriter: @unchecked Sendable {
         }
     }
 
-    /// The segments still to write after the store's head `chain`: all of them, unless the head lies past `known`
-    /// exactly where linking the first of them after `known` ends, hash for hash (those landed before their answer
-    /// was lost); the async backlog is retried with newer batches after it, so a prefix of whole segments may have.
-    private func landed(_ segments: [AuditPackedRecords], after known: AuditChainLinker?) -> [AuditPackedRecords] {
-        guard let known, chain.seq > known.seq else { return segments }
+    /// How many of `segments`, from the first, the store already holds after the head `known`: none, unless the
+    /// store's head (`chain`) lies exactly where linking them after `known` ends, hash for hash (they landed before
+    /// their answer was lost). The async backlog is retried with newer batches after it, so a prefix may have.
+    private func landedCount(_ segments: ArraySlice<AuditPackedRecords>, after known: AuditChainLinker?) -> Int {
+        guard let known, chain.seq > known.seq else { return 0 }
         var probe = known
-        for (index, segment) in segments.enumerated() {
+        for (count, segment) in segments.enumerated() {
             _ = probe.link([segment])
             if probe.seq == chain.seq {
-                guard probe.hash == chain.hash else { return segments }
+                guard probe.hash == chain.hash else { return 0 }
                 logger.warning("audit records found committed after their answer was lost; not written again", metadata: [
                     "records": "\(chain.seq - known.seq)", "seq": "\(chain.seq)",
                 ])
-                return Array(segments[(index + 1)...])
+                return count + 1
             }
             if probe.seq > chain.seq { break }
         }
-        return segments
+        return 0
     }
 
     private func checkpointDue(at seq: Int64) -> Bool {

@@ -5,8 +5,8 @@ import NIOPosix
 /// A TCP relay on loopback in front of a server (PostgreSQL in the scale-out tests), which a test can cut and
 /// restore: cut, it closes every relayed connection and every new one at once, as an unreachable server looks to
 /// a client whose connections were reset; silenced, it keeps every connection open and passes nothing on, as a
-/// server that stops answering looks; with its answers muted, it passes on what clients send and drops what the
-/// server answers; restored, it relays again. The server itself is never touched, so tests
+/// server that stops answering looks; with the answers of its open connections muted, it passes on what those
+/// clients send and drops what the server answers them; restored, it relays again. The server itself is never touched, so tests
 /// sharing it are not disturbed.
 public final class TCPRelay: Sendable {
     /// The relay's port on 127.0.0.1.
@@ -17,7 +17,8 @@ public final class TCPRelay: Sendable {
     struct RelayState {
         var cut = false
         var silent = false
-        var answersMuted = false
+        /// The channels whose reads are dropped by `muteAnswers()`.
+        var muted: Set<ObjectIdentifier> = []
         var open: [ObjectIdentifier: any Channel] = [:]
     }
 
@@ -55,7 +56,10 @@ public final class TCPRelay: Sendable {
                         $0.open[ObjectIdentifier(outbound)] = outbound
                     }
                     let forget: @Sendable (any Channel) -> Void = { channel in
-                        _ = state.withLockedValue { $0.open.removeValue(forKey: ObjectIdentifier(channel)) }
+                        state.withLockedValue {
+                            $0.open.removeValue(forKey: ObjectIdentifier(channel))
+                            $0.muted.remove(ObjectIdentifier(channel))
+                        }
                     }
                     inbound.closeFuture.whenComplete { _ in forget(inbound) }
                     outbound.closeFuture.whenComplete { _ in forget(outbound) }
@@ -80,10 +84,11 @@ public final class TCPRelay: Sendable {
         state.withLockedValue { $0.silent = true }
     }
 
-    /// Mutes the server's answers only: what clients send still reaches it (and commits), what it answers is
-    /// dropped, as an answer lost on the way looks; until `restore()`.
+    /// Mutes the server's answers on the connections open now: what their clients send still reaches it (and
+    /// commits), what it answers them is dropped, as an answer lost on the way looks; connections made later relay
+    /// both ways, as a reconnect after a lost answer finds the server.
     public func muteAnswers() {
-        state.withLockedValue { $0.answersMuted = true }
+        state.withLockedValue { $0.muted = Set($0.open.keys) }
     }
 
     /// Relays again.
@@ -91,7 +96,7 @@ public final class TCPRelay: Sendable {
         state.withLockedValue {
             $0.cut = false
             $0.silent = false
-            $0.answersMuted = false
+            $0.muted = []
         }
     }
 
@@ -129,7 +134,8 @@ final class RelayHandler: ChannelInboundHandler {
     private var partner: (any Channel)? { inboundSide ? pair.outbound : pair.inbound }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !state.withLockedValue({ $0.silent || (!inboundSide && $0.answersMuted) }) else { return }
+        let channel = ObjectIdentifier(context.channel)
+        guard !state.withLockedValue({ $0.silent || (!inboundSide && $0.muted.contains(channel)) }) else { return }
         partner?.writeAndFlush(unwrapInboundIn(data), promise: nil)
     }
 

@@ -82,12 +82,14 @@ import Testing
         var landed = 0
         for _ in 0..<100 where landed < 2 {
             try await Task.sleep(for: .milliseconds(50))
-            landed = try AuditVerifier.verify(path: database, publicKeys: Fixtures.trustedKeys).recordsChecked
+            landed = try await Self.records(database)
         }
         #expect(landed == 2)
         relay.restore()
         try await second.get()
         try await writer.record(Fixtures.record(3), on: Fixtures.loop).get()
+        #expect(writer.health.isHealthy)
+        #expect(writer.health.lastSeq == 3)
         await writer.shutdown()
         let report = try AuditVerifier.verify(path: database, publicKeys: Fixtures.trustedKeys)
         #expect(report.isIntact, "\(report.problems)")
@@ -100,6 +102,54 @@ import Testing
             .compactMap { AuditEntry(jsonLine: $0)?.requestID }
         #expect(requests == ["req-1", "req-2", "req-3"])
         await relay.close()
+    }
+
+    /// In `async` mode a failed batch is retried with the batches queued meanwhile: when its answer was lost after
+    /// it landed and the next statement fails too, the landed records stay out of the backlog for good.
+    @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"), .timeLimit(.minutes(1)))
+    func aLandedBacklogIsNotWrittenAgainAfterASecondFailure() async throws {
+        let database = try await Self.database()
+        let direct = try PostgresURL(database)
+        let relay = try await TCPRelay.start(to: direct.host ?? "127.0.0.1", port: direct.port)
+        let relayed = database.replacingOccurrences(of: ":\(direct.port)/", with: ":\(relay.port)/")
+        let writer = AuditWriter(
+            path: relayed, nodeID: "backlog", mode: .async, signer: Fixtures.signer, checkpointEveryRecords: 1_000,
+            checkpointEverySeconds: 3600, retryWindow: 0, statementTimeout: 3)
+        try await writer.record(Fixtures.record(1), on: Fixtures.loop).get()
+        for _ in 0..<100 where try await Self.records(database) < 1 { try await Task.sleep(for: .milliseconds(50)) }
+        // Record 2 lands but its answer is lost; record 3 queues meanwhile, and the server refuses it once.
+        relay.muteAnswers()
+        try await writer.record(Fixtures.record(2), on: Fixtures.loop).get()
+        for _ in 0..<100 where try await Self.records(database) < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        try await Self.tamper(database, """
+            CREATE FUNCTION kgw_refuse_req3() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.request_id = 'req-3' THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NEW; END $$
+            """, "CREATE TRIGGER kgw_refuse_req3 BEFORE INSERT ON audit_records FOR EACH ROW EXECUTE FUNCTION kgw_refuse_req3()")
+        try await writer.record(Fixtures.record(3), on: Fixtures.loop).get()
+        for _ in 0..<200 where !(writer.health.lastError ?? "").contains("refused for the test") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(writer.health.lastError?.contains("refused for the test") == true, "\(writer.health)")
+        try await Self.tamper(database, "DROP TRIGGER kgw_refuse_req3 ON audit_records")
+        for _ in 0..<200 where !writer.health.isHealthy { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(writer.health.isHealthy, "\(writer.health)")
+        await writer.shutdown()
+        let report = try AuditVerifier.verify(path: database, publicKeys: Fixtures.trustedKeys)
+        #expect(report.isIntact, "\(report.problems)")
+        let dir = try TempDir()
+        let output = try AuditOutput(path: dir.path("export.jsonl"))
+        try AuditReader.export(path: database, filter: AuditFilter(), format: .jsonl, to: output)
+        try output.close()
+        let requests = try String(contentsOfFile: dir.path("export.jsonl"), encoding: .utf8).split(separator: "\n")
+            .compactMap { AuditEntry(jsonLine: $0)?.requestID }
+        #expect(requests == ["req-1", "req-2", "req-3"])
+        await relay.close()
+    }
+
+    /// How many records the trail at `url` holds, verified; read off the cooperative pool, which the writer's
+    /// statements need free to finish.
+    static func records(_ url: String) async throws -> Int {
+        try await onThread { try AuditVerifier.verify(path: url, publicKeys: Fixtures.trustedKeys).recordsChecked }
     }
 
     /// A prepared statement without rows, as the writer's inserts are.
