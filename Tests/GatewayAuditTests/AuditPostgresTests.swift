@@ -67,11 +67,7 @@ import Testing
     /// second time under new sequence numbers.
     @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"), .timeLimit(.minutes(1)))
     func aBatchWhoseAnswerWasLostIsNotWrittenTwice() async throws {
-        let database = try await Self.database()
-        let direct = try PostgresURL(database)
-        let relay = try await TCPRelay.start(to: direct.host ?? "127.0.0.1", port: direct.port)
-        let relayed = database.replacingOccurrences(of: ":\(direct.port)/", with: ":\(relay.port)/")
-        #expect(relayed != database)
+        let (database, relay, relayed) = try await Self.relayedDatabase()
         let writer = AuditWriter(
             path: relayed, nodeID: "lost", signer: Fixtures.signer, checkpointEveryRecords: 1_000, checkpointEverySeconds: 3600,
             retryWindow: 10, statementTimeout: 1)
@@ -94,13 +90,7 @@ import Testing
         let report = try AuditVerifier.verify(path: database, publicKeys: Fixtures.trustedKeys)
         #expect(report.isIntact, "\(report.problems)")
         #expect(report.recordsChecked == 3)
-        let dir = try TempDir()
-        let output = try AuditOutput(path: dir.path("export.jsonl"))
-        try AuditReader.export(path: database, filter: AuditFilter(), format: .jsonl, to: output)
-        try output.close()
-        let requests = try String(contentsOfFile: dir.path("export.jsonl"), encoding: .utf8).split(separator: "\n")
-            .compactMap { AuditEntry(jsonLine: $0)?.requestID }
-        #expect(requests == ["req-1", "req-2", "req-3"])
+        #expect(try Self.requestIDs(database) == ["req-1", "req-2", "req-3"])
         await relay.close()
     }
 
@@ -108,10 +98,7 @@ import Testing
     /// it landed and the next statement fails too, the landed records stay out of the backlog for good.
     @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"), .timeLimit(.minutes(1)))
     func aLandedBacklogIsNotWrittenAgainAfterASecondFailure() async throws {
-        let database = try await Self.database()
-        let direct = try PostgresURL(database)
-        let relay = try await TCPRelay.start(to: direct.host ?? "127.0.0.1", port: direct.port)
-        let relayed = database.replacingOccurrences(of: ":\(direct.port)/", with: ":\(relay.port)/")
+        let (database, relay, relayed) = try await Self.relayedDatabase()
         let writer = AuditWriter(
             path: relayed, nodeID: "backlog", mode: .async, signer: Fixtures.signer, checkpointEveryRecords: 1_000,
             checkpointEverySeconds: 3600, retryWindow: 0, statementTimeout: 3)
@@ -136,14 +123,28 @@ import Testing
         await writer.shutdown()
         let report = try AuditVerifier.verify(path: database, publicKeys: Fixtures.trustedKeys)
         #expect(report.isIntact, "\(report.problems)")
+        #expect(try Self.requestIDs(database) == ["req-1", "req-2", "req-3"])
+        await relay.close()
+    }
+
+    /// A new database, and a relay in front of its server with the database's URL through it.
+    static func relayedDatabase() async throws -> (database: String, relay: TCPRelay, relayed: String) {
+        let database = try await database()
+        let direct = try PostgresURL(database)
+        let relay = try await TCPRelay.start(to: direct.host ?? "127.0.0.1", port: direct.port)
+        let relayed = database.replacingOccurrences(of: ":\(direct.port)/", with: ":\(relay.port)/")
+        #expect(relayed != database)
+        return (database, relay, relayed)
+    }
+
+    /// The request ids of the trail's records, as its export lists them.
+    static func requestIDs(_ url: String) throws -> [String] {
         let dir = try TempDir()
         let output = try AuditOutput(path: dir.path("export.jsonl"))
-        try AuditReader.export(path: database, filter: AuditFilter(), format: .jsonl, to: output)
+        try AuditReader.export(path: url, filter: AuditFilter(), format: .jsonl, to: output)
         try output.close()
-        let requests = try String(contentsOfFile: dir.path("export.jsonl"), encoding: .utf8).split(separator: "\n")
+        return try String(contentsOfFile: dir.path("export.jsonl"), encoding: .utf8).split(separator: "\n")
             .compactMap { AuditEntry(jsonLine: $0)?.requestID }
-        #expect(requests == ["req-1", "req-2", "req-3"])
-        await relay.close()
     }
 
     /// How many records the trail at `url` holds, verified; read off the cooperative pool, which the writer's
