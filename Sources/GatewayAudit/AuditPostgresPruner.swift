@@ -27,8 +27,8 @@ enum AuditPostgresPruner {
         }
     }
 
-    private static func prune(_ connection: Reader, beforeMicros: Int64, archive: String) throws -> PruneResult {
-        var reader = connection
+    private static func prune(_ reader: Reader, beforeMicros: Int64, archive: String) throws -> PruneResult {
+        var reader = reader
         // Planned and archived in one snapshot, so the archive holds exactly what the plan names.
         try reader.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         let exists = try reader.run("SELECT to_regclass('audit_records') IS NOT NULL").first?.decode(Bool.self) ?? false
