@@ -62,12 +62,12 @@ public enum AuditCanonical {
 
     /// The `v2` encoding of an entry: the bytes the writer hashes, rebuilt from the stored values.
     static func packed(_ entry: AuditEntry) -> [UInt8] {
-        var packer = AuditEntryPacker()
-        packer.bytes.reserveCapacity(512)
-        packer.bytes.append(UInt8(truncatingIfNeeded: packedVersion))
-        packer.append(entry.seq)
-        entry.visitFieldsAfterSeq(&packer)
-        return packer.bytes
+        var fields = AuditPackedRecords()
+        fields.append(entry)
+        var bytes = [UInt8(truncatingIfNeeded: packedVersion)]
+        withUnsafeBytes(of: entry.seq.littleEndian) { bytes.append(contentsOf: $0) }
+        fields.withReader { bytes.append(contentsOf: $0.bytes(of: 0)) }
+        return bytes
     }
 
     /// `,"name":` for every field after `seq`, in order and back to back (the keys are the same for every
@@ -86,30 +86,6 @@ public enum AuditCanonical {
         writer.finish()
         out.removeAll(keepingCapacity: true)
         out.append(contentsOf: buffer.bytes)
-    }
-}
-
-/// Packs an entry's fields after `seq` as `AuditPackedRecords` packs a call's: tag, little-endian length or
-/// integer, UTF-8.
-private struct AuditEntryPacker: AuditFieldVisitor {
-    var bytes: [UInt8] = []
-
-    mutating func append(_ value: Int64) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    mutating func text(_ value: String?) {
-        guard let value else { return bytes.append(AuditPackedRecords.null) }
-        let utf8 = value.utf8
-        bytes.append(AuditPackedRecords.text)
-        withUnsafeBytes(of: UInt32(truncatingIfNeeded: utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: utf8)
-    }
-
-    mutating func integer(_ value: Int64?) {
-        guard let value else { return bytes.append(AuditPackedRecords.null) }
-        bytes.append(AuditPackedRecords.integer)
-        append(value)
     }
 }
 

@@ -100,7 +100,7 @@ extension AuditEntry {
 
     /// `selectColumns` with `canonical_version` given by an expression (a trail from before the column).
     static func selectColumns(version: String) -> String {
-        (fieldNames + ["prev_hash", "hash", "\(version) AS canonical_version"]).joined(separator: ",")
+        (fieldNames + chainColumns.map { $0 == "canonical_version" ? "\(version) AS \($0)" : $0 }).joined(separator: ",")
     }
 
     /// Reads a row selected with `selectColumns`, by position (name lookups dominate the cost of a 10-million-row

@@ -77,6 +77,16 @@ struct AuditPackedRecords: Sendable {
         packer.finish()
     }
 
+    /// Packs an entry read back from a store, as `append(_:nodeID:)` packs a call: the bytes its `v2` canonical
+    /// encoding hashes after the version byte and `seq`, by the same packer, so the writer and the verifier cannot
+    /// disagree on them.
+    mutating func append(_ entry: AuditEntry) {
+        var packer = Packer(storage: uniqueStorage())
+        starts.append(packer.count)
+        entry.visitFieldsAfterSeq(&packer)
+        packer.finish()
+    }
+
     /// The storage, copied first if another value shares it (values are moved between threads, not shared, so
     /// this copies nothing in practice; it keeps value semantics should one ever be copied and appended to).
     private mutating func uniqueStorage() -> Storage {
@@ -127,7 +137,7 @@ struct AuditPackedRecords: Sendable {
     }
 
     /// Writes one record's fields after the storage's bytes; `finish` makes them part of it.
-    private struct Packer {
+    private struct Packer: AuditFieldVisitor {
         let storage: Storage
         var count: Int
 

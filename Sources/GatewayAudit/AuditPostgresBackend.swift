@@ -21,7 +21,7 @@ final class AuditPostgresBackend: AuditBackend {
     /// Set by the first `open`; names the server (password hidden) in errors.
     private var url: PostgresURL?
 
-    init(url: String, nodeID: String, durability: AuditDurability, statementTimeout: TimeAmount = .seconds(30), logger: Logger) {
+    init(url: String, nodeID: String, durability: AuditDurability, statementTimeout: TimeAmount, logger: Logger) {
         self.urlText = url
         self.nodeID = nodeID
         self.durability = durability
@@ -112,7 +112,7 @@ final class AuditPostgresBackend: AuditBackend {
 
     /// Every column in `insertSQL` order with its type; `integer` columns are BIGINT, the rest TEXT.
     private static let columns: [(name: String, integer: Bool)] = (AuditEntry.fieldNames + AuditEntry.chainColumns).map {
-        ($0, AuditEntry.integerColumns.contains($0) || $0 == "canonical_version")
+        ($0, AuditEntry.integerColumns.contains($0))
     }
 
     /// `INSERT … SELECT * FROM unnest($1::bigint[], $2::text[], …)`: one array per column, so the statement has

@@ -89,7 +89,7 @@ extension AuditEntry {
     /// The columns stored as integers.
     static let integerColumns: Set = [
         "seq", "time_us", "request_bytes", "status", "response_bytes", "upstream_attempts", "upstream_latency_us",
-        "credential_version",
+        "credential_version", "canonical_version",
     ]
 
     static func columnDefinitions(integer: String, of names: ArraySlice<String>) -> String {
