@@ -206,6 +206,13 @@ final class AuditPostgresBackend: AuditBackend {
         self.connection = nil
         try? connection.close().wait()
     }
+
+    /// A writer dropped without `shutdown` (a caller's task cancelled) still closes its connection, which also
+    /// releases the node's advisory lock; the connection is kept until its channel has closed.
+    deinit {
+        guard let connection else { return }
+        connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+    }
 }
 
 /// Fills one PostgreSQL array per column from entries or packed records visited in column order.

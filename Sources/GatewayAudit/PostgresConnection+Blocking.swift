@@ -38,8 +38,10 @@ extension PostgresConnection {
         try blockingWait(timeout: timeout) { (outcome: BlockingOutcome<Void>) in
             // Started on this thread, which then writes the statement to the connection itself: a task started the
             // usual way would first wait for a thread of the pool, one more hop on every batch's round trip. It
-            // tells this thread itself, where completing a promise would hop to the connection's loop first.
-            Task.immediate {
+            // tells this thread itself, where completing a promise would hop to the connection's loop first. What
+            // runs after its first suspension runs on the connection's loop, never on the cooperative pool: a pool
+            // kept busy elsewhere in the process left the answer unread until the deadline closed the connection.
+            Task.immediate(executorPreference: EventLoopTaskExecutor(eventLoop)) {
                 do {
                     // Its row stream, drained, rather than the overload giving the command tag, which postgres-nio
                     // asks for before the stream has finished and then stops the process.
@@ -84,5 +86,20 @@ final class BlockingOutcome<Value: Sendable>: Sendable {
     func wait(timeout: TimeAmount) -> Result<Value, Error>? {
         guard done.wait(timeout: .now() + .nanoseconds(Int(timeout.nanoseconds))) == .success else { return nil }
         return result.withLockedValue { $0 }
+    }
+}
+
+/// Runs a task's jobs on one event loop, so that a task preferring it never waits for a thread of the cooperative
+/// pool (postgres-nio's async functions are nonisolated: without a preference they resume on the pool).
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -62,6 +62,36 @@ import Testing
         }
     }
 
+    /// The writer's prepared statements run in a task that prefers the connection's event loop: what follows each
+    /// of postgres-nio's suspensions runs there, so a cooperative pool kept busy elsewhere in the process cannot
+    /// hold an answer back until its deadline closes the connection (the failure CI once met under load).
+    @Test(.enabled(if: serverURL != nil || required, "needs PostgreSQL: run under bin/with-postgres"), .timeLimit(.minutes(1)))
+    func aPreparedStatementResumesOnTheConnectionsLoopNotOnThePool() async throws {
+        let url = try PostgresURL(try await Self.database())
+        let logger = Logger(label: "executor", factory: { _ in SwiftLogNoOpLogHandler() })
+        let connection = try await Self.onThread { try PostgresConnection.blockingConnect(url, id: 8, logger: logger) }
+        let outcome = BlockingOutcome<[Bool]>()
+        Task.immediate(executorPreference: EventLoopTaskExecutor(connection.eventLoop)) {
+            var onLoop: [Bool] = []
+            do {
+                for try await _ in try await connection.execute(SelectNothing(), logger: logger) {
+                    onLoop.append(connection.eventLoop.inEventLoop)
+                }
+                onLoop.append(connection.eventLoop.inEventLoop)
+                _ = try await connection.query("SELECT 1", logger: logger)
+                onLoop.append(connection.eventLoop.inEventLoop)
+                outcome.finish(.success(onLoop))
+            } catch {
+                outcome.finish(.failure(error))
+            }
+        }
+        let seen = try await Self.onThread { try outcome.wait(timeout: .seconds(30))?.get() }
+        #expect(seen == [true, true])
+        // The writer's own path, for good measure: it answers on the calling thread.
+        try await Self.onThread { try connection.blockingExecute(SelectNothing(), logger: logger) }
+        try await connection.close()
+    }
+
     /// A batch that commits but whose answer is lost on the way (the relay drops the server's answers) is found in
     /// the store when the writer reopens: its calls are told it was written, and its records are not written a
     /// second time under new sequence numbers.
