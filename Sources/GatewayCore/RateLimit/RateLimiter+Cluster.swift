@@ -16,10 +16,10 @@ extension RateLimiter {
     /// Cluster mode's `decide`: the lease book decides under the lock; its ledger work is handed to the ledger
     /// client after the lock is released.
     func decideClustered(
-        _ limits: UnsafeBufferPointer<Applicable>, policy: RateLimitPolicy, now: Int64, since: Int64, wake: (@Sendable () -> Void)?
+        _ limits: UnsafeBufferPointer<Applicable>, maxQueued: Int, now: Int64, since: Int64, wake: (@Sendable () -> Void)?
     ) -> RateLimitDecision {
         let (decision, actions) = state.withLock { state -> (RateLimitDecision, [QuotaLeaseAction]) in
-            let room = state.queued < policy.maxQueued
+            let room = state.queued < maxQueued
             let (outcome, actions) = state.cluster!.decide(
                 limits, holds: state.holds, room: room, now: now, since: since, counts: &state.counts)
             switch outcome {

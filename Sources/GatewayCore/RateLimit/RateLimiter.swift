@@ -179,8 +179,11 @@ public final class RateLimiter: Sendable {
     public func decide(
         _ subject: RateLimitSubject, policy: RateLimitPolicy, now: Int64, since: Int64? = nil, wake: (@Sendable () -> Void)? = nil
     ) -> RateLimitDecision {
-        withApplicable(subject, policy) { limits in
-            if isClustered { return decideClustered(limits, policy: policy, now: now, since: since ?? now, wake: wake) }
+        // The closures below capture only the queue's bound: capturing the policy copied it, a retain and a release of
+        // each of its dictionaries per decision, on storage every event loop shares (docs/performance.md).
+        let maxQueued = policy.maxQueued
+        return withApplicable(subject, policy) { limits in
+            if isClustered { return decideClustered(limits, maxQueued: maxQueued, now: now, since: since ?? now, wake: wake) }
             // The waits, the TATs read and where each TAT sits live on the stack: no allocation while the shared lock
             // is held, each key is hashed once (the commit writes through the index the check found), and the limits
             // are borrowed, not copied with their keys' strings.
@@ -188,14 +191,14 @@ public final class RateLimiter: Sendable {
                 withUnsafeTemporaryAllocation(of: Slot.self, capacity: limits.count) { slots in
                     slots.initialize(repeating: nil)
                     defer { _ = slots.deinitialize() }
-                    return decideLocally(limits, policy: policy, now: now, scratch: scratch, slots: slots)
+                    return decideLocally(limits, maxQueued: maxQueued, now: now, scratch: scratch, slots: slots)
                 }
             }
         }
     }
 
     private func decideLocally(
-        _ limits: UnsafeBufferPointer<Applicable>, policy: RateLimitPolicy, now: Int64,
+        _ limits: UnsafeBufferPointer<Applicable>, maxQueued: Int, now: Int64,
         scratch: UnsafeMutableBufferPointer<Int64>, slots: UnsafeMutableBufferPointer<Slot>
     ) -> RateLimitDecision {
         let waits = UnsafeMutableBufferPointer(rebasing: scratch[0..<limits.count])
@@ -221,7 +224,7 @@ public final class RateLimiter: Sendable {
             }
             // Shaping only when every rule that has no room allows waiting that long.
             let shapeable = limits.indices.allSatisfy { limits[$0].shadow || waits[$0] == 0 || limits[$0].maxDelay >= enforcedWait }
-            if let decider, !shapeable || state.queued >= policy.maxQueued {
+            if let decider, !shapeable || state.queued >= maxQueued {
                 state.counts[limits[decider].rule].refused += 1
                 state.markThrottled(limits[decider], now: now, until: now + waits[decider], refused: true)
                 return .refuse(refusal(limits[decider], wait: waits[decider], state: state, now: now), rule: limits[decider].rule)
