@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 import Testing
 
@@ -161,6 +162,42 @@ struct RateLimiterTests {
         #expect(admitted(limiter, m1, policy, count: 10, from: 0, every: 0) == 10)
         #expect(limiter.counts[.merchant]?.shadowRefused == 8)
         #expect(limiter.counts[.merchant]?.admitted == 2)
+    }
+
+    @Test("decisions on several threads at once are each counted once, per rule, beside the ones refused and delayed")
+    func countsFromThreadsAtOnce() async {
+        let limiter = RateLimiter()
+        let policy = policy(merchant: LimitSpec(rate: 1e9, burst: 1_000_000), partner: LimitSpec(rate: 1e9, burst: 1_000_000))
+        let subjects = (0..<8).map {
+            RateLimitSubject(callerID: "c\($0)", merchantID: "m\($0)", merchantGroups: [], partnerID: "acq", environment: .test, category: "x")
+        }
+        // Eight threads of their own (not the cooperative pool's few), so that the counters' stripes are many.
+        await withTaskGroup(of: Void.self) { group in
+            for subject in subjects {
+                group.addTask {
+                    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                        Thread {
+                            for index in 0..<5_000 { _ = limiter.decide(subject, policy: policy, now: Int64(index) * 1_000) }
+                            done.resume()
+                        }.start()
+                    }
+                }
+            }
+        }
+        #expect(limiter.counts[.merchant]?.admitted == 40_000)
+        #expect(limiter.counts[.partner]?.admitted == 40_000)
+        // A refusal and a delay are counted as before, beside the admissions.
+        let tight = self.policy(merchant: LimitSpec(rate: 1, burst: 1), options: ["merchant": RuleOptions(maxDelayMs: 2_000)])
+        let other = RateLimitSubject(callerID: "c", merchantID: "solo", merchantGroups: [], partnerID: "acq", environment: .test, category: "x")
+        #expect(limiter.decide(other, policy: tight, now: 0) == .admit)
+        #expect(limiter.decide(other, policy: tight, now: 0) == .delay(nanoseconds: Self.second))
+        #expect(limiter.decide(other, policy: tight, now: 0) == .delay(nanoseconds: 2 * Self.second))
+        guard case .refuse = limiter.decide(other, policy: tight, now: 0) else {
+            Issue.record("a third wait beyond max_delay_ms must be refused")
+            return
+        }
+        let merchant = limiter.counts[.merchant]
+        #expect(merchant?.admitted == 40_001 && merchant?.delayed == 2 && merchant?.refused == 1 && merchant?.shadowRefused == 0)
     }
 
     @Test("Klarna's 429 holds the key locally until its reset, then releases it")

@@ -79,7 +79,7 @@ public struct RateLimitCounts: Sendable, Equatable {
 ///
 /// One lock guards the whole map so that checking every applicable limit and committing them is atomic: a call
 /// refused by one rule never spends another rule's quota. The critical section is a handful of dictionary
-/// operations; `bench/` measures it.
+/// operations; admissions are counted after it (`AdmissionCounters`); `bench/` measures it.
 ///
 /// In cluster mode (several instances on one PostgreSQL) every enforced limit is decided by a `ClusterLimits`
 /// lease book instead of the local TAT; see `RateLimiter+Cluster.swift` and docs/quota-leasing.md.
@@ -104,6 +104,8 @@ public final class RateLimiter: Sendable {
     }
 
     let state: Mutex<State>
+    /// Local mode's admissions, counted once the lock is released (cluster mode counts in `State.counts`).
+    private let admissions = AdmissionCounters()
     /// Where cluster mode sends the ledger work its decisions produce (set once by the ledger client).
     let ledger = Mutex<LedgerSink?>(nil)
 
@@ -203,7 +205,9 @@ public final class RateLimiter: Sendable {
     ) -> RateLimitDecision {
         let waits = UnsafeMutableBufferPointer(rebasing: scratch[0..<limits.count])
         let tats = UnsafeMutableBufferPointer(rebasing: scratch[limits.count...])
-        return state.withLock { state in
+        // The rules that admitted the call at once, one bit each, counted after the lock is released.
+        var admitted: UInt8 = 0
+        let decision = state.withLock { state -> RateLimitDecision in
             // How long each limit (or a hold learned from Klarna) makes this call wait.
             for index in limits.indices {
                 var tat: Int64?
@@ -251,7 +255,7 @@ public final class RateLimiter: Sendable {
                 if enforcedWait > 0 && waits[index] > 0 {
                     state.counts[limits[index].rule].delayed += 1
                 } else {
-                    state.counts[limits[index].rule].admitted += 1
+                    admitted |= 1 << limits[index].rule.index
                 }
             }
             if inserts {
@@ -269,6 +273,8 @@ public final class RateLimiter: Sendable {
             }
             return .admit
         }
+        if admitted != 0 { admissions.count(admitted) }
+        return decision
     }
 
     private func refusal(_ limit: Applicable, wait: Int64, state: State, now: Int64) -> GatewayError {
@@ -313,7 +319,11 @@ public final class RateLimiter: Sendable {
     }
 
     /// Counters per rule.
-    public var counts: [RateLimitRule: RateLimitCounts] { state.withLock { $0.counts.counted } }
+    public var counts: [RateLimitRule: RateLimitCounts] {
+        var counts = state.withLock { $0.counts }
+        for rule in RateLimitRule.allCases { counts[rule].admitted += admissions.admitted(rule) }
+        return counts.counted
+    }
 
     /// Keys currently remembered (for memory tests and metrics).
     public var trackedKeys: Int { state.withLock { $0.tats.count + $0.holds.count + ($0.cluster?.trackedKeys ?? 0) } }
