@@ -318,7 +318,8 @@ public final class RateLimiter: Sendable {
         }
     }
 
-    /// Counters per rule.
+    /// Counters per rule. Admissions are read beside the lock, so a reading taken while calls are decided may show
+    /// a call's delay or refusal before another rule's admission of it: figures for metrics, exact once calls stop.
     public var counts: [RateLimitRule: RateLimitCounts] {
         var counts = state.withLock { $0.counts }
         for rule in RateLimitRule.allCases { counts[rule].admitted += admissions.admitted(rule) }
