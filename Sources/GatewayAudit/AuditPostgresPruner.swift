@@ -29,12 +29,9 @@ enum AuditPostgresPruner {
 
     private static func prune(_ reader: Reader, beforeMicros: Int64, archive: String) throws -> PruneResult {
         var reader = reader
-        // Planned and archived in one snapshot, so the archive holds exactly what the plan names.
-        try reader.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        let exists = try reader.run("SELECT to_regclass('audit_records') IS NOT NULL").first?.decode(Bool.self) ?? false
-        guard exists else { throw AuditError.io("the database holds no audit trail (no audit_records table)") }
-        // A prune deletes and anchors; it reads a trail from before `canonical_version` as a reader does.
-        reader.columns = try AuditPostgresReader.selectColumns(reader)
+        // Planned and archived in one snapshot, so the archive holds exactly what the plan names; a trail from before
+        // `canonical_version` is read as a reader reads it (a prune deletes and anchors, it does not migrate).
+        guard try reader.beginSnapshot() else { throw AuditError.io("the database holds no audit trail (no audit_records table)") }
         var plans: [Plan] = []
         for node in try reader.nodes() {
             let anchorSeq = try reader.run("SELECT seq FROM audit_anchors WHERE node_id = \(node)").first?.decode(Int64.self) ?? 0

@@ -20,37 +20,39 @@ enum AuditPostgresReader {
         let connection = try PostgresConnection.blockingConnect(url, id: 2, logger: logger)
         defer { try? connection.close().wait() }
         var reader = Reader(connection: connection)
-        try reader.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        // The first statement takes the snapshot every read sees; the column is looked up after it, so a
-        // writer's migration in between shows the column and only records from before it.
-        let exists = try reader.run("SELECT to_regclass('audit_records') IS NOT NULL").first?.decode(Bool.self) ?? false
-        guard exists else { throw AuditError.io("\(url) holds no audit trail (no audit_records table)") }
-        reader.columns = try selectColumns(reader)
+        guard try reader.beginSnapshot() else { throw AuditError.io("\(url) holds no audit trail (no audit_records table)") }
         let result = try body(reader)
         try reader.run("COMMIT")
         return result
     }
 
-    /// What a reader selects: `AuditEntry.selectColumns`, or on a trail no writer of this version has migrated
-    /// (which a reader may not change: a read-only role, a standby) the same with every record `v1`, what
-    /// records from before the column are.
-    static func selectColumns(_ reader: Reader) throws -> String {
-        let stored = try reader.run("""
-            SELECT EXISTS (
-                SELECT 1 FROM pg_attribute
-                WHERE attrelid = to_regclass('audit_records') AND attname = 'canonical_version' AND NOT attisdropped)
-            """).first?.decode(Bool.self) ?? false
-        return stored ? AuditEntry.selectColumns : AuditEntry.selectColumns(version: "\(AuditCanonical.textVersion)::bigint")
-    }
-
     struct Reader {
         let connection: PostgresConnection
-        /// The columns its queries select (`selectColumns(_:)`).
+        /// The columns its queries select, chosen by `beginSnapshot()`.
         var columns = AuditEntry.selectColumns
 
         @discardableResult
         func run(_ query: PostgresQuery) throws -> [PostgresRow] {
             try connection.blockingQuery(query, logger: AuditPostgresReader.logger)
+        }
+
+        /// Begins the read-only snapshot every later read sees and chooses `columns` inside it; false when the
+        /// database holds no trail.
+        ///
+        /// The columns are looked up after the snapshot's first statement, so a writer's migration in between shows
+        /// the column and only records from before it. On a trail no writer of this version has migrated (which a
+        /// reader may not change: a read-only role, a standby), every record is selected as `v1`, what records from
+        /// before the column are.
+        mutating func beginSnapshot() throws -> Bool {
+            try run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            guard try run("SELECT to_regclass('audit_records') IS NOT NULL").first?.decode(Bool.self) ?? false else { return false }
+            let stored = try run("""
+                SELECT EXISTS (
+                    SELECT 1 FROM pg_attribute
+                    WHERE attrelid = to_regclass('audit_records') AND attname = 'canonical_version' AND NOT attisdropped)
+                """).first?.decode(Bool.self) ?? false
+            columns = stored ? AuditEntry.selectColumns : AuditEntry.selectColumns(version: "\(AuditCanonical.textVersion)::bigint")
+            return true
         }
 
         /// Node ids with records, checkpoints or an anchor: a loose index scan, one probe per node.
