@@ -91,6 +91,13 @@ import Testing
         return lines
     }
 
+    /// Writes `lines` as the export file `name`.jsonl in `dir` and runs the script on it.
+    static func script(_ lines: [Substring], as name: String, in dir: TempDir) throws -> (status: Int32, output: String) {
+        let file = dir.path("\(name).jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        return try script(file)
+    }
+
     /// Runs docs/examples/verify-audit-export.py on `file`: its exit status and what it printed.
     static func script(_ file: String, _ options: String...) throws -> (status: Int32, output: String) {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -155,18 +162,15 @@ import Testing
             ("cut", cut, "line 21: the closing checkpoint does not name its node's last record"),
         ]
         for (name, edited, message) in broken {
-            try (edited.joined(separator: "\n") + "\n").write(toFile: dir.path("\(name).jsonl"), atomically: true, encoding: .utf8)
-            let refused = try Self.script(dir.path("\(name).jsonl"))
+            let refused = try Self.script(edited, as: name, in: dir)
             #expect(refused.status == 1, "\(name)")
             #expect(refused.output.contains(message), "\(name): \(refused.output)")
         }
         var swapped = lines
         swapped.swapAt(105, 106)
-        try (swapped.joined(separator: "\n") + "\n").write(toFile: dir.path("swapped.jsonl"), atomically: true, encoding: .utf8)
-        #expect(try Self.script(dir.path("swapped.jsonl")).status == 0)
+        #expect(try Self.script(swapped, as: "swapped", in: dir).status == 0)
         let filtered = Array(lines.enumerated().filter { $0.offset % 3 == 0 }.map(\.element))
-        try (filtered.joined(separator: "\n") + "\n").write(toFile: dir.path("filtered.jsonl"), atomically: true, encoding: .utf8)
-        #expect(try Self.script(dir.path("filtered.jsonl")).status == 1)
+        #expect(try Self.script(filtered, as: "filtered", in: dir).status == 1)
         let passed = try Self.script(dir.path("filtered.jsonl"), "--filtered")
         #expect(passed.status == 0, "\(passed.output)")
         #expect(passed.output.contains("38 records verified"))
@@ -176,8 +180,7 @@ import Testing
             var edited = lines
             #expect(edited[line - 1].contains(edit.0))
             edited[line - 1] = Substring(edited[line - 1].replacingOccurrences(of: edit.0, with: edit.1))
-            try (edited.joined(separator: "\n") + "\n").write(toFile: dir.path("edited.jsonl"), atomically: true, encoding: .utf8)
-            let refused = try Self.script(dir.path("edited.jsonl"))
+            let refused = try Self.script(edited, as: "edited", in: dir)
             #expect(refused.status == 1)
             #expect(refused.output.contains("line \(line) (seq \(line)): fields do not match the record's hash"), "\(refused.output)")
         }
