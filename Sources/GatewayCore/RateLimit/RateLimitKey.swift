@@ -36,6 +36,15 @@ public struct RateLimitKey: Hashable, Sendable {
     /// Feeds the stored hash.
     public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 
+    /// The stored hash mixed with a dictionary's seed in one multiply: a dictionary lookup otherwise runs the whole
+    /// seeded `Hasher` on it, three times per decision under the lock every event loop shares (docs/performance.md).
+    /// The stored hash is already spread; the seed still varies the order from one dictionary to another.
+    public func _rawHashValue(seed: Int) -> Int {
+        var mixed = UInt64(UInt(bitPattern: hash ^ seed)) &* 0xFF51_AFD7_ED55_8CCD
+        mixed ^= mixed >> 32
+        return Int(truncatingIfNeeded: mixed)
+    }
+
     /// Mixes the parts' UTF-8 bytes eight at a time. `Hasher` on the two strings was about a third of a decision;
     /// this hash only needs to spread keys, because the dictionary hashes it again with its own seeded `Hasher`, and
     /// the parts are the gateway's own ids and categories, never a caller's text.
@@ -54,7 +63,8 @@ public struct RateLimitKey: Hashable, Sendable {
                 offset += 8
             }
             var tail: UInt64 = 0
-            for (shift, byte) in bytes[offset...].enumerated() { tail |= UInt64(byte) << (8 * shift) }
+            withUnsafeMutableBytes(of: &tail) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[offset...])) }
+            tail = UInt64(littleEndian: tail)
             // The length goes in with the tail, so that "ab" + "c" and "a" + "bc" differ.
             absorb(tail ^ (UInt64(bytes.count) << 56), into: &state)
         }
@@ -72,6 +82,14 @@ public struct RateLimitKey: Hashable, Sendable {
     /// Byte equality: `==` on `String` compares by canonical equivalence, which would not agree with a hash of the
     /// bytes for the rare strings that are equivalent but spelled apart.
     private static func sameBytes(_ left: String, _ right: String) -> Bool {
+        // One representation is one spelling: the same small string, or the same storage. The limiter's stored keys
+        // were made from the snapshot's strings, which its lookups meet again, so this usually answers.
+        if MemoryLayout<String>.size == 16, withUnsafeBytes(of: left, { leftWords in
+            withUnsafeBytes(of: right) { rightWords in
+                leftWords.loadUnaligned(as: UInt64.self) == rightWords.loadUnaligned(as: UInt64.self)
+                    && leftWords.loadUnaligned(fromByteOffset: 8, as: UInt64.self) == rightWords.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+            }
+        }) { return true }
         let contiguous = left.utf8.withContiguousStorageIfAvailable { leftBytes in
             right.utf8.withContiguousStorageIfAvailable { rightBytes in
                 guard leftBytes.count == rightBytes.count else { return false }
