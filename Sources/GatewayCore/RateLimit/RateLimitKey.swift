@@ -19,6 +19,9 @@ public struct RateLimitKey: Hashable, Sendable {
     /// shared by every event loop, and hashing two strings each time held that lock several times longer.
     private let hash: Int
 
+    /// The key's own hash, for picking its stripe of local mode's TATs (`TATStripes`).
+    var stripeHash: Int { hash }
+
     /// Makes a key.
     public init(rule: RateLimitRule, first: String, second: String) {
         self.rule = rule

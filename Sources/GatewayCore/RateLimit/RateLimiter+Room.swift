@@ -32,7 +32,8 @@ extension RateLimiter {
     /// The room at `now` of the keys `subjects` would use under `rules`, resolved as `decide` resolves them.
     ///
     /// Only for the admin API, only when asked: each key is looked up once in the TATs and holds the limiter keeps
-    /// anyway, under its one lock, taken once for all keys, and nothing is written. A key never used (or forgotten
+    /// anyway, and nothing is written but loans taken back. The shared keys and the holds are read under one lock;
+    /// each merchant key under its stripe's, after it, so keys of different stripes are read moments apart. A key never used (or forgotten
     /// by `sweep` once back to a full burst) reads as a full burst. Keys the request path would need a scan of the
     /// whole map to find (`caller_merchant` by caller or merchant alone) are not answered here.
     public func room(_ subjects: [RateLimitSubject], rules: Set<RateLimitRule>, policy: RateLimitPolicy, now: Int64) -> [RateLimitRoom] {
@@ -42,14 +43,22 @@ extension RateLimiter {
                 limits.append(limit)
             }
         }
-        var tats = [Int64?](repeating: nil, count: limits.count)
-        var holds = [Int64?](repeating: nil, count: limits.count)
-        state.withLock { state in
-            for index in limits.indices {
-                tats[index] = state.tats[limits[index].key]
-                holds[index] = state.holds[limits[index].key]
+        // The shared keys' TATs after every lane's loan of them is taken back, so they read as the exact GCRA would.
+        var (tats, holds) = lanes.withAll { lanes in
+            state.withLock { state in
+                var tats = [Int64?](repeating: nil, count: limits.count)
+                var holds = [Int64?](repeating: nil, count: limits.count)
+                for index in limits.indices {
+                    if !limits[index].rule.isPerMerchant {
+                        state.reclaim(limits[index].key, from: lanes)
+                        tats[index] = state.tats[limits[index].key]
+                    }
+                    holds[index] = state.holds[limits[index].key]
+                }
+                return (tats, holds)
             }
         }
+        for index in limits.indices where limits[index].rule.isPerMerchant { tats[index] = stripes.tat(limits[index].key) }
         return limits.indices.map { index in
             let limit = limits[index]
             let tat = isClustered ? nil : tats[index]

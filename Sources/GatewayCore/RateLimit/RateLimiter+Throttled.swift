@@ -44,25 +44,32 @@ extension RateLimiter {
     /// The keys throttled within `throttleWindow` before `now` and the keys Klarna's holds keep back, in no
     /// order; `complete` is false when keys were throttled that `maxThrottleMarks` left out.
     ///
-    /// Under the limiter's lock only the marks, holds and their TATs are copied out (bounded by
-    /// `maxThrottleMarks` plus the holds); the figures are worked out after the lock is released.
+    /// Under the limiter's lock only the marks, holds and shared keys' TATs are copied out (bounded by
+    /// `maxThrottleMarks` plus the holds); merchant keys' TATs are read from their stripes and the figures worked out
+    /// after it is released.
     public func throttled(now: Int64) -> (keys: [RateLimitThrottle], complete: Bool) {
         typealias Copied = (key: Key, mark: ThrottleMark?, tat: Int64?, hold: Int64?)
         let horizon = now - Self.throttleWindow
-        let (copied, complete) = state.withLock { state -> ([Copied], Bool) in
-            var out: [Copied] = []
-            out.reserveCapacity(state.throttleMarks.count + state.holds.count)
-            for (key, mark) in state.throttleMarks where mark.last > horizon {
-                out.append((key, mark, state.tats[key], state.holds[key]))
+        let (copied, complete) = lanes.withAll { lanes in
+            state.withLock { state -> ([Copied], Bool) in
+                // Loans taken back first, so shared keys' TATs read as the exact GCRA would.
+                state.reclaimAll(from: lanes)
+                var out: [Copied] = []
+                out.reserveCapacity(state.throttleMarks.count + state.holds.count)
+                for (key, mark) in state.throttleMarks where mark.last > horizon {
+                    out.append((key, mark, key.rule.isPerMerchant ? nil : state.tats[key], state.holds[key]))
+                }
+                for (key, hold) in state.holds where hold > now && state.throttleMarks[key].map({ $0.last <= horizon }) ?? true {
+                    out.append((key, nil, nil, hold))
+                }
+                return (out, state.lastUnmarked.map { $0 <= horizon } ?? true)
             }
-            for (key, hold) in state.holds where hold > now && state.throttleMarks[key].map({ $0.last <= horizon }) ?? true {
-                out.append((key, nil, nil, hold))
-            }
-            return (out, state.lastUnmarked.map { $0 <= horizon } ?? true)
         }
         let keys = copied.map { entry in
             let limit = entry.mark?.limit
-            let tat = isClustered ? nil : entry.tat
+            // A merchant key's TAT from its stripe, after the state's lock is released: a decision takes the stripes
+            // first, so the two are never taken the other way round.
+            let tat = isClustered ? nil : (entry.mark != nil && entry.key.rule.isPerMerchant ? stripes.tat(entry.key) : entry.tat)
             let heldFor = entry.hold.map { max(0, $0 - now) } ?? 0
             let conforms = isClustered ? (entry.mark?.until ?? now) : (limit.flatMap { gcra in tat.map { gcra.earliest(tat: $0) } } ?? now)
             return RateLimitThrottle(

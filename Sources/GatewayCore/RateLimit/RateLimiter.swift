@@ -77,18 +77,22 @@ public struct RateLimitCounts: Sendable, Equatable {
 
 /// The mutable side of rate limiting: one GCRA timestamp per key, holds learned from Klarna's 429s, counters.
 ///
-/// One lock guards the whole map so that checking every applicable limit and committing them is atomic: a call
-/// refused by one rule never spends another rule's quota. The critical section is a handful of dictionary
-/// operations; admissions are counted after it (`AdmissionCounters`); `bench/` measures it.
+/// Checking every applicable limit and committing them is atomic: a call refused by one rule never spends another
+/// rule's quota. So that event loops deciding at once do not all wait on one lock, the keys live in three places,
+/// always locked in this order: the merchant's keys in stripes (`TATStripes`), admissions of the keys every call
+/// shares (partner, caller, global) lent to each loop (`LaneCredits`), and the rest under `state`. A call with room
+/// in every limit is admitted from its merchant's stripe and its loop's lane alone; one that must wait or be refused,
+/// or while Klarna holds any key back, is decided with everything locked and every loan taken back first, so it sees
+/// the exact GCRA (docs/config.md, "Rate limits across event loops"). The lanes also count the admissions made
+/// through them; `bench/` measures it all.
 ///
 /// In cluster mode (several instances on one PostgreSQL) every enforced limit is decided by a `ClusterLimits`
 /// lease book instead of the local TAT; see `RateLimiter+Cluster.swift` and docs/quota-leasing.md.
 public final class RateLimiter: Sendable {
     typealias Key = RateLimitKey
-    /// Where a key's TAT sits in `State.tats`, once a decision has looked it up (nil: not there yet).
-    typealias Slot = Dictionary<Key, Int64>.Index?
 
     struct State {
+        /// TATs of the keys every call shares (partner, caller, global); the merchants' are in `TATStripes`.
         var tats: [Key: Int64] = [:]
         var holds: [Key: Int64] = [:]
         var queued = 0
@@ -104,8 +108,13 @@ public final class RateLimiter: Sendable {
     }
 
     let state: Mutex<State>
-    /// Local mode's admissions, counted once the lock is released (cluster mode counts in `State.counts`).
-    private let admissions = AdmissionCounters()
+    /// Local mode's TATs of per-merchant keys.
+    let stripes = TATStripes()
+    /// Local mode's loans of shared keys to each thread.
+    let lanes = LaneCredits()
+    /// True while `State.holds` has any, so that a decision reads them (under the state's lock) only then; written
+    /// under that lock.
+    private let holdsKnown = Atomic<Bool>(false)
     /// Where cluster mode sends the ledger work its decisions produce (set once by the ledger client).
     let ledger = Mutex<LedgerSink?>(nil)
 
@@ -186,99 +195,148 @@ public final class RateLimiter: Sendable {
         let maxQueued = policy.maxQueued
         return withApplicable(subject, policy) { limits in
             if isClustered { return decideClustered(limits, maxQueued: maxQueued, now: now, since: since ?? now, wake: wake) }
-            // The waits, the TATs read and where each TAT sits live on the stack: no allocation while the shared lock
-            // is held, each key is hashed once (the commit writes through the index the check found), and the limits
-            // are borrowed, not copied with their keys' strings.
-            return withUnsafeTemporaryAllocation(of: Int64.self, capacity: limits.count * 2) { scratch in
-                withUnsafeTemporaryAllocation(of: Slot.self, capacity: limits.count) { slots in
-                    slots.initialize(repeating: nil)
-                    defer { _ = slots.deinitialize() }
-                    return decideLocally(limits, maxQueued: maxQueued, now: now, scratch: scratch, slots: slots)
-                }
+            return stripes.withLocked(limits) { tables in
+                if !holdsKnown.load(ordering: .relaxed), admitAtOnce(limits, tables: tables, now: now) { return .admit }
+                return decideExactly(limits, tables: tables, maxQueued: maxQueued, now: now)
             }
         }
     }
 
-    private func decideLocally(
-        _ limits: UnsafeBufferPointer<Applicable>, maxQueued: Int, now: Int64,
-        scratch: UnsafeMutableBufferPointer<Int64>, slots: UnsafeMutableBufferPointer<Slot>
-    ) -> RateLimitDecision {
-        let waits = UnsafeMutableBufferPointer(rebasing: scratch[0..<limits.count])
-        let tats = UnsafeMutableBufferPointer(rebasing: scratch[limits.count...])
-        // The rules that admitted the call at once, one bit each, counted after the lock is released.
-        var admitted: UInt8 = 0
-        let decision = state.withLock { state -> RateLimitDecision in
-            // How long each limit (or a hold learned from Klarna) makes this call wait.
+    /// Where `admitAtOnce` found a limit's state: a merchant key's TAT in its stripe, or a shared key's credit in the lane.
+    private enum Slot {
+        case none
+        case tat(Dictionary<Key, Int64>.Index)
+        case credit(Dictionary<Key, LaneCredits.Credit>.Index)
+    }
+
+    /// Admits the call now if every limit has room: the merchant's keys from their stripes (locked by the caller),
+    /// the shared keys from this thread's lane, which borrows a portion from `state` when it holds none. False when
+    /// some limit has no room now; nothing is spent then, though a loan made on the way stays in the lane.
+    private func admitAtOnce(_ limits: UnsafeBufferPointer<Applicable>, tables: UnsafeBufferPointer<UnsafeMutablePointer<TATStripes.Table>?>, now: Int64) -> Bool {
+        withUnsafeTemporaryAllocation(of: Slot.self, capacity: limits.count) { slots in
+            slots.initialize(repeating: .none)
+            defer { _ = slots.deinitialize() }
+            // Each merchant key's TAT is found once; the commit writes through the index found.
             for index in limits.indices {
-                var tat: Int64?
-                if limits[index].gcra != nil, let slot = state.tats.index(forKey: limits[index].key) {
-                    slots[index] = slot
-                    tat = state.tats.values[slot]
-                }
-                tats[index] = tat ?? .min
-                var earliest = limits[index].gcra?.earliest(tat: tat) ?? Int64.min
-                if !state.holds.isEmpty, let hold = state.holds[limits[index].key], hold > earliest { earliest = hold }
-                waits[index] = earliest > now ? earliest - now : 0
+                guard let table = tables[index], let gcra = limits[index].gcra else { continue }
+                guard let slot = table.pointee.index(forKey: limits[index].key) else { continue }
+                if gcra.earliest(tat: table.pointee.values[slot]) > now { return false }
+                slots[index] = .tat(slot)
             }
-            var enforcedWait: Int64 = 0
-            var decider: Int?
-            for index in limits.indices where !limits[index].shadow && waits[index] > 0 {
-                enforcedWait = max(enforcedWait, waits[index])
-                if decider == nil { decider = index }
-            }
-            // Shaping only when every rule that has no room allows waiting that long.
-            let shapeable = limits.indices.allSatisfy { limits[$0].shadow || waits[$0] == 0 || limits[$0].maxDelay >= enforcedWait }
-            if let decider, !shapeable || state.queued >= maxQueued {
-                state.counts[limits[decider].rule].refused += 1
-                state.markThrottled(limits[decider], now: now, until: now + waits[decider], refused: true)
-                return .refuse(refusal(limits[decider], wait: waits[decider], state: state, now: now), rule: limits[decider].rule)
-            }
-            // Admit now or after the wait: reserve room in every limit at the time the call will leave. Keys seen
-            // before are written through their index first; new keys are inserted after, since an insertion may
-            // move the others.
-            let at = now + enforcedWait
-            var inserts = false
-            for index in limits.indices {
-                if limits[index].shadow && waits[index] > enforcedWait {
-                    state.counts[limits[index].rule].shadowRefused += 1
-                    continue
-                }
-                if let gcra = limits[index].gcra {
-                    let advanced = gcra.advance(tat: tats[index] == .min ? nil : tats[index], at: at)
-                    if let slot = slots[index] {
-                        state.tats.values[slot] = advanced
-                    } else {
-                        tats[index] = advanced
-                        inserts = true
+            let lent = lanes.withOwnLane { held -> Bool in
+                // Each credit is found once and spent through the index found, unless a loan was made meanwhile (an
+                // insertion may move the others).
+                var lent = false
+                for index in limits.indices where tables[index] == nil {
+                    guard let gcra = limits[index].gcra else { continue }
+                    if let slot = held.credits.index(forKey: limits[index].key) {
+                        let credit = held.credits.values[slot]
+                        if credit.count > 0, credit.until >= now, credit.gcra == gcra {
+                            slots[index] = .credit(slot)
+                            continue
+                        }
                     }
+                    guard state.withLock({ $0.lend(limits[index].key, gcra, to: &held.credits, now: now) }) else { return false }
+                    lent = true
                 }
-                if enforcedWait > 0 && waits[index] > 0 {
-                    state.counts[limits[index].rule].delayed += 1
-                } else {
-                    admitted |= 1 << limits[index].rule.index
+                for index in limits.indices {
+                    if tables[index] == nil && limits[index].gcra != nil {
+                        if !lent, case .credit(let slot) = slots[index] {
+                            held.credits.values[slot].count -= 1
+                        } else {
+                            held.credits[limits[index].key]!.count -= 1
+                        }
+                    }
+                    held.admitted[limits[index].rule.index] += 1
                 }
+                return true
             }
-            if inserts {
-                for index in limits.indices where slots[index] == nil && limits[index].gcra != nil
-                    && !(limits[index].shadow && waits[index] > enforcedWait) {
-                    state.tats[limits[index].key] = tats[index]
-                }
+            guard lent else { return false }
+            // Keys seen before are written through their index first; new keys are inserted after, since an insertion
+            // may move the others of its stripe.
+            for index in limits.indices {
+                guard let table = tables[index], let gcra = limits[index].gcra, case .tat(let slot) = slots[index] else { continue }
+                table.pointee.values[slot] = gcra.advance(tat: table.pointee.values[slot], at: now)
             }
-            if enforcedWait > 0 {
-                for index in limits.indices where !limits[index].shadow && waits[index] > 0 {
-                    state.markThrottled(limits[index], now: now, until: now + waits[index], refused: false)
-                }
-                state.queued += 1
-                return .delay(nanoseconds: enforcedWait)
+            for index in limits.indices {
+                guard let table = tables[index], let gcra = limits[index].gcra, case .none = slots[index] else { continue }
+                table.pointee[limits[index].key] = gcra.advance(tat: nil, at: now)
             }
-            return .admit
+            return true
         }
-        if admitted != 0 { admissions.count(admitted) }
-        return decision
     }
 
-    private func refusal(_ limit: Applicable, wait: Int64, state: State, now: Int64) -> GatewayError {
-        refusal(limit, wait: wait, resetAfter: limit.gcra?.resetAfter(tat: state.tats[limit.key] ?? now, now: now) ?? 0)
+    /// Decides the call with its merchant's stripes (locked by the caller), every lane and the state locked, after
+    /// taking back what the lanes hold of its shared keys: the exact GCRA, shaping, refusals, holds and shadow rules.
+    private func decideExactly(
+        _ limits: UnsafeBufferPointer<Applicable>, tables: UnsafeBufferPointer<UnsafeMutablePointer<TATStripes.Table>?>, maxQueued: Int,
+        now: Int64
+    ) -> RateLimitDecision {
+        withUnsafeTemporaryAllocation(of: Int64.self, capacity: limits.count * 2) { scratch in
+            let waits = UnsafeMutableBufferPointer(rebasing: scratch[0..<limits.count])
+            let tats = UnsafeMutableBufferPointer(rebasing: scratch[limits.count...])
+            return lanes.withAll { lanes in
+                state.withLock { state -> RateLimitDecision in
+                    // How long each limit (or a hold learned from Klarna) makes this call wait.
+                    for index in limits.indices {
+                        let key = limits[index].key
+                        var tat: Int64?
+                        if limits[index].gcra != nil {
+                            if let table = tables[index] {
+                                tat = table.pointee[key]
+                            } else {
+                                state.reclaim(key, from: lanes)
+                                tat = state.tats[key]
+                            }
+                        }
+                        tats[index] = tat ?? .min
+                        var earliest = limits[index].gcra?.earliest(tat: tat) ?? Int64.min
+                        if !state.holds.isEmpty, let hold = state.holds[key], hold > earliest { earliest = hold }
+                        waits[index] = earliest > now ? earliest - now : 0
+                    }
+                    var enforcedWait: Int64 = 0
+                    var decider: Int?
+                    for index in limits.indices where !limits[index].shadow && waits[index] > 0 {
+                        enforcedWait = max(enforcedWait, waits[index])
+                        if decider == nil { decider = index }
+                    }
+                    // Shaping only when every rule that has no room allows waiting that long.
+                    let shapeable = limits.indices.allSatisfy { limits[$0].shadow || waits[$0] == 0 || limits[$0].maxDelay >= enforcedWait }
+                    if let decider, !shapeable || state.queued >= maxQueued {
+                        state.counts[limits[decider].rule].refused += 1
+                        state.markThrottled(limits[decider], now: now, until: now + waits[decider], refused: true)
+                        let tat = tats[decider] == .min ? now : tats[decider]
+                        let reset = limits[decider].gcra?.resetAfter(tat: tat, now: now) ?? 0
+                        return .refuse(refusal(limits[decider], wait: waits[decider], resetAfter: reset), rule: limits[decider].rule)
+                    }
+                    // Admit now or after the wait: reserve room in every limit at the time the call will leave.
+                    let at = now + enforcedWait
+                    for index in limits.indices {
+                        if limits[index].shadow && waits[index] > enforcedWait {
+                            state.counts[limits[index].rule].shadowRefused += 1
+                            continue
+                        }
+                        if let gcra = limits[index].gcra {
+                            let advanced = gcra.advance(tat: tats[index] == .min ? nil : tats[index], at: at)
+                            if let table = tables[index] { table.pointee[limits[index].key] = advanced } else { state.tats[limits[index].key] = advanced }
+                        }
+                        if enforcedWait > 0 && waits[index] > 0 {
+                            state.counts[limits[index].rule].delayed += 1
+                        } else {
+                            state.counts[limits[index].rule].admitted += 1
+                        }
+                    }
+                    if enforcedWait > 0 {
+                        for index in limits.indices where !limits[index].shadow && waits[index] > 0 {
+                            state.markThrottled(limits[index], now: now, until: now + waits[index], refused: false)
+                        }
+                        state.queued += 1
+                        return .delay(nanoseconds: enforcedWait)
+                    }
+                    return .admit
+                }
+            }
+        }
     }
 
     func refusal(_ limit: Applicable, wait: Int64, resetAfter reset: Int64) -> GatewayError {
@@ -305,29 +363,40 @@ public final class RateLimiter: Sendable {
     public func hold(_ subject: RateLimitSubject, until: Int64) {
         let key = subject.merchantID.map { Key(rule: .merchant, first: $0, second: subject.category) }
             ?? Key(rule: .partner, first: subject.partnerID, second: subject.category)
-        state.withLock { state in state.holds[key] = max(state.holds[key] ?? 0, until) }
+        state.withLock { state in
+            state.holds[key] = max(state.holds[key] ?? 0, until)
+            holdsKnown.store(true, ordering: .relaxed)
+        }
     }
 
     /// Forgets keys that are back to a full burst and holds that expired, so memory follows active keys only.
     public func sweep(now: Int64) {
+        stripes.sweep(now: now)
+        lanes.withAll { lanes in
+            state.withLock { state in
+                state.reclaimAll(from: lanes)
+                state.tats = state.tats.filter { $0.value > now }
+            }
+        }
         state.withLock { state in
-            state.tats = state.tats.filter { $0.value > now }
             state.holds = state.holds.filter { $0.value > now }
+            holdsKnown.store(!state.holds.isEmpty, ordering: .relaxed)
             state.sweepThrottleMarks(now: now)
             state.cluster?.sweep(now: now)
         }
     }
 
-    /// Counters per rule. Admissions are read beside the lock, so a reading taken while calls are decided may show
-    /// a call's delay or refusal before another rule's admission of it: figures for metrics, exact once calls stop.
+    /// Counters per rule. Admissions made through the lanes are read lane by lane after the state's lock, so a
+    /// reading taken while calls are decided may show a call's delay or refusal before another rule's admission of
+    /// it: figures for metrics, exact once calls stop.
     public var counts: [RateLimitRule: RateLimitCounts] {
         var counts = state.withLock { $0.counts }
-        for rule in RateLimitRule.allCases { counts[rule].admitted += admissions.admitted(rule) }
+        for rule in RateLimitRule.allCases { counts[rule].admitted += lanes.admitted(rule) }
         return counts.counted
     }
 
     /// Keys currently remembered (for memory tests and metrics).
-    public var trackedKeys: Int { state.withLock { $0.tats.count + $0.holds.count + ($0.cluster?.trackedKeys ?? 0) } }
+    public var trackedKeys: Int { stripes.count + state.withLock { $0.tats.count + $0.holds.count + ($0.cluster?.trackedKeys ?? 0) } }
 }
 
 /// Counters per rule in a fixed array indexed by the rule, so counting under the limiter's lock hashes nothing.
@@ -349,6 +418,10 @@ struct RuleCounts: Sendable {
 }
 
 extension RateLimitRule {
+    /// True for the rules whose keys belong to one merchant, kept in `TATStripes`; the others' keys are shared by
+    /// every call of a partner or caller, kept in `State.tats` and lent to each thread by `LaneCredits`.
+    var isPerMerchant: Bool { self == .merchant || self == .callerMerchant }
+
     /// The rule's place in `allCases`.
     var index: Int {
         switch self {

@@ -1,0 +1,119 @@
+import Foundation
+import GatewayCore
+import Testing
+
+/// Loans of shared keys to each thread (`LaneCredits`): decisions on several threads stay the exact GCRA, and a loan
+/// is never spent late, under another limit, or kept from a thread that needs it.
+@Suite("Rate limits across threads (loans of shared keys)")
+struct RateLimiterLaneTests {
+    static let second: Int64 = 1_000_000_000
+
+    func subject(merchant: String, caller: String = "checkout") -> RateLimitSubject {
+        RateLimitSubject(callerID: caller, merchantID: merchant, merchantGroups: [], partnerID: "acq", environment: .test, category: "x")
+    }
+
+    /// A partner limit only: the merchant level has no limit, so every refusal is the partner's.
+    func partnerPolicy(rate: Double = 1, burst: Int) -> RateLimitPolicy {
+        RateLimitPolicy(merchant: [.test: CategoryLimits(default: nil)], partner: [.test: CategoryLimits(default: LimitSpec(rate: rate, burst: burst))])
+    }
+
+    /// The partner key's calls admissible at `now`, as the admin API reads them.
+    func partnerRoom(_ limiter: RateLimiter, _ policy: RateLimitPolicy, now: Int64) -> Int? {
+        limiter.room([subject(merchant: "any")], rules: [.partner], policy: policy, now: now).first?.remaining
+    }
+
+    /// Runs `body` on a thread of its own (not one of the cooperative pool's), which gets a lane of its own unless
+    /// every lane is taken.
+    func onNewThread<Result: Sendable>(_ body: @escaping @Sendable () -> Result) async -> Result {
+        await withCheckedContinuation { (done: CheckedContinuation<Result, Never>) in
+            Thread { done.resume(returning: body()) }.start()
+        }
+    }
+
+    @Test("eight threads spending one partner's burst at one instant are admitted exactly the burst, no more and no fewer")
+    func exactAcrossThreads() async {
+        let limiter = RateLimiter()
+        let policy = partnerPolicy(burst: 1_000)
+        let admitted = await withTaskGroup(of: Int.self) { group in
+            for thread in 0..<8 {
+                group.addTask {
+                    await onNewThread {
+                        (0..<500).count { limiter.decide(subject(merchant: "m\(thread)-\($0)"), policy: policy, now: 0) == .admit }
+                    }
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(admitted == 1_000)
+        #expect(limiter.counts[.partner]?.admitted == 1_000)
+        #expect(limiter.counts[.partner]?.refused == 3_000)
+        #expect(partnerRoom(limiter, policy, now: 0) == 0)
+        // One interval later exactly one more call conforms, as after 1,000 calls on one thread.
+        #expect(limiter.decide(subject(merchant: "late"), policy: policy, now: Self.second) == .admit)
+        #expect(limiter.decide(subject(merchant: "late"), policy: policy, now: Self.second) != .admit)
+    }
+
+    @Test("a thread refused nothing while another thread's lane still holds admissions it lent: the loan comes back first")
+    func aLoanComesBackForAnotherThread() async {
+        let limiter = RateLimiter()
+        // A burst of 32 lends two admissions at a time.
+        let policy = partnerPolicy(burst: 32)
+        let first = await onNewThread {
+            (0..<31).count { limiter.decide(subject(merchant: "a\($0)"), policy: policy, now: 0) == .admit }
+        }
+        // The first thread's lane holds the 32nd admission; the second thread gets it, then nothing.
+        let decisions = await onNewThread {
+            (0..<2).map { limiter.decide(subject(merchant: "b\($0)"), policy: policy, now: 0) }
+        }
+        #expect(first == 31)
+        #expect(decisions.first == .admit)
+        guard decisions.count == 2, case .refuse(_, let rule) = decisions[1] else {
+            Issue.record("the 33rd call at one instant must be refused, got \(decisions)")
+            return
+        }
+        #expect(rule == .partner)
+    }
+
+    @Test("a loan is not spent after its window: a call long after the last one counts when it comes")
+    func aLoanEndsWithItsWindow() {
+        let limiter = RateLimiter()
+        let policy = partnerPolicy(burst: 32)
+        // The call at 0 borrows two admissions and spends one.
+        #expect(limiter.decide(subject(merchant: "m1"), policy: policy, now: 0) == .admit)
+        // 100 s later the key is back to a full burst; the lane's admission dated 0 must not pay for this call, or
+        // the key would read as a full burst again although a call was just admitted.
+        #expect(limiter.decide(subject(merchant: "m1"), policy: policy, now: 100 * Self.second) == .admit)
+        #expect(partnerRoom(limiter, policy, now: 100 * Self.second) == 31)
+        // The sweep takes the loans back and forgets keys with a full burst.
+        limiter.sweep(now: 200 * Self.second)
+        #expect(limiter.trackedKeys == 0)
+    }
+
+    @Test("a loan made under one limit goes back under it when the limit changes")
+    func aLoanEndsWithItsLimit() {
+        let limiter = RateLimiter()
+        let before = partnerPolicy(rate: 1, burst: 32)
+        let after = partnerPolicy(rate: 2, burst: 64)
+        #expect(limiter.decide(subject(merchant: "m1"), policy: before, now: 0) == .admit)
+        // Under the new limit the lane gives back the admission it holds under the old one, then borrows anew. One
+        // call under each limit leaves the key's TAT at 1.5 s, as the exact GCRA has it: 61 of 64 left.
+        #expect(limiter.decide(subject(merchant: "m1"), policy: after, now: 0) == .admit)
+        #expect(partnerRoom(limiter, after, now: 0) == 61)
+    }
+
+    @Test("a refusal after loans carries the exact GCRA's Retry-After and reset")
+    func refusalHeadersAfterLoans() {
+        let limiter = RateLimiter()
+        let policy = partnerPolicy(rate: 16, burst: 32)
+        for call in 0..<32 { #expect(limiter.decide(subject(merchant: "m\(call)"), policy: policy, now: 0) == .admit) }
+        guard case .refuse(let error, let rule) = limiter.decide(subject(merchant: "x"), policy: policy, now: 0) else {
+            Issue.record("the 33rd call at one instant must be refused")
+            return
+        }
+        #expect(rule == .partner)
+        // 32 calls at 16/s: the key is back to a full burst after 2 s; the next call conforms after 1/16 s.
+        let headers = Dictionary(error.headers, uniquingKeysWith: { first, _ in first })
+        #expect(headers["Retry-After"] == "1")
+        #expect(headers["X-Ratelimit-Reset"] == "2")
+    }
+}
