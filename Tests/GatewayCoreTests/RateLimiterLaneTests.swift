@@ -1,5 +1,5 @@
 import Foundation
-import GatewayCore
+@testable import GatewayCore
 import Testing
 
 /// Loans of shared keys to each thread (`LaneCredits`): decisions on several threads stay the exact GCRA, and a loan
@@ -22,11 +22,13 @@ struct RateLimiterLaneTests {
         limiter.room([subject(merchant: "any")], rules: [.partner], policy: policy, now: now).first?.remaining
     }
 
-    /// Runs `body` on a thread of its own (not one of the cooperative pool's), which gets a lane of its own unless
-    /// every lane is taken.
-    func onNewThread<Result: Sendable>(_ body: @escaping @Sendable () -> Result) async -> Result {
+    /// Runs `body` on a thread of its own (not one of the cooperative pool's), in `lane`.
+    func onNewThread<Result: Sendable>(lane: Int, _ body: @escaping @Sendable () -> Result) async -> Result {
         await withCheckedContinuation { (done: CheckedContinuation<Result, Never>) in
-            Thread { done.resume(returning: body()) }.start()
+            Thread {
+                LaneCredits.pinCurrentThread(to: lane)
+                done.resume(returning: body())
+            }.start()
         }
     }
 
@@ -37,7 +39,7 @@ struct RateLimiterLaneTests {
         let admitted = await withTaskGroup(of: Int.self) { group in
             for thread in 0..<8 {
                 group.addTask {
-                    await onNewThread {
+                    await onNewThread(lane: thread) {
                         (0..<500).count { limiter.decide(subject(merchant: "m\(thread)-\($0)"), policy: policy, now: 0) == .admit }
                     }
                 }
@@ -53,16 +55,16 @@ struct RateLimiterLaneTests {
         #expect(limiter.decide(subject(merchant: "late"), policy: policy, now: Self.second) != .admit)
     }
 
-    @Test("a thread refused nothing while another thread's lane still holds admissions it lent: the loan comes back first")
+    @Test("a thread is not refused while another thread's lane holds an admission of the key: the loan comes back first")
     func aLoanComesBackForAnotherThread() async {
         let limiter = RateLimiter()
         // A burst of 32 lends two admissions at a time.
         let policy = partnerPolicy(burst: 32)
-        let first = await onNewThread {
+        let first = await onNewThread(lane: 0) {
             (0..<31).count { limiter.decide(subject(merchant: "a\($0)"), policy: policy, now: 0) == .admit }
         }
         // The first thread's lane holds the 32nd admission; the second thread gets it, then nothing.
-        let decisions = await onNewThread {
+        let decisions = await onNewThread(lane: 1) {
             (0..<2).map { limiter.decide(subject(merchant: "b\($0)"), policy: policy, now: 0) }
         }
         #expect(first == 31)
@@ -115,5 +117,61 @@ struct RateLimiterLaneTests {
         let headers = Dictionary(error.headers, uniquingKeysWith: { first, _ in first })
         #expect(headers["Retry-After"] == "1")
         #expect(headers["X-Ratelimit-Reset"] == "2")
+    }
+
+    @Test("a loan a restart of the key's TAT has forgotten is dropped, not given back: a stale lane lends nothing extra")
+    func aForgottenLoanIsNotGivenBack() async {
+        let limiter = RateLimiter()
+        let policy = partnerPolicy(burst: 32)
+        // One thread borrows two admissions at 0 and spends one; the other lends the key anew 100 s later, when its
+        // TAT has fallen behind and starts again from then.
+        _ = await onNewThread(lane: 0) { limiter.decide(subject(merchant: "a"), policy: policy, now: 0) }
+        let later = await onNewThread(lane: 1) {
+            (0..<33).count { limiter.decide(subject(merchant: "b\($0)"), policy: policy, now: 100 * Self.second) == .admit }
+        }
+        #expect(later == 32)
+    }
+
+    @Test("a hold learned from Klarna applies although the thread holds a loan, and only until it ends")
+    func aHoldOverridesLoans() {
+        let limiter = RateLimiter()
+        let policy = partnerPolicy(burst: 32)
+        let merchant = subject(merchant: "m1")
+        #expect(limiter.decide(merchant, policy: policy, now: 0) == .admit)
+        limiter.hold(merchant, until: 5 * Self.second)
+        guard case .refuse(let error, _) = limiter.decide(merchant, policy: policy, now: Self.second) else {
+            Issue.record("a call during Klarna's hold must be refused")
+            return
+        }
+        #expect(error.headers.first { $0.0 == "Retry-After" }?.1 == "4")
+        #expect(limiter.decide(merchant, policy: policy, now: 5 * Self.second) == .admit)
+    }
+
+    @Test("shaping on a shared key after loans waits as the exact GCRA does")
+    func shapingAfterLoans() {
+        let limiter = RateLimiter()
+        var policy = partnerPolicy(rate: 10, burst: 32)
+        policy.options = ["partner": RuleOptions(maxDelayMs: 1_000)]
+        // 31 calls leave one lent admission in the lane; the 32nd spends it, then the waits are 100 and 200 ms.
+        for call in 0..<32 { #expect(limiter.decide(subject(merchant: "m\(call)"), policy: policy, now: 0) == .admit) }
+        #expect(limiter.decide(subject(merchant: "x"), policy: policy, now: 0) == .delay(nanoseconds: Self.second / 10))
+        #expect(limiter.decide(subject(merchant: "y"), policy: policy, now: 0) == .delay(nanoseconds: Self.second / 5))
+        #expect(limiter.counts[.partner]?.delayed == 2)
+        #expect(limiter.counts[.partner]?.admitted == 32)
+    }
+
+    @Test("a call refused by the caller's limit spends none of the partner's loan")
+    func aRefusalSpendsNoLoan() {
+        let limiter = RateLimiter()
+        let policy = RateLimitPolicy(
+            merchant: [.test: CategoryLimits(default: nil)], partner: [.test: CategoryLimits(default: LimitSpec(rate: 1, burst: 1_000))],
+            caller: LimitSpec(rate: 1, burst: 1))
+        #expect(limiter.decide(subject(merchant: "m1"), policy: policy, now: 0) == .admit)
+        guard case .refuse(_, let rule) = limiter.decide(subject(merchant: "m2"), policy: policy, now: 0) else {
+            Issue.record("the caller's second call at one instant must be refused")
+            return
+        }
+        #expect(rule == .caller)
+        #expect(partnerRoom(limiter, policy, now: 0) == 999)
     }
 }

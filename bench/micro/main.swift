@@ -45,10 +45,13 @@ let policy = RateLimitPolicy(
     merchant: [.test: CategoryLimits(default: LimitSpec(rate: 1e9, burst: 1_000_000))],
     partner: [.test: CategoryLimits(default: LimitSpec(rate: 1e9, burst: 1_000_000))],
     caller: LimitSpec(rate: 1e9, burst: 1_000_000))
+// The category made at run time, as the catalogue's are: a literal's storage is never reference counted, so it hid
+// what two threads retaining one shared string cost (docs/performance.md, request path, fourteenth round).
+let heapCategory = String(decoding: Array("payment-transaction-management".utf8), as: UTF8.self)
 // Resolved as the gateway resolves them when a snapshot is built (per-partner and per-caller overrides).
 let subjects = (0..<1000).map {
     RateLimitSubject(
-        callerID: "caller\($0 % 4)", merchantID: "m\($0)", merchantGroups: [], partnerID: "acq", environment: .test, category: "payment-transaction-management",
+        callerID: "caller\($0 % 4)", merchantID: "m\($0)", merchantGroups: [], partnerID: "acq", environment: .test, category: heapCategory,
         resolved: ResolvedRateLimits(partner: policy.partnerLimits(partnerID: "acq", environment: .test), caller: policy.callerLimit(callerID: "caller\($0 % 4)")))
 }
 var now: Int64 = 0

@@ -10,8 +10,9 @@ import Synchronization
 /// TATs, and take one lock, on every call (docs/config.md, "Rate limits across event loops").
 ///
 /// A loan counts as used when it is made: the key's TAT moves on by the whole portion, as if its calls all came then.
-/// What a lane has not spent goes back when its window ends, when the limit changes, and before any decision that
-/// would make a call wait or refuse it, so such a decision sees the key as if nothing were lent.
+/// A lane spends a loan only within its window and under the limit it was lent under. What it has not spent goes back
+/// when the lane next borrows the key, before any call for the key is made to wait or refused (so that call sees the
+/// key as if nothing were lent), when the admin API reads the key, and at each sweep.
 final class LaneCredits: Sendable {
     typealias Key = RateLimitKey
 
@@ -23,6 +24,9 @@ final class LaneCredits: Sendable {
         var count: Int
         /// The last instant they may be spent.
         var until: Int64
+        /// The key's reset count when they were lent (`State.resets`): after a reset they are no longer charged to
+        /// the key, so they must not be given back.
+        var epoch: UInt32
     }
 
     /// What one lane holds.
@@ -34,18 +38,12 @@ final class LaneCredits: Sendable {
         var admitted = InlineArray<5, Int>(repeating: 0)
     }
 
-    /// One lane, padded to two cache lines so that two lanes' locks never share one.
-    struct Lane: ~Copyable, Sendable {
-        let held = Mutex<Held>(Held())
-        private let padding = InlineArray<8, UInt64>(repeating: 0)
-    }
-
     /// Eight lanes: a gateway's event loops (one per core) each get their own.
     static let count = 8
     /// How long lent admissions may be spent. A call that spends one is counted up to this much before it came, so
     /// in any window at most `rate × window` calls more than the exact GCRA's pass: one call a second per 1,000/s.
     static let window: Int64 = 1_000_000
-    private let lanes: InlineArray<8, Lane> = InlineArray { _ in Lane() }
+    private let lanes = LockStripes<8, Held>(Held())
 
     /// The admissions one loan carries: a sixteenth of the burst, from 1 to 64, so that eight lanes together hold
     /// at most half a burst (or one admission each, under a burst below 16).
@@ -53,31 +51,15 @@ final class LaneCredits: Sendable {
 
     /// Runs `body` with the calling thread's lane locked.
     func withOwnLane<Result: Sendable>(_ body: (inout Held) -> Result) -> Result {
-        lanes[Self.currentLane()].held.withLock { body(&$0) }
+        lanes.withLock(Self.currentLane(), body)
     }
 
     /// Calls admitted through every lane under `rule`.
-    func admitted(_ rule: RateLimitRule) -> Int {
-        (0..<Self.count).reduce(0) { total, lane in total + lanes[lane].held.withLock { $0.admitted[rule.index] } }
-    }
+    func admitted(_ rule: RateLimitRule) -> Int { lanes.sum { $0.admitted[rule.index] } }
 
     /// Runs `body` with every lane locked, in ascending order.
     func withAll<Result: Sendable>(_ body: (UnsafeBufferPointer<UnsafeMutablePointer<Held>>) -> Result) -> Result {
-        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Held>.self, capacity: Self.count) { pointers in
-            lock(from: 0, into: pointers) { body(UnsafeBufferPointer(pointers)) }
-        }
-    }
-
-    private func lock<Result: Sendable>(
-        from lane: Int, into pointers: UnsafeMutableBufferPointer<UnsafeMutablePointer<Held>>, _ body: () -> Result
-    ) -> Result {
-        if lane == Self.count { return body() }
-        return lanes[lane].held.withLock { held in
-            withUnsafeMutablePointer(to: &held) { pointer in
-                pointers.initializeElement(at: lane, to: pointer)
-                return lock(from: lane + 1, into: pointers, body)
-            }
-        }
+        lanes.withAllLocked(body)
     }
 
     /// The lane of the calling thread: handed out in turn at a thread's first decision and kept in a thread-specific
@@ -89,6 +71,12 @@ final class LaneCredits: Sendable {
         return lane
     }
 
+    /// Puts the calling thread in `lane`: tests pin their threads, since lanes handed out in turn to the threads of
+    /// tests running at once could give two of one test's threads the same lane.
+    static func pinCurrentThread(to lane: Int) {
+        pthread_setspecific(laneKey, UnsafeRawPointer(bitPattern: UInt(lane % count + 1)))
+    }
+
     private static let laneKey: pthread_key_t = {
         var key = pthread_key_t()
         pthread_key_create(&key, nil)
@@ -98,37 +86,45 @@ final class LaneCredits: Sendable {
 }
 
 extension RateLimiter.State {
-    /// Lends `credits` a portion of `key`'s admissions under `gcra` at `now`, taking back first what it held of the
-    /// key; false when the limit has no room now (then the lane holds nothing of the key).
+    /// Lends `credits` a portion of `key`'s admissions under `gcra` at `now` (`QuotaLedger.grant`), taking back first
+    /// what it held of the key; false when the limit has no room now (then the lane holds nothing of the key).
     mutating func lend(_ key: RateLimitKey, _ gcra: GCRA, to credits: inout [RateLimitKey: LaneCredits.Credit], now: Int64) -> Bool {
-        if let old = credits.removeValue(forKey: key) { giveBack(key, old) }
+        if let old = credits.removeValue(forKey: key) { giveBack(key, old, now: now) }
         let tat = tats[key]
-        let room = gcra.remaining(tat: tat ?? now, now: now)
-        guard room > 0 else { return false }
-        let portion = min(LaneCredits.portion(gcra), room)
-        tats[key] = max(tat ?? now, now) + Int64(portion) * gcra.interval
-        credits[key] = LaneCredits.Credit(gcra: gcra, count: portion, until: now + LaneCredits.window)
+        let grant = QuotaLedger.grant(gcra, tat: tat, requested: LaneCredits.portion(gcra), now: now)
+        guard grant.granted > 0 else { return false }
+        // A TAT behind `now` starts again from `now`, which forgets every admission charged before, loans still held
+        // by other lanes among them: those must not be given back after this, or they would be taken off the loans
+        // made since.
+        var epoch = resets[key] ?? 0
+        if tat.map({ $0 < now }) ?? true {
+            epoch &+= 1
+            resets[key] = epoch
+        }
+        tats[key] = grant.tat
+        credits[key] = LaneCredits.Credit(gcra: gcra, count: grant.granted, until: now + LaneCredits.window, epoch: epoch)
         return true
     }
 
     /// Takes back what every lane holds of `key`.
-    mutating func reclaim(_ key: RateLimitKey, from lanes: UnsafeBufferPointer<UnsafeMutablePointer<LaneCredits.Held>>) {
+    mutating func reclaim(_ key: RateLimitKey, from lanes: UnsafeBufferPointer<UnsafeMutablePointer<LaneCredits.Held>>, now: Int64) {
         for lane in lanes {
-            if let credit = lane.pointee.credits.removeValue(forKey: key) { giveBack(key, credit) }
+            if let credit = lane.pointee.credits.removeValue(forKey: key) { giveBack(key, credit, now: now) }
         }
     }
 
-    /// Takes back everything every lane holds.
-    mutating func reclaimAll(from lanes: UnsafeBufferPointer<UnsafeMutablePointer<LaneCredits.Held>>) {
+    /// Takes back everything every lane holds; with no loan left, the reset counts are forgotten too.
+    mutating func reclaimAll(from lanes: UnsafeBufferPointer<UnsafeMutablePointer<LaneCredits.Held>>, now: Int64) {
         for lane in lanes {
-            for (key, credit) in lane.pointee.credits { giveBack(key, credit) }
+            for (key, credit) in lane.pointee.credits { giveBack(key, credit, now: now) }
             lane.pointee.credits.removeAll(keepingCapacity: true)
         }
+        resets.removeAll(keepingCapacity: true)
     }
 
-    /// Unspent admissions back to the key: its TAT moves back by their share, as if they had never been lent.
-    private mutating func giveBack(_ key: RateLimitKey, _ credit: LaneCredits.Credit) {
-        guard credit.count > 0, let tat = tats[key] else { return }
-        tats[key] = tat - Int64(credit.count) * credit.gcra.interval
+    /// Unspent admissions back to the key (`QuotaLedger.giveBack`), unless the key was reset since they were lent.
+    private mutating func giveBack(_ key: RateLimitKey, _ credit: LaneCredits.Credit, now: Int64) {
+        guard credit.count > 0, credit.epoch == resets[key] ?? 0, let tat = tats[key] else { return }
+        tats[key] = QuotaLedger.giveBack(credit.gcra, tat: tat, unused: credit.count, now: now)
     }
 }

@@ -15,8 +15,8 @@ public struct RateLimitKey: Hashable, Sendable {
     /// The second part (category or merchant id; empty when the rule has one part).
     public let second: String
 
-    /// The key's hash, computed once when the key is made: the limiter looks a key up three times under a lock
-    /// shared by every event loop, and hashing two strings each time held that lock several times longer.
+    /// The key's hash, computed once when the key is made: a decision looks its keys up several times under locks
+    /// other event loops may wait for, and hashing two strings each time held them several times longer.
     private let hash: Int
 
     /// The key's own hash, for picking its stripe of local mode's TATs (`TATStripes`).
@@ -40,8 +40,10 @@ public struct RateLimitKey: Hashable, Sendable {
     public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 
     /// The stored hash mixed with a dictionary's seed in one multiply: a dictionary lookup otherwise runs the whole
-    /// seeded `Hasher` on it, three times per decision under the lock every event loop shares (docs/performance.md).
-    /// The stored hash is already spread; the seed still varies the order from one dictionary to another.
+    /// seeded `Hasher` on it, several times per decision under locks (docs/performance.md). The stored hash is
+    /// already spread; the seed still varies the order from one dictionary to another. This gives up the seeded
+    /// hash's resistance to keys chosen to collide, which holds only because the parts are the gateway's own ids and
+    /// categories, never a caller's text.
     public func _rawHashValue(seed: Int) -> Int {
         var mixed = UInt64(UInt(bitPattern: hash ^ seed)) &* 0xFF51_AFD7_ED55_8CCD
         mixed ^= mixed >> 32
@@ -49,8 +51,8 @@ public struct RateLimitKey: Hashable, Sendable {
     }
 
     /// Mixes the parts' UTF-8 bytes eight at a time. `Hasher` on the two strings was about a third of a decision;
-    /// this hash only needs to spread keys, because the dictionary hashes it again with its own seeded `Hasher`, and
-    /// the parts are the gateway's own ids and categories, never a caller's text.
+    /// this hash only needs to spread keys, since the parts are the gateway's own ids and categories, never a caller's
+    /// text (see `_rawHashValue(seed:)`).
     static func hash(rule: RateLimitRule, _ first: String, _ second: String) -> Int {
         var state = UInt64(truncatingIfNeeded: rule.index) &+ 0x9E37_79B9_7F4A_7C15
         mix(first, into: &state)
@@ -87,12 +89,7 @@ public struct RateLimitKey: Hashable, Sendable {
     private static func sameBytes(_ left: String, _ right: String) -> Bool {
         // One representation is one spelling: the same small string, or the same storage. The limiter's stored keys
         // were made from the snapshot's strings, which its lookups meet again, so this usually answers.
-        if MemoryLayout<String>.size == 16, withUnsafeBytes(of: left, { leftWords in
-            withUnsafeBytes(of: right) { rightWords in
-                leftWords.loadUnaligned(as: UInt64.self) == rightWords.loadUnaligned(as: UInt64.self)
-                    && leftWords.loadUnaligned(fromByteOffset: 8, as: UInt64.self) == rightWords.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-            }
-        }) { return true }
+        if ThreadLocalStrings.sameRepresentation(left, right) { return true }
         let contiguous = left.utf8.withContiguousStorageIfAvailable { leftBytes in
             right.utf8.withContiguousStorageIfAvailable { rightBytes in
                 guard leftBytes.count == rightBytes.count else { return false }

@@ -50,7 +50,7 @@ extension RateLimiter {
                 var holds = [Int64?](repeating: nil, count: limits.count)
                 for index in limits.indices {
                     if !limits[index].rule.isPerMerchant {
-                        state.reclaim(limits[index].key, from: lanes)
+                        state.reclaim(limits[index].key, from: lanes, now: now)
                         tats[index] = state.tats[limits[index].key]
                     }
                     holds[index] = state.holds[limits[index].key]

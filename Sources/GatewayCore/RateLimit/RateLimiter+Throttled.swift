@@ -53,7 +53,7 @@ extension RateLimiter {
         let (copied, complete) = lanes.withAll { lanes in
             state.withLock { state -> ([Copied], Bool) in
                 // Loans taken back first, so shared keys' TATs read as the exact GCRA would.
-                state.reclaimAll(from: lanes)
+                state.reclaimAll(from: lanes, now: now)
                 var out: [Copied] = []
                 out.reserveCapacity(state.throttleMarks.count + state.holds.count)
                 for (key, mark) in state.throttleMarks where mark.last > horizon {

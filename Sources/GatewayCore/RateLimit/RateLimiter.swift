@@ -80,11 +80,12 @@ public struct RateLimitCounts: Sendable, Equatable {
 /// Checking every applicable limit and committing them is atomic: a call refused by one rule never spends another
 /// rule's quota. So that event loops deciding at once do not all wait on one lock, the keys live in three places,
 /// always locked in this order: the merchant's keys in stripes (`TATStripes`), admissions of the keys every call
-/// shares (partner, caller, global) lent to each loop (`LaneCredits`), and the rest under `state`. A call with room
-/// in every limit is admitted from its merchant's stripe and its loop's lane alone; one that must wait or be refused,
-/// or while Klarna holds any key back, is decided with everything locked and every loan taken back first, so it sees
-/// the exact GCRA (docs/config.md, "Rate limits across event loops"). The lanes also count the admissions made
-/// through them; `bench/` measures it all.
+/// shares (partner, caller, global) lent to each thread (`LaneCredits`), and the rest under `state`. A call with room
+/// in every limit is admitted under its merchant's stripes and its thread's lane, taking the state's lock only to
+/// borrow. A call that must wait or be refused, and every call while a hold learned from Klarna lasts, is decided
+/// with its stripes, every lane and the state locked, after its shared keys' loans are taken back, so it sees the
+/// exact GCRA (docs/config.md, "Rate limits across event loops"). The lanes also count the admissions made through
+/// them; `bench/` measures it all.
 ///
 /// In cluster mode (several instances on one PostgreSQL) every enforced limit is decided by a `ClusterLimits`
 /// lease book instead of the local TAT; see `RateLimiter+Cluster.swift` and docs/quota-leasing.md.
@@ -94,6 +95,8 @@ public final class RateLimiter: Sendable {
     struct State {
         /// TATs of the keys every call shares (partner, caller, global); the merchants' are in `TATStripes`.
         var tats: [Key: Int64] = [:]
+        /// How often each shared key's TAT started again from `now` while lanes held loans of it (`lend`).
+        var resets: [Key: UInt32] = [:]
         var holds: [Key: Int64] = [:]
         var queued = 0
         var counts = RuleCounts()
@@ -112,9 +115,9 @@ public final class RateLimiter: Sendable {
     let stripes = TATStripes()
     /// Local mode's loans of shared keys to each thread.
     let lanes = LaneCredits()
-    /// True while `State.holds` has any, so that a decision reads them (under the state's lock) only then; written
-    /// under that lock.
-    private let holdsKnown = Atomic<Bool>(false)
+    /// When the last hold learned from Klarna ends (`Int64.min`: none), so that a decision reads the holds, under the
+    /// state's lock, only until then; written under that lock.
+    private let holdsEnd = Atomic<Int64>(.min)
     /// Where cluster mode sends the ledger work its decisions produce (set once by the ledger client).
     let ledger = Mutex<LedgerSink?>(nil)
 
@@ -162,20 +165,25 @@ public final class RateLimiter: Sendable {
                     shadow: options?.shadow ?? false))
                 count += 1
             }
+            // The keys hold this thread's copies of the strings every call shares, so that their reference counts stay
+            // on this core (`ThreadLocalStrings`).
+            let category = ThreadLocalStrings.local(subject.category)
+            let partnerID = ThreadLocalStrings.local(subject.partnerID)
+            let callerID = ThreadLocalStrings.local(subject.callerID)
             if let merchantID = subject.merchantID {
                 let plan = (policy.merchantPlans.isEmpty ? nil : policy.merchantPlans[merchantID])
                     ?? (policy.groupPlans.isEmpty ? nil : subject.merchantGroups.lazy.compactMap { policy.groupPlans[$0] }.first)
                 let limits = plan.flatMap { policy.plans[$0]?.merchant } ?? policy.merchant[subject.environment]
                 // Added even without a limit, so that holds learned from Klarna's 429s apply to the key.
-                add(.merchant, Key(rule: .merchant, first: merchantID, second: subject.category), limits?.limit(for: subject.category))
+                add(.merchant, Key(rule: .merchant, first: merchantID, second: category), limits?.limit(for: category))
             }
             let resolved = subject.resolved ?? ResolvedRateLimits(
                 partner: policy.partnerLimits(partnerID: subject.partnerID, environment: subject.environment),
                 caller: policy.callerLimit(callerID: subject.callerID))
-            add(.partner, Key(rule: .partner, first: subject.partnerID, second: subject.category), resolved.partner?.limit(for: subject.category))
-            if let spec = resolved.caller { add(.caller, Key(rule: .caller, first: subject.callerID, second: ""), spec) }
+            add(.partner, Key(rule: .partner, first: partnerID, second: category), resolved.partner?.limit(for: category))
+            if let spec = resolved.caller { add(.caller, Key(rule: .caller, first: callerID, second: ""), spec) }
             if let spec = policy.callerMerchant, let merchantID = subject.merchantID {
-                add(.callerMerchant, Key(rule: .callerMerchant, first: subject.callerID, second: merchantID), spec)
+                add(.callerMerchant, Key(rule: .callerMerchant, first: callerID, second: merchantID), spec)
             }
             if let spec = policy.global { add(.global, Key(rule: .global, first: "", second: ""), spec) }
             return body(UnsafeBufferPointer(rebasing: buffer[..<count]))
@@ -196,7 +204,7 @@ public final class RateLimiter: Sendable {
         return withApplicable(subject, policy) { limits in
             if isClustered { return decideClustered(limits, maxQueued: maxQueued, now: now, since: since ?? now, wake: wake) }
             return stripes.withLocked(limits) { tables in
-                if !holdsKnown.load(ordering: .relaxed), admitAtOnce(limits, tables: tables, now: now) { return .admit }
+                if now >= holdsEnd.load(ordering: .relaxed), admitAtOnce(limits, tables: tables, now: now) { return .admit }
                 return decideExactly(limits, tables: tables, maxQueued: maxQueued, now: now)
             }
         }
@@ -285,7 +293,7 @@ public final class RateLimiter: Sendable {
                             if let table = tables[index] {
                                 tat = table.pointee[key]
                             } else {
-                                state.reclaim(key, from: lanes)
+                                state.reclaim(key, from: lanes, now: now)
                                 tat = state.tats[key]
                             }
                         }
@@ -365,7 +373,7 @@ public final class RateLimiter: Sendable {
             ?? Key(rule: .partner, first: subject.partnerID, second: subject.category)
         state.withLock { state in
             state.holds[key] = max(state.holds[key] ?? 0, until)
-            holdsKnown.store(true, ordering: .relaxed)
+            holdsEnd.store(max(holdsEnd.load(ordering: .relaxed), until), ordering: .relaxed)
         }
     }
 
@@ -374,13 +382,13 @@ public final class RateLimiter: Sendable {
         stripes.sweep(now: now)
         lanes.withAll { lanes in
             state.withLock { state in
-                state.reclaimAll(from: lanes)
+                state.reclaimAll(from: lanes, now: now)
                 state.tats = state.tats.filter { $0.value > now }
             }
         }
         state.withLock { state in
             state.holds = state.holds.filter { $0.value > now }
-            holdsKnown.store(!state.holds.isEmpty, ordering: .relaxed)
+            holdsEnd.store(state.holds.values.max() ?? .min, ordering: .relaxed)
             state.sweepThrottleMarks(now: now)
             state.cluster?.sweep(now: now)
         }

@@ -1,0 +1,47 @@
+import Foundation
+@testable import GatewayCore
+import Testing
+
+/// `ThreadLocalStrings`: each thread gets its own object for a long shared string, equal to it byte for byte.
+@Suite("Each thread's copies of shared strings")
+struct ThreadLocalStringsTests {
+    /// The address of a native string's storage, or nil for a small string (the second word of its representation).
+    static func storage(_ string: String) -> UInt64 {
+        withUnsafeBytes(of: string) { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
+    }
+
+    static func onNewThread<Result: Sendable>(_ body: @escaping @Sendable () -> Result) async -> Result {
+        await withCheckedContinuation { (done: CheckedContinuation<Result, Never>) in
+            Thread { done.resume(returning: body()) }.start()
+        }
+    }
+
+    @Test("a long string gets one copy per thread, equal to it, kept for the thread's later calls; a small one is itself")
+    func copiesPerThread() async {
+        let shared = String(decoding: Array("payment-transaction-management".utf8), as: UTF8.self)
+        let small = "acq"
+        let (first, again, smallCopy) = await Self.onNewThread {
+            (Self.storage(ThreadLocalStrings.local(shared)), Self.storage(ThreadLocalStrings.local(shared)), ThreadLocalStrings.local(small))
+        }
+        let other = await Self.onNewThread { Self.storage(ThreadLocalStrings.local(shared)) }
+        #expect(first != Self.storage(shared))
+        #expect(again == first)
+        #expect(other != first && other != Self.storage(shared))
+        #expect(smallCopy == small)
+        let copy = await Self.onNewThread { ThreadLocalStrings.local(shared) }
+        #expect(copy == shared && Array(copy.utf8) == Array(shared.utf8))
+    }
+
+    @Test("two long strings get copies of their own content; past the capacity the thread starts again, still right")
+    func copiesStayApart() async {
+        let (matches, afterReset) = await Self.onNewThread { () -> (Bool, Bool) in
+            let one = String(decoding: Array("category-number-one-and-long".utf8), as: UTF8.self)
+            let two = String(decoding: Array("category-number-two-and-long".utf8), as: UTF8.self)
+            let matches = ThreadLocalStrings.local(one) == one && ThreadLocalStrings.local(two) == two
+            for index in 0...ThreadLocalStrings.capacity { _ = ThreadLocalStrings.local("a long string made at run time \(index)") }
+            return (matches, ThreadLocalStrings.local(one) == one)
+        }
+        #expect(matches)
+        #expect(afterReset)
+    }
+}
