@@ -28,6 +28,10 @@ struct ThreadLocalStringsTests {
         #expect(again == first)
         #expect(other != first && other != Self.storage(shared))
         #expect(smallCopy == small)
+        // A literal is never reference counted: it is returned as it is, which also checks the reading of the ABI's
+        // immortal bit on this platform.
+        let literal = "a literal longer than fifteen bytes"
+        #expect(Self.storage(ThreadLocalStrings.local(literal)) == Self.storage(literal))
         let copy = await Self.onNewThread { ThreadLocalStrings.local(shared) }
         #expect(copy == shared && Array(copy.utf8) == Array(shared.utf8))
     }
