@@ -174,4 +174,38 @@ struct RateLimiterLaneTests {
         #expect(rule == .caller)
         #expect(partnerRoom(limiter, policy, now: 0) == 999)
     }
+
+    @Test("a loan given back after its time returns only the admissions still ahead: never more than the exact GCRA")
+    func anExpiredLoanReturnsOnlyWhatIsAhead() async {
+        let limiter = RateLimiter()
+        // A burst of 64 at 1/s lends four admissions at a time.
+        let policy = partnerPolicy(burst: 64)
+        let second = Self.second
+        // Calls at 0 (lane 0), 3.9 s (lane 1) and 3.95 s (lane 0, whose first loan has expired): the exact GCRA then
+        // has 62 left at 3.95 s. Giving back all of lane 0's first loan, three slots that had passed, let 64 through.
+        _ = await onNewThread(lane: 0) { limiter.decide(subject(merchant: "a"), policy: policy, now: 0) }
+        _ = await onNewThread(lane: 1) { limiter.decide(subject(merchant: "b"), policy: policy, now: 39 * second / 10) }
+        _ = await onNewThread(lane: 0) { limiter.decide(subject(merchant: "c"), policy: policy, now: 395 * second / 100) }
+        let third = await onNewThread(lane: 2) {
+            (0..<80).count { limiter.decide(subject(merchant: "d\($0)"), policy: policy, now: 395 * second / 100) == .admit }
+        }
+        #expect(third <= 62)
+        #expect(third >= 55)
+    }
+
+    @Test("a loan given back to a TAT that then starts again from now takes nothing off the loans made since")
+    func aGiveBackAtTheFloorTakesNothingLater() async {
+        let limiter = RateLimiter()
+        let policy = partnerPolicy(burst: 32)
+        let late = 100 * Self.second
+        _ = await onNewThread(lane: 0) { limiter.decide(subject(merchant: "a"), policy: policy, now: 0) }
+        _ = await onNewThread(lane: 1) { limiter.decide(subject(merchant: "b"), policy: policy, now: 0) }
+        // Lane 0 gives its loan back at 100 s (the key's TAT falls to 100 s) and borrows anew; lane 1's loan from 0
+        // must not be taken off that new loan.
+        let first = await onNewThread(lane: 0) { limiter.decide(subject(merchant: "c"), policy: policy, now: late) == .admit ? 1 : 0 }
+        let rest = await onNewThread(lane: 1) {
+            (0..<40).count { limiter.decide(subject(merchant: "d\($0)"), policy: policy, now: late) == .admit }
+        }
+        #expect(first + rest == 32)
+    }
 }

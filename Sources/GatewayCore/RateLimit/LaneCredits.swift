@@ -12,7 +12,8 @@ import Synchronization
 /// A loan counts as used when it is made: the key's TAT moves on by the whole portion, as if its calls all came then.
 /// A lane spends a loan only within its window and under the limit it was lent under. What it has not spent goes back
 /// when the lane next borrows the key, before any call for the key is made to wait or refused (so that call sees the
-/// key as if nothing were lent), when the admin API reads the key, and at each sweep.
+/// key as if nothing were lent), when the admin API reads the key, and at each sweep: those admissions whose time is
+/// still ahead, never those that have passed.
 final class LaneCredits: Sendable {
     typealias Key = RateLimitKey
 
@@ -24,9 +25,11 @@ final class LaneCredits: Sendable {
         var count: Int
         /// The last instant they may be spent.
         var until: Int64
-        /// The key's reset count when they were lent (`State.resets`): after a reset they are no longer charged to
-        /// the key, so they must not be given back.
-        var epoch: UInt32
+        /// The key's TAT right after the loan: its admissions are the slots just before it.
+        var end: Int64
+        /// `State.returned` of the key when lent: what was given back since moved the loan's slots earlier by at most
+        /// the difference.
+        var returnedBefore: Int64
     }
 
     /// What one lane holds.
@@ -90,19 +93,11 @@ extension RateLimiter.State {
     /// what it held of the key; false when the limit has no room now (then the lane holds nothing of the key).
     mutating func lend(_ key: RateLimitKey, _ gcra: GCRA, to credits: inout [RateLimitKey: LaneCredits.Credit], now: Int64) -> Bool {
         if let old = credits.removeValue(forKey: key) { giveBack(key, old, now: now) }
-        let tat = tats[key]
-        let grant = QuotaLedger.grant(gcra, tat: tat, requested: LaneCredits.portion(gcra), now: now)
-        guard grant.granted > 0 else { return false }
-        // A TAT behind `now` starts again from `now`, which forgets every admission charged before, loans still held
-        // by other lanes among them: those must not be given back after this, or they would be taken off the loans
-        // made since.
-        var epoch = resets[key] ?? 0
-        if tat.map({ $0 < now }) ?? true {
-            epoch &+= 1
-            resets[key] = epoch
-        }
-        tats[key] = grant.tat
-        credits[key] = LaneCredits.Credit(gcra: gcra, count: grant.granted, until: now + LaneCredits.window, epoch: epoch)
+        let grant = QuotaLedger.grant(gcra, tat: tats[key], requested: LaneCredits.portion(gcra), now: now)
+        guard grant.granted > 0, let end = grant.tat else { return false }
+        tats[key] = end
+        credits[key] = LaneCredits.Credit(
+            gcra: gcra, count: grant.granted, until: now + LaneCredits.window, end: end, returnedBefore: returned[key] ?? 0)
         return true
     }
 
@@ -113,18 +108,28 @@ extension RateLimiter.State {
         }
     }
 
-    /// Takes back everything every lane holds; with no loan left, the reset counts are forgotten too.
+    /// Takes back everything every lane holds; with no loan left, what was given back is forgotten too.
     mutating func reclaimAll(from lanes: UnsafeBufferPointer<UnsafeMutablePointer<LaneCredits.Held>>, now: Int64) {
         for lane in lanes {
             for (key, credit) in lane.pointee.credits { giveBack(key, credit, now: now) }
             lane.pointee.credits.removeAll(keepingCapacity: true)
         }
-        resets.removeAll(keepingCapacity: true)
+        returned.removeAll(keepingCapacity: true)
     }
 
-    /// Unspent admissions back to the key (`QuotaLedger.giveBack`), unless the key was reset since they were lent.
+    /// Gives back the loan's unspent admissions whose slots are still ahead of `now` (`QuotaLedger.giveBack`).
+    ///
+    /// A loan's unspent admissions are the last slots before its end; what other loans gave back since moved them
+    /// earlier by at most `returned - returnedBefore` (all of it, counted as if lent before this one: an estimate that
+    /// can only give back less). Slots already passed stay spent, as the GCRA forgets time behind its TAT: giving
+    /// them back took them off loans lent since, and admitted more than the limit (docs/performance.md).
     private mutating func giveBack(_ key: RateLimitKey, _ credit: LaneCredits.Credit, now: Int64) {
-        guard credit.count > 0, credit.epoch == resets[key] ?? 0, let tat = tats[key] else { return }
-        tats[key] = QuotaLedger.giveBack(credit.gcra, tat: tat, unused: credit.count, now: now)
+        guard credit.count > 0, let tat = tats[key] else { return }
+        let end = credit.end - ((returned[key] ?? 0) - credit.returnedBefore)
+        guard end > now else { return }
+        let ahead = Int(min(Int64(credit.count), (end - now) / credit.gcra.interval))
+        guard ahead > 0 else { return }
+        tats[key] = QuotaLedger.giveBack(credit.gcra, tat: tat, unused: ahead, now: now)
+        returned[key, default: 0] += Int64(ahead) * credit.gcra.interval
     }
 }
