@@ -14,22 +14,37 @@ import Darwin
 /// Small strings (15 UTF-8 bytes or fewer) and literals are never counted and are returned as they are; merchant ids
 /// are not passed here, since they are many and a merchant's calls rarely meet on two loops.
 enum ThreadLocalStrings {
-    /// The most strings a thread keeps; past it the thread starts again with none.
-    static let capacity = 64
+    /// The most strings a thread keeps; past it the thread starts again with none. Categories and partner and caller
+    /// ids are tens in a deployment: a thread meeting more than this many would copy again, not fail.
+    static let capacity = 1_024
 
     /// A thread's copies. An entry is found by its original's representation, read as two words so that looking
     /// touches no reference count of the shared original; the original is kept alive beside it, since a string made
     /// later at a freed original's address could otherwise share its representation.
     final class Copies {
-        var representations: [Representation] = []
+        var copies: [Representation: String] = [:]
+        /// The originals, only kept alive: looking one up would touch its count.
         var originals: [String] = []
-        var copies: [String] = []
     }
 
     /// A string's two words.
-    struct Representation: Equatable {
+    struct Representation: Hashable {
         let low: UInt64
         let high: UInt64
+
+        /// Feeds both words.
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(low)
+            hasher.combine(high)
+        }
+
+        /// Both words and the dictionary's seed in two multiplies, not a seeded `Hasher`: the words are addresses and
+        /// counts of the gateway's own strings, not a caller's choosing (as `RateLimitKey`'s hash).
+        func _rawHashValue(seed: Int) -> Int {
+            var mixed = (low ^ UInt64(UInt(bitPattern: seed))) &* 0xFF51_AFD7_ED55_8CCD
+            mixed = (mixed ^ high ^ (mixed >> 29)) &* 0xC4CE_B9FE_1A85_EC53
+            return Int(truncatingIfNeeded: mixed ^ (mixed >> 32))
+        }
     }
 
     /// The calling thread's copy of `string`.
@@ -41,17 +56,15 @@ enum ThreadLocalStrings {
         // still be equal to the string; only the copy's purpose would be lost.)
         guard representation.high >> 63 == 0 else { return string }
         let copies = current()
-        if let index = copies.representations.firstIndex(of: representation) { return copies.copies[index] }
-        if copies.representations.count >= capacity {
-            copies.representations.removeAll(keepingCapacity: true)
-            copies.originals.removeAll(keepingCapacity: true)
+        if let copy = copies.copies[representation] { return copy }
+        if copies.copies.count >= capacity {
             copies.copies.removeAll(keepingCapacity: true)
+            copies.originals.removeAll(keepingCapacity: true)
         }
         // A new object: `String(decoding:)` of the bytes never shares the original's storage.
         let copy = String(decoding: Array(string.utf8), as: UTF8.self)
-        copies.representations.append(representation)
+        copies.copies[representation] = copy
         copies.originals.append(string)
-        copies.copies.append(copy)
         return copy
     }
 
