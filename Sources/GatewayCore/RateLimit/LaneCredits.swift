@@ -9,11 +9,10 @@ import Synchronization
 /// limiter to each thread a portion at a time, so that two event loops deciding at once do not both write those keys'
 /// TATs, and take one lock, on every call (docs/config.md, "Rate limits across event loops").
 ///
-/// A loan counts as used when it is made: the key's TAT moves on by the whole portion, as if its calls all came then.
+/// A loan counts as used when it is made: the key's TAT moves on by the whole loan, as if its calls all came then.
 /// A lane spends a loan only within its window and under the limit it was lent under. What it has not spent goes back
-/// when the lane next borrows the key, before any call for the key is made to wait or refused (so that call sees the
-/// key as if nothing were lent), when the admin API reads the key, and at each sweep: those admissions whose time is
-/// still ahead, never those that have passed.
+/// when the lane next borrows the key, before any call for the key is made to wait or refused, when the admin API
+/// reads the key, and at each sweep, as far as the loan is still the last thing charged to the key (`State.giveBack`).
 final class LaneCredits: Sendable {
     typealias Key = RateLimitKey
 
@@ -25,11 +24,10 @@ final class LaneCredits: Sendable {
         var count: Int
         /// The last instant they may be spent.
         var until: Int64
-        /// The key's TAT right after the loan: its admissions are the slots just before it.
+        /// The key's TAT right after the loan: while it still is, the loan is the last thing charged to the key.
         var end: Int64
-        /// `State.returned` of the key when lent: what was given back since moved the loan's slots earlier by at most
-        /// the difference.
-        var returnedBefore: Int64
+        /// The admissions this loan asked for, which sizes the next (`State.lend`).
+        var size: Int
     }
 
     /// What one lane holds.
@@ -48,8 +46,9 @@ final class LaneCredits: Sendable {
     static let window: Int64 = 1_000_000
     private let lanes = LockStripes<8, Held>(Held())
 
-    /// The admissions one loan carries: a sixteenth of the burst, from 1 to 64, so that eight lanes together hold
-    /// at most half a burst (or one admission each, under a burst below 16).
+    /// The most admissions one loan carries: a sixteenth of the burst, from 1 to 64, so that eight lanes together hold
+    /// at most half a burst (or one admission each, under a burst below 16). A lane's loans start at one and follow
+    /// its demand up to this (`State.lend`).
     static func portion(_ gcra: GCRA) -> Int { max(1, min(64, gcra.burst / 16)) }
 
     /// Runs `body` with the calling thread's lane locked.
@@ -89,47 +88,66 @@ final class LaneCredits: Sendable {
 }
 
 extension RateLimiter.State {
-    /// Lends `credits` a portion of `key`'s admissions under `gcra` at `now` (`QuotaLedger.grant`), taking back first
-    /// what it held of the key; false when the limit has no room now (then the lane holds nothing of the key).
+    /// Lends `credits` admissions of `key` under `gcra` at `now` (`QuotaLedger.grant`), giving back first what it
+    /// held of the key; false when the limit has no room now (then the lane holds nothing of the key).
+    ///
+    /// A loan reserves the key's next slots, so admissions a lane does not spend hold the others back until they come
+    /// back, and they can come back only while the loan is the last thing charged to the key (`giveBack`). So a loan
+    /// follows its lane's demand: twice the last when that was spent within its window, half when it ran out with
+    /// admissions left, one after a change of limit; never above `LaneCredits.portion`.
     mutating func lend(_ key: RateLimitKey, _ gcra: GCRA, to credits: inout [RateLimitKey: LaneCredits.Credit], now: Int64) -> Bool {
-        if let old = credits.removeValue(forKey: key) { giveBack(key, old, now: now) }
-        let grant = QuotaLedger.grant(gcra, tat: tats[key], requested: LaneCredits.portion(gcra), now: now)
+        let now = observe(now)
+        var size = 1
+        if let old = credits.removeValue(forKey: key) {
+            giveBack(key, old, now: now)
+            if old.gcra == gcra { size = old.count == 0 ? old.size * 2 : max(1, old.size / 2) }
+        }
+        size = min(size, LaneCredits.portion(gcra))
+        let grant = QuotaLedger.grant(gcra, tat: tats[key], requested: size, now: now)
         guard grant.granted > 0, let end = grant.tat else { return false }
         tats[key] = end
-        credits[key] = LaneCredits.Credit(
-            gcra: gcra, count: grant.granted, until: now + LaneCredits.window, end: end, returnedBefore: returned[key] ?? 0)
+        credits[key] = LaneCredits.Credit(gcra: gcra, count: grant.granted, until: now + LaneCredits.window, end: end, size: size)
         return true
     }
 
-    /// Takes back what every lane holds of `key`.
+    /// Gives back what the lanes hold of `key`, latest loan first, as far as each is the last thing charged to the key
+    /// in turn. The rest stays with its lanes, to be spent within its window.
     mutating func reclaim(_ key: RateLimitKey, from lanes: UnsafeBufferPointer<UnsafeMutablePointer<LaneCredits.Held>>, now: Int64) {
-        for lane in lanes {
-            if let credit = lane.pointee.credits.removeValue(forKey: key) { giveBack(key, credit, now: now) }
+        let now = observe(now)
+        var gave = true
+        while gave {
+            gave = false
+            for lane in lanes {
+                guard let credit = lane.pointee.credits[key], credit.count > 0, credit.end == tats[key] else { continue }
+                lane.pointee.credits[key] = nil
+                giveBack(key, credit, now: now)
+                gave = true
+            }
         }
     }
 
-    /// Takes back everything every lane holds; with no loan left, what was given back is forgotten too.
+    /// Gives back what can come back of every key the lanes hold, and forgets loans that are spent or past their window.
     mutating func reclaimAll(from lanes: UnsafeBufferPointer<UnsafeMutablePointer<LaneCredits.Held>>, now: Int64) {
-        for lane in lanes {
-            for (key, credit) in lane.pointee.credits { giveBack(key, credit, now: now) }
-            lane.pointee.credits.removeAll(keepingCapacity: true)
-        }
-        returned.removeAll(keepingCapacity: true)
+        let now = observe(now)
+        var keys = Set<RateLimitKey>()
+        for lane in lanes { keys.formUnion(lane.pointee.credits.keys) }
+        for key in keys { reclaim(key, from: lanes, now: now) }
+        for lane in lanes { lane.pointee.credits = lane.pointee.credits.filter { $0.value.count > 0 && $0.value.until >= now } }
     }
 
-    /// Gives back the loan's unspent admissions whose slots are still ahead of `now` (`QuotaLedger.giveBack`).
-    ///
-    /// A loan's unspent admissions are the last slots before its end; what other loans gave back since moved them
-    /// earlier by at most `returned - returnedBefore` (all of it, counted as if lent before this one: an estimate that
-    /// can only give back less). Slots already passed stay spent, as the GCRA forgets time behind its TAT: giving
-    /// them back took them off loans lent since, and admitted more than the limit (docs/performance.md).
+    /// The latest `now` any caller brought, which a give-back measures from: each caller reads its clock before it
+    /// waits for the locks, and an older `now` would count passed slots as still ahead.
+    private mutating func observe(_ now: Int64) -> Int64 {
+        clock = max(clock, now)
+        return clock
+    }
+
+    /// Gives back a loan's unspent admissions if it is the last thing charged to the key: they are then the TAT's last
+    /// slots, and moving the TAT back over them (never behind `now`, `QuotaLedger.giveBack`) moves no other call's
+    /// slot. A loan followed by another cannot come back: taking its slots out would move the later loans' spent
+    /// slots earlier than their calls came, and admit more than the limit (docs/performance.md).
     private mutating func giveBack(_ key: RateLimitKey, _ credit: LaneCredits.Credit, now: Int64) {
-        guard credit.count > 0, let tat = tats[key] else { return }
-        let end = credit.end - ((returned[key] ?? 0) - credit.returnedBefore)
-        guard end > now else { return }
-        let ahead = Int(min(Int64(credit.count), (end - now) / credit.gcra.interval))
-        guard ahead > 0 else { return }
-        tats[key] = QuotaLedger.giveBack(credit.gcra, tat: tat, unused: ahead, now: now)
-        returned[key, default: 0] += Int64(ahead) * credit.gcra.interval
+        guard credit.count > 0, let tat = tats[key], tat == credit.end else { return }
+        tats[key] = QuotaLedger.giveBack(credit.gcra, tat: tat, unused: credit.count, now: now)
     }
 }

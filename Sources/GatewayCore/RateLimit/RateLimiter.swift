@@ -83,8 +83,8 @@ public struct RateLimitCounts: Sendable, Equatable {
 /// shares (partner, caller, global) lent to each thread (`LaneCredits`), and the rest under `state`. A call with room
 /// in every limit is admitted under its merchant's stripes and its thread's lane, taking the state's lock only to
 /// borrow. A call that must wait or be refused, and every call while a hold learned from Klarna lasts, is decided
-/// with its stripes, every lane and the state locked, after its shared keys' loans are taken back, so it sees the
-/// GCRA with nothing lent (docs/config.md, "Rate limits across event loops"). The lanes also count the admissions made through
+/// with its stripes, every lane and the state locked, after what can come back of its shared keys' loans has
+/// (docs/config.md, "Rate limits across event loops"). The lanes also count the admissions made through
 /// them; `bench/` measures it all.
 ///
 /// In cluster mode (several instances on one PostgreSQL) every enforced limit is decided by a `ClusterLimits`
@@ -95,8 +95,8 @@ public final class RateLimiter: Sendable {
     struct State {
         /// TATs of the keys every call shares (partner, caller, global); the merchants' are in `TATStripes`.
         var tats: [Key: Int64] = [:]
-        /// Nanoseconds of each shared key's slots given back by lanes since the last sweep (`LaneCredits.Credit`).
-        var returned: [Key: Int64] = [:]
+        /// The latest `now` a loan or give-back was made at.
+        var clock: Int64 = .min
         var holds: [Key: Int64] = [:]
         var queued = 0
         var counts = RuleCounts()
