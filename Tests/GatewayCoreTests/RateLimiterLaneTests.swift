@@ -2,8 +2,9 @@ import Foundation
 @testable import GatewayCore
 import Testing
 
-/// Loans of shared keys to each thread (`LaneCredits`): decisions on several threads stay the exact GCRA, and a loan
-/// is never spent late, under another limit, or kept from a thread that needs it.
+/// Loans of shared keys to each thread (`LaneCredits`): decisions on several threads never pass more than the exact
+/// GCRA, a loan is never spent late or under another limit, and one that is the key's last charge comes back for a
+/// thread that needs it.
 @Suite("Rate limits across threads (loans of shared keys)")
 struct RateLimiterLaneTests {
     static let second: Int64 = 1_000_000_000
@@ -60,16 +61,17 @@ struct RateLimiterLaneTests {
     @Test("a thread is not refused while another thread's last loan of the key holds an admission: the loan comes back first")
     func aLoanComesBackForAnotherThread() async {
         let limiter = RateLimiter()
-        // A burst of 32 lends up to two admissions at a time.
-        let policy = partnerPolicy(burst: 32)
+        // A burst of 33 lends up to two admissions at a time: 32 calls at one instant take loans of 1 and 16 × 2.
+        let policy = partnerPolicy(burst: 33)
         let first = await onNewThread(lane: 0) {
-            (0..<31).count { limiter.decide(subject(merchant: "a\($0)"), policy: policy, now: 0) == .admit }
+            (0..<32).count { limiter.decide(subject(merchant: "a\($0)"), policy: policy, now: 0) == .admit }
         }
-        // The first thread's lane holds the 32nd admission; the second thread gets it, then nothing.
+        // The first thread's lane holds the 33rd admission, in the key's last loan; the second thread gets it, then
+        // nothing.
         let decisions = await onNewThread(lane: 1) {
             (0..<2).map { limiter.decide(subject(merchant: "b\($0)"), policy: policy, now: 0) }
         }
-        #expect(first == 31)
+        #expect(first == 32)
         #expect(decisions.first == .admit)
         guard decisions.count == 2, case .refuse(_, let rule) = decisions[1] else {
             Issue.record("the 33rd call at one instant must be refused, got \(decisions)")
@@ -82,12 +84,14 @@ struct RateLimiterLaneTests {
     func aLoanEndsWithItsWindow() {
         let limiter = RateLimiter()
         let policy = partnerPolicy(burst: 32)
-        // The call at 0 borrows one admission and spends it.
+        // Two calls at 0 borrow one admission, then two, and keep one.
+        #expect(limiter.decide(subject(merchant: "m1"), policy: policy, now: 0) == .admit)
         #expect(limiter.decide(subject(merchant: "m1"), policy: policy, now: 0) == .admit)
         // 100 s later the key is back to a full burst; the lane's admission dated 0 must not pay for this call, or
         // the key would read as a full burst again although a call was just admitted.
         #expect(limiter.decide(subject(merchant: "m1"), policy: policy, now: 100 * Self.second) == .admit)
         #expect(partnerRoom(limiter, policy, now: 100 * Self.second) == 31)
+        #expect(limiter.counts[.partner]?.admitted == 3)
         // The sweep takes the loans back and forgets keys with a full burst.
         limiter.sweep(now: 200 * Self.second)
         #expect(limiter.trackedKeys == 0)
@@ -128,8 +132,8 @@ struct RateLimiterLaneTests {
     func aForgottenLoanIsNotGivenBack() async {
         let limiter = RateLimiter()
         let policy = partnerPolicy(burst: 32)
-        // One thread borrows two admissions at 0 and spends one; the other lends the key anew 100 s later, when its
-        // TAT has fallen behind and starts again from then.
+        // One thread borrows at 0; the other lends the key anew 100 s later, when its TAT has fallen behind and starts
+        // again from then.
         _ = await onNewThread(lane: 0) { limiter.decide(subject(merchant: "a"), policy: policy, now: 0) }
         let later = await onNewThread(lane: 1) {
             (0..<33).count { limiter.decide(subject(merchant: "b\($0)"), policy: policy, now: 100 * Self.second) == .admit }
@@ -254,5 +258,24 @@ struct RateLimiterLaneTests {
         let room = partnerRoom(limiter, policy, now: 200 * ms) ?? 0
         #expect(room <= 1_023)
         #expect(room >= 1_016)
+    }
+
+    @Test("two threads calling in turn, each less than once a millisecond, keep the whole burst: no loan lapses")
+    func alternatingThreadsKeepTheBurst() async {
+        let limiter = RateLimiter()
+        let policy = partnerPolicy(rate: 1_000, burst: 1_024)
+        let ms = Self.second / 1_000
+        // One thread in two lanes in turn, a call each millisecond, for 2 s: the exact GCRA keeps 1,023 of room. When
+        // a loan doubled after any spent one, the lanes' second admissions lapsed behind the other's loans and the room
+        // fell to nothing.
+        let admitted = await onNewThread(lane: 0) { () -> Int in
+            (0..<2_000).count { call in
+                LaneCredits.pinCurrentThread(to: call % 2)
+                return limiter.decide(subject(merchant: "m\(call)"), policy: policy, now: Int64(call) * ms) == .admit
+            }
+        }
+        #expect(admitted == 2_000)
+        let room = partnerRoom(limiter, policy, now: 2_000 * ms) ?? 0
+        #expect(room >= 1_020 && room <= 1_024)
     }
 }

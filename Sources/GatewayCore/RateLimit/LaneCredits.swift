@@ -42,7 +42,7 @@ final class LaneCredits: Sendable {
     /// Eight lanes: a gateway's event loops (one per core) each get their own.
     static let count = 8
     /// How long lent admissions may be spent. A call that spends one is counted up to this much before it came, so
-    /// in any window at most `rate × window` calls more than the exact GCRA's pass: one call a second per 1,000/s.
+    /// in any window at most `rate × window` calls more than the exact GCRA's pass: one call at 1,000/s.
     static let window: Int64 = 1_000_000
     private let lanes = LockStripes<8, Held>(Held())
 
@@ -93,14 +93,19 @@ extension RateLimiter.State {
     ///
     /// A loan reserves the key's next slots, so admissions a lane does not spend hold the others back until they come
     /// back, and they can come back only while the loan is the last thing charged to the key (`giveBack`). So a loan
-    /// follows its lane's demand: twice the last when that was spent within its window, half when it ran out with
-    /// admissions left, one after a change of limit; never above `LaneCredits.portion`.
+    /// follows its lane's demand: twice the last when that was spent and the lane asks again within its window, one
+    /// when the lane asks later (fewer calls than one a window), half when it ran out with admissions left, one after
+    /// a change of limit; never above `LaneCredits.portion`.
     mutating func lend(_ key: RateLimitKey, _ gcra: GCRA, to credits: inout [RateLimitKey: LaneCredits.Credit], now: Int64) -> Bool {
         let now = observe(now)
         var size = 1
         if let old = credits.removeValue(forKey: key) {
             giveBack(key, old, now: now)
-            if old.gcra == gcra { size = old.count == 0 ? old.size * 2 : max(1, old.size / 2) }
+            if old.gcra == gcra, old.count > 0 {
+                size = max(1, old.size / 2)
+            } else if old.gcra == gcra, now <= old.until {
+                size = old.size * 2
+            }
         }
         size = min(size, LaneCredits.portion(gcra))
         let grant = QuotaLedger.grant(gcra, tat: tats[key], requested: size, now: now)

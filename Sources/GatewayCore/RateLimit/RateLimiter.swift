@@ -95,7 +95,7 @@ public final class RateLimiter: Sendable {
     struct State {
         /// TATs of the keys every call shares (partner, caller, global); the merchants' are in `TATStripes`.
         var tats: [Key: Int64] = [:]
-        /// The latest `now` a loan or give-back was made at.
+        /// The latest `now` a lend or reclaim was asked at.
         var clock: Int64 = .min
         var holds: [Key: Int64] = [:]
         var queued = 0
