@@ -278,4 +278,23 @@ struct RateLimiterLaneTests {
         let room = partnerRoom(limiter, policy, now: 2_000 * ms) ?? 0
         #expect(room >= 1_020 && room <= 1_024)
     }
+
+    @Test("two busy threads calling in turn keep the whole burst: loans settle at what each spends within its window")
+    func busyThreadsKeepTheBurst() async {
+        let limiter = RateLimiter()
+        let policy = partnerPolicy(rate: 10_000, burst: 10_000)
+        let microsecond = Self.second / 1_000_000
+        // Two lanes in turn, a call every 100 µs in all (5,000/s each), for 0.4 s: the exact GCRA keeps its burst.
+        // When a loan doubled whenever the last was spent within its window, loans of 8 outgrew what a lane spends in
+        // 1 ms, two of each lapsed behind the other lane's loan, and a fifth of the rate was lost.
+        let admitted = await onNewThread(lane: 0) { () -> Int in
+            (0..<4_000).count { call in
+                LaneCredits.pinCurrentThread(to: call % 2)
+                return limiter.decide(subject(merchant: "m\(call)"), policy: policy, now: Int64(call) * 100 * microsecond) == .admit
+            }
+        }
+        #expect(admitted == 4_000)
+        let room = partnerRoom(limiter, policy, now: 400_000 * microsecond) ?? 0
+        #expect(room >= 9_990 && room <= 10_000)
+    }
 }

@@ -93,9 +93,10 @@ extension RateLimiter.State {
     ///
     /// A loan reserves the key's next slots, so admissions a lane does not spend hold the others back until they come
     /// back, and they can come back only while the loan is the last thing charged to the key (`giveBack`). So a loan
-    /// follows its lane's demand: twice the last when that was spent and the lane asks again within its window, one
-    /// when the lane asks later (fewer calls than one a window), half when it ran out with admissions left, one after
-    /// a change of limit; never above `LaneCredits.portion`.
+    /// follows its lane's demand: twice the last when that was spent within the first half of its window, the same
+    /// when within the second, one when the lane asks later (fewer calls than one a window), half when it ran out with
+    /// admissions left, one after a change of limit; never above `LaneCredits.portion`. A loan so sized is spent
+    /// within its window while the lane's demand holds, so it seldom has admissions left that could not come back.
     mutating func lend(_ key: RateLimitKey, _ gcra: GCRA, to credits: inout [RateLimitKey: LaneCredits.Credit], now: Int64) -> Bool {
         let now = observe(now)
         var size = 1
@@ -103,8 +104,10 @@ extension RateLimiter.State {
             giveBack(key, old, now: now)
             if old.gcra == gcra, old.count > 0 {
                 size = max(1, old.size / 2)
-            } else if old.gcra == gcra, now <= old.until {
+            } else if old.gcra == gcra, now <= old.until - LaneCredits.window / 2 {
                 size = old.size * 2
+            } else if old.gcra == gcra, now <= old.until {
+                size = old.size
             }
         }
         size = min(size, LaneCredits.portion(gcra))
