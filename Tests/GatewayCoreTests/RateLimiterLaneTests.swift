@@ -33,6 +33,17 @@ struct RateLimiterLaneTests {
         }
     }
 
+    /// Makes `calls` decisions `every` nanoseconds apart on one thread that moves between lanes 0 and 1 each call, so
+    /// that two lanes call in turn in a fixed order; returns how many were admitted.
+    func callsInTurn(_ limiter: RateLimiter, _ policy: RateLimitPolicy, calls: Int, every step: Int64) async -> Int {
+        await onNewThread(lane: 0) {
+            (0..<calls).count { call in
+                LaneCredits.pinCurrentThread(to: call % 2)
+                return limiter.decide(subject(merchant: "m\(call)"), policy: policy, now: Int64(call) * step) == .admit
+            }
+        }
+    }
+
     @Test("eight threads spending one partner's burst at one instant are admitted no more than the burst")
     func exactAcrossThreads() async {
         let limiter = RateLimiter()
@@ -268,12 +279,7 @@ struct RateLimiterLaneTests {
         // One thread in two lanes in turn, a call each millisecond, for 2 s: the exact GCRA keeps 1,023 of room. When
         // a loan doubled after any spent one, the lanes' second admissions lapsed behind the other's loans and the room
         // fell to nothing.
-        let admitted = await onNewThread(lane: 0) { () -> Int in
-            (0..<2_000).count { call in
-                LaneCredits.pinCurrentThread(to: call % 2)
-                return limiter.decide(subject(merchant: "m\(call)"), policy: policy, now: Int64(call) * ms) == .admit
-            }
-        }
+        let admitted = await callsInTurn(limiter, policy, calls: 2_000, every: ms)
         #expect(admitted == 2_000)
         let room = partnerRoom(limiter, policy, now: 2_000 * ms) ?? 0
         #expect(room >= 1_020 && room <= 1_024)
@@ -287,12 +293,7 @@ struct RateLimiterLaneTests {
         // Two lanes in turn, a call every 100 µs in all (5,000/s each), for 0.4 s: the exact GCRA keeps its burst.
         // When a loan doubled whenever the last was spent within its window, loans of 8 outgrew what a lane spends in
         // 1 ms, two of each lapsed behind the other lane's loan, and a fifth of the rate was lost.
-        let admitted = await onNewThread(lane: 0) { () -> Int in
-            (0..<4_000).count { call in
-                LaneCredits.pinCurrentThread(to: call % 2)
-                return limiter.decide(subject(merchant: "m\(call)"), policy: policy, now: Int64(call) * 100 * microsecond) == .admit
-            }
-        }
+        let admitted = await callsInTurn(limiter, policy, calls: 4_000, every: 100 * microsecond)
         #expect(admitted == 4_000)
         let room = partnerRoom(limiter, policy, now: 400_000 * microsecond) ?? 0
         #expect(room >= 9_990 && room <= 10_000)

@@ -102,12 +102,14 @@ extension RateLimiter.State {
         var size = 1
         if let old = credits.removeValue(forKey: key) {
             giveBack(key, old, now: now)
-            if old.gcra == gcra, old.count > 0 {
-                size = max(1, old.size / 2)
-            } else if old.gcra == gcra, now <= old.until - LaneCredits.window / 2 {
-                size = old.size * 2
-            } else if old.gcra == gcra, now <= old.until {
-                size = old.size
+            if old.gcra == gcra {
+                if old.count > 0 {
+                    size = max(1, old.size / 2)
+                } else if now <= old.until - LaneCredits.window / 2 {
+                    size = old.size * 2
+                } else if now <= old.until {
+                    size = old.size
+                }
             }
         }
         size = min(size, LaneCredits.portion(gcra))

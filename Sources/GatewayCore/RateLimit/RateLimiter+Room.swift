@@ -32,9 +32,9 @@ extension RateLimiter {
     /// The room at `now` of the keys `subjects` would use under `rules`, resolved as `decide` resolves them.
     ///
     /// Only for the admin API, only when asked: each key is looked up once in the TATs and holds the limiter keeps
-    /// anyway, and nothing is written but loans taken back. The shared keys and the holds are read under one lock;
-    /// each merchant key under its stripe's, after it, so keys of different stripes are read moments apart. A key never used (or forgotten
-    /// by `sweep` once back to a full burst) reads as a full burst. Keys the request path would need a scan of the
+    /// anyway, and nothing is written but loans given back. The shared keys and the holds are read under one lock;
+    /// each merchant key under its stripe's, after it, so keys of different stripes are read moments apart. A key
+    /// never used (or forgotten by `sweep` once back to a full burst) reads as a full burst. Keys the request path would need a scan of the
     /// whole map to find (`caller_merchant` by caller or merchant alone) are not answered here.
     public func room(_ subjects: [RateLimitSubject], rules: Set<RateLimitRule>, policy: RateLimitPolicy, now: Int64) -> [RateLimitRoom] {
         var limits: [Applicable] = []
@@ -43,7 +43,7 @@ extension RateLimiter {
                 limits.append(limit)
             }
         }
-        // The shared keys' TATs after every lane's loan of them is taken back, so they read as the exact GCRA would.
+        // The shared keys' TATs after what can come back of the lanes' loans of them has; loans still held count as used.
         var (tats, holds) = lanes.withAll { lanes in
             state.withLock { state in
                 var tats = [Int64?](repeating: nil, count: limits.count)

@@ -52,7 +52,7 @@ extension RateLimiter {
         let horizon = now - Self.throttleWindow
         let (copied, complete) = lanes.withAll { lanes in
             state.withLock { state -> ([Copied], Bool) in
-                // Loans taken back first, so shared keys' TATs read as the exact GCRA would.
+                // What can come back of the lanes' loans first; loans still held count as used.
                 state.reclaimAll(from: lanes, now: now)
                 var out: [Copied] = []
                 out.reserveCapacity(state.throttleMarks.count + state.holds.count)
