@@ -6,9 +6,10 @@ import NIOCore
 /// The gateway's metrics, made through one swift-metrics factory (Prometheus in `serve`, a private registry in
 /// tests, no-op when nothing is configured).
 ///
-/// Metric objects are made once per label combination and cached, so a call costs one short lock, a dictionary
-/// lookup and the counters' own atomics. Merchant ids become a label only when `merchantLabels` is set: with
-/// thousands of merchants every other series would be multiplied by that many.
+/// Metric objects are made once per label combination and cached. A call on an event loop is counted in its loop's
+/// `Memo` (a dictionary lookup and an append, no lock), which hands its calls to the series in batches and before
+/// every scrape (`ProxyRuntime.flushMetrics`), so `/metrics` shows every call answered before it. Merchant ids become a label only when `merchantLabels` is set: with thousands of merchants every other series
+/// would be multiplied by that many.
 public final class GatewayMetrics: Sendable {
     /// The factory every metric here is made with; other parts of the gateway use it too so that one registry
     /// holds everything (the process-wide `MetricsSystem` is bootstrapped with the same factory in `serve`).
@@ -30,7 +31,56 @@ public final class GatewayMetrics: Sendable {
         self.sampled = SampledSeries(factory: factory)
     }
 
-    private struct CallKey: Hashable {
+    /// One event loop's view of the per-call series, used on that loop only: the series found without the lock
+    /// the loops share, and the calls counted since they were last handed to them. Handing them over in batches
+    /// (`flush`, every `batch` calls and before every scrape) takes each series' counter and histogram locks once
+    /// per batch from this core, where each call took them in turn with the other loops'.
+    public final class Memo {
+        fileprivate var calls: [CallKey: LoopSeries] = [:]
+        fileprivate var errors: [String: Counter] = [:]
+        /// The series with calls not yet handed over.
+        private var dirty: [LoopSeries] = []
+        private var pending = 0
+        /// Calls counted before they are handed over.
+        static let batch = 64
+
+        /// An empty memo.
+        public init() {}
+
+        fileprivate func count(_ series: LoopSeries, duration: Int64, upstream: Int64?) {
+            if series.durations.isEmpty { dirty.append(series) }
+            series.durations.append(duration)
+            if let upstream { series.upstreamDurations.append(upstream) }
+            pending += 1
+            if pending >= Self.batch { flush() }
+        }
+
+        /// Hands every call counted here to the shared series.
+        public func flush() {
+            for series in dirty { series.flush() }
+            dirty.removeAll(keepingCapacity: true)
+            pending = 0
+        }
+    }
+
+    /// A series' calls counted on one loop and not yet handed over.
+    fileprivate final class LoopSeries {
+        let shared: CallSeries
+        var durations: [Int64] = []
+        var upstreamDurations: [Int64] = []
+
+        init(_ shared: CallSeries) { self.shared = shared }
+
+        func flush() {
+            shared.requests.increment(by: durations.count)
+            for nanoseconds in durations { shared.duration.recordNanoseconds(nanoseconds) }
+            for nanoseconds in upstreamDurations { shared.upstreamDuration.recordNanoseconds(nanoseconds) }
+            durations.removeAll(keepingCapacity: true)
+            upstreamDurations.removeAll(keepingCapacity: true)
+        }
+    }
+
+    fileprivate struct CallKey: Hashable {
         let family: String
         let status: Int
         let outcome: String
@@ -38,7 +88,7 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// The series one (family, status, outcome[, merchant]) combination writes to.
-    private final class CallSeries: Sendable {
+    fileprivate final class CallSeries: Sendable {
         let requests: Counter
         let duration: CoreMetrics.Timer
         let upstreamDuration: CoreMetrics.Timer
@@ -64,32 +114,60 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// Counts a finished call from the fields of its record that metrics use; the request path passes them from the
-    /// call's object one by one, since handing over the whole record copies every reference it holds.
+    /// call's object one by one, since handing over the whole record copies every reference it holds. `memo` is
+    /// the event loop's, when the caller runs on one: the call reaches the series with the memo's next `flush`.
     public func observe(
         family: String?, status: Int?, gatewayErrorCode: String?, merchantID: String?, upstreamLatencyMicros: Int64?,
-        started: NIODeadline
+        started: NIODeadline, memo: Memo? = nil
     ) {
         let outcome = Self.outcome(gatewayErrorCode: gatewayErrorCode)
         let key = CallKey(
             family: family ?? "unmatched", status: status ?? 0, outcome: outcome,
             merchant: merchantLabels ? merchantID : nil)
-        let series = calls.withLockedValue { calls in
+        let duration = (NIODeadline.now() - started).nanoseconds
+        let upstream = upstreamLatencyMicros.map { $0 * 1000 }
+        if let memo {
+            let series: LoopSeries
+            if let known = memo.calls[key] {
+                series = known
+            } else {
+                series = LoopSeries(sharedSeries(key))
+                memo.calls[key] = series
+            }
+            memo.count(series, duration: duration, upstream: upstream)
+        } else {
+            let series = sharedSeries(key)
+            series.requests.increment()
+            series.duration.recordNanoseconds(duration)
+            if let upstream { series.upstreamDuration.recordNanoseconds(upstream) }
+        }
+        if let code = gatewayErrorCode {
+            let counter: Counter
+            if let known = memo?.errors[code] {
+                counter = known
+            } else {
+                counter = sharedErrorCounter(code)
+                memo?.errors[code] = counter
+            }
+            counter.increment()
+        }
+    }
+
+    private func sharedSeries(_ key: CallKey) -> CallSeries {
+        calls.withLockedValue { calls in
             if let existing = calls[key] { return existing }
             let made = CallSeries(key, factory: factory)
             calls[key] = made
             return made
         }
-        series.requests.increment()
-        series.duration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
-        if let micros = upstreamLatencyMicros { series.upstreamDuration.recordNanoseconds(micros * 1000) }
-        if let code = gatewayErrorCode {
-            let counter = errors.withLockedValue { errors in
-                if let existing = errors[code] { return existing }
-                let made = Counter(label: "kgw_gateway_errors_total", dimensions: [("code", code)], factory: factory)
-                errors[code] = made
-                return made
-            }
-            counter.increment()
+    }
+
+    private func sharedErrorCounter(_ code: String) -> Counter {
+        errors.withLockedValue { errors in
+            if let existing = errors[code] { return existing }
+            let made = Counter(label: "kgw_gateway_errors_total", dimensions: [("code", code)], factory: factory)
+            errors[code] = made
+            return made
         }
     }
 

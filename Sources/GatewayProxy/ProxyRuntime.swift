@@ -51,8 +51,8 @@ public final class ProxyRuntime: Sendable {
     let pools: UpstreamPools
     /// The calls' deadlines, one heap and one timer per event loop; built once, each used only on its loop.
     private let callDeadlines: PerEventLoop<CallDeadlines>
-    /// Token answers, one cache per event loop (`CallerTokenCache`).
-    let tokenCaches: LoopTokenCaches
+    /// Token answers, breakers found and metrics series made, one memo per event loop (`LoopMemo`).
+    let loopMemos: LoopMemos
     /// Ingress limits.
     public let limits: IngressLimits
     /// Timeouts, retries, budget, breaker and idempotency keys toward Klarna.
@@ -60,7 +60,7 @@ public final class ProxyRuntime: Sendable {
     /// Per-host circuit breakers.
     public let breakers: BreakerBoard
     /// The retry budget shared by every event loop.
-    let retryBudget: NIOLockedValueBox<RetryBudget>
+    let retryBudget: SharedRetryBudget
     let resilienceMetrics = ResilienceMetrics()
     /// Calls in flight.
     let inFlight: AdmissionGate
@@ -82,8 +82,6 @@ public final class ProxyRuntime: Sendable {
     let journalIsDurable: Bool
     /// Rate-limit state shared by every event loop: local, or leased from a shared ledger in cluster mode.
     public let rateLimiter: RateLimiter
-    /// Today's date in UTC, for release availability.
-    let calendarDay = CalendarDay()
     /// The data plane's logger.
     public let logger: Logger
     /// Request counts and latencies (no-op unless a metrics factory was given).
@@ -112,16 +110,27 @@ public final class ProxyRuntime: Sendable {
             settings: .init(maxIdlePerKey: maxIdlePerKey, idleTimeout: .seconds(55))
         )
         self.callDeadlines = PerEventLoop(group) { CallDeadlines(eventLoop: $0) }
-        self.tokenCaches = LoopTokenCaches(group: group)
+        self.loopMemos = LoopMemos(group: group)
         self.limits = limits
         self.resilience = resilience
         self.breakers = BreakerBoard(settings: resilience.breaker)
-        self.retryBudget = NIOLockedValueBox(RetryBudget(settings: resilience.budget))
+        self.retryBudget = SharedRetryBudget(settings: resilience.budget)
         self.inFlight = AdmissionGate(limit: limits.maxInFlightRequests)
         self.journal = journal
         self.hashesBodies = journal.recordsBodyHashes
         self.journalIsDurable = journal.isDurable
         self.logger = logger
+    }
+
+    /// Installs a reloaded snapshot: calls that start from now on read it, and no loop keeps the one replaced.
+    public func install(_ snapshot: GatewaySnapshot) {
+        snapshots.replace(with: snapshot)
+        loopMemos.forgetSnapshots()
+    }
+
+    /// Hands the calls each loop counted to the metrics' series (before a scrape), on every loop.
+    public func flushMetrics(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        loopMemos.flushMetrics(on: eventLoop)
     }
 
     /// The deadlines of the calls on `loop`.
@@ -182,18 +191,20 @@ public final class ProxyRuntime: Sendable {
     }
 }
 
-/// Today's date as `YYYY-MM-DD` (UTC), recomputed only when the day changes.
-final class CalendarDay: Sendable {
-    private let cache = NIOLockedValueBox<(day: Int, text: String)>((-1, ""))
+/// Today's date as `YYYY-MM-DD` (UTC), recomputed only when the day changes. Each event loop keeps its own (in its
+/// `LoopMemo`), so reading it takes no lock; one made for another caller is used by that caller only.
+final class CalendarDay {
+    private var day = -1
+    private var text = ""
 
     /// The current day.
     var today: String {
         let now = Int(time(nil))
-        let day = now / 86_400
-        return cache.withLockedValue { cache in
-            if cache.day != day { cache = (day, UTCTime.day(epochSeconds: now)) }
-            return cache.text
+        if now / 86_400 != day {
+            day = now / 86_400
+            text = UTCTime.day(epochSeconds: now)
         }
+        return text
     }
 }
 

@@ -278,7 +278,7 @@ public final class GatewayService: Service, Sendable {
             logger.notice("listener certificates reloaded: new connections use them")
         }
         self.running.withLockedValue { $0 = next }
-        runtime.snapshots.replace(with: built.snapshot)
+        runtime.install(built.snapshot)
         // What the build read is freed by now; the snapshot replaced goes with its last call, and the next build's
         // trim gives that back.
         FreedMemory.returnToSystem()

@@ -4,8 +4,9 @@ import GatewayProxy
 import NIOCore
 import Prometheus
 
-/// `/metrics`: samples what is read rather than counted (pools, audit queue, rate-limit totals, reloads) into
-/// the gateway's metrics, then renders the registry in Prometheus text format.
+/// `/metrics`: has every event loop hand over the calls it counted, samples what is read rather than counted (pools,
+/// audit queue, rate-limit totals, reloads) into the gateway's metrics, then renders the registry in Prometheus
+/// text format.
 public enum MetricsExposition {
     /// The admin route for a gateway whose metrics were made with a factory over `registry`.
     public static func route(
@@ -13,7 +14,9 @@ public enum MetricsExposition {
     ) -> @Sendable (any EventLoop) -> EventLoopFuture<String> {
         { eventLoop in
             let drained = service.runtime.upstreamDrained(on: eventLoop)
-            return service.runtime.upstreamConnectionCounts(on: eventLoop).and(drained).map { connections, drained in
+            let flushed = service.runtime.flushMetrics(on: eventLoop)
+            return service.runtime.upstreamConnectionCounts(on: eventLoop).and(drained).and(flushed).map { counted, _ in
+                let (connections, drained) = counted
                 var sample = MetricsSample()
                 sample.upstreamConnections = connections
                 sample.drainedConnections = drained

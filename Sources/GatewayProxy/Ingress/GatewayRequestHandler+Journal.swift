@@ -20,7 +20,7 @@ extension GatewayRequestHandler {
         runtime.metrics.observe(
             family: call.record.facts.operation?.family, status: call.record.status,
             gatewayErrorCode: call.record.gatewayErrorCode, merchantID: call.record.facts.merchantID,
-            upstreamLatencyMicros: call.record.upstreamLatencyMicros, started: call.started)
+            upstreamLatencyMicros: call.record.upstreamLatencyMicros, started: call.started, memo: loopMemo.metrics)
     }
 
     /// A record of `call` is durable or failed: the machine learns it if the call is still this handler's.
@@ -31,7 +31,7 @@ extension GatewayRequestHandler {
         case .intent:
             guard let context, self.call === call else { return }
             let action = call.machine.intentJournaled(recorded: recorded, now: UpstreamClock.now)
-            if case .admitAttempt = action.step { runtime.retryBudget.withLockedValue { $0.deposit() } }
+            if case .admitAttempt = action.step { runtime.retryBudget.deposit() }
             perform(action, call: call, context: context)
         case .outcome:
             // A refusal that replaced the outcome meanwhile is counted when its own record is.

@@ -20,7 +20,12 @@ extension GatewayRequestHandler {
     func admitAttempt(call: CallState, context: ChannelHandlerContext) {
         guard let host = call.plan?.upstream.endpoint.authority else { return }
         let now = UpstreamClock.now
-        perform(call.machine.attemptAdmission(runtime.breakers.admit(host: host, now: now), now: now), call: call, context: context)
+        perform(call.machine.attemptAdmission(breaker(host).admit(now: now), now: now), call: call, context: context)
+    }
+
+    /// The breaker of Klarna's `host`, found through the loop's memo.
+    func breaker(_ host: String) -> BreakerBoard.Host {
+        runtime.breakers.host(host, memo: loopMemo.breakers)
     }
 
     /// Takes an idle pooled connection, or opens one (TLS handshake done) within `timeout`.
@@ -51,7 +56,7 @@ extension GatewayRequestHandler {
             guard self.call === call else {
                 // The handler serves another call now: this one's machine has nothing more to say.
                 if case .success(let connection) = result { pool.release(connection, reusable: true) }
-                if call.machine.probe { self.runtime.breakers.abandonProbe(host: host, now: UpstreamClock.now) }
+                if call.machine.probe { self.breaker(host).abandonProbe(now: UpstreamClock.now) }
                 return
             }
             switch result {
@@ -134,7 +139,7 @@ extension GatewayRequestHandler {
     func decideRetry(_ failure: AttemptFailure, attempt: Int, repeatable: Bool, deadline: Int64, now: Int64) -> RetryDecision {
         let policy = runtime.resilience.retry
         var random = SystemRandomNumberGenerator()
-        return runtime.retryBudget.withLockedValue { budget in
+        return runtime.retryBudget.update { budget in
             policy.decide(after: failure, attempt: attempt, repeatable: repeatable, now: now, deadline: deadline, budget: &budget, random: &random)
         }
     }

@@ -33,6 +33,9 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
     private var caller: CallerConnection?
     /// Token answers: the event loop's cache, shared with every other connection on the loop.
     private var authentication = CallerAuthentication.Memo()
+    /// The event loop's memo (snapshot, date, breakers, metrics series), shared with every other connection on the
+    /// loop; a handler of its own on a loop outside the gateway's group (a test's). Set when the handler is added.
+    var loopMemo: LoopMemo!
     /// A request head was read and its end has not been: a parse error belongs to that request's call.
     var requestOpen = false
     /// A final answer's head was written and its end has not been: a parse error can only cut the connection.
@@ -47,7 +50,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let cache = runtime.tokenCaches.cache(for: context.eventLoop) { authentication = CallerAuthentication.Memo(sharing: cache) }
+        loopMemo = runtime.loopMemos.memo(for: context.eventLoop) ?? LoopMemo(loop: context.eventLoop)
+        authentication = CallerAuthentication.Memo(sharing: loopMemo.tokens)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -150,7 +154,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
             perform(action, call: call, context: context)
             return
         }
-        let snapshot = runtime.snapshots.current
+        let snapshot = runtime.snapshots.current(memo: loopMemo.snapshot)
         let request = IngressRequest(
             method: head.method.rawValue, target: head.uri, headers: head.headers,
             clientCertificateFingerprint: call.record.callerCertificateFingerprint
@@ -158,7 +162,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         // A traced call's correlation id is its trace id (docs/observability.md).
         let correlationID = call.trace.identity?.traceIDHex
         switch runtime.pipeline.plan(
-            request, requestID: call.requestID, snapshot: snapshot, today: runtime.calendarDay.today, correlationID: correlationID,
+            request, requestID: call.requestID, snapshot: snapshot, today: loopMemo.calendarDay.today, correlationID: correlationID,
             memo: &authentication
         ) {
         case .failure(let refusal):
@@ -285,8 +289,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
         }
         if let report = action.breaker, let host = call.plan?.upstream.endpoint.authority {
             switch report {
-            case .attemptEnded(let failed, let probe): runtime.breakers.record(host: host, failed: failed, probe: probe, now: UpstreamClock.now)
-            case .abandonedProbe: runtime.breakers.abandonProbe(host: host, now: UpstreamClock.now)
+            case .attemptEnded(let failed, let probe): breaker(host).record(failed: failed, probe: probe, now: UpstreamClock.now)
+            case .abandonedProbe: breaker(host).abandonProbe(now: UpstreamClock.now)
             }
         }
         switch action.timers {
