@@ -33,8 +33,9 @@ public final class GatewayMetrics: Sendable {
 
     /// One event loop's view of the per-call series, used on that loop only: the series found without the lock
     /// the loops share, and the calls counted since they were last handed to them. Handing them over in batches
-    /// (`flush`, every `batch` calls and before every scrape) takes each series' counter and histogram locks once
-    /// per batch from this core, where each call took them in turn with the other loops'.
+    /// (`flush`, every `batch` calls and before every scrape) adds to each counter (an atomic) once per batch and
+    /// records the batch's durations in one run from this core (swift-prometheus takes a histogram's lock per
+    /// value), where each call wrote the counter and took the histograms' locks in turn with the other loops.
     public final class Memo {
         fileprivate var calls: [CallKey: LoopSeries] = [:]
         fileprivate var errors: [String: Counter] = [:]

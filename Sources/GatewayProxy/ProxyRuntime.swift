@@ -123,9 +123,19 @@ public final class ProxyRuntime: Sendable {
     }
 
     /// Installs a reloaded snapshot: calls that start from now on read it, and no loop keeps the one replaced.
-    public func install(_ snapshot: GatewaySnapshot) {
+    /// Returns once every loop has let go of it, so that, unless a call still holds it, the replaced snapshot is
+    /// freed here, off the event loops, and a memory trim after this gives its pages back.
+    /// Once a graceful stop has begun the loops may be gone, and work handed to a stopped loop never runs: then
+    /// the loops are only told, and this does not wait for them.
+    public func install(_ snapshot: GatewaySnapshot) async {
+        let replaced = snapshots.current
         snapshots.replace(with: snapshot)
-        loopMemos.forgetSnapshots()
+        guard !isQuiescing else {
+            loopMemos.forgetSnapshotsSoon()
+            return
+        }
+        await loopMemos.forgetSnapshots()
+        withExtendedLifetime(replaced) {}
     }
 
     /// Hands the calls each loop counted to the metrics' series (before a scrape), on every loop.
@@ -229,14 +239,11 @@ final class UpstreamPools: @unchecked Sendable {
 
     /// Runs `body` on each pool's loop and collects the results.
     func gather<T: Sendable>(on eventLoop: any EventLoop, _ body: @escaping @Sendable (UpstreamPool) -> T) -> EventLoopFuture<[T]> {
-        let futures = pools.all.map { pool in pool.eventLoop.submit { body(pool) } }
-        return EventLoopFuture.whenAllSucceed(futures, on: eventLoop)
+        pools.gather(on: eventLoop, body)
     }
 
     /// Runs `body` for each pool on its own loop.
     func forEach(_ body: @escaping @Sendable (UpstreamPool) -> Void) {
-        for pool in pools.all {
-            pool.eventLoop.execute { body(pool) }
-        }
+        pools.forEach(body)
     }
 }

@@ -39,8 +39,8 @@ public final class SnapshotHolder: Sendable {
         return snapshot
     }
 
-    /// Installs a new snapshot.
-    public func replace(with snapshot: GatewaySnapshot) {
+    /// Installs a new snapshot; `ProxyRuntime.install` also has the loops let go of the one replaced.
+    func replace(with snapshot: GatewaySnapshot) {
         box.withLockedValue { state in
             state = (snapshot, state.generation + 1)
             generation.store(state.generation, ordering: .releasing)

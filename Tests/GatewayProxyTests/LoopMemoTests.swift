@@ -1,10 +1,12 @@
 import CoreMetrics
+import Dispatch
 import Foundation
 import GatewayCore
 import NIOCore
 import NIOEmbedded
 import NIOPosix
 import Prometheus
+import Synchronization
 import Testing
 
 @testable import GatewayProxy
@@ -95,7 +97,7 @@ struct LoopMemoTests {
         #expect(holder.current(memo: memo).version == 3)
     }
 
-    @Test("installing a snapshot has every loop let go of the one it replaced, without a call on that loop")
+    @Test("installing a snapshot returns once every loop has let go of the one it replaced, without a call on that loop")
     func installReleasesIdleLoops() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         weak var replaced: GatewaySnapshot?
@@ -110,8 +112,20 @@ struct LoopMemoTests {
         for loop in group.makeIterator() {
             try await loop.submit { _ = runtime.snapshots.current(memo: runtime.loopMemos.memo(for: loop)!.snapshot).version }.get()
         }
-        runtime.install(Self.snapshot(2))
-        for loop in group.makeIterator() { try await loop.submit {}.get() }
+        // One loop is busy: install waits for it, and the replaced snapshot stays alive until it has let go.
+        let busy = DispatchSemaphore(value: 0)
+        let blocked = group.next()
+        blocked.execute { busy.wait() }
+        let installed = Flag()
+        let installing = Task {
+            await runtime.install(Self.snapshot(2))
+            installed.value.withLock { $0 = true }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!installed.value.withLock { $0 }, "install returned while a loop had not let go of the snapshot")
+        #expect(replaced != nil)
+        busy.signal()
+        await installing.value
         #expect(replaced == nil, "an idle loop kept the replaced snapshot")
         try await group.shutdownGracefully()
     }
@@ -146,4 +160,9 @@ struct LoopMemoTests {
         text = registry.emitToString()
         #expect(text.contains(requests + " \(4 + GatewayMetrics.Memo.batch)"), "\(text)")
     }
+}
+
+/// Set once by one task, read by another.
+private final class Flag: Sendable {
+    let value = Mutex(false)
 }

@@ -278,9 +278,9 @@ public final class GatewayService: Service, Sendable {
             logger.notice("listener certificates reloaded: new connections use them")
         }
         self.running.withLockedValue { $0 = next }
-        runtime.install(built.snapshot)
-        // What the build read is freed by now; the snapshot replaced goes with its last call, and the next build's
-        // trim gives that back.
+        await runtime.install(built.snapshot)
+        // What the build read is freed by now, and so is the snapshot replaced unless a call still holds it (then it
+        // goes with that call, and the next build's trim gives it back).
         FreedMemory.returnToSystem()
         if let webhookDirectory { webhooks?.directory.replace(with: webhookDirectory) }
         // The store generation the snapshot was read at, which may be newer than the one polled.

@@ -50,7 +50,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, UpstreamExchangeDelega
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        loopMemo = runtime.loopMemos.memo(for: context.eventLoop) ?? LoopMemo(loop: context.eventLoop)
+        loopMemo = runtime.loopMemos.memo(for: context.eventLoop) ?? LoopMemo(countsMetrics: false)
         authentication = CallerAuthentication.Memo(sharing: loopMemo.tokens)
     }
 

@@ -2,11 +2,10 @@ import GatewayCore
 import NIOCore
 
 /// What one event loop's calls remember between them: the snapshot, today's date, token answers, the upstream
-/// hosts' breakers and the metrics series already made. Every connection of a loop shares its loop's memo, and no memo is ever touched by
-/// two threads, so none takes a lock (a lock every loop shares moves its cache line between the cores on every call).
+/// hosts' breakers and the metrics series already made. Every connection of a loop shares its loop's memo, and no
+/// memo is ever touched by two threads, so none takes a lock (a lock every loop shares moves its cache line between
+/// the cores on every call).
 final class LoopMemo {
-    /// The loop the memo belongs to.
-    let loop: any EventLoop
     /// The snapshot the loop read last.
     let snapshot = SnapshotHolder.Memo()
     /// Today's date in UTC, for release availability.
@@ -15,10 +14,14 @@ final class LoopMemo {
     let tokens = CallerTokenCache()
     /// The breakers of the hosts this loop has called.
     let breakers = BreakerBoard.Memo()
-    /// The per-call metrics series this loop has written.
-    let metrics = GatewayMetrics.Memo()
+    /// The per-call metrics series this loop has written, with the calls not yet handed to them; nil in a
+    /// handler's own memo (a loop outside the gateway's group), which no scrape would flush.
+    let metrics: GatewayMetrics.Memo?
 
-    init(loop: any EventLoop) { self.loop = loop }
+    /// A loop's memo; `countsMetrics` only for a loop of the gateway's group, whose memo every scrape flushes.
+    init(countsMetrics: Bool) {
+        metrics = countsMetrics ? GatewayMetrics.Memo() : nil
+    }
 }
 
 /// One `LoopMemo` per event loop, built with the runtime.
@@ -27,7 +30,7 @@ final class LoopMemo {
 final class LoopMemos: @unchecked Sendable {
     private let memos: PerEventLoop<LoopMemo>
 
-    init(group: any EventLoopGroup) { memos = PerEventLoop(group) { LoopMemo(loop: $0) } }
+    init(group: any EventLoopGroup) { memos = PerEventLoop(group) { _ in LoopMemo(countsMetrics: true) } }
 
     /// `loop`'s memo, to be used on `loop` only; nil for a loop outside the gateway's group.
     func memo(for loop: any EventLoop) -> LoopMemo? {
@@ -37,18 +40,17 @@ final class LoopMemos: @unchecked Sendable {
 
     /// Has every loop hand the calls its metrics memo counted to the shared series, on its own thread.
     func flushMetrics(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        let flushed = memos.all.map { memo in
-            let loop = memo.loop
-            return loop.submit { self.memos[loop]?.metrics.flush() }
-        }
-        return EventLoopFuture.andAllSucceed(flushed, on: eventLoop)
+        memos.gather(on: eventLoop) { $0.metrics?.flush() }.map { _ in }
     }
 
-    /// Has every loop let go of the snapshot it read last, on its own thread.
-    func forgetSnapshots() {
-        for memo in memos.all {
-            let loop = memo.loop
-            loop.execute { self.memos[loop]?.snapshot.forget() }
-        }
+    /// Has every loop let go of the snapshot it read last, on its own thread; returns once all have (a loop that
+    /// has stopped never would: see `ProxyRuntime.install`).
+    func forgetSnapshots() async {
+        await memos.each { $0.snapshot.forget() }
+    }
+
+    /// Tells every loop to let go of the snapshot it read last, without waiting for it.
+    func forgetSnapshotsSoon() {
+        memos.forEach { $0.snapshot.forget() }
     }
 }

@@ -9,7 +9,8 @@ import Synchronization
 ///
 /// A breaker that is closed with no failure counted is read without its lock: admitting an attempt and
 /// reporting a success change nothing then, so the loops' calls in the steady state write no line another core
-/// reads (a lock shared by the loops cost about 1% of the throughput, docs/performance.md). Each loop finds its
+/// reads (the breakers' lock, shared by the loops and taken twice a call, cost about 1% of the throughput:
+/// docs/performance.md, request path, fifteenth round). Each loop finds its
 /// hosts through its own `Memo`, without the board's lock.
 public final class BreakerBoard: Sendable {
     /// One host's breaker.
