@@ -28,11 +28,14 @@ struct ConsoleBrowserTests {
         .enabled(if: browserInstalled || browserRequired, "needs chromium, chromium-driver, python3-selenium and libnss3-tools: bin/test installs them"))
     func consoleInChromium() async throws {
         try #require(Self.browserInstalled, "KGW_REQUIRE_CHROMIUM is set but chromium, chromium-driver, python3-selenium or certutil is missing; bin/test installs them")
-        // m3 alone has a tight merchant limit, so that the rate-limits page has a merchant throttled now to show.
+        // m3 alone has a tight merchant limit, so that the rate-limits page has a merchant throttled now to show: one
+        // call per 1,000 s, longer than both browser runs together (at most 300 s each), so that m3 is still throttled
+        // when the second run's page reads it. At one per 100 s, a first run of 60–100 s under a busy machine's load
+        // left the second run refusing m3 on the first run's admission, which ran out while that page was read.
         let limits = """
             plans:
               tight:
-                merchant: {default: {rate: 0.01, burst: 1}}
+                merchant: {default: {rate: 0.001, burst: 1}}
             assign:
               merchants: {m3: tight}
             """
