@@ -135,7 +135,8 @@ struct DataPlaneTests {
             let result = try await gw.admin.importMerchants(csv: csv)
             #expect(result.added == 10_000)
             let client = gw.client()
-            let deadline = ContinuousClock.now + .seconds(10)
+            // Served within a second alone; the bound is for the full suite on a busy machine, where 10 s ran out.
+            let deadline = ContinuousClock.now + .seconds(60)
             var status = 0
             repeat {
                 // The simulator does not know B9999's account: Klarna's 403/404 proves the gateway forwarded it.
