@@ -8,8 +8,9 @@ import NIOCore
 ///
 /// Metric objects are made once per label combination and cached. A call on an event loop is counted in its loop's
 /// `Memo` (a dictionary lookup and an append, no lock), which hands its calls to the series in batches and before
-/// every scrape (`ProxyRuntime.flushMetrics`), so `/metrics` shows every call answered before it. Merchant ids become a label only when `merchantLabels` is set: with thousands of merchants every other series
-/// would be multiplied by that many.
+/// every scrape (`ProxyRuntime.flushMetrics`), so `/metrics` shows every call answered before it. Merchant ids
+/// become a label only when `merchantLabels` is set: with thousands of merchants every other series would be
+/// multiplied by that many.
 public final class GatewayMetrics: Sendable {
     /// The factory every metric here is made with; other parts of the gateway use it too so that one registry
     /// holds everything (the process-wide `MetricsSystem` is bootstrapped with the same factory in `serve`).

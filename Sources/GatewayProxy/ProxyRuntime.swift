@@ -125,15 +125,12 @@ public final class ProxyRuntime: Sendable {
     /// Installs a reloaded snapshot: calls that start from now on read it, and no loop keeps the one replaced.
     /// Returns once every loop has let go of it, so that, unless a call still holds it, the replaced snapshot is
     /// freed here, off the event loops, and a memory trim after this gives its pages back.
-    /// Once a graceful stop has begun the loops may be gone, and work handed to a stopped loop never runs: then
-    /// the loops are only told, and this does not wait for them.
+    /// Once a graceful stop has begun the loops may be gone, and work handed to a stopped loop never runs (NIO logs
+    /// it): then the loops are left alone, and their memos re-read the holder, by its generation, on their next call.
     public func install(_ snapshot: GatewaySnapshot) async {
         let replaced = snapshots.current
         snapshots.replace(with: snapshot)
-        guard !isQuiescing else {
-            loopMemos.forgetSnapshotsSoon()
-            return
-        }
+        guard !isQuiescing else { return }
         await loopMemos.forgetSnapshots()
         withExtendedLifetime(replaced) {}
     }

@@ -34,8 +34,9 @@ extension RateLimiter {
     /// Only for the admin API, only when asked: each key is looked up once in the TATs and holds the limiter keeps
     /// anyway, and nothing is written but loans given back. The shared keys and the holds are read under one lock;
     /// each merchant key under its stripe's, after it, so keys of different stripes are read moments apart. A key
-    /// never used (or forgotten by `sweep` once back to a full burst) reads as a full burst. Keys the request path would need a scan of the
-    /// whole map to find (`caller_merchant` by caller or merchant alone) are not answered here.
+    /// never used (or forgotten by `sweep` once back to a full burst) reads as a full burst. Keys the request path
+    /// would need a scan of the whole map to find (`caller_merchant` by caller or merchant alone) are not answered
+    /// here.
     public func room(_ subjects: [RateLimitSubject], rules: Set<RateLimitRule>, policy: RateLimitPolicy, now: Int64) -> [RateLimitRoom] {
         var limits: [Applicable] = []
         for subject in subjects {

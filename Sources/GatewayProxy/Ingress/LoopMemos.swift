@@ -48,9 +48,4 @@ final class LoopMemos: @unchecked Sendable {
     func forgetSnapshots() async {
         await memos.each { $0.snapshot.forget() }
     }
-
-    /// Tells every loop to let go of the snapshot it read last, without waiting for it.
-    func forgetSnapshotsSoon() {
-        memos.forEach { $0.snapshot.forget() }
-    }
 }
