@@ -26,12 +26,22 @@ struct CallHandlerTests {
         let keeps: Set<CallRecord.Phase>
         private(set) var handedDropped = 0
 
-        init(keeps: Set<CallRecord.Phase> = [.intent, .outcome, .refusal]) { self.keeps = keeps }
+        /// Writes each record before `record` returns, as the access log and `async` mode answer.
+        let atOnce: Bool
+
+        init(keeps: Set<CallRecord.Phase> = [.intent, .outcome, .refusal], atOnce: Bool = false) {
+            self.keeps = keeps
+            self.atOnce = atOnce
+        }
 
         func wouldRecord(phase: CallRecord.Phase) -> Bool { keeps.contains(phase) }
 
         func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
             if !keeps.contains(record.phase) { handedDropped += 1 }
+            if atOnce {
+                written.append(record)
+                return eventLoop.makeSucceededVoidFuture()
+            }
             let promise = eventLoop.makePromise(of: Void.self)
             pending.append((record, promise))
             return promise.futureResult
@@ -106,7 +116,8 @@ struct CallHandlerTests {
         var pool: UpstreamPool { runtime.pools.pool(for: loop) }
 
         /// Sends a whole request from the caller.
-        func request(_ method: HTTPMethod, _ uri: String, headers extra: [(String, String)] = [], body: String? = nil) throws {
+        func request(_ method: HTTPMethod, _ uri: String, headers extra: [(String, String)] = [], body: String? = nil, on caller: EmbeddedChannel? = nil) throws {
+            let ingress = caller ?? ingress
             var headers = HTTPHeaders([("Host", "gw"), ("Authorization", "Bearer " + token.rendered.exposedValue)] + extra)
             if let body { headers.add(name: "Content-Length", value: String(body.utf8.count)) }
             try ingress.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)))
@@ -194,12 +205,15 @@ struct CallHandlerTests {
         #expect(try rig.received(on: upstream).head != nil)
     }
 
-    @Test("a journal that would drop a phase is not handed it: the call goes on at once, and records it keeps still hold the call")
+    @Test("a journal that would drop a phase is not handed it: the call goes on at the end of the loop's turn, and records it keeps still hold the call")
     func droppedPhasesAreNotHandedOver() throws {
         // As the access log alone at `info`: intents dropped, outcomes kept.
         let rig = try Rig(journal: HeldJournal(keeps: [.outcome, .refusal]))
         let upstream = try rig.idleUpstream()
         try rig.request(.GET, Self.read)
+        // `EmbeddedChannel` runs no task of its loop by itself: the turn ends when the test runs them.
+        #expect(try rig.received(on: upstream).head == nil, "sent from inside the read, not at the end of the loop's turn")
+        rig.loop.run()
         #expect(try rig.received(on: upstream).head != nil, "waited for an intent the journal does not keep")
         try rig.respond(on: upstream, .ok, body: #"{"ok":true}"#)
         #expect(try rig.answer().status == nil, "released before the outcome was recorded")
@@ -211,14 +225,47 @@ struct CallHandlerTests {
         let quiet = try Rig(journal: HeldJournal(keeps: []))
         let next = try quiet.idleUpstream()
         try quiet.request(.GET, Self.read)
+        quiet.loop.run()
         try quiet.respond(on: next, .ok, body: #"{"ok":true}"#)
+        #expect(try quiet.answer().status == nil, "answered from inside Klarna's read, not at the end of the loop's turn")
+        quiet.loop.run()
         #expect(try quiet.answer().status == 200)
         let refused = HTTPHeaders([("Host", "gw"), ("Authorization", "Bearer kgw_nope.nope"), ("Content-Length", "0")])
         try quiet.ingress.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: Self.read, headers: refused)))
         try quiet.ingress.writeInbound(HTTPServerRequestPart.end(nil))
+        quiet.loop.run()
         #expect(try quiet.answer().status == 401)
         #expect(quiet.journal.pending.isEmpty && quiet.journal.written.isEmpty && quiet.journal.handedDropped == 0)
         #expect(quiet.runtime.callsInFlight == 0)
+    }
+
+    @Test("two callers' calls read in one turn of the loop both go on at its end, with one run of its tasks")
+    func callsOfOneTurnGoOnTogether() throws {
+        let rig = try Rig(journal: HeldJournal(keeps: []))
+        let upstreams = [try rig.idleUpstream(), try rig.idleUpstream()]
+        let second = EmbeddedChannel(handler: GatewayRequestHandler(runtime: rig.runtime, isHTTP2: false), loop: rig.loop)
+        try second.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40_001)).wait()
+        try rig.request(.GET, Self.read)
+        try rig.request(.GET, Self.read, on: second)
+        #expect(try upstreams.allSatisfy { try rig.received(on: $0).head == nil }, "a call was sent before the turn ended")
+        rig.loop.run()
+        #expect(try upstreams.allSatisfy { try rig.received(on: $0).head != nil }, "a call read in the turn was not sent at its end")
+        #expect(rig.runtime.callsInFlight == 2)
+    }
+
+    @Test("a journal that answers before `record` returns (the access log): the answer waits for the end of the loop's turn")
+    func answerAtOnceWaitsForTheTurnEnd() throws {
+        let rig = try Rig(journal: HeldJournal(keeps: [.outcome, .refusal], atOnce: true))
+        let upstream = try rig.idleUpstream()
+        try rig.request(.GET, Self.read)
+        rig.loop.run()
+        #expect(try rig.received(on: upstream).head != nil)
+        try rig.respond(on: upstream, .ok, body: #"{"ok":true}"#)
+        #expect(rig.journal.phases == [.outcome])
+        #expect(try rig.answer().status == nil, "answered from inside the journal's `record`, not at the end of the loop's turn")
+        rig.loop.run()
+        #expect(try rig.answer().status == 200)
+        #expect(rig.runtime.callsInFlight == 0)
     }
 
     @Test("Klarna answers before the request's end: an end arriving while the outcome is journaled does not lose the answer")

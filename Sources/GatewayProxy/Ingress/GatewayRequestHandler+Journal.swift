@@ -7,12 +7,17 @@ extension GatewayRequestHandler {
     /// Hands the call's record to the journal; its result arrives at `journaled(_:phase:call:)`. A record no journal
     /// would keep (audit off, the access log at `warning` or the record an intent) is not handed over: handing it
     /// over copies it, and the journal would only answer at once that it is recorded.
+    /// An answer the journal gives before `record` returns is held to the end of the loop's turn (`TurnEndAnswers`).
     func journal(call: CallState, context: ChannelHandlerContext) {
         call.journalsInFlight += 1
         call.journalHandler = self
         let phase = call.record.phase
-        guard runtime.journal.wouldRecord(phase: phase) else { return call.journaled(.success(()), phase: phase) }
+        guard runtime.journal.wouldRecord(phase: phase) else {
+            return loopMemo.turnEnd.hold(call, .success(()), phase: phase, on: context.eventLoop)
+        }
+        call.handingOver = true
         runtime.journal.record(call.record, on: context.eventLoop, waiter: call)
+        call.handingOver = false
     }
 
     /// Counts the finished call in the metrics, reading its record's fields in place.
@@ -51,6 +56,9 @@ extension CallState: JournalWaiter {
     /// flight, as the closure this replaces held it.
     func journaled(_ result: Result<Void, any Error>, phase: CallRecord.Phase) {
         guard let handler = journalHandler else { return }
+        if handingOver, let loop = handler.context?.eventLoop {
+            return handler.loopMemo.turnEnd.hold(self, result, phase: phase, on: loop)
+        }
         journalsInFlight -= 1
         if journalsInFlight == 0 { journalHandler = nil }
         handler.journaled(result, phase: phase, call: self)

@@ -2,7 +2,7 @@ import GatewayCore
 import NIOCore
 
 /// What one event loop's calls remember between them: the snapshot, today's date, token answers, the upstream
-/// hosts' breakers and the metrics series already made. Every connection of a loop shares its loop's memo, and no
+/// hosts' breakers, the metrics series already made, and the journal answers held to the end of the loop's turn. Every connection of a loop shares its loop's memo, and no
 /// memo is ever touched by two threads, so none takes a lock (a lock every loop shares moves its cache line between
 /// the cores on every call).
 final class LoopMemo {
@@ -17,6 +17,8 @@ final class LoopMemo {
     /// The per-call metrics series this loop has written, with the calls not yet handed to them; nil in a
     /// handler's own memo (a loop outside the gateway's group), which no scrape would flush.
     let metrics: GatewayMetrics.Memo?
+    /// Journal answers that came back at once, told at the end of the loop's turn.
+    let turnEnd = TurnEndAnswers()
 
     /// A loop's memo; `countsMetrics` only for a loop of the gateway's group, whose memo every scrape flushes.
     init(countsMetrics: Bool) {
