@@ -28,16 +28,20 @@ struct CallHandlerTests {
 
         /// Writes each record before `record` returns, as the access log and `async` mode answer.
         let atOnce: Bool
+        /// Fails each record before `record` returns, as the audit writer refuses one when its queue is full.
+        let failsAtOnce: Bool
 
-        init(keeps: Set<CallRecord.Phase> = [.intent, .outcome, .refusal], atOnce: Bool = false) {
+        init(keeps: Set<CallRecord.Phase> = [.intent, .outcome, .refusal], atOnce: Bool = false, failsAtOnce: Bool = false) {
             self.keeps = keeps
             self.atOnce = atOnce
+            self.failsAtOnce = failsAtOnce
         }
 
         func wouldRecord(phase: CallRecord.Phase) -> Bool { keeps.contains(phase) }
 
         func record(_ record: CallRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
             if !keeps.contains(record.phase) { handedDropped += 1 }
+            if failsAtOnce { return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
             if atOnce {
                 written.append(record)
                 return eventLoop.makeSucceededVoidFuture()
@@ -248,9 +252,36 @@ struct CallHandlerTests {
         try rig.request(.GET, Self.read)
         try rig.request(.GET, Self.read, on: second)
         #expect(try upstreams.allSatisfy { try rig.received(on: $0).head == nil }, "a call was sent before the turn ended")
+        let memo = try #require(rig.runtime.loopMemos.memo(for: rig.loop))
+        #expect(memo.turnEnd.tasksAsked == 1, "one task for the turn's answers, not one per call")
         rig.loop.run()
         #expect(try upstreams.allSatisfy { try rig.received(on: $0).head != nil }, "a call read in the turn was not sent at its end")
         #expect(rig.runtime.callsInFlight == 2)
+    }
+
+    @Test("the caller leaves before the turn ends: its held answer finds the call gone, and nothing reaches Klarna")
+    func callerGoneBeforeTheTurnEnds() throws {
+        let rig = try Rig(journal: HeldJournal(keeps: []))
+        let upstream = try rig.idleUpstream()
+        try rig.request(.GET, Self.read)
+        try rig.ingress.close().wait()
+        rig.loop.run()
+        #expect(try rig.received(on: upstream).head == nil, "sent for a caller that had gone")
+        #expect(rig.runtime.callsInFlight == 0)
+        #expect(upstream.isActive, "the idle connection was taken or closed for a call that had ended")
+    }
+
+    @Test("a journal that fails a record before `record` returns: the call is refused 503 at the end of the turn, and nothing is sent")
+    func failureAtOnceWaitsForTheTurnEnd() throws {
+        let rig = try Rig(journal: HeldJournal(failsAtOnce: true))
+        let upstream = try rig.idleUpstream()
+        try rig.request(.GET, Self.read)
+        #expect(try rig.answer().status == nil, "refused from inside the journal's `record`, not at the end of the loop's turn")
+        rig.loop.run()
+        let answer = try rig.answer()
+        #expect(answer.status == 503 && answer.body.contains("GATEWAY_AUDIT_UNAVAILABLE"), "\(answer)")
+        #expect(try rig.received(on: upstream).head == nil)
+        #expect(rig.runtime.callsInFlight == 0)
     }
 
     @Test("a journal that answers before `record` returns (the access log): the answer waits for the end of the loop's turn")

@@ -2,9 +2,9 @@ import GatewayCore
 import NIOCore
 
 /// What one event loop's calls remember between them: the snapshot, today's date, token answers, the upstream
-/// hosts' breakers, the metrics series already made, and the journal answers held to the end of the loop's turn. Every connection of a loop shares its loop's memo, and no
-/// memo is ever touched by two threads, so none takes a lock (a lock every loop shares moves its cache line between
-/// the cores on every call).
+/// hosts' breakers, the metrics series already made, and the journal answers held to the end of the loop's turn.
+/// Every connection of a loop shares its loop's memo, and no memo is ever touched by two threads, so none takes a
+/// lock (a lock every loop shares moves its cache line between the cores on every call).
 final class LoopMemo {
     /// The snapshot the loop read last.
     let snapshot = SnapshotHolder.Memo()

@@ -9,18 +9,23 @@ import NIOCore
 /// alternating between code paths and between processes on two cores. Held to the turn's end, the loop reads and
 /// plans every ready call first and then sends them one after the other, as the audit writer's batches already made it
 /// do in `commit` mode: 31% less CPU per call with audit off (docs/performance.md, sixteenth round). Nothing waits
-/// longer than the rest of the turn; the order of a loop's calls is kept.
+/// longer than the rest of the turn; the order of a loop's calls is kept. (The audit writer's `LoopQueue` gathers a
+/// turn's records the same way, under a lock, since its batches leave the loop.)
 final class TurnEndAnswers {
     private typealias Answer = (call: CallState, result: Result<Void, any Error>, phase: CallRecord.Phase)
     private var held: [Answer] = []
     /// The storage of the batch told last, emptied: swapped in for the next, so a turn costs no allocation.
     private var spare: [Answer] = []
+    /// Tasks asked of the loop so far: one per turn that held an answer (read by the tests).
+    private(set) var tasksAsked = 0
 
     /// Holds `call`'s answer until the end of the turn of `loop` (the loop this memo is used on).
     func hold(_ call: CallState, _ result: Result<Void, any Error>, phase: CallRecord.Phase, on loop: any EventLoop) {
         held.append((call, result, phase))
         // NIO runs tasks after the I/O events of the turn it is handling: one task per turn, not one per call.
-        if held.count == 1 { loop.assumeIsolated().execute { self.tell() } }
+        guard held.count == 1 else { return }
+        tasksAsked += 1
+        loop.assumeIsolated().execute { self.tell() }
     }
 
     /// Tells the held calls, in the order they were held. An answer held while telling (a call that went on to a
