@@ -50,7 +50,8 @@ final class CallState {
     /// journaled while the intent still is).
     var journalHandler: GatewayRequestHandler?
     var journalsInFlight = 0
-    /// A record is being handed to the journal: an answer that arrives now came at once, and waits for the turn's end.
+    /// The call is inside `GatewayRequestHandler.journal`: an answer that arrives now came at once, and waits for the
+    /// turn's end.
     var handingOver = false
 
     init(requestID: String, head: HTTPRequestHead, clientAddress: String?, machine: CallMachine) {

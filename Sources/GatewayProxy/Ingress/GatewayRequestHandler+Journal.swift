@@ -6,21 +6,20 @@ import NIOCore
 extension GatewayRequestHandler {
     /// Hands the call's record to the journal; its result arrives at `journaled(_:phase:call:)`. A record no journal
     /// would keep (audit off, the access log at `warning` or the record an intent) is not handed over: handing it
-    /// over copies it, and the journal would only answer at once that it is recorded.
-    /// An answer the journal gives before `record` returns is held to the end of the loop's turn (`TurnEndAnswers`),
-    /// except an HTTP/2 stream's refusal: written inside the connection's read, as an early refusal is, NIO's
-    /// multiplexer already flushes it with the read's other streams, once; from the turn's task each would flush alone.
+    /// over copies it, and the journal would only answer at once that it is recorded. An answer given before this
+    /// returns, the call's own or the journal's, is held to the end of the loop's turn (`TurnEndAnswers`), except an
+    /// HTTP/2 stream's refusal: written inside the connection's read, as an early refusal is, NIO's multiplexer
+    /// already flushes it with the read's other streams, once; from the turn's task each would flush alone.
     func journal(call: CallState, context: ChannelHandlerContext) {
         call.journalsInFlight += 1
         call.journalHandler = self
         let phase = call.record.phase
-        let holds = !(isHTTP2 && phase == .refusal)
-        guard runtime.journal.wouldRecord(phase: phase) else {
-            guard holds else { return call.journaled(.success(()), phase: phase) }
-            return loopMemo.turnEnd.hold(call, .success(()), phase: phase, on: context.eventLoop)
+        call.handingOver = !(isHTTP2 && phase == .refusal)
+        if runtime.journal.wouldRecord(phase: phase) {
+            runtime.journal.record(call.record, on: context.eventLoop, waiter: call)
+        } else {
+            call.journaled(.success(()), phase: phase)
         }
-        call.handingOver = holds
-        runtime.journal.record(call.record, on: context.eventLoop, waiter: call)
         call.handingOver = false
     }
 
