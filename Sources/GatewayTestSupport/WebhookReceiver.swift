@@ -73,8 +73,9 @@ public final class WebhookReceiver: Sendable {
     /// While hanging, every delivery is recorded (status 0) and never answered: the sender waits until its timeout.
     public func setHanging(_ hanging: Bool) { box.state.withLock { $0.hanging = hanging } }
 
-    /// Waits until `count` deliveries arrived (or the timeout passed), and returns what arrived.
-    public func waitFor(count: Int, timeout: Duration = .seconds(10)) async throws -> [Received] {
+    /// Waits until `count` deliveries arrived (or the timeout passed), and returns what arrived. The default is
+    /// generous for a loaded machine: the wait ends as soon as they are there.
+    public func waitFor(count: Int, timeout: Duration = .seconds(60)) async throws -> [Received] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let got = received

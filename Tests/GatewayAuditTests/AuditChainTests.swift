@@ -103,7 +103,9 @@ import Testing
             path: dir.path("audit.sqlite"), nodeID: "node-1", signer: Fixtures.signer, checkpointEveryRecords: 1000,
             checkpointEverySeconds: 0.2, checkpointFile: dir.path("checkpoints.jsonl"))
         try await Fixtures.write(writer, count: 3)
-        try await Task.sleep(for: .milliseconds(800))
+        // Due 0.2 s after the last write, but the worker's timer may fire much later on a loaded machine.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while writer.health.lastCheckpointSeq != 3 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(writer.health.lastCheckpointSeq == 3)
         let shipped = try AuditCheckpoint.readFile(dir.url.appendingPathComponent("checkpoints.jsonl"))
         #expect(shipped.last?.seq == 3)

@@ -79,6 +79,7 @@ import Testing
         let other = try DatabaseQueue(path: dir.path("audit.sqlite"))
         let holding = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
+        let released = DispatchSemaphore(value: 0)
         let holder = Thread {
             try? other.writeWithoutTransaction { db in
                 try db.execute(sql: "BEGIN IMMEDIATE")
@@ -86,13 +87,20 @@ import Testing
                 release.wait()
                 try db.execute(sql: "COMMIT")
             }
+            released.signal()
         }
         holder.start()
         holding.wait()
         await expectFailure(writer, index: 2)
         #expect(writer.health.lastError?.contains("locked") == true)
         release.signal()
-        try await Task.sleep(for: .milliseconds(100))
+        // The next write may wait only 0.2 s for the lock: it must be gone, however late the holder thread runs.
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                released.wait()
+                continuation.resume()
+            }
+        }
         try await Fixtures.write(writer, count: 1, start: 3)
         #expect(writer.health.isHealthy)
         await writer.shutdown()

@@ -17,10 +17,11 @@ struct LogWriterTests {
             handlerMetadata: ["node": "n1"], eventMetadata: metadata)
     }
 
-    /// Reads what arrived on `descriptor` until `lines` lines are there or two seconds pass.
+    /// Reads what arrived on `descriptor` until `lines` lines are there or 30 seconds pass: generous for a loaded
+    /// machine, and still well short of the urgent test's 60 s linger.
     static func read(_ descriptor: Int32, lines: Int) -> [String] {
         var data = [UInt8]()
-        let until = Date().addingTimeInterval(2)
+        let until = Date().addingTimeInterval(30)
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while data.filter({ $0 == UInt8(ascii: "\n") }).count < lines && Date() < until {
             var poll = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
@@ -87,8 +88,8 @@ struct LogWriterTests {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
         defer { close(fds[0]) }
-        // A linger long enough that a busy machine preempting this loop cannot split the batch, short of `read`'s 2 s.
-        let writer = LogWriter(descriptor: fds[1], capacity: 1_000, linger: .seconds(1))
+        // A linger long enough that a busy machine preempting this loop cannot split the batch, short of `read`'s 30 s.
+        let writer = LogWriter(descriptor: fds[1], capacity: 1_000, linger: .seconds(5))
         for index in 0..<50 { writer.enqueue(Self.line("line \(index)")) }
         let lines = Self.read(fds[0], lines: 50)
         #expect(lines.count == 50)
@@ -100,7 +101,7 @@ struct LogWriterTests {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
         defer { close(fds[0]) }
-        // A linger far beyond `read`'s two seconds: the lines arrive in time only if the warning ends it.
+        // A linger far beyond `read`'s 30 seconds: the lines arrive in time only if the warning ends it.
         let writer = LogWriter(descriptor: fds[1], capacity: 1_000, linger: .seconds(60))
         writer.enqueue(Self.line("before"))
         writer.enqueue(Self.line("problem", level: .warning))

@@ -259,13 +259,13 @@ struct FaultSuiteTests {
             let baseline = try await Self.warmUp(fx)
             try await gw.clearReceived()
             let client = fx.client()
-            // The key-less write's 429 names a date 5 s ahead, and the merchant is held here until that date, so the
+            // The key-less write's 429 names a date 15 s ahead, and the merchant is held here until that date, so the
             // next write is refused by the gateway itself, naming a wait longer than the 1 s it assumes when Klarna
-            // names none.
+            // names none (however slowly a loaded machine sends that write).
             try await Self.expectKlarna429sHandled(
                 fx, client: client,
                 keyedFault: #"{"kind": "error", "status": 429, "method": "POST", "count": 1, "delay_ms": 2000, "retry_after": "http-date"}"#,
-                keylessFault: #"{"kind": "error", "status": 429, "method": "POST", "count": 1, "delay_ms": 5000, "retry_after": "http-date"}"#,
+                keylessFault: #"{"kind": "error", "status": 429, "method": "POST", "count": 1, "delay_ms": 15000, "retry_after": "http-date"}"#,
                 reference: "dated", key: "caller-key-429-date")
             let next = Self.post(gw, "dated-held")
             let held = try await client.send(next.0, next.1, headers: next.2, body: next.3)
@@ -313,11 +313,14 @@ struct FaultSuiteTests {
         var settings = Self.base
         settings["KGW_LIMITS__MAX_IN_FLIGHT_REQUESTS"] = "2"
         settings["KGW_LIMITS__MAX_CONNECTIONS"] = "8"
+        // The harness's 5 s response-head limit would end the slow calls below; this is the shipped default.
+        settings["KGW_UPSTREAM__TIMEOUTS__RESPONSE_HEAD_MS"] = "60000"
         try await withFaultGateway(settings: settings, configure: Self.setUp) { fx in
             let gw = fx.gw
             let baseline = try await Self.warmUp(fx, concurrency: 2)
-            // Two slow calls fill the gateway; the rest are refused at once (the slow ones are still in flight).
-            try await gw.inject(#"{"kind": "latency", "method": "GET", "delay_ms": 3000}"#)
+            // Two slow calls fill the gateway; the rest are refused at once (the slow ones are still in flight: slow
+            // enough that a loaded machine cannot finish them before the refusals below).
+            try await gw.inject(#"{"kind": "latency", "method": "GET", "delay_ms": 15000}"#)
             async let slow = runLoad(fx, count: 2, concurrency: 2) { _ in Self.get(gw) }
             // Until both slow calls hold their place (a fixed pause let the POSTs below overtake them on a loaded
             // machine, and the slow calls were the ones refused).

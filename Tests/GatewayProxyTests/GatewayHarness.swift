@@ -220,14 +220,18 @@ final class GatewayHarness: Sendable {
     /// Waits until the gateway serves a snapshot built from the store as it is now.
     func waitForReload() async throws {
         let target = try await admin.store.generation()
-        let deadline = ContinuousClock.now + .seconds(15)
+        let deadline = ContinuousClock.now + .seconds(120)
         while service.snapshotGeneration < target {
-            guard ContinuousClock.now < deadline else { throw ReloadTimeout() }
+            guard ContinuousClock.now < deadline else { throw ReloadTimeout(target: target, serving: service.snapshotGeneration) }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
 
-    struct ReloadTimeout: Error {}
+    struct ReloadTimeout: Error, CustomStringConvertible {
+        let target: Int64
+        let serving: Int64
+        var description: String { "the gateway still serves store generation \(serving), waiting for \(target)" }
+    }
 
     func stop() async {
         runner.cancel()

@@ -121,7 +121,8 @@ struct WebhookEndToEndTests {
             let notEnvelope = Array(#"{"metadata":{"event_type":"x"}}"#.utf8)
             let handSigned = KlarnaWebhookSignature.sign(body: notEnvelope, secret: Secret("PLANTEDhandKEYsecret0b9f2e"))
             var answered = 0
-            for _ in 0..<100 where answered != 400 {
+            let keyReloaded = ContinuousClock.now + .seconds(60)
+            while answered != 400 && ContinuousClock.now < keyReloaded {
                 let client = hooks.webhookClient()
                 answered = (try? await client.send("POST", "/klarna/webhooks/acq", headers: [("Klarna-Signing-Key-Id", "hand-key-1"), ("Klarna-Signature", handSigned)], body: notEnvelope))?.status ?? 0
                 try? await client.close()
@@ -229,7 +230,7 @@ struct WebhookEndToEndTests {
             #expect(await first.waitForClose())
             // The place the first one held is free again.
             var answered = false
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(60)
             while !answered && ContinuousClock.now < deadline {
                 let again = try await RawConnection.open(port: hooks.webhooksPort, tls: tls)
                 await again.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
