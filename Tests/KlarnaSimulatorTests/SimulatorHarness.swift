@@ -53,12 +53,36 @@ final class SimulatorHarness: Sendable {
         control = TestHTTPClient(port: server.controlPort, tls: nil)
     }
 
-    /// An API call with the acquirer's raw-key Basic header unless told otherwise.
-    func call(_ method: String, _ path: String, json: JSONValue? = nil, key: String? = SimulatorHarness.acquirerKey, headers: [(String, String)] = []) async throws -> TestHTTPResponse {
+    /// An API call with the acquirer's raw-key Basic header unless told otherwise, on `client` or else on `api`.
+    func call(
+        _ method: String, _ path: String, json: JSONValue? = nil, key: String? = SimulatorHarness.acquirerKey, headers: [(String, String)] = [],
+        on client: TestHTTPClient? = nil
+    ) async throws -> TestHTTPResponse {
         var all = headers
         if let key { all.append(("Authorization", "Basic \(key)")) }
         if json != nil { all.append(("Content-Type", "application/json")) }
-        return try await api.send(method, path, headers: all, body: json?.bytes)
+        return try await (client ?? api).send(method, path, headers: all, body: json?.bytes)
+    }
+
+    /// `count` API calls sent at once, each on a connection of its own (`api` takes one exchange at a time): a limit
+    /// per second is reached this way however slowly a loaded machine runs calls sent one after another.
+    func callsAtOnce(_ count: Int, _ method: String, json: JSONValue? = nil, path: @escaping @Sendable (Int) -> String) async throws -> [TestHTTPResponse] {
+        try await withThrowingTaskGroup(of: TestHTTPResponse.self) { group in
+            for index in 0..<count {
+                group.addTask {
+                    let client = TestHTTPClient(port: self.server.port, tls: self.tls)
+                    do {
+                        let response = try await self.call(method, path(index), json: json, on: client)
+                        try await client.close()
+                        return response
+                    } catch {
+                        try? await client.close()
+                        throw error
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
     }
 
     func controlCall(_ method: String, _ path: String, json: JSONValue? = nil) async throws -> TestHTTPResponse {
