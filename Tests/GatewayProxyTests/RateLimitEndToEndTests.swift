@@ -65,23 +65,6 @@ struct RateLimitEndToEndTests {
         return tally.withLockedValue { $0 }
     }
 
-    /// How many of the calls sent at `sent` an exact GCRA at the merchant's limit admits.
-    static func gcraAdmissions(_ sent: [ContinuousClock.Instant]) -> Int {
-        let gcra = GCRA(rate: rate, burst: burst)
-        guard let origin = sent.min() else { return 0 }
-        var tat: Int64?
-        var admitted = 0
-        for instant in sent.sorted() {
-            let offset = instant - origin
-            let now = offset.components.seconds * 1_000_000_000 + offset.components.attoseconds / 1_000_000_000
-            if gcra.earliest(tat: tat) <= now {
-                tat = gcra.advance(tat: tat, at: now)
-                admitted += 1
-            }
-        }
-        return admitted
-    }
-
     /// The slack allowed between what the gateway admitted and what an exact GCRA admits of the same load.
     static func slack(_ ideal: Int) -> Int { max(2, Int((Double(ideal) * 0.02).rounded(.up))) }
 
@@ -101,13 +84,13 @@ struct RateLimitEndToEndTests {
             #expect(Double(busy.ok) <= ceiling + 1, "admitted \(busy.ok), ceiling \(ceiling) over \(seconds) s")
             // And within 2% of what an exact GCRA admits of the load as it was actually offered (the clients stall
             // on a loaded machine; the gateway must not be blamed for load that never arrived).
-            let ideal = Self.gcraAdmissions(busy.sent)
+            let ideal = GCRA(rate: Self.rate, burst: Self.burst).admissions(of: busy.sent)
             #expect(busy.other.isEmpty, "unexpected statuses \(busy.other)")
             #expect(abs(busy.ok - ideal) <= Self.slack(ideal), "admitted \(busy.ok), an exact GCRA admits \(ideal)")
             #expect(busy.ok + busy.limited == 500)
             // The neighbour's one lane stalls too, then catches up in a burst its own limit may trim: held to what an
             // exact GCRA admits of its own load, it lost no room to the hot merchant.
-            let quietIdeal = Self.gcraAdmissions(quiet.sent)
+            let quietIdeal = GCRA(rate: Self.rate, burst: Self.burst).admissions(of: quiet.sent)
             #expect(quiet.ok + quiet.limited == 50 && quiet.other.isEmpty, "neighbour: \(quiet)")
             #expect(abs(quiet.ok - quietIdeal) <= Self.slack(quietIdeal), "neighbour admitted \(quiet.ok), an exact GCRA admits \(quietIdeal)")
             let klarnaStatuses = try await gw.received().compactMap { $0["status"]?.intValue }

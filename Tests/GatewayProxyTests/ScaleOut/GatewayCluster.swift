@@ -313,24 +313,6 @@ struct ClusterLoad: Sendable {
         return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
-    /// What one exact GCRA admits of these calls at the times they were sent: the most any limiter could admit
-    /// of the load as it was really offered (a loaded machine makes clients late).
-    func exactGCRA(_ gcra: GCRA) -> Int {
-        let all = sent
-        guard let origin = all.first else { return 0 }
-        var tat: Int64?
-        var admitted = 0
-        for instant in all {
-            let offset = instant - origin
-            let now = offset.components.seconds * 1_000_000_000 + offset.components.attoseconds / 1_000_000_000
-            if gcra.earliest(tat: tat) <= now {
-                tat = gcra.advance(tat: tat, at: now)
-                admitted += 1
-            }
-        }
-        return admitted
-    }
-
     /// Offers `perSecond` reads of `merchant` (account `account`) to each of `nodes` for `duration`, from `lanes`
     /// connections per node, calls spaced evenly and the nodes interleaved.
     static func drive(

@@ -44,7 +44,7 @@ struct ScaleOutTests {
             // 5x the limit in all, a third through each instance, for 10 s.
             let load = try await ClusterLoad.drive(nodes, merchant: "m1", account: "M1", perSecond: Self.rate * 5 / 3, duration: .seconds(10))
             let ceiling = Double(Self.burst) + Self.rate * load.span
-            let exact = load.exactGCRA(Self.gcra)
+            let exact = Self.gcra.admissions(of: load.sent)
             let perNode = (0..<nodes.count).map { load.tallies[$0]?.admitted ?? 0 }
             print(
                 "scale-out: admitted \(load.admitted) of \(load.admitted + load.limited) over \(String(format: "%.2f", load.span)) s "
