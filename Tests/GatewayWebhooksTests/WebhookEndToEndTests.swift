@@ -274,7 +274,10 @@ struct WebhookEndToEndTests {
         .timeLimit(.minutes(4)))
     func killedInstanceTakenOver() async throws {
         let database = try await webhookTestDatabase("kgw_webhooks_e2e_")
-        try await withWebhooks(storage: database) { hooks in
+        // Short leases here, so that the takeover comes within seconds; the other tests keep the harness's long ones,
+        // which a stalled machine's slow answer cannot outlast (a delivery timed out or re-claimed is delivered twice).
+        let shortLeases = ["KGW_WEBHOOKS__LEASE_SECONDS": "3", "KGW_WEBHOOKS__TIMEOUT_MS": "2000"]
+        try await withWebhooks(environment: shortLeases, storage: database) { hooks in
             let secret = "PLANTEDclusterSIGNINGsecret5e7d"
             try await hooks.addKnownKey(id: "cluster-key", secret: secret)
             // Instance A receives everything and starts delivering into a receiver that never answers: its

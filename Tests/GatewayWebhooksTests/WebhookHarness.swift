@@ -120,8 +120,8 @@ final class WebhookHarness: Sendable {
               backoff_cap_ms: 300
               max_attempts: 10000
               poll_interval_ms: 50
-              timeout_ms: 2000
-              lease_seconds: 3
+              timeout_ms: 20000
+              lease_seconds: 30
               breaker_failures: 3
               breaker_open_ms: 100
               ca_file: internal-ca.pem
