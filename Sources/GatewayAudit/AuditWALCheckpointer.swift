@@ -23,11 +23,14 @@ import Synchronization
 /// copies the whole log, which under load is only that restart: everything the passive ones had copied since the
 /// last restart was then synced inside the writer's turn (65–125 ms on the benchmark machine, most of `commit`'s
 /// p99). So each passive checkpoint is followed by a sync of the database file here, off the writer's turn, and the
-/// restart is preceded by one more of each: the writer waits only for what it committed in those milliseconds.
-/// Durability is unchanged: a commit is durable in the log (`commit`: against a crash of the process, `fsync`:
-/// against power loss) whoever copies it later.
+/// restart is preceded by one more of each: the writer waits only for what it committed in those milliseconds. The
+/// sync goes through SQLite's own handle of the file (a descriptor of the checkpointer's own would, once closed,
+/// drop every POSIX lock the process holds on the file, other connections' included). A sync that fails stops the
+/// checkpoints for good: a later sync could report success over pages the kernel failed to write, and a restart
+/// would then discard the only good copy of them, in the log. Durability is unchanged: a commit is durable in the
+/// log (`commit`: against a crash of the process, `fsync`: against power loss) whoever copies it later.
 final class AuditWALCheckpointer: @unchecked Sendable {
-    // @unchecked: `database` and `databaseFile` are used on `queue` only; `pending` is atomic.
+    // @unchecked: `database` and `syncFailed` are used on `queue` only; `pending` is atomic.
 
     /// Log pages written since the last checkpoint after which the writer asks for the next (SQLite's own
     /// default threshold).
@@ -39,8 +42,8 @@ final class AuditWALCheckpointer: @unchecked Sendable {
     static let writerFallbackFrames: Int32 = 64_000
 
     private let database: DatabaseQueue
-    /// The database file, opened here only to sync what the passive checkpoints copied into it.
-    private let databaseFile: FileHandle
+    /// Set once a sync of the database file failed: no checkpoint runs after it.
+    private var syncFailed = false
     private let logger: Logger
     private let queue = DispatchQueue(label: "audit-wal-checkpointer")
     private let pending = Atomic<Bool>(false)
@@ -67,8 +70,6 @@ final class AuditWALCheckpointer: @unchecked Sendable {
         configuration.busyMode = .timeout(restartWait)
         configuration.label = "audit-checkpointer"
         database = try DatabaseQueue(path: path, configuration: configuration)
-        guard let file = FileHandle(forReadingAtPath: path) else { throw AuditError.io("cannot open \(path) to sync it") }
-        databaseFile = file
     }
 
     /// Makes `connection` report its log's length here after each commit; SQLite's automatic checkpoint on that
@@ -113,19 +114,17 @@ final class AuditWALCheckpointer: @unchecked Sendable {
 
     /// Closes the connection once the checkpoints asked for have run.
     func close() {
-        queue.sync {
-            try? database.close()
-            try? databaseFile.close()
-        }
+        queue.sync { try? database.close() }
     }
 
     private func run() {
         pending.store(false, ordering: .releasing)
+        guard !syncFailed else { return }
         do {
             let passive = try copyAndSync()
             if passive.logFrames >= restartFrames {
                 // Once more, so that the restart, which holds the writer's commits, copies and syncs only what was
-                // committed during that first copy and sync.
+                // committed during this second copy and sync.
                 _ = try copyAndSync()
                 if try turn.withLock({ try checkpoint("RESTART") }).busy {
                     let deferred = stats.withLock { stats in
@@ -148,6 +147,12 @@ final class AuditWALCheckpointer: @unchecked Sendable {
                 return stats.lastError != nil
             }
             if recovered { logger.notice("audit log checkpoints work again") }
+        } catch let failure as SyncFailure {
+            syncFailed = true
+            stats.withLock { $0.lastError = failure.description }
+            logger.critical(
+                "audit store file could not be synced: checkpoints stopped, so the log keeps every record since; check the disk, then restart the gateway",
+                metadata: ["error": "\(failure)"])
         } catch {
             // The writer's fallback bounds the log meanwhile; the next nudge tries again.
             let first = stats.withLock { stats in
@@ -163,9 +168,28 @@ final class AuditWALCheckpointer: @unchecked Sendable {
         let passive = try checkpoint("PASSIVE")
         copiedFrames.store(Int32(clamping: passive.logFrames), ordering: .relaxed)
         stats.withLock { $0.passive += 1 }
-        try databaseFile.synchronize()
+        try syncDatabaseFile()
         stats.withLock { $0.syncs += 1 }
         return passive
+    }
+
+    /// A sync of the database file that failed: the kernel may not have written what the checkpoints copied.
+    private struct SyncFailure: Error, CustomStringConvertible {
+        let code: Int32
+        var description: String { "sync of the audit store failed (SQLite error \(code))" }
+    }
+
+    /// Syncs the database file through this connection's own handle of it, as SQLite's checkpoint would.
+    private func syncDatabaseFile() throws {
+        try database.writeWithoutTransaction { db in
+            var file: UnsafeMutablePointer<sqlite3_file>?
+            let found = sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_FILE_POINTER, &file)
+            guard found == SQLITE_OK, let file, let sync = file.pointee.pMethods?.pointee.xSync else {
+                throw SyncFailure(code: found)
+            }
+            let synced = sync(file, SQLITE_SYNC_NORMAL)
+            guard synced == SQLITE_OK else { throw SyncFailure(code: synced) }
+        }
     }
 
     /// Runs `PRAGMA wal_checkpoint(mode)`: whether it could not finish within `restartWait` (a restart only: the

@@ -39,7 +39,7 @@ import Testing
         }
         let counts = checkpointer.counts
         #expect(counts.passive >= 2)
-        // Each copy is synced into the database file outside the writer's turn, so a restart syncs only its own few pages.
+        // Each copy is followed by a sync of the database file outside the writer's turn (counted once it succeeded).
         #expect(counts.syncs == counts.passive)
         #expect(counts.lastError == nil)
         // About 2,700 frames were written; started over at 400 (plus what came during a checkpoint), the log
