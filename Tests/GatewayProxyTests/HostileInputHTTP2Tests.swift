@@ -41,6 +41,12 @@ struct HostileInputHTTP2Tests {
         return goAway.payload[4..<8].reduce(0) { $0 << 8 | UInt32($1) }
     }
 
+    /// The last stream id of the first GOAWAY in `bytes`: the highest stream the server took up.
+    static func goAwayLastStream(in bytes: [UInt8]) -> UInt32? {
+        guard let goAway = frames(in: bytes).first(where: { $0.type == 0x07 }), goAway.payload.count >= 8 else { return nil }
+        return goAway.payload[0..<4].reduce(0) { $0 << 8 | UInt32($1) } & 0x7fff_ffff
+    }
+
     static func h2(_ gw: GatewayHarness) async throws -> RawConnection {
         try await RawConnection.open(port: gw.httpsPort, tls: gw.rawTLS(alpn: ["h2"]))
     }
