@@ -15,6 +15,21 @@ struct HTTP2IdleTimeoutTests {
             + [UInt8(value.utf8.count)] + Array(value.utf8)
     }
 
+    /// A new connection whose one stream reads the seeded transaction, and what its answer's body was once it ended,
+    /// the connection closed, or 30 s passed.
+    static func slowStream(_ gw: GatewayHarness, token: String) async throws -> (RawConnection, String) {
+        let connection = try await RawConnection.open(port: gw.httpsPort, tls: gw.rawTLS(alpn: ["h2"]))
+        await connection.send(H2.preface + H2.frame(type: 0x04) + H2.frame(type: 0x04, flags: 0x01)
+            + H2.frame(type: 0x01, flags: 0x05, stream: 1, payload: authorizedGet(path: seedTransaction, token: token)))
+        var body = ""
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !body.contains("}") && !connection.isClosed && ContinuousClock.now < deadline {
+            body = H2.frames(in: connection.received).filter { $0.type == 0x00 }.map { String(decoding: $0.payload, as: UTF8.self) }.joined()
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return (connection, body)
+    }
+
     @Test("an answered stream, then silence: GOAWAY NO_ERROR and the connection closes; a slow stream is not cut", .timeLimit(.minutes(2)))
     func idleConnectionIsClosed() async throws {
         try await withGateway(limits: "idle_timeout_ms: 2500") { gw in
@@ -25,27 +40,13 @@ struct HTTP2IdleTimeoutTests {
                 "POST", "/control/faults", headers: [("Content-Type", "application/json")],
                 body: Array(#"{"kind": "latency", "delay_ms": 6000, "count": 1}"#.utf8))
             let token = try #require(gw.tokens["checkout"])
-            var connection: RawConnection
-            var body = ""
-            var tries = 0
+            var (connection, body) = try await Self.slowStream(gw, token: token)
             // The stream goes with the preface, yet a machine starved by the full suite once held it past the idle
             // timeout, which then rightly closed a connection with no stream (its GOAWAY names stream 0): opened again.
-            repeat {
-                tries += 1
-                connection = try await RawConnection.open(port: gw.httpsPort, tls: gw.rawTLS(alpn: ["h2"]))
-                await connection.send(H2.preface + H2.frame(type: 0x04) + H2.frame(type: 0x04, flags: 0x01)
-                    + H2.frame(type: 0x01, flags: 0x05, stream: 1, payload: Self.authorizedGet(path: seedTransaction, token: token)))
-                let deadline = ContinuousClock.now + .seconds(30)
-                while !body.contains("}") && !connection.isClosed && ContinuousClock.now < deadline {
-                    body = H2.frames(in: connection.received).filter { $0.type == 0x00 }.map { String(decoding: $0.payload, as: UTF8.self) }.joined()
-                    try await Task.sleep(for: .milliseconds(20))
-                }
-                if body.isEmpty && connection.isClosed && H2.goAwayLastStream(in: connection.received) == 0 && tries < 3 {
-                    await connection.close()
-                    continue
-                }
-                break
-            } while true
+            for _ in 1..<3 where body.isEmpty && connection.isClosed && H2.goAway(in: connection.received)?.lastStream == 0 {
+                await connection.close()
+                (connection, body) = try await Self.slowStream(gw, token: token)
+            }
             #expect(body.contains("seed-M1"), "the slow stream got no answer before the connection closed: \(body.prefix(200))")
             // The idle timeout runs from the answer's end, so a GOAWAY may be here already when this task, kept off
             // the CPU by the full suite, looks late: read by order, not by time, it must follow the answer's last frame.

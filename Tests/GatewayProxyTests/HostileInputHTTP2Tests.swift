@@ -35,17 +35,15 @@ struct HostileInputHTTP2Tests {
         return frames
     }
 
-    /// The GOAWAY error code the server sent, if any.
-    static func goAwayCode(in bytes: [UInt8]) -> UInt32? {
+    /// The first GOAWAY the server sent, if any: the highest stream it took up, and its error code.
+    static func goAway(in bytes: [UInt8]) -> (lastStream: UInt32, code: UInt32)? {
         guard let goAway = frames(in: bytes).first(where: { $0.type == 0x07 }), goAway.payload.count >= 8 else { return nil }
-        return goAway.payload[4..<8].reduce(0) { $0 << 8 | UInt32($1) }
+        let word = { (at: Int) in goAway.payload[at..<at + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) } }
+        return (word(0) & 0x7fff_ffff, word(4))
     }
 
-    /// The last stream id of the first GOAWAY in `bytes`: the highest stream the server took up.
-    static func goAwayLastStream(in bytes: [UInt8]) -> UInt32? {
-        guard let goAway = frames(in: bytes).first(where: { $0.type == 0x07 }), goAway.payload.count >= 8 else { return nil }
-        return goAway.payload[0..<4].reduce(0) { $0 << 8 | UInt32($1) } & 0x7fff_ffff
-    }
+    /// The GOAWAY error code the server sent, if any.
+    static func goAwayCode(in bytes: [UInt8]) -> UInt32? { goAway(in: bytes)?.code }
 
     static func h2(_ gw: GatewayHarness) async throws -> RawConnection {
         try await RawConnection.open(port: gw.httpsPort, tls: gw.rawTLS(alpn: ["h2"]))
