@@ -62,7 +62,7 @@ final class GatewayHarness: Sendable {
         access: String = defaultAccess, rateLimits: String? = nil, releases: String? = nil,
         simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil,
         auditPath: String? = nil, limits: String? = nil, tracing: String? = nil, metrics: GatewayMetrics = .disabled,
-        environment: [String: String]? = nil
+        environment: [String: String]? = nil, responseTimeoutMs: Int = 5000
     ) async throws -> GatewayHarness {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kgw-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -113,7 +113,7 @@ final class GatewayHarness: Sendable {
               ca_file: klarna-ca.pem
               egress: [{host: "localhost:\(simulator.port)", environment: test}]
               integrator: {name: harness, module_name: klarna-gateway, module_version: "0.0.0"}
-              response_timeout_ms: 5000
+              response_timeout_ms: \(responseTimeoutMs)
             reload_interval_ms: 100
             audit: {path: "\(auditPath ?? "audit.sqlite")", checkpoint_every_records: 50}
             \(limits.map { "limits: {\($0)}" } ?? "")
@@ -249,11 +249,12 @@ func withGateway(
     access: String = GatewayHarness.defaultAccess, rateLimits: String? = nil, releases: String? = nil,
     simulatorRateLimits: SimulatorConfiguration.RateLimits = .unlimited, partnerBaseURL: String? = nil, auditPath: String? = nil,
     limits: String? = nil, tracing: String? = nil, metrics: GatewayMetrics = .disabled, environment: [String: String]? = nil,
-    _ body: (GatewayHarness) async throws -> Void
+    responseTimeoutMs: Int = 5000, _ body: (GatewayHarness) async throws -> Void
 ) async throws {
     let harness = try await GatewayHarness.start(
         access: access, rateLimits: rateLimits, releases: releases, simulatorRateLimits: simulatorRateLimits, partnerBaseURL: partnerBaseURL,
-        auditPath: auditPath, limits: limits, tracing: tracing, metrics: metrics, environment: environment)
+        auditPath: auditPath, limits: limits, tracing: tracing, metrics: metrics, environment: environment,
+        responseTimeoutMs: responseTimeoutMs)
     do {
         try await body(harness)
     } catch {

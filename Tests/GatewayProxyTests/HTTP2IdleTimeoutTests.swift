@@ -21,13 +21,16 @@ struct HTTP2IdleTimeoutTests {
         let connection = try await RawConnection.open(port: gw.httpsPort, tls: gw.rawTLS(alpn: ["h2"]))
         await connection.send(H2.preface + H2.frame(type: 0x04) + H2.frame(type: 0x04, flags: 0x01)
             + H2.frame(type: 0x01, flags: 0x05, stream: 1, payload: authorizedGet(path: seedTransaction, token: token)))
-        var body = ""
+        // Read after each wait, not before it: a task the full suite keeps off the CPU can sleep through the answer
+        // and the idle close after it, and a body read before that sleep would miss an answer that came.
+        func body() -> String {
+            H2.frames(in: connection.received).filter { $0.type == 0x00 }.map { String(decoding: $0.payload, as: UTF8.self) }.joined()
+        }
         let deadline = ContinuousClock.now + .seconds(30)
-        while !body.contains("}") && !connection.isClosed && ContinuousClock.now < deadline {
-            body = H2.frames(in: connection.received).filter { $0.type == 0x00 }.map { String(decoding: $0.payload, as: UTF8.self) }.joined()
+        while !body().contains("}") && !connection.isClosed && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        return (connection, body)
+        return (connection, body())
     }
 
     @Test("an answered stream, then silence: GOAWAY NO_ERROR and the connection closes; a slow stream is not cut", .timeLimit(.minutes(2)))
