@@ -107,6 +107,8 @@ import Testing
         let deadline = ContinuousClock.now + .seconds(30)
         while writer.health.lastCheckpointSeq != 3 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(writer.health.lastCheckpointSeq == 3)
+        // The file is appended off the writer's thread; `flush` waits for it.
+        await writer.flush()
         let shipped = try AuditCheckpoint.readFile(dir.url.appendingPathComponent("checkpoints.jsonl"))
         #expect(shipped.last?.seq == 3)
         await writer.shutdown()

@@ -4,6 +4,7 @@
 #   bench/profile/record.sh OUT [MODE] [LEVEL]     MODE: off (default) or an audit mode; LEVEL: warning (default)
 #   EXTRA="KGW_TRACING__ENABLED=true KGW_TRACING__ENDPOINT=…" bench/profile/record.sh OUT   (more environment)
 #   KGW_BIN=/path/to/klarna-gateway bench/profile/record.sh OUT                           (another build)
+#   URL=https://127.0.0.1:18443 bench/profile/record.sh OUT commit                         (the HTTPS listener)
 # Needs perf (Debian's linux-perf), nginx, wrk and openssl, and a release build (made if missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd); root=$(cd "$here/.." && pwd)
@@ -19,10 +20,11 @@ kgw_provision "$W/gateway" gateway.sqlite >/dev/null
 trap 'stop_gateway; "$peer/peer.sh" stop >/dev/null 2>&1' EXIT
 start_gateway "${2:-off}" "" KGW_LOG_LEVEL="${3:-warning}" ${EXTRA:-}
 # A warm-up, then 8 s of samples inside a 9 s run, so the recording sees load from its first to its last sample.
-timeout 15 wrk -t1 -c64 -d2s -s "$peer/load.lua" http://127.0.0.1:18080 >/dev/null 2>&1
+url=${URL:-http://127.0.0.1:18080}
+timeout 15 wrk -t1 -c64 -d2s -s "$peer/load.lua" "$url" >/dev/null 2>&1
 perf record -F 1999 -g -p "$pid" -o "$out.data" -- sleep 8 >/dev/null 2>&1 &
 recording=$!
-timeout 30 wrk -t1 -c64 -d9s --latency -s "$peer/load.lua" http://127.0.0.1:18080 | grep -E "Requests/sec|Non-2xx|^ +99%"
+timeout 30 wrk -t1 -c64 -d9s --latency -s "$peer/load.lua" "$url" | grep -E "Requests/sec|Non-2xx|^ +99%"
 wait $recording || true
 perf script -i "$out.data" > "$out.txt" 2>/dev/null
 echo "samples in $out.txt: bench/profile/attribute.py $out.txt modules"
