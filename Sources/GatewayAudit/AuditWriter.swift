@@ -560,9 +560,9 @@ public final class AuditWriter: @unchecked Sendable {
     /// Notes a stored checkpoint and has it appended to the shippable file, off the writer's thread.
     ///
     /// The line is appended and synced on a queue of its own, in the order the checkpoints were made: the sync took
-    /// 2–17 ms on the benchmark machine's disk, once 292 ms, and on the writer's thread every call behind it waited
-    /// that long (docs/performance.md, the audit trail's sixteenth round). The checkpoint is already in the store,
-    /// committed with the records it covers; `flush` and `shutdown` wait for the file too.
+    /// 2–17 ms on the benchmark machine's disk, once 292 and once 481 ms, and on the writer's thread every call behind
+    /// it waited that long (docs/performance.md, the audit trail's sixteenth round). The checkpoint is already in the
+    /// store, committed with the records it covers; `flush` and `shutdown` wait for the file too.
     private func published(_ checkpoint: AuditCheckpoint) {
         lastCheckpointSeq = checkpoint.seq
         lastCheckpointTime = Date()

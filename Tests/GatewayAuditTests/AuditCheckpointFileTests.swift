@@ -25,7 +25,7 @@ struct AuditCheckpointFileTests {
 
         // A reader lets the file move: the five lines arrive, in the order they were signed.
         let reader = open(fifo, O_RDONLY | O_NONBLOCK)
-        #expect(reader >= 0)
+        try #require(reader >= 0)
         defer { close(reader) }
         let shipped = Task { () -> String in
             var text = ""
