@@ -24,16 +24,11 @@ struct AuditPackedRecords: Sendable {
     /// The number of records.
     var count: Int { starts.count }
 
-    /// Keeps room for as many records as `other` holds.
+    /// Keeps room for as many records, and bytes, as `other` holds: its bytes, not its capacity, so that after a burst
+    /// the next batches' buffers come back down to what they hold.
     mutating func reserveCapacity(like other: AuditPackedRecords) {
-        if let capacity = other.storage?.capacity { storage = Storage(capacity: capacity) }
+        if let used = other.storage?.count { storage = Storage(capacity: used) }
         starts.reserveCapacity(other.starts.count)
-    }
-
-    /// Drops the records and keeps the buffers for the next ones (a shared buffer is left to its other holder).
-    mutating func removeAll() {
-        if isKnownUniquelyReferenced(&storage) { storage?.count = 0 } else { storage = nil }
-        starts.removeAll(keepingCapacity: true)
     }
 
     /// Packs `record`'s fields in canonical order: the packing side of `AuditEntry.init(_:nodeID:)`, which a test

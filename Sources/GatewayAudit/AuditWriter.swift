@@ -41,9 +41,6 @@ public final class AuditWriter: @unchecked Sendable {
     /// What one event loop recorded in one tick (or one record from a caller off its loop).
     struct LoopBatch {
         let loop: any EventLoop
-        /// The loop's queue the records came from, which takes their emptied buffer back; nil off the loops. Weak:
-        /// the queue holds its own batch.
-        weak var queue: LoopQueue?
         var records = AuditPackedRecords()
         /// Empty in `async` mode, where callers are answered on enqueue.
         var completions: [Completion] = []
@@ -57,20 +54,10 @@ public final class AuditWriter: @unchecked Sendable {
         private let lock = NIOLock()
         private var batch: LoopBatch
         private var handOverScheduled = false
-        /// A buffer the writer wrote and gave back, emptied: the next batch packs into it instead of a new one.
-        private var spare: AuditPackedRecords?
 
         init(loop: any EventLoop) {
             self.loop = loop
             batch = LoopBatch(loop: loop)
-            batch.queue = self
-        }
-
-        /// Takes back a buffer the writer is done with (called on the writer's thread).
-        func recycle(_ records: consuming AuditPackedRecords) {
-            var records = records
-            records.removeAll()
-            lock.withLock { spare = records }
         }
 
         /// Packs a record; true when the caller must schedule the hand-over at the end of the loop's tick.
@@ -90,12 +77,11 @@ public final class AuditWriter: @unchecked Sendable {
             lock.withLock {
                 if scheduled { handOverScheduled = false }
                 guard batch.records.count > 0 else { return nil }
-                var next = LoopBatch(loop: loop, queue: self)
-                if let recycled = spare.take() {
-                    next.records = recycled
-                } else {
-                    next.records.reserveCapacity(like: batch.records)
-                }
+                // A new buffer, not the one the writer read last: packing into memory fresh to this core, rather than
+                // into lines the writer's core last held, gave `commit` 3% more calls per second for the few
+                // allocations a batch makes (docs/performance.md, audit trail, sixteenth round).
+                var next = LoopBatch(loop: loop)
+                next.records.reserveCapacity(like: batch.records)
                 next.completions.reserveCapacity(batch.completions.count)
                 swap(&next, &batch)
                 return next
@@ -449,14 +435,6 @@ public final class AuditWriter: @unchecked Sendable {
             complete(batches, with: .failure(AuditError.unavailable(reason)))
         case .success(let checkpoint):
             recordSuccess(seq: chain.seq)
-            // The loops' buffers go back to them emptied (the backlog's, written first, came from batches before).
-            let first = segments.count - batches.count
-            for index in batches.indices {
-                guard let queue = batches[index].queue else { continue }
-                var records = AuditPackedRecords()
-                swap(&records, &segments[first + index])
-                queue.recycle(records)
-            }
             complete(batches, with: .success(()))
             if let checkpoint { published(checkpoint) }
         }
