@@ -13,7 +13,8 @@ struct AuditCheckpointFileTests {
     func stuckCheckpointFileDoesNotHoldCommits() async throws {
         let dir = try TempDir()
         let fifo = dir.path("checkpoints.jsonl")
-        #expect(mkfifo(fifo, 0o600) == 0, "mkfifo: \(String(cString: strerror(errno)))")
+        // Required: without the FIFO the writer would make a plain file, and nothing would be stuck.
+        try #require(mkfifo(fifo, 0o600) == 0, "mkfifo: \(String(cString: strerror(errno)))")
         let writer = Fixtures.writer(dir, checkpointEvery: 2)
         // Checkpoints at 2, 4, 6, 8 and 10, each stuck behind the first one's open.
         try await Fixtures.write(writer, count: 10)
